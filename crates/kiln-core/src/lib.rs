@@ -1,0 +1,28 @@
+//! The shared vocabulary of kiln.
+//!
+//! Every other kiln crate speaks in these types, so that no crate needs
+//! another crate's internals to describe an image:
+//!
+//! - [`ImageRef`]: an image reference parsed and normalized by docker's rules
+//!   (`nginx` → `docker.io/library/nginx:latest`).
+//! - [`Digest`]: a content digest (`sha256:<hex>`), and [`Sha256Writer`] to
+//!   compute one while bytes stream past.
+//! - [`Platform`]: os/architecture/variant, and the host's.
+//! - [`ErrorKind`]: the coarse classes every crate's error maps to; the binary
+//!   turns them into exit codes.
+//! - [`media_types`]: the OCI and Docker media type strings.
+//!
+//! The OCI data types themselves come from the `oci-spec` crate and are
+//! re-exported as [`oci`].
+
+mod digest;
+mod error;
+pub mod media_types;
+mod platform;
+mod reference;
+
+pub use digest::{Algorithm, Digest, DigestError, Sha256Writer};
+pub use error::ErrorKind;
+pub use oci_spec::image as oci;
+pub use platform::Platform;
+pub use reference::{ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG};
