@@ -1,1 +1,26 @@
+//! Layers as tar streams.
+//!
+//! - [`Compression`] and [`decompress`]: detect gzip / zstd / plain by magic
+//!   bytes and read any of them as a plain tar.
+//! - [`LayerWriter`]: takes an uncompressed tar stream and writes it
+//!   compressed, computing the layer's diff_id (sha256 of the uncompressed
+//!   tar) and uncompressed size in the same pass; the compressed digest is
+//!   computed by whoever receives the bytes (the store's ingest), so no byte
+//!   is hashed twice and no temporary uncompressed copy is made.
+//! - [`copy_checked_tar`]: copies a tar stream byte for byte while parsing
+//!   it, so malformed archives and entries that would escape the root are
+//!   rejected before anything is committed.
+//! - [`PipeWriter`]: runs a writer (typically a compressor) on its own
+//!   thread, so reading/hashing and compressing use both cores.
 
+mod check;
+mod compression;
+mod error;
+mod pipe;
+mod writer;
+
+pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
+pub use compression::{decompress, Compression};
+pub use error::LayerError;
+pub use pipe::PipeWriter;
+pub use writer::{LayerWriter, WrittenLayer};

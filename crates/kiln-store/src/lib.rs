@@ -1,1 +1,119 @@
+//! kiln's local content store.
+//!
+//! The store root **is an OCI image layout** (`oci-layout`, `index.json`,
+//! `blobs/sha256/<hex>`), so skopeo, umoci and any other OCI tool read it
+//! directly. Around the layout kiln keeps:
+//!
+//! - `ingest/`: blobs being written ([`BlobWriter`]); renamed into `blobs/`
+//!   only after their digest and size are verified and fsync'd;
+//! - `locks/`: the index lock and the GC lease (see [`lock`]);
+//! - `metadata/layers/`: per-layer facts that are costly to recompute
+//!   (diff_id, uncompressed size).
+//!
+//! Main types: [`Store`] (open a root, read/update the index, resolve images,
+//! GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
+//! manifests), [`Image`] (a manifest with its config).
+//!
+//! Crash safety: blobs appear atomically, index.json is replaced atomically
+//! after every blob it names is durable, and deletions happen only under the
+//! exclusive GC lock. A process killed at any point leaves at worst stale
+//! ingest files and unreferenced blobs, which GC removes.
 
+mod blobs;
+mod error;
+mod gc;
+mod image;
+mod index;
+mod layers;
+pub mod lock;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use blobs::{BlobStore, BlobWriter};
+pub use error::{Result, StoreError};
+pub use gc::{CheckReport, GcReport};
+pub use image::{Image, ImageRecord};
+pub use index::{Index, IndexEntry, REF_NAME};
+pub use layers::LayerInfo;
+pub use lock::LockGuard;
+
+use error::IoContext;
+use lock::Mode;
+
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// One store root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    blobs: BlobStore,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating an empty layout if the directory
+    /// is missing or empty.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        fs::create_dir_all(&root).ctx("create store root", &root)?;
+        let store = Store {
+            blobs: BlobStore::new(&root),
+            root,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<()> {
+        let layout = self.root.join("oci-layout");
+        let index = self.index_path();
+        if layout.exists() && index.exists() {
+            self.blobs.create_dirs()?;
+            return Ok(());
+        }
+        let _lock = lock::lock(&self.root, "index.lock", Mode::Exclusive)?;
+        self.blobs.create_dirs()?;
+        if !layout.exists() {
+            fs::write(&layout, OCI_LAYOUT).ctx("write", &layout)?;
+        }
+        if !index.exists() {
+            Index::default().save(&index)?;
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// A snapshot of the index. Readers need no lock: the file is replaced
+    /// atomically.
+    pub fn index(&self) -> Result<Index> {
+        Index::load(&self.index_path())
+    }
+
+    /// Read-modify-write of the index under the index lock. The change is
+    /// written only if `f` succeeds.
+    pub fn update_index<R>(&self, f: impl FnOnce(&mut Index) -> Result<R>) -> Result<R> {
+        let _lock = lock::lock(&self.root, "index.lock", Mode::Exclusive)?;
+        let mut index = self.index()?;
+        let out = f(&mut index)?;
+        index.save(&self.index_path())?;
+        Ok(out)
+    }
+
+    /// A lease that keeps GC from deleting blobs while the holder writes
+    /// blobs and then names them in the index. Hold it from the first blob
+    /// written to the last index update.
+    pub fn lease(&self) -> Result<LockGuard> {
+        lock::lock(&self.root, "gc.lock", Mode::Shared)
+    }
+}

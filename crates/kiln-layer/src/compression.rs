@@ -1,0 +1,189 @@
+use std::io::{self, BufRead, Read, Write};
+use std::str::FromStr;
+
+use kiln_core::media_types;
+
+use crate::error::LayerError;
+
+/// How a layer is (or is to be) compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const BZIP2_MAGIC: &[u8] = b"BZh";
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+
+/// Fixed compression levels: the output of a given setting must not vary,
+/// so that layers are reproducible.
+const GZIP_LEVEL: u32 = 6;
+const ZSTD_LEVEL: i32 = 3;
+
+impl Compression {
+    /// Detects the compression of a stream from its first bytes. bzip2 and
+    /// xz are recognized only to be refused with a clear message.
+    pub fn detect(head: &[u8]) -> Result<Compression, LayerError> {
+        if head.starts_with(GZIP_MAGIC) {
+            Ok(Compression::Gzip)
+        } else if head.starts_with(ZSTD_MAGIC) {
+            Ok(Compression::Zstd)
+        } else if head.starts_with(BZIP2_MAGIC) {
+            Err(LayerError::UnsupportedCompression("bzip2"))
+        } else if head.starts_with(XZ_MAGIC) {
+            Err(LayerError::UnsupportedCompression("xz"))
+        } else {
+            Ok(Compression::None)
+        }
+    }
+
+    /// The OCI layer media type for this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => media_types::OCI_LAYER_TAR,
+            Compression::Gzip => media_types::OCI_LAYER_GZIP,
+            Compression::Zstd => media_types::OCI_LAYER_ZSTD,
+        }
+    }
+
+    /// Wraps `w` in this compression's encoder. `threads` > 1 enables zstd's
+    /// multithreading (its output does not depend on the thread count).
+    pub fn encoder<'a, W: Write + Send + 'a>(
+        self,
+        w: W,
+        threads: u32,
+    ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(Plain(w)),
+            Compression::Gzip => Box::new(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(w, flate2::Compression::new(GZIP_LEVEL)),
+            ),
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
+                if threads > 1 {
+                    enc.multithread(threads)?;
+                }
+                Box::new(enc)
+            }
+        })
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Compression, String> {
+        match s {
+            "none" | "uncompressed" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!(
+                "unknown compression {other:?}: use gzip, zstd or none"
+            )),
+        }
+    }
+}
+
+/// A writer that must be finished to flush its trailer, giving back the
+/// inner writer.
+pub trait FinishWrite<W>: Write {
+    fn finish_into(self: Box<Self>) -> io::Result<W>;
+}
+
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for Plain<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        Ok(self.0)
+    }
+}
+
+impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'_, W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
+/// Reads a possibly compressed stream as plain bytes; returns what the
+/// compression was.
+pub fn decompress<'a, R: BufRead + Send + 'a>(
+    mut r: R,
+) -> Result<(Compression, Box<dyn Read + Send + 'a>), LayerError> {
+    let head = r.fill_buf().map_err(LayerError::io("read input"))?;
+    let compression = Compression::detect(head)?;
+    let reader: Box<dyn Read + Send + 'a> = match compression {
+        Compression::None => Box::new(r),
+        // Multi-member gzip (pigz, concatenated files) is one stream.
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(r).map_err(LayerError::io("start zstd"))?,
+        ),
+    };
+    Ok((compression, reader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(c: Compression) {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut enc = c.encoder(Vec::new(), 2).unwrap();
+        enc.write_all(&data).unwrap();
+        let compressed = enc.finish_into().unwrap();
+        let (detected, mut r) = decompress(&compressed[..]).unwrap();
+        assert_eq!(detected, c);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn round_trips() {
+        round_trip(Compression::None);
+        round_trip(Compression::Gzip);
+        round_trip(Compression::Zstd);
+    }
+
+    #[test]
+    fn refuses_bzip2_and_xz_clearly() {
+        let e = Compression::detect(b"BZh91AY&SY").unwrap_err();
+        assert!(e.to_string().contains("bzip2"));
+        let e = Compression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]).unwrap_err();
+        assert!(e.to_string().contains("xz"));
+    }
+
+    #[test]
+    fn gzip_output_is_deterministic() {
+        let enc = |data: &[u8]| {
+            let mut e = Compression::Gzip.encoder(Vec::new(), 1).unwrap();
+            e.write_all(data).unwrap();
+            e.finish_into().unwrap()
+        };
+        let a = enc(b"same bytes");
+        let b = enc(b"same bytes");
+        assert_eq!(a, b);
+        // No mtime and no file name in the header.
+        assert_eq!(&a[4..8], &[0, 0, 0, 0]);
+        assert_eq!(a[3] & 0x08, 0);
+    }
+}

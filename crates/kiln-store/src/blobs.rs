@@ -1,0 +1,284 @@
+//! Content-addressed blobs under `blobs/<algorithm>/<hex>`, written through a
+//! verifying ingest under `ingest/`.
+//!
+//! A blob becomes visible only by an atomic rename after its bytes were
+//! fsync'd and its digest (and size, when known) checked, so a reader never
+//! sees partial or unverified content, whatever happens to the writer.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kiln_core::{Digest, Sha256Writer};
+use tempfile::NamedTempFile;
+
+use crate::error::{IoContext, Result, StoreError};
+
+/// The blob half of the store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    blobs_dir: PathBuf,
+    ingest_dir: PathBuf,
+}
+
+impl BlobStore {
+    pub(crate) fn new(root: &Path) -> BlobStore {
+        BlobStore {
+            blobs_dir: root.join("blobs"),
+            ingest_dir: root.join("ingest"),
+        }
+    }
+
+    pub(crate) fn create_dirs(&self) -> Result<()> {
+        for dir in [self.blobs_dir.join("sha256"), self.ingest_dir.clone()] {
+            fs::create_dir_all(&dir).ctx("create directory", &dir)?;
+        }
+        Ok(())
+    }
+
+    /// Where the blob lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    pub fn exists(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Size in bytes of a stored blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        match fs::metadata(self.path(digest)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(e).ctx("stat blob", self.path(digest)),
+        }
+    }
+
+    /// Opens a blob for reading. Its content was verified when it was written;
+    /// [`BlobStore::verify`] re-checks it.
+    pub fn open(&self, digest: &Digest) -> Result<File> {
+        let path = self.path(digest);
+        match File::open(&path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(e).ctx("open blob", path),
+        }
+    }
+
+    /// Reads a whole (small) blob: manifests, configs, indexes.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.open(digest)?
+            .read_to_end(&mut buf)
+            .ctx("read blob", self.path(digest))?;
+        Ok(buf)
+    }
+
+    /// Rehashes a stored blob and compares with its name.
+    pub fn verify(&self, digest: &Digest) -> Result<u64> {
+        let mut file = self.open(digest)?;
+        let mut hasher = Sha256Writer::new(io::sink());
+        io::copy(&mut file, &mut hasher).ctx("read blob", self.path(digest))?;
+        let (actual, size, _) = hasher.finish();
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                expected_size: None,
+                actual,
+                actual_size: size,
+                context: format!(" (stored blob {} is corrupt)", self.path(digest).display()),
+            });
+        }
+        Ok(size)
+    }
+
+    /// Starts writing a blob whose digest is computed as it is written.
+    pub fn ingest(&self) -> Result<BlobWriter> {
+        let temp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.ingest_dir)
+            .ctx("create ingest file in", &self.ingest_dir)?;
+        // The lock marks this ingest as alive: a cleaner that can take it knows
+        // its writer died (see `remove_stale_ingests`).
+        temp.as_file()
+            .try_lock()
+            .map_err(|e| io::Error::other(e.to_string()))
+            .ctx("lock ingest file", temp.path())?;
+        let file = temp.reopen().ctx("open ingest file", temp.path())?;
+        Ok(BlobWriter {
+            writer: Sha256Writer::new(BufWriter::with_capacity(1 << 20, file)),
+            temp,
+            blobs_dir: self.blobs_dir.clone(),
+        })
+    }
+
+    /// Stores a small blob held in memory, verifying `expected` if given.
+    pub fn put(&self, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest> {
+        let digest = Digest::sha256(bytes);
+        if let Some(expected) = expected {
+            if &digest != expected {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    expected_size: None,
+                    actual: digest,
+                    actual_size: bytes.len() as u64,
+                    context: String::new(),
+                });
+            }
+        }
+        if self.exists(&digest) {
+            return Ok(digest);
+        }
+        let mut w = self.ingest()?;
+        w.write_all(bytes).ctx("write blob", w.temp.path())?;
+        w.commit(Some(&digest), Some(bytes.len() as u64))?;
+        Ok(digest)
+    }
+
+    pub fn delete(&self, digest: &Digest) -> Result<()> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx("delete blob", path),
+        }
+    }
+
+    /// Every blob in the store, with its size. Files whose names are not
+    /// valid digests are skipped (an OCI layout may hold other algorithms'
+    /// directories kiln does not use).
+    pub fn walk(&self) -> Result<Vec<(Digest, u64)>> {
+        let dir = self.blobs_dir.join("sha256");
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).ctx("list", dir),
+        };
+        for entry in entries {
+            let entry = entry.ctx("list", &dir)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            let len = entry.metadata().ctx("stat", entry.path())?.len();
+            out.push((digest, len));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Ingest files left behind by writers that died; removes them when
+    /// `remove` is set. A live writer holds a lock on its file, so only
+    /// abandoned ones are touched.
+    pub fn stale_ingests(&self, remove: bool) -> Result<Vec<PathBuf>> {
+        let mut stale = Vec::new();
+        let entries = match fs::read_dir(&self.ingest_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(stale),
+            Err(e) => return Err(e).ctx("list", &self.ingest_dir),
+        };
+        for entry in entries {
+            let path = entry.ctx("list", &self.ingest_dir)?.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                if remove {
+                    fs::remove_file(&path).ctx("remove stale ingest", &path)?;
+                }
+                stale.push(path);
+            }
+        }
+        Ok(stale)
+    }
+}
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] discards
+/// the content.
+pub struct BlobWriter {
+    writer: Sha256Writer<BufWriter<File>>,
+    temp: NamedTempFile,
+    blobs_dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.writer.len()
+    }
+
+    /// Verifies the content against `expected` digest and size (when given),
+    /// makes it durable, and moves it into place. Returns the digest and size.
+    pub fn commit(
+        self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<(Digest, u64)> {
+        let BlobWriter {
+            writer,
+            temp,
+            blobs_dir,
+        } = self;
+        let (digest, size, buf) = writer.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx("write", temp.path())?;
+        if let Some(expected) = expected {
+            if &digest != expected {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    expected_size,
+                    actual: digest,
+                    actual_size: size,
+                    context: String::new(),
+                });
+            }
+        }
+        if let Some(expected_size) = expected_size {
+            if expected_size != size {
+                return Err(StoreError::SizeMismatch {
+                    digest,
+                    expected: expected_size,
+                    actual: size,
+                });
+            }
+        }
+        let dir = blobs_dir.join(digest.algorithm().as_str());
+        let target = dir.join(digest.hex());
+        if target.exists() {
+            // Same digest, same content: keep the existing file.
+            return Ok((digest, size));
+        }
+        file.sync_all().ctx("fsync", temp.path())?;
+        temp.persist(&target)
+            .map_err(|e| e.error)
+            .ctx("move blob into place at", &target)?;
+        sync_dir(&dir)?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Makes a rename in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync directory", dir)
+}

@@ -1,0 +1,238 @@
+//! The image index: `index.json` of the OCI layout, one descriptor per
+//! (manifest, name) pair.
+//!
+//! A tagged image has an entry whose `org.opencontainers.image.ref.name`
+//! annotation is the full normalized reference
+//! (`docker.io/library/busybox:latest`). An image kept without any name
+//! (docker's dangling `<none>:<none>`) has one entry with no such annotation.
+//! Entries written by other tools whose names are not full references are
+//! kept and treated as untagged roots.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use kiln_core::{oci, Digest, ImageRef};
+use serde::{Deserialize, Serialize};
+
+use crate::blobs::sync_dir;
+use crate::error::{IoContext, Result, StoreError};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// One descriptor in index.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<oci::Platform>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl IndexEntry {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> IndexEntry {
+        IndexEntry {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            platform: None,
+            annotations: HashMap::new(),
+        }
+    }
+
+    /// The kiln tag of this entry, if it has one that is a full reference.
+    pub fn name(&self) -> Option<ImageRef> {
+        let raw = self.annotations.get(REF_NAME)?;
+        let parsed = ImageRef::parse(raw).ok()?;
+        // Only names stored in full normalized form are kiln tags.
+        (parsed.to_string() == *raw && parsed.tag().is_some()).then_some(parsed)
+    }
+
+    fn raw_name(&self) -> Option<&str> {
+        self.annotations.get(REF_NAME).map(String::as_str)
+    }
+}
+
+/// The parsed index.json. Only its `manifests` matter to kiln; other fields
+/// are preserved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Index {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub manifests: Vec<IndexEntry>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(kiln_core::media_types::OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            other: serde_json::Map::new(),
+        }
+    }
+}
+
+impl Index {
+    pub(crate) fn load(path: &Path) -> Result<Index> {
+        let bytes = fs::read(path).ctx("read", path)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::BadLayout {
+            path: path.to_path_buf(),
+            reason: format!("index.json is not a valid OCI index: {e}"),
+        })
+    }
+
+    /// Writes atomically: a crash leaves either the old or the new index.
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".index.json-")
+            .tempfile_in(dir)
+            .ctx("create temporary index in", dir)?;
+        let bytes = serde_json::to_vec(self)
+            .map_err(std::io::Error::other)
+            .ctx("encode", path)?;
+        tmp.write_all(&bytes).ctx("write", tmp.path())?;
+        tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .ctx("replace", path)?;
+        sync_dir(dir)
+    }
+
+    /// The entry tagged `name`, if any.
+    pub fn find(&self, name: &ImageRef) -> Option<&IndexEntry> {
+        let want = name.to_string();
+        self.manifests.iter().find(|e| e.raw_name() == Some(&want))
+    }
+
+    /// Every name (tag) pointing at `digest`.
+    pub fn names_of(&self, digest: &Digest) -> Vec<ImageRef> {
+        self.manifests
+            .iter()
+            .filter(|e| &e.digest == digest)
+            .filter_map(IndexEntry::name)
+            .collect()
+    }
+
+    /// Distinct manifests the index holds, in index order.
+    pub fn roots(&self) -> Vec<&IndexEntry> {
+        let mut seen = std::collections::HashSet::new();
+        self.manifests
+            .iter()
+            .filter(|e| seen.insert(e.digest.clone()))
+            .collect()
+    }
+
+    /// Points `name` at `target`. The image the name pointed at before, if it
+    /// is left with no entry, is kept as a dangling (untagged) image, as
+    /// docker does. Returns that previous digest when it changed.
+    pub fn set_tag(&mut self, name: &ImageRef, target: &IndexEntry) -> Option<Digest> {
+        let want = name.to_string();
+        let previous = self
+            .manifests
+            .iter()
+            .position(|e| e.raw_name() == Some(&want))
+            .map(|i| self.manifests.remove(i));
+        // A dangling entry for the target is replaced by the named one.
+        self.manifests
+            .retain(|e| !(e.digest == target.digest && e.raw_name().is_none()));
+        let mut entry = target.clone();
+        entry.annotations.insert(REF_NAME.to_string(), want);
+        self.manifests.push(entry);
+        let previous = previous?;
+        if previous.digest == target.digest {
+            return None;
+        }
+        if !self.manifests.iter().any(|e| e.digest == previous.digest) {
+            let mut dangling = previous.clone();
+            dangling.annotations.remove(REF_NAME);
+            self.manifests.push(dangling);
+        }
+        Some(previous.digest)
+    }
+
+    /// Adds `entry` as an untagged image unless the manifest is already held.
+    pub fn add_untagged(&mut self, entry: &IndexEntry) {
+        if !self.manifests.iter().any(|e| e.digest == entry.digest) {
+            let mut entry = entry.clone();
+            entry.annotations.remove(REF_NAME);
+            self.manifests.push(entry);
+        }
+    }
+
+    /// Removes the tag `name`; returns the entry it pointed at. The manifest
+    /// stays only if other entries still hold it.
+    pub fn remove_tag(&mut self, name: &ImageRef) -> Option<IndexEntry> {
+        let want = name.to_string();
+        let i = self
+            .manifests
+            .iter()
+            .position(|e| e.raw_name() == Some(&want))?;
+        Some(self.manifests.remove(i))
+    }
+
+    /// Removes every entry for `digest`.
+    pub fn remove_manifest(&mut self, digest: &Digest) {
+        self.manifests.retain(|e| &e.digest != digest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8) -> IndexEntry {
+        IndexEntry::new(
+            kiln_core::media_types::OCI_MANIFEST,
+            Digest::sha256(&[n]),
+            1,
+        )
+    }
+
+    #[test]
+    fn retag_leaves_previous_image_dangling() {
+        let mut idx = Index::default();
+        let name: ImageRef = "app".parse().unwrap();
+        assert_eq!(idx.set_tag(&name, &entry(1)), None);
+        assert_eq!(idx.set_tag(&name, &entry(2)), Some(entry(1).digest));
+        assert_eq!(idx.find(&name).unwrap().digest, entry(2).digest);
+        let dangling: Vec<_> = idx
+            .manifests
+            .iter()
+            .filter(|e| e.name().is_none())
+            .collect();
+        assert_eq!(dangling.len(), 1);
+        assert_eq!(dangling[0].digest, entry(1).digest);
+        // Tagging the dangling image again replaces its untagged entry.
+        idx.set_tag(&"other".parse().unwrap(), &entry(1));
+        assert_eq!(idx.manifests.len(), 2);
+        assert!(idx.manifests.iter().all(|e| e.name().is_some()));
+    }
+
+    #[test]
+    fn retag_keeps_previous_image_with_other_names() {
+        let mut idx = Index::default();
+        let a: ImageRef = "a".parse().unwrap();
+        let b: ImageRef = "b".parse().unwrap();
+        idx.set_tag(&a, &entry(1));
+        idx.set_tag(&b, &entry(1));
+        idx.set_tag(&a, &entry(2));
+        assert_eq!(
+            idx.manifests.len(),
+            2,
+            "no dangling entry: b still names image 1"
+        );
+        assert_eq!(idx.names_of(&entry(1).digest), vec![b]);
+    }
+}
