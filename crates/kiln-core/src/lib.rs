@@ -11,6 +11,7 @@
 //! - [`ErrorKind`]: the coarse classes every crate's error maps to; the binary
 //!   turns them into exit codes.
 //! - [`media_types`]: the OCI and Docker media type strings.
+//! - [`rfc3339`] / [`parse_rfc3339`]: timestamps as image configs hold them.
 //!
 //! The OCI data types themselves come from the `oci-spec` crate and are
 //! re-exported as [`oci`].
@@ -20,9 +21,11 @@ mod error;
 pub mod media_types;
 mod platform;
 mod reference;
+mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Sha256Writer};
 pub use error::ErrorKind;
 pub use oci_spec::image as oci;
 pub use platform::Platform;
 pub use reference::{ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG};
+pub use time::{parse_rfc3339, rfc3339};

@@ -222,6 +222,34 @@ impl BlobWriter {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<(Digest, u64)> {
+        let pending = self.finish()?;
+        if let Some(expected) = expected {
+            if &pending.digest != expected {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    expected_size,
+                    actual: pending.digest,
+                    actual_size: pending.size,
+                    context: String::new(),
+                });
+            }
+        }
+        if let Some(expected_size) = expected_size {
+            if expected_size != pending.size {
+                return Err(StoreError::SizeMismatch {
+                    digest: pending.digest,
+                    expected: expected_size,
+                    actual: pending.size,
+                });
+            }
+        }
+        pending.commit()
+    }
+
+    /// Ends writing without publishing: the caller learns the digest and can
+    /// check the content (e.g. against a manifest that arrives later) before
+    /// deciding to [`PendingBlob::commit`] or drop it.
+    pub fn finish(self) -> Result<PendingBlob> {
         let BlobWriter {
             writer,
             temp,
@@ -232,26 +260,48 @@ impl BlobWriter {
             .into_inner()
             .map_err(|e| e.into_error())
             .ctx("write", temp.path())?;
-        if let Some(expected) = expected {
-            if &digest != expected {
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.clone(),
-                    expected_size,
-                    actual: digest,
-                    actual_size: size,
-                    context: String::new(),
-                });
-            }
-        }
-        if let Some(expected_size) = expected_size {
-            if expected_size != size {
-                return Err(StoreError::SizeMismatch {
-                    digest,
-                    expected: expected_size,
-                    actual: size,
-                });
-            }
-        }
+        Ok(PendingBlob {
+            digest,
+            size,
+            file,
+            temp,
+            blobs_dir,
+        })
+    }
+}
+
+/// A fully written, not yet visible blob. Dropping it discards the content.
+pub struct PendingBlob {
+    digest: Digest,
+    size: u64,
+    file: File,
+    temp: NamedTempFile,
+    blobs_dir: PathBuf,
+}
+
+impl PendingBlob {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads the content back (for checks that need it before commit).
+    pub fn reader(&self) -> Result<File> {
+        File::open(self.temp.path()).ctx("open ingest file", self.temp.path())
+    }
+
+    /// Makes the content durable and moves it into `blobs/` under its digest.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let PendingBlob {
+            digest,
+            size,
+            file,
+            temp,
+            blobs_dir,
+        } = self;
         let dir = blobs_dir.join(digest.algorithm().as_str());
         let target = dir.join(digest.hex());
         if target.exists() {

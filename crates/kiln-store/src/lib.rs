@@ -26,17 +26,19 @@ mod image;
 mod index;
 mod layers;
 pub mod lock;
+mod new_image;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use blobs::{BlobStore, BlobWriter};
+pub use blobs::{BlobStore, BlobWriter, PendingBlob};
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
 pub use image::{Image, ImageRecord};
 pub use index::{Index, IndexEntry, REF_NAME};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
+pub use new_image::LayerDescriptor;
 
 use error::IoContext;
 use lock::Mode;

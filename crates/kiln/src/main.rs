@@ -1,1 +1,157 @@
-fn main() {}
+//! The `kiln` command line: docker-compatible verbs over kiln's libraries.
+//! One file per command under `commands/`; this file parses the command
+//! line, opens the store, and turns errors into docker-style messages and
+//! exit codes.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiln_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build, store, move and run container images. No daemon."
+)]
+struct Cli {
+    /// Store root [default: /var/lib/kiln as root, else $XDG_DATA_HOME/kiln]
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG also works
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an image from a root filesystem tarball
+    Import(commands::import::Args),
+    /// List images
+    Images(commands::images::Args),
+    /// Give an image another name
+    Tag(commands::tag::Args),
+    /// Remove images
+    Rmi(commands::rmi::Args),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Show low-level information about images (JSON)
+    Inspect(commands::inspect::Args),
+    /// Show the history of an image
+    History(commands::history::Args),
+    /// Save images to a tar archive (docker and OCI formats at once)
+    Save(commands::save::Args),
+    /// Load images from a tar archive
+    Load(commands::load::Args),
+    /// Manage the store
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Remove unused images
+    Prune(commands::prune::Args),
+    /// List images
+    #[command(alias = "list")]
+    Ls(commands::images::Args),
+    /// Remove images
+    Rm(commands::rmi::Args),
+    /// Show low-level information about images
+    Inspect(commands::inspect::Args),
+    /// Show the history of an image
+    History(commands::history::Args),
+    /// Create an image from a root filesystem tarball
+    Import(commands::import::Args),
+    /// Give an image another name
+    Tag(commands::tag::Args),
+    /// Save images to a tar archive
+    Save(commands::save::Args),
+    /// Load images from a tar archive
+    Load(commands::load::Args),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Verify every blob's digest and every image's graph
+    Check(commands::system::CheckArgs),
+    /// Show disk usage: images, shared and unique bytes
+    Df(commands::system::DfArgs),
+}
+
+fn default_root() -> PathBuf {
+    // Root's store is system-wide; anyone else's lives in their data dir.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/kiln");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("kiln")
+}
+
+fn init_logging(verbose: u8, level: Option<&str>) {
+    let level = level.map(str::to_string).unwrap_or_else(|| {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+        .to_string()
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_level.as_deref());
+    let root = cli.root.unwrap_or_else(default_root);
+    let result = Store::open(&root)
+        .map_err(anyhow::Error::from)
+        .and_then(|store| run(&store, cli.command));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", commands::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
+    use commands::*;
+    match command {
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(store, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(store, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(store, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(store, a),
+        Command::Image(ImageCommand::Prune(a)) => prune::run(store, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(store, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(store, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(store, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(store, a),
+        Command::System(SystemCommand::Check(a)) => system::check(store, a),
+        Command::System(SystemCommand::Df(a)) => system::df(store, a),
+    }
+}

@@ -1,0 +1,39 @@
+//! Images in and out of the store as files.
+//!
+//! - [`import`]: a root filesystem tarball (plain, gzip or zstd) becomes a
+//!   one-layer image, like `docker import`; `--change` instructions adjust
+//!   its config ([`apply_change`]).
+//! - [`save`]: images to one tar archive that is at once an OCI image layout
+//!   (for skopeo `oci-archive:`) and a docker archive (`manifest.json` and
+//!   `repositories`, for `docker load` and skopeo `docker-archive:`).
+//! - [`load`]: the reverse, accepting archives from `docker save` (legacy
+//!   and OCI layouts), skopeo and kiln itself.
+//!
+//! Every byte taken from an archive is verified (blob digests, layer
+//! diff_ids against the config) before anything is committed, and all
+//! names are set in one index update at the end, so a bad archive leaves
+//! the store exactly as it was.
+
+mod changes;
+mod error;
+mod import;
+mod load;
+mod save;
+mod tar_out;
+
+pub use changes::apply_change;
+pub use error::ArchiveError;
+pub use import::{import, ImportOptions, Imported};
+pub use load::{load, Loaded};
+pub use save::{save, SaveItem};
+
+/// Timestamps kiln writes into images: `SOURCE_DATE_EPOCH` when set (for
+/// reproducible output), else now; RFC 3339 in UTC as docker writes them.
+pub fn created_timestamp() -> String {
+    let now = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap_or_else(std::time::SystemTime::now);
+    kiln_core::rfc3339(now)
+}

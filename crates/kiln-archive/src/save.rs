@@ -1,0 +1,109 @@
+//! `kiln save`: images → one tar that is both an OCI image layout and a
+//! docker archive (the layout docker ≥ 25 writes):
+//!
+//! ```text
+//! blobs/sha256/<hex>   every manifest, config and layer, once
+//! index.json           OCI index; per name: io.containerd.image.name (full
+//!                      reference) and org.opencontainers.image.ref.name (tag)
+//! manifest.json        docker's list of {Config, RepoTags, Layers} paths
+//! oci-layout
+//! repositories         docker's legacy {name: {tag: top layer}}
+//! ```
+//! Entries are written in path order with fixed headers, so saving the same
+//! images twice gives the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use kiln_core::{media_types, Digest, ImageRef};
+use kiln_store::{Image, Store};
+use serde_json::{json, Value};
+
+use crate::error::{ArchiveError, Result};
+use crate::tar_out::TarOut;
+
+/// One image to save and the names to save it under (none: by ID only).
+pub struct SaveItem {
+    pub image: Image,
+    pub names: Vec<ImageRef>,
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm().as_str(), d.hex())
+}
+
+pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
+    let mut blobs = BTreeSet::new();
+    let mut index_entries = Vec::new();
+    let mut docker_manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+
+    for SaveItem { image, names } in items {
+        let layers = image.layer_digests()?;
+        blobs.insert(image.manifest_digest.clone());
+        blobs.insert(image.config_digest.clone());
+        blobs.extend(layers.iter().cloned());
+
+        let manifest_size = store.blobs().size(&image.manifest_digest)?;
+        let descriptor = |annotations: Option<Value>| {
+            let mut d = json!({
+                "mediaType": image.manifest_media_type,
+                "digest": image.manifest_digest.to_string(),
+                "size": manifest_size,
+            });
+            if let Some(a) = annotations {
+                d["annotations"] = a;
+            }
+            d
+        };
+        if names.is_empty() {
+            index_entries.push(descriptor(None));
+        }
+        for name in names {
+            index_entries.push(descriptor(Some(json!({
+                "io.containerd.image.name": name.to_string(),
+                "org.opencontainers.image.ref.name": name.tag().unwrap_or("latest"),
+            }))));
+            if let (Some(tag), Some(top)) = (name.tag(), layers.last()) {
+                repositories
+                    .entry(name.familiar_name())
+                    .or_default()
+                    .insert(tag.to_string(), top.hex().to_string());
+            }
+        }
+        docker_manifest.push(json!({
+            "Config": blob_path(&image.config_digest),
+            "RepoTags": names.iter().map(ImageRef::familiar).collect::<Vec<_>>(),
+            "Layers": layers.iter().map(blob_path).collect::<Vec<_>>(),
+        }));
+    }
+
+    let json_bytes =
+        |v: &Value| serde_json::to_vec(v).map_err(|e| ArchiveError::Invalid(e.to_string()));
+    let index = json_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_INDEX,
+        "manifests": index_entries,
+    }))?;
+    let io = |what: &str| ArchiveError::io(format!("write archive ({what})"));
+
+    let mut tar = TarOut::new(out);
+    tar.dir("blobs/").map_err(io("blobs/"))?;
+    tar.dir("blobs/sha256/").map_err(io("blobs/sha256/"))?;
+    for digest in &blobs {
+        let mut file = store.blobs().open(digest)?;
+        let size = store.blobs().size(digest)?;
+        let path = blob_path(digest);
+        tar.file(&path, &mut file, size).map_err(io(&path))?;
+    }
+    tar.bytes("index.json", &index).map_err(io("index.json"))?;
+    tar.bytes("manifest.json", &json_bytes(&Value::from(docker_manifest))?)
+        .map_err(io("manifest.json"))?;
+    tar.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(io("oci-layout"))?;
+    if !repositories.is_empty() {
+        tar.bytes("repositories", &json_bytes(&json!(repositories))?)
+            .map_err(io("repositories"))?;
+    }
+    tar.finish().map_err(io("end of archive"))
+}

@@ -1,0 +1,67 @@
+//! One module per command. Each has an `Args` (clap) and a `run`.
+
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod system;
+pub mod tag;
+
+use kiln_core::ImageRef;
+
+/// `--format`: docker's table by default, or one JSON document per item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+/// An error's message with its causes, as one line.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
+/// Parses a name given for tagging: it needs a repository and gets `latest`
+/// when it has no tag; a digest cannot be a tag.
+pub fn parse_tag_name(s: &str) -> anyhow::Result<ImageRef> {
+    let r: ImageRef = s.parse()?;
+    if r.digest().is_some() {
+        anyhow::bail!("{s:?}: refusing to create a tag with a digest reference");
+    }
+    Ok(r)
+}
+
+/// Names an image as docker lists it: `REPOSITORY:TAG` familiar forms.
+pub fn familiar_tags(names: &[ImageRef]) -> Vec<String> {
+    names.iter().map(ImageRef::familiar).collect()
+}
+
+/// Standard input as a `File`: sendable to worker threads, unbuffered by
+/// std (kiln buffers itself), and eligible for kernel copy paths.
+pub fn stdin_file() -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+/// Standard output as a `File` (see [`stdin_file`]).
+pub fn stdout_file() -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+    ))
+}

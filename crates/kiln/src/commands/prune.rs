@@ -1,0 +1,68 @@
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use kiln_store::Store;
+
+use crate::output::human_size;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Remove all unused images, not only dangling ones
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
+fn confirm(all: bool) -> bool {
+    let what = if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    if !args.force && !confirm(args.all) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // No containers exist yet to keep an image in use: with -a every image
+    // is unused. The runtime will add its images here.
+    let records: Vec<_> = store
+        .images()?
+        .into_iter()
+        .filter(|r| args.all || r.names.is_empty())
+        .collect();
+    let mut lines = Vec::new();
+    for r in &records {
+        for n in &r.names {
+            lines.push(format!("untagged: {}", n.familiar()));
+        }
+        if let Ok(image) = store.load_image(&r.entry) {
+            lines.push(format!("deleted: {}", image.id()));
+        }
+    }
+    store.update_index(|index| {
+        for r in &records {
+            index.remove_manifest(&r.entry.digest);
+        }
+        Ok(())
+    })?;
+    let report = store.gc()?;
+    if !lines.is_empty() {
+        println!("Deleted Images:");
+        lines.iter().for_each(|l| println!("{l}"));
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed_bytes())
+    );
+    Ok(ExitCode::SUCCESS)
+}
