@@ -1,0 +1,153 @@
+//! Shared support for kiln's end-to-end tests: a temporary store root, a
+//! runner for the kiln binary, and base images made on the spot from the
+//! busybox-static binary (no registry is needed or reachable).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Kiln {
+    pub root: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Kiln {
+    pub fn new() -> Kiln {
+        let dir = tempfile::tempdir().unwrap();
+        Kiln {
+            root: dir.path().join("root"),
+            dir,
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--root").arg(&self.root);
+        c.env_remove("KILN_ROOT");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs kiln; returns the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs kiln and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kiln and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kiln {args:?} should fail but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(out.status.code(), Some(1), "exit code of kiln {args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Everything observable about the store's content: index.json bytes
+    /// and the sorted list of blob files.
+    pub fn snapshot(&self) -> (Vec<u8>, Vec<String>) {
+        let index = fs::read(self.root.join("index.json")).unwrap_or_default();
+        let mut blobs: Vec<String> = fs::read_dir(self.root.join("blobs/sha256"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        blobs.sort();
+        (index, blobs)
+    }
+
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", image]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    }
+}
+
+/// The busybox-static binary (Debian package busybox-static).
+pub fn busybox_binary() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("busybox not found: install the Debian package busybox-static (.ci/run does)");
+}
+
+/// A minimal busybox root filesystem in `dir`, plus `extra` files.
+pub fn busybox_rootfs(dir: &Path, extra: &[(&str, &[u8])]) {
+    for d in ["bin", "etc", "tmp", "root"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::copy(busybox_binary(), dir.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ls", "cat", "echo", "true", "env", "id", "wc"] {
+        let link = dir.join("bin").join(applet);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("busybox", link).unwrap();
+    }
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+    for (path, content) in extra {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+}
+
+/// A busybox rootfs as a plain tarball at `out` (made with tar(1), as a user
+/// would); returns its path.
+pub fn busybox_tar(work: &Path, name: &str, extra: &[(&str, &[u8])]) -> PathBuf {
+    let dir = work.join(format!("{name}-rootfs"));
+    busybox_rootfs(&dir, extra);
+    let out = work.join(format!("{name}.tar"));
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-cf"])
+        .arg(&out)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+/// Runs an external tool and requires success; returns stdout.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is required for this test and could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn run_tool(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is required for this test and could not run: {e}"))
+}
