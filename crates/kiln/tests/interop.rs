@@ -1,0 +1,243 @@
+//! Interoperability with the real peers: skopeo and umoci read the store as
+//! an OCI layout; docker loads and runs what kiln saves; kiln loads what
+//! docker and skopeo save. These tools are required (CI installs them and
+//! starts dockerd); a missing tool fails the test, it is never skipped.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{busybox_tar, run_tool, tool, Kiln};
+use serde_json::Value;
+
+/// Docker names unique to this run, removed when dropped.
+struct DockerImage(String);
+
+impl DockerImage {
+    fn new(label: &str) -> DockerImage {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        DockerImage(format!("kiln-interop/{label}:{}-{n}", std::process::id()))
+    }
+}
+
+impl Drop for DockerImage {
+    fn drop(&mut self) {
+        let _ = run_tool("docker", &["rmi", "-f", &self.0]);
+    }
+}
+
+fn require_docker() {
+    let out = run_tool("docker", &["info", "--format", "{{.ServerVersion}}"]);
+    assert!(
+        out.status.success(),
+        "dockerd is not running (start it: dockerd >/tmp/dockerd.log 2>&1 &; .ci/run does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn image_with_file(k: &Kiln, name: &str) -> std::path::PathBuf {
+    let tar = busybox_tar(k.dir.path(), "base", &[("hello", b"hello from kiln\n")]);
+    k.ok(&[
+        "import",
+        tar.to_str().unwrap(),
+        name,
+        "-c",
+        r#"CMD ["cat", "/hello"]"#,
+        "-c",
+        "ENV GREETING=hi",
+    ]);
+    tar
+}
+
+#[test]
+fn skopeo_and_umoci_read_the_store() {
+    let k = Kiln::new();
+    image_with_file(&k, "app:1");
+    let doc = k.inspect("app:1");
+    let root = k.root.to_str().unwrap();
+    let out = tool(
+        "skopeo",
+        &["inspect", &format!("oci:{root}:docker.io/library/app:1")],
+    );
+    let sk: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sk["Digest"], doc["Descriptor"]["digest"]);
+    assert_eq!(sk["Env"], serde_json::json!(["GREETING=hi"]));
+    let config = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("oci:{root}:docker.io/library/app:1"),
+        ],
+    );
+    let config: Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"], doc["RootFS"]["Layers"]);
+
+    let bundle = k.path("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{root}:docker.io/library/app:1"),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/hello")).unwrap(),
+        b"hello from kiln\n"
+    );
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        spec["process"]["args"],
+        serde_json::json!(["cat", "/hello"])
+    );
+}
+
+#[test]
+fn docker_loads_and_runs_what_kiln_saves() {
+    require_docker();
+    let k = Kiln::new();
+    let name = DockerImage::new("saved");
+    image_with_file(&k, &name.0);
+    let archive = k.path("out.tar");
+    k.ok(&["save", "-o", archive.to_str().unwrap(), &name.0]);
+    let out = tool("docker", &["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {}", name.0)), "{out}");
+    let id = tool("docker", &["inspect", "-f", "{{.Id}}", &name.0]);
+    assert_eq!(id.trim(), k.inspect(&name.0)["Id"]);
+    let out = tool("docker", &["run", "--rm", "--network", "none", &name.0]);
+    assert_eq!(out, "hello from kiln\n");
+    let out = tool(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name.0,
+            "sh",
+            "-c",
+            "echo $GREETING",
+        ],
+    );
+    assert_eq!(out, "hi\n");
+}
+
+#[test]
+fn kiln_loads_what_docker_saves() {
+    require_docker();
+    let k = Kiln::new();
+    let tar = busybox_tar(k.dir.path(), "base", &[("x", b"docker made me\n")]);
+    let name = DockerImage::new("docker-made");
+    tool(
+        "docker",
+        &[
+            "import",
+            "--change",
+            "CMD [\"cat\", \"/x\"]",
+            tar.to_str().unwrap(),
+            &name.0,
+        ],
+    );
+    let archive = k.path("docker.tar");
+    tool(
+        "docker",
+        &["save", "-o", archive.to_str().unwrap(), &name.0],
+    );
+    let out = k.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.trim(), format!("Loaded image: {}", name.0));
+
+    let docker: Value = serde_json::from_str(&tool("docker", &["inspect", &name.0])).unwrap();
+    let kiln = k.inspect(&name.0);
+    assert_eq!(kiln["Id"], docker[0]["Id"], "same config digest");
+    assert_eq!(
+        kiln["RootFS"]["Layers"], docker[0]["RootFS"]["Layers"],
+        "same diff_ids"
+    );
+    assert_eq!(kiln["Config"]["Cmd"], serde_json::json!(["cat", "/x"]));
+    k.ok(&["system", "check"]);
+
+    // kiln import of the same tarball gives docker's diff_id.
+    k.ok(&["import", tar.to_str().unwrap(), "mine"]);
+    assert_eq!(
+        k.inspect("mine")["RootFS"]["Layers"],
+        docker[0]["RootFS"]["Layers"]
+    );
+
+    // And the round trip back into docker runs.
+    let again = DockerImage::new("round-trip");
+    k.ok(&["tag", &name.0, &again.0]);
+    let out_archive = k.path("back.tar");
+    k.ok(&["save", "-o", out_archive.to_str().unwrap(), &again.0]);
+    tool("docker", &["load", "-i", out_archive.to_str().unwrap()]);
+    assert_eq!(
+        tool("docker", &["run", "--rm", "--network", "none", &again.0]),
+        "docker made me\n"
+    );
+}
+
+#[test]
+fn kiln_loads_skopeo_archives() {
+    let k = Kiln::new();
+    image_with_file(&k, "app:1");
+    let id = k.inspect("app:1")["Id"].clone();
+    let src = format!("oci:{}:docker.io/library/app:1", k.root.display());
+    for (transport, file, name) in [
+        ("oci-archive", "sk-oci.tar", "sk/oci:1"),
+        ("docker-archive", "sk-docker.tar", "sk/docker:1"),
+    ] {
+        let path = k.path(file);
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                &src,
+                &format!("{transport}:{}:{name}", path.display()),
+            ],
+        );
+        let target = Kiln::new();
+        let out = target.ok(&["load", "-i", path.to_str().unwrap()]);
+        assert_eq!(out.trim(), format!("Loaded image: {name}"), "{transport}");
+        assert_eq!(
+            target.inspect(name)["Id"],
+            id,
+            "{transport}: config digest kept"
+        );
+        assert_eq!(target.inspect(name)["RootFS"], k.inspect("app:1")["RootFS"]);
+        target.ok(&["system", "check"]);
+    }
+    // skopeo reads kiln save output through both of its archive transports.
+    let saved = k.path("kiln.tar");
+    k.ok(&["save", "-o", saved.to_str().unwrap(), "app:1"]);
+    let oci: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("oci-archive:{}", saved.display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        oci["rootfs"]["diff_ids"],
+        k.inspect("app:1")["RootFS"]["Layers"]
+    );
+    let docker: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("docker-archive:{}", saved.display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        docker["rootfs"]["diff_ids"],
+        k.inspect("app:1")["RootFS"]["Layers"]
+    );
+}
