@@ -327,7 +327,7 @@ fn plan_oci(
         let mut desc = top.clone();
         let top_digest =
             Digest::try_from(top.digest()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        if media_types::is_index(&top.media_type().to_string()) {
+        if media_types::is_index(top.media_type().as_ref()) {
             let (content, path) = files.blob(&top_digest, Some(top.size()))?;
             let Content::Memory(bytes, _) = content else {
                 return Err(ArchiveError::Invalid(format!(

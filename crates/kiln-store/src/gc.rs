@@ -63,7 +63,7 @@ fn reach(
         };
         for m in index.manifests() {
             let d = descriptor_digest(m, root)?;
-            reach(store, &d, &m.media_type().to_string(), seen, missing)?;
+            reach(store, &d, m.media_type().as_ref(), seen, missing)?;
         }
     } else if media_types::is_manifest(media_type) {
         let manifest = match store.read_manifest(root) {

@@ -2,6 +2,8 @@
 //! corrupt or hostile: each is refused with a message naming the problem,
 //! and the store is left exactly as it was.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;

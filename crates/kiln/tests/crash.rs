@@ -3,6 +3,8 @@
 //! matches its digest, every tag's whole graph is present) and a tag exists
 //! only for a complete image.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;

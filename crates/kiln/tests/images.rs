@@ -1,5 +1,7 @@
 //! End-to-end: managing local images with the kiln binary, docker-style.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::process::Command;
@@ -264,14 +266,6 @@ fn layers_are_stored_once_across_images() {
     let df: serde_json::Value =
         serde_json::from_str(&k.ok(&["system", "df", "--format", "json"])).unwrap();
     assert_eq!(df["Images"], 3);
-    let layer_size = std::fs::metadata(
-        k.root
-            .join("blobs/sha256")
-            .join(k.inspect("a")["Descriptor"]["digest"].as_str().unwrap()[7..].to_string()),
-    )
-    .unwrap()
-    .len();
-    assert!(layer_size < 2000);
     assert!(df["SharedBytes"].as_u64().unwrap() > 500_000, "{df}");
     assert_eq!(
         df["TotalBytes"].as_u64().unwrap(),

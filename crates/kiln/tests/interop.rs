@@ -3,6 +3,8 @@
 //! docker and skopeo save. These tools are required (CI installs them and
 //! starts dockerd); a missing tool fails the test, it is never skipped.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job, end to end on a fresh machine: build kiln, make a base image
+# from busybox, and manage it as a docker user would — then hand it to
+# docker and run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release --locked -p kiln
+kiln=$PWD/target/release/kiln
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export KILN_ROOT=$work/store
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
+cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
+for a in sh ls cat echo uname; do ln -s busybox "$work/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
+echo 'hello from an image built by kiln' > "$work/rootfs/etc/motd"
+tar -C "$work/rootfs" -czf "$work/rootfs.tar.gz" .
+
+step "$kiln" import "$work/rootfs.tar.gz" demo/busybox:1.0 --change 'CMD ["cat", "/etc/motd"]' -m "demo base"
+step "$kiln" tag demo/busybox:1.0 demo/busybox:latest
+step "$kiln" images
+step "$kiln" history demo/busybox
+step "$kiln" inspect --format '{{json .Config}}' demo/busybox
+step "$kiln" save -o "$work/demo.tar" demo/busybox:1.0
+step "$kiln" system df
+step "$kiln" system check
+step docker load -i "$work/demo.tar"
+step docker run --rm --network none demo/busybox:1.0
+docker rmi demo/busybox:1.0 >/dev/null

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what kiln's tests and demo need on a fresh Debian machine and
+# starts dockerd. Idempotent: installed packages and a running daemon are
+# left alone.
+set -euo pipefail
+
+packages=(
+  busybox-static   # base images for tests, made on the spot
+  skopeo umoci     # interop peers reading/writing OCI layouts and archives
+  docker.io        # interop peer: docker load/save/run (classic builder)
+  zstd             # zstd-compressed test inputs
+  pkg-config libseccomp-dev  # youki's libcontainer (seccomp) at build time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# dockerd: start it by hand (no init system here) and wait until it answers.
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd (log: /tmp/dockerd.log)"
+  (setsid dockerd >/tmp/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! docker info >/dev/null 2>&1; then
+    echo "setup: dockerd did not start; its log:" >&2
+    tail -n 30 /tmp/dockerd.log >&2
+    exit 1
+  fi
+fi
+echo "setup: ok ($(skopeo --version), umoci $(umoci --version | awk '{print $3}'), docker server $(docker info --format '{{.ServerVersion}}'))"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The full test suite: unit, end-to-end, crash and interop tests (against
+# real skopeo, umoci and docker, which setup.sh installs and starts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --workspace --locked
