@@ -94,7 +94,18 @@ fn sigkill_during_import_and_load_leaves_store_consistent() {
 
     let interrupted = kill_at_intervals(
         &k,
-        |i| vec!["import".into(), big_s.clone(), format!("big:{i}")],
+        // gzip: slow enough to be caught in every phase, and it runs the
+        // compressor thread.
+        |i| {
+            let args = [
+                "import",
+                &big_s,
+                &format!("big:{i}"),
+                "--compression",
+                "gzip",
+            ];
+            args.iter().map(|s| s.to_string()).collect()
+        },
         |i| format!("big:{i}"),
     );
     assert!(

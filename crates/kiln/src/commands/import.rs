@@ -23,8 +23,9 @@ pub struct Args {
     /// Platform recorded in the image config (OS/ARCH[/VARIANT])
     #[arg(long, value_parser = clap::value_parser!(Platform))]
     platform: Option<Platform>,
-    /// Layer compression: gzip (compatible everywhere), zstd (faster), none
-    #[arg(long, default_value = "gzip", value_parser = clap::value_parser!(Compression))]
+    /// Layer compression in the store: none (default: like docker's local
+    /// store, fastest to create and apply; pushing compresses), gzip, zstd
+    #[arg(long, default_value = "none", value_parser = clap::value_parser!(Compression))]
     compression: Compression,
 }
 

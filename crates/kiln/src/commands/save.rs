@@ -41,6 +41,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             let tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(std::path::Path::new(".")))
                 .with_context(|| format!("create a temporary file beside {}", path.display()))?;
             let file = save(store, &items, tmp.reopen()?)?;
+            // Temporary files are private (0600); an archive is not.
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
             file.sync_all()?;
             tmp.persist(path)
                 .map_err(|e| e.error)
