@@ -40,8 +40,8 @@ fn require_docker() {
 
 /// `docker load`, with evidence when it fails: the archive is kept and
 /// checked by an independent tar reader, so a failure says whether kiln's
-/// bytes or docker are at fault. (Seen once, not reproduced since: docker
-/// reported "archive/tar: invalid tar header" for a kiln archive.)
+/// bytes or docker are at fault. (This is how docker 20.10's lack of zstd
+/// support was found: "archive/tar: invalid tar header" on a valid archive.)
 fn docker_load(archive: &std::path::Path) -> String {
     let out = run_tool("docker", &["load", "-i", archive.to_str().unwrap()]);
     if out.status.success() {
@@ -128,9 +128,11 @@ fn skopeo_and_umoci_read_the_store() {
     );
 }
 
+/// zstd layers are not covered here: docker before 23.0 (Debian's is
+/// 20.10) cannot decompress them; kiln warns when saving such an image.
 #[test]
 fn docker_loads_and_runs_what_kiln_saves() {
-    for compression in ["none", "gzip", "zstd"] {
+    for compression in ["none", "gzip"] {
         docker_loads_and_runs(compression);
     }
 }
@@ -139,7 +141,17 @@ fn docker_loads_and_runs(compression: &str) {
     require_docker();
     let k = Kiln::new();
     let name = DockerImage::new(&format!("saved-{compression}"));
-    let tar = busybox_tar(k.dir.path(), "base", &[("hello", b"hello from kiln\n")]);
+    // Content unique to this run: a layer docker already has is not
+    // extracted again, and would hide a layer it cannot read.
+    let unique = format!("{} {compression}", name.0);
+    let tar = busybox_tar(
+        k.dir.path(),
+        "base",
+        &[
+            ("hello", b"hello from kiln\n"),
+            ("unique", unique.as_bytes()),
+        ],
+    );
     let args = [
         "import",
         tar.to_str().unwrap(),
@@ -180,8 +192,12 @@ fn docker_loads_and_runs(compression: &str) {
 fn kiln_loads_what_docker_saves() {
     require_docker();
     let k = Kiln::new();
-    let tar = busybox_tar(k.dir.path(), "base", &[("x", b"docker made me\n")]);
     let name = DockerImage::new("docker-made");
+    let tar = busybox_tar(
+        k.dir.path(),
+        "base",
+        &[("x", b"docker made me\n"), ("unique", name.0.as_bytes())],
+    );
     tool(
         "docker",
         &[

@@ -34,6 +34,23 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             None => items.push(SaveItem { image, names }),
         }
     }
+    for item in &items {
+        let zstd = item
+            .image
+            .manifest
+            .layers()
+            .iter()
+            .any(|l| l.media_type().as_ref().ends_with("zstd"));
+        if zstd {
+            let what = match item.names.first() {
+                Some(n) => n.familiar(),
+                None => item.image.id().short().to_string(),
+            };
+            eprintln!(
+                "warning: {what} has zstd-compressed layers: docker before 23.0 cannot load them (skopeo, podman and kiln can)"
+            );
+        }
+    }
     match &args.output {
         Some(path) => {
             // Written beside the target and renamed: no half archive on failure.
