@@ -101,6 +101,30 @@ fn save_then_load_into_another_store() {
 }
 
 #[test]
+fn loads_compressed_archives() {
+    let (k, archive) = saved();
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        let packed = k.path(&format!("app.tar.{ext}"));
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{tool} -c {} > {}",
+                archive.display(),
+                packed.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let other = Kiln::new();
+        assert_eq!(
+            other.ok(&["load", "-i", packed.to_str().unwrap()]).trim(),
+            "Loaded image: app:1"
+        );
+        assert_eq!(other.inspect("app:1")["Id"], k.inspect("app:1")["Id"]);
+    }
+}
+
+#[test]
 fn save_is_deterministic_and_holds_both_formats() {
     let (k, archive) = saved();
     let again = k.path("again.tar");
