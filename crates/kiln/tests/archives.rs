@@ -58,14 +58,7 @@ fn hex(data: &[u8]) -> String {
 /// A store with one image and its saved archive.
 fn saved() -> (Kiln, std::path::PathBuf) {
     let k = Kiln::new();
-    let tar = busybox_tar(k.dir.path(), "base", &[]);
-    k.ok(&[
-        "import",
-        tar.to_str().unwrap(),
-        "app:1",
-        "-c",
-        "CMD [\"sh\"]",
-    ]);
+    k.import_busybox("app:1", &[], &["-c", "CMD [\"sh\"]"]);
     let out = k.path("app.tar");
     k.ok(&["save", "-o", out.to_str().unwrap(), "app:1"]);
     (k, out)

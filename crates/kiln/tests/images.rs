@@ -9,10 +9,8 @@ use std::process::Command;
 use common::{busybox_tar, Kiln};
 
 fn import(k: &Kiln, name: &str, extra: &[(&str, &[u8])]) -> String {
-    let tar = busybox_tar(k.dir.path(), &name.replace([':', '/'], "_"), extra);
-    k.ok(&["import", tar.to_str().unwrap(), name])
-        .trim()
-        .to_string()
+    k.import_busybox(name, extra, &[]);
+    k.inspect(name)["Id"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -281,14 +279,7 @@ fn layers_are_stored_once_across_images() {
 #[test]
 fn inspect_and_history_show_the_image() {
     let k = Kiln::new();
-    let tar = busybox_tar(k.dir.path(), "base", &[]);
-    k.ok(&[
-        "import",
-        tar.to_str().unwrap(),
-        "hist",
-        "-c",
-        "CMD [\"sh\"]",
-    ]);
+    let tar = k.import_busybox("hist", &[], &["-c", "CMD [\"sh\"]"]);
     let doc = k.inspect("hist");
     for key in [
         "Id",

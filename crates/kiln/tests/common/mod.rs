@@ -76,6 +76,17 @@ impl Kiln {
         (index, blobs)
     }
 
+    /// Imports a fresh busybox rootfs (plus `files`) as `name` with extra
+    /// `kiln import` arguments; returns the tarball it imported.
+    pub fn import_busybox(&self, name: &str, files: &[(&str, &[u8])], args: &[&str]) -> PathBuf {
+        let label = name.replace([':', '/'], "_");
+        let tar = busybox_tar(self.dir.path(), &label, files);
+        let mut all = vec!["import", tar.to_str().unwrap(), name];
+        all.extend_from_slice(args);
+        self.ok(&all);
+        tar
+    }
+
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["inspect", image]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
