@@ -10,15 +10,19 @@
 //! - [`copy_checked_tar`]: copies a tar stream byte for byte while parsing
 //!   it, so malformed archives and entries that would escape the root are
 //!   rejected before anything is committed.
+//! - [`apply`]: a layer onto a directory, with OCI whiteouts, never
+//!   writing outside it (`openat2(RESOLVE_IN_ROOT)` and `*at` calls).
 //! - [`PipeWriter`]: runs a writer (typically a compressor) on its own
 //!   thread, so reading/hashing and compressing use both cores.
 
+mod apply;
 mod check;
 mod compression;
 mod error;
 mod pipe;
 mod writer;
 
+pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
 pub use compression::{decompress, Compression};
 pub use error::LayerError;
