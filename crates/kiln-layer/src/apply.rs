@@ -369,7 +369,7 @@ impl Applier {
         uid: u64,
         gid: u64,
         mode: Option<Mode>,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
+        xattrs: &Xattrs,
         path: &[u8],
     ) -> Result<(), LayerError> {
         // Owner first: chown clears setuid/setgid, so the mode comes after.
@@ -413,7 +413,7 @@ impl Applier {
 
     /// xattrs on something that cannot be opened (symlinks, devices): through
     /// the parent's fd in /proc, so the final component is not followed.
-    fn set_xattrs_at(&mut self, parent: &OwnedFd, name: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) {
+    fn set_xattrs_at(&mut self, parent: &OwnedFd, name: &[u8], xattrs: &Xattrs) {
         use std::os::fd::AsRawFd;
         for (k, v) in xattrs {
             let mut p = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
@@ -508,8 +508,11 @@ fn gid_of(id: u64) -> rfs::Gid {
     rfs::Gid::from_raw(id as u32)
 }
 
+/// Extended attributes as (name, value) pairs.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// PAX `SCHILY.xattr.*` records of an entry.
-fn xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LayerError> {
+fn xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Result<Xattrs, LayerError> {
     let mut out = Vec::new();
     if let Some(exts) = entry
         .pax_extensions()
