@@ -12,19 +12,27 @@
 //!   rejected before anything is committed.
 //! - [`apply`]: a layer onto a directory, with OCI whiteouts, never
 //!   writing outside it (`openat2(RESOLVE_IN_ROOT)` and `*at` calls).
+//! - [`diff_trees`] / [`diff_overlay`]: the change set between a lower and
+//!   an upper tree (or an overlayfs upper dir), as `docker diff` lists it;
+//!   [`write_layer_tar`] writes it as a reproducible layer tar.
 //! - [`PipeWriter`]: runs a writer (typically a compressor) on its own
 //!   thread, so reading/hashing and compressing use both cores.
 
 mod apply;
 mod check;
 mod compression;
+mod diff;
 mod error;
+mod fsmeta;
 mod pipe;
+mod tar_writer;
 mod writer;
 
 pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
 pub use compression::{decompress, Compression};
+pub use diff::{diff_overlay, diff_trees, Change, ChangeKind};
 pub use error::LayerError;
 pub use pipe::PipeWriter;
+pub use tar_writer::{write_layer_tar, TarOptions};
 pub use writer::{LayerWriter, WrittenLayer};
