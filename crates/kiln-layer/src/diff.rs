@@ -66,14 +66,14 @@ impl ChangeSet {
         for p in paths {
             for i in 1..p.len() {
                 let anc = p[..i].to_vec();
-                if !self.0.contains_key(&anc) {
-                    let rel = to_path(&anc);
+                if let std::collections::btree_map::Entry::Vacant(slot) = self.0.entry(anc) {
+                    let rel = to_path(slot.key());
                     let kind = if fs::symlink_metadata(lower.join(&rel)).is_ok() {
                         ChangeKind::Modified
                     } else {
                         ChangeKind::Added
                     };
-                    self.0.insert(anc, kind);
+                    slot.insert(kind);
                 }
             }
         }
