@@ -77,17 +77,102 @@ pub fn apply<R: BufRead + Send>(
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, LayerError> {
-    let (compression, plain) = decompress(layer)?;
+    let (compression, mut plain) = decompress(layer)?;
+    // A reader thread reads and decompresses while this one creates files.
+    // The diff_id hash goes where there is room: on the reader for a plain
+    // layer, here for a compressed one (decompression fills the reader).
+    // (A third, hashing-only thread was measured and gained nothing on two
+    // cores: file creation here is the bound.)
+    let hash_in_reader = compression == Compression::None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let reader = scope.spawn(move || {
+            let mut hasher = hash_in_reader.then(|| Sha256Writer::new(io::sink()));
+            loop {
+                // read_to_end into spare capacity: no zeroing of each chunk.
+                let mut buf = Vec::with_capacity(COPY_BUF);
+                match (&mut plain).take(COPY_BUF as u64).read_to_end(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if let Some(h) = &mut hasher {
+                            h.write_all(&buf)?;
+                        }
+                        if tx.send(Ok(buf)).is_err() {
+                            break; // the applier stopped; its error is reported
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                }
+            }
+            Ok::<_, io::Error>(hasher.map(Sha256Writer::finish))
+        });
+        let mut stream = ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            hasher: (!hash_in_reader).then(|| Sha256Writer::new(io::sink())),
+        };
+        let applied = apply_stream(&mut stream, root, opts);
+        let hashed_here = stream.hasher.take();
+        drop(stream);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("layer reader panicked")));
+        let mut report = applied?;
+        let (diff_id, size, _) = read
+            .map_err(LayerError::io("read layer"))?
+            .or_else(|| hashed_here.map(Sha256Writer::finish))
+            .ok_or_else(|| LayerError::BadTar("layer stream was not hashed".into()))?;
+        report.diff_id = Some(diff_id);
+        report.uncompressed_size = size;
+        report.compression = Some(compression);
+        Ok(report)
+    })
+}
+
+/// Reads the chunks another thread sends, hashing them when asked to.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    hasher: Option<Sha256Writer<io::Sink>>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk?;
+                    self.pos = 0;
+                    if let Some(h) = &mut self.hasher {
+                        h.write_all(&self.cur)?;
+                    }
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn apply_stream<R: Read>(
+    mut stream: R,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
     let root_fd = rfs::open(
         root,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| LayerError::io(format!("open {}", root.display()))(e.into()))?;
-    let mut hashing = HashingReader {
-        inner: plain,
-        hasher: Sha256Writer::new(io::sink()),
-    };
     let mut applier = Applier {
         root: root_fd,
         opts: opts.clone(),
@@ -95,9 +180,10 @@ pub fn apply<R: BufRead + Send>(
         dir_times: Vec::new(),
         report: ApplyReport::default(),
         buf: vec![0u8; COPY_BUF],
+        parent_cache: None,
     };
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(&mut stream);
         let entries = archive
             .entries()
             .map_err(|e| LayerError::BadTar(e.to_string()))?;
@@ -107,27 +193,10 @@ pub fn apply<R: BufRead + Send>(
             applier.report.entries += 1;
         }
     }
-    io::copy(&mut hashing, &mut io::sink()).map_err(LayerError::io("read layer"))?;
+    // The end-of-archive padding is part of the diff_id.
+    io::copy(&mut stream, &mut io::sink()).map_err(LayerError::io("read layer"))?;
     applier.finish_dirs()?;
-    let (diff_id, size, _) = hashing.hasher.finish();
-    let mut report = applier.report;
-    report.diff_id = Some(diff_id);
-    report.uncompressed_size = size;
-    report.compression = Some(compression);
-    Ok(report)
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256Writer<io::Sink>,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.write_all(&buf[..n])?;
-        Ok(n)
-    }
+    Ok(applier.report)
 }
 
 struct Applier {
@@ -139,6 +208,10 @@ struct Applier {
     dir_times: Vec<(Vec<u8>, i64)>,
     report: ApplyReport,
     buf: Vec<u8>,
+    /// The parent directory of the previous entry: most entries share it,
+    /// and resolving it again costs a path walk. Dropped whenever anything
+    /// is removed, so it never names a directory that is gone.
+    parent_cache: Option<(Vec<u8>, OwnedFd)>,
 }
 
 fn join(parts: &[&[u8]]) -> Vec<u8> {
@@ -217,14 +290,20 @@ impl Applier {
             return self.whiteout(parent, name);
         }
         let kind = entry.header().entry_type();
-        let parent_fd = self.open_dir(parent, true)?;
+        let parent_key = join(parent);
+        let parent_fd = match self.parent_cache.take() {
+            Some((key, fd)) if key == parent_key => fd,
+            _ => self.open_dir(parent, true)?,
+        };
         // Replace whatever is there, never following it; a directory stays
         // a directory (its lower contents merge).
+        let mut removed = false;
         match rfs::statat(&parent_fd, *name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 if !(is_dir && kind.is_dir()) {
                     remove_all(&parent_fd, name)?;
+                    removed = true;
                 }
             }
             Err(Errno::NOENT) => {}
@@ -360,6 +439,9 @@ impl Applier {
             _ => return Ok(()),
         }
         self.created.insert(path);
+        if !removed {
+            self.parent_cache = Some((parent_key, parent_fd));
+        }
         Ok(())
     }
 
@@ -426,6 +508,7 @@ impl Applier {
 
     fn whiteout(&mut self, parent: &[&[u8]], name: &[u8]) -> Result<(), LayerError> {
         self.report.whiteouts += 1;
+        self.parent_cache = None;
         let parent_fd = match self.open_dir(parent, false) {
             Ok(fd) => fd,
             // Nothing below to hide.

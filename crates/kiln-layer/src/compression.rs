@@ -49,8 +49,9 @@ impl Compression {
         }
     }
 
-    /// Wraps `w` in this compression's encoder. `threads` > 1 enables zstd's
-    /// multithreading (its output does not depend on the thread count).
+    /// Wraps `w` in this compression's encoder, using up to `threads` cores.
+    /// Neither gzip's block encoder nor zstd's multithreading makes the
+    /// output depend on the thread count.
     pub fn encoder<'a, W: Write + Send + 'a>(
         self,
         w: W,
@@ -58,11 +59,13 @@ impl Compression {
     ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
         Ok(match self {
             Compression::None => Box::new(Plain(w)),
-            Compression::Gzip => Box::new(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(w, flate2::Compression::new(GZIP_LEVEL)),
-            ),
+            // Always the block encoder, whatever the core count: the bytes
+            // must not depend on the machine.
+            Compression::Gzip => Box::new(crate::pgzip::ParGzEncoder::new(
+                w,
+                GZIP_LEVEL,
+                threads.max(1) as usize,
+            )?),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
                 if threads > 1 {
@@ -111,7 +114,7 @@ impl<W: Write> FinishWrite<W> for Plain<W> {
     }
 }
 
-impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
+impl<W: Write> FinishWrite<W> for crate::pgzip::ParGzEncoder<W> {
     fn finish_into(self: Box<Self>) -> io::Result<W> {
         (*self).finish()
     }

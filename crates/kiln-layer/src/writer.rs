@@ -110,3 +110,18 @@ mod tests {
         }
     }
 }
+
+/// Writes the layer for `changes` (content from `upper`) compressed into
+/// `out`, computing its diff_id on the way.
+pub fn write_layer<W: Write + Send + 'static>(
+    upper: &std::path::Path,
+    changes: &[crate::Change],
+    opts: &crate::TarOptions,
+    compression: Compression,
+    threads: u32,
+    out: W,
+) -> io::Result<(WrittenLayer, W)> {
+    let mut layer = LayerWriter::new(out, compression, threads)?;
+    crate::write_layer_tar(upper, changes, opts, &mut layer)?;
+    layer.finish()
+}

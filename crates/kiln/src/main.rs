@@ -56,6 +56,9 @@ enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Work with layers directly: create, apply, diff
+    #[command(subcommand)]
+    Layer(commands::layer::Command),
 }
 
 #[derive(Subcommand)]
@@ -153,5 +156,6 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(store, a),
         Command::System(SystemCommand::Check(a)) => system::check(store, a),
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
+        Command::Layer(c) => layer::run(c),
     }
 }

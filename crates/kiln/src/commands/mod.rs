@@ -4,6 +4,7 @@ pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod layer;
 pub mod load;
 pub mod prune;
 pub mod rmi;

@@ -1,0 +1,126 @@
+//! `kiln layer`: the layer engine on its own — make a layer from a
+//! directory (or the difference of two), apply one to a directory, list a
+//! difference as `docker diff` does. For inspection, scripting and
+//! benchmarks; builds and containers use the same engine.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kiln_core::Sha256Writer;
+use kiln_layer::{
+    apply, diff_overlay, diff_trees, write_layer, ApplyOptions, Compression, TarOptions,
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Write a layer holding DIR (or what changed from --from to DIR)
+    Create(CreateArgs),
+    /// Apply a layer (plain, gzip or zstd) onto a directory
+    Apply(ApplyArgs),
+    /// List what changed from LOWER to UPPER (A added, C changed, D deleted)
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Directory with the content (the upper tree, or an overlay upper dir with --overlay)
+    dir: PathBuf,
+    /// Lower tree to diff against (default: empty, so DIR is the whole layer)
+    #[arg(long, value_name = "LOWER")]
+    from: Option<PathBuf>,
+    /// DIR is an overlayfs upper directory over --from
+    #[arg(long, requires = "from")]
+    overlay: bool,
+    /// Output file
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+    /// gzip, zstd or none
+    #[arg(long, default_value = "gzip", value_parser = clap::value_parser!(Compression))]
+    compression: Compression,
+}
+
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    layer: PathBuf,
+    dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    lower: PathBuf,
+    upper: PathBuf,
+    /// UPPER is an overlayfs upper directory
+    #[arg(long)]
+    overlay: bool,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Create(a) => create(a),
+        Command::Apply(a) => {
+            let file =
+                File::open(&a.layer).with_context(|| format!("open {}", a.layer.display()))?;
+            std::fs::create_dir_all(&a.dir)?;
+            let r = apply(
+                BufReader::with_capacity(1 << 20, file),
+                &a.dir,
+                &ApplyOptions::for_current_user(),
+            )
+            .with_context(|| format!("apply {} to {}", a.layer.display(), a.dir.display()))?;
+            let diff_id = r.diff_id.map(|d| d.to_string()).unwrap_or_default();
+            println!(
+                "applied {} entries ({} whiteouts); diff_id {diff_id}",
+                r.entries, r.whiteouts
+            );
+            if r.skipped_devices > 0 {
+                eprintln!(
+                    "note: {} device nodes skipped (creating them needs root)",
+                    r.skipped_devices
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff(a) => {
+            let changes = if a.overlay {
+                diff_overlay(&a.lower, &a.upper)?
+            } else {
+                diff_trees(&a.lower, &a.upper)?
+            };
+            changes.iter().for_each(|c| println!("{c}"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let empty = tempfile::tempdir()?;
+    let lower = a.from.clone().unwrap_or_else(|| empty.path().to_path_buf());
+    let changes = if a.overlay {
+        diff_overlay(&lower, &a.dir)?
+    } else {
+        diff_trees(&lower, &a.dir)?
+    };
+    let out = File::create(&a.output).with_context(|| format!("create {}", a.output.display()))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let (layer, hashed) = write_layer(
+        &a.dir,
+        &changes,
+        &TarOptions::from_env(),
+        a.compression,
+        threads,
+        Sha256Writer::new(out),
+    )
+    .with_context(|| format!("write layer of {}", a.dir.display()))?;
+    let (digest, size, _) = hashed.finish();
+    println!("digest:  {digest} ({size} bytes, {:?})", a.compression);
+    println!(
+        "diff_id: {} ({} bytes uncompressed, {} changes)",
+        layer.diff_id,
+        layer.uncompressed_size,
+        changes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
