@@ -88,6 +88,21 @@ impl<W: Write + Send + 'static> Write for LayerWriter<W> {
     }
 }
 
+/// Writes the layer for `changes` (content from `upper`) compressed into
+/// `out`, computing its diff_id on the way.
+pub fn write_layer<W: Write + Send + 'static>(
+    upper: &std::path::Path,
+    changes: &[crate::Change],
+    opts: &crate::TarOptions,
+    compression: Compression,
+    threads: u32,
+    out: W,
+) -> io::Result<(WrittenLayer, W)> {
+    let mut layer = LayerWriter::new(out, compression, threads)?;
+    crate::write_layer_tar(upper, changes, opts, &mut layer)?;
+    layer.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,19 +124,4 @@ mod tests {
             assert_eq!(back, data);
         }
     }
-}
-
-/// Writes the layer for `changes` (content from `upper`) compressed into
-/// `out`, computing its diff_id on the way.
-pub fn write_layer<W: Write + Send + 'static>(
-    upper: &std::path::Path,
-    changes: &[crate::Change],
-    opts: &crate::TarOptions,
-    compression: Compression,
-    threads: u32,
-    out: W,
-) -> io::Result<(WrittenLayer, W)> {
-    let mut layer = LayerWriter::new(out, compression, threads)?;
-    crate::write_layer_tar(upper, changes, opts, &mut layer)?;
-    layer.finish()
 }
