@@ -166,7 +166,7 @@ fn xattrs_including_file_capabilities() {
         ],
     )]);
     let report = apply(&layer[..], &sb.root(), &ApplyOptions::for_current_user()).unwrap();
-    let mut buf = vec![0u8; 64];
+    let mut buf = [0u8; 64];
     let p = sb.root().join("ping");
     let n = rustix::fs::getxattr(&p, "user.origin", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], b"kiln");
