@@ -45,7 +45,8 @@ label, path, goal = sys.argv[1], sys.argv[2], float(sys.argv[3])
 r = json.load(open(path))["results"]
 k, p = r[0]["median"], r[1]["median"]
 ratio = k / p
-print(f"| {label} | {r[0]['command']} | {k:.3f} s | {r[1]['command']} | {p:.3f} s | {ratio:.2f}× | ≤ {goal}× | {'yes' if ratio <= goal else 'NO'} |")
+cmd = lambda i: r[i]["command"].replace("|", "\\|")
+print(f"| {label} | {cmd(0)} | {k:.3f} s | {cmd(1)} | {p:.3f} s | {ratio:.2f}× | ≤ {goal}× | {'yes' if ratio <= goal else 'NO'} |")
 PY
 }
 
