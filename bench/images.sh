@@ -65,7 +65,7 @@ size=$(stat -c %s "$ROOTFS")
   row "load (docker's archive → image)" "$W/load.json" 0.5
   echo
   echo "kiln stores imported layers uncompressed by default, as docker's local store does (compression happens on push)."
-  echo "With a compressed layer instead: \`--compression zstd\` ${zstd} s, \`--compression gzip\` ${gzip} s (gzip level 6, zlib-rs, one compressor thread overlapped with hashing)."
+  echo "With a compressed layer instead: \`--compression zstd\` ${zstd} s, \`--compression gzip\` ${gzip} s (gzip level 6, zlib-rs, block-parallel on all cores)."
 } > "$BENCH_DIR/results/images.md"
 
 bash "$BENCH_DIR/collect.sh"
