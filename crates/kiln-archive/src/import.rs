@@ -50,16 +50,32 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
     let _lease = store.lease()?;
     let (_, plain) = decompress(BufReader::with_capacity(1 << 20, input))?;
     let blob = store.blobs().ingest()?;
-    let mut layer = LayerWriter::new(blob, opts.compression, compressor_threads())
-        .map_err(ArchiveError::io("start compressor"))?;
-    let summary = copy_checked_tar(plain, &mut layer)?;
-    let (written, blob) = layer.finish().map_err(ArchiveError::io("write layer"))?;
-    let (digest, size) = blob.commit(None, None)?;
+    let (diff_id, uncompressed_size, digest, size, entries) =
+        if opts.compression == Compression::None {
+            // Uncompressed, the blob digest is the diff_id: hash once, in the blob writer.
+            let mut blob = blob;
+            let summary = copy_checked_tar(plain, &mut blob)?;
+            let (digest, size) = blob.commit(None, None)?;
+            (digest.clone(), size, digest, size, summary.entries)
+        } else {
+            let mut layer = LayerWriter::new(blob, opts.compression, compressor_threads())
+                .map_err(ArchiveError::io("start compressor"))?;
+            let summary = copy_checked_tar(plain, &mut layer)?;
+            let (written, blob) = layer.finish().map_err(ArchiveError::io("write layer"))?;
+            let (digest, size) = blob.commit(None, None)?;
+            (
+                written.diff_id,
+                written.uncompressed_size,
+                digest,
+                size,
+                summary.entries,
+            )
+        };
     store.record_layer(
         &digest,
         &LayerInfo {
-            diff_id: written.diff_id.clone(),
-            uncompressed_size: written.uncompressed_size,
+            diff_id: diff_id.clone(),
+            uncompressed_size,
         },
     )?;
 
@@ -73,7 +89,7 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
         "created": opts.created,
         "comment": message,
         "config": Value::Object(config_obj),
-        "rootfs": {"type": "layers", "diff_ids": [written.diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": opts.created, "comment": message}],
     });
     if let Some(variant) = &opts.platform.variant {
@@ -94,7 +110,7 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
     Ok(Imported {
         id: Digest::sha256(&config_bytes),
         manifest: entry.digest,
-        diff_id: written.diff_id,
-        entries: summary.entries,
+        diff_id,
+        entries,
     })
 }

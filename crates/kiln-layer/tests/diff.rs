@@ -18,6 +18,11 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd}");
 }
 
+/// `cp -a`: a faithful copy (modes, owners, times, links).
+fn copy_tree(from: &Path, to: &Path) {
+    sh(&format!("cp -a {} {}", from.display(), to.display()));
+}
+
 /// A lower tree with the usual kinds of entries, all at a fixed old mtime.
 fn make_lower(dir: &Path) {
     fs::create_dir_all(dir.join("etc/conf.d")).unwrap();
@@ -96,7 +101,7 @@ fn two_tree_diff_lists_what_changed() {
     let t = tempfile::tempdir().unwrap();
     let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
     make_lower(&lower);
-    sh(&format!("cp -a {} {}", lower.display(), upper.display()));
+    copy_tree(&lower, &upper);
     assert!(
         diff_trees(&lower, &upper).unwrap().is_empty(),
         "a faithful copy has no changes"
@@ -118,11 +123,7 @@ fn overlay_upper_and_two_tree_diff_give_the_same_layer() {
     let p = |n: &str| t.path().join(n);
     make_lower(&p("lower"));
     // Copy snapshotter.
-    sh(&format!(
-        "cp -a {} {}",
-        p("lower").display(),
-        p("copy").display()
-    ));
+    copy_tree(&p("lower"), &p("copy"));
     modify(&p("copy"));
     // Overlay snapshotter: the same changes through a real overlay mount.
     for d in ["upper", "work", "merged"] {
@@ -179,11 +180,7 @@ fn applying_the_diff_layer_onto_lower_gives_upper() {
     let t = tempfile::tempdir().unwrap();
     let p = |n: &str| t.path().join(n);
     make_lower(&p("lower"));
-    sh(&format!(
-        "cp -a {} {}",
-        p("lower").display(),
-        p("upper").display()
-    ));
+    copy_tree(&p("lower"), &p("upper"));
     modify(&p("upper"));
     // Tar records whole seconds: give the new entries whole-second mtimes
     // so the round trip can be compared exactly.

@@ -105,16 +105,24 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     };
     let out = File::create(&a.output).with_context(|| format!("create {}", a.output.display()))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let (layer, hashed) = write_layer(
-        &a.dir,
-        &changes,
-        &TarOptions::from_env(),
-        a.compression,
-        threads,
-        Sha256Writer::new(out),
-    )
-    .with_context(|| format!("write layer of {}", a.dir.display()))?;
-    let (digest, size, _) = hashed.finish();
+    let opts = TarOptions::from_env();
+    let (layer, digest, size) = if a.compression == Compression::None {
+        // Uncompressed, the digest is the diff_id: no second hash.
+        let (layer, _) = write_layer(&a.dir, &changes, &opts, a.compression, threads, out)?;
+        (layer.clone(), layer.diff_id, layer.uncompressed_size)
+    } else {
+        let (layer, hashed) = write_layer(
+            &a.dir,
+            &changes,
+            &opts,
+            a.compression,
+            threads,
+            Sha256Writer::new(out),
+        )
+        .with_context(|| format!("write layer of {}", a.dir.display()))?;
+        let (digest, size, _) = hashed.finish();
+        (layer, digest, size)
+    };
     println!("digest:  {digest} ({size} bytes, {:?})", a.compression);
     println!(
         "diff_id: {} ({} bytes uncompressed, {} changes)",
