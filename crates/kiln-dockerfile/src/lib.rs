@@ -1,0 +1,14 @@
+//! The Dockerfile frontend: text in, a typed model out, with no I/O.
+//!
+//! Status: this crate is being built in steps (see issue "Dockerfile
+//! frontend"). Present now:
+//!
+//! - [`expand`]: docker's (BuildKit's) shell-word expansion — `$VAR`,
+//!   `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`, `${VAR+w}`,
+//!   `${VAR:?w}`, `${VAR?w}`, quotes and escapes — as [`expand::expand_word`]
+//!   and [`expand::expand_words`].
+//!
+//! To come: parser directives, logical lines and heredocs, the instruction
+//! model with flags and spans, ARG/ENV scoping, `.dockerignore`.
+
+pub mod expand;
