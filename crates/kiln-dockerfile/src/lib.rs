@@ -7,8 +7,11 @@
 //!   `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`, `${VAR+w}`,
 //!   `${VAR:?w}`, `${VAR?w}`, quotes and escapes — as [`expand::expand_word`]
 //!   and [`expand::expand_words`].
+//! - [`ignore::Matcher`]: `.dockerignore` with docker's pattern rules.
 //!
 //! To come: parser directives, logical lines and heredocs, the instruction
-//! model with flags and spans, ARG/ENV scoping, `.dockerignore`.
+//! model with flags and spans, ARG/ENV scoping, the `NAME.dockerignore`
+//! lookup beside a Dockerfile.
 
 pub mod expand;
+pub mod ignore;
