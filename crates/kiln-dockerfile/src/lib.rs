@@ -8,10 +8,12 @@
 //!   `${VAR:?w}`, `${VAR?w}`, quotes and escapes — as [`expand::expand_word`]
 //!   and [`expand::expand_words`].
 //! - [`ignore::Matcher`]: `.dockerignore` with docker's pattern rules.
+//! - [`lines::logical_lines`]: parser directives, continuations (either
+//!   escape character), comments inside continuations, heredocs, spans.
 //!
-//! To come: parser directives, logical lines and heredocs, the instruction
-//! model with flags and spans, ARG/ENV scoping, the `NAME.dockerignore`
+//! To come: the instruction model with flags and spans, ARG/ENV scoping, the `NAME.dockerignore`
 //! lookup beside a Dockerfile.
 
 pub mod expand;
 pub mod ignore;
+pub mod lines;

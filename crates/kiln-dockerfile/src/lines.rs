@@ -1,0 +1,401 @@
+//! From Dockerfile text to logical instruction lines, as docker reads it:
+//!
+//! - parser directives (`# syntax=`, `# escape=`, `# check=`) only at the
+//!   very top, each at most once; the first comment, blank line or
+//!   instruction ends them; `escape` is `\` or a backtick;
+//! - comment lines (`#` first) and blank lines are skipped, also inside a
+//!   continuation;
+//! - a line ending in the escape character continues on the next; the
+//!   escape and line break are removed and the lines joined;
+//! - heredocs (`<<EOF`, `<<-EOF`, quoted delimiters) on RUN, COPY and ADD
+//!   take the following lines up to their delimiter, several per line in
+//!   order; `<<-` strips leading tabs.
+
+use std::fmt;
+
+/// Where something is in the Dockerfile: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// The directives in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    pub syntax: Option<String>,
+    pub escape: char,
+    pub check: Option<String>,
+}
+
+impl Default for Directives {
+    fn default() -> Directives {
+        Directives {
+            syntax: None,
+            escape: '\\',
+            check: None,
+        }
+    }
+}
+
+/// A heredoc's body and how it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub delimiter: String,
+    /// Quoted delimiter (`<<"EOF"`, `<<'EOF'`): no expansion in the body.
+    pub quoted: bool,
+    /// `<<-`: leading tabs stripped.
+    pub strip_tabs: bool,
+    pub body: String,
+}
+
+/// One instruction: keyword as written, the rest of the (joined) line, and
+/// heredocs that followed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalLine {
+    pub keyword: String,
+    pub args: String,
+    pub span: Span,
+    /// Last physical line it used (continuations and heredocs included).
+    pub end_line: usize,
+    pub heredocs: Vec<Heredoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub span: Span,
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Dockerfile:{}:{}: {}",
+            self.span.line, self.span.col, self.message
+        )
+    }
+}
+
+impl std::error::Error for LineError {}
+
+fn err(line: usize, col: usize, message: impl Into<String>) -> LineError {
+    LineError {
+        span: Span { line, col },
+        message: message.into(),
+    }
+}
+
+/// `# key=value` as a directive, if the comment is one.
+fn directive(line: &str) -> Option<(String, String)> {
+    let body = line.trim_start().strip_prefix('#')?;
+    let (key, value) = body.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some((key.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// Splits `text` into directives and logical lines.
+pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), LineError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let physical: Vec<&str> = text.lines().collect();
+    let mut directives = Directives::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut i = 0;
+    // Directives: only while every line so far was one.
+    while i < physical.len() {
+        let Some((key, value)) = directive(physical[i]) else {
+            break;
+        };
+        if !matches!(key.as_str(), "syntax" | "escape" | "check") {
+            // Unknown directives are comments, and end the directive block.
+            break;
+        }
+        if seen.contains(&key) {
+            return Err(err(
+                i + 1,
+                1,
+                format!("only one {key} parser directive can be used"),
+            ));
+        }
+        match key.as_str() {
+            "escape" => {
+                directives.escape = match value.as_str() {
+                    "\\" => '\\',
+                    "`" => '`',
+                    other => {
+                        return Err(err(
+                            i + 1,
+                            1,
+                            format!("invalid escape token {other:?}: use \\ or `"),
+                        ))
+                    }
+                }
+            }
+            "syntax" => directives.syntax = Some(value),
+            _ => directives.check = Some(value),
+        }
+        seen.push(key);
+        i += 1;
+    }
+
+    let escape = directives.escape;
+    let mut out = Vec::new();
+    while i < physical.len() {
+        let raw = physical[i];
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let start_line = i + 1;
+        let col = raw.len() - trimmed.len() + 1;
+        // Join continuations.
+        let mut joined = String::new();
+        let mut line = trimmed;
+        loop {
+            let body = line.trim_end();
+            match body.strip_suffix(escape) {
+                Some(cont) => {
+                    joined.push_str(cont);
+                    // Next non-blank, non-comment line continues it.
+                    i += 1;
+                    loop {
+                        match physical.get(i) {
+                            None => {
+                                line = "";
+                                break;
+                            }
+                            Some(next)
+                                if next.trim().is_empty() || next.trim_start().starts_with('#') =>
+                            {
+                                i += 1
+                            }
+                            Some(next) => {
+                                line = next;
+                                break;
+                            }
+                        }
+                    }
+                    if physical.get(i).is_none() {
+                        break;
+                    }
+                }
+                None => {
+                    joined.push_str(line);
+                    break;
+                }
+            }
+        }
+        let end_after_join = i;
+        let (keyword, args) = match joined.trim().split_once(char::is_whitespace) {
+            Some((k, a)) => (k.to_string(), a.trim().to_string()),
+            None => (joined.trim().to_string(), String::new()),
+        };
+        if !keyword.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(err(
+                start_line,
+                col,
+                format!("unknown instruction: {keyword}"),
+            ));
+        }
+        i = end_after_join + 1;
+        let mut heredocs = Vec::new();
+        if matches!(
+            keyword.to_ascii_uppercase().as_str(),
+            "RUN" | "COPY" | "ADD"
+        ) {
+            for (delimiter, quoted, strip_tabs) in heredoc_markers(&args) {
+                let mut body = String::new();
+                loop {
+                    let Some(l) = physical.get(i) else {
+                        return Err(err(start_line, col, format!("unterminated heredoc: no line {delimiter:?} before the end of the file")));
+                    };
+                    i += 1;
+                    let l = if strip_tabs {
+                        l.trim_start_matches('\t')
+                    } else {
+                        l
+                    };
+                    if l == delimiter {
+                        break;
+                    }
+                    body.push_str(l);
+                    body.push('\n');
+                }
+                heredocs.push(Heredoc {
+                    delimiter,
+                    quoted,
+                    strip_tabs,
+                    body,
+                });
+            }
+        }
+        out.push(LogicalLine {
+            keyword,
+            args,
+            span: Span {
+                line: start_line,
+                col,
+            },
+            end_line: i.max(start_line),
+            heredocs,
+        });
+    }
+    Ok((directives, out))
+}
+
+/// The heredoc markers on an instruction line, in order:
+/// (delimiter, quoted, strip_tabs).
+fn heredoc_markers(args: &str) -> Vec<(String, bool, bool)> {
+    let mut out = Vec::new();
+    let b = args.as_bytes();
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i + 1 < b.len() {
+        match (quote, b[i]) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"')
+                if !(i >= 2 && &b[i - 2..i] == b"<<") && !(i >= 3 && &b[i - 3..i] == b"<<-") =>
+            {
+                quote = Some(b[i])
+            }
+            (None, b'<') if b[i + 1] == b'<' && (i == 0 || b[i - 1] != b'<') => {
+                let mut j = i + 2;
+                let strip_tabs = b.get(j) == Some(&b'-');
+                if strip_tabs {
+                    j += 1;
+                }
+                let quoted_by = match b.get(j) {
+                    Some(q @ (b'\'' | b'"')) => {
+                        j += 1;
+                        Some(*q)
+                    }
+                    _ => None,
+                };
+                let start = j;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                if j > start && quoted_by.is_none_or(|q| b.get(j) == Some(&q)) {
+                    out.push((args[start..j].to_string(), quoted_by.is_some(), strip_tabs));
+                    i = j + usize::from(quoted_by.is_some());
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<(String, String)> {
+        logical_lines(text)
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|l| (l.keyword, l.args))
+            .collect()
+    }
+
+    #[test]
+    fn directives_only_at_the_top() {
+        let (d, l) =
+            logical_lines("# syntax=docker/dockerfile:1\n#ESCAPE = `\n# check=skip=all\nFROM x\n")
+                .unwrap();
+        assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1"));
+        assert_eq!(d.escape, '`');
+        assert_eq!(d.check.as_deref(), Some("skip=all"));
+        assert_eq!(l.len(), 1);
+        // After a comment, a blank line or an instruction: just comments.
+        for text in [
+            "# hello\n# escape=`\nFROM x",
+            "\n# escape=`\nFROM x",
+            "FROM x\n# escape=`\n",
+        ] {
+            assert_eq!(logical_lines(text).unwrap().0.escape, '\\', "{text:?}");
+        }
+        let e = logical_lines("# escape=`\n# escape=\\\nFROM x").unwrap_err();
+        assert!(
+            e.to_string().contains("Dockerfile:2:1: only one escape"),
+            "{e}"
+        );
+        assert!(logical_lines("# escape=x\nFROM x")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid escape"));
+    }
+
+    #[test]
+    fn continuations_comments_and_blank_lines() {
+        let text = "FROM debian\nRUN apt-get update && \\\n    # a comment inside\n\n    apt-get install -y curl \\\n  && rm -rf /var/lib/apt/lists/*\n  # trailing comment\nCMD [\"sh\"]\n";
+        assert_eq!(
+            lines(text),
+            [
+                ("FROM".into(), "debian".into()),
+                ("RUN".into(), "apt-get update &&     apt-get install -y curl   && rm -rf /var/lib/apt/lists/*".into()),
+                ("CMD".into(), "[\"sh\"]".into()),
+            ]
+        );
+        let all = logical_lines(text).unwrap().1;
+        assert_eq!(all[1].span, Span { line: 2, col: 1 });
+        assert_eq!(all[2].span.line, 8);
+    }
+
+    #[test]
+    fn backtick_escape_and_windows_paths() {
+        let text = "# escape=`\nFROM windows\nCOPY C:\\src\\ C:\\dst\\\nRUN dir `\n  c:\\\n";
+        assert_eq!(
+            lines(text),
+            [
+                ("FROM".into(), "windows".into()),
+                ("COPY".into(), "C:\\src\\ C:\\dst\\".into()),
+                ("RUN".into(), "dir   c:\\".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn heredocs() {
+        let text = "FROM x\nRUN <<EOF\necho a\necho $HOME\nEOF\nCOPY <<-\"A\" /a <<'B' /b\n\t\tone\n\tA\ntwo\nB\nRUN echo done\n";
+        let (_, l) = logical_lines(text).unwrap();
+        assert_eq!(l.len(), 4);
+        assert_eq!(l[1].heredocs[0].body, "echo a\necho $HOME\n");
+        assert!(!l[1].heredocs[0].quoted);
+        let h = &l[2].heredocs;
+        assert_eq!(
+            (
+                h[0].delimiter.as_str(),
+                h[0].quoted,
+                h[0].strip_tabs,
+                h[0].body.as_str()
+            ),
+            ("A", true, true, "one\n")
+        );
+        assert_eq!(
+            (h[1].delimiter.as_str(), h[1].quoted, h[1].body.as_str()),
+            ("B", true, "two\n")
+        );
+        assert_eq!(l[3].args, "echo done");
+        // Not a heredoc: inside quotes, or on other instructions.
+        let (_, l) = logical_lines("RUN echo '<<EOF'\nENV A=<<EOF\n").unwrap();
+        assert!(l.iter().all(|l| l.heredocs.is_empty()));
+        let e = logical_lines("RUN <<EOF\necho\n").unwrap_err();
+        assert!(e.to_string().contains("unterminated heredoc"), "{e}");
+    }
+
+    #[test]
+    fn bad_keywords_point_at_the_line() {
+        let e = logical_lines("FROM x\n  RU-N echo\n").unwrap_err();
+        assert_eq!(e.span, Span { line: 2, col: 3 });
+        assert!(e.to_string().contains("unknown instruction: RU-N"));
+    }
+}
