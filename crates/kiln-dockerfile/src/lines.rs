@@ -258,11 +258,8 @@ fn heredoc_markers(args: &str) -> Vec<(String, bool, bool)> {
         match (quote, b[i]) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
-            (None, b'\'' | b'"')
-                if !(i >= 2 && &b[i - 2..i] == b"<<") && !(i >= 3 && &b[i - 3..i] == b"<<-") =>
-            {
-                quote = Some(b[i])
-            }
+            // Marker parsing below steps past a quoted delimiter itself.
+            (None, b'\'' | b'"') => quote = Some(b[i]),
             (None, b'<') if b[i + 1] == b'<' && (i == 0 || b[i - 1] != b'<') => {
                 let mut j = i + 2;
                 let strip_tabs = b.get(j) == Some(&b'-');
