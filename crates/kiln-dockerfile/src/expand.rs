@@ -125,13 +125,7 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
             }
             in_word = true;
             match ch {
-                c if c == self.escape => {
-                    self.pos += 1;
-                    if let Some(next) = self.peek() {
-                        cur.push(next);
-                        self.pos += 1;
-                    }
-                }
+                c if c == self.escape => self.escaped(&mut cur),
                 '\'' => {
                     quoted = true;
                     cur.push_str(&self.single_quoted()?);
@@ -173,6 +167,16 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
         Ok(words)
     }
 
+    /// At the escape character: the next character, literally (an escape
+    /// at the very end is dropped).
+    fn escaped(&mut self, out: &mut String) {
+        self.pos += 1;
+        if let Some(next) = self.peek() {
+            out.push(next);
+            self.pos += 1;
+        }
+    }
+
     fn single_quoted(&mut self) -> Result<String, ExpandError> {
         let start = self.pos;
         self.pos += 1;
@@ -210,13 +214,7 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
                     return Ok(out);
                 }
                 Some('$') => out.push_str(&self.dollar()?),
-                Some(c) if c == self.escape => {
-                    self.pos += 1;
-                    if let Some(next) = self.peek() {
-                        out.push(next);
-                        self.pos += 1;
-                    }
-                }
+                Some(c) if c == self.escape => self.escaped(&mut out),
                 Some(c) => {
                     out.push(c);
                     self.pos += 1;
@@ -311,13 +309,7 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
                     self.pos += 1;
                     return Ok(out);
                 }
-                Some(c) if c == self.escape => {
-                    self.pos += 1;
-                    if let Some(next) = self.peek() {
-                        out.push(next);
-                        self.pos += 1;
-                    }
-                }
+                Some(c) if c == self.escape => self.escaped(&mut out),
                 Some('\'') => out.push_str(&self.single_quoted()?),
                 Some('"') => out.push_str(&self.double_quoted()?),
                 Some('$') => out.push_str(&self.dollar()?),
