@@ -128,11 +128,11 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
                 c if c == self.escape => self.escaped(&mut cur),
                 '\'' => {
                     quoted = true;
-                    cur.push_str(&self.single_quoted()?);
+                    cur.push_str(&self.quoted('\'')?);
                 }
                 '"' => {
                     quoted = true;
-                    cur.push_str(&self.double_quoted()?);
+                    cur.push_str(&self.quoted('"')?);
                 }
                 '$' => {
                     let value = self.dollar()?;
@@ -177,44 +177,26 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
         }
     }
 
-    fn single_quoted(&mut self) -> Result<String, ExpandError> {
+    /// A quoted string from its opening quote: `'…'` is literal, `"…"`
+    /// expands `$` and honours the escape character.
+    fn quoted(&mut self, close: char) -> Result<String, ExpandError> {
         let start = self.pos;
+        let expanding = close == '"';
         self.pos += 1;
         let mut out = String::new();
         loop {
             match self.peek() {
                 None => {
                     self.pos = start;
-                    return Err(self.err("unterminated single quote"));
+                    let kind = if expanding { "double" } else { "single" };
+                    return Err(self.err(format!("unterminated {kind} quote")));
                 }
-                Some('\'') => {
+                Some(c) if c == close => {
                     self.pos += 1;
                     return Ok(out);
                 }
-                Some(c) => {
-                    out.push(c);
-                    self.pos += 1;
-                }
-            }
-        }
-    }
-
-    fn double_quoted(&mut self) -> Result<String, ExpandError> {
-        let start = self.pos;
-        self.pos += 1;
-        let mut out = String::new();
-        loop {
-            match self.peek() {
-                None => {
-                    self.pos = start;
-                    return Err(self.err("unterminated double quote"));
-                }
-                Some('"') => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some('$') => out.push_str(&self.dollar()?),
-                Some(c) if c == self.escape => self.escaped(&mut out),
+                Some('$') if expanding => out.push_str(&self.dollar()?),
+                Some(c) if expanding && c == self.escape => self.escaped(&mut out),
                 Some(c) => {
                     out.push(c);
                     self.pos += 1;
@@ -310,8 +292,8 @@ impl<'a, E: Env + ?Sized> Lexer<'a, E> {
                     return Ok(out);
                 }
                 Some(c) if c == self.escape => self.escaped(&mut out),
-                Some('\'') => out.push_str(&self.single_quoted()?),
-                Some('"') => out.push_str(&self.double_quoted()?),
+                Some('\'') => out.push_str(&self.quoted('\'')?),
+                Some('"') => out.push_str(&self.quoted('"')?),
                 Some('$') => out.push_str(&self.dollar()?),
                 Some(c) => {
                     out.push(c);

@@ -107,8 +107,25 @@ fn children(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
     Ok(names)
 }
 
+/// The upper side must exist (a missing lower is an empty one): a typo in
+/// a path must not quietly become an empty layer.
+fn require_dir(upper: &Path) -> io::Result<()> {
+    match fs::metadata(upper) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", upper.display()),
+        )),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("{}: {e}", upper.display()),
+        )),
+    }
+}
+
 /// Changes from `lower` to `upper`, two complete trees.
 pub fn diff_trees(lower: &Path, upper: &Path) -> io::Result<Vec<Change>> {
+    require_dir(upper)?;
     let mut set = ChangeSet::default();
     compare_dirs(lower, upper, Path::new(""), &mut set, false)?;
     Ok(set.finish(lower))
@@ -117,6 +134,7 @@ pub fn diff_trees(lower: &Path, upper: &Path) -> io::Result<Vec<Change>> {
 /// Changes recorded in an overlayfs upper directory over `lower` (the
 /// merged lower layers).
 pub fn diff_overlay(lower: &Path, upper: &Path) -> io::Result<Vec<Change>> {
+    require_dir(upper)?;
     let mut set = ChangeSet::default();
     walk_upper(lower, upper, Path::new(""), &mut set)?;
     Ok(set.finish(lower))

@@ -221,3 +221,24 @@ fn applying_the_diff_layer_onto_lower_gives_upper() {
         fs::metadata(p("rebuilt/etc/new-file-link")).unwrap().ino()
     );
 }
+
+#[test]
+fn a_missing_upper_directory_is_an_error_not_an_empty_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("typo");
+    for result in [
+        diff_trees(t.path(), &missing),
+        diff_overlay(t.path(), &missing),
+    ] {
+        let e = result.unwrap_err();
+        assert!(e.to_string().contains("typo"), "{e}");
+    }
+    fs::write(t.path().join("file"), "x").unwrap();
+    let e = diff_trees(t.path(), &t.path().join("file")).unwrap_err();
+    assert!(e.to_string().contains("is not a directory"), "{e}");
+    // A missing lower is simply empty.
+    fs::create_dir(t.path().join("up")).unwrap();
+    assert!(diff_trees(&t.path().join("nothing"), &t.path().join("up"))
+        .unwrap()
+        .is_empty());
+}

@@ -46,6 +46,15 @@ impl Store {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Uncompressed size of a layer blob: the recorded fact, else the blob's
+    /// own size (exact for uncompressed layers, an underestimate otherwise).
+    pub fn layer_size(&self, blob: &Digest) -> Result<u64> {
+        match self.layer_info(blob) {
+            Some(info) => Ok(info.uncompressed_size),
+            None => self.blobs().size(blob),
+        }
+    }
+
     pub(crate) fn forget_layer(&self, blob: &Digest) {
         let _ = fs::remove_file(self.layer_info_path(blob));
     }

@@ -79,17 +79,7 @@ fn save_then_load_into_another_store() {
     other.ok(&["system", "check"]);
 
     // From standard input, and a second load is harmless.
-    let out = other
-        .cmd()
-        .arg("load")
-        .stdin(fs::File::open(&archive).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    other.ok_with_stdin(&["load"], &archive);
     assert_eq!(other.ok(&["images", "-q"]).lines().count(), 1);
 }
 

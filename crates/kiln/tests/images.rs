@@ -38,17 +38,7 @@ fn import_plain_gzip_and_zstd_give_one_diff_id() {
     k.ok(&["import", gz.to_str().unwrap(), "gz"]);
     k.ok(&["import", zst.to_str().unwrap(), "zst"]);
     // Standard input works too.
-    let out = k
-        .cmd()
-        .args(["import", "-", "stdin:1"])
-        .stdin(std::fs::File::open(&tar).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    k.ok_with_stdin(&["import", "-", "stdin:1"], &tar);
 
     let layers = |name: &str| k.inspect(name)["RootFS"]["Layers"].clone();
     let expected = format!("sha256:{}", sha256_file(&tar));

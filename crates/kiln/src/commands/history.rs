@@ -55,10 +55,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or(false);
         let layer = if empty { None } else { next_layer.next() };
         let size = match layer {
-            Some(l) => match store.layer_info(l) {
-                Some(info) => info.uncompressed_size,
-                None => store.blobs().size(l)?,
-            },
+            Some(l) => store.layer_size(l)?,
             None => 0,
         };
         let created = text("created");

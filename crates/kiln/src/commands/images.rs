@@ -44,10 +44,7 @@ pub struct Row {
 pub fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
     let mut total = 0;
     for layer in image.layer_digests()? {
-        total += match store.layer_info(&layer) {
-            Some(info) => info.uncompressed_size,
-            None => store.blobs().size(&layer)?,
-        };
+        total += store.layer_size(&layer)?;
     }
     Ok(total)
 }

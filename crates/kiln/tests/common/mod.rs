@@ -46,6 +46,23 @@ impl Kiln {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs kiln with `input` as standard input and requires success.
+    pub fn ok_with_stdin(&self, args: &[&str], input: &Path) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .stdin(fs::File::open(input).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?} < {} failed: {}",
+            input.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs kiln and requires failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
