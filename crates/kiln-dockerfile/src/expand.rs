@@ -78,6 +78,30 @@ pub fn expand_words(
     lexer.run(true)
 }
 
+/// Expands a heredoc body used as a file (`COPY <<EOF`): `$` forms and an
+/// escaped `$` or escape character, as a shell does in an unquoted
+/// heredoc; quotes are ordinary characters there.
+pub fn expand_heredoc(
+    text: &str,
+    env: &(impl Env + ?Sized),
+    escape: char,
+) -> Result<String, ExpandError> {
+    let mut lexer = Lexer::new(text, env, escape);
+    let mut out = String::new();
+    while let Some(c) = lexer.peek() {
+        let next = lexer.chars.get(lexer.pos + 1).copied();
+        if c == escape && (next == Some('$') || next == Some(escape)) {
+            lexer.escaped(&mut out);
+        } else if c == '$' {
+            out.push_str(&lexer.dollar()?);
+        } else {
+            out.push(c);
+            lexer.pos += 1;
+        }
+    }
+    Ok(out)
+}
+
 struct Lexer<'a, E: Env + ?Sized> {
     chars: Vec<char>,
     pos: usize,
@@ -369,6 +393,15 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(w(input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn heredoc_bodies_keep_quotes() {
+        let body = "echo \"$A\" '${UNSET:-d}' \\$A \\\\ \\n\n";
+        assert_eq!(
+            expand_heredoc(body, ENV, '\\').unwrap(),
+            "echo \"alpha\" 'd' $A \\ \\n\n"
+        );
     }
 
     #[test]

@@ -255,8 +255,38 @@ fn match_at(tokens: &[Token], s: &[char]) -> bool {
     }
 }
 
+/// Where docker looks for the ignore file of a build, in order: beside
+/// the Dockerfile as `NAME.dockerignore` (for a Dockerfile named NAME),
+/// then `.dockerignore` at the root of the context. The first that exists
+/// is used; this crate does no I/O, so the caller checks.
+pub fn ignore_file_for(
+    dockerfile: &std::path::Path,
+    context: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Some(name) = dockerfile.file_name() {
+        let mut beside = name.to_os_string();
+        beside.push(".dockerignore");
+        out.push(dockerfile.with_file_name(beside));
+    }
+    out.push(context.join(".dockerignore"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ignore_file_lookup_order() {
+        use std::path::{Path, PathBuf};
+        assert_eq!(
+            super::ignore_file_for(Path::new("/ctx/docker/app.Dockerfile"), Path::new("/ctx")),
+            [
+                PathBuf::from("/ctx/docker/app.Dockerfile.dockerignore"),
+                PathBuf::from("/ctx/.dockerignore")
+            ]
+        );
+    }
+
     use super::*;
 
     fn m(text: &str) -> Matcher {

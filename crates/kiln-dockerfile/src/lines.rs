@@ -11,17 +11,17 @@
 //!   take the following lines up to their delimiter, several per line in
 //!   order; `<<-` strips leading tabs.
 
-use std::fmt;
+use crate::error::Error;
 
 /// Where something is in the Dockerfile: 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Span {
     pub line: usize,
     pub col: usize,
 }
 
 /// The directives in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Directives {
     pub syntax: Option<String>,
     pub escape: char,
@@ -39,7 +39,7 @@ impl Default for Directives {
 }
 
 /// A heredoc's body and how it was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Heredoc {
     pub delimiter: String,
     /// Quoted delimiter (`<<"EOF"`, `<<'EOF'`): no expansion in the body.
@@ -61,29 +61,8 @@ pub struct LogicalLine {
     pub heredocs: Vec<Heredoc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub span: Span,
-    pub message: String,
-}
-
-impl fmt::Display for LineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Dockerfile:{}:{}: {}",
-            self.span.line, self.span.col, self.message
-        )
-    }
-}
-
-impl std::error::Error for LineError {}
-
-fn err(line: usize, col: usize, message: impl Into<String>) -> LineError {
-    LineError {
-        span: Span { line, col },
-        message: message.into(),
-    }
+fn err(line: usize, col: usize, message: impl Into<String>) -> Error {
+    Error::new(Span { line, col }, message)
 }
 
 /// `# key=value` as a directive, if the comment is one.
@@ -98,7 +77,7 @@ fn directive(line: &str) -> Option<(String, String)> {
 }
 
 /// Splits `text` into directives and logical lines.
-pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), LineError> {
+pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let physical: Vec<&str> = text.lines().collect();
     let mut directives = Directives::default();
@@ -203,11 +182,15 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), LineE
         }
         i = end_after_join + 1;
         let mut heredocs = Vec::new();
-        if matches!(
-            keyword.to_ascii_uppercase().as_str(),
-            "RUN" | "COPY" | "ADD"
-        ) {
-            for (delimiter, quoted, strip_tabs) in heredoc_markers(&args) {
+        // ONBUILD RUN <<EOF takes heredocs as RUN does.
+        let (kw, heredoc_args) = match keyword.eq_ignore_ascii_case("ONBUILD") {
+            true => args
+                .split_once(char::is_whitespace)
+                .unwrap_or((args.as_str(), "")),
+            false => (keyword.as_str(), args.as_str()),
+        };
+        if matches!(kw.to_ascii_uppercase().as_str(), "RUN" | "COPY" | "ADD") {
+            for (delimiter, quoted, strip_tabs) in heredoc_markers(heredoc_args, escape) {
                 let mut body = String::new();
                 loop {
                     let Some(l) = physical.get(i) else {
@@ -247,47 +230,36 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), LineE
     Ok((directives, out))
 }
 
-/// The heredoc markers on an instruction line, in order:
-/// (delimiter, quoted, strip_tabs).
-fn heredoc_markers(args: &str) -> Vec<(String, bool, bool)> {
-    let mut out = Vec::new();
-    let b = args.as_bytes();
-    let mut i = 0;
-    let mut quote: Option<u8> = None;
-    while i + 1 < b.len() {
-        match (quote, b[i]) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            // Marker parsing below steps past a quoted delimiter itself.
-            (None, b'\'' | b'"') => quote = Some(b[i]),
-            (None, b'<') if b[i + 1] == b'<' && (i == 0 || b[i - 1] != b'<') => {
-                let mut j = i + 2;
-                let strip_tabs = b.get(j) == Some(&b'-');
-                if strip_tabs {
-                    j += 1;
-                }
-                let quoted_by = match b.get(j) {
-                    Some(q @ (b'\'' | b'"')) => {
-                        j += 1;
-                        Some(*q)
-                    }
-                    _ => None,
-                };
-                let start = j;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-                    j += 1;
-                }
-                if j > start && quoted_by.is_none_or(|q| b.get(j) == Some(&q)) {
-                    out.push((args[start..j].to_string(), quoted_by.is_some(), strip_tabs));
-                    i = j + usize::from(quoted_by.is_some());
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
+/// The heredoc markers on an instruction line, in order.
+fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool, bool)> {
+    crate::words::quoted_words(args, escape)
+        .iter()
+        .filter_map(|w| heredoc_marker(w, escape))
+        .collect()
+}
+
+/// A word as a heredoc marker: (delimiter, quoted, strip_tabs). As in
+/// BuildKit, a marker is a whole word `[digits]<<[-]NAME` where NAME has
+/// no `<`; quotes around (or in) the name make it quoted and are not part
+/// of it.
+pub(crate) fn heredoc_marker(word: &str, escape: char) -> Option<(String, bool, bool)> {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.strip_prefix("<<")?;
+    let (strip_tabs, rest) = match rest.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    if rest.contains('<') {
+        return None;
     }
-    out
+    let name: String = rest
+        .chars()
+        .filter(|c| *c != '"' && *c != '\'' && *c != escape)
+        .collect();
+    if name.is_empty() {
+        return None;
+    }
+    Some((name.clone(), name != rest, strip_tabs))
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ enum Command {
     /// Work with layers directly: create, apply, diff
     #[command(subcommand)]
     Layer(commands::layer::Command),
+    /// Inspect Dockerfiles: parse (and expand) as a build would
+    #[command(subcommand)]
+    Dockerfile(commands::dockerfile::Command),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +130,9 @@ fn init_logging(verbose: u8, level: Option<&str>) {
 }
 
 fn main() -> ExitCode {
+    // `kiln images | head` should end quietly, as other CLI tools do,
+    // instead of panicking on a closed stdout.
+    sigpipe::reset();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_level.as_deref());
     let root = cli.root.unwrap_or_else(default_root);
@@ -157,5 +163,6 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Check(a)) => system::check(store, a),
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
         Command::Layer(c) => layer::run(c),
+        Command::Dockerfile(c) => dockerfile::run(c),
     }
 }
