@@ -401,15 +401,16 @@ impl<'a> StageScope<'a> {
     }
 }
 
-/// `80`, `80/TCP`, `8000-8010/udp` → `80/tcp`, `8000-8010/udp`.
+/// `80`, `80/TCP`, `8000-8010/udp` → `80/tcp`, `8000-8010/udp`. Like
+/// docker (`nat.ParsePortSpecs`), a publish-style spec
+/// `[IP:][HOST_PORT:]PORT[/PROTO]` is accepted and only PORT is kept.
 pub fn normalize_port(p: &str) -> Result<String, String> {
-    let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let (spec, proto) = p.rsplit_once('/').unwrap_or((p, "tcp"));
     let proto = proto.to_ascii_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!(
-            "invalid proto {proto:?} in EXPOSE {p}: use tcp, udp or sctp"
-        ));
+        return Err(format!("invalid proto {proto:?} in EXPOSE {p}: use tcp, udp or sctp"));
     }
+    let port = spec.rsplit_once(':').map_or(spec, |(_, port)| port);
     let num = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0);
     let ok = match port.split_once('-') {
         Some((a, b)) => matches!((num(a), num(b)), (Some(a), Some(b)) if a <= b),
