@@ -12,7 +12,7 @@ export RUSTC_BOOTSTRAP=1
 # Seeds: real layers (plain, gzip, zstd) with the interesting entry kinds.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds/tree/d/sub" fuzz/corpus/apply fuzz/corpus/tar_check
+mkdir -p "$seeds/tree/d/sub" fuzz/corpus/apply fuzz/corpus/tar_check fuzz/corpus/dockerfile
 echo hi > "$seeds/tree/d/f"; ln -sf f "$seeds/tree/d/link"; ln -f "$seeds/tree/d/f" "$seeds/tree/d/hard"
 touch "$seeds/tree/d/.wh.gone" "$seeds/tree/d/sub/.wh..wh..opq"
 tar -C "$seeds/tree" -cf "$seeds/layer.tar" .
@@ -20,8 +20,12 @@ gzip -c "$seeds/layer.tar" > "$seeds/layer.tar.gz"
 zstd -q -c "$seeds/layer.tar" > "$seeds/layer.tar.zst"
 cp "$seeds"/layer.* fuzz/corpus/apply/
 cp "$seeds/layer.tar" fuzz/corpus/tar_check/
+# Seeds for the Dockerfile frontend: every fixture and corpus Dockerfile.
+for f in crates/kiln-dockerfile/testdata/**/Dockerfile crates/kiln-dockerfile/testdata/*/*/Dockerfile; do
+  [ -f "$f" ] && cp "$f" "fuzz/corpus/dockerfile/$(echo "$f" | tr / _)"
+done
 
-for target in apply tar_check; do
+for target in apply tar_check dockerfile; do
   echo "fuzz: $target for ${seconds}s"
   log=$(mktemp)
   if ! cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "fuzz/corpus/$target" -- \
@@ -33,4 +37,4 @@ for target in apply tar_check; do
   grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" || tail -n 3 "$log"
   rm -f "$log"
 done
-echo "fuzz: no crash, no escape"
+echo "fuzz: no crash, no escape, no panic"

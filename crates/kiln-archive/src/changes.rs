@@ -1,10 +1,12 @@
 //! `--change` for import (and later commit): the Dockerfile instructions
-//! that only edit the image config.
-//!
-//! This is a deliberately small reader for one-line instructions; full
-//! Dockerfile parsing (continuations, heredocs, variable expansion) is the
-//! Dockerfile frontend's job.
+//! that only edit the image config, parsed by the Dockerfile frontend and
+//! expanded against the config's own `Env`, as docker does.
 
+use std::collections::BTreeMap;
+
+use kiln_dockerfile::{
+    parse_line, scope::exposed_ports, Command, CommandLine, GlobalScope, StageScope,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{ArchiveError, Result};
@@ -19,111 +21,119 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<()>
         change: change.to_string(),
         reason,
     };
-    let line = change.trim();
-    let (keyword, rest) = line
-        .split_once(char::is_whitespace)
-        .map(|(k, r)| (k, r.trim()))
-        .unwrap_or((line, ""));
-    let keyword = keyword.to_ascii_uppercase();
-    if rest.is_empty() {
-        return Err(bad(format!("{keyword} needs an argument")));
+    // The frontend's messages start with "Dockerfile:1:1: "; a --change
+    // has no file, so keep only the message and hint.
+    let frontend = |e: kiln_dockerfile::Error| {
+        let mut reason = e.message;
+        if let Some(h) = e.hint {
+            reason = format!("{reason} ({h})");
+        }
+        bad(reason)
+    };
+    let instruction = parse_line(change.trim(), '\\').map_err(frontend)?;
+    let keyword = instruction.command.keyword();
+    if !SUPPORTED.split(", ").any(|k| k == keyword) {
+        return Err(bad(format!(
+            "{keyword} cannot be applied to an image config; supported: {SUPPORTED}"
+        )));
     }
-    match keyword.as_str() {
-        "CMD" => {
-            config.insert("Cmd".into(), command(rest));
+    let env: Vec<String> = match config.get("Env") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let global = GlobalScope::default();
+    let no_build_args = BTreeMap::new();
+    let mut scope = StageScope::new(&global, &no_build_args, '\\', &env);
+    let expanded = scope.expand(&instruction).map_err(frontend)?;
+    match expanded.command {
+        Command::Cmd(line) => {
+            let v = command(config, line);
+            config.insert("Cmd".into(), v);
         }
-        "ENTRYPOINT" => {
-            config.insert("Entrypoint".into(), command(rest));
+        Command::Entrypoint(line) => {
+            let v = command(config, line);
+            config.insert("Entrypoint".into(), v);
         }
-        "ENV" => {
-            let env = config
-                .entry("Env")
-                .or_insert_with(|| Value::Array(Vec::new()));
-            let Value::Array(env) = env else {
-                return Err(bad("the image's Env is not a list".into()));
-            };
-            for (k, v) in pairs(rest, true).map_err(bad)? {
-                let prefix = format!("{k}=");
-                env.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-                env.push(Value::String(format!("{k}={v}")));
-            }
+        Command::Env(_) => {
+            config.insert("Env".into(), Value::from(scope.env()));
         }
-        "LABEL" => {
+        Command::Label(pairs) => {
             let labels = object(config, "Labels").map_err(bad)?;
-            for (k, v) in pairs(rest, false).map_err(bad)? {
-                labels.insert(k, Value::String(v));
+            for kv in pairs {
+                labels.insert(kv.key, Value::String(kv.value));
             }
         }
-        "EXPOSE" => {
-            let ports = object(config, "ExposedPorts").map_err(bad)?;
-            for p in rest.split_whitespace() {
-                let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-                let valid_port = |s: &str| s.parse::<u16>().is_ok();
-                let valid =
-                    match port.split_once('-') {
-                        Some((a, b)) => valid_port(a) && valid_port(b),
-                        None => valid_port(port),
-                    } && matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp");
-                if !valid {
-                    return Err(bad(format!("invalid port {p:?}: use PORT[/tcp|udp|sctp]")));
-                }
-                ports.insert(
-                    format!("{port}/{}", proto.to_ascii_lowercase()),
-                    Value::Object(Map::new()),
-                );
+        Command::Expose(ports) => {
+            let exposed = object(config, "ExposedPorts").map_err(bad)?;
+            for p in ports.iter().flat_map(|p| exposed_ports(p)) {
+                exposed.insert(p, Value::Object(Map::new()));
             }
         }
-        "VOLUME" => {
-            let list = match serde_json::from_str::<Vec<String>>(rest) {
-                Ok(v) => v,
-                Err(_) => rest.split_whitespace().map(str::to_string).collect(),
-            };
+        Command::Volume(list) => {
             let volumes = object(config, "Volumes").map_err(bad)?;
             for v in list {
                 volumes.insert(v, Value::Object(Map::new()));
             }
         }
-        "USER" | "WORKDIR" | "STOPSIGNAL" => {
-            let field = match keyword.as_str() {
-                "USER" => "User",
-                "WORKDIR" => "WorkingDir",
-                _ => "StopSignal",
-            };
-            config.insert(field.into(), Value::String(rest.to_string()));
+        Command::User(u) => {
+            config.insert("User".into(), Value::String(u));
         }
-        "ONBUILD" => {
+        Command::Workdir(w) => {
+            // A relative WORKDIR is relative to the current one.
+            let current = config
+                .get("WorkingDir")
+                .and_then(Value::as_str)
+                .unwrap_or("/");
+            let dir = if w.starts_with('/') {
+                w
+            } else {
+                format!("{}/{w}", current.trim_end_matches('/'))
+            };
+            config.insert("WorkingDir".into(), Value::String(dir));
+        }
+        Command::StopSignal(s) => {
+            config.insert("StopSignal".into(), Value::String(s));
+        }
+        Command::Onbuild(o) => {
             let list = config
                 .entry("OnBuild")
                 .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(list) = list {
-                list.push(Value::String(rest.to_string()));
+            match list {
+                Value::Array(list) => list.push(Value::String(o.expression)),
+                other => *other = Value::from(vec![o.expression]),
             }
         }
-        other => {
-            return Err(bad(format!(
-                "{other} cannot be applied to an image config; supported: {SUPPORTED}"
-            )))
-        }
+        _ => unreachable!("checked against SUPPORTED above"),
     }
     Ok(())
 }
 
-/// Exec form when the text is a JSON string array, else shell form.
-fn command(rest: &str) -> Value {
-    match serde_json::from_str::<Vec<String>>(rest) {
-        Ok(args) => Value::from(args),
-        Err(_) => Value::from(vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            rest.to_string(),
-        ]),
+/// Exec form as is; shell form wrapped in the config's Shell (default
+/// `/bin/sh -c`).
+fn command(config: &Map<String, Value>, line: CommandLine) -> Value {
+    match line {
+        CommandLine::Exec(args) => Value::from(args),
+        CommandLine::Shell(text) => {
+            let mut shell: Vec<String> = match config.get("Shell") {
+                Some(Value::Array(s)) if !s.is_empty() => s
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => vec!["/bin/sh".into(), "-c".into()],
+            };
+            shell.push(text);
+            Value::from(shell)
+        }
     }
 }
 
 fn object<'a>(
     config: &'a mut Map<String, Value>,
     key: &str,
-) -> Result<&'a mut Map<String, Value>, String> {
+) -> std::result::Result<&'a mut Map<String, Value>, String> {
     let v = config
         .entry(key)
         .or_insert_with(|| Value::Object(Map::new()));
@@ -132,71 +142,6 @@ fn object<'a>(
     }
     v.as_object_mut()
         .ok_or_else(|| format!("the image's {key} is not an object"))
-}
-
-/// `k=v k2="v 2"` pairs; with `legacy`, `k value with spaces` too (ENV).
-fn pairs(rest: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
-    let words = split_words(rest)?;
-    let first_has_eq = words.first().is_some_and(|w| w.contains('='));
-    if legacy && !first_has_eq {
-        let (key, value) = rest
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| "ENV needs a value: ENV KEY=VALUE or ENV KEY VALUE".to_string())?;
-        return Ok(vec![(key.to_string(), value.trim().to_string())]);
-    }
-    words
-        .into_iter()
-        .map(|w| {
-            let (k, v) = w
-                .split_once('=')
-                .ok_or_else(|| format!("{w:?} is not KEY=VALUE"))?;
-            if k.is_empty() {
-                return Err(format!("{w:?} has an empty key"));
-            }
-            Ok((k.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-/// Splits on unquoted whitespace, removing quotes and backslash escapes.
-fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (c, quote) {
-            ('\\', q) if q != Some('\'') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            ('"' | '\'', None) => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (c, Some(q)) if c == q => quote = None,
-            (c, None) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (c, _) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quote".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
 }
 
 #[cfg(test)]
@@ -219,30 +164,42 @@ mod tests {
             "ENTRYPOINT /init --fast",
             "ENV A=1 B=\"two words\"",
             "ENV LEGACY value with spaces",
-            "ENV A=3",
-            "LABEL org.x=y \"k 2\"=v2",
-            "EXPOSE 80 53/udp 8000-8010",
+            "ENV A=3 C=$B",
+            "LABEL org.x=y \"k 2\"=v2 from-env=$A",
+            "EXPOSE 80 53/udp 8000-8002",
             "VOLUME /data /cache",
             r#"VOLUME ["/json"]"#,
             "USER 1000:1000",
             "workdir /srv",
+            "WORKDIR app",
             "STOPSIGNAL SIGTERM",
-            "ONBUILD RUN echo child",
+            "ONBUILD RUN echo $A",
         ]);
         assert_eq!(
             v,
             json!({
                 "Cmd": ["sh", "-c", "echo hi"],
                 "Entrypoint": ["/bin/sh", "-c", "/init --fast"],
-                "Env": ["B=two words", "LEGACY=value with spaces", "A=3"],
-                "Labels": {"org.x": "y", "k 2": "v2"},
-                "ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000-8010/tcp": {}},
+                "Env": ["A=3", "B=two words", "LEGACY=value with spaces", "C=two words"],
+                "Labels": {"org.x": "y", "k 2": "v2", "from-env": "3"},
+                "ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {}},
                 "Volumes": {"/data": {}, "/cache": {}, "/json": {}},
                 "User": "1000:1000",
-                "WorkingDir": "/srv",
+                "WorkingDir": "/srv/app",
                 "StopSignal": "SIGTERM",
-                "OnBuild": ["RUN echo child"],
+                "OnBuild": ["RUN echo $A"],
             })
+        );
+    }
+
+    #[test]
+    fn shell_form_uses_the_config_shell() {
+        let mut m = Map::new();
+        m.insert("Shell".into(), json!(["/bin/bash", "-o", "pipefail", "-c"]));
+        apply_change(&mut m, "CMD echo hi").unwrap();
+        assert_eq!(
+            m["Cmd"],
+            json!(["/bin/bash", "-o", "pipefail", "-c", "echo hi"])
         );
     }
 
@@ -250,13 +207,15 @@ mod tests {
     fn rejects_bad_changes_with_reason() {
         for (c, why) in [
             ("RUN echo", "cannot be applied"),
-            ("FROM x", "cannot be applied"),
-            ("CMD", "needs an argument"),
+            ("FROM x", "FROM isn't allowed here"),
+            ("CMD", "requires at least one argument"),
             ("EXPOSE 99999", "invalid port"),
-            ("EXPOSE 80/icmp", "invalid port"),
-            ("LABEL novalue", "not KEY=VALUE"),
-            ("ENV =x", "empty key"),
-            ("LABEL a=\"open", "unterminated"),
+            ("EXPOSE 80/icmp", "invalid proto"),
+            ("LABEL novalue", "LABEL must have two arguments"),
+            ("ENV =x", "ENV names can not be blank"),
+            ("LABEL a=\"open", "unterminated double quote"),
+            ("CMDD x", "did you mean CMD?"),
+            ("ENV A=1\nENV B=2", "expected one instruction"),
         ] {
             let err = apply_change(&mut Map::new(), c).unwrap_err().to_string();
             assert!(err.contains(why), "{c}: {err}");

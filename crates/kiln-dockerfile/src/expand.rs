@@ -60,6 +60,10 @@ pub fn expand_word(
     env: &(impl Env + ?Sized),
     escape: char,
 ) -> Result<String, ExpandError> {
+    // Most words have nothing to expand or unquote.
+    if !word.contains(['$', '\'', '"', escape]) {
+        return Ok(word.to_string());
+    }
     let mut lexer = Lexer::new(word, env, escape);
     let words = lexer.run(false)?;
     Ok(words.concat())

@@ -232,6 +232,9 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error
 
 /// The heredoc markers on an instruction line, in order.
 fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool, bool)> {
+    if !args.contains("<<") {
+        return Vec::new();
+    }
     crate::words::quoted_words(args, escape)
         .iter()
         .filter_map(|w| heredoc_marker(w, escape))

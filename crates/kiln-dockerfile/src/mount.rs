@@ -74,15 +74,16 @@ pub fn parse_mount(
             "readwrite" | "rw" => m.readonly = !boolean(value)?,
             "id" => m.id = Some(need(value)?),
             "sharing" => {
-                m.sharing =
-                    Some(match need(value)?.as_str() {
-                        "shared" => Sharing::Shared,
-                        "private" => Sharing::Private,
-                        "locked" => Sharing::Locked,
-                        other => return Err(format!(
+                m.sharing = Some(match need(value)?.as_str() {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    other => {
+                        return Err(format!(
                             "unsupported sharing value {other:?}: use shared, private or locked"
-                        )),
-                    })
+                        ))
+                    }
+                })
             }
             "mode" => m.mode = Some(number(value, 8)?),
             "uid" => m.uid = Some(number(value, 10)?),

@@ -66,7 +66,9 @@ pub struct BuildOptions {
 }
 
 /// The scope of `FROM` lines: global ARGs and the predefined ones.
-#[derive(Debug, Clone)]
+/// (`GlobalScope::default()` is empty: for instructions applied outside
+/// a build, like `import --change`.)
+#[derive(Debug, Clone, Default)]
 pub struct GlobalScope {
     vars: Vec<(String, String)>,
 }
@@ -212,13 +214,13 @@ impl<'a> StageScope<'a> {
     /// `image_env` is the base's `Env` (`KEY=VALUE` strings).
     pub fn new(
         global: &'a GlobalScope,
-        opts: &'a BuildOptions,
+        build_args: &'a BTreeMap<String, String>,
         escape: char,
         image_env: &[String],
     ) -> StageScope<'a> {
         let mut scope = StageScope {
             global,
-            build_args: &opts.build_args,
+            build_args,
             escape,
             env: Vec::new(),
             args: Vec::new(),
@@ -408,7 +410,9 @@ pub fn normalize_port(p: &str) -> Result<String, String> {
     let (spec, proto) = p.rsplit_once('/').unwrap_or((p, "tcp"));
     let proto = proto.to_ascii_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto {proto:?} in EXPOSE {p}: use tcp, udp or sctp"));
+        return Err(format!(
+            "invalid proto {proto:?} in EXPOSE {p}: use tcp, udp or sctp"
+        ));
     }
     let port = spec.rsplit_once(':').map_or(spec, |(_, port)| port);
     let num = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0);
@@ -422,6 +426,19 @@ pub fn normalize_port(p: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("{port}/{proto}"))
+}
+
+/// The single ports a normalized EXPOSE entry stands for, as the image
+/// config lists them: `8000-8002/tcp` → `8000/tcp`, `8001/tcp`, `8002/tcp`.
+pub fn exposed_ports(normalized: &str) -> Vec<String> {
+    let (port, proto) = normalized.split_once('/').unwrap_or((normalized, "tcp"));
+    match port.split_once('-') {
+        Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) => (a..=b).map(|p| format!("{p}/{proto}")).collect(),
+            _ => vec![normalized.to_string()],
+        },
+        None => vec![normalized.to_string()],
+    }
 }
 
 /// A stage with every instruction expanded (see [`Dockerfile::expand_all`]).
@@ -447,7 +464,7 @@ impl Dockerfile {
         let mut out = Vec::new();
         for stage in &self.stages {
             let from = self.resolve_from(stage, &global)?;
-            let mut scope = StageScope::new(&global, opts, self.directives.escape, &[]);
+            let mut scope = StageScope::new(&global, &opts.build_args, self.directives.escape, &[]);
             let instructions = stage
                 .instructions
                 .iter()
