@@ -25,6 +25,47 @@ pub struct Matcher {
 struct Pattern {
     exception: bool,
     tokens: Vec<Token>,
+    /// The pattern when it has no wildcards (most do not): a plain
+    /// comparison then.
+    literal: Option<String>,
+    /// Literal text every match starts / ends with: a cheap rejection
+    /// before the backtracking matcher runs.
+    prefix: String,
+    suffix: String,
+}
+
+impl Pattern {
+    fn new(exception: bool, tokens: Vec<Token>) -> Pattern {
+        let chars = |it: &mut dyn Iterator<Item = &Token>| -> String {
+            it.map_while(|t| match t {
+                Token::Char(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+        };
+        let prefix = chars(&mut tokens.iter());
+        let mut suffix: Vec<char> = chars(&mut tokens.iter().rev()).chars().collect();
+        suffix.reverse();
+        let literal = (prefix.chars().count() == tokens.len()).then(|| prefix.clone());
+        Pattern {
+            exception,
+            tokens,
+            literal,
+            prefix,
+            suffix: suffix.into_iter().collect(),
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        match &self.literal {
+            Some(l) => l == s,
+            None => {
+                s.starts_with(&self.prefix)
+                    && s.ends_with(&self.suffix)
+                    && match_at(&self.tokens, s.as_bytes())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,15 +149,21 @@ impl Matcher {
                 pattern: line.to_string(),
                 reason,
             })?;
-            patterns.push(Pattern { exception, tokens });
+            patterns.push(Pattern::new(exception, tokens));
         }
         Ok(Matcher { patterns })
     }
 
     /// True if `path` (relative to the context, `/`-separated) is excluded.
     pub fn excludes(&self, path: &str) -> bool {
-        let path = clean_path(path);
-        let parents: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
+        let cleaned;
+        let path = if is_clean(path) {
+            path
+        } else {
+            cleaned = clean_path(path);
+            cleaned.as_str()
+        };
+        let parents = || path.match_indices('/').map(|(i, _)| &path[..i]);
         let mut matched = false;
         for p in &self.patterns {
             // An exclusion only matters while unmatched, an exception
@@ -124,7 +171,7 @@ impl Matcher {
             if p.exception != matched {
                 continue;
             }
-            let hit = matches(&p.tokens, &path) || parents.iter().any(|d| matches(&p.tokens, d));
+            let hit = p.matches(path) || parents().any(|d| p.matches(d));
             if hit {
                 matched = !p.exception;
             }
@@ -212,33 +259,58 @@ fn compile(p: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
-/// Backtracking match of the whole of `s`. Patterns are short and `*`
-/// cannot cross `/`, so this stays fast on real paths.
-fn matches(tokens: &[Token], s: &str) -> bool {
-    let chars: Vec<char> = s.chars().collect();
-    match_at(tokens, &chars)
+/// Already in `clean_path` form: relative, no empty, `.` or `..` parts,
+/// no trailing `/` (what a context walker produces).
+fn is_clean(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.ends_with('/')
+        && p.split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
-fn match_at(tokens: &[Token], s: &[char]) -> bool {
+/// The char at the start of `s` and its length in bytes.
+fn first_char(s: &[u8]) -> Option<(char, usize)> {
+    let len = match *s.first()? {
+        b if b < 0x80 => 1,
+        b if b >= 0xf0 => 4,
+        b if b >= 0xe0 => 3,
+        _ => 2,
+    };
+    let c = std::str::from_utf8(s.get(..len)?).ok()?.chars().next()?;
+    Some((c, len))
+}
+
+/// Backtracking match of the whole of `s` (UTF-8 bytes). Patterns are
+/// short and `*` cannot cross `/`, so this stays fast on real paths.
+fn match_at(tokens: &[Token], s: &[u8]) -> bool {
     let Some((first, rest)) = tokens.split_first() else {
         return s.is_empty();
     };
     match first {
-        Token::Char(c) => s.first() == Some(c) && match_at(rest, &s[1..]),
-        Token::Any => s.first().is_some_and(|c| *c != '/') && match_at(rest, &s[1..]),
-        Token::Class { negated, ranges } => {
-            s.first().is_some_and(|c| {
-                let inside = ranges.iter().any(|(lo, hi)| lo <= c && c <= hi);
-                *c != '/' && inside != *negated
-            }) && match_at(rest, &s[1..])
-        }
+        Token::Char(c) if c.is_ascii() => s.first() == Some(&(*c as u8)) && match_at(rest, &s[1..]),
+        Token::Char(c) => match first_char(s) {
+            Some((d, n)) => d == *c && match_at(rest, &s[n..]),
+            None => false,
+        },
+        Token::Any => match first_char(s) {
+            Some((d, n)) => d != '/' && match_at(rest, &s[n..]),
+            None => false,
+        },
+        Token::Class { negated, ranges } => match first_char(s) {
+            Some((c, n)) => {
+                let inside = ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi);
+                c != '/' && inside != *negated && match_at(rest, &s[n..])
+            }
+            None => false,
+        },
         Token::Star => {
             let mut i = 0;
             loop {
                 if match_at(rest, &s[i..]) {
                     return true;
                 }
-                if i == s.len() || s[i] == '/' {
+                if i == s.len() || s[i] == b'/' {
                     return false;
                 }
                 i += 1;
@@ -250,7 +322,7 @@ fn match_at(tokens: &[Token], s: &[char]) -> bool {
             if match_at(rest, s) {
                 return true;
             }
-            (0..s.len()).any(|i| s[i] == '/' && match_at(rest, &s[i + 1..]))
+            (0..s.len()).any(|i| s[i] == b'/' && match_at(rest, &s[i + 1..]))
         }
     }
 }
