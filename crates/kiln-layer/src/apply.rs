@@ -39,6 +39,11 @@ pub struct ApplyOptions {
     pub ownership: bool,
     /// Create character and block devices (needs root).
     pub devices: bool,
+    /// Unpack into an empty directory as an overlayfs layer: whiteouts
+    /// become 0/0 character devices and opaque markers the
+    /// `trusted.overlay.opaque` xattr, instead of removing anything.
+    /// (The snapshotter stacks such directories as overlay lowers.)
+    pub overlay_whiteouts: bool,
 }
 
 impl ApplyOptions {
@@ -48,6 +53,7 @@ impl ApplyOptions {
         ApplyOptions {
             ownership: root,
             devices: root,
+            overlay_whiteouts: false,
         }
     }
 }
@@ -509,6 +515,9 @@ impl Applier {
     fn whiteout(&mut self, parent: &[&[u8]], name: &[u8]) -> Result<(), LayerError> {
         self.report.whiteouts += 1;
         self.parent_cache = None;
+        if self.opts.overlay_whiteouts {
+            return self.overlay_whiteout(parent, name);
+        }
         let parent_fd = match self.open_dir(parent, false) {
             Ok(fd) => fd,
             // Nothing below to hide.
@@ -539,6 +548,47 @@ impl Applier {
             return Ok(()); // the same layer's own files are not whited out
         }
         remove_all(&parent_fd, target)
+    }
+
+    /// A whiteout kept as overlayfs writes it (see
+    /// [`ApplyOptions::overlay_whiteouts`]).
+    fn overlay_whiteout(&mut self, parent: &[&[u8]], name: &[u8]) -> Result<(), LayerError> {
+        let parent_fd = self.open_dir(parent, true)?;
+        if name == OPAQUE {
+            return rfs::fsetxattr(
+                &parent_fd,
+                "trusted.overlay.opaque",
+                b"y",
+                rfs::XattrFlags::empty(),
+            )
+            .map_err(errno_io(format!("mark {} opaque", show(&join(parent)))));
+        }
+        if name.starts_with(b".wh..wh.") {
+            return Ok(());
+        }
+        let target = &name[WHITEOUT_PREFIX.len()..];
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
+            return Err(LayerError::BadTar(format!(
+                "invalid whiteout {:?}",
+                show(name)
+            )));
+        }
+        let mut full = join(parent);
+        if !full.is_empty() {
+            full.push(b'/');
+        }
+        full.extend_from_slice(target);
+        if self.created.contains(&full) {
+            return Ok(());
+        }
+        rfs::mknodat(
+            &parent_fd,
+            target,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .map_err(errno_io(format!("create whiteout {}", show(&full))))
     }
 
     /// Opaque directory: removes everything below `dir` that this layer did
