@@ -327,6 +327,18 @@ fn match_at(tokens: &[Token], s: &[u8]) -> bool {
     }
 }
 
+/// Go's `filepath.Match` (plus `**`) of one pattern against one whole
+/// `/`-separated path, as COPY and ADD match wildcard sources.
+pub fn glob_match(pattern: &str, path: &str) -> Result<bool, String> {
+    let tokens = compile(pattern)?;
+    Ok(match_at(&tokens, path.as_bytes()))
+}
+
+/// Whether a source word has wildcards at all.
+pub fn has_wildcards(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
 /// Where docker looks for the ignore file of a build, in order: beside
 /// the Dockerfile as `NAME.dockerignore` (for a Dockerfile named NAME),
 /// then `.dockerignore` at the root of the context. The first that exists

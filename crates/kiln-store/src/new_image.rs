@@ -9,7 +9,7 @@ use crate::index::IndexEntry;
 use crate::Store;
 
 /// A layer blob already in the store, as a manifest names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LayerDescriptor {
     #[serde(rename = "mediaType")]
     pub media_type: String,

@@ -59,6 +59,8 @@ enum Command {
     /// Work with layers directly: create, apply, diff
     #[command(subcommand)]
     Layer(commands::layer::Command),
+    /// Build an image from a Dockerfile and a context
+    Build(commands::build::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::Command),
@@ -133,6 +135,12 @@ fn main() -> ExitCode {
     // `kiln images | head` should end quietly, as other CLI tools do,
     // instead of panicking on a closed stdout.
     sigpipe::reset();
+    // The built-in container runtime re-executes kiln: handled before
+    // anything else starts (single-threaded, no logging set up).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(kiln_exec::BUILTIN_CHILD_ARG) {
+        return ExitCode::from(kiln_exec::run_builtin_child(&argv[2..]).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_level.as_deref());
     let root = cli.root.unwrap_or_else(default_root);
@@ -164,5 +172,6 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
         Command::Layer(c) => layer::run(c),
         Command::Dockerfile(c) => dockerfile::run(c),
+        Command::Build(a) => build::run(store, a),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command. Each has an `Args` (clap) and a `run`.
 
+pub mod build;
 pub mod dockerfile;
 pub mod history;
 pub mod images;

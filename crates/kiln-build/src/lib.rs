@@ -1,0 +1,29 @@
+//! `kiln build`: a Dockerfile and a context in, an image in the store out.
+//!
+//! The pieces, in the order a build uses them:
+//!
+//! - [`kiln_dockerfile`] parses and expands instructions;
+//! - [`context`]: the context files minus `.dockerignore`, with content
+//!   checksums behind a metadata cache;
+//! - [`engine`]: the stage graph (independent stages run in parallel,
+//!   stages the target does not need are skipped) and each step: metadata
+//!   steps edit the config ([`meta`]), COPY/ADD plan a tar stream
+//!   ([`copy`]) laid onto a snapshot, RUN runs in a container ([`run`],
+//!   via `kiln-exec`); a step's change set becomes a layer;
+//! - every layer step has a cache key: the parent's key and the step's
+//!   inputs (the expanded instruction, the environment and ARGs it sees,
+//!   the checksums of the files it copies). A hit reuses the layer;
+//! - [`state`]: the image config being built, with history as BuildKit
+//!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0), so
+//!   builds are reproducible by default.
+
+pub mod context;
+pub mod copy;
+pub mod engine;
+mod error;
+pub mod meta;
+pub mod run;
+pub mod state;
+
+pub use engine::{build, BuildRequest, BuildResult, Progress};
+pub use error::{BuildError, Result};

@@ -1,0 +1,152 @@
+//! A stage's image as it is built: the config document (docker's image
+//! config JSON, kept as JSON so fields kiln does not model survive from
+//! the base image), the layers, and the cache key so far.
+
+use kiln_core::Digest;
+use kiln_store::LayerDescriptor;
+use serde_json::{json, Map, Value};
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Clone)]
+pub struct StageState {
+    /// The image config document.
+    pub config: Value,
+    pub layers: Vec<LayerDescriptor>,
+    pub diff_ids: Vec<Digest>,
+    /// Cache key of everything so far (hex sha256).
+    pub key: String,
+}
+
+/// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in diff_ids {
+        let id = match out.last() {
+            None => d.to_string(),
+            Some(prev) => {
+                format!(
+                    "sha256:{}",
+                    hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+                )
+            }
+        };
+        out.push(id);
+    }
+    out.into_iter()
+        .map(|s| s.trim_start_matches("sha256:").to_string())
+        .collect()
+}
+
+/// sha256 of the parts, each length-prefixed (no ambiguity).
+pub fn key_of(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl StageState {
+    /// `FROM scratch`.
+    pub fn scratch(os: &str, architecture: &str, variant: Option<&str>) -> StageState {
+        let mut config = json!({
+            "architecture": architecture,
+            "os": os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "history": [],
+        });
+        if let Some(v) = variant {
+            config["variant"] = json!(v);
+        }
+        StageState {
+            config,
+            layers: Vec::new(),
+            diff_ids: Vec::new(),
+            key: key_of(&["scratch", os, architecture, variant.unwrap_or("")]),
+        }
+    }
+
+    /// The `config` object (Env, Cmd, …), created when missing.
+    pub fn cfg(&mut self) -> &mut Map<String, Value> {
+        if !self.config["config"].is_object() {
+            self.config["config"] = json!({});
+        }
+        match self.config["config"].as_object_mut() {
+            Some(m) => m,
+            None => unreachable!("just made an object"),
+        }
+    }
+
+    pub fn env(&self) -> Vec<String> {
+        strings(&self.config["config"]["Env"])
+    }
+
+    pub fn working_dir(&self) -> String {
+        match self.config["config"]["WorkingDir"].as_str() {
+            Some(w) if !w.is_empty() => w.to_string(),
+            _ => "/".to_string(),
+        }
+    }
+
+    pub fn user(&self) -> String {
+        self.config["config"]["User"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        let s = strings(&self.config["config"]["Shell"]);
+        if s.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            s
+        }
+    }
+
+    /// Adds a history entry; `layer` tells whether it made a layer.
+    pub fn history(&mut self, created: &str, created_by: String, layer: bool) {
+        let mut h = json!({
+            "created": created,
+            "created_by": created_by,
+            "comment": "buildkit.dockerfile.v0",
+        });
+        if !layer {
+            h["empty_layer"] = json!(true);
+        }
+        if !self.config["history"].is_array() {
+            self.config["history"] = json!([]);
+        }
+        if let Some(list) = self.config["history"].as_array_mut() {
+            list.push(h);
+        }
+    }
+
+    pub fn push_layer(&mut self, layer: LayerDescriptor, diff_id: Digest) {
+        self.layers.push(layer);
+        self.diff_ids.push(diff_id);
+        self.config["rootfs"] = json!({
+            "type": "layers",
+            "diff_ids": self.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        });
+    }
+
+    /// The snapshot id of the whole stack, `None` for no layers.
+    pub fn top_snapshot(&self) -> Option<String> {
+        chain_ids(&self.diff_ids).pop()
+    }
+}
+
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

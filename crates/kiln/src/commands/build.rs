@@ -1,0 +1,327 @@
+//! `kiln build`: docker build's flags, a daemonless build into the store.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use kiln_build::{build, BuildRequest, Progress};
+use kiln_core::ImageRef;
+use kiln_dockerfile::ignore::{ignore_file_for, Matcher};
+use kiln_exec::{Network, Runtime};
+use kiln_store::Store;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Name (and optionally tag) the image, NAME[:TAG]; repeatable
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; "-" reads standard input)
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Set a build-time variable (NAME=VALUE, or NAME to take it from the environment)
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    build_args: Vec<String>,
+    /// Build this stage (and what it needs) instead of the last one
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use the cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Do not use the cache for this stage; repeatable
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    no_cache_filter: Vec<String>,
+    /// Set a label on the image (KEY=VALUE); repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// A secret for RUN --mount=type=secret: id=ID,src=FILE
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    secrets: Vec<String>,
+    /// Network for RUN steps: default (the host's), host or none
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Write the image ID to this file
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Target platform (only the native platform can be built for now)
+    #[arg(long)]
+    platform: Option<String>,
+    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// Progress output: auto, plain or tty
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Print only the image ID
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// An OCI runtime binary to run RUN steps with (e.g. runc) instead of the built-in one
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// The build context: a directory, or "-" for a tar archive on standard input
+    context: String,
+}
+
+/// Plain progress lines on stderr, BuildKit's style.
+struct PlainProgress {
+    quiet: bool,
+    start: Instant,
+    out: Mutex<std::io::Stderr>,
+}
+
+impl Progress for PlainProgress {
+    fn step(&self, id: usize, stage: &str, text: &str) {
+        if !self.quiet {
+            if let Ok(mut o) = self.out.lock() {
+                let _ = writeln!(o, "#{id} [{stage}] {text}");
+            }
+        }
+    }
+    fn done(&self, id: usize, cached: bool, took: Duration) {
+        if !self.quiet {
+            if let Ok(mut o) = self.out.lock() {
+                let _ = if cached {
+                    writeln!(o, "#{id} CACHED")
+                } else {
+                    writeln!(o, "#{id} DONE {:.1}s", took.as_secs_f64())
+                };
+            }
+        }
+    }
+    fn output(&self, id: usize, line: &str) {
+        if !self.quiet {
+            if let Ok(mut o) = self.out.lock() {
+                let _ = writeln!(o, "#{id} {:.3} {line}", self.start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    fn warn(&self, message: &str) {
+        if let Ok(mut o) = self.out.lock() {
+            let _ = writeln!(o, "WARNING: {message}");
+        }
+    }
+}
+
+fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for i in items {
+        let Some((k, v)) = i.split_once('=') else {
+            bail!("{what} {i:?}: use KEY=VALUE");
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn secrets(items: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for s in items {
+        let mut id = None;
+        let mut src = None;
+        for field in s.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => bail!("--secret {s:?}: use id=ID,src=FILE"),
+            }
+        }
+        let (Some(id), Some(src)) = (id, src) else {
+            bail!("--secret {s:?}: both id=ID and src=FILE are needed");
+        };
+        if !src.is_file() {
+            bail!("--secret {s:?}: {} is not a readable file", src.display());
+        }
+        out.insert(id, src);
+    }
+    Ok(out)
+}
+
+fn host_platform() -> kiln_dockerfile::Platform {
+    let p = kiln_core::Platform::host();
+    kiln_dockerfile::Platform {
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant,
+    }
+}
+
+pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    let platform = host_platform();
+    if let Some(p) = &args.platform {
+        let want = p.trim_end_matches("/v8");
+        let have = format!("{}/{}", platform.os, platform.architecture);
+        if want != have {
+            bail!("--platform {p}: kiln builds for the native platform ({have}) only for now");
+        }
+    }
+    let network = match args.network.as_str() {
+        "default" | "host" => Network::Host,
+        "none" => Network::None,
+        other => bail!("--network {other}: use default, host or none"),
+    };
+    if !matches!(args.progress.as_str(), "auto" | "plain" | "tty") {
+        bail!("--progress {}: use auto, plain or tty", args.progress);
+    }
+    // The context: a directory, or a tar on stdin unpacked to a temp dir.
+    let stdin_context;
+    let context_dir: PathBuf = if args.context == "-" {
+        if args.file.as_deref() == Some(Path::new("-")) {
+            bail!("the context and the Dockerfile cannot both come from standard input");
+        }
+        stdin_context = tempfile::tempdir().context("create a directory for the context")?;
+        tar::Archive::new(std::io::stdin().lock())
+            .unpack(stdin_context.path())
+            .context("unpack the context from standard input")?;
+        stdin_context.path().to_path_buf()
+    } else {
+        let p = PathBuf::from(&args.context);
+        if !p.is_dir() {
+            bail!("context {}: not a directory", p.display());
+        }
+        p
+    };
+    let (dockerfile, dockerfile_path) = match &args.file {
+        Some(f) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("read the Dockerfile from standard input")?;
+            (s, context_dir.join("Dockerfile"))
+        }
+        Some(f) => (
+            std::fs::read_to_string(f)
+                .with_context(|| format!("read Dockerfile {}", f.display()))?,
+            f.clone(),
+        ),
+        None => {
+            let f = context_dir.join("Dockerfile");
+            (
+                std::fs::read_to_string(&f).with_context(|| {
+                    format!("read {} (use -f to name another Dockerfile)", f.display())
+                })?,
+                f,
+            )
+        }
+    };
+    let mut ignore = Matcher::default();
+    for candidate in ignore_file_for(&dockerfile_path, &context_dir) {
+        if let Ok(text) = std::fs::read_to_string(&candidate) {
+            ignore = Matcher::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", candidate.display()))?;
+            break;
+        }
+    }
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| super::parse_tag_name(t))
+        .collect::<anyhow::Result<Vec<ImageRef>>>()?;
+    let runtime = match &args.runtime {
+        Some(p) => Runtime::Binary(p.clone()),
+        None => Runtime::Builtin {
+            helper: std::env::current_exe()
+                .context("find the kiln binary to run containers with")?,
+        },
+    };
+    let req = BuildRequest {
+        dockerfile,
+        context_dir,
+        ignore,
+        build_args: super::dockerfile::build_args(&args.build_args)?,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        labels: key_values(&args.labels, "--label")?,
+        secrets: secrets(&args.secrets)?,
+        network,
+        tags: tags.clone(),
+        runtime,
+        platform,
+        backend: None,
+    };
+    let progress = PlainProgress {
+        quiet: args.quiet,
+        start: Instant::now(),
+        out: Mutex::new(std::io::stderr()),
+    };
+    let _ = std::io::stderr().is_terminal();
+    let t0 = Instant::now();
+    let result = build(store, &req, &progress)?;
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, result.id.to_string())
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    if let Some(spec) = &args.output {
+        export(store, spec, &result, &tags)?;
+    }
+    if args.quiet {
+        println!("{}", result.id);
+    } else {
+        eprintln!(
+            "#done writing image {} in {:.1}s",
+            result.id,
+            t0.elapsed().as_secs_f64()
+        );
+        for t in &tags {
+            eprintln!("#done naming to {}", t);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--output type=oci|docker,dest=FILE` or `type=local,dest=DIR`.
+fn export(
+    store: &Store,
+    spec: &str,
+    result: &kiln_build::BuildResult,
+    tags: &[ImageRef],
+) -> anyhow::Result<()> {
+    let mut kind = None;
+    let mut dest = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            _ => bail!("--output {spec:?}: use type=oci|docker,dest=FILE or type=local,dest=DIR"),
+        }
+    }
+    let (Some(kind), Some(dest)) = (kind, dest) else {
+        bail!("--output {spec:?}: type= and dest= are both needed");
+    };
+    let (_, image) = store
+        .resolve(&result.entry.digest.to_string())
+        .or_else(|_| store.resolve(&result.id.to_string()))?;
+    match kind.as_str() {
+        "oci" | "docker" => {
+            let tmp = tempfile::NamedTempFile::new_in(
+                dest.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )?;
+            let items = [kiln_archive::SaveItem {
+                image,
+                names: tags.to_vec(),
+            }];
+            let file = kiln_archive::save(store, &items, std::io::BufWriter::new(tmp.reopen()?))?;
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            tmp.persist(&dest)?;
+        }
+        "local" => {
+            std::fs::create_dir_all(&dest)?;
+            for layer in image.layer_digests()? {
+                let f = store.blobs().open(&layer)?;
+                kiln_layer::apply(
+                    std::io::BufReader::new(f),
+                    &dest,
+                    &kiln_layer::ApplyOptions::for_current_user(),
+                )?;
+            }
+        }
+        other => bail!("--output type={other}: use oci, docker or local"),
+    }
+    Ok(())
+}
