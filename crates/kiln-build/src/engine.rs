@@ -433,6 +433,12 @@ impl Engine<'_> {
                 }
                 history.push_str(" # buildkit");
                 let before = state.clone();
+                let targets: Vec<String> = run
+                    .mounts
+                    .iter()
+                    .map(|m| m.target.clone())
+                    .filter(|t| !t.is_empty())
+                    .collect();
                 self.layer_step(
                     state,
                     key,
@@ -441,6 +447,7 @@ impl Engine<'_> {
                     t0,
                     &created,
                     history,
+                    &targets,
                     |active, root| {
                         self.run_in(
                             stage,
@@ -530,6 +537,7 @@ impl Engine<'_> {
                     t0,
                     &created,
                     format!("WORKDIR {dir}"),
+                    &[],
                     |_, root| {
                         if copy::resolve_in_root(root, &dir).is_dir() {
                             return Ok(());
@@ -638,6 +646,7 @@ impl Engine<'_> {
         t0: Instant,
         created: &str,
         history: String,
+        mountpoints: &[String],
         work: impl FnOnce(&Active, &Path) -> Result<()>,
     ) -> Result<()> {
         if !no_cache {
@@ -658,7 +667,7 @@ impl Engine<'_> {
             let mounted = active.mount()?;
             work(&active, mounted.path())?;
         }
-        let changes = filter_mountpoints(active.diff()?);
+        let changes = filter_mountpoints(active.diff()?, mountpoints);
         let layer = if changes.is_empty() {
             None
         } else {
@@ -798,36 +807,47 @@ impl Engine<'_> {
         } else {
             format!("{workdir}/{}", files.dest)
         };
-        self.layer_step(state, key, no_cache, id, t0, created, history, |_, root| {
-            let opts = kiln_layer::ApplyOptions::for_current_user();
-            // ADD of a local archive: its contents, not the file.
-            if extract_archives {
-                let (archives, plain): (Vec<_>, Vec<_>) =
-                    plan.iter().cloned().partition(|p| p.is_archive());
-                for a in &archives {
-                    let f = fs::File::open(a.host_path().unwrap_or(Path::new("/nonexistent")))
-                        .map_err(io("open archive", &dest_dir))?;
-                    let tar_stream = crate::copy::retarget_archive(BufReader::new(f), &dest_dir)?;
-                    kiln_layer::apply(&tar_stream[..], root, &opts)?;
+        self.layer_step(
+            state,
+            key,
+            no_cache,
+            id,
+            t0,
+            created,
+            history,
+            &[],
+            |_, root| {
+                let opts = kiln_layer::ApplyOptions::for_current_user();
+                // ADD of a local archive: its contents, not the file.
+                if extract_archives {
+                    let (archives, plain): (Vec<_>, Vec<_>) =
+                        plan.iter().cloned().partition(|p| p.is_archive());
+                    for a in &archives {
+                        let f = fs::File::open(a.host_path().unwrap_or(Path::new("/nonexistent")))
+                            .map_err(io("open archive", &dest_dir))?;
+                        let tar_stream =
+                            crate::copy::retarget_archive(BufReader::new(f), &dest_dir)?;
+                        kiln_layer::apply(&tar_stream[..], root, &opts)?;
+                    }
+                    let bytes = copy::write_tar(&plain, Vec::new())?;
+                    kiln_layer::apply(&bytes[..], root, &opts)?;
+                    return Ok(());
                 }
-                let bytes = copy::write_tar(&plain, Vec::new())?;
-                kiln_layer::apply(&bytes[..], root, &opts)?;
-                return Ok(());
-            }
-            let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;
-            std::thread::scope(|s| {
-                let plan = &plan;
-                let writer_thread = s.spawn(move || copy::write_tar(plan, writer).map(drop));
-                let applied =
-                    kiln_layer::apply(BufReader::with_capacity(1 << 20, reader), root, &opts);
-                let written = writer_thread
-                    .join()
-                    .unwrap_or_else(|_| Err(BuildError::Invalid("copy writer panicked".into())));
-                written?;
-                applied?;
-                Ok(())
-            })
-        })
+                let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;
+                std::thread::scope(|s| {
+                    let plan = &plan;
+                    let writer_thread = s.spawn(move || copy::write_tar(plan, writer).map(drop));
+                    let applied =
+                        kiln_layer::apply(BufReader::with_capacity(1 << 20, reader), root, &opts);
+                    let written = writer_thread.join().unwrap_or_else(|_| {
+                        Err(BuildError::Invalid("copy writer panicked".into()))
+                    });
+                    written?;
+                    applied?;
+                    Ok(())
+                })
+            },
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -937,21 +957,45 @@ impl Engine<'_> {
 }
 
 /// Drops what the runtime (or a RUN --mount) created only as mountpoints:
-/// `/proc`, `/dev`, `/sys`, `/etc/hosts`… when they appear as additions,
-/// with everything below them.
-fn filter_mountpoints(changes: Vec<Change>) -> Vec<Change> {
+/// `/proc`, `/dev`, `/sys`, `/etc/hosts`… and the `--mount` targets, when
+/// they appear as additions (with everything below them), then the
+/// directories that were added only to hold them.
+fn filter_mountpoints(changes: Vec<Change>, extra: &[String]) -> Vec<Change> {
+    let extra: Vec<PathBuf> = extra
+        .iter()
+        .map(|t| PathBuf::from(t.trim_start_matches('/')))
+        .collect();
     let is_mountpoint = |p: &Path| {
-        RUNTIME_MOUNTPOINTS.iter().any(|m| {
-            p == Path::new(m) || (matches!(*m, "proc" | "dev" | "sys") && p.starts_with(m))
-        })
+        extra.iter().any(|t| p == t)
+            || RUNTIME_MOUNTPOINTS.iter().any(|m| {
+                p == Path::new(m) || (matches!(*m, "proc" | "dev" | "sys") && p.starts_with(m))
+            })
     };
     let added_mountpoints: Vec<PathBuf> = changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Added && is_mountpoint(&c.path))
         .map(|c| c.path.clone())
         .collect();
-    changes
+    let mut kept: Vec<Change> = changes
         .into_iter()
         .filter(|c| !added_mountpoints.iter().any(|m| c.path.starts_with(m)))
-        .collect()
+        .collect();
+    // Parents added only for a mountpoint: nothing else left below them.
+    loop {
+        let before = kept.len();
+        let snapshot = kept.clone();
+        kept.retain(|c| {
+            let holds_mountpoint = added_mountpoints
+                .iter()
+                .any(|m| m.starts_with(&c.path) && *m != c.path);
+            let has_children = snapshot
+                .iter()
+                .any(|o| o.path != c.path && o.path.starts_with(&c.path));
+            !(c.kind == ChangeKind::Added && holds_mountpoint && !has_children)
+        });
+        if kept.len() == before {
+            break;
+        }
+    }
+    kept
 }

@@ -179,7 +179,11 @@ impl Dockerfile {
         }
         opts.build_args
             .keys()
-            .filter(|k| !declared.contains(k.as_str()) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !declared.contains(k.as_str())
+                    && !PROXY_ARGS.contains(&k.as_str())
+                    && k.as_str() != "SOURCE_DATE_EPOCH"
+            })
             .cloned()
             .collect()
     }

@@ -1,0 +1,485 @@
+//! `kiln build` end to end, on busybox bases made in the tests.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::Kiln;
+
+/// Writes `files` (path, content) under a new context directory.
+fn context(k: &Kiln, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = k.dir.path().join(name);
+    for (p, c) in files {
+        let p = dir.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, c).unwrap();
+    }
+    dir
+}
+
+/// Builds; returns (stdout, stderr).
+fn build(k: &Kiln, args: &[&str]) -> (String, String) {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let out = k.run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "kiln build {args:?} failed:\n{stderr}"
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// The image's root filesystem, exported with `--output type=local`.
+fn export(k: &Kiln, ctx: &Path, extra: &[&str]) -> PathBuf {
+    let dest = k.dir.path().join(format!("out-{}", unique()));
+    let spec = format!("type=local,dest={}", dest.display());
+    let mut args = vec!["--output", spec.as_str()];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    build(k, &args);
+    dest
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+const EVERYTHING: &str = r#"# syntax=docker/dockerfile:1
+ARG BASE=base:1
+FROM $BASE
+ARG VERSION=0.0
+ARG WHO
+ENV APP_HOME=/opt/app PATH=/opt/app/bin:/bin
+LABEL org.example.version=$VERSION who="${WHO:-nobody}"
+WORKDIR $APP_HOME
+COPY src/ ./src/
+COPY *.md docs/
+COPY --chown=app:app --chmod=600 src/a.txt /home/app/a.txt
+ADD pkg.tar.gz /opt/extracted/
+RUN echo "version $VERSION" > version.txt && echo "$APP_HOME" > home.txt
+RUN ["/bin/sh", "-c", "echo exec form > exec.txt"]
+RUN <<EOF
+echo heredoc line one > heredoc.txt
+echo heredoc line two >> heredoc.txt
+EOF
+SHELL ["/bin/sh", "-e", "-c"]
+RUN test ! -e /opt/app/secret.key && echo ignored > ignore-check.txt
+COPY <<conf.ini /etc/app.ini
+version=${VERSION}
+EOF_NOT_THE_END
+conf.ini
+USER app
+EXPOSE 8080 53/udp
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD cat /opt/app/version.txt
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /opt/app/version.txt"]
+ONBUILD RUN echo child
+"#;
+
+#[test]
+fn every_instruction_lands_in_the_image() {
+    let k = Kiln::new();
+    k.import_busybox(
+        "base:1",
+        &[
+            ("etc/group", b"root:x:0:\napp:x:1000:\n"),
+            (
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+        ],
+        &["--change", "ONBUILD LABEL from.onbuild=yes"],
+    );
+    // A tar.gz for ADD to extract.
+    let arch_dir = k.dir.path().join("arch");
+    fs::create_dir_all(arch_dir.join("pkg")).unwrap();
+    fs::write(arch_dir.join("pkg/inside.txt"), "from the archive\n").unwrap();
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("src/a.txt", "alpha\n"),
+            ("src/sub/b.txt", "beta\n"),
+            ("notes.md", "# notes\n"),
+            ("secret.key", "do not copy\n"),
+            (".dockerignore", "*.key\n"),
+            ("Dockerfile", EVERYTHING),
+        ],
+    );
+    common::tool(
+        "tar",
+        &[
+            "-C",
+            arch_dir.to_str().unwrap(),
+            "-czf",
+            ctx.join("pkg.tar.gz").to_str().unwrap(),
+            "pkg",
+        ],
+    );
+    let root = export(
+        &k,
+        &ctx,
+        &[
+            "-t",
+            "app:1",
+            "--build-arg",
+            "VERSION=1.2",
+            "--build-arg",
+            "WHO=kiln",
+            "--label",
+            "extra=cli",
+        ],
+    );
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(read("opt/app/src/a.txt"), "alpha\n");
+    assert_eq!(read("opt/app/src/sub/b.txt"), "beta\n");
+    assert_eq!(read("opt/app/docs/notes.md"), "# notes\n");
+    assert!(!root.join("opt/app/secret.key").exists());
+    assert_eq!(read("opt/extracted/pkg/inside.txt"), "from the archive\n");
+    assert_eq!(read("opt/app/version.txt"), "version 1.2\n");
+    assert_eq!(read("opt/app/home.txt"), "/opt/app\n");
+    assert_eq!(read("opt/app/exec.txt"), "exec form\n");
+    assert_eq!(
+        read("opt/app/heredoc.txt"),
+        "heredoc line one\nheredoc line two\n"
+    );
+    assert_eq!(read("opt/app/ignore-check.txt"), "ignored\n");
+    assert_eq!(read("etc/app.ini"), "version=1.2\nEOF_NOT_THE_END\n");
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(root.join("home/app/a.txt")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (1000, 1000, 0o600));
+    // Nothing the runtime mounted was committed.
+    for p in [
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+        "proc",
+        "sys",
+        "dev",
+    ] {
+        assert!(!root.join(p).exists(), "{p} leaked into a layer");
+    }
+
+    let doc = k.inspect("app:1");
+    let c = &doc["Config"];
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["APP_HOME=/opt/app", "PATH=/opt/app/bin:/bin"])
+    );
+    assert_eq!(c["WorkingDir"], "/opt/app");
+    assert_eq!(c["User"], "app");
+    assert_eq!(
+        c["Labels"],
+        serde_json::json!({"org.example.version": "1.2", "who": "kiln", "extra": "cli", "from.onbuild": "yes"})
+    );
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "cat /opt/app/version.txt"], "Interval": 5_000_000_000u64, "Retries": 2})
+    );
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["cat /opt/app/version.txt"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo child"]));
+    // History: one entry per instruction, metadata-only ones marked empty.
+    let history = doc["History"].as_array().unwrap();
+    let by: Vec<&str> = history
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        by.iter()
+            .any(|b| b.starts_with("RUN |2 VERSION=1.2 WHO=kiln /bin/sh -c echo \"version")),
+        "{by:?}"
+    );
+    let layers = history.iter().filter(|h| h["empty_layer"] != true).count();
+    assert_eq!(layers, doc["RootFS"]["Layers"].as_array().unwrap().len());
+    assert!(history
+        .iter()
+        .any(|h| h["created_by"] == "USER app" && h["empty_layer"] == true));
+}
+
+#[test]
+fn cache_reuses_steps_and_one_changed_file_reruns_only_what_depends_on_it() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("a.txt", "a1\n"),
+            ("b.txt", "b1\n"),
+            (
+                "Dockerfile",
+                "FROM base:1\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a-copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b-copy\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let (_, first) = build(&k, &["-t", "c:1", c]);
+    assert_eq!(first.matches(" CACHED").count(), 0, "{first}");
+    let id1 = k.ok(&["images", "-q", "--no-trunc", "c:1"]);
+    let (_, second) = build(&k, &["-t", "c:1", c]);
+    assert_eq!(second.matches(" CACHED").count(), 5, "{second}");
+    assert_eq!(
+        k.ok(&["images", "-q", "--no-trunc", "c:1"]),
+        id1,
+        "a cached build makes the same image"
+    );
+
+    fs::write(ctx.join("b.txt"), "b2\n").unwrap();
+    let (_, third) = build(&k, &["-t", "c:1", c]);
+    // RUN one, COPY a, RUN a-copy cached; COPY b and RUN b-copy rerun.
+    assert_eq!(third.matches(" CACHED").count(), 3, "{third}");
+    let root = export(&k, &ctx, &[]);
+    assert_eq!(fs::read_to_string(root.join("b-copy")).unwrap(), "b2\n");
+
+    // Touching a file without changing it keeps the cache.
+    let f = fs::File::options()
+        .append(true)
+        .open(ctx.join("a.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    let (_, fourth) = build(&k, &["-t", "c:1", c]);
+    assert_eq!(fourth.matches(" CACHED").count(), 5, "{fourth}");
+    let (_, fifth) = build(&k, &["--no-cache", "-t", "c:1", c]);
+    assert_eq!(fifth.matches(" CACHED").count(), 0, "{fifth}");
+}
+
+#[test]
+fn stages_target_and_copy_from() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1 AS left\nRUN echo left > /l\n\nFROM base:1 AS right\nRUN echo right > /r\n\nFROM base:1 AS unused\nRUN echo should-not-run > /u\n\nFROM scratch\nCOPY --from=left /l /l\nCOPY --from=1 /r /r\nCOPY --from=base:1 /bin/busybox /bin/busybox\n",
+        )],
+    );
+    let (_, err) = build(&k, &["-t", "multi:1", ctx.to_str().unwrap()]);
+    assert!(
+        !err.contains("should-not-run"),
+        "an unneeded stage ran:\n{err}"
+    );
+    let root = export(&k, &ctx, &[]);
+    assert_eq!(fs::read_to_string(root.join("l")).unwrap(), "left\n");
+    assert_eq!(fs::read_to_string(root.join("r")).unwrap(), "right\n");
+    assert!(root.join("bin/busybox").exists());
+
+    let (_, err) = build(
+        &k,
+        &["--target", "left", "-t", "left:1", ctx.to_str().unwrap()],
+    );
+    assert!(
+        !err.contains("[right]"),
+        "--target built another stage:\n{err}"
+    );
+    let out = k.run(&["build", "--target", "nope", ctx.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
+    );
+}
+
+#[test]
+fn a_failing_step_names_its_line_exit_code_and_output() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1\nRUN echo fine\nRUN echo about to fail; echo on stderr >&2; exit 3\n",
+        )],
+    );
+    let out = k.run(&["build", "-t", "bad:1", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile:3: RUN echo about to fail"),
+        "{err}"
+    );
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(
+        err.contains("--- last output lines:\nabout to fail\non stderr"),
+        "{err}"
+    );
+    assert!(
+        !k.run(&["inspect", "bad:1"]).status.success(),
+        "a failed build must not tag"
+    );
+
+    let missing = context(
+        &k,
+        "ctx2",
+        &[("Dockerfile", "FROM base:1\nCOPY nothere.txt /x\n")],
+    );
+    let err =
+        String::from_utf8_lossy(&k.run(&["build", missing.to_str().unwrap()]).stderr).into_owned();
+    assert!(
+        err.contains("Dockerfile:2: COPY nothere.txt /x: nothere.txt: no such file"),
+        "{err}"
+    );
+    let nobase = context(&k, "ctx3", &[("Dockerfile", "FROM missing:image\n")]);
+    let err =
+        String::from_utf8_lossy(&k.run(&["build", nobase.to_str().unwrap()]).stderr).into_owned();
+    assert!(err.contains("kiln pull"), "{err}");
+}
+
+#[test]
+fn secrets_are_mounted_but_never_stored_and_cache_mounts_persist() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let secret = k.dir.path().join("token");
+    fs::write(&secret, "s3cr3t-value\n").unwrap();
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1\n\
+             RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len\n\
+             RUN --mount=type=secret,id=tok,env=TOK sh -c 'test ${#TOK} = 12 && echo ok > /env-ok'\n\
+             RUN --mount=type=cache,target=/cache sh -c 'echo x >> /cache/runs; wc -l < /cache/runs > /runs'\n\
+             RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && cat /scratch/t > /tmpfs-ok'\n",
+        )],
+    );
+    let sec = format!("id=tok,src={}", secret.display());
+    let root = export(&k, &ctx, &["--secret", &sec]);
+    assert_eq!(fs::read_to_string(root.join("len")).unwrap().trim(), "13");
+    assert_eq!(fs::read_to_string(root.join("env-ok")).unwrap(), "ok\n");
+    assert_eq!(fs::read_to_string(root.join("tmpfs-ok")).unwrap(), "t\n");
+    assert!(
+        !root.join("run/secrets/tok").exists(),
+        "the secret mountpoint was committed"
+    );
+    assert!(!root.join("cache/runs").exists() && !root.join("scratch/t").exists());
+    // No blob in the store holds the secret.
+    for e in fs::read_dir(k.root.join("blobs/sha256")).unwrap() {
+        let bytes = fs::read(e.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(12).any(|w| w == b"s3cr3t-value"),
+            "secret found in a blob"
+        );
+    }
+    let root2 = export(&k, &ctx, &["--secret", &sec, "--no-cache"]);
+    assert_eq!(
+        fs::read_to_string(root2.join("runs")).unwrap().trim(),
+        "2",
+        "cache mount did not persist"
+    );
+    let out = k.run(&[
+        "build",
+        ctx.to_str().unwrap(),
+        "--secret",
+        "id=tok,src=/nonexistent",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable file"));
+}
+
+#[test]
+fn builds_are_reproducible_across_directories_and_times() {
+    let dockerfile = "FROM base:1\nCOPY app/ /app/\nRUN echo deterministic > /app/generated\nENV MODE=prod\nCMD [\"cat\", \"/app/main.txt\"]\n";
+    let mut ids = Vec::new();
+    for round in 0..2 {
+        let k = Kiln::new();
+        // The same base each round: its import timestamp is pinned too.
+        let tar = common::busybox_tar(k.dir.path(), "base", &[]);
+        let out = k
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1600000000")
+            .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let ctx = context(
+            &k,
+            &format!("ctx-{round}"),
+            &[
+                ("app/main.txt", "main\n"),
+                ("app/lib/util.txt", "util\n"),
+                ("Dockerfile", dockerfile),
+            ],
+        );
+        // Different mtimes in each round: SOURCE_DATE_EPOCH clamps them.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::write(ctx.join("app/main.txt"), "main\n").unwrap();
+        let out = k.ok(&[
+            "build",
+            "-q",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            ctx.to_str().unwrap(),
+        ]);
+        ids.push(out.trim().to_string());
+    }
+    assert_eq!(ids[0], ids[1], "same inputs, different image IDs");
+    assert!(ids[0].starts_with("sha256:"));
+}
+
+#[test]
+fn oci_output_unpacks_with_umoci() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("f.txt", "payload\n"),
+            (
+                "Dockerfile",
+                "FROM base:1\nCOPY f.txt /f.txt\nRUN echo built > /built\n",
+            ),
+        ],
+    );
+    let archive = k.dir.path().join("image.tar");
+    let spec = format!("type=oci,dest={}", archive.display());
+    build(
+        &k,
+        &["-t", "oci-out:1", "--output", &spec, ctx.to_str().unwrap()],
+    );
+    let layout = k.dir.path().join("layout");
+    fs::create_dir(&layout).unwrap();
+    common::tool(
+        "tar",
+        &[
+            "-C",
+            layout.to_str().unwrap(),
+            "-xf",
+            archive.to_str().unwrap(),
+        ],
+    );
+    let bundle = k.dir.path().join("bundle");
+    common::tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/f.txt")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/built")).unwrap(),
+        "built\n"
+    );
+}
