@@ -306,3 +306,88 @@ fn kiln_loads_skopeo_archives() {
         k.inspect("app:1")["RootFS"]["Layers"]
     );
 }
+
+/// The same Dockerfile built by docker's classic builder and by kiln: both
+/// images run in docker with the same output, and their configs agree.
+#[test]
+fn docker_and_kiln_build_the_same_dockerfile_alike() {
+    require_docker();
+    let k = Kiln::new();
+    let base = DockerImage::new("build-base");
+    let tar = busybox_tar(k.dir.path(), "base", &[("unique", base.0.as_bytes())]);
+    k.ok(&["import", tar.to_str().unwrap(), &base.0]);
+    let archive = k.path("base.tar");
+    k.ok(&["save", "-o", archive.to_str().unwrap(), &base.0]);
+    docker_load(&archive);
+
+    let ctx = k.path("ctx");
+    std::fs::create_dir_all(ctx.join("src")).unwrap();
+    std::fs::write(ctx.join("src/hello.txt"), "hello from the context\n").unwrap();
+    std::fs::write(ctx.join("ignored.log"), "must not be copied\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "*.log\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             ARG GREETING=hi\n\
+             ENV PATH=/usr/local/bin:/bin APP=/srv/app\n\
+             LABEL org.example.name=interop version=\"1 2\"\n\
+             WORKDIR /srv/app\n\
+             COPY . ./\n\
+             RUN echo \"$GREETING from RUN\" > made.txt && ls > listing.txt\n\
+             USER 1000:1000\n\
+             EXPOSE 8080 9000/udp\n\
+             VOLUME /data\n\
+             HEALTHCHECK --interval=30s --timeout=3s --retries=4 CMD cat /srv/app/made.txt\n\
+             STOPSIGNAL SIGTERM\n\
+             ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+             CMD [\"cat src/hello.txt made.txt listing.txt; echo $APP; id -u\"]\n",
+            base = base.0
+        ),
+    )
+    .unwrap();
+
+    let docker_image = DockerImage::new("built-by-docker");
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &docker_image.0, ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kiln_image = DockerImage::new("built-by-kiln");
+    k.ok(&["build", "-q", "-t", &kiln_image.0, ctx.to_str().unwrap()]);
+    let kiln_archive = k.path("kiln-built.tar");
+    k.ok(&["save", "-o", kiln_archive.to_str().unwrap(), &kiln_image.0]);
+    docker_load(&kiln_archive);
+
+    let run = |image: &str| tool("docker", &["run", "--rm", "--network", "none", image]);
+    let by_docker = run(&docker_image.0);
+    let by_kiln = run(&kiln_image.0);
+    assert!(by_docker.contains("hi from RUN"), "{by_docker}");
+    assert!(!by_docker.contains("ignored.log"), "{by_docker}");
+    assert_eq!(by_kiln, by_docker, "the two images behave differently");
+
+    let config = |image: &str| -> Value {
+        let doc: Value = serde_json::from_str(&tool("docker", &["inspect", image])).unwrap();
+        doc[0]["Config"].clone()
+    };
+    let (d, kc) = (config(&docker_image.0), config(&kiln_image.0));
+    for field in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "Volumes",
+        "Labels",
+        "Healthcheck",
+        "StopSignal",
+    ] {
+        assert_eq!(kc[field], d[field], "Config.{field} differs");
+    }
+}
