@@ -22,6 +22,7 @@ pub mod copy;
 pub mod engine;
 mod error;
 pub mod meta;
+pub mod prune;
 pub mod run;
 pub mod state;
 

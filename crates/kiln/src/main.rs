@@ -61,6 +61,9 @@ enum Command {
     Layer(commands::layer::Command),
     /// Build an image from a Dockerfile and a context
     Build(commands::build::Args),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(commands::builder::Command),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::Command),
@@ -173,5 +176,6 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Layer(c) => layer::run(c),
         Command::Dockerfile(c) => dockerfile::run(c),
         Command::Build(a) => build::run(store, a),
+        Command::Builder(c) => builder::run(store, c),
     }
 }

@@ -483,3 +483,42 @@ fn oci_output_unpacks_with_umoci() {
         "built\n"
     );
 }
+
+#[test]
+fn builder_prune_removes_cache_nothing_uses() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1 AS tmp\nRUN echo scratch-work > /w\nFROM base:1\nCOPY --from=tmp /w /w\n",
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "kept:1", c]);
+    let snapshots = |k: &Kiln| {
+        fs::read_dir(k.root.join("snapshots"))
+            .unwrap()
+            .filter(|e| {
+                let n = e.as_ref().unwrap().file_name();
+                !matches!(n.to_str().unwrap(), "active" | "empty" | "tmp")
+            })
+            .count()
+    };
+    // base, the tmp stage's RUN layer, and the final COPY layer.
+    assert_eq!(snapshots(&k), 3);
+    let out = k.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("1 snapshots"), "{out}");
+    // What kept:1 uses survives; the build still hits the cache for it.
+    assert_eq!(snapshots(&k), 2);
+    k.ok(&["system", "check"]);
+    let (_, err) = build(&k, &["-t", "kept:1", c]);
+    assert!(err.contains("CACHED"), "{err}");
+    k.ok(&["builder", "prune", "-a", "-f"]);
+    assert_eq!(snapshots(&k), 0);
+    let (_, err) = build(&k, &["-t", "kept:1", c]);
+    assert!(!err.contains("CACHED"), "{err}");
+    k.ok(&["system", "check"]);
+}

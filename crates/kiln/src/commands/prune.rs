@@ -55,6 +55,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let report = store.gc()?;
+    // Snapshots of layer stacks no remaining image has.
+    kiln_build::prune::prune_snapshots(store, false)?;
     if !lines.is_empty() {
         println!("Deleted Images:");
         lines.iter().for_each(|l| println!("{l}"));

@@ -1,0 +1,99 @@
+//! Removing build leftovers nothing uses: snapshots of layer stacks no
+//! image has, step-cache records whose layers no image has (or all of
+//! them), and with `all` the cache mounts and the context checksum cache.
+//! Blobs only the removed records named are then collected by the store's
+//! GC.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use kiln_core::Digest;
+use kiln_snapshot::{Backend, Snapshotter};
+use kiln_store::Store;
+
+use crate::error::{io, Result};
+use crate::state::{chain_ids, strings};
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub snapshots: usize,
+    pub cache_records: usize,
+    pub reclaimed_blob_bytes: u64,
+}
+
+/// Layer digests and snapshot ids of every image in the store.
+fn in_use(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
+    let mut blobs = BTreeSet::new();
+    let mut snapshots = BTreeSet::new();
+    for record in store.images()? {
+        let Ok(image) = store.load_image(&record.entry) else {
+            continue;
+        };
+        blobs.extend(image.layer_digests()?);
+        let config: serde_json::Value =
+            serde_json::from_slice(&image.config_bytes).unwrap_or_default();
+        let diff_ids: Vec<Digest> = strings(&config["rootfs"]["diff_ids"])
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        snapshots.extend(chain_ids(&diff_ids));
+    }
+    Ok((blobs, snapshots))
+}
+
+/// Snapshots no image uses (all of them with `all`).
+pub fn prune_snapshots(store: &Store, all: bool) -> Result<usize> {
+    let dir = store.root().join("snapshots");
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let (_, keep) = in_use(store)?;
+    // The backend does not matter for listing and removing.
+    let snaps = Snapshotter::open(store.root(), Backend::Native)?;
+    let mut removed = 0;
+    for id in snaps.list()? {
+        if all || !keep.contains(&id) {
+            snaps.remove(&id)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `kiln builder prune [-a]`.
+pub fn prune(store: &Store, all: bool) -> Result<PruneReport> {
+    let (blobs, _) = in_use(store)?;
+    let mut report = PruneReport::default();
+    let steps = store.root().join("buildcache/steps");
+    if let Ok(rd) = fs::read_dir(&steps) {
+        for e in rd.flatten() {
+            let keep = !all
+                && fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| {
+                        v["layer"][0]["digest"]
+                            .as_str()
+                            .and_then(|d| d.parse::<Digest>().ok())
+                    })
+                    .is_some_and(|d| blobs.contains(&d));
+            if !keep {
+                fs::remove_file(e.path()).map_err(io("remove", e.path()))?;
+                report.cache_records += 1;
+            }
+        }
+    }
+    if all {
+        for d in ["buildcache/mounts", "buildcache/files.json"] {
+            let p = store.root().join(d);
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
+    report.snapshots = prune_snapshots(store, all)?;
+    report.reclaimed_blob_bytes = store.gc()?.reclaimed_bytes();
+    Ok(report)
+}
