@@ -22,12 +22,38 @@ tar -C "$work/rootfs" -czf "$work/rootfs.tar.gz" .
 
 step "$kiln" import "$work/rootfs.tar.gz" demo/busybox:1.0 --change 'CMD ["cat", "/etc/motd"]' -m "demo base"
 step "$kiln" tag demo/busybox:1.0 demo/busybox:latest
+
+mkdir -p "$work/app/src"
+echo 'kiln built this image without a daemon' > "$work/app/src/message.txt"
+echo 'not part of the image' > "$work/app/notes.log"
+echo '*.log' > "$work/app/.dockerignore"
+cat > "$work/app/Dockerfile" <<'DOCKERFILE'
+# syntax=docker/dockerfile:1
+FROM demo/busybox:1.0 AS build
+ARG FLAVOR=plain
+WORKDIR /work
+COPY src/ ./
+RUN <<EOF
+set -e
+{ cat message.txt; echo "flavor: $FLAVOR"; echo "built on: $(uname -s)"; } > report.txt
+EOF
+
+FROM demo/busybox:1.0
+LABEL org.opencontainers.image.title="kiln demo"
+COPY --from=build /work/report.txt /srv/report.txt
+RUN --network=none cat /srv/report.txt | wc -l > /srv/lines
+EXPOSE 8080
+CMD ["sh", "-c", "cat /srv/report.txt; echo lines: $(cat /srv/lines)"]
+DOCKERFILE
+printf '\n\033[1m$ cat Dockerfile\033[0m\n'; cat "$work/app/Dockerfile"
+step "$kiln" build -t demo/app:1.0 --build-arg FLAVOR=fresh "$work/app"
+step "$kiln" build -t demo/app:1.0 --build-arg FLAVOR=fresh "$work/app"   # from the cache
 step "$kiln" images
-step "$kiln" history demo/busybox
-step "$kiln" inspect --format '{{json .Config}}' demo/busybox
-step "$kiln" save -o "$work/demo.tar" demo/busybox:1.0
+step "$kiln" history demo/app:1.0
+step "$kiln" inspect --format '{{json .Config}}' demo/app:1.0
+step "$kiln" save -o "$work/demo.tar" demo/app:1.0
 step "$kiln" system df
 step "$kiln" system check
 step docker load -i "$work/demo.tar"
-step docker run --rm --network none demo/busybox:1.0
-docker rmi demo/busybox:1.0 >/dev/null
+step docker run --rm --network none demo/app:1.0
+docker rmi demo/app:1.0 >/dev/null
