@@ -326,10 +326,13 @@ pub fn plan(
                 };
                 let digest = match (&content, source) {
                     (Content::File(_), Source::Context(ctx)) => {
-                        let entry = ctx.entries.iter().find(|e| e.path == full_src);
-                        match entry {
-                            Some(e) => Some(ctx.file_digest(e)?),
-                            None => None,
+                        // Entries are sorted by path.
+                        match ctx
+                            .entries
+                            .binary_search_by(|e| e.path.as_str().cmp(&full_src))
+                        {
+                            Ok(i) => Some(ctx.file_digest(&ctx.entries[i])?),
+                            Err(_) => None,
                         }
                     }
                     (Content::Symlink(t), _) => Some(t.to_string_lossy().into_owned()),

@@ -11,7 +11,7 @@ use kiln_core::{media_types, Digest, ImageRef};
 use kiln_dockerfile::ignore::Matcher;
 use kiln_dockerfile::{Command, Dockerfile, GlobalScope, Instruction, Platform, Stage, StageScope};
 use kiln_exec::{resolve_user, Executor, Network, Runtime, RUNTIME_MOUNTPOINTS};
-use kiln_layer::{Change, ChangeKind, Compression, TarOptions};
+use kiln_layer::{Change, ChangeKind, TarOptions};
 use kiln_snapshot::{Active, Backend, Snapshotter};
 use kiln_store::{IndexEntry, LayerDescriptor, LayerInfo, Store};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,8 @@ struct Engine<'a> {
     tmp: PathBuf,
     done: Mutex<HashMap<usize, StageState>>,
     step_ids: Mutex<usize>,
+    /// Parallel stages on one base unpack it once.
+    unpacking: Mutex<()>,
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -138,6 +140,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         cache_dir,
         done: Mutex::new(HashMap::new()),
         step_ids: Mutex::new(0),
+        unpacking: Mutex::new(()),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
@@ -604,6 +607,10 @@ impl Engine<'_> {
     /// returns the top one.
     fn ensure_snapshots(&self, state: &StageState) -> Result<Option<String>> {
         let ids = chain_ids(&state.diff_ids);
+        if ids.iter().all(|id| self.snaps.exists(id)) {
+            return Ok(ids.last().cloned());
+        }
+        let _one_at_a_time = self.unpacking.lock().unwrap_or_else(|e| e.into_inner());
         for (i, id) in ids.iter().enumerate() {
             if self.snaps.exists(id) {
                 continue;
@@ -671,38 +678,35 @@ impl Engine<'_> {
         let layer = if changes.is_empty() {
             None
         } else {
+            // Stored uncompressed (like docker's local store; push
+            // compresses): the blob digest *is* the diff_id, so the stream
+            // is hashed once, by the store's verified ingest.
             let blob = self.store.blobs().ingest()?;
             let opts = TarOptions {
                 clamp_mtime: self.clamp.then_some(self.epoch),
             };
-            let (written, blob) = kiln_layer::write_layer(
-                &active.changes_root(),
-                &changes,
-                &opts,
-                Compression::None,
-                1,
-                blob,
-            )
-            .map_err(io("write layer from", active.changes_root()))?;
+            let (_, blob) =
+                kiln_layer::write_layer_tar(&active.changes_root(), &changes, &opts, blob)
+                    .map_err(io("write layer from", active.changes_root()))?;
             let (digest, size) = blob.commit(None, None)?;
             self.store.record_layer(
                 &digest,
                 &LayerInfo {
-                    diff_id: written.diff_id.clone(),
-                    uncompressed_size: written.uncompressed_size,
+                    diff_id: digest.clone(),
+                    uncompressed_size: size,
                 },
             )?;
             let desc = LayerDescriptor {
                 media_type: media_types::OCI_LAYER_TAR.to_string(),
-                digest,
+                digest: digest.clone(),
                 size,
             };
             let mut ids = state.diff_ids.clone();
-            ids.push(written.diff_id.clone());
+            ids.push(digest.clone());
             if let Some(top) = chain_ids(&ids).pop() {
                 self.snaps.commit(active, &top)?;
             }
-            Some((desc, written.diff_id))
+            Some((desc, digest))
         };
         let rec = CacheRecord {
             layer: layer.clone(),
@@ -981,17 +985,22 @@ fn filter_mountpoints(changes: Vec<Change>, extra: &[String]) -> Vec<Change> {
         .filter(|c| !added_mountpoints.iter().any(|m| c.path.starts_with(m)))
         .collect();
     // Parents added only for a mountpoint: nothing else left below them.
+    // (Checked only for the few changes that hold a mountpoint.)
+    if added_mountpoints.is_empty() {
+        return kept;
+    }
     loop {
         let before = kept.len();
         let snapshot = kept.clone();
         kept.retain(|c| {
-            let holds_mountpoint = added_mountpoints
-                .iter()
-                .any(|m| m.starts_with(&c.path) && *m != c.path);
-            let has_children = snapshot
-                .iter()
-                .any(|o| o.path != c.path && o.path.starts_with(&c.path));
-            !(c.kind == ChangeKind::Added && holds_mountpoint && !has_children)
+            let holds_mountpoint = c.kind == ChangeKind::Added
+                && added_mountpoints
+                    .iter()
+                    .any(|m| m.starts_with(&c.path) && *m != c.path);
+            !holds_mountpoint
+                || snapshot
+                    .iter()
+                    .any(|o| o.path != c.path && o.path.starts_with(&c.path))
         });
         if kept.len() == before {
             break;

@@ -44,6 +44,9 @@ pub struct ApplyOptions {
     /// `trusted.overlay.opaque` xattr, instead of removing anything.
     /// (The snapshotter stacks such directories as overlay lowers.)
     pub overlay_whiteouts: bool,
+    /// Hash the uncompressed stream for [`ApplyReport::diff_id`]. A
+    /// stream kiln made itself (COPY in a build) needs no diff_id.
+    pub diff_id: bool,
 }
 
 impl ApplyOptions {
@@ -54,6 +57,7 @@ impl ApplyOptions {
             ownership: root,
             devices: root,
             overlay_whiteouts: false,
+            diff_id: true,
         }
     }
 }
@@ -89,7 +93,8 @@ pub fn apply<R: BufRead + Send>(
     // layer, here for a compressed one (decompression fills the reader).
     // (A third, hashing-only thread was measured and gained nothing on two
     // cores: file creation here is the bound.)
-    let hash_in_reader = compression == Compression::None;
+    let hash_in_reader = compression == Compression::None && opts.diff_id;
+    let hash_here = compression != Compression::None && opts.diff_id;
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
         let reader = scope.spawn(move || {
@@ -119,7 +124,7 @@ pub fn apply<R: BufRead + Send>(
             rx,
             cur: Vec::new(),
             pos: 0,
-            hasher: (!hash_in_reader).then(|| Sha256Writer::new(io::sink())),
+            hasher: hash_here.then(|| Sha256Writer::new(io::sink())),
         };
         let applied = apply_stream(&mut stream, root, opts);
         let hashed_here = stream.hasher.take();
@@ -128,12 +133,15 @@ pub fn apply<R: BufRead + Send>(
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("layer reader panicked")));
         let mut report = applied?;
-        let (diff_id, size, _) = read
+        let hashed = read
             .map_err(LayerError::io("read layer"))?
-            .or_else(|| hashed_here.map(Sha256Writer::finish))
-            .ok_or_else(|| LayerError::BadTar("layer stream was not hashed".into()))?;
-        report.diff_id = Some(diff_id);
-        report.uncompressed_size = size;
+            .or_else(|| hashed_here.map(Sha256Writer::finish));
+        if let Some((diff_id, size, _)) = hashed {
+            report.diff_id = Some(diff_id);
+            report.uncompressed_size = size;
+        } else if opts.diff_id {
+            return Err(LayerError::BadTar("layer stream was not hashed".into()));
+        }
         report.compression = Some(compression);
         Ok(report)
     })

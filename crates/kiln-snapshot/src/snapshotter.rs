@@ -153,6 +153,9 @@ impl Snapshotter {
             _ => fs::create_dir(&fs_dir).map_err(io("create", &fs_dir))?,
         }
         opts.overlay_whiteouts = self.backend == Backend::Overlay;
+        // Layers come from the store, verified when they entered it (and
+        // their diff_ids checked on load/pull): no second hash here.
+        opts.diff_id = false;
         apply(layer, &fs_dir, &opts)?;
         self.publish(staged, id, parent)
     }
