@@ -107,7 +107,17 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     }
     let global = df.global_scope(&opts)?;
     let root = store.root().to_path_buf();
-    let backend = req.backend.unwrap_or_else(|| Backend::detect(&root));
+    let backend = match (req.backend, std::env::var("KILN_SNAPSHOTTER").as_deref()) {
+        (Some(b), _) => b,
+        (None, Ok("native")) => Backend::Native,
+        (None, Ok("overlay")) => Backend::Overlay,
+        (None, Ok(other)) => {
+            return Err(BuildError::Invalid(format!(
+                "KILN_SNAPSHOTTER={other}: use overlay or native"
+            )))
+        }
+        (None, Err(_)) => Backend::detect(&root),
+    };
     let snaps = Snapshotter::open(&root, backend)?;
     let exec = Executor::new(req.runtime.clone(), &root.join("exec"))?;
     let cache_dir = root.join("buildcache");
@@ -451,7 +461,7 @@ impl Engine<'_> {
                     &created,
                     history,
                     &targets,
-                    |active, root| {
+                    |_, root| {
                         self.run_in(
                             stage,
                             &before,
@@ -459,13 +469,13 @@ impl Engine<'_> {
                             argv.clone(),
                             env.clone(),
                             network,
-                            active,
                             root,
                             id,
                         )
                         .map_err(|e| match e {
                             BuildError::Invalid(m) => fail(m),
-                            e => e,
+                            e @ BuildError::Step { .. } => e,
+                            e => fail(e.to_string()),
                         })
                     },
                 )
@@ -493,7 +503,8 @@ impl Engine<'_> {
                 )
                 .map_err(|e| match e {
                     BuildError::Invalid(m) => fail(m),
-                    e => e,
+                    e @ BuildError::Step { .. } => e,
+                    e => fail(e.to_string()),
                 })
             }
             Command::Add(a) => {
@@ -520,7 +531,8 @@ impl Engine<'_> {
                 )
                 .map_err(|e| match e {
                     BuildError::Invalid(m) => fail(m),
-                    e => e,
+                    e @ BuildError::Step { .. } => e,
+                    e => fail(e.to_string()),
                 })
             }
             Command::Workdir(w) => {
@@ -863,7 +875,6 @@ impl Engine<'_> {
         argv: Vec<String>,
         mut env: Vec<String>,
         network: Network,
-        _active: &Active,
         root: &Path,
         id: usize,
     ) -> Result<()> {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use kiln_core::Digest;
-use kiln_snapshot::{Backend, Snapshotter};
+use kiln_snapshot::Snapshotter;
 use kiln_store::Store;
 
 use crate::error::{io, Result};
@@ -48,8 +48,7 @@ pub fn prune_snapshots(store: &Store, all: bool) -> Result<usize> {
         return Ok(0);
     }
     let (_, keep) = in_use(store)?;
-    // The backend does not matter for listing and removing.
-    let snaps = Snapshotter::open(store.root(), Backend::Native)?;
+    let snaps = Snapshotter::open_existing(store.root())?;
     let mut removed = 0;
     for id in snaps.list()? {
         if all || !keep.contains(&id) {

@@ -15,6 +15,11 @@ pub enum SnapshotError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the snapshots here were made by the {recorded} snapshotter, not {wanted}: remove them first (kiln builder prune -a)")]
+    BackendMismatch {
+        recorded: String,
+        wanted: &'static str,
+    },
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
 }

@@ -64,12 +64,52 @@ pub struct Active {
 }
 
 impl Snapshotter {
+    /// Opens (creating) the snapshots of a store. Committed snapshots of
+    /// one backend mean nothing to the other, so the backend is recorded
+    /// and a different one refused.
     pub fn open(store_root: &Path, backend: Backend) -> Result<Snapshotter> {
         let dir = store_root.join("snapshots");
         for d in [dir.join("active"), dir.join("empty"), dir.join("tmp")] {
             fs::create_dir_all(&d).map_err(io("create", &d))?;
         }
+        let marker = dir.join("backend");
+        let name = match backend {
+            Backend::Overlay => "overlay",
+            Backend::Native => "native",
+        };
+        match fs::read_to_string(&marker) {
+            Ok(recorded) if recorded.trim() != name && !Snapshotter::is_empty(&dir)? => {
+                return Err(SnapshotError::BackendMismatch {
+                    recorded: recorded.trim().to_string(),
+                    wanted: name,
+                })
+            }
+            Ok(recorded) if recorded.trim() == name => {}
+            _ => fs::write(&marker, name).map_err(io("write", &marker))?,
+        }
         Ok(Snapshotter { dir, backend })
+    }
+
+    /// Opens the snapshots with the backend that made them (for listing
+    /// and pruning).
+    pub fn open_existing(store_root: &Path) -> Result<Snapshotter> {
+        let recorded = fs::read_to_string(store_root.join("snapshots/backend")).unwrap_or_default();
+        let backend = if recorded.trim() == "native" {
+            Backend::Native
+        } else {
+            Backend::Overlay
+        };
+        Snapshotter::open(store_root, backend)
+    }
+
+    fn is_empty(dir: &Path) -> Result<bool> {
+        for e in fs::read_dir(dir).map_err(io("list", dir))? {
+            let e = e.map_err(io("list", dir))?;
+            if e.path().join("fs").is_dir() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub fn backend(&self) -> Backend {
@@ -218,7 +258,9 @@ impl Snapshotter {
         for e in fs::read_dir(&self.dir).map_err(io("list", &self.dir))? {
             let e = e.map_err(io("list", &self.dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !matches!(name.as_str(), "active" | "empty" | "tmp") && self.exists(&name) {
+            if !matches!(name.as_str(), "active" | "empty" | "tmp" | "backend")
+                && self.exists(&name)
+            {
                 out.push(name);
             }
         }

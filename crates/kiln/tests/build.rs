@@ -503,7 +503,7 @@ fn builder_prune_removes_cache_nothing_uses() {
             .unwrap()
             .filter(|e| {
                 let n = e.as_ref().unwrap().file_name();
-                !matches!(n.to_str().unwrap(), "active" | "empty" | "tmp")
+                !matches!(n.to_str().unwrap(), "active" | "empty" | "tmp" | "backend")
             })
             .count()
     };
@@ -521,4 +521,65 @@ fn builder_prune_removes_cache_nothing_uses() {
     let (_, err) = build(&k, &["-t", "kept:1", c]);
     assert!(!err.contains("CACHED"), "{err}");
     k.ok(&["system", "check"]);
+}
+
+#[test]
+fn both_snapshotters_build_the_same_image() {
+    let dockerfile = "FROM base:1\nCOPY app/ /app/\nRUN echo generated > /app/gen && rm /bin/wc && mkdir -p /etc/conf.d && echo x > /etc/conf.d/x\nRUN rm -r /etc/conf.d && echo again > /app/gen\n";
+    let mut ids = Vec::new();
+    for backend in ["overlay", "native"] {
+        let k = Kiln::new();
+        let tar = common::busybox_tar(k.dir.path(), "base", &[]);
+        let out = k
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1600000000")
+            .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let ctx = context(
+            &k,
+            "ctx",
+            &[("app/a.txt", "a\n"), ("Dockerfile", dockerfile)],
+        );
+        let out = k
+            .cmd()
+            .env("KILN_SNAPSHOTTER", backend)
+            .args([
+                "build",
+                "-q",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+                ctx.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        // A store's snapshots belong to one backend.
+        let other = if backend == "overlay" {
+            "native"
+        } else {
+            "overlay"
+        };
+        let out = k
+            .cmd()
+            .env("KILN_SNAPSHOTTER", other)
+            .args(["build", "--no-cache", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("kiln builder prune -a"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        ids[0], ids[1],
+        "overlay and native snapshotters made different images"
+    );
 }
