@@ -10,6 +10,7 @@ packages=(
   docker.io        # interop peer: docker load/save/run (classic builder)
   zstd             # zstd-compressed test inputs
   pkg-config libseccomp-dev  # youki's libcontainer (seccomp) at build time
+  runc             # the external OCI runtime backend (kiln-exec tests, --runtime)
 )
 
 missing=()
