@@ -720,6 +720,12 @@ impl Engine<'_> {
             }
             Some((desc, digest))
         };
+        // The cache keeps its layer blob alive through rmi and image prune
+        // (until `kiln builder prune`), as docker's build cache does.
+        if let Some((l, _)) = &layer {
+            self.store
+                .add_gc_root(&cache_root_name(&key), std::slice::from_ref(&l.digest))?;
+        }
         let rec = CacheRecord {
             layer: layer.clone(),
         };
@@ -969,6 +975,11 @@ impl Engine<'_> {
             layers: state.layers,
         })
     }
+}
+
+/// The store GC root that keeps a cache record's layer.
+pub(crate) fn cache_root_name(key: &str) -> String {
+    format!("buildcache-{key}")
 }
 
 /// Drops what the runtime (or a RUN --mount) created only as mountpoints:

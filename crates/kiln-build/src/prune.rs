@@ -1,8 +1,8 @@
 //! Removing build leftovers nothing uses: snapshots of layer stacks no
 //! image has, step-cache records whose layers no image has (or all of
 //! them), and with `all` the cache mounts and the context checksum cache.
-//! Blobs only the removed records named are then collected by the store's
-//! GC.
+//! Each record's layer is a store GC root; removing the record removes the
+//! root, and the store's GC then collects blobs nothing else keeps.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -78,6 +78,9 @@ pub fn prune(store: &Store, all: bool) -> Result<PruneReport> {
                     .is_some_and(|d| blobs.contains(&d));
             if !keep {
                 fs::remove_file(e.path()).map_err(io("remove", e.path()))?;
+                if let Some(key) = e.path().file_stem().and_then(|s| s.to_str()) {
+                    store.remove_gc_root(&crate::engine::cache_root_name(key))?;
+                }
                 report.cache_records += 1;
             }
         }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use kiln_core::{media_types, Digest};
 
-use crate::error::{Result, StoreError};
+use crate::error::{IoContext, Result, StoreError};
 use crate::image::descriptor_digest;
 use crate::lock::{self, Mode};
 use crate::Store;
@@ -88,10 +88,52 @@ fn reach(
 }
 
 impl Store {
-    /// Every blob reachable from the index, plus any missing-blob findings.
+    fn gc_roots_dir(&self) -> std::path::PathBuf {
+        self.root().join("metadata/gc-roots")
+    }
+
+    /// Keeps `digests` out of GC under `name` (e.g. the layers of a build
+    /// cache record) until [`Store::remove_gc_root`]. Written atomically.
+    pub fn add_gc_root(&self, name: &str, digests: &[Digest]) -> Result<()> {
+        let dir = self.gc_roots_dir();
+        std::fs::create_dir_all(&dir).ctx("create", &dir)?;
+        let text: String = digests.iter().map(|d| format!("{d}\n")).collect();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).ctx("write", &tmp)?;
+        std::fs::rename(&tmp, dir.join(name)).ctx("write GC root in", &dir)?;
+        Ok(())
+    }
+
+    pub fn remove_gc_root(&self, name: &str) -> Result<()> {
+        let p = self.gc_roots_dir().join(name);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).ctx("remove", &p),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every digest the GC roots name (unreadable lines are skipped: a root
+    /// can only keep blobs, never lose them).
+    fn gc_root_digests(&self) -> Vec<Digest> {
+        let Ok(rd) = std::fs::read_dir(self.gc_roots_dir()) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.parse::<Digest>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Every blob reachable from the index or named by a GC root, plus any
+    /// missing-blob findings.
     fn reachable(&self) -> Result<(HashSet<Digest>, Vec<String>)> {
         let mut seen = HashSet::new();
         let mut missing = Vec::new();
+        seen.extend(self.gc_root_digests());
         for entry in self.index()?.roots() {
             reach(
                 self,

@@ -583,3 +583,34 @@ fn both_snapshotters_build_the_same_image() {
         "overlay and native snapshotters made different images"
     );
 }
+
+#[test]
+fn build_cache_survives_rmi_and_image_prune() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1 AS tmp\nRUN echo work > /w\nFROM base:1\nCOPY --from=tmp /w /w\n",
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "cached:1", c]);
+    // The image goes and the store is collected; the base stays.
+    k.ok(&["rmi", "cached:1"]);
+    k.ok(&["image", "prune", "-f"]);
+    k.ok(&["system", "check"]);
+    let (_, err) = build(&k, &["-t", "cached:1", c]);
+    assert_eq!(err.matches(" CACHED").count(), 2, "{err}");
+    // builder prune -a releases it all.
+    k.ok(&["builder", "prune", "-a", "-f"]);
+    k.ok(&["rmi", "cached:1"]);
+    k.ok(&["image", "prune", "-a", "-f"]);
+    let blobs = fs::read_dir(k.root.join("blobs/sha256")).unwrap().count();
+    assert_eq!(
+        blobs, 0,
+        "blobs left after removing every image and the build cache"
+    );
+}
