@@ -915,7 +915,7 @@ impl Engine<'_> {
             secrets: &self.req.secrets,
             from_roots: &from_roots,
         };
-        let (mounts, secret_env) = run::mounts(r, &sources)?;
+        let (mounts, secret_env, _held) = run::mounts(r, &sources)?;
         env.extend(secret_env);
         let user = resolve_user(&state.user(), root)?;
         let cwd = state.working_dir();

@@ -81,11 +81,24 @@ pub struct MountSources<'a> {
     pub from_roots: &'a BTreeMap<String, PathBuf>,
 }
 
-/// The extra mounts of a RUN, and the environment variables secret
-/// mounts with `env=` add.
-pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec<String>)> {
+/// What must live as long as the RUN: cache-mount locks and private
+/// cache directories.
+#[derive(Default)]
+pub struct Held {
+    _locks: Vec<std::fs::File>,
+    _private: Vec<tempfile::TempDir>,
+}
+
+/// The extra mounts of a RUN, the environment variables secret mounts
+/// with `env=` add, and the locks and directories to hold while it runs.
+///
+/// Cache mounts follow `sharing`: `shared` (default) lets concurrent steps
+/// use the directory together, `locked` waits for an exclusive lock,
+/// `private` uses a fresh empty directory when another step holds it.
+pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec<String>, Held)> {
     let mut out = Vec::new();
     let mut env = Vec::new();
+    let mut held = Held::default();
     for m in &run.mounts {
         let target = if m.target.starts_with('/') || m.target.is_empty() {
             m.target.clone()
@@ -95,8 +108,29 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
         match m.kind {
             MountKind::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
-                let dir = src.cache_dir.join(crate::state::key_of(&[&id]));
+                let mut dir = src.cache_dir.join(crate::state::key_of(&[&id]));
                 std::fs::create_dir_all(&dir).map_err(io("create cache mount", &dir))?;
+                let lock_path = dir.with_extension("lock");
+                let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+                match m.sharing {
+                    Some(kiln_dockerfile::Sharing::Locked) => {
+                        lock.lock().map_err(io("lock cache mount", &lock_path))?;
+                        held._locks.push(lock);
+                    }
+                    Some(kiln_dockerfile::Sharing::Private) => {
+                        if lock.try_lock().is_ok() {
+                            held._locks.push(lock);
+                        } else {
+                            let private = tempfile::Builder::new()
+                                .prefix("private-")
+                                .tempdir_in(src.cache_dir)
+                                .map_err(io("create private cache in", src.cache_dir))?;
+                            dir = private.path().to_path_buf();
+                            held._private.push(private);
+                        }
+                    }
+                    _ => {}
+                }
                 if let Some(mode) = m.mode {
                     use std::os::unix::fs::PermissionsExt;
                     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
@@ -175,7 +209,7 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
             }
         }
     }
-    Ok((out, env))
+    Ok((out, env, held))
 }
 
 pub fn spec(

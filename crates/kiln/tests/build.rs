@@ -614,3 +614,45 @@ fn build_cache_survives_rmi_and_image_prune() {
         "blobs left after removing every image and the build cache"
     );
 }
+
+/// Two stages that each hold a cache mount for a second: (start, end)
+/// times from /proc/uptime (not namespaced), read back from the image.
+fn cache_mount_intervals(sharing: &str) -> [(f64, f64); 2] {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let step = |who: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/c,id=shared,sharing={sharing} sh -c 'cut -d\" \" -f1 /proc/uptime > /t; echo {who} > /c/owner; sleep 1; test \"$(cat /c/owner)\" = {who}; cut -d\" \" -f1 /proc/uptime >> /t'\n"
+        )
+    };
+    let dockerfile = format!(
+        "FROM base:1 AS a\n{}FROM base:1 AS b\n{}FROM base:1\nCOPY --from=a /t /a\nCOPY --from=b /t /b\n",
+        step("a"),
+        step("b")
+    );
+    let ctx = context(&k, "ctx", &[("Dockerfile", &dockerfile)]);
+    let root = export(&k, &ctx, &[]);
+    let times = |f: &str| {
+        let t: Vec<f64> = fs::read_to_string(root.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        (t[0], t[1])
+    };
+    [times("a"), times("b")]
+}
+
+#[test]
+fn parallel_stages_overlap_and_locked_cache_mounts_do_not() {
+    let [a, b] = cache_mount_intervals("shared");
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "independent stages did not run in parallel: {a:?} {b:?}"
+    );
+    let [a, b] = cache_mount_intervals("locked");
+    assert!(
+        a.1 <= b.0 || b.1 <= a.0,
+        "sharing=locked steps overlapped: {a:?} {b:?}"
+    );
+}
