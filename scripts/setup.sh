@@ -8,7 +8,7 @@ packages=(
   busybox-static   # base images for tests, made on the spot
   skopeo umoci     # interop peers reading/writing OCI layouts and archives
   docker.io        # interop peer: docker load/save/run (classic builder)
-  zstd             # zstd-compressed test inputs
+  zstd bzip2 xz-utils  # compressed test inputs (layers; ADD archives)
   pkg-config libseccomp-dev  # youki's libcontainer (seccomp) at build time
   runc             # the external OCI runtime backend (kiln-exec tests, --runtime)
 )

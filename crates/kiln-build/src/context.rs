@@ -41,6 +41,8 @@ struct FileCache {
     dirty: bool,
 }
 
+const MAX_CACHED_FILES: usize = 500_000;
+
 fn stat_key(m: &fs::Metadata) -> String {
     format!(
         "{}:{}:{}:{}.{}:{}.{}",
@@ -62,10 +64,16 @@ impl Context {
         let mut entries = Vec::new();
         walk(root, "", ignore, &mut entries)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let cache = fs::read(cache_path)
+        let mut cache = fs::read(cache_path)
             .ok()
             .and_then(|b| serde_json::from_slice::<FileCache>(&b).ok())
             .unwrap_or_default();
+        // Entries of files long gone pile up across contexts: past a bound,
+        // start over (the cost is one re-read of each context).
+        if cache.files.len() > MAX_CACHED_FILES {
+            cache.files.clear();
+            cache.dirty = true;
+        }
         Ok(Context {
             root: root.to_path_buf(),
             entries,

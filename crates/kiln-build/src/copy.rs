@@ -422,7 +422,8 @@ impl Planned {
         }
     }
 
-    /// A local tar archive (plain, gzip or zstd) that ADD extracts.
+    /// A local tar archive (plain, gzip, bzip2, xz or zstd) that ADD
+    /// extracts.
     pub fn is_archive(&self) -> bool {
         let Some(p) = self.host_path() else {
             return false;
@@ -434,13 +435,31 @@ impl Planned {
         let head = &head[..n];
         head.starts_with(&[0x1f, 0x8b])
             || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+            || head.starts_with(b"BZh")
+            || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
             || (n >= 262 && &head[257..262] == b"ustar")
     }
 }
 
 /// An archive's entries moved under `dest_dir` (a tar stream to apply).
-pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Result<Vec<u8>> {
-    let (_, plain) = kiln_layer::decompress(r)?;
+/// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
+/// which layers never use, are decoded here.
+pub fn retarget_archive<R: std::io::BufRead + Send>(mut r: R, dest_dir: &str) -> Result<Vec<u8>> {
+    let head = r
+        .fill_buf()
+        .map_err(io("read archive for", dest_dir))?
+        .to_vec();
+    let plain: Box<dyn std::io::Read + Send + '_> = if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        // lzma-rs decodes whole streams; ADD archives are read once.
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut r, &mut out)
+            .map_err(|e| BuildError::Invalid(format!("ADD: bad xz archive: {e}")))?;
+        Box::new(std::io::Cursor::new(out))
+    } else {
+        kiln_layer::decompress(r)?.1
+    };
     let base = clean_abs(dest_dir).trim_start_matches('/').to_string();
     let prefix = |p: &[u8]| -> Vec<u8> {
         let p = String::from_utf8_lossy(p);

@@ -62,6 +62,7 @@ COPY src/ ./src/
 COPY *.md docs/
 COPY --chown=app:app --chmod=600 src/a.txt /home/app/a.txt
 ADD pkg.tar.gz /opt/extracted/
+ADD pkg.tar.bz2 pkg.tar.xz /opt/more/
 RUN echo "version $VERSION" > version.txt && echo "$APP_HOME" > home.txt
 RUN ["/bin/sh", "-c", "echo exec form > exec.txt"]
 RUN <<EOF
@@ -124,6 +125,21 @@ fn every_instruction_lands_in_the_image() {
             "pkg",
         ],
     );
+    for (flag, name) in [("-cjf", "pkg.tar.bz2"), ("-cJf", "pkg.tar.xz")] {
+        let dir = k.dir.path().join(name);
+        fs::create_dir_all(dir.join(name.replace('.', "-"))).unwrap();
+        fs::write(dir.join(name.replace('.', "-")).join("f"), name).unwrap();
+        common::tool(
+            "tar",
+            &[
+                "-C",
+                dir.to_str().unwrap(),
+                flag,
+                ctx.join(name).to_str().unwrap(),
+                ".",
+            ],
+        );
+    }
     let root = export(
         &k,
         &ctx,
@@ -144,6 +160,8 @@ fn every_instruction_lands_in_the_image() {
     assert_eq!(read("opt/app/docs/notes.md"), "# notes\n");
     assert!(!root.join("opt/app/secret.key").exists());
     assert_eq!(read("opt/extracted/pkg/inside.txt"), "from the archive\n");
+    assert_eq!(read("opt/more/pkg-tar-bz2/f"), "pkg.tar.bz2");
+    assert_eq!(read("opt/more/pkg-tar-xz/f"), "pkg.tar.xz");
     assert_eq!(read("opt/app/version.txt"), "version 1.2\n");
     assert_eq!(read("opt/app/home.txt"), "/opt/app\n");
     assert_eq!(read("opt/app/exec.txt"), "exec form\n");
