@@ -14,7 +14,14 @@ fuzz_target!(|data: &[u8]| {
     fs::create_dir(&root).expect("root");
     fs::create_dir(&outside).expect("outside");
     fs::write(outside.join("canary"), b"untouched").expect("canary");
-    let opts = ApplyOptions { ownership: false, devices: false };
+    // Both unpack modes: merged (whiteouts remove) and overlay layer dirs
+    // (whiteouts become devices and xattrs), chosen by the input's length.
+    let opts = ApplyOptions {
+        ownership: false,
+        devices: false,
+        overlay_whiteouts: data.len() % 2 == 1,
+        diff_id: true,
+    };
     let _ = apply(data, &root, &opts);
     let mut top: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
     top.sort();
