@@ -314,7 +314,7 @@ impl Engine<'_> {
             line: stage.span.line,
             instruction: format!("FROM {}", stage.base),
             message: format!(
-                "{e}: the base image must be in the store (kiln pull, load or import it first)"
+                "{e}: the base image must be in the store: kiln load or kiln import it (pulling from registries is not in kiln yet)"
             ),
         })?;
         let mut config: serde_json::Value = serde_json::from_slice(&image.config_bytes)
@@ -352,6 +352,7 @@ impl Engine<'_> {
                 layers,
                 diff_ids,
                 key: key_of(&["image", &image.manifest_digest.to_string()]),
+                cmd_set: false,
             },
             triggers,
         ))
@@ -360,6 +361,7 @@ impl Engine<'_> {
     fn run_stage(&self, index: usize) -> Result<StageState> {
         let stage = &self.df.stages[index];
         let (mut state, triggers) = self.base(stage)?;
+        state.cmd_set = false;
         let label = self.stage_label(stage);
         let id = self.next_step_id();
         let t0 = Instant::now();

@@ -82,12 +82,16 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
         Command::Cmd(line) => {
             let v = config_command(state, line);
             state.cfg().insert("Cmd".into(), json!(v));
+            state.cmd_set = true;
             Some(format!("CMD {}", json!(v)))
         }
         Command::Entrypoint(line) => {
             let v = config_command(state, line);
             state.cfg().insert("Entrypoint".into(), json!(v));
-            // Setting ENTRYPOINT resets a CMD inherited from the base.
+            // Setting ENTRYPOINT drops a CMD inherited from the base.
+            if !state.cmd_set {
+                state.cfg().remove("Cmd");
+            }
             Some(format!("ENTRYPOINT {}", json!(v)))
         }
         Command::Shell(v) => {

@@ -15,6 +15,10 @@ pub struct StageState {
     pub diff_ids: Vec<Digest>,
     /// Cache key of everything so far (hex sha256).
     pub key: String,
+    /// A CMD instruction ran in this stage (ENTRYPOINT then keeps it;
+    /// otherwise ENTRYPOINT drops the CMD inherited from the base, as
+    /// docker does).
+    pub cmd_set: bool,
 }
 
 /// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
@@ -67,6 +71,7 @@ impl StageState {
             layers: Vec::new(),
             diff_ids: Vec::new(),
             key: key_of(&["scratch", os, architecture, variant.unwrap_or("")]),
+            cmd_set: false,
         }
     }
 

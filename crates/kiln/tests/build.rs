@@ -356,7 +356,7 @@ fn a_failing_step_names_its_line_exit_code_and_output() {
     let nobase = context(&k, "ctx3", &[("Dockerfile", "FROM missing:image\n")]);
     let err =
         String::from_utf8_lossy(&k.run(&["build", nobase.to_str().unwrap()]).stderr).into_owned();
-    assert!(err.contains("kiln pull"), "{err}");
+    assert!(err.contains("kiln load or kiln import it"), "{err}");
 }
 
 #[test]
@@ -673,4 +673,31 @@ fn parallel_stages_overlap_and_locked_cache_mounts_do_not() {
         a.1 <= b.0 || b.1 <= a.0,
         "sharing=locked steps overlapped: {a:?} {b:?}"
     );
+}
+
+#[test]
+fn entrypoint_drops_an_inherited_cmd_but_keeps_its_own() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &["--change", "CMD [\"base-cmd\"]"]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("a/Dockerfile", "FROM base:1\nENTRYPOINT [\"/bin/sh\"]\n"),
+            (
+                "b/Dockerfile",
+                "FROM base:1\nCMD [\"own\"]\nENTRYPOINT [\"/bin/sh\"]\n",
+            ),
+            ("c/Dockerfile", "FROM base:1\nLABEL x=y\n"),
+        ],
+    );
+    for (dir, want) in [
+        ("a", serde_json::Value::Null),
+        ("b", serde_json::json!(["own"])),
+        ("c", serde_json::json!(["base-cmd"])),
+    ] {
+        let tag = format!("ep-{dir}:1");
+        build(&k, &["-t", &tag, ctx.join(dir).to_str().unwrap()]);
+        assert_eq!(k.inspect(&tag)["Config"]["Cmd"], want, "{dir}");
+    }
 }
