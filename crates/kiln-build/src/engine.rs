@@ -474,11 +474,7 @@ impl Engine<'_> {
                             root,
                             id,
                         )
-                        .map_err(|e| match e {
-                            BuildError::Invalid(m) => fail(m),
-                            e @ BuildError::Step { .. } => e,
-                            e => fail(e.to_string()),
-                        })
+                        .map_err(|e| in_step(e, &fail))
                     },
                 )
             }
@@ -503,11 +499,7 @@ impl Engine<'_> {
                     format!("COPY {} # buildkit", shown.trim_start_matches("COPY ")),
                     false,
                 )
-                .map_err(|e| match e {
-                    BuildError::Invalid(m) => fail(m),
-                    e @ BuildError::Step { .. } => e,
-                    e => fail(e.to_string()),
-                })
+                .map_err(|e| in_step(e, &fail))
             }
             Command::Add(a) => {
                 if let Some(url) = a
@@ -531,11 +523,7 @@ impl Engine<'_> {
                     format!("ADD {} # buildkit", shown.trim_start_matches("ADD ")),
                     true,
                 )
-                .map_err(|e| match e {
-                    BuildError::Invalid(m) => fail(m),
-                    e @ BuildError::Step { .. } => e,
-                    e => fail(e.to_string()),
-                })
+                .map_err(|e| in_step(e, &fail))
             }
             Command::Workdir(w) => {
                 let dir = copy::clean_abs(&if w.starts_with('/') {
@@ -976,6 +964,15 @@ impl Engine<'_> {
             config: bytes,
             layers: state.layers,
         })
+    }
+}
+
+/// An error inside a step, as an error naming the step (and its line).
+fn in_step(e: BuildError, fail: &dyn Fn(String) -> BuildError) -> BuildError {
+    match e {
+        BuildError::Invalid(m) => fail(m),
+        e @ BuildError::Step { .. } => e,
+        e => fail(e.to_string()),
     }
 }
 

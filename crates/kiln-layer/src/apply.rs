@@ -537,11 +537,25 @@ impl Applier {
         if name == OPAQUE {
             return self.prune_lower(&parent_fd, &join(parent));
         }
+        match self.whiteout_target(parent, name)? {
+            Some(target) => remove_all(&parent_fd, target),
+            None => Ok(()),
+        }
+    }
+
+    /// The name a `.wh.NAME` whiteout hides, or `None` when there is
+    /// nothing to do: aufs bookkeeping (`.wh..wh.plnk` etc.), or a file the
+    /// same layer created (a layer never whites out its own files).
+    fn whiteout_target<'n>(
+        &self,
+        parent: &[&[u8]],
+        name: &'n [u8],
+    ) -> Result<Option<&'n [u8]>, LayerError> {
         if name.starts_with(b".wh..wh.") {
-            return Ok(()); // aufs bookkeeping (.wh..wh.plnk etc.): nothing to apply
+            return Ok(None);
         }
         let target = &name[WHITEOUT_PREFIX.len()..];
-        if target.is_empty() || target == b"." || target == b".." {
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
             return Err(LayerError::BadTar(format!(
                 "invalid whiteout {:?}",
                 show(name)
@@ -552,10 +566,7 @@ impl Applier {
             full.push(b'/');
         }
         full.extend_from_slice(target);
-        if self.created.contains(&full) {
-            return Ok(()); // the same layer's own files are not whited out
-        }
-        remove_all(&parent_fd, target)
+        Ok((!self.created.contains(&full)).then_some(target))
     }
 
     /// A whiteout kept as overlayfs writes it (see
@@ -571,24 +582,9 @@ impl Applier {
             )
             .map_err(errno_io(format!("mark {} opaque", show(&join(parent)))));
         }
-        if name.starts_with(b".wh..wh.") {
+        let Some(target) = self.whiteout_target(parent, name)? else {
             return Ok(());
-        }
-        let target = &name[WHITEOUT_PREFIX.len()..];
-        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
-            return Err(LayerError::BadTar(format!(
-                "invalid whiteout {:?}",
-                show(name)
-            )));
-        }
-        let mut full = join(parent);
-        if !full.is_empty() {
-            full.push(b'/');
-        }
-        full.extend_from_slice(target);
-        if self.created.contains(&full) {
-            return Ok(());
-        }
+        };
         rfs::mknodat(
             &parent_fd,
             target,
@@ -596,7 +592,11 @@ impl Applier {
             Mode::empty(),
             0,
         )
-        .map_err(errno_io(format!("create whiteout {}", show(&full))))
+        .map_err(errno_io(format!(
+            "create whiteout for {} in /{}",
+            show(target),
+            show(&join(parent))
+        )))
     }
 
     /// Opaque directory: removes everything below `dir` that this layer did
