@@ -55,6 +55,15 @@ impl Executor {
         rootfs: &Path,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Output> {
+        // The built-in runtime makes namespaces and mounts as root; without
+        // root it needs user namespaces, which kiln does not set up yet.
+        if matches!(self.runtime, Runtime::Builtin { .. }) && !rustix::process::geteuid().is_root()
+        {
+            return Err(ExecError::Runtime(
+                "running a process in a container needs root: run kiln as root (rootless RUN steps are not supported yet)"
+                    .into(),
+            ));
+        }
         let bundles = self.state.join("bundles");
         let bundle = tempfile::Builder::new()
             .prefix("b")

@@ -43,6 +43,23 @@ fn export(k: &Kiln, ctx: &Path, extra: &[&str]) -> PathBuf {
     dest
 }
 
+/// `base:1` from busybox with a fixed timestamp and message, so two stores
+/// hold byte-identical base images.
+fn import_pinned_base(k: &Kiln) {
+    let tar = common::busybox_tar(k.dir.path(), "base", &[]);
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -417,14 +434,7 @@ fn builds_are_reproducible_across_directories_and_times() {
     for round in 0..2 {
         let k = Kiln::new();
         // The same base each round: its import timestamp is pinned too.
-        let tar = common::busybox_tar(k.dir.path(), "base", &[]);
-        let out = k
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1600000000")
-            .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        import_pinned_base(&k);
         let ctx = context(
             &k,
             &format!("ctx-{round}"),
@@ -547,14 +557,7 @@ fn both_snapshotters_build_the_same_image() {
     let mut ids = Vec::new();
     for backend in ["overlay", "native"] {
         let k = Kiln::new();
-        let tar = common::busybox_tar(k.dir.path(), "base", &[]);
-        let out = k
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1600000000")
-            .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        import_pinned_base(&k);
         let ctx = context(
             &k,
             "ctx",
