@@ -156,6 +156,7 @@ impl Store {
             if !keep.contains(&digest) {
                 self.blobs().delete(&digest)?;
                 self.forget_layer(&digest);
+                self.forget_sources(&digest);
                 report.deleted.push((digest, size));
             }
         }

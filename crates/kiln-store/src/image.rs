@@ -138,7 +138,7 @@ impl Store {
             if let Some(digest) = name.digest() {
                 // name@digest: the manifest digest, or (docker) the image ID.
                 for r in &records {
-                    if &r.entry.digest == digest {
+                    if &r.entry.digest == digest || &r.entry.repo_digest() == digest {
                         let image = self.load_image(&r.entry)?;
                         return Ok((r.clone(), image));
                     }

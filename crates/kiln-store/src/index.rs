@@ -20,6 +20,10 @@ use crate::blobs::sync_dir;
 use crate::error::{IoContext, Result, StoreError};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// On an entry pulled from a registry: the digest the registry names the
+/// image by (the index digest when one platform of an index was pulled),
+/// which docker reports as the RepoDigest.
+pub const REPO_DIGEST: &str = "dev.kiln.image.repo-digest";
 
 /// One descriptor in index.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +55,15 @@ impl IndexEntry {
         let parsed = ImageRef::parse(raw).ok()?;
         // Only names stored in full normalized form are kiln tags.
         (parsed.to_string() == *raw && parsed.tag().is_some()).then_some(parsed)
+    }
+
+    /// The digest a registry knows this image by: [`REPO_DIGEST`] when
+    /// recorded, else the manifest's own.
+    pub fn repo_digest(&self) -> Digest {
+        self.annotations
+            .get(REPO_DIGEST)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| self.digest.clone())
     }
 
     fn raw_name(&self) -> Option<&str> {

@@ -8,7 +8,9 @@
 //!   only after their digest and size are verified and fsync'd;
 //! - `locks/`: the index lock and the GC lease (see [`lock`]);
 //! - `metadata/layers/`: per-layer facts that are costly to recompute
-//!   (diff_id, uncompressed size).
+//!   (diff_id, uncompressed size);
+//! - `metadata/sources/`: registry repositories known to hold each blob
+//!   (for cross-repository mounts on push).
 //!
 //! Main types: [`Store`] (open a root, read/update the index, resolve images,
 //! GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
@@ -27,6 +29,7 @@ mod index;
 mod layers;
 pub mod lock;
 mod new_image;
+mod sources;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,7 +38,7 @@ pub use blobs::{BlobStore, BlobWriter, PendingBlob};
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
 pub use image::{Image, ImageRecord};
-pub use index::{Index, IndexEntry, REF_NAME};
+pub use index::{Index, IndexEntry, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;

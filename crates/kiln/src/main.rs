@@ -64,6 +64,16 @@ enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(commands::builder::Command),
+    /// Download an image from a registry
+    Pull(commands::pull::Args),
+    /// Upload an image to a registry
+    Push(commands::push::Args),
+    /// Log in to a registry (credentials go to docker's config.json)
+    Login(commands::login::Args),
+    /// Log out from a registry
+    Logout(commands::login::LogoutArgs),
+    /// Copy an image between registries, layouts, archives and the store
+    Copy(commands::copy::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::Command),
@@ -90,6 +100,10 @@ enum ImageCommand {
     Save(commands::save::Args),
     /// Load images from a tar archive
     Load(commands::load::Args),
+    /// Download an image from a registry
+    Pull(commands::pull::Args),
+    /// Upload an image to a registry
+    Push(commands::push::Args),
 }
 
 #[derive(Subcommand)]
@@ -177,5 +191,10 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Dockerfile(c) => dockerfile::run(c),
         Command::Build(a) => build::run(store, a),
         Command::Builder(c) => builder::run(store, c),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),
+        Command::Login(a) => login::login(store, a),
+        Command::Logout(a) => login::logout(store, a),
+        Command::Copy(a) => copy::run(store, a),
     }
 }

@@ -57,7 +57,7 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
         repo_digests: record
             .names
             .iter()
-            .map(|n| format!("{}@{}", n.familiar_name(), image.manifest_digest))
+            .map(|n| format!("{}@{}", n.familiar_name(), record.entry.repo_digest()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),

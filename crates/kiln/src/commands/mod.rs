@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod builder;
+pub mod copy;
 pub mod dockerfile;
 pub mod history;
 pub mod images;
@@ -9,7 +10,11 @@ pub mod import;
 pub mod inspect;
 pub mod layer;
 pub mod load;
+pub mod login;
 pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod registry;
 pub mod rmi;
 pub mod save;
 pub mod system;

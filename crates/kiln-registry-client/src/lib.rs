@@ -1,0 +1,40 @@
+//! Talking to OCI registries (the distribution spec), for `kiln pull`,
+//! `push`, `login` and `copy`.
+//!
+//! - [`Client`]: one HTTP connection pool, auth and retries. Auth follows
+//!   the registry's `WWW-Authenticate` challenge: basic, or bearer tokens
+//!   from the realm it names, cached per scope set and renewed on 401
+//!   ([`auth`]). Credentials come from docker's `config.json` and its
+//!   credential helpers ([`credentials`]). Local registries (`localhost`,
+//!   `127.0.0.1`) and those marked insecure are spoken to over plain HTTP;
+//!   the rest over TLS with the system's roots plus any extra CA.
+//! - The API calls ([`api`]): manifests capped in size and verified against
+//!   their digest; blobs streamed into the store's ingest with digest and
+//!   size checked on every byte, resumed with Range requests after a break;
+//!   uploads monolithic, streamed or chunked; cross-repository mounts.
+//! - [`pull()`] and [`push()`]: whole images, blobs in parallel, skipping
+//!   what the other side already has; nothing is tagged until everything
+//!   it names is stored and verified.
+//!
+//! Registries are hostile input: every size and digest they send is
+//! checked, and errors say which registry, repository and blob failed.
+//!
+//! The transfer code is async (tokio + reqwest); callers run it on a
+//! multi-threaded runtime.
+
+pub mod api;
+pub mod auth;
+mod client;
+pub mod credentials;
+mod error;
+pub mod manifest;
+mod progress;
+mod pull;
+mod push;
+
+pub use client::{Client, ClientOptions, Repo, USER_AGENT};
+pub use credentials::{Credentials, DockerConfig};
+pub use error::{RegistryError, Result};
+pub use progress::{BlobEvent, Progress, Silent};
+pub use pull::{pull, PullOptions, Pulled};
+pub use push::{push, Pushed};

@@ -1,0 +1,208 @@
+//! `pull`: a reference on a registry → an image in the store.
+//!
+//! Order of work, so that a failure anywhere leaves nothing half-done:
+//! manifest (and index) fetched and verified in memory; config fetched and
+//! checked against the manifest; layers fetched in parallel, each verified
+//! before it becomes visible; manifests stored; only then the tag moves.
+//! Blobs already in the store are not fetched. A GC lease is held
+//! throughout so a concurrent prune cannot remove what was just written.
+
+use futures_util::{stream, TryStreamExt};
+use kiln_core::{Digest, ImageRef, Platform};
+use kiln_store::{IndexEntry, Store, REPO_DIGEST};
+
+use crate::client::{Client, Repo};
+use crate::error::{RegistryError, Result};
+use crate::manifest::{select_platform, Descriptor, RawManifest};
+use crate::progress::{BlobEvent, Progress};
+
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// The platform to pick from an index; the host's when `None`.
+    pub platform: Option<Platform>,
+    /// Keep the whole index and every platform's image.
+    pub all_platforms: bool,
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest the registry names the image by (what `name@digest`
+    /// pulls again): the index's when an index was resolved.
+    pub repo_digest: Digest,
+    /// The index entry written (a manifest, or the index with
+    /// `--all-platforms`).
+    pub entry: IndexEntry,
+    /// True when every blob was already in the store.
+    pub up_to_date: bool,
+}
+
+/// Pulls `reference` into `store` and tags it (a reference by digest only
+/// is stored untagged, as docker does).
+pub async fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &ImageRef,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let repo = Repo::of(reference);
+    let tag_or_digest = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let _lease = store.lease()?;
+    let top = client.get_manifest(&repo, &tag_or_digest).await?;
+    let shown = reference.familiar();
+
+    // (manifest to store, whether its layers must be unpackable)
+    let mut images: Vec<RawManifest> = Vec::new();
+    let entry = if top.is_index() {
+        let index = top.index(&format!("index {shown}"))?;
+        let chosen: Vec<&Descriptor> = if opts.all_platforms {
+            index.manifests.iter().collect()
+        } else {
+            let want = opts.platform.clone().unwrap_or_else(Platform::host);
+            vec![select_platform(&index, &want, &shown)?]
+        };
+        for d in chosen {
+            let m = client.get_manifest(&repo, &d.digest.to_string()).await?;
+            if m.is_index() {
+                return Err(RegistryError::UnsupportedMediaType {
+                    what: format!("manifest {} in index {shown}", d.digest),
+                    media_type: m.media_type,
+                    expected: "an image manifest (nested indexes are not supported)",
+                });
+            }
+            images.push(m);
+        }
+        if opts.all_platforms {
+            let mut e =
+                IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+            e.annotations
+                .insert(REPO_DIGEST.into(), top.digest.to_string());
+            e
+        } else {
+            let m = &images[0];
+            let mut e = IndexEntry::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64);
+            e.annotations
+                .insert(REPO_DIGEST.into(), top.digest.to_string());
+            e
+        }
+    } else {
+        let e = IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+        images.push(top.clone());
+        e
+    };
+
+    // Every blob of every chosen image, each once; configs first (small,
+    // and checked against the manifest before layers are fetched).
+    let mut configs: Vec<Descriptor> = Vec::new();
+    let mut layers: Vec<Descriptor> = Vec::new();
+    for m in &images {
+        let what = format!("manifest {} of {shown}", m.digest);
+        // Images of an index copied whole may be attestations or other
+        // artifacts whose layers are not tars.
+        let parsed = m.image(&what, opts.all_platforms)?;
+        configs.push(parsed.config.clone());
+        layers.extend(parsed.layers);
+    }
+    let mut seen = std::collections::HashSet::new();
+    configs.retain(|d| seen.insert(d.digest.clone()));
+    layers.retain(|d| seen.insert(d.digest.clone()));
+    let all: Vec<Descriptor> = configs.iter().chain(&layers).cloned().collect();
+    let missing = |list: &[Descriptor]| -> Vec<Descriptor> {
+        list.iter()
+            .filter(|d| !store.blobs().exists(&d.digest))
+            .cloned()
+            .collect()
+    };
+    let up_to_date =
+        missing(&all).is_empty() && images.iter().all(|m| store.blobs().exists(&m.digest));
+    for d in &layers {
+        if store.blobs().exists(&d.digest) {
+            progress.blob(&d.digest, BlobEvent::AlreadyExists);
+        }
+    }
+
+    fetch_all(client, store, &repo, missing(&configs), progress).await?;
+    if !opts.all_platforms {
+        for (m, c) in images.iter().zip(&configs) {
+            check_config(store, m, c, &shown)?;
+        }
+    }
+    fetch_all(client, store, &repo, missing(&layers), progress).await?;
+
+    for m in &images {
+        store.blobs().put(&m.bytes, Some(&m.digest))?;
+    }
+    if opts.all_platforms {
+        store.blobs().put(&top.bytes, Some(&top.digest))?;
+    }
+    let source = repo.to_string();
+    for d in &all {
+        store.record_blob_source(&d.digest, &source)?;
+    }
+    let names: Vec<ImageRef> = match reference.tag() {
+        Some(_) if reference.digest().is_none() => vec![reference.clone()],
+        _ => Vec::new(),
+    };
+    store.name_image(&entry, &names)?;
+    Ok(Pulled {
+        repo_digest: top.digest,
+        entry,
+        up_to_date,
+    })
+}
+
+async fn fetch_all(
+    client: &Client,
+    store: &Store,
+    repo: &Repo,
+    blobs: Vec<Descriptor>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let concurrency = client.options().concurrency.max(1);
+    stream::iter(blobs.into_iter().map(Ok))
+        .try_for_each_concurrent(concurrency, |d| async move {
+            progress.blob(&d.digest, BlobEvent::Start { total: d.size });
+            let on_bytes = |n: u64| progress.blob(&d.digest, BlobEvent::Bytes { done: n });
+            let result = client
+                .fetch_blob(repo, &d.digest, d.size, store.blobs(), &on_bytes)
+                .await;
+            match &result {
+                Ok(()) => progress.blob(&d.digest, BlobEvent::Done("Pull complete")),
+                Err(_) => progress.blob(&d.digest, BlobEvent::Done("Failed")),
+            }
+            result
+        })
+        .await
+}
+
+/// The config must be an image config whose layer list matches the
+/// manifest's: a mismatch would make an image that cannot be unpacked.
+fn check_config(store: &Store, m: &RawManifest, config: &Descriptor, shown: &str) -> Result<()> {
+    let bytes = store.blobs().read(&config.digest)?;
+    let what = format!("config {} of {shown}", config.digest);
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+            what: what.clone(),
+            reason: format!("not JSON: {e}"),
+        })?;
+    let diff_ids = v
+        .pointer("/rootfs/diff_ids")
+        .and_then(|d| d.as_array())
+        .map(Vec::len);
+    let layers = m.image(shown, false)?.layers.len();
+    if diff_ids != Some(layers) {
+        return Err(RegistryError::Invalid {
+            what,
+            reason: format!(
+                "it lists {} layer diff_ids, the manifest {layers} layers",
+                diff_ids.map_or("no".to_string(), |n| n.to_string())
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `kiln login` / `kiln logout`: credentials in docker's config.json, checked
+//! against the registry before they are stored.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use kiln_registry_client::{Credentials, DockerConfig};
+use kiln_store::Store;
+
+use super::registry::{block_on, RegistryArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Registry host[:port] [default: docker.io]
+    server: Option<String>,
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Password (visible in the process list: prefer --password-stdin)
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+pub struct LogoutArgs {
+    /// Registry host[:port] [default: docker.io]
+    server: Option<String>,
+    /// Credentials file [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<std::path::PathBuf>,
+}
+
+/// `https://host/v2/` → `host`; Docker Hub's aliases → `docker.io`.
+fn server_name(s: Option<&str>) -> String {
+    let s = s.unwrap_or("docker.io");
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
+pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    let server = server_name(args.server.as_deref());
+    let username = match args.username {
+        Some(u) => u,
+        None if std::io::stdin().is_terminal() && !args.password_stdin => {
+            eprint!("Username: ");
+            std::io::stderr().flush()?;
+            let mut u = String::new();
+            std::io::stdin().lock().read_line(&mut u)?;
+            u.trim().to_string()
+        }
+        None => anyhow::bail!("give a user name with -u/--username"),
+    };
+    let password = if args.password_stdin {
+        if args.password.is_some() {
+            anyhow::bail!("--password and --password-stdin are mutually exclusive");
+        }
+        let mut p = String::new();
+        std::io::stdin().lock().read_line(&mut p)?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = args.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else {
+        anyhow::bail!("give the password with --password-stdin (or --password)");
+    };
+    if username.is_empty() || password.is_empty() {
+        anyhow::bail!("user name and password must not be empty");
+    }
+    let creds = Credentials {
+        username,
+        secret: password,
+    };
+    let mut registry = args.registry.clone();
+    registry.creds = Some(format!("{}:{}", creds.username, creds.secret));
+    let client = registry.client()?;
+    block_on(client.ping(&server))??;
+    let path = args
+        .registry
+        .authfile
+        .clone()
+        .unwrap_or_else(DockerConfig::default_path);
+    let mut config = DockerConfig::load(&path)?;
+    if !config.store(&server, &creds)? {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.",
+            path.display()
+        );
+    }
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(_store: &Store, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let server = server_name(args.server.as_deref());
+    let path = args.authfile.unwrap_or_else(DockerConfig::default_path);
+    let mut config = DockerConfig::load(&path)?;
+    if config.erase(&server)? {
+        println!("Removing login credentials for {server}");
+    } else {
+        println!("Not logged in to {server}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,77 @@
+use std::process::ExitCode;
+
+use kiln_core::ImageRef;
+use kiln_registry_client::push;
+use kiln_store::Store;
+
+use super::registry::{block_on, RegistryArgs, View};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// NAME[:TAG] of an image in the store; with --all-tags, a repository
+    image: String,
+    /// Push every tag of the repository
+    #[arg(short = 'a', long)]
+    all_tags: bool,
+    /// Print only the pushed digest
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    let reference: ImageRef = args.image.parse()?;
+    let targets: Vec<(ImageRef, kiln_store::IndexEntry)> = if args.all_tags {
+        let last = args.image.rsplit('/').next().unwrap_or_default();
+        if last.contains(':') || args.image.contains('@') {
+            anyhow::bail!(
+                "--all-tags takes a repository name without a tag: {}",
+                args.image
+            );
+        }
+        let name = reference.name();
+        let mut list: Vec<_> = store
+            .images()?
+            .into_iter()
+            .flat_map(|r| {
+                r.names
+                    .iter()
+                    .filter(|n| n.name() == name)
+                    .map(|n| (n.clone(), r.entry.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        if list.is_empty() {
+            anyhow::bail!(
+                "No such image: no tag of {} is in the store",
+                reference.familiar_name()
+            );
+        }
+        list
+    } else {
+        let (record, _) = store.resolve(&args.image).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: tag an image with this name first (kiln tag IMAGE {})",
+                args.image
+            )
+        })?;
+        vec![(reference.clone(), record.entry)]
+    };
+    if !args.quiet {
+        eprintln!("The push refers to repository [{}]", reference.name());
+    }
+    let client = args.registry.client()?;
+    let view = View::new(args.quiet);
+    for (name, entry) in targets {
+        let pushed = block_on(push(&client, store, &entry, &name, &view))??;
+        let label = name.tag().unwrap_or("");
+        if args.quiet {
+            println!("{}", pushed.digest);
+        } else {
+            println!("{label}: digest: {} size: {}", pushed.digest, pushed.size);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
