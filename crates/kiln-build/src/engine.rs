@@ -43,7 +43,13 @@ pub struct BuildRequest {
     pub platform: Platform,
     /// Overrides the snapshotter choice (default: overlay when usable).
     pub backend: Option<Backend>,
+    /// Fetches a base image missing from the store (the CLI pulls it from
+    /// its registry); the error text is shown under the FROM line.
+    pub fetch_base: Option<FetchBase>,
 }
+
+/// See [`BuildRequest::fetch_base`].
+pub type FetchBase = Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>;
 
 pub struct BuildResult {
     /// The image ID (config digest).
@@ -88,6 +94,8 @@ struct Engine<'a> {
     step_ids: Mutex<usize>,
     /// Parallel stages on one base unpack it once.
     unpacking: Mutex<()>,
+    /// ... and pull it once.
+    pull_lock: Mutex<()>,
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -151,6 +159,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         done: Mutex::new(HashMap::new()),
         step_ids: Mutex::new(0),
         unpacking: Mutex::new(()),
+        pull_lock: Mutex::new(()),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
@@ -310,13 +319,31 @@ impl Engine<'_> {
     /// An image from the store as a starting state, with its ONBUILD
     /// triggers (to run now and drop from the config).
     fn image_state(&self, name: &str, stage: &Stage) -> Result<(StageState, Vec<String>)> {
-        let (_, image) = self.store.resolve(name).map_err(|e| BuildError::Step {
+        let step_error = |message: String| BuildError::Step {
             line: stage.span.line,
             instruction: format!("FROM {}", stage.base),
-            message: format!(
-                "{e}: the base image must be in the store: kiln load or kiln import it (pulling from registries is not in kiln yet)"
-            ),
-        })?;
+            message,
+        };
+        let resolved = match (self.store.resolve(name), &self.req.fetch_base) {
+            (Ok(found), _) => Ok(found),
+            (Err(e), Some(fetch)) if e.kind() == kiln_core::ErrorKind::NotFound => {
+                // Parallel stages may want the same base: pull it once.
+                let _one = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
+                match self.store.resolve(name) {
+                    Ok(found) => Ok(found),
+                    Err(_) => {
+                        fetch(name).map_err(|m| step_error(format!("pulling {name}: {m}")))?;
+                        self.store
+                            .resolve(name)
+                            .map_err(|e| step_error(e.to_string()))
+                    }
+                }
+            }
+            (Err(e), _) => Err(step_error(format!(
+                "{e}: the base image must be in the store: kiln pull, load or import it"
+            ))),
+        };
+        let (_, image) = resolved?;
         let mut config: serde_json::Value = serde_json::from_slice(&image.config_bytes)
             .map_err(|e| BuildError::Invalid(format!("config of {name}: {e}")))?;
         let diff_ids: Vec<Digest> = crate::state::strings(&config["rootfs"]["diff_ids"])

@@ -26,5 +26,5 @@ pub mod prune;
 pub mod run;
 pub mod state;
 
-pub use engine::{build, BuildRequest, BuildResult, Progress};
+pub use engine::{build, BuildRequest, BuildResult, FetchBase, Progress};
 pub use error::{BuildError, Result};

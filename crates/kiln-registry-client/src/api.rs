@@ -20,7 +20,7 @@ use crate::manifest::{RawManifest, ACCEPT, MAX_MANIFEST_BYTES};
 const MONOLITHIC_MAX: u64 = 8 << 20;
 /// Chunk size when the registry asks for chunked uploads and its minimum
 /// is smaller.
-const CHUNK: u64 = 32 << 20;
+const CHUNK: u64 = 8 << 20;
 
 /// Reports bytes as they move (per blob).
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Send + Sync);

@@ -60,7 +60,7 @@ enum Command {
     #[command(subcommand)]
     Layer(commands::layer::Command),
     /// Build an image from a Dockerfile and a context
-    Build(commands::build::Args),
+    Build(Box<commands::build::Args>),
     /// Manage the build cache
     #[command(subcommand)]
     Builder(commands::builder::Command),
@@ -189,7 +189,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
         Command::Layer(c) => layer::run(c),
         Command::Dockerfile(c) => dockerfile::run(c),
-        Command::Build(a) => build::run(store, a),
+        Command::Build(a) => build::run(store, *a),
         Command::Builder(c) => builder::run(store, c),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),

@@ -63,6 +63,37 @@ pub struct Args {
     runtime: Option<PathBuf>,
     /// The build context: a directory, or "-" for a tar archive on standard input
     context: String,
+    /// How base images missing from the store are pulled
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+}
+
+/// Pulls a FROM image that is not in the store, for the build engine.
+fn fetch_base(
+    store: &Store,
+    args: &Args,
+    platform: kiln_core::Platform,
+) -> anyhow::Result<kiln_build::FetchBase> {
+    let client = args.registry.client()?;
+    let store = store.clone();
+    let quiet = args.quiet;
+    Ok(Box::new(move |name: &str| {
+        let reference: ImageRef = name.parse().map_err(|e| format!("{e}"))?;
+        if !quiet {
+            eprintln!("pulling {} (not in the store)", reference.familiar());
+        }
+        let opts = kiln_registry_client::PullOptions {
+            platform: Some(platform.clone()),
+            all_platforms: false,
+        };
+        let view = super::registry::View::new(quiet);
+        super::registry::block_on(kiln_registry_client::pull(
+            &client, &store, &reference, &opts, &view,
+        ))
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }))
 }
 
 /// Plain progress lines on stderr, BuildKit's style.
@@ -240,8 +271,17 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         network,
         tags: tags.clone(),
         runtime,
-        platform,
+        platform: platform.clone(),
         backend: None,
+        fetch_base: Some(fetch_base(
+            store,
+            &args,
+            kiln_core::Platform {
+                os: platform.os.clone(),
+                architecture: platform.architecture.clone(),
+                variant: platform.variant.clone(),
+            },
+        )?),
     };
     let progress = PlainProgress {
         quiet: args.quiet,

@@ -3,6 +3,9 @@
 //! busybox-static binary (no registry is needed or reachable).
 #![allow(dead_code)]
 
+pub mod http;
+pub mod registry;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
