@@ -40,6 +40,8 @@ pub struct Planned {
     mtime: u64,
     /// For the cache key: content digest of files from the context.
     digest: Option<String>,
+    /// Fetched by ADD from a URL: never extracted.
+    downloaded: bool,
 }
 
 /// How ownership and modes are set.
@@ -172,6 +174,7 @@ pub fn plan(
     workdir: &str,
     attrs: &Attrs,
     parents: bool,
+    downloads: &[crate::download::Download],
 ) -> Result<Vec<Planned>> {
     let dest_raw = &files.dest;
     let dest = if dest_raw.starts_with('/') {
@@ -179,7 +182,7 @@ pub fn plan(
     } else {
         format!("{}/{dest_raw}", workdir.trim_end_matches('/'))
     };
-    let many = files.sources.len() + files.inline.len() > 1
+    let many = files.sources.len() + files.inline.len() + downloads.len() > 1
         || files.sources.iter().any(|s| has_wildcards(s));
     let dest_is_dir =
         dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == "." || many;
@@ -222,6 +225,34 @@ pub fn plan(
             digest: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
                 inline.data.as_bytes(),
             ))),
+            downloaded: false,
+        });
+    }
+    for d in downloads {
+        let target = if dest_is_dir {
+            if d.name.is_empty() {
+                return Err(BuildError::Invalid(format!(
+                    "{dest_raw}: cannot name the downloaded file from its URL; give a file name as the destination"
+                )));
+            }
+            join(&dest, &d.name)
+        } else {
+            dest.trim_start_matches('/').to_string()
+        };
+        let mode = match &attrs.chmod {
+            Some(c) => chmod(c, 0o600, false)?,
+            None => 0o600,
+        };
+        let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+        out.push(Planned {
+            dest: target,
+            content: Content::File(d.path.clone()),
+            mode,
+            uid: uid.into(),
+            gid: gid.into(),
+            mtime: d.mtime,
+            digest: Some(d.digest.clone()),
+            downloaded: true,
         });
     }
     for src in &files.sources {
@@ -346,6 +377,7 @@ pub fn plan(
                     gid,
                     mtime: meta.mtime().max(0) as u64,
                     digest,
+                    downloaded: false,
                 });
             }
         }
@@ -425,7 +457,7 @@ impl Planned {
     /// A local tar archive (plain, gzip, bzip2, xz or zstd) that ADD
     /// extracts.
     pub fn is_archive(&self) -> bool {
-        let Some(p) = self.host_path() else {
+        let Some(p) = self.host_path().filter(|_| !self.downloaded) else {
             return false;
         };
         let mut head = [0u8; 512];

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::copy::{self, Attrs, Source};
+use crate::download;
 use crate::error::{io, BuildError, Result};
 use crate::meta;
 use crate::run;
@@ -525,21 +526,48 @@ impl Engine<'_> {
                     &created,
                     format!("COPY {} # buildkit", shown.trim_start_matches("COPY ")),
                     false,
+                    &[],
                 )
                 .map_err(|e| in_step(e, &fail))
             }
             Command::Add(a) => {
-                if let Some(url) = a
+                if let Some(git) = a.files.sources.iter().find(|s| download::is_git(s)) {
+                    return Err(fail(format!("{git}: ADD from git is not supported yet; clone in a RUN step or COPY a checkout")));
+                }
+                let (urls, local): (Vec<String>, Vec<String>) = a
                     .files
                     .sources
                     .iter()
-                    .find(|s| s.contains("://") || s.starts_with("git@"))
-                {
-                    return Err(fail(format!("{url}: ADD from URLs and git is not supported yet; download in a RUN step or COPY a local file")));
+                    .cloned()
+                    .partition(|s| download::is_url(s));
+                if a.checksum.is_some() && (urls.len() != 1 || !local.is_empty()) {
+                    return Err(fail(
+                        "--checksum needs exactly one source, an http(s) URL".into(),
+                    ));
                 }
+                let fetch_dir = tempfile::Builder::new()
+                    .prefix("add-url")
+                    .tempdir_in(&self.tmp)
+                    .map_err(io("create", &self.tmp))?;
+                let mut downloads = Vec::new();
+                for (i, url) in urls.iter().enumerate() {
+                    let dir = fetch_dir.path().join(i.to_string());
+                    fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+                    let d = download::download(
+                        url,
+                        &dir,
+                        a.checksum.as_deref(),
+                        self.epoch,
+                        self.clamp,
+                    )
+                    .map_err(|e| fail(e.to_string()))?;
+                    downloads.push(d);
+                }
+                let mut files = a.files.clone();
+                files.sources = local;
                 self.copy_step(
                     state,
-                    &a.files,
+                    &files,
                     false,
                     String::new(),
                     None,
@@ -549,6 +577,7 @@ impl Engine<'_> {
                     &created,
                     format!("ADD {} # buildkit", shown.trim_start_matches("ADD ")),
                     true,
+                    &downloads,
                 )
                 .map_err(|e| in_step(e, &fail))
             }
@@ -775,6 +804,7 @@ impl Engine<'_> {
         created: &str,
         history: String,
         extract_archives: bool,
+        downloads: &[download::Download],
     ) -> Result<()> {
         // The source tree (another stage or an image), mounted read-only.
         let view_dir = tempfile::Builder::new()
@@ -838,7 +868,7 @@ impl Engine<'_> {
             epoch: self.epoch,
         };
         let workdir = state.working_dir();
-        let plan = copy::plan(files, &source, &workdir, &attrs, parents)?;
+        let plan = copy::plan(files, &source, &workdir, &attrs, parents, downloads)?;
         let descriptor = format!("{}\n{}\n{}", history, source_key, copy::describe(&plan));
         let key = key_of(&[&state.key, &descriptor]);
         let dest_dir = if files.dest.starts_with('/') {

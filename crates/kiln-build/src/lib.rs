@@ -8,8 +8,10 @@
 //! - [`engine`]: the stage graph (independent stages run in parallel,
 //!   stages the target does not need are skipped) and each step: metadata
 //!   steps edit the config ([`meta`]), COPY/ADD plan a tar stream
-//!   ([`copy`]) laid onto a snapshot, RUN runs in a container ([`run`],
-//!   via `kiln-exec`); a step's change set becomes a layer;
+//!   ([`copy`]) laid onto a snapshot (ADD of a URL first fetches the file,
+//!   `download`), RUN runs in a container ([`run`], via `kiln-exec`); a
+//!   step's change set becomes a layer; a FROM image missing from the store
+//!   is fetched through [`BuildRequest::fetch_base`] (the CLI pulls it);
 //! - every layer step has a cache key: the parent's key and the step's
 //!   inputs (the expanded instruction, the environment and ARGs it sees,
 //!   the checksums of the files it copies). A hit reuses the layer;
@@ -19,6 +21,7 @@
 
 pub mod context;
 pub mod copy;
+mod download;
 pub mod engine;
 mod error;
 pub mod meta;

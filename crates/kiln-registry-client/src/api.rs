@@ -22,6 +22,9 @@ const MONOLITHIC_MAX: u64 = 8 << 20;
 /// is smaller.
 const CHUNK: u64 = 8 << 20;
 
+/// Writeback of a download is started every this many bytes.
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
 /// Reports bytes as they move (per blob).
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -187,6 +190,17 @@ impl Client {
                                 source: e,
                             })
                         })?;
+                        if out.written() / WRITEBACK_EVERY
+                            != (out.written() - chunk.len() as u64) / WRITEBACK_EVERY
+                        {
+                            out.start_writeback().map_err(|e| {
+                                RegistryError::Store(StoreError::Io {
+                                    op: "write blob",
+                                    path: blobs.path(digest),
+                                    source: e,
+                                })
+                            })?;
+                        }
                         on_bytes(out.written());
                     }
                     Err(e) => {
@@ -223,7 +237,14 @@ impl Client {
                 }
             }
         }
-        match out.commit(Some(digest), Some(size)) {
+        // The fsync in commit blocks: keep it off the runtime's workers so
+        // the other downloads go on meanwhile.
+        let expected = digest.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || out.commit(Some(&expected), Some(size)))
+                .await
+                .map_err(|e| RegistryError::Config(format!("blob commit task failed: {e}")))?;
+        match committed {
             Ok(_) => Ok(()),
             Err(StoreError::DigestMismatch { actual, .. }) => Err(RegistryError::DigestMismatch {
                 what,

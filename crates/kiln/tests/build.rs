@@ -704,3 +704,72 @@ fn entrypoint_drops_an_inherited_cmd_but_keeps_its_own() {
         assert_eq!(k.inspect(&tag)["Config"]["Cmd"], want, "{dir}");
     }
 }
+
+#[test]
+fn add_downloads_urls_with_checksums_and_never_extracts_them() {
+    use common::http::{self, Reply, Request};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::Arc;
+
+    let k = Kiln::new();
+    import_pinned_base(&k);
+    // A gzip "archive" ADD must not unpack when it comes from a URL.
+    let gz: Vec<u8> = vec![
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let gz2 = gz.clone();
+    let port = http::serve(Arc::new(move |req: &Request| match req.path() {
+        "/files/hello.txt" => Reply::new(200, "hello over http\n")
+            .header("Last-Modified", "Tue, 15 Nov 1994 08:12:31 GMT"),
+        "/files/a.tar.gz" => Reply::new(200, gz2.clone()),
+        _ => Reply::new(404, "no"),
+    }));
+    let base = format!("http://127.0.0.1:{port}/files");
+    let sum = "sha256:bd2bb4b6d0b1a0b77f1d0bcf2f14fcb6b1b0845e9c1b6d6f83e1b26d7f1e2b43";
+    let real = {
+        use sha2::Digest as _;
+        format!("sha256:{:x}", sha2::Sha256::digest(b"hello over http\n"))
+    };
+    let ctx = context(
+        &k,
+        "add-url",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM base:1\nADD {base}/hello.txt /data/\nADD --checksum={real} {base}/hello.txt /data/checked.txt\nADD {base}/a.tar.gz /data/\n"
+            ),
+        )],
+    );
+    let out = export(&k, &ctx, &[]);
+    let hello = out.join("data/hello.txt");
+    assert_eq!(fs::read_to_string(&hello).unwrap(), "hello over http\n");
+    let meta = fs::metadata(&hello).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(meta.mtime(), 784887151, "mtime from Last-Modified");
+    assert_eq!(
+        fs::read_to_string(out.join("data/checked.txt")).unwrap(),
+        "hello over http\n"
+    );
+    assert_eq!(
+        fs::read(out.join("data/a.tar.gz")).unwrap(),
+        gz,
+        "a downloaded archive stays a file"
+    );
+
+    // A wrong checksum, a missing file and git sources are clear errors.
+    for (dockerfile, wanted) in [
+        (
+            format!("FROM base:1\nADD --checksum={sum} {base}/hello.txt /x\n"),
+            "checksum mismatch",
+        ),
+        (format!("FROM base:1\nADD {base}/missing /x\n"), "404"),
+        (
+            "FROM base:1\nADD https://github.com/moby/buildkit.git#v0.10.1 /src\n".to_string(),
+            "git is not supported",
+        ),
+    ] {
+        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        let err = k.fails(&["build", ctx.to_str().unwrap()]);
+        assert!(err.contains(wanted), "{wanted:?} not in {err}");
+    }
+}
