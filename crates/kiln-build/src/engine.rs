@@ -333,7 +333,11 @@ impl Engine<'_> {
                 match self.store.resolve(name) {
                     Ok(found) => Ok(found),
                     Err(_) => {
-                        fetch(name).map_err(|m| step_error(format!("pulling {name}: {m}")))?;
+                        fetch(name).map_err(|m| {
+                            step_error(format!(
+                                "{name} is not in the store and pulling it failed: {m}; or kiln load or kiln import it"
+                            ))
+                        })?;
                         self.store
                             .resolve(name)
                             .map_err(|e| step_error(e.to_string()))
@@ -739,7 +743,9 @@ impl Engine<'_> {
             // Stored uncompressed (like docker's local store; push
             // compresses): the blob digest *is* the diff_id, so the stream
             // is hashed once, by the store's verified ingest.
-            let blob = self.store.blobs().ingest()?;
+            let mut blob = self.store.blobs().ingest()?;
+            // Overlap the blob's disk writes with writing it.
+            blob.set_writeback(16 << 20);
             let opts = TarOptions {
                 clamp_mtime: self.clamp.then_some(self.epoch),
             };

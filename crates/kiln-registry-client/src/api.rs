@@ -147,7 +147,12 @@ impl Client {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let scopes = [repo.pull_scope()];
         let what = format!("blob {digest} of {repo}");
-        let mut out = blobs.ingest()?;
+        let ingest = || -> Result<kiln_store::BlobWriter> {
+            let mut w = blobs.ingest()?;
+            w.set_writeback(WRITEBACK_EVERY);
+            Ok(w)
+        };
+        let mut out = ingest()?;
         let mut interruptions = 0u32;
         loop {
             let offset = out.written();
@@ -167,7 +172,7 @@ impl Client {
                     && content_range_start(&resp) == Some(offset);
                 if !resumed {
                     // Range not honoured: start over with a clean ingest.
-                    out = blobs.ingest()?;
+                    out = ingest()?;
                     on_bytes(0);
                 }
             }
@@ -190,17 +195,6 @@ impl Client {
                                 source: e,
                             })
                         })?;
-                        if out.written() / WRITEBACK_EVERY
-                            != (out.written() - chunk.len() as u64) / WRITEBACK_EVERY
-                        {
-                            out.start_writeback().map_err(|e| {
-                                RegistryError::Store(StoreError::Io {
-                                    op: "write blob",
-                                    path: blobs.path(digest),
-                                    source: e,
-                                })
-                            })?;
-                        }
                         on_bytes(out.written());
                     }
                     Err(e) => {

@@ -115,6 +115,7 @@ impl BlobStore {
             writer: Sha256Writer::new(BufWriter::with_capacity(1 << 20, file)),
             temp,
             blobs_dir: self.blobs_dir.clone(),
+            writeback_every: None,
         })
     }
 
@@ -207,12 +208,21 @@ pub struct BlobWriter {
     writer: Sha256Writer<BufWriter<File>>,
     temp: NamedTempFile,
     blobs_dir: PathBuf,
+    /// See [`BlobWriter::set_writeback`].
+    writeback_every: Option<u64>,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.writer.len()
+    }
+
+    /// For large blobs written once and not read back soon (downloads,
+    /// layers): start disk writeback every `every` bytes, so that
+    /// [`BlobWriter::commit`]'s fsync finds little left to write.
+    pub fn set_writeback(&mut self, every: u64) {
+        self.writeback_every = Some(every.max(1 << 20));
     }
 
     /// Asks the kernel to start writing what was written so far to disk,
@@ -268,6 +278,7 @@ impl BlobWriter {
             writer,
             temp,
             blobs_dir,
+            writeback_every: _,
         } = self;
         let (digest, size, buf) = writer.finish();
         let file = buf
@@ -333,7 +344,14 @@ impl PendingBlob {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        let before = self.writer.len();
+        let n = self.writer.write(buf)?;
+        if let Some(every) = self.writeback_every {
+            if before / every != (before + n as u64) / every {
+                self.start_writeback()?;
+            }
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()

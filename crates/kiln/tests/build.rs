@@ -373,7 +373,12 @@ fn a_failing_step_names_its_line_exit_code_and_output() {
     let nobase = context(&k, "ctx3", &[("Dockerfile", "FROM missing:image\n")]);
     let err =
         String::from_utf8_lossy(&k.run(&["build", nobase.to_str().unwrap()]).stderr).into_owned();
-    assert!(err.contains("kiln load or kiln import it"), "{err}");
+    assert!(
+        err.contains("FROM missing:image")
+            && err.contains("pulling it failed")
+            && err.contains("kiln load or kiln import it"),
+        "{err}"
+    );
 }
 
 #[test]
