@@ -22,7 +22,12 @@ ROOTFS=$(debian_rootfs_tar)
 W=$CACHE/build
 RUNS=${RUNS:-5}
 COLD_RUNS=${COLD_RUNS:-3}
-HF=(hyperfine --style basic --warmup 1)
+# Each tool's series starts after a sync and a pause: ext4 skips inodes
+# deleted in the last ~30 s when it allocates, so one tool's deletions
+# (docker's intermediate containers, a fresh kiln root) would otherwise
+# slow the next tool's file creation.
+SETTLE=${SETTLE:-35}
+HF=(hyperfine --style basic --warmup 1 --setup "sync; sleep $SETTLE")
 K=$W/kiln-root
 CTX=$W/ctx
 mkdir -p "$W"
@@ -134,7 +139,7 @@ print("## Build: kiln vs docker (classic builder) and buildah")
 print()
 print(f"Workload: a 3-stage Dockerfile (two RUN-only/COPY stages built in parallel, a final stage copying from both and the context, 4 RUN steps) on a Debian bookworm minbase base; context {mb} MB in {files} files. Medians of {cold_runs} cold and {runs} warm runs (hyperfine, 1 warm-up).")
 print(f"Machine: {machine}. docker {dver} (DOCKER_BUILDKIT=0, overlay2), buildah {bver} (overlay, runc). kiln: overlay snapshotter, built-in libcontainer runtime.")
-print("Cold: every step runs (--no-cache), the base image already unpacked in each tool's storage.")
+print("Cold: every step runs (--no-cache), the base image already unpacked in each tool's storage. Each tool's series starts after `sync` and a 35 s pause (ext4 avoids recently deleted inodes when allocating, so one tool's deletions would slow the next one's file creation).")
 print()
 print("| build | kiln | docker | buildah | kiln / faster peer | goal | met |")
 print("|---|---|---|---|---|---|---|")

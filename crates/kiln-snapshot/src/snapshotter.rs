@@ -69,8 +69,19 @@ impl Snapshotter {
     /// and a different one refused.
     pub fn open(store_root: &Path, backend: Backend) -> Result<Snapshotter> {
         let dir = store_root.join("snapshots");
-        for d in [dir.join("active"), dir.join("empty"), dir.join("tmp")] {
+        for d in [
+            dir.join("active"),
+            dir.join("empty"),
+            dir.join("tmp"),
+            dir.join("trash"),
+        ] {
             fs::create_dir_all(&d).map_err(io("create", &d))?;
+        }
+        // What a killed kiln left in the trash goes now, in the background.
+        if let Ok(entries) = fs::read_dir(dir.join("trash")) {
+            for e in entries.flatten() {
+                discard_in_background(e.path());
+            }
         }
         let marker = dir.join("backend");
         let name = match backend {
@@ -178,7 +189,23 @@ impl Snapshotter {
                 let _ = staged.keep();
                 Ok(())
             }
-            Err(_) if self.exists(id) => Ok(()), // dropped: staged copy removed
+            Err(_) if self.exists(id) => {
+                // Same content committed already (a --no-cache rebuild, a
+                // parallel twin): the copy goes, but deleting thousands of
+                // files is not this step's business. It moves to the trash
+                // and is deleted off the build's critical path.
+                let path = staged.keep();
+                let trash = self.dir.join("trash").join(
+                    path.file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_else(|| id.into()),
+                );
+                match fs::rename(&path, &trash) {
+                    Ok(()) => discard_in_background(trash),
+                    Err(_) => discard_in_background(path),
+                }
+                Ok(())
+            }
             Err(e) => Err(io("commit snapshot", target)(e)),
         }
     }
@@ -258,8 +285,10 @@ impl Snapshotter {
         for e in fs::read_dir(&self.dir).map_err(io("list", &self.dir))? {
             let e = e.map_err(io("list", &self.dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !matches!(name.as_str(), "active" | "empty" | "tmp" | "backend")
-                && self.exists(&name)
+            if !matches!(
+                name.as_str(),
+                "active" | "empty" | "tmp" | "trash" | "backend"
+            ) && self.exists(&name)
             {
                 out.push(name);
             }
@@ -333,4 +362,20 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Deletes a directory tree on a detached thread. If the process ends
+/// first, the rest stays in `snapshots/trash` until the next open.
+fn discard_in_background(path: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("snapshot-trash".into())
+        .spawn({
+            let path = path.clone();
+            move || {
+                let _ = fs::remove_dir_all(&path);
+            }
+        });
+    if spawned.is_err() {
+        let _ = fs::remove_dir_all(&path);
+    }
 }

@@ -110,6 +110,13 @@ fn suite(backend: Backend) {
     s.unpack("base", None, &layer(&[("other", Some("o"))])[..])
         .unwrap();
     assert_eq!(s.list().unwrap(), ["base", "second", "third"]);
+    // The discarded copy is deleted in the background, never listed.
+    let trash = root.path().join("snapshots/trash");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::read_dir(&trash).unwrap().next().is_some() {
+        assert!(std::time::Instant::now() < deadline, "trash never emptied");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let err = s.prepare(Some("missing")).unwrap_err().to_string();
     assert!(err.contains("snapshot missing does not exist"), "{err}");
     s.remove("third").unwrap();

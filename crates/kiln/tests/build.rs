@@ -536,7 +536,10 @@ fn builder_prune_removes_cache_nothing_uses() {
             .unwrap()
             .filter(|e| {
                 let n = e.as_ref().unwrap().file_name();
-                !matches!(n.to_str().unwrap(), "active" | "empty" | "tmp" | "backend")
+                !matches!(
+                    n.to_str().unwrap(),
+                    "active" | "empty" | "tmp" | "trash" | "backend"
+                )
             })
             .count()
     };

@@ -1,14 +1,15 @@
 //! `kiln build`: docker build's flags, a daemonless build into the store.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use kiln_build::{build, BuildRequest, Progress};
+
+use super::build_progress::{PlainProgress, TtyProgress};
 use kiln_core::ImageRef;
 use kiln_dockerfile::ignore::{ignore_file_for, Matcher};
 use kiln_exec::{Network, Runtime};
@@ -94,46 +95,6 @@ fn fetch_base(
         .map(|_| ())
         .map_err(|e| e.to_string())
     }))
-}
-
-/// Plain progress lines on stderr, BuildKit's style.
-struct PlainProgress {
-    quiet: bool,
-    start: Instant,
-    out: Mutex<std::io::Stderr>,
-}
-
-impl Progress for PlainProgress {
-    fn step(&self, id: usize, stage: &str, text: &str) {
-        if !self.quiet {
-            if let Ok(mut o) = self.out.lock() {
-                let _ = writeln!(o, "#{id} [{stage}] {text}");
-            }
-        }
-    }
-    fn done(&self, id: usize, cached: bool, took: Duration) {
-        if !self.quiet {
-            if let Ok(mut o) = self.out.lock() {
-                let _ = if cached {
-                    writeln!(o, "#{id} CACHED")
-                } else {
-                    writeln!(o, "#{id} DONE {:.1}s", took.as_secs_f64())
-                };
-            }
-        }
-    }
-    fn output(&self, id: usize, line: &str) {
-        if !self.quiet {
-            if let Ok(mut o) = self.out.lock() {
-                let _ = writeln!(o, "#{id} {:.3} {line}", self.start.elapsed().as_secs_f64());
-            }
-        }
-    }
-    fn warn(&self, message: &str) {
-        if let Ok(mut o) = self.out.lock() {
-            let _ = writeln!(o, "WARNING: {message}");
-        }
-    }
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -283,14 +244,20 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             },
         )?),
     };
-    let progress = PlainProgress {
-        quiet: args.quiet,
-        start: Instant::now(),
-        out: Mutex::new(std::io::stderr()),
+    let tty = match args.progress.as_str() {
+        "tty" => true,
+        "plain" => false,
+        _ => std::io::stderr().is_terminal(),
     };
-    let _ = std::io::stderr().is_terminal();
+    let progress: Box<dyn Progress> = if tty && !args.quiet {
+        Box::new(TtyProgress::new())
+    } else {
+        Box::new(PlainProgress::new(args.quiet))
+    };
     let t0 = Instant::now();
-    let result = build(store, &req, &progress)?;
+    let result = build(store, &req, progress.as_ref());
+    drop(progress);
+    let result = result?;
     if let Some(f) = &args.iidfile {
         std::fs::write(f, result.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;

@@ -1,6 +1,7 @@
 //! One module per command. Each has an `Args` (clap) and a `run`.
 
 pub mod build;
+pub mod build_progress;
 pub mod builder;
 pub mod copy;
 pub mod dockerfile;
