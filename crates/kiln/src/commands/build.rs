@@ -244,11 +244,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             },
         )?),
     };
-    let tty = match args.progress.as_str() {
-        "tty" => true,
-        "plain" => false,
-        _ => std::io::stderr().is_terminal(),
-    };
+    // The live view needs a terminal; without one, tty falls back to plain.
+    let tty = args.progress != "plain" && std::io::stderr().is_terminal();
     let progress: Box<dyn Progress> = if tty && !args.quiet {
         Box::new(TtyProgress::new())
     } else {
