@@ -234,16 +234,23 @@ impl Client {
             }
             let resp = match request.send().await {
                 Ok(resp) => resp,
-                Err(e) if attempt < max_attempts && retryable(&e) => {
-                    tracing::debug!("{registry}: {e}; retrying");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    continue;
-                }
                 Err(e) => {
+                    let detail = error_chain(&e);
+                    // A certificate problem does not go away by retrying.
+                    let untrusted = detail.contains("certificate");
+                    if attempt < max_attempts && retryable(&e) && !untrusted {
+                        tracing::debug!("{registry}: {detail}; retrying");
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
                     return Err(RegistryError::Connect {
                         registry: registry.to_string(),
-                        detail: error_chain(&e),
-                    })
+                        detail: if untrusted {
+                            format!("{detail}; the registry's TLS certificate is not trusted here: add its CA with --ca-cert FILE")
+                        } else {
+                            detail
+                        },
+                    });
                 }
             };
             let status = resp.status();

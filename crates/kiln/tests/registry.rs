@@ -924,3 +924,25 @@ fn large_blobs_stream_or_go_in_chunks_when_the_registry_asks() {
     assert_eq!(p.inspect(&real)["Id"], k.inspect("big")["Id"]);
     assert!(p.ok(&["system", "check"]).contains("consistent"));
 }
+
+#[test]
+fn tls_registries_need_a_trusted_certificate() {
+    let (reg, cert) = Registry::start_tls();
+    let k = kiln_with_image("bb");
+    let name = format!("{}/tls/bb:1", reg.host());
+    k.ok(&["tag", "bb", &name]);
+    // Not trusted: refused, saying why.
+    let err = k.fails(&["push", &name]);
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    // Trusted with --ca-cert: push and pull over TLS.
+    k.ok(&["push", "--ca-cert", cert.to_str().unwrap(), &name]);
+    let p = Kiln::new();
+    p.ok(&["pull", "--ca-cert", cert.to_str().unwrap(), &name]);
+    assert_eq!(p.inspect(&name)["Id"], k.inspect("bb")["Id"]);
+    // --insecure-registry speaks plain HTTP, which a TLS registry refuses.
+    let err = Kiln::new().fails(&["pull", "--insecure-registry", &reg.host(), &name]);
+    assert!(!err.is_empty());
+}

@@ -26,6 +26,8 @@ pub enum Auth {
 
 pub struct Registry {
     pub port: u16,
+    /// The loopback address it listens on.
+    pub ip: &'static str,
     child: Child,
     _dir: tempfile::TempDir,
     /// Token requests served (token auth only).
@@ -34,7 +36,90 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        Registry::start_on("127.0.0.1", auth, false)
+    }
+
+    /// A registry speaking TLS with a self-signed certificate for
+    /// 127.0.0.2 (kiln speaks plain HTTP only to 127.0.0.1 and localhost);
+    /// returns it and its CA certificate's PEM file.
+    pub fn start_tls() -> (Registry, PathBuf) {
+        let reg = Registry::start_on("127.0.0.2", Auth::Anonymous, true);
+        let ca = reg._dir.path().join("tls-ca.pem");
+        (reg, ca)
+    }
+
+    fn start_on(ip: &'static str, auth: Auth, tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
+        let tls_yaml = if tls {
+            // A CA and a server certificate it signs (rustls refuses a CA
+            // certificate used as the server's own).
+            let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+            super::tool(
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=kiln-test-ca",
+                    "-keyout",
+                    &p("ca-key.pem"),
+                    "-out",
+                    &p("tls-ca.pem"),
+                ],
+            );
+            super::tool(
+                "openssl",
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={ip}"),
+                    "-keyout",
+                    &p("tls-key.pem"),
+                    "-out",
+                    &p("tls.csr"),
+                ],
+            );
+            std::fs::write(
+                dir.path().join("ext.cnf"),
+                format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"),
+            )
+            .unwrap();
+            super::tool(
+                "openssl",
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &p("tls.csr"),
+                    "-CA",
+                    &p("tls-ca.pem"),
+                    "-CAkey",
+                    &p("ca-key.pem"),
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &p("ext.cnf"),
+                    "-out",
+                    &p("tls-cert.pem"),
+                ],
+            );
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                p("tls-cert.pem"),
+                p("tls-key.pem")
+            )
+        } else {
+            String::new()
+        };
         let port = free_port();
         let token_requests = Arc::new(AtomicUsize::new(0));
         let auth_yaml = match auth {
@@ -60,7 +145,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{tls_yaml}{auth_yaml}",
                 dir.path().join("data").display()
             ),
         )
@@ -76,6 +161,7 @@ impl Registry {
             });
         let reg = Registry {
             port,
+            ip,
             child,
             _dir: dir,
             token_requests,
@@ -87,7 +173,7 @@ impl Registry {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect((self.ip, self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -96,9 +182,9 @@ impl Registry {
         panic!("docker-registry did not start on port {}: {log}", self.port);
     }
 
-    /// `127.0.0.1:PORT`
+    /// `IP:PORT`
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 }
 
