@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: build kiln, make a base image
-# from busybox, and manage it as a docker user would — then hand it to
-# docker and run it.
+# from busybox, build on it, manage it as a docker user would, push it to a
+# registry and pull it into another store — then hand it to docker and run
+# it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -54,6 +55,19 @@ step "$kiln" inspect --format '{{json .Config}}' demo/app:1.0
 step "$kiln" save -o "$work/demo.tar" demo/app:1.0
 step "$kiln" system df
 step "$kiln" system check
-step docker load -i "$work/demo.tar"
-step docker run --rm --network none demo/app:1.0
-docker rmi demo/app:1.0 >/dev/null
+
+# Through a registry (the distribution registry on loopback): push, then
+# pull into a second, empty store.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$work/registry" "$port" > "$work/registry.yml"
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null; rm -rf "$work"' EXIT
+until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
+step "$kiln" tag demo/app:1.0 "127.0.0.1:$port/demo/app:1.0"
+step "$kiln" push "127.0.0.1:$port/demo/app:1.0"
+step "$kiln" --root "$work/store2" pull "127.0.0.1:$port/demo/app:1.0"
+step "$kiln" --root "$work/store2" save -o "$work/pulled.tar" "127.0.0.1:$port/demo/app:1.0"
+step docker load -i "$work/pulled.tar"
+step docker run --rm --network none "127.0.0.1:$port/demo/app:1.0"
+docker rmi "127.0.0.1:$port/demo/app:1.0" >/dev/null

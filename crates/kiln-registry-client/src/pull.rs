@@ -126,7 +126,15 @@ pub async fn pull(
         }
     }
 
-    fetch_all(client, store, &repo, missing(&configs), progress).await?;
+    // Configs are not shown, as docker shows only layers.
+    fetch_all(
+        client,
+        store,
+        &repo,
+        missing(&configs),
+        &crate::progress::Silent,
+    )
+    .await?;
     if !opts.all_platforms {
         for (m, c) in images.iter().zip(&configs) {
             check_config(store, m, c, &shown)?;

@@ -59,8 +59,10 @@ pub async fn push(
     }
 
     let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut configs = std::collections::HashSet::new();
     for m in &children {
         let parsed = m.image(&format!("manifest {}", m.digest), true)?;
+        configs.insert(parsed.config.digest.clone());
         blobs.push(parsed.config);
         blobs.extend(parsed.layers);
     }
@@ -73,8 +75,14 @@ pub async fn push(
         .try_for_each_concurrent(concurrency, |d| {
             let uploaded = &uploaded;
             let repo = &repo;
+            // Configs are not shown, as docker shows only layers.
+            let shown: &dyn Progress = if configs.contains(&d.digest) {
+                &crate::progress::Silent
+            } else {
+                progress
+            };
             async move {
-                if push_blob(client, store, repo, d, progress).await? {
+                if push_blob(client, store, repo, d, shown).await? {
                     uploaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok::<(), RegistryError>(())
