@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use kiln_core::error_chain;
 use sha2::Digest as _;
 
 use crate::error::{io, BuildError, Result};
@@ -113,17 +114,6 @@ pub fn download(
         digest,
         mtime,
     })
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
 }
 
 /// RFC 7231's IMF-fixdate (`Tue, 15 Nov 1994 08:12:31 GMT`), the only

@@ -23,3 +23,20 @@ pub enum ErrorKind {
     /// The operating system refused or failed an operation.
     Io,
 }
+
+/// An error and all its causes as one line (`a: b: c`), skipping a cause
+/// its parent already quotes. Network errors need this: reqwest's own
+/// message ("error sending request") says nothing without its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -24,7 +24,7 @@ mod reference;
 mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Sha256Writer};
-pub use error::ErrorKind;
+pub use error::{error_chain, ErrorKind};
 pub use oci_spec::image as oci;
 pub use platform::Platform;
 pub use reference::{ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG};

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
+pub(crate) use kiln_core::error_chain;
 use kiln_core::ImageRef;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -442,22 +443,6 @@ fn retry_after(resp: &Response) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs.min(60)))
-}
-
-/// The whole cause chain of a reqwest error ("error sending request" alone
-/// says nothing).
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
 }
 
 /// The distribution spec's error body (`{"errors":[{"code","message"}]}`)

@@ -100,12 +100,15 @@ pub async fn pull(
     // and checked against the manifest before layers are fetched).
     let mut configs: Vec<Descriptor> = Vec::new();
     let mut layers: Vec<Descriptor> = Vec::new();
+    // (config, layer count) per image, for the config check.
+    let mut expected: Vec<(Descriptor, usize)> = Vec::new();
     for m in &images {
         let what = format!("manifest {} of {shown}", m.digest);
         // Images of an index copied whole may be attestations or other
         // artifacts whose layers are not tars.
         let parsed = m.image(&what, opts.all_platforms)?;
-        configs.push(parsed.config.clone());
+        expected.push((parsed.config.clone(), parsed.layers.len()));
+        configs.push(parsed.config);
         layers.extend(parsed.layers);
     }
     let mut seen = std::collections::HashSet::new();
@@ -136,8 +139,8 @@ pub async fn pull(
     )
     .await?;
     if !opts.all_platforms {
-        for (m, c) in images.iter().zip(&configs) {
-            check_config(store, m, c, &shown)?;
+        for (config, layer_count) in &expected {
+            check_config(store, config, *layer_count, &shown)?;
         }
     }
     fetch_all(client, store, &repo, missing(&layers), progress).await?;
@@ -190,7 +193,7 @@ async fn fetch_all(
 
 /// The config must be an image config whose layer list matches the
 /// manifest's: a mismatch would make an image that cannot be unpacked.
-fn check_config(store: &Store, m: &RawManifest, config: &Descriptor, shown: &str) -> Result<()> {
+fn check_config(store: &Store, config: &Descriptor, layers: usize, shown: &str) -> Result<()> {
     let bytes = store.blobs().read(&config.digest)?;
     let what = format!("config {} of {shown}", config.digest);
     let v: serde_json::Value =
@@ -202,7 +205,6 @@ fn check_config(store: &Store, m: &RawManifest, config: &Descriptor, shown: &str
         .pointer("/rootfs/diff_ids")
         .and_then(|d| d.as_array())
         .map(Vec::len);
-    let layers = m.image(shown, false)?.layers.len();
     if diff_ids != Some(layers) {
         return Err(RegistryError::Invalid {
             what,

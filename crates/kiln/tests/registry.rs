@@ -26,6 +26,11 @@ fn kiln_with_image(name: &str) -> Kiln {
     k
 }
 
+/// A JSON file (index.json, a manifest or config blob), parsed.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -253,16 +258,10 @@ fn two_platform_layout(k: &Kiln, dir: &Path) {
         dir.join("blobs/sha256")
             .join(d.trim_start_matches("sha256:"))
     };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index = read_json(&dir.join("index.json"));
     let amd_desc = index["manifests"][0].clone();
-    let amd: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(amd_desc["digest"].as_str().unwrap())).unwrap())
-            .unwrap();
-    let mut config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob(amd["config"]["digest"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
+    let amd = read_json(&blob(amd_desc["digest"].as_str().unwrap()));
+    let mut config = read_json(&blob(amd["config"]["digest"].as_str().unwrap()));
     config["architecture"] = "arm64".into();
     config["variant"] = "v8".into();
     let config_bytes = serde_json::to_vec(&config).unwrap();
@@ -340,8 +339,7 @@ fn multi_platform_index_push_and_pull_by_platform() {
 
     let all = Kiln::new();
     all.ok(&["pull", "--all-platforms", &name]);
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(all.root.join("index.json")).unwrap()).unwrap();
+    let index = read_json(&all.root.join("index.json"));
     assert_eq!(
         index["manifests"][0]["mediaType"],
         "application/vnd.oci.image.index.v1+json"
@@ -389,8 +387,7 @@ fn skopeo_reads_what_kiln_pushes_and_kiln_pulls_what_skopeo_pushes() {
             &format!("oci:{}:x", layout.display()),
         ],
     );
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = read_json(&layout.join("index.json"));
     let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
     let doc = k.inspect("bb");
     let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d[7..])).unwrap();
@@ -773,12 +770,9 @@ fn copy_between_layouts_archives_registries_and_the_store() {
     assert!(fresh.ok(&["system", "check"]).contains("consistent"));
 
     // A tampered layout blob is caught on the way in.
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = read_json(&layout.join("index.json"));
     let m = index["manifests"][0]["digest"].as_str().unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&m[7..])).unwrap())
-            .unwrap();
+    let manifest = read_json(&layout.join("blobs/sha256").join(&m[7..]));
     let l = manifest["layers"][0]["digest"].as_str().unwrap();
     std::fs::write(layout.join("blobs/sha256").join(&l[7..]), b"tampered").unwrap();
     let err = fresh.fails(&[

@@ -17,7 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kiln_core::{media_types, Digest, ImageRef};
+use kiln_core::{Digest, ImageRef};
+use kiln_registry_client::manifest::RawManifest;
 use kiln_registry_client::{pull, push, PullOptions};
 use kiln_store::{IndexEntry, Store, REF_NAME};
 
@@ -253,34 +254,25 @@ fn pick_layout_entry(
     }
 }
 
-/// Every blob an entry reaches, manifests first (so an index's children are
-/// read from the destination's own copy).
+/// Every blob an entry reaches, manifests first. Parsed with the registry
+/// client's manifest types, so layouts and archives get the same checks
+/// (and the same errors) as registries.
 fn graph(
     read: &dyn Fn(&Digest) -> anyhow::Result<Vec<u8>>,
     entry: &IndexEntry,
 ) -> anyhow::Result<Vec<Digest>> {
+    let what = format!("manifest {}", entry.digest);
+    let doc = RawManifest::new(read(&entry.digest)?, Some(&entry.media_type), &what)?;
     let mut out = vec![entry.digest.clone()];
-    let bytes = read(&entry.digest)?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes)?;
-    if media_types::is_index(&entry.media_type) || doc.get("manifests").is_some() {
-        for m in doc["manifests"].as_array().into_iter().flatten() {
-            let child = IndexEntry::new(
-                m["mediaType"].as_str().unwrap_or(media_types::OCI_MANIFEST),
-                m["digest"].as_str().unwrap_or_default().parse()?,
-                m["size"].as_u64().unwrap_or(0),
-            );
+    if doc.is_index() {
+        for m in doc.index(&what)?.manifests {
+            let child = IndexEntry::new(&m.media_type, m.digest, m.size);
             out.extend(graph(read, &child)?);
         }
     } else {
-        out.push(
-            doc["config"]["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .parse()?,
-        );
-        for l in doc["layers"].as_array().into_iter().flatten() {
-            out.push(l["digest"].as_str().unwrap_or_default().parse()?);
-        }
+        let m = doc.image(&what, true)?;
+        out.push(m.config.digest);
+        out.extend(m.layers.into_iter().map(|l| l.digest));
     }
     Ok(out)
 }
