@@ -167,7 +167,10 @@ pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
 }
 
 /// Plans a COPY/ADD. `workdir` resolves a relative destination;
-/// `extract_archives` is ADD's local-archive rule.
+/// `dest_root` is the step's root filesystem as it is before the copy
+/// (`None`: empty), which decides, as in BuildKit, whether a destination
+/// without a trailing slash is a directory to copy into (it is one on
+/// disk) and which directories the copy creates (with `--chown`'s owner).
 pub fn plan(
     files: &Files,
     source: &Source<'_>,
@@ -175,6 +178,7 @@ pub fn plan(
     attrs: &Attrs,
     parents: bool,
     downloads: &[crate::download::Download],
+    dest_root: Option<&Path>,
 ) -> Result<Vec<Planned>> {
     let dest_raw = &files.dest;
     let dest = if dest_raw.starts_with('/') {
@@ -184,9 +188,13 @@ pub fn plan(
     };
     let many = files.sources.len() + files.inline.len() + downloads.len() > 1
         || files.sources.iter().any(|s| has_wildcards(s));
-    let dest_is_dir =
-        dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == "." || many;
     let dest = clean_abs(&dest);
+    let exists_as_dir = |p: &str| dest_root.is_some_and(|r| resolve_in_root(r, p).is_dir());
+    let dest_is_dir = dest_raw.ends_with('/')
+        || dest_raw.ends_with("/.")
+        || dest_raw == "."
+        || many
+        || exists_as_dir(&dest);
     let exclude = if files.exclude.is_empty() {
         None
     } else {
@@ -195,7 +203,7 @@ pub fn plan(
                 .map_err(|e| BuildError::Invalid(e.to_string()))?,
         )
     };
-    let mut out = Vec::new();
+    let mut out = created_dirs(&dest, dest_is_dir, attrs, dest_root);
     let join = |base: &str, rel: &str| -> String {
         let base = base.trim_start_matches('/');
         match (base.is_empty(), rel.is_empty()) {
@@ -294,6 +302,11 @@ pub fn plan(
                 }
             }
         };
+        // BuildKit allows a wildcard to match nothing (AllowEmptyWildcard);
+        // a plain path that is missing is an error.
+        if roots.is_empty() && has_wildcards(&pattern) {
+            continue;
+        }
         if roots.is_empty() {
             let where_ = match source {
                 Source::Context(_) => "in the build context (or excluded by .dockerignore)",
@@ -320,11 +333,17 @@ pub fn plan(
                     join(&join(&dest, &root_rel), &rel)
                 } else if root_is_dir {
                     if rel.is_empty() {
-                        // The directory itself: its contents go into dest;
-                        // dest is created, not replaced.
-                        continue;
+                        // The directory itself: its contents go into dest.
+                        // An existing dest keeps its owner and mode; one
+                        // the copy creates takes the source directory's
+                        // mode (BuildKit's copier), owned like the files.
+                        if dest_is_dir || exists_as_dir(&dest) || dest == "/" {
+                            continue;
+                        }
+                        dest.trim_start_matches('/').to_string()
+                    } else {
+                        join(&dest, &rel)
                     }
-                    join(&dest, &rel)
                 } else if dest_is_dir {
                     let name = root_rel.rsplit('/').next().unwrap_or(&root_rel);
                     join(&dest, name)
@@ -383,6 +402,49 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// The directories a copy must create above what it writes: the
+/// destination directory (when the destination is one) or the
+/// destination's parent, and every missing ancestor. BuildKit makes them
+/// 0755 and owned by `--chown`'s user (root without it); existing ones are
+/// left alone. Listed top-down, before the entries that go inside.
+fn created_dirs(
+    dest: &str,
+    dest_is_dir: bool,
+    attrs: &Attrs,
+    dest_root: Option<&Path>,
+) -> Vec<Planned> {
+    let ensure = if dest_is_dir {
+        dest
+    } else {
+        dest.rsplit_once('/').map_or("", |(parent, _)| parent)
+    };
+    let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+    let mut out = Vec::new();
+    let mut path = String::new();
+    for part in ensure.split('/').filter(|p| !p.is_empty()) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(part);
+        let exists =
+            dest_root.is_some_and(|r| resolve_in_root(r, &path).symlink_metadata().is_ok());
+        if exists {
+            continue;
+        }
+        out.push(Planned {
+            dest: path.clone(),
+            content: Content::Dir,
+            mode: 0o755,
+            uid: uid.into(),
+            gid: gid.into(),
+            mtime: attrs.epoch,
+            digest: None,
+            downloaded: false,
+        });
+    }
+    out
 }
 
 /// Everything at and below `rel` in the source: (path relative to `rel`,
@@ -464,34 +526,15 @@ impl Planned {
         let n = fs::File::open(p)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .unwrap_or(0);
-        let head = &head[..n];
-        head.starts_with(&[0x1f, 0x8b])
-            || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-            || head.starts_with(b"BZh")
-            || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-            || (n >= 262 && &head[257..262] == b"ustar")
+        crate::archive::looks_like_archive(&head[..n])
     }
 }
 
 /// An archive's entries moved under `dest_dir` (a tar stream to apply).
 /// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
 /// which layers never use, are decoded here.
-pub fn retarget_archive<R: std::io::BufRead + Send>(mut r: R, dest_dir: &str) -> Result<Vec<u8>> {
-    let head = r
-        .fill_buf()
-        .map_err(io("read archive for", dest_dir))?
-        .to_vec();
-    let plain: Box<dyn std::io::Read + Send + '_> = if head.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(r))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        // lzma-rs decodes whole streams; ADD archives are read once.
-        let mut out = Vec::new();
-        lzma_rs::xz_decompress(&mut r, &mut out)
-            .map_err(|e| BuildError::Invalid(format!("ADD: bad xz archive: {e}")))?;
-        Box::new(std::io::Cursor::new(out))
-    } else {
-        kiln_layer::decompress(r)?.1
-    };
+pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Result<Vec<u8>> {
+    let plain = crate::archive::decompressed(r, "ADD")?;
     let base = clean_abs(dest_dir).trim_start_matches('/').to_string();
     let prefix = |p: &[u8]| -> Vec<u8> {
         let p = String::from_utf8_lossy(p);

@@ -47,6 +47,19 @@ pub struct BuildRequest {
     /// Fetches a base image missing from the store (the CLI pulls it from
     /// its registry); the error text is shown under the FROM line.
     pub fetch_base: Option<FetchBase>,
+    /// The build's timestamp: image and history times, and the clamp for
+    /// file times in new layers. `None`: the `SOURCE_DATE_EPOCH` build
+    /// argument if given, else 0 with file times kept. (The CLI fills it
+    /// from the environment or the context's git commit.)
+    pub source_date_epoch: Option<u64>,
+    /// `--add-host NAME:IP` entries for RUN steps' `/etc/hosts`.
+    pub add_hosts: Vec<(String, String)>,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run
+    /// privileged.
+    pub allow_insecure: bool,
+    /// `--pull`: fetch every FROM image through `fetch_base` even when the
+    /// store has it (once per build).
+    pub always_pull: bool,
 }
 
 /// See [`BuildRequest::fetch_base`].
@@ -55,6 +68,8 @@ pub type FetchBase = Box<dyn Fn(&str) -> std::result::Result<(), String> + Send 
 pub struct BuildResult {
     /// The image ID (config digest).
     pub id: Digest,
+    /// The timestamp the image was made with (seconds since 1970).
+    pub epoch: u64,
     pub entry: IndexEntry,
     pub config: Vec<u8>,
     pub layers: Vec<LayerDescriptor>,
@@ -96,7 +111,8 @@ struct Engine<'a> {
     /// Parallel stages on one base unpack it once.
     unpacking: Mutex<()>,
     /// ... and pull it once.
-    pull_lock: Mutex<()>,
+    /// Held while a base is pulled; the names `--pull` has pulled.
+    pull_lock: Mutex<BTreeSet<String>>,
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -138,12 +154,17 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         fs::create_dir_all(&d).map_err(io("create", &d))?;
     }
     let ctx = Context::load(&req.context_dir, &req.ignore, &cache_dir.join("files.json"))?;
-    let epoch_src = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .or_else(|| req.build_args.get("SOURCE_DATE_EPOCH").cloned());
-    let epoch = epoch_src
-        .as_deref()
-        .and_then(|s| s.trim().parse::<u64>().ok());
+    let epoch = match req.source_date_epoch {
+        Some(e) => Some(e),
+        None => match req.build_args.get("SOURCE_DATE_EPOCH") {
+            Some(s) => Some(s.trim().parse::<u64>().map_err(|_| {
+                BuildError::Invalid(format!(
+                    "--build-arg SOURCE_DATE_EPOCH={s}: not a number of seconds since 1970"
+                ))
+            })?),
+            None => None,
+        },
+    };
     let engine = Engine {
         store,
         req,
@@ -160,14 +181,16 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         done: Mutex::new(HashMap::new()),
         step_ids: Mutex::new(0),
         unpacking: Mutex::new(()),
-        pull_lock: Mutex::new(()),
+        pull_lock: Mutex::new(BTreeSet::new()),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
     // end: hold a lease so a concurrent prune leaves them alone.
     let _lease = store.lease()?;
     let target = engine.target()?;
-    engine.solve(target)?;
+    let needed = engine.needed(target)?;
+    engine.validate(&needed)?;
+    engine.solve(target, &needed)?;
     engine.ctx.save_cache();
     let state = engine
         .done
@@ -228,18 +251,84 @@ impl Engine<'_> {
         Ok(out)
     }
 
-    /// Runs the target and what it needs, independent stages in parallel.
-    fn solve(&self, target: usize) -> Result<()> {
-        let mut needed = BTreeSet::new();
+    /// The stages the target needs (itself included), each with the
+    /// stages it needs first.
+    fn needed(&self, target: usize) -> Result<BTreeMap<usize, BTreeSet<usize>>> {
+        let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         let mut todo = vec![target];
-        let mut deps: HashMap<usize, BTreeSet<usize>> = HashMap::new();
         while let Some(i) = todo.pop() {
-            if needed.insert(i) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = deps.entry(i) {
                 let d = self.deps(&self.df.stages[i])?;
                 todo.extend(d.iter().copied());
-                deps.insert(i, d);
+                slot.insert(d);
             }
         }
+        Ok(deps)
+    }
+
+    /// Checks every instruction of the stages to build before any step
+    /// runs, as BuildKit converts the whole Dockerfile first: a bad EXPOSE
+    /// or expansion, or an insecure RUN that was not allowed, fails the
+    /// build with nothing run. Instructions are expanded with the
+    /// environment known up front (base images in the store, earlier
+    /// stages' ENV); a stage whose base must still be pulled is checked
+    /// when it runs.
+    fn validate(&self, needed: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
+        let mut envs: HashMap<usize, Vec<String>> = HashMap::new();
+        // Stages only depend on earlier ones: index order is a valid order.
+        for &i in needed.keys() {
+            let stage = &self.df.stages[i];
+            let from = self.df.resolve_from(stage, &self.global)?;
+            let env = if from.base.eq_ignore_ascii_case("scratch") {
+                Vec::new()
+            } else if let Some(s) = self.df.stage_named(&from.base, stage.index) {
+                match envs.get(&s.index) {
+                    Some(env) => env.clone(),
+                    None => continue,
+                }
+            } else {
+                match self.store.resolve(&from.base) {
+                    Ok((_, image)) => {
+                        serde_json::from_slice::<serde_json::Value>(&image.config_bytes)
+                            .map(|c| crate::state::strings(&c["config"]["Env"]))
+                            .unwrap_or_default()
+                    }
+                    Err(_) => continue,
+                }
+            };
+            let mut scope = StageScope::new(
+                &self.global,
+                &self.opts.build_args,
+                self.df.directives.escape,
+                &env,
+            );
+            for instruction in &stage.instructions {
+                let expanded = scope.expand(instruction)?;
+                if let Command::Run(r) = &expanded.command {
+                    self.check_security(r).map_err(|m| BuildError::Step {
+                        line: instruction.span.line,
+                        instruction: expanded.original.lines().next().unwrap_or("").to_string(),
+                        message: m,
+                    })?;
+                }
+            }
+            envs.insert(i, scope.env());
+        }
+        Ok(())
+    }
+
+    /// `RUN --security=insecure` runs only when the build allows it.
+    fn check_security(&self, r: &kiln_dockerfile::Run) -> std::result::Result<(), String> {
+        if r.security == Some(kiln_dockerfile::Security::Insecure) && !self.req.allow_insecure {
+            return Err("--security=insecure runs the step with every privilege; allow it with kiln build --allow security.insecure".into());
+        }
+        Ok(())
+    }
+
+    /// Runs the needed stages, independent ones in parallel.
+    fn solve(&self, target: usize, deps: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
+        let needed: BTreeSet<usize> = deps.keys().copied().collect();
+        debug_assert!(needed.contains(&target));
         let mut finished: BTreeSet<usize> = BTreeSet::new();
         while finished.len() < needed.len() {
             let ready: Vec<usize> = needed
@@ -314,17 +403,30 @@ impl Engine<'_> {
         if let Some(s) = self.df.stage_named(&from.base, stage.index) {
             return Ok((self.finished_stage(s.index)?, Vec::new()));
         }
-        self.image_state(&from.base, stage)
+        // A base that cannot be had is the FROM line's fault.
+        self.image_state(&from.base).map_err(|e| match e {
+            BuildError::Invalid(message) => BuildError::Step {
+                line: stage.span.line,
+                instruction: format!("FROM {}", stage.base),
+                message,
+            },
+            e => e,
+        })
     }
 
     /// An image from the store as a starting state, with its ONBUILD
     /// triggers (to run now and drop from the config).
-    fn image_state(&self, name: &str, stage: &Stage) -> Result<(StageState, Vec<String>)> {
-        let step_error = |message: String| BuildError::Step {
-            line: stage.span.line,
-            instruction: format!("FROM {}", stage.base),
-            message,
-        };
+    /// Errors are `Invalid`: the caller names the line (FROM, or the COPY
+    /// or RUN whose `--from` names the image).
+    fn image_state(&self, name: &str) -> Result<(StageState, Vec<String>)> {
+        let step_error = BuildError::Invalid;
+        if let (true, Some(fetch)) = (self.req.always_pull, &self.req.fetch_base) {
+            let mut pulled = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if pulled.insert(name.to_string()) {
+                fetch(name)
+                    .map_err(|m| step_error(format!("--pull: pulling {name} failed: {m}")))?;
+            }
+        }
         let resolved = match (self.store.resolve(name), &self.req.fetch_base) {
             (Ok(found), _) => Ok(found),
             (Err(e), Some(fetch)) if e.kind() == kiln_core::ErrorKind::NotFound => {
@@ -374,6 +476,14 @@ impl Engine<'_> {
                 })
             })
             .collect::<Result<_>>()?;
+        // What describes the base image only (docker's top-level comment,
+        // "Imported from …", and the container it was committed from) is
+        // not the new image's: BuildKit keeps none of it.
+        if let Some(top) = config.as_object_mut() {
+            for key in ["comment", "container", "container_config", "docker_version"] {
+                top.remove(key);
+            }
+        }
         let triggers = crate::state::strings(&config["config"]["OnBuild"]);
         if !triggers.is_empty() {
             config["config"]["OnBuild"] = serde_json::Value::Null;
@@ -394,6 +504,14 @@ impl Engine<'_> {
         let stage = &self.df.stages[index];
         let (mut state, triggers) = self.base(stage)?;
         state.cmd_set = false;
+        // BuildKit: every stage's Env has PATH, appended after the base's
+        // variables when the base set none.
+        let env = state.env();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            let mut env = env;
+            env.push(DEFAULT_PATH.to_string());
+            state.cfg().insert("Env".into(), json!(env));
+        }
         let label = self.stage_label(stage);
         let id = self.next_step_id();
         let t0 = Instant::now();
@@ -454,6 +572,7 @@ impl Engine<'_> {
         };
         match &expanded.command {
             Command::Run(run) => {
+                self.check_security(run).map_err(&fail)?;
                 let args = scope.args();
                 let argv = run::argv(state, run);
                 let env = run::environment(state, &args);
@@ -465,27 +584,25 @@ impl Engine<'_> {
                 let descriptor = json!({
                     "run": argv, "env": env, "user": state.user(), "cwd": state.working_dir(),
                     "network": format!("{network:?}"), "mounts": format!("{:?}", run.mounts),
-                    "from": self.mount_stage_keys(stage, run)?,
+                    "from": self.mount_stage_keys(stage, run).map_err(|e| in_step(e, &fail))?,
                 })
                 .to_string();
                 let key = key_of(&[&state.key, &descriptor]);
                 let mut history = format!("RUN {}", argv.join(" "));
-                let used: Vec<String> = args
-                    .iter()
-                    .filter(|(k, _)| !kiln_dockerfile::scope::PROXY_ARGS.contains(&k.as_str()))
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let used = scope.run_history_args();
                 if !used.is_empty() {
                     history = format!("RUN |{} {} {}", used.len(), used.join(" "), argv.join(" "));
                 }
                 history.push_str(" # buildkit");
                 let before = state.clone();
-                let targets: Vec<String> = run
+                let cwd = state.working_dir();
+                let targets = run
                     .mounts
                     .iter()
-                    .map(|m| m.target.clone())
-                    .filter(|t| !t.is_empty())
-                    .collect();
+                    .map(|m| run::mount_target(m, &cwd))
+                    .filter(|t| !t.as_ref().is_ok_and(String::is_empty))
+                    .collect::<Result<Vec<String>>>()
+                    .map_err(|e| in_step(e, &fail))?;
                 self.layer_step(
                     state,
                     key,
@@ -514,7 +631,7 @@ impl Engine<'_> {
                 let (source_key, tree) = match &c.from {
                     None => (String::new(), None),
                     Some(f) => {
-                        let (k, chain) = self.source_of(stage, f)?;
+                        let (k, chain) = self.source_of(stage, f).map_err(|e| in_step(e, &fail))?;
                         (k, Some(chain))
                     }
                 };
@@ -528,7 +645,7 @@ impl Engine<'_> {
                     id,
                     t0,
                     &created,
-                    format!("COPY {} # buildkit", shown.trim_start_matches("COPY ")),
+                    copy_history("COPY", &c.files),
                     false,
                     &[],
                 )
@@ -579,7 +696,7 @@ impl Engine<'_> {
                     id,
                     t0,
                     &created,
-                    format!("ADD {} # buildkit", shown.trim_start_matches("ADD ")),
+                    copy_history("ADD", &a.files),
                     true,
                     &downloads,
                 )
@@ -592,7 +709,8 @@ impl Engine<'_> {
                     format!("{}/{w}", state.working_dir())
                 });
                 state.cfg().insert("WorkingDir".into(), json!(dir));
-                let key = key_of(&[&state.key, "WORKDIR", &dir]);
+                let user = state.user();
+                let key = key_of(&[&state.key, "WORKDIR", &dir, &user]);
                 let epoch = self.epoch;
                 self.layer_step(
                     state,
@@ -604,20 +722,33 @@ impl Engine<'_> {
                     format!("WORKDIR {dir}"),
                     &[],
                     |_, root| {
-                        if copy::resolve_in_root(root, &dir).is_dir() {
-                            return Ok(());
-                        }
-                        let entry = format!("{}/", dir.trim_start_matches('/'));
+                        // BuildKit makes the missing directories owned by
+                        // the stage's USER (so `USER 1000` + `WORKDIR /w`
+                        // gives 1000 a directory it can write to).
+                        let owner = resolve_user(&user, root)?;
                         let mut tar = tar::Builder::new(Vec::new());
-                        let mut h = tar::Header::new_gnu();
-                        h.set_entry_type(tar::EntryType::Directory);
-                        h.set_mode(0o755);
-                        h.set_uid(0);
-                        h.set_gid(0);
-                        h.set_mtime(epoch);
-                        h.set_size(0);
-                        tar.append_data(&mut h, entry, std::io::empty())
-                            .map_err(io("make", &dir))?;
+                        let mut path = String::new();
+                        for part in dir.split('/').filter(|p| !p.is_empty()) {
+                            if !path.is_empty() {
+                                path.push('/');
+                            }
+                            path.push_str(part);
+                            if copy::resolve_in_root(root, &path)
+                                .symlink_metadata()
+                                .is_ok()
+                            {
+                                continue;
+                            }
+                            let mut h = tar::Header::new_gnu();
+                            h.set_entry_type(tar::EntryType::Directory);
+                            h.set_mode(0o755);
+                            h.set_uid(owner.uid.into());
+                            h.set_gid(owner.gid.into());
+                            h.set_mtime(epoch);
+                            h.set_size(0);
+                            tar.append_data(&mut h, format!("{path}/"), std::io::empty())
+                                .map_err(io("make", &dir))?;
+                        }
                         let bytes = tar.into_inner().map_err(io("make", &dir))?;
                         kiln_layer::apply(
                             &bytes[..],
@@ -659,7 +790,15 @@ impl Engine<'_> {
     fn source_of(&self, stage: &Stage, from: &str) -> Result<(String, Option<String>)> {
         let state = match self.df.stage_named(from, stage.index) {
             Some(s) => self.finished_stage(s.index)?,
-            None => self.image_state(from, stage)?.0,
+            None => self
+                .image_state(from)
+                .map_err(|e| match e {
+                    BuildError::Invalid(m) => BuildError::Invalid(format!(
+                        "--from={from}: no stage of that name before this one, and no such image: {m}"
+                    )),
+                    e => e,
+                })?
+                .0,
         };
         let top = self.ensure_snapshots(&state)?;
         Ok((state.key.clone(), top))
@@ -831,17 +970,24 @@ impl Engine<'_> {
                 Source::Tree(&empty)
             }
         };
-        // chown is resolved against the destination's passwd/group: plan
-        // after mounting; but the cache key needs the plan first, so
-        // resolve names against the current top snapshot.
+        // The destination as it is before the copy (the current top
+        // snapshot, read-only): chown names resolve against its
+        // passwd/group, and what exists there decides where files land and
+        // which directories the copy creates. The cache key needs the plan,
+        // so this comes before the step runs.
+        let top = self.ensure_snapshots(state)?;
+        let dest_at = tempfile::Builder::new()
+            .prefix("view")
+            .tempdir_in(&self.tmp)
+            .map_err(io("create", &self.tmp))?;
+        let dest_view = match &top {
+            Some(t) => Some(self.snaps.view(t, dest_at.path())?),
+            None => None,
+        };
+        let dest_root = dest_view.as_ref().map(|v| v.path().to_path_buf());
         let chown = match &files.chown {
             None => None,
             Some(spec) => {
-                let top = self.ensure_snapshots(state)?;
-                let at = tempfile::Builder::new()
-                    .prefix("view")
-                    .tempdir_in(&self.tmp)
-                    .map_err(io("create", &self.tmp))?;
                 let numeric = |s: &str| s.parse::<u32>().ok();
                 let (u, g) = spec
                     .split_once(':')
@@ -850,14 +996,9 @@ impl Engine<'_> {
                     (Some(uid), None) => (uid, uid),
                     (Some(uid), Some(Some(gid))) => (uid, gid),
                     _ => {
-                        let v = match &top {
-                            Some(t) => Some(self.snaps.view(t, at.path())?),
-                            None => None,
-                        };
-                        let root = v
-                            .as_ref()
-                            .map(|v| v.path().to_path_buf())
-                            .unwrap_or_else(|| at.path().to_path_buf());
+                        let root = dest_root
+                            .clone()
+                            .unwrap_or_else(|| dest_at.path().to_path_buf());
                         let user = resolve_user(spec, &root)?;
                         // docker: "a username without groupname … will use
                         // the same numeric UID as the GID".
@@ -874,7 +1015,16 @@ impl Engine<'_> {
             epoch: self.epoch,
         };
         let workdir = state.working_dir();
-        let plan = copy::plan(files, &source, &workdir, &attrs, parents, downloads)?;
+        let plan = copy::plan(
+            files,
+            &source,
+            &workdir,
+            &attrs,
+            parents,
+            downloads,
+            dest_root.as_deref(),
+        )?;
+        drop(dest_view);
         let descriptor = format!("{}\n{}\n{}", history, source_key, copy::describe(&plan));
         let key = key_of(&[&state.key, &descriptor]);
         let dest_dir = if files.dest.starts_with('/') {
@@ -967,12 +1117,15 @@ impl Engine<'_> {
             context: &self.ctx.root,
             secrets: &self.req.secrets,
             from_roots: &from_roots,
+            scratch: &self.tmp,
         };
-        let (mounts, secret_env, _held) = run::mounts(r, &sources)?;
+        let cwd = state.working_dir();
+        let (mounts, secret_env, _held) = run::mounts(r, &cwd, &sources)?;
         env.extend(secret_env);
         let user = resolve_user(&state.user(), root)?;
-        let cwd = state.working_dir();
-        let spec = run::spec(argv, env, cwd, user, network, mounts);
+        let mut spec = run::spec(argv, env, cwd, user, network, mounts);
+        spec.extra_hosts = self.req.add_hosts.clone();
+        spec.privileged = r.security == Some(kiln_dockerfile::Security::Insecure);
         let out = self
             .exec
             .run(&spec, root, &mut |line| self.progress.output(id, line))?;
@@ -1005,12 +1158,6 @@ impl Engine<'_> {
                 labels[k] = json!(v);
             }
         }
-        let env = state.env();
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            let mut env = env;
-            env.insert(0, DEFAULT_PATH.to_string());
-            state.cfg().insert("Env".into(), json!(env));
-        }
         state.config["created"] = json!(rfc3339(self.epoch));
         state
             .config
@@ -1023,11 +1170,22 @@ impl Engine<'_> {
         self.store.name_image(&entry, &self.req.tags)?;
         Ok(BuildResult {
             id: Digest::sha256(&bytes),
+            epoch: self.epoch,
             entry,
             config: bytes,
             layers: state.layers,
         })
     }
+}
+
+/// BuildKit's history line for COPY/ADD: the sources and destination as
+/// expanded, without the flags (`--chown`, `--chmod`, `--from`, …).
+fn copy_history(verb: &str, files: &kiln_dockerfile::Files) -> String {
+    let mut words = vec![verb.to_string()];
+    words.extend(files.inline.iter().map(|i| format!("<<{}", i.name)));
+    words.extend(files.sources.iter().cloned());
+    words.push(files.dest.clone());
+    format!("{} # buildkit", words.join(" "))
 }
 
 /// An error inside a step, as an error naming the step (and its line).

@@ -19,11 +19,14 @@
 //!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0), so
 //!   builds are reproducible by default.
 
+pub mod archive;
 pub mod context;
 pub mod copy;
 mod download;
 pub mod engine;
+pub mod epoch;
 mod error;
+mod gofmt;
 pub mod meta;
 pub mod prune;
 pub mod run;

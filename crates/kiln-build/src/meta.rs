@@ -1,12 +1,14 @@
 //! Instructions that only change the image config (no layer): ENV,
 //! LABEL, EXPOSE, VOLUME, USER, CMD, ENTRYPOINT, SHELL, STOPSIGNAL,
 //! HEALTHCHECK, ONBUILD, MAINTAINER, ARG. Each returns the history line
-//! BuildKit writes for it, or `None` when BuildKit writes none (ARG).
+//! BuildKit (docker 20.10's, v0.8) writes for it, in its exact form (Go's
+//! `%q`/`%v` of the values), or `None` when BuildKit writes none (ONBUILD).
 
 use kiln_dockerfile::scope::exposed_ports;
 use kiln_dockerfile::{Command, CommandLine, Healthcheck, StageScope};
 use serde_json::{json, Map, Value};
 
+use crate::gofmt;
 use crate::state::StageState;
 
 fn object<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
@@ -62,6 +64,9 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
                 exposed.insert(p.clone(), json!({}));
                 all.push(format!("{p}:{{}}"));
             }
+            // Go prints a map's keys sorted.
+            all.sort();
+            all.dedup();
             Some(format!("EXPOSE map[{}]", all.join(" ")))
         }
         Command::Volume(list) => {
@@ -82,8 +87,10 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
         Command::Cmd(line) => {
             let v = config_command(state, line);
             state.cfg().insert("Cmd".into(), json!(v));
+            // BuildKit v0.8 marks every CMD so.
+            state.cfg().insert("ArgsEscaped".into(), json!(true));
             state.cmd_set = true;
-            Some(format!("CMD {}", json!(v)))
+            Some(format!("CMD {}", gofmt::quote_list(&v)))
         }
         Command::Entrypoint(line) => {
             let v = config_command(state, line);
@@ -92,11 +99,11 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
             if !state.cmd_set {
                 state.cfg().remove("Cmd");
             }
-            Some(format!("ENTRYPOINT {}", json!(v)))
+            Some(format!("ENTRYPOINT {}", gofmt::quote_list(&v)))
         }
         Command::Shell(v) => {
             state.cfg().insert("Shell".into(), json!(v));
-            Some(format!("SHELL {}", json!(v)))
+            Some(format!("SHELL {}", gofmt::plain_list(v)))
         }
         Command::Healthcheck(h) => {
             let value = match h {
@@ -127,7 +134,7 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
                     m
                 }
             };
-            let text = value["Test"].to_string();
+            let text = healthcheck_history(&value);
             state.cfg().insert("Healthcheck".into(), value);
             Some(format!("HEALTHCHECK {text}"))
         }
@@ -140,13 +147,37 @@ pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) 
             if let Some(a) = list.as_array_mut() {
                 a.push(json!(o.expression));
             }
-            Some(format!("ONBUILD {}", o.expression))
+            None
         }
         Command::Maintainer(m) => {
             state.config["author"] = json!(m);
             Some(format!("MAINTAINER {m}"))
         }
-        Command::Arg(_) => None,
+        Command::Arg(decls) => {
+            let words: Vec<String> = decls
+                .iter()
+                .map(|d| match &d.default {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name.clone(),
+                })
+                .collect();
+            Some(format!("ARG {}", words.join(" ")))
+        }
         Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir(_) => None,
     }
+}
+
+/// `%q` of BuildKit's `*HealthConfig` (Test, Interval, Timeout,
+/// StartPeriod, Retries): `&{["CMD-SHELL" "x"] "5s" "0s" "0s" '\x02'}`.
+fn healthcheck_history(value: &Value) -> String {
+    let test: Vec<String> = crate::state::strings(&value["Test"]);
+    let ns = |k: &str| value[k].as_i64().unwrap_or(0);
+    format!(
+        "&{{{} {} {} {} {}}}",
+        gofmt::quote_list(&test),
+        gofmt::quote(&gofmt::duration(ns("Interval"))),
+        gofmt::quote(&gofmt::duration(ns("Timeout"))),
+        gofmt::quote(&gofmt::duration(ns("StartPeriod"))),
+        gofmt::quote_rune(value["Retries"].as_i64().unwrap_or(0)),
+    )
 }

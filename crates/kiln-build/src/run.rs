@@ -79,14 +79,57 @@ pub struct MountSources<'a> {
     pub secrets: &'a BTreeMap<String, PathBuf>,
     /// Mounted roots of stages/images named by `from=`.
     pub from_roots: &'a BTreeMap<String, PathBuf>,
+    /// Scratch space for what a mount needs made on the host: writable
+    /// copies of bind sources, secret files with their mode and owner.
+    pub scratch: &'a Path,
 }
 
-/// What must live as long as the RUN: cache-mount locks and private
-/// cache directories.
+/// What must live as long as the RUN: cache-mount locks, private cache
+/// directories, copies made for writable binds and secret files.
 #[derive(Default)]
 pub struct Held {
     _locks: Vec<std::fs::File>,
-    _private: Vec<tempfile::TempDir>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// Where a mount appears in the container. Bind, cache and tmpfs targets
+/// that are empty or relative resolve against the working directory, as
+/// BuildKit does (`convert_runmount.go`), and may not be `/`. Secret and
+/// ssh targets are absolute already (the parser gives their defaults).
+pub fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<String> {
+    match m.kind {
+        MountKind::Secret | MountKind::Ssh => Ok(if m.target.is_empty() {
+            String::new()
+        } else {
+            crate::copy::clean_abs(&m.target)
+        }),
+        MountKind::Bind | MountKind::Cache | MountKind::Tmpfs => {
+            let target = if m.target.starts_with('/') {
+                crate::copy::clean_abs(&m.target)
+            } else {
+                crate::copy::clean_abs(&format!("{cwd}/{}", m.target))
+            };
+            if target == "/" {
+                return Err(BuildError::Invalid(format!(
+                    "invalid mount target {target:?}: a mount cannot cover the root; give target=PATH"
+                )));
+            }
+            Ok(target)
+        }
+    }
+}
+
+/// Go's `path.Clean` for a cache id: BuildKit's default id is the target
+/// as written, cleaned (so `target=.cache` and `target=/x/.cache` differ).
+fn clean_id(target: &str) -> String {
+    if target.starts_with('/') {
+        return crate::copy::clean_abs(target);
+    }
+    let cleaned = crate::copy::clean_abs(target);
+    match cleaned.trim_start_matches('/') {
+        "" => ".".to_string(),
+        rest => rest.to_string(),
+    }
 }
 
 /// The extra mounts of a RUN, the environment variables secret mounts
@@ -95,20 +138,30 @@ pub struct Held {
 /// Cache mounts follow `sharing`: `shared` (default) lets concurrent steps
 /// use the directory together, `locked` waits for an exclusive lock,
 /// `private` uses a fresh empty directory when another step holds it.
-pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec<String>, Held)> {
+pub fn mounts(
+    run: &Run,
+    cwd: &str,
+    src: &MountSources<'_>,
+) -> Result<(Vec<ExtraMount>, Vec<String>, Held)> {
     let mut out = Vec::new();
     let mut env = Vec::new();
     let mut held = Held::default();
+    let scratch = |held: &mut Held, what: &str| -> Result<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix(what)
+            .tempdir_in(src.scratch)
+            .map_err(io("create scratch directory in", src.scratch))?;
+        let path = dir.path().to_path_buf();
+        held._dirs.push(dir);
+        Ok(path)
+    };
     for m in &run.mounts {
-        let target = if m.target.starts_with('/') || m.target.is_empty() {
-            m.target.clone()
-        } else {
-            format!("/{}", m.target)
-        };
+        let target = mount_target(m, cwd)?;
         match m.kind {
             MountKind::Cache => {
-                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let id = m.id.clone().unwrap_or_else(|| clean_id(&m.target));
                 let mut dir = src.cache_dir.join(crate::state::key_of(&[&id]));
+                let fresh = !dir.exists();
                 std::fs::create_dir_all(&dir).map_err(io("create cache mount", &dir))?;
                 let lock_path = dir.with_extension("lock");
                 let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
@@ -126,21 +179,20 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
                                 .tempdir_in(src.cache_dir)
                                 .map_err(io("create private cache in", src.cache_dir))?;
                             dir = private.path().to_path_buf();
-                            held._private.push(private);
+                            held._dirs.push(private);
                         }
                     }
                     _ => {}
                 }
-                if let Some(mode) = m.mode {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
-                }
-                if m.uid.is_some() || m.gid.is_some() {
-                    let _ = rustix::fs::chown(
+                // BuildKit: any of mode/uid/gid makes the cache directory
+                // with all three (defaults 0755, 0, 0).
+                if fresh && (m.mode.is_some() || m.uid.is_some() || m.gid.is_some()) {
+                    set_owner_mode(
                         &dir,
-                        m.uid.map(rustix::fs::Uid::from_raw),
-                        m.gid.map(rustix::fs::Gid::from_raw),
-                    );
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o755),
+                    )?;
                 }
                 out.push(ExtraMount::Bind {
                     source: dir,
@@ -160,19 +212,25 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
                     None => src.context.to_path_buf(),
                 };
                 let rel = m.source.clone().unwrap_or_default();
-                let source = crate::copy::resolve_in_root(&base, &rel);
+                let mut source = crate::copy::resolve_in_root(&base, &rel);
                 if !source.exists() {
                     return Err(BuildError::Invalid(format!(
                         "--mount type=bind source={rel:?}: not found in {}",
                         m.from.as_deref().unwrap_or("the build context")
                     )));
                 }
-                // A writable bind of the context would change the user's
-                // files: BuildKit discards such writes, kiln refuses them.
+                // A writable bind lets the step write, but BuildKit throws
+                // the writes away: the step writes to a copy, so the
+                // context and the source stage stay as they were.
+                if !m.readonly {
+                    let copy = scratch(&mut held, "rw-bind")?.join("src");
+                    copy_tree(&source, &copy)?;
+                    source = copy;
+                }
                 out.push(ExtraMount::Bind {
                     source,
                     target,
-                    readonly: m.readonly || m.from.is_none(),
+                    readonly: m.readonly,
                 });
             }
             MountKind::Secret => {
@@ -185,8 +243,33 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
                             env.push(format!("{var}={}", value.trim_end_matches('\n')));
                         }
                         if !target.is_empty() {
+                            // BuildKit's secret file: mode 0400 (or mode=),
+                            // owned by uid/gid (default root), whatever the
+                            // host file's own mode.
+                            // In memory when the host has /dev/shm: a secret
+                            // should never reach a disk.
+                            let shm = Path::new("/dev/shm");
+                            let dir = if shm.is_dir() {
+                                let d = tempfile::Builder::new()
+                                    .prefix("kiln-secret")
+                                    .tempdir_in(shm)
+                                    .map_err(io("create secret directory in", shm))?;
+                                let p = d.path().to_path_buf();
+                                held._dirs.push(d);
+                                p
+                            } else {
+                                scratch(&mut held, "secret")?
+                            };
+                            let copy = dir.join("secret");
+                            std::fs::copy(path, &copy).map_err(io("read secret", path))?;
+                            set_owner_mode(
+                                &copy,
+                                m.uid.unwrap_or(0),
+                                m.gid.unwrap_or(0),
+                                m.mode.unwrap_or(0o400),
+                            )?;
                             out.push(ExtraMount::Bind {
-                                source: path.clone(),
+                                source: copy,
                                 target,
                                 readonly: true,
                             });
@@ -212,6 +295,35 @@ pub fn mounts(run: &Run, src: &MountSources<'_>) -> Result<(Vec<ExtraMount>, Vec
     Ok((out, env, held))
 }
 
+fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io("set the mode of", path))?;
+    rustix::fs::chown(
+        path,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| io("set the owner of", path)(e.into()))
+}
+
+/// `cp -a`: the writable copy of a bind source keeps owners, modes and
+/// links as they are (coreutils does this right; reflinks where possible).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let out = std::process::Command::new("cp")
+        .args(["-a", "--reflink=auto", "--no-target-directory"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(io("run cp for", to))?;
+    if !out.status.success() {
+        return Err(io("copy a writable bind source to", to)(
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ));
+    }
+    Ok(())
+}
+
 pub fn spec(
     argv: Vec<String>,
     env: Vec<String>,
@@ -228,5 +340,7 @@ pub fn spec(
         network,
         hostname: "buildkitsandbox".into(),
         mounts,
+        extra_hosts: Vec::new(),
+        privileged: false,
     }
 }

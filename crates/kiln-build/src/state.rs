@@ -59,7 +59,8 @@ impl StageState {
         let mut config = json!({
             "architecture": architecture,
             "os": os,
-            "config": {},
+            // BuildKit's empty image: PATH set and `/` as working directory.
+            "config": {"Env": [DEFAULT_PATH], "WorkingDir": "/"},
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });

@@ -135,8 +135,8 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error
         let mut joined = String::new();
         let mut line = trimmed;
         loop {
-            let body = line.trim_end();
-            match body.strip_suffix(escape) {
+            let body = line.trim_end_matches([' ', '\t', '\r']);
+            match continued(body, escape) {
                 Some(cont) => {
                     joined.push_str(cont);
                     // Next non-blank, non-comment line continues it.
@@ -265,6 +265,14 @@ pub(crate) fn heredoc_marker(word: &str, escape: char) -> Option<(String, bool, 
     Some((name.clone(), name != rest, strip_tabs))
 }
 
+/// The line without its continuation character, if it ends in one.
+/// BuildKit's rule: the escape character ends the line and is not itself
+/// escaped (`foo\\` ends in a literal backslash and does not continue).
+fn continued(body: &str, escape: char) -> Option<&str> {
+    let rest = body.strip_suffix(escape)?;
+    (!rest.ends_with(escape)).then_some(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +328,21 @@ mod tests {
         let all = logical_lines(text).unwrap().1;
         assert_eq!(all[1].span, Span { line: 2, col: 1 });
         assert_eq!(all[2].span.line, 8);
+    }
+
+    #[test]
+    fn an_escaped_escape_at_the_end_does_not_continue() {
+        // BuildKit's continuation rule: `\\` at the end is a literal
+        // backslash, so the next line is an instruction of its own.
+        let text = "FROM x\nENV C trailing\\\\backslash\\\\\nRUN true \\ \n  && echo\n";
+        assert_eq!(
+            lines(text),
+            [
+                ("FROM".into(), "x".into()),
+                ("ENV".into(), "C trailing\\\\backslash\\\\".into()),
+                ("RUN".into(), "true   && echo".into()),
+            ]
+        );
     }
 
     #[test]

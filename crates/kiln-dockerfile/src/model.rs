@@ -137,7 +137,9 @@ pub struct Mount {
     #[serde(rename = "type")]
     pub kind: MountKind,
     /// Where it appears in the container. Secrets default to
-    /// `/run/secrets/<id>`, ssh to `/run/buildkit/ssh_agent.0`.
+    /// `/run/secrets/<id>`, ssh to `/run/buildkit/ssh_agent.0`; a bind,
+    /// cache or tmpfs target that is empty or relative is resolved against
+    /// the step's working directory when it runs.
     pub target: String,
     /// Path in the source (`from` stage or image, or the context).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -97,16 +97,21 @@ pub fn parse_mount(
             other => return Err(format!("unexpected key {other:?} in --mount={text}")),
         }
     }
-    // Which options make sense for which type, and the defaults.
+    // Which options make sense for which type (BuildKit's
+    // `instructions/commands_runmount.go`: options it ignores for a type
+    // are accepted, options it refuses are refused), and the defaults
+    // (`dockerfile2llb/convert_runmount.go`, `convert_secrets.go`,
+    // `convert_ssh.go`).
     let allowed: &[&str] = match kind {
-        MountKind::Bind => &["target", "source", "from", "readonly"],
+        MountKind::Bind => &["target", "source", "from", "readonly", "id"],
         MountKind::Cache => &[
             "target", "source", "from", "readonly", "id", "sharing", "mode", "uid", "gid",
         ],
-        MountKind::Tmpfs => &["target", "size"],
-        MountKind::Secret | MountKind::Ssh => {
-            &["target", "id", "mode", "uid", "gid", "required", "env"]
-        }
+        MountKind::Tmpfs => &["target", "size", "readonly", "from", "id"],
+        MountKind::Secret => &[
+            "target", "id", "source", "mode", "uid", "gid", "required", "env", "readonly",
+        ],
+        MountKind::Ssh => &["target", "id", "mode", "uid", "gid", "required", "readonly"],
     };
     let used = [
         ("source", m.source.is_some()),
@@ -124,23 +129,37 @@ pub fn parse_mount(
         .iter()
         .find(|(name, set)| *set && !allowed.contains(name))
     {
-        return Err(format!(
-            "mount option {name:?} does not apply to type={}",
-            kind_name(kind)
-        ));
+        return Err(match (kind, *name) {
+            (MountKind::Ssh, "source") => "ssh does not support source".to_string(),
+            _ => format!(
+                "mount option {name:?} does not apply to type={}",
+                kind_name(kind)
+            ),
+        });
     }
     match kind {
         MountKind::Secret => {
+            // `source` is another name for the secret's id.
+            if m.source.is_some() && m.id.is_some() {
+                return Err("secret mount: both source and id can't be set; use id=ID".into());
+            }
+            if let Some(src) = m.source.take() {
+                m.id = Some(src);
+            }
             if m.id.is_none() {
                 // BuildKit: the id defaults to the target's file name.
                 let base = m.target.rsplit('/').next().unwrap_or("").to_string();
                 if base.is_empty() {
-                    return Err("secret mount needs id=ID or target=PATH".into());
+                    return Err(
+                        "invalid secret mount: one of id, source or target is required".into(),
+                    );
                 }
                 m.id = Some(base);
             }
             if m.target.is_empty() && m.env.is_none() {
-                m.target = format!("/run/secrets/{}", m.id.as_deref().unwrap_or_default());
+                let id = m.id.as_deref().unwrap_or_default();
+                let base = id.rsplit('/').next().unwrap_or(id);
+                m.target = format!("/run/secrets/{base}");
             }
             m.readonly = true;
         }
@@ -154,10 +173,9 @@ pub fn parse_mount(
         MountKind::Cache => {
             m.sharing.get_or_insert(Sharing::Shared);
         }
-        _ => {}
-    }
-    if m.target.is_empty() && m.env.is_none() {
-        return Err(format!("mount type={} needs target=PATH", kind_name(kind)));
+        // An empty target is the working directory, resolved when the
+        // step runs (BuildKit refuses it only when that is `/`).
+        MountKind::Bind | MountKind::Tmpfs => {}
     }
     Ok(m)
 }
@@ -240,6 +258,16 @@ mod tests {
         let s = mount("type=secret,id=tok,env=TOKEN").unwrap();
         assert_eq!((s.target.as_str(), s.env.as_deref()), ("", Some("TOKEN")));
         assert_eq!(mount("type=ssh").unwrap().id.as_deref(), Some("default"));
+        // BuildKit's defaults: no target means the working directory (the
+        // build resolves it); `source` names a secret's id.
+        assert_eq!(mount("type=cache").unwrap().target, "");
+        assert_eq!(mount("type=bind,source=go.mod").unwrap().target, "");
+        let s = mount("type=secret,source=aws").unwrap();
+        assert_eq!(
+            (s.id.as_deref(), s.target.as_str()),
+            (Some("aws"), "/run/secrets/aws")
+        );
+        assert!(!mount("type=tmpfs,ro=false").unwrap().readonly);
         assert_eq!(
             mount("type=tmpfs,target=/t,size=64m").unwrap().size,
             Some(64 << 20)
@@ -254,13 +282,15 @@ mod tests {
     fn bad_mounts_say_why() {
         for (text, want) in [
             ("type=nfs,target=/x", "unsupported mount type \"nfs\""),
-            ("type=cache", "needs target=PATH"),
+            ("type=secret,id=a,source=b", "both source and id"),
+            ("type=ssh,source=x", "ssh does not support source"),
+            (
+                "type=bind,target=/x,required",
+                "does not apply to type=bind",
+            ),
             ("type=cache,target=/x,sharing=all", "unsupported sharing"),
             ("type=cache,target=/x,foo=bar", "unexpected key \"foo\""),
-            (
-                "type=tmpfs,target=/x,from=a",
-                "does not apply to type=tmpfs",
-            ),
+            ("type=tmpfs,target=/x,uid=1", "does not apply to type=tmpfs"),
             ("type=cache,target=/x,mode=999", "invalid mode"),
             ("type=bind,target=/x,ro=maybe", "use true or false"),
             ("type=bind,target=\"/x", "unterminated quote"),

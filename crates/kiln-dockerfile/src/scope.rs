@@ -268,6 +268,26 @@ impl<'a> StageScope<'a> {
         out
     }
 
+    /// The `NAME=VALUE` list BuildKit writes in a RUN's history line
+    /// (`RUN |2 A= B=two …`): every ARG the stage declared, in order, an
+    /// unset one as `NAME=`, the value an ENV of the same name gave it
+    /// winning. Proxy variables not declared as ARGs are left out.
+    pub fn run_history_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|(k, v)| {
+                let value = self
+                    .env
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.as_str())
+                    .or(v.as_deref())
+                    .unwrap_or("");
+                format!("{k}={value}")
+            })
+            .collect()
+    }
+
     fn word(&self, span: Span, what: &str, w: &str) -> Result<String, Error> {
         expand_word(w, self, self.escape).map_err(|e| expand_err(span, what, e))
     }

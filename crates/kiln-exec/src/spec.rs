@@ -40,6 +40,13 @@ pub struct ProcessSpec {
     pub network: Network,
     pub hostname: String,
     pub mounts: Vec<ExtraMount>,
+    /// `--add-host NAME:IP` lines appended to `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `RUN --security=insecure` (with `--allow security.insecure`): every
+    /// capability, no seccomp filter, no masked paths, writable `/sys`,
+    /// all device access allowed — BuildKit's insecure mode, close to
+    /// docker's `--privileged` (host device nodes are not mounted).
+    pub privileged: bool,
 }
 
 /// Paths the runtime mounts over (and may create as empty mountpoints in
@@ -72,6 +79,48 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
+];
+
+/// Every capability (privileged steps), as the kernel headers name them.
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
 ];
 
 impl ProcessSpec {
@@ -133,6 +182,40 @@ impl ProcessSpec {
                 }
             });
         }
+        let caps: Vec<&str> = if self.privileged {
+            ALL_CAPS.to_vec()
+        } else {
+            DEFAULT_CAPS.to_vec()
+        };
+        let mut linux = json!({
+            "namespaces": namespaces,
+            "seccomp": seccomp::default_profile(),
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ],
+            "devices": [],
+        });
+        if self.privileged {
+            if let Some(l) = linux.as_object_mut() {
+                l.remove("seccomp");
+                l.insert("maskedPaths".into(), json!([]));
+                l.insert("readonlyPaths".into(), json!([]));
+                l.insert(
+                    "resources".into(),
+                    json!({"devices": [{"allow": true, "access": "rwm"}]}),
+                );
+            }
+            for m in &mut mounts {
+                if m["destination"] == "/sys" {
+                    m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+                }
+            }
+        }
         json!({
             "ociVersion": "1.0.2",
             "process": {
@@ -146,28 +229,16 @@ impl ProcessSpec {
                 "env": self.env(),
                 "cwd": if self.cwd.is_empty() { "/" } else { &self.cwd },
                 "capabilities": {
-                    "bounding": DEFAULT_CAPS,
-                    "effective": DEFAULT_CAPS,
-                    "permitted": DEFAULT_CAPS,
+                    "bounding": caps,
+                    "effective": caps,
+                    "permitted": caps,
                 },
-                "noNewPrivileges": true,
+                "noNewPrivileges": !self.privileged,
             },
             "root": {"path": rootfs, "readonly": false},
             "hostname": self.hostname,
             "mounts": mounts,
-            "linux": {
-                "namespaces": namespaces,
-                "seccomp": seccomp::default_profile(),
-                "maskedPaths": [
-                    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                    "/sys/firmware", "/sys/devices/virtual/powercap"
-                ],
-                "readonlyPaths": [
-                    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-                ],
-                "devices": [],
-            },
+            "linux": linux,
         })
     }
 
@@ -182,13 +253,16 @@ impl ProcessSpec {
             resolv
         };
         vec![
-            (
-                "hosts",
-                format!(
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-                    self.hostname
-                ),
-            ),
+            ("hosts", {
+                let mut hosts = format!(
+                        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+                        self.hostname
+                    );
+                for (name, ip) in &self.extra_hosts {
+                    hosts.push_str(&format!("{ip}\t{name}\n"));
+                }
+                hosts
+            }),
             ("resolv.conf", resolv),
             ("hostname", format!("{}\n", self.hostname)),
         ]

@@ -46,6 +46,8 @@ fn sh(exec: &Executor, rootfs: &Path, script: &str, f: impl FnOnce(&mut ProcessS
         network: Network::Host,
         hostname: "buildhost".into(),
         mounts: Vec::new(),
+        extra_hosts: Vec::new(),
+        privileged: false,
     };
     f(&mut spec);
     let mut lines = Vec::new();

@@ -62,7 +62,22 @@ pub struct Args {
     /// An OCI runtime binary to run RUN steps with (e.g. runc) instead of the built-in one
     #[arg(long)]
     runtime: Option<PathBuf>,
-    /// The build context: a directory, or "-" for a tar archive on standard input
+    /// Always pull FROM images from their registry, even when the store has them
+    #[arg(long)]
+    pull: bool,
+    /// Add a line to /etc/hosts of RUN steps: HOST:IP (repeatable)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_hosts: Vec<String>,
+    /// Allow extra privileges: security.insecure (RUN --security=insecure), network.host
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
+    /// Remove intermediate containers (always: kiln keeps none; accepted for docker's scripts)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    rm: bool,
+    /// Always remove intermediate containers (always: kiln keeps none)
+    #[arg(long)]
+    force_rm: bool,
+    /// The build context: a directory; "-" reads a tar archive (plain, gzip, bzip2, xz, zstd) or a lone Dockerfile from standard input
     context: String,
     /// How base images missing from the store are pulled
     #[command(flatten)]
@@ -158,25 +173,70 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if !matches!(args.progress.as_str(), "auto" | "plain" | "tty") {
         bail!("--progress {}: use auto, plain or tty", args.progress);
     }
-    // The context: a directory, or a tar on stdin unpacked to a temp dir.
-    let stdin_context;
-    let context_dir: PathBuf = if args.context == "-" {
+    let mut allow_insecure = false;
+    for a in &args.allow {
+        match a.as_str() {
+            "security.insecure" => allow_insecure = true,
+            // kiln's RUN steps use the host's network unless told otherwise.
+            "network.host" => {}
+            other => bail!("--allow {other}: use security.insecure or network.host"),
+        }
+    }
+    let add_hosts = args
+        .add_hosts
+        .iter()
+        .map(|h| add_host(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let _ = (args.rm, args.force_rm); // no intermediate containers to keep
+    let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
         }
-        stdin_context = tempfile::tempdir().context("create a directory for the context")?;
-        tar::Archive::new(std::io::stdin().lock())
-            .unpack(stdin_context.path())
-            .context("unpack the context from standard input")?;
-        stdin_context.path().to_path_buf()
-    } else {
-        let p = PathBuf::from(&args.context);
-        if !p.is_dir() {
-            bail!("context {}: not a directory", p.display());
+        let (dir, dockerfile) = stdin_context()?;
+        if dockerfile.is_some() && args.file.is_some() {
+            bail!("standard input holds a Dockerfile, not a context archive: -f cannot name another one; drop -f");
         }
-        p
+        (Some(dir), dockerfile)
+    } else {
+        if is_remote(&args.context) {
+            bail!(
+                "context {}: remote contexts (git repositories and URLs) are not supported yet; clone or download it and pass the directory",
+                args.context
+            );
+        }
+        (None, None)
+    };
+    let context_dir: PathBuf = match &stdin_context {
+        Some(dir) => dir.path().to_path_buf(),
+        None => {
+            let p = PathBuf::from(&args.context);
+            if !p.is_dir() {
+                bail!(
+                    "context {}: not a directory (a directory, or - for standard input)",
+                    p.display()
+                );
+            }
+            p
+        }
     };
     let (dockerfile, dockerfile_path) = match &args.file {
+        _ if stdin_dockerfile.is_some() => (
+            stdin_dockerfile.clone().unwrap_or_default(),
+            context_dir.join("Dockerfile"),
+        ),
+        // With a context archive, -f names a file inside it.
+        Some(f) if stdin_context.is_some() && f.as_os_str() != "-" => {
+            let inside = context_dir.join(f.strip_prefix("/").unwrap_or(f));
+            (
+                std::fs::read_to_string(&inside).with_context(|| {
+                    format!(
+                        "read {} from the context archive on standard input",
+                        f.display()
+                    )
+                })?,
+                inside,
+            )
+        }
         Some(f) if f.as_os_str() == "-" => {
             let mut s = String::new();
             std::io::stdin()
@@ -219,6 +279,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                 .context("find the kiln binary to run containers with")?,
         },
     };
+    let (source_date_epoch, epoch_source) = epoch(&args, &context_dir, stdin_context.is_some())?;
     let req = BuildRequest {
         dockerfile,
         context_dir,
@@ -243,6 +304,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                 variant: platform.variant.clone(),
             },
         )?),
+        source_date_epoch,
+        add_hosts,
+        allow_insecure,
+        always_pull: args.pull,
     };
     // The live view needs a terminal; without one, tty falls back to plain.
     let tty = args.progress != "plain" && std::io::stderr().is_terminal();
@@ -270,11 +335,94 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             result.id,
             t0.elapsed().as_secs_f64()
         );
+        eprintln!(
+            "#done dated {} ({}), from {}",
+            kiln_core::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(result.epoch)
+            ),
+            result.epoch,
+            epoch_source.describe()
+        );
         for t in &tags {
             eprintln!("#done naming to {}", t);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The build's timestamp: `SOURCE_DATE_EPOCH` from the environment or a
+/// build argument, else the commit time of a clean git context, else 0.
+fn epoch(
+    args: &Args,
+    context: &Path,
+    from_stdin: bool,
+) -> anyhow::Result<(Option<u64>, kiln_build::epoch::EpochSource)> {
+    use kiln_build::epoch::{git_commit_time, EpochSource};
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        let secs = v.trim().parse::<u64>().map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={v}: not a number of seconds since 1970")
+        })?;
+        return Ok((Some(secs), EpochSource::SourceDateEpoch));
+    }
+    if args.build_args.iter().any(|a| {
+        a.split_once('=')
+            .is_some_and(|(k, _)| k == "SOURCE_DATE_EPOCH")
+    }) {
+        // The engine reads (and checks) the build argument.
+        return Ok((None, EpochSource::SourceDateEpoch));
+    }
+    match (!from_stdin).then(|| git_commit_time(context)).flatten() {
+        Some(t) => Ok((Some(t), EpochSource::GitCommit)),
+        None => Ok((None, EpochSource::Zero)),
+    }
+}
+
+/// `--add-host HOST:IP` (or `HOST=IP`, as newer docker also takes).
+fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
+    let (host, ip) = spec
+        .split_once('=')
+        .or_else(|| spec.split_once(':'))
+        .ok_or_else(|| anyhow::anyhow!("--add-host {spec:?}: use HOST:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+        bail!("--add-host {spec:?}: use HOST:IP with an IPv4 or IPv6 address");
+    }
+    Ok((host.to_string(), ip.to_string()))
+}
+
+/// A context docker would fetch: a git repository or an http(s) URL.
+fn is_remote(context: &str) -> bool {
+    ["http://", "https://", "git://", "git@", "github.com/"]
+        .iter()
+        .any(|p| context.starts_with(p))
+}
+
+/// `kiln build -`: standard input is a context archive (plain tar or
+/// gzip, bzip2, xz, zstd), unpacked safely into a temporary directory, or
+/// a lone Dockerfile with an empty context, as docker decides from its
+/// first bytes.
+fn stdin_context() -> anyhow::Result<(tempfile::TempDir, Option<String>)> {
+    let dir = tempfile::tempdir().context("create a directory for the context")?;
+    let mut stdin = super::stdin_file()?;
+    let mut head = Vec::with_capacity(512);
+    (&mut stdin)
+        .take(512)
+        .read_to_end(&mut head)
+        .context("read the context from standard input")?;
+    if head.is_empty() {
+        bail!("standard input is empty: pipe a Dockerfile or a context archive into kiln build -");
+    }
+    let rest = std::io::Cursor::new(head.clone()).chain(stdin);
+    if kiln_build::archive::looks_like_archive(&head) {
+        kiln_build::archive::unpack_context(std::io::BufReader::new(rest), dir.path())
+            .context("unpack the context from standard input")?;
+        return Ok((dir, None));
+    }
+    let mut text = String::new();
+    std::io::BufReader::new(rest)
+        .read_to_string(&mut text)
+        .context("read the Dockerfile from standard input (it is not a tar archive either)")?;
+    Ok((dir, Some(text)))
 }
 
 /// `--output type=oci|docker,dest=FILE` or `type=local,dest=DIR`.

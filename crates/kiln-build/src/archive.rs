@@ -1,0 +1,55 @@
+//! Tar archives a build reads whole: ADD's local archives and a context
+//! sent on standard input (`kiln build - < ctx.tar.gz`). Both may be plain,
+//! gzip, bzip2, xz or zstd, as docker accepts them.
+
+use std::io::{BufRead, Read};
+use std::path::Path;
+
+use crate::error::{BuildError, Result};
+
+/// Whether the first bytes of a file are a tar archive docker would
+/// extract: compressed (gzip, zstd, bzip2, xz) or a plain ustar/GNU tar.
+pub fn looks_like_archive(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || (head.len() >= 262 && &head[257..262] == b"ustar")
+}
+
+/// The archive's tar stream, decompressed. gzip and zstd go through the
+/// layer engine's decoder; bzip2 and xz, which layers never use, are
+/// decoded here.
+pub fn decompressed<'a, R: BufRead + Send + 'a>(
+    mut r: R,
+    what: &str,
+) -> Result<Box<dyn Read + Send + 'a>> {
+    let head = r
+        .fill_buf()
+        .map_err(|e| BuildError::Invalid(format!("{what}: cannot read: {e}")))?
+        .to_vec();
+    Ok(if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        // lzma-rs decodes whole streams; these archives are read once.
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut r, &mut out)
+            .map_err(|e| BuildError::Invalid(format!("{what}: bad xz archive: {e}")))?;
+        Box::new(std::io::Cursor::new(out))
+    } else {
+        kiln_layer::decompress(r)?.1
+    })
+}
+
+/// Unpacks a build context archive into `dir` with the layer engine's
+/// safe apply: no entry lands outside `dir`, whatever its path or links.
+pub fn unpack_context<R: BufRead + Send>(r: R, dir: &Path) -> Result<()> {
+    let tar = decompressed(r, "the context archive")?;
+    kiln_layer::apply(
+        std::io::BufReader::with_capacity(1 << 20, tar),
+        dir,
+        &kiln_layer::ApplyOptions::for_current_user(),
+    )
+    .map_err(|e| BuildError::Invalid(format!("the context archive: {e}")))?;
+    Ok(())
+}
