@@ -584,6 +584,7 @@ impl Engine<'_> {
                 let descriptor = json!({
                     "run": argv, "env": env, "user": state.user(), "cwd": state.working_dir(),
                     "network": format!("{network:?}"), "mounts": format!("{:?}", run.mounts),
+                    "security": format!("{:?}", run.security), "hosts": self.req.add_hosts,
                     "from": self.mount_stage_keys(stage, run).map_err(|e| in_step(e, &fail))?,
                 })
                 .to_string();

@@ -81,8 +81,8 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability (privileged steps), as the kernel headers name them.
-pub const ALL_CAPS: &[&str] = &[
+/// Capabilities by bit number, as the kernel headers name them.
+const CAPS_BY_BIT: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
@@ -121,7 +121,31 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_WAKE_ALARM",
     "CAP_BLOCK_SUSPEND",
     "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// The capabilities a privileged step gets: every one this process may
+/// pass on (its bounding set), as containerd's `WithPrivileged` gives
+/// BuildKit's insecure steps. Asking for more fails the container's start
+/// where the host withholds some (sandboxes often drop CAP_SYS_RESOURCE).
+pub fn privileged_caps() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    CAPS_BY_BIT
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| *name)
+        .collect()
+}
 
 impl ProcessSpec {
     fn env(&self) -> Vec<String> {
@@ -183,7 +207,7 @@ impl ProcessSpec {
             });
         }
         let caps: Vec<&str> = if self.privileged {
-            ALL_CAPS.to_vec()
+            privileged_caps()
         } else {
             DEFAULT_CAPS.to_vec()
         };

@@ -3,6 +3,7 @@
 //! busybox-static binary (no registry is needed or reachable).
 #![allow(dead_code)]
 
+pub mod buildkit;
 pub mod http;
 pub mod registry;
 
