@@ -506,8 +506,11 @@ pub fn parse(src: &str) -> Result<Vec<Node>, Error> {
 
 type Items = std::vec::IntoIter<(Option<Act>, Option<String>, usize)>;
 
+/// The `{{else}}`/`{{end}}` that ended a block, and where.
+type Stop = Option<(Act, usize)>;
+
 /// Nodes up to an `{{else}}`/`{{end}}` (returned) or the end of input.
-fn block(src: &str, it: &mut Items) -> Result<(Vec<Node>, Option<(Act, usize)>), Error> {
+fn block(src: &str, it: &mut Items) -> Result<(Vec<Node>, Stop), Error> {
     let mut nodes = Vec::new();
     while let Some((act, text, at)) = it.next() {
         let Some(act) = act else {
