@@ -76,12 +76,11 @@ impl State<'_> {
                 .enumerate()
                 .map(|(i, e)| (Value::Int(i as i64), e.clone()))
                 .collect(),
-            Value::Map(m) => m
+            Value::Map(m) | Value::Object(m) => m
                 .iter()
                 .map(|(k, e)| (Value::Str(k.clone()), e.clone()))
                 .collect(),
             Value::Nil => Vec::new(),
-            Value::Int(n) => (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
             other => {
                 let c = &p.cmds[0];
                 return Err(exec_err(
@@ -197,7 +196,8 @@ impl State<'_> {
     fn fields(&self, mut v: Value, fields: &[String], a: &Arg) -> Result<Value, Error> {
         for f in fields {
             v = match v {
-                Value::Map(mut m) => match m.remove(f) {
+                Value::Map(mut m) => m.remove(f).unwrap_or(Value::Nil),
+                Value::Object(mut m) => match m.remove(f) {
                     Some(x) => x,
                     None => {
                         let alias = self.tmpl.aliases.iter().find(|(field, _)| field == f);

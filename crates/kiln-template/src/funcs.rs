@@ -74,7 +74,7 @@ pub(crate) fn call(s: &State<'_>, name: &str, args: &[Value]) -> Result<Value, F
             Value::Int(match &args[0] {
                 Value::Str(s) => s.len(),
                 Value::List(l) => l.len(),
-                Value::Map(m) => m.len(),
+                Value::Map(m) | Value::Object(m) => m.len(),
                 other => return Err(Fail::Call(format!("len of type {}", other.type_name()))),
             } as i64)
         }
@@ -156,7 +156,8 @@ pub(crate) fn call(s: &State<'_>, name: &str, args: &[Value]) -> Result<Value, F
             want(name, args, 3)?;
             let text = string(name, &args[0])?;
             let (pre, post) = (int(name, &args[1])?, int(name, &args[2])?);
-            let spaces = |n: i64| " ".repeat(n.max(0) as usize);
+            // Capped: a typo of a few digits must not exhaust memory.
+            let spaces = |n: i64| " ".repeat(n.clamp(0, 1 << 20) as usize);
             Value::Str(format!("{}{text}{}", spaces(pre), spaces(post)))
         }
         "truncate" => {
@@ -207,7 +208,9 @@ fn index(args: &[Value]) -> Result<Value, Fail> {
                 };
                 x.clone()
             }
-            (Value::Map(m), Value::Str(key)) => m.get(key).cloned().unwrap_or(Value::Nil),
+            (Value::Map(m) | Value::Object(m), Value::Str(key)) => {
+                m.get(key).cloned().unwrap_or(Value::Nil)
+            }
             (Value::Nil, _) => return Err(Fail::Call("index of untyped nil".into())),
             (other, k) => {
                 return Err(Fail::Call(format!(

@@ -93,6 +93,20 @@ fn errors_are_dockers() {
 }
 
 #[test]
+fn go_maps_give_no_value_for_missing_keys() {
+    let mut labels = Value::from_json(&json!({"a": "1"})).into_go_map();
+    assert_eq!(
+        Template::parse("{{.b}}|{{.a}}")
+            .unwrap()
+            .execute(&labels)
+            .unwrap(),
+        "<no value>|1"
+    );
+    labels = Value::from_json(&json!({"a": "1"}));
+    assert!(Template::parse("{{.b}}").unwrap().execute(&labels).is_err());
+}
+
+#[test]
 fn aliases_and_headers() {
     let t = Template::parse("{{.ID}} {{.Id}}")
         .unwrap()
@@ -112,4 +126,34 @@ fn tabwriter_like_go() {
         tabwrite("REPOSITORY\tTAG\tIMAGE ID\nbbtest\t1\t64635fb8ca71\n"),
         "REPOSITORY   TAG       IMAGE ID\nbbtest       1         64635fb8ca71\n"
     );
+}
+
+/// Templates come from the command line: whatever is typed, the engine
+/// answers with text or an error, never a panic.
+#[test]
+fn arbitrary_templates_never_panic() {
+    const PIECES: [&str; 28] = [
+        "{{", "}}", "{{-", "-}}", " ", ".", ".A", ".L", "$", "$x", ":=", "=", "|", "(", ")", "\"s",
+        "\"", "`", "if", "else", "end", "range", "with", "index", "len", "json", "1", "/*",
+    ];
+    let data = Value::from_json(&json!({"A": "a", "L": [1, 2], "M": {"k": null}}));
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let mut t = String::new();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed % 12) as usize;
+        let mut r = seed;
+        for _ in 0..n {
+            t.push_str(PIECES[(r % PIECES.len() as u64) as usize]);
+            r /= PIECES.len() as u64;
+            if r == 0 {
+                r = seed.rotate_left(17);
+            }
+        }
+        if let Ok(tmpl) = Template::parse(&t) {
+            let _ = tmpl.execute(&data);
+        }
+    }
 }

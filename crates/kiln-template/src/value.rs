@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 
-/// Data a template runs on. Maps are docker's JSON documents (a missing key
-/// is an error, as in `docker inspect`'s fallback with `missingkey=error`);
-/// structs are docker's formatter contexts (a missing field is "can't
-/// evaluate field").
+/// Data a template runs on. Three kinds of records, because docker's
+/// templates meet three: a JSON document's objects ([`Value::Object`]: a
+/// missing key is an error, as in `docker inspect`'s fallback with
+/// `missingkey=error`), Go maps ([`Value::Map`]: labels and the like; a
+/// missing key is `<no value>`), and docker's formatter contexts
+/// ([`Value::Struct`]: a missing field is "can't evaluate field").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// JSON `null` or Go's `nil`: prints `<no value>` at top level.
@@ -16,7 +18,10 @@ pub enum Value {
     Float(f64),
     Str(String),
     List(Vec<Value>),
+    /// A Go map: a missing key gives [`Value::Nil`].
     Map(BTreeMap<String, Value>),
+    /// A JSON object standing for a Go struct: a missing key is an error.
+    Object(BTreeMap<String, Value>),
     /// A Go struct: its type name (for error messages) and ordered fields.
     Struct {
         type_name: &'static str,
@@ -25,7 +30,7 @@ pub enum Value {
 }
 
 impl Value {
-    /// A JSON document as template data: objects become maps.
+    /// A JSON document as template data: objects become [`Value::Object`]s.
     pub fn from_json(v: &serde_json::Value) -> Value {
         use serde_json::Value as J;
         match v {
@@ -37,11 +42,20 @@ impl Value {
             },
             J::String(s) => Value::Str(s.clone()),
             J::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
-            J::Object(o) => Value::Map(
+            J::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, v)| (k.clone(), Value::from_json(v)))
                     .collect(),
             ),
+        }
+    }
+
+    /// An object as a Go map (a missing key is `<no value>`, not an
+    /// error); anything else unchanged.
+    pub fn into_go_map(self) -> Value {
+        match self {
+            Value::Object(m) => Value::Map(m),
+            other => other,
         }
     }
 
@@ -65,7 +79,7 @@ impl Value {
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
-            Value::Map(m) => !m.is_empty(),
+            Value::Map(m) | Value::Object(m) => !m.is_empty(),
             Value::Struct { .. } => true,
         }
     }
@@ -79,7 +93,7 @@ impl Value {
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
             Value::List(_) => "[]interface {}",
-            Value::Map(_) => "map[string]interface {}",
+            Value::Map(_) | Value::Object(_) => "map[string]interface {}",
             Value::Struct { type_name, .. } => type_name,
         }
     }
@@ -110,9 +124,11 @@ impl Value {
                 }
                 out.push(']');
             }
-            Value::Map(_) | Value::Struct { .. } => {
+            Value::Map(_) | Value::Object(_) | Value::Struct { .. } => {
                 let entries: BTreeMap<&str, &Value> = match self {
-                    Value::Map(m) => m.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                    Value::Map(m) | Value::Object(m) => {
+                        m.iter().map(|(k, v)| (k.as_str(), v)).collect()
+                    }
                     Value::Struct { fields, .. } => {
                         fields.iter().map(|(k, v)| (k.as_str(), v)).collect()
                     }
@@ -160,7 +176,7 @@ impl fmt::Display for Value {
                 }
                 f.write_char(']')
             }
-            Value::Map(m) => {
+            Value::Map(m) | Value::Object(m) => {
                 f.write_str("map[")?;
                 for (i, (k, v)) in m.iter().enumerate() {
                     if i > 0 {

@@ -215,6 +215,9 @@ fn inspect_templates_print_like_go() {
     assert_eq!(t("{{.Id}}"), id);
     assert_eq!(t("{{.ID}}"), id);
     assert_eq!(t("{{index .Config.Labels \"team\"}}"), "core");
+    // Labels is a Go map in docker: a missing key is <no value>, while a
+    // missing struct field is an error (below).
+    assert_eq!(t("{{.Config.Labels.nope}}"), "<no value>");
     assert_eq!(t("{{range .Config.Env}}{{println .}}{{end}}"), "A=1\nB=2");
     assert_eq!(
         t("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"),
@@ -286,6 +289,8 @@ fn inspect_and_images_templates_match_docker() {
         "{{.Os}}/{{.Architecture}}",
         "{{len .RootFS.Layers}} {{.RootFS.Type}}",
         "{{range .Config.Env}}{{println .}}{{end}}",
+        "{{.Config.Labels.nope}}",
+        "{{.Config.User}}|{{.Config.Tty}}",
     ];
     // Not .Size: docker counts file bytes, kiln the layer tars' bytes.
     let images_templates = [

@@ -137,15 +137,30 @@ const CONFIG_FIELDS: [(&str, Value); 25] = [
     ("Shell", Value::Null),
 ];
 
+/// Fields of docker's Config that are Go maps: a missing key in them is
+/// `<no value>` (`{{.Config.Labels.nope}}`), not an error.
+const CONFIG_MAPS: [&str; 3] = ["Labels", "ExposedPorts", "Volumes"];
+
 /// The document as template data, with docker's Config fields filled in.
 fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
+    use kiln_template::Value as T;
     let mut v = serde_json::to_value(doc)?;
     if let Some(config) = v.get_mut("Config").and_then(Value::as_object_mut) {
         for (k, zero) in CONFIG_FIELDS {
             config.entry(k).or_insert(zero);
         }
     }
-    Ok(kiln_template::Value::from_json(&v))
+    let mut view = T::from_json(&v);
+    if let T::Object(top) = &mut view {
+        if let Some(T::Object(config)) = top.get_mut("Config") {
+            for key in CONFIG_MAPS {
+                if let Some(m) = config.remove(key) {
+                    config.insert(key.to_string(), m.into_go_map());
+                }
+            }
+        }
+    }
+    Ok(view)
 }
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
