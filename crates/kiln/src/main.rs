@@ -18,6 +18,8 @@ use kiln_store::Store;
 #[command(
     name = "kiln",
     version,
+    // Like docker: `kiln` (or `kiln image`) alone prints help, exit 0.
+    arg_required_else_help = true,
     about = "Build, store, move and run container images. No daemon."
 )]
 struct Cli {
@@ -49,7 +51,7 @@ enum Command {
     /// Remove images
     Rmi(commands::rmi::Args),
     /// Manage images
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Image(ImageCommand),
     /// Show low-level information about images (JSON)
     Inspect(commands::inspect::Args),
@@ -60,15 +62,15 @@ enum Command {
     /// Load images from a tar archive
     Load(commands::load::Args),
     /// Manage the store
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     System(SystemCommand),
     /// Work with layers directly: create, apply, diff
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Layer(commands::layer::Command),
     /// Build an image from a Dockerfile and a context
     Build(Box<commands::build::Args>),
     /// Manage the build cache
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Builder(commands::builder::Command),
     /// Download an image from a registry
     Pull(commands::pull::Args),
@@ -81,7 +83,7 @@ enum Command {
     /// Copy an image between registries, layouts, archives and the store
     Copy(commands::copy::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Dockerfile(commands::dockerfile::Command),
     /// Show the version, the store and the container runtimes found
     Version(commands::version::Args),
@@ -201,7 +203,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     // Printing fails only when stdout/stderr are gone; nothing to tell then.
     let _ = e.print();
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
         _ => ExitCode::from(125),
     }
 }

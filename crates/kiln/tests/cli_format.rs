@@ -557,6 +557,18 @@ fn usage_errors_exit_125() {
         let out = k.run(ok);
         assert_eq!(out.status.code(), Some(0), "{ok:?}");
     }
+    // A command group alone prints its help, exit 0, as docker's do.
+    let out = k.run(&["image"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Manage images") && text.contains("remove"),
+        "{text}"
+    );
     // Runtime errors stay 1.
     k.fails(&["inspect", "nothere"]);
 
