@@ -316,21 +316,17 @@ impl ActionParser<'_> {
     fn command(&mut self) -> Result<Cmd, Error> {
         let start = self.toks.get(self.i).map_or(self.end, |t| t.1);
         let mut args = Vec::new();
-        let mut last = start;
         while let Some(t) = self.peek() {
             if matches!(t, Tok::Pipe | Tok::RParen) {
                 break;
             }
-            let arg = self.operand()?;
-            last = self.toks.get(self.i - 1).map_or(self.end, |t| t.1 + 1);
-            args.push(arg);
+            args.push(self.operand()?);
         }
         let text = args
             .iter()
             .map(|a| a.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let _ = last;
         Ok(Cmd {
             args,
             text,

@@ -23,6 +23,24 @@ fn prints_like_go() {
 }
 
 #[test]
+fn durations_like_go() {
+    for (n, want) in [
+        (0, "0s"),
+        (30_000_000_000, "30s"),
+        (90_000_000_000, "1m30s"),
+        (3_600_000_000_000, "1h0m0s"),
+        (1_500_000_000, "1.5s"),
+        (1_500_000, "1.5ms"),
+        (2_000, "2µs"),
+        (7, "7ns"),
+        (-30_000_000_000, "-30s"),
+    ] {
+        assert_eq!(Value::Duration(n).to_string(), want);
+    }
+    assert_eq!(Value::Duration(30_000_000_000).to_json(), "30000000000");
+}
+
+#[test]
 fn functions_builtin_and_docker() {
     let doc =
         json!({"L": ["x", "y"], "M": {"k": "v"}, "S": "a b-c", "Cmd": ["sh", "-c", "a && b"]});

@@ -16,6 +16,9 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// A Go `time.Duration` in nanoseconds: prints as Go does (`1m30s`),
+    /// marshals to JSON as the number.
+    Duration(i64),
     Str(String),
     List(Vec<Value>),
     /// A Go map: a missing key gives [`Value::Nil`].
@@ -77,6 +80,7 @@ impl Value {
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
+            Value::Duration(d) => *d != 0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) | Value::Object(m) => !m.is_empty(),
@@ -91,6 +95,7 @@ impl Value {
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
             Value::Float(_) => "float64",
+            Value::Duration(_) => "time.Duration",
             Value::Str(_) => "string",
             Value::List(_) => "[]interface {}",
             Value::Map(_) | Value::Object(_) => "map[string]interface {}",
@@ -111,7 +116,7 @@ impl Value {
         match self {
             Value::Nil => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => out.push_str(&i.to_string()),
+            Value::Int(i) | Value::Duration(i) => out.push_str(&i.to_string()),
             Value::Float(f) => out.push_str(&serde_json::Value::from(*f).to_string()),
             Value::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
             Value::List(l) => {
@@ -165,6 +170,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => f.write_str(&go_float(*x)),
+            Value::Duration(d) => f.write_str(&go_duration(*d)),
             Value::Str(s) => f.write_str(s),
             Value::List(l) => {
                 f.write_char('[')?;
@@ -218,4 +224,43 @@ fn go_float(x: f64) -> String {
         return s;
     }
     format!("{x}")
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1m30s`, `1h0m0s`, and
+/// `ms`/`µs`/`ns` below a second.
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    // A value and its fraction, trailing zeros dropped: 1500, 3 → "1.5".
+    let frac = |whole: u64, rest: u64, digits: usize| {
+        let f = format!("{rest:0digits$}");
+        let f = f.trim_end_matches('0');
+        if f.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{whole}.{f}")
+        }
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", frac(n / 1_000, n % 1_000, 3));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(n / 1_000_000, n % 1_000_000, 6));
+    }
+    let secs = n / 1_000_000_000;
+    let s = frac(secs % 60, n % 1_000_000_000, 9);
+    let (h, m) = (secs / 3600, secs / 60 % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s}s")
+    } else {
+        format!("{sign}{s}s")
+    }
 }

@@ -261,17 +261,16 @@ fn inspect_templates_print_like_go() {
 fn inspect_and_images_templates_match_docker() {
     let k = Kiln::new();
     let name = format!("kiln-cli-format-{}:v1", std::process::id());
-    import_at(
-        &k,
-        &name,
-        1_700_000_000,
-        &[
-            "ENV A=1 B=2",
-            "LABEL team=core",
-            r#"CMD ["sh", "-c", "a && b"]"#,
-            "WORKDIR /srv",
-        ],
-    );
+    import_at(&k, "base", 1_700_000_000, &[]);
+    let ctx = k.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base\nENV A=1 B=2\nLABEL team=core\nCMD [\"sh\", \"-c\", \"a && b\"]\n\
+         WORKDIR /srv\nHEALTHCHECK --interval=30s --timeout=1500ms CMD true\n",
+    )
+    .unwrap();
+    k.ok(&["build", "-q", "-t", &name, ctx.to_str().unwrap()]);
     let archive = k.path("img.tar");
     k.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
     common::tool(
@@ -291,7 +290,10 @@ fn inspect_and_images_templates_match_docker() {
         "{{range .Config.Env}}{{println .}}{{end}}",
         "{{.Config.Labels.nope}}",
         "{{.Config.User}}|{{.Config.Tty}}",
+        "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}}",
+        "{{json .Config.Healthcheck.Test}}",
     ];
+    let history_templates = ["{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.CreatedSince}}"];
     // Not .Size: docker counts file bytes, kiln the layer tars' bytes.
     let images_templates = [
         "{{.Repository}}:{{.Tag}} {{.ID}} {{.CreatedAt}} {{.CreatedSince}}",

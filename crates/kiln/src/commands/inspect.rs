@@ -158,6 +158,15 @@ fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
                     config.insert(key.to_string(), m.into_go_map());
                 }
             }
+            // docker's HealthConfig times are time.Durations: `30s`.
+            if let Some(T::Object(health)) = config.get_mut("Healthcheck") {
+                for key in ["Interval", "Timeout", "StartPeriod", "StartInterval"] {
+                    if let Some(T::Int(n)) = health.get(key) {
+                        let d = T::Duration(*n);
+                        health.insert(key.to_string(), d);
+                    }
+                }
+            }
         }
     }
     Ok(view)
