@@ -314,6 +314,16 @@ fn inspect_and_images_templates_match_docker() {
             diffs.push(format!("images {t}: kiln {ours:?} docker {theirs:?}"));
         }
     }
+    for t in history_templates {
+        let ours = k.ok(&["history", "--no-trunc", "--format", t, &name]);
+        let theirs = common::tool(
+            "/usr/bin/docker",
+            &["history", "--no-trunc", "--format", t, &name],
+        );
+        if ours != theirs {
+            diffs.push(format!("history {t}: kiln {ours:?} docker {theirs:?}"));
+        }
+    }
     let _ = Command::new("/usr/bin/docker")
         .args(["rmi", &name])
         .output();
