@@ -292,6 +292,7 @@ fn inspect_and_images_templates_match_docker() {
         "{{.Config.User}}|{{.Config.Tty}}",
         "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}}",
         "{{json .Config.Healthcheck.Test}}",
+        "[{{.Variant}}] [{{.OsVersion}}] [{{.Container}}]",
     ];
     let history_templates = ["{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.CreatedSince}}"];
     // Not .Size: docker counts file bytes, kiln the layer tars' bytes.

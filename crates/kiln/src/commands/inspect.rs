@@ -145,6 +145,12 @@ const CONFIG_MAPS: [&str; 3] = ["Labels", "ExposedPorts", "Volumes"];
 fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
     use kiln_template::Value as T;
     let mut v = serde_json::to_value(doc)?;
+    // Top-level fields docker's JSON omits when empty but its struct has.
+    if let Some(top) = v.as_object_mut() {
+        for k in ["Variant", "OsVersion", "Container"] {
+            top.entry(k).or_insert(Value::String(String::new()));
+        }
+    }
     if let Some(config) = v.get_mut("Config").and_then(Value::as_object_mut) {
         for (k, zero) in CONFIG_FIELDS {
             config.entry(k).or_insert(zero);
