@@ -237,25 +237,83 @@ fn sprint(args: &[Value]) -> String {
     out
 }
 
-/// The common verbs of Go's `fmt.Sprintf`: %v %s %d %q %t %%.
+/// Go's `fmt.Sprintf` for the verbs templates use: %v %s %d %q %t %x %%,
+/// with `-` and `0` flags, width and precision (`%-20s`, `%.3s`, `%05d`).
 fn printf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut args = args.iter();
-    let mut chars = format.chars();
+    let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some(verb) => match args.next() {
-                Some(Value::Str(s)) if verb == 'q' => out.push_str(&format!("{s:?}")),
-                Some(v) => out.push_str(&v.to_string()),
-                None => out.push_str(&format!("%!{verb}(MISSING)")),
-            },
-            None => out.push_str("%!(NOVERB)"),
+        let (mut left, mut zero) = (false, false);
+        while let Some(&f) = chars.peek() {
+            match f {
+                '-' => left = true,
+                '0' => zero = true,
+                '+' | ' ' | '#' => {}
+                _ => break,
+            }
+            chars.next();
         }
+        let mut number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+            let mut n: Option<usize> = None;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = Some(
+                    n.unwrap_or(0)
+                        .saturating_mul(10)
+                        .saturating_add(d as usize)
+                        .min(1 << 16),
+                );
+                chars.next();
+            }
+            n
+        };
+        let width = number(&mut chars);
+        let precision = if chars.peek() == Some(&'.') {
+            chars.next();
+            Some(number(&mut chars).unwrap_or(0))
+        } else {
+            None
+        };
+        let Some(verb) = chars.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.next() else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        let mut text = match (verb, arg) {
+            ('q', Value::Str(s)) => serde_json::Value::from(s.as_str()).to_string(),
+            ('x', Value::Int(i)) => format!("{i:x}"),
+            ('x', Value::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
+            ('d', Value::Int(_)) | ('s' | 'v' | 't', _) => arg.to_string(),
+            (verb, other) => format!("%!{verb}({}={other})", other.type_name()),
+        };
+        if let (Some(p), 's' | 'v') = (precision, verb) {
+            text = text.chars().take(p).collect();
+        }
+        let len = text.chars().count();
+        if let Some(w) = width.filter(|&w| w > len) {
+            let pad = w - len;
+            if left {
+                text.extend(std::iter::repeat_n(' ', pad));
+            } else if zero && matches!(verb, 'd' | 'x') {
+                let digits = text.trim_start_matches('-').to_string();
+                let sign = if text.starts_with('-') { "-" } else { "" };
+                text = format!("{sign}{}{digits}", "0".repeat(pad));
+            } else {
+                text = format!("{}{text}", " ".repeat(pad));
+            }
+        }
+        out.push_str(&text);
     }
     out
 }

@@ -60,6 +60,11 @@ fn functions_builtin_and_docker() {
         ("{{truncate .S 3}}", "a b"),
         ("{{println .S 1}}", "a b-c 1\n"),
         ("{{printf \"%s=%d\" .S 3}}", "a b-c=3"),
+        (
+            "{{printf \"%-7s|%5s|%.1s|%03d|%q\" .S \"x\" .S 7 .S}}",
+            "a b-c  |    x|a|007|\"a b-c\"",
+        ),
+        ("{{printf \"%d %s\" .S}}", "%!d(string=a b-c) %!s(MISSING)"),
         ("{{.S | upper}}", "A B-C"),
         ("{{if eq .S \"x\"}}1{{else if .L}}2{{else}}3{{end}}", "2"),
         ("{{range $i, $e := .L}}{{$i}}={{$e}};{{end}}", "0=x;1=y;"),
