@@ -24,6 +24,12 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// image by (the index digest when one platform of an index was pulled),
 /// which docker reports as the RepoDigest.
 pub const REPO_DIGEST: &str = "dev.kiln.image.repo-digest";
+/// On every entry kiln writes for a name (tag, build, import, pull, load)
+/// and on untagged entries it adds: when, RFC 3339 UTC. `kiln images` lists
+/// newest-named first, as docker lists by the time an image arrived. It
+/// lives only in index.json, never in a manifest or config, so it changes
+/// no image ID or manifest digest.
+pub const NAMED: &str = "dev.kiln.image.named";
 
 /// One descriptor in index.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +70,18 @@ impl IndexEntry {
             .get(REPO_DIGEST)
             .and_then(|d| d.parse().ok())
             .unwrap_or_else(|| self.digest.clone())
+    }
+
+    /// When this entry was named ([`NAMED`]), if kiln recorded it.
+    pub fn named_at(&self) -> Option<std::time::SystemTime> {
+        self.annotations
+            .get(NAMED)
+            .and_then(|t| kiln_core::parse_rfc3339(t))
+    }
+
+    fn stamp_named(&mut self) {
+        let now = kiln_core::rfc3339(std::time::SystemTime::now());
+        self.annotations.insert(NAMED.to_string(), now);
     }
 
     fn raw_name(&self) -> Option<&str> {
@@ -162,6 +180,7 @@ impl Index {
             .retain(|e| !(e.digest == target.digest && e.raw_name().is_none()));
         let mut entry = target.clone();
         entry.annotations.insert(REF_NAME.to_string(), want);
+        entry.stamp_named();
         self.manifests.push(entry);
         let previous = previous?;
         if previous.digest == target.digest {
@@ -180,6 +199,7 @@ impl Index {
         if !self.manifests.iter().any(|e| e.digest == entry.digest) {
             let mut entry = entry.clone();
             entry.annotations.remove(REF_NAME);
+            entry.stamp_named();
             self.manifests.push(entry);
         }
     }
@@ -227,6 +247,10 @@ mod tests {
             .collect();
         assert_eq!(dangling.len(), 1);
         assert_eq!(dangling[0].digest, entry(1).digest);
+        // Every name records when it was given; nothing else changes.
+        let named = idx.find(&name).unwrap();
+        assert!(named.named_at().is_some(), "{named:?}");
+        assert_eq!(named.digest, entry(2).digest);
         // Tagging the dangling image again replaces its untagged entry.
         idx.set_tag(&"other".parse().unwrap(), &entry(1));
         assert_eq!(idx.manifests.len(), 2);

@@ -38,7 +38,7 @@ pub use blobs::{BlobStore, BlobWriter, PendingBlob};
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
 pub use image::{Image, ImageRecord};
-pub use index::{Index, IndexEntry, REF_NAME, REPO_DIGEST};
+pub use index::{Index, IndexEntry, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;

@@ -4,6 +4,8 @@
 //! exit codes.
 
 mod commands;
+mod format;
+mod glob;
 mod output;
 
 use std::path::PathBuf;
@@ -16,11 +18,17 @@ use kiln_store::Store;
 #[command(
     name = "kiln",
     version,
+    // Like docker: `kiln` (or `kiln image`) alone prints help, exit 0.
+    arg_required_else_help = true,
     about = "Build, store, move and run container images. No daemon."
 )]
 struct Cli {
-    /// Store root [default: /var/lib/kiln as root, else $XDG_DATA_HOME/kiln]
-    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    /// Store root [env: KILN_ROOT] [default: /var/lib/kiln as root, else
+    /// $XDG_DATA_HOME/kiln]
+    // KILN_ROOT is read in `main`, not by clap's `env`: clap counts an
+    // argument set from the environment as given and prints
+    // `--root <DIR>` in every usage line of an error.
+    #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG also works
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
@@ -43,7 +51,7 @@ enum Command {
     /// Remove images
     Rmi(commands::rmi::Args),
     /// Manage images
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Image(ImageCommand),
     /// Show low-level information about images (JSON)
     Inspect(commands::inspect::Args),
@@ -54,15 +62,15 @@ enum Command {
     /// Load images from a tar archive
     Load(commands::load::Args),
     /// Manage the store
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     System(SystemCommand),
     /// Work with layers directly: create, apply, diff
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Layer(commands::layer::Command),
     /// Build an image from a Dockerfile and a context
     Build(Box<commands::build::Args>),
     /// Manage the build cache
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Builder(commands::builder::Command),
     /// Download an image from a registry
     Pull(commands::pull::Args),
@@ -75,8 +83,10 @@ enum Command {
     /// Copy an image between registries, layouts, archives and the store
     Copy(commands::copy::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Dockerfile(commands::dockerfile::Command),
+    /// Show the version, the store and the container runtimes found
+    Version(commands::version::Args),
 }
 
 #[derive(Subcommand)]
@@ -87,7 +97,10 @@ enum ImageCommand {
     #[command(alias = "list")]
     Ls(commands::images::Args),
     /// Remove images
+    #[command(visible_alias = "remove", alias = "rmi")]
     Rm(commands::rmi::Args),
+    /// Build an image from a Dockerfile and a context
+    Build(Box<commands::build::Args>),
     /// Show low-level information about images
     Inspect(commands::inspect::Args),
     /// Show the history of an image
@@ -158,12 +171,46 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(kiln_exec::BUILTIN_CHILD_ARG) {
         return ExitCode::from(kiln_exec::run_builtin_child(&argv[2..]).clamp(0, 255) as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_logging(cli.verbose, cli.log_level.as_deref());
-    let root = cli.root.unwrap_or_else(default_root);
+    let root = cli
+        .root
+        .or_else(|| {
+            std::env::var_os("KILN_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(default_root);
+    // `version` works without a store (and must not create one).
+    if let Command::Version(a) = cli.command {
+        let path = std::env::var_os("PATH");
+        return report(commands::version::run(&root, path.as_deref(), a));
+    }
     let result = Store::open(&root)
         .map_err(anyhow::Error::from)
         .and_then(|store| run(&store, cli.command));
+    report(result)
+}
+
+/// Usage errors exit 125, as docker's CLI errors do (so scripts can tell
+/// "kiln was called wrong" from "the command failed", exit 1); `--help`
+/// and `--version` print and exit 0.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    // Printing fails only when stdout/stderr are gone; nothing to tell then.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(125),
+    }
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -189,12 +236,57 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
         Command::Layer(c) => layer::run(c),
         Command::Dockerfile(c) => dockerfile::run(c),
-        Command::Build(a) => build::run(store, *a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(store, *a),
         Command::Builder(c) => builder::run(store, c),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),
         Command::Copy(a) => copy::run(store, a),
+        // Normally answered before the store opens (see main).
+        Command::Version(a) => version::run(store.root(), std::env::var_os("PATH").as_deref(), a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command, by path: `kiln images --filter`.
+    fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                let name = match (arg.get_long(), arg.get_short()) {
+                    (Some(l), _) => format!("--{l}"),
+                    (None, Some(s)) => format!("-{s}"),
+                    (None, None) => format!("<{id}>"),
+                };
+                out.push(format!("{path} {name}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            missing_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_a_help_line() {
+        let mut missing = Vec::new();
+        missing_help(&Cli::command(), "kiln", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without a help line (add a /// doc comment):\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -5,6 +5,12 @@ use std::time::SystemTime;
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: SI units, 3 significant
 /// digits, trailing zeros dropped ("4.26MB", "744kB", "0B").
 pub fn human_size(bytes: u64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// docker's `units.HumanSizeWithPrecision(size, precision)`; docker's
+/// `units.HumanSize` is precision 4 (images' VirtualSize: "1.982MB").
+pub fn human_size_precision(bytes: u64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -12,19 +18,19 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", format_g3(size), UNITS[unit])
+    format!("{}{}", format_g(size, precision), UNITS[unit])
 }
 
-/// Go's `%.3g` for values in [0, 1000).
-fn format_g3(v: f64) -> String {
+/// Go's `%.{precision}g` for values in [0, 1000).
+fn format_g(v: f64, precision: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let digits_before = (v.abs().log10().floor() as i32) + 1;
-    let decimals = (3 - digits_before).max(0) as usize;
+    let decimals = (precision - digits_before).max(0) as usize;
     let s = format!("{v:.decimals$}");
     // %.3g rounds 999.5 to 1e+03: keep docker's quirk.
-    if s.len() > 3 && !s.contains('.') && s.starts_with("1000") {
+    if precision == 3 && s.len() > 3 && !s.contains('.') && s.starts_with("1000") {
         return "1e+03".into();
     }
     if s.contains('.') {
@@ -122,6 +128,7 @@ mod tests {
         ] {
             assert_eq!(human_size(n), s, "{n}");
         }
+        assert_eq!(human_size_precision(1_982_305, 4), "1.982MB");
     }
 
     #[test]

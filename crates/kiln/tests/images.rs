@@ -126,12 +126,13 @@ fn images_lists_like_docker() {
         .iter()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(rows[0][..3], ["busybox", "latest", short], "{out}");
+    // Newest-named first: the tag given last lists first.
     assert_eq!(
-        rows[1][..3],
+        rows[0][..3],
         ["localhost:5000/team/bb", "v1", short],
         "{out}"
     );
+    assert_eq!(rows[1][..3], ["busybox", "latest", short], "{out}");
     // Columns line up: every row's TAG starts where the header's does.
     let tag_col = lines[0].find("TAG").unwrap();
     assert!(

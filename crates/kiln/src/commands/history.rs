@@ -3,8 +3,10 @@ use std::process::ExitCode;
 use kiln_store::Store;
 use serde_json::{json, Value};
 
-use super::Format;
-use crate::output::{ago, ellipsis, human_size, print_table};
+use kiln_template::Value as TemplateValue;
+
+use crate::format::{rfc3339_secs, OutputFormat};
+use crate::output::{ago, ellipsis, human_size};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,10 +18,24 @@ pub struct Args {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     quiet: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Print sizes and dates in human readable format (-H=false: bytes and
+    /// RFC 3339 dates)
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    human: bool,
+    /// Output: table (default), json, or a Go template ('table {{.ID}}\t{{.CreatedBy}}',
+    /// fields .ID .CreatedSince .CreatedAt .CreatedBy .Size .Comment)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
 }
+
+const HEADERS: [(&str, &str); 6] = [
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
 
 struct Step {
     id: String,
@@ -68,8 +84,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         });
     }
     rows.reverse();
+    // docker: the top row carries the image ID (12 hex unless --no-trunc,
+    // with -q too); older rows are `<missing>`.
     if let Some(top) = rows.first_mut() {
-        top.id = if args.no_trunc || args.quiet {
+        top.id = if args.no_trunc {
             image.id().to_string()
         } else {
             image.id().short().to_string()
@@ -79,41 +97,53 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         rows.iter().for_each(|r| println!("{}", r.id));
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format {
-        Format::Json => {
-            for r in &rows {
-                println!(
-                    "{}",
-                    json!({
-                        "Comment": r.comment,
-                        "CreatedAt": r.created.clone().unwrap_or_default(),
-                        "CreatedBy": r.created_by,
-                        "CreatedSince": ago(r.created.as_deref()),
-                        "ID": r.id,
-                        "Size": human_size(r.size),
-                    })
-                );
-            }
-        }
-        Format::Table => {
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let by = r.created_by.replace('\t', " ");
-                    vec![
-                        r.id.clone(),
-                        ago(r.created.as_deref()),
-                        if args.no_trunc { by } else { ellipsis(&by, 45) },
-                        human_size(r.size),
-                        r.comment.clone(),
-                    ]
-                })
-                .collect();
-            print_table(
-                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-                &table,
-            );
-        }
+    let default_table = if args.human {
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    } else {
+        "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    };
+    let format = OutputFormat::parse(args.format.as_deref(), default_table)?;
+    let mut items = Vec::new();
+    let mut json = Vec::new();
+    for r in &rows {
+        let by = r.created_by.replace('\t', " ");
+        let created_at = rfc3339_secs(r.created.as_deref());
+        let fields = [
+            ("ID", r.id.clone()),
+            (
+                "CreatedSince",
+                if args.human {
+                    ago(r.created.as_deref())
+                } else {
+                    created_at.clone()
+                },
+            ),
+            ("CreatedAt", created_at),
+            (
+                "CreatedBy",
+                if args.no_trunc { by } else { ellipsis(&by, 45) },
+            ),
+            (
+                "Size",
+                if args.human {
+                    human_size(r.size)
+                } else {
+                    r.size.to_string()
+                },
+            ),
+            ("Comment", r.comment.clone()),
+        ];
+        // kiln's JSON keeps the config's own times and the full command.
+        json.push(json!({
+            "Comment": r.comment,
+            "CreatedAt": r.created.clone().unwrap_or_default(),
+            "CreatedBy": r.created_by,
+            "CreatedSince": ago(r.created.as_deref()),
+            "ID": r.id,
+            "Size": human_size(r.size),
+        }));
+        items.push(TemplateValue::strings("*formatter.historyContext", &fields));
     }
+    print!("{}", format.render(&items, &json, &HEADERS)?);
     Ok(ExitCode::SUCCESS)
 }

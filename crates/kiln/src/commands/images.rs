@@ -1,16 +1,20 @@
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use anyhow::bail;
 use kiln_core::{Digest, ImageRef};
 use kiln_store::{Image, Store};
+use kiln_template::Value;
 use serde_json::json;
 
-use super::Format;
-use crate::output::{ago, human_size, print_table};
+use crate::format::{go_time, OutputFormat};
+use crate::glob::path_match;
+use crate::output::{ago, human_size, human_size_precision};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only images of this repository (and tag)
+    /// Only images of this repository (and tag); `*`, `?` and `[…]` match as
+    /// in docker (`'team/*'`, `'app:1.*'`)
     reference: Option<String>,
     /// Show all images (kiln keeps no intermediate images, so the same list)
     #[arg(short = 'a', long)]
@@ -24,12 +28,15 @@ pub struct Args {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     quiet: bool,
-    /// Filter: dangling=true|false
+    /// Filter: reference=PATTERN, label=KEY[=VALUE], before=IMAGE,
+    /// since=IMAGE, dangling=true|false (repeat to combine)
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output: table (default), json, or a Go template ('table {{.ID}}\t{{.Size}}',
+    /// fields .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size
+    /// .Containers .SharedSize .UniqueSize .VirtualSize)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
 }
 
 /// One row of `kiln images`.
@@ -37,6 +44,25 @@ pub struct Row {
     pub name: Option<ImageRef>,
     pub image: Image,
     pub size: u64,
+    /// When the name (or the untagged entry) was written to the store.
+    pub named: Option<SystemTime>,
+}
+
+impl Row {
+    fn created(&self) -> Option<SystemTime> {
+        self.image
+            .config
+            .created()
+            .as_deref()
+            .and_then(kiln_core::parse_rfc3339)
+    }
+
+    /// The time `images` sorts by: when the image was named in this store;
+    /// for entries kiln did not stamp (older stores, other tools' layouts),
+    /// its created time, the best estimate of when it could have arrived.
+    fn listed_at(&self) -> Option<SystemTime> {
+        self.named.or_else(|| self.created())
+    }
 }
 
 /// Uncompressed size of an image's layers (docker's SIZE), from the
@@ -50,6 +76,7 @@ pub fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
 }
 
 pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
+    let index = store.index()?;
     let mut rows = Vec::new();
     for record in store.images()? {
         let image = store.load_image(&record.entry)?;
@@ -59,10 +86,12 @@ pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
                 name: None,
                 image: image.clone(),
                 size,
+                named: record.entry.named_at(),
             });
         }
         for name in record.names {
             rows.push(Row {
+                named: index.find(&name).and_then(|e| e.named_at()),
                 name: Some(name),
                 image: image.clone(),
                 size,
@@ -71,39 +100,147 @@ pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     }
     // Newest first, as docker lists them; names break ties for stable output.
     rows.sort_by(|a, b| {
-        let created = |r: &Row| r.image.config.created().clone().unwrap_or_default();
-        created(b)
-            .cmp(&created(a))
+        b.listed_at()
+            .cmp(&a.listed_at())
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(rows)
 }
 
-fn matches(filter: &str, name: &Option<ImageRef>) -> bool {
+/// docker's reference match: the pattern against the familiar reference
+/// (`team/app:1.0`), then against the familiar name alone (`team/app`).
+/// A pattern without wildcards also matches kiln's way, by normalized
+/// reference, so `docker.io/library/busybox` finds `busybox`.
+fn matches(pattern: &str, name: &Option<ImageRef>) -> bool {
     let Some(name) = name else { return false };
-    let Ok(want) = ImageRef::parse(filter) else {
+    if path_match(pattern, &name.familiar()) || path_match(pattern, &name.familiar_name()) {
+        return true;
+    }
+    let Ok(want) = ImageRef::parse(pattern) else {
         return false;
     };
     want.name() == name.name() && want.tag().is_none_or(|t| Some(t) == name.tag())
 }
 
+/// `--filter`s parsed, docker's way: `reference` values are ORed; `label`
+/// values are ANDed (docker's MatchKVList: every label must match);
+/// `before`/`since` each give a bound and all bounds apply; different keys
+/// are ANDed.
+#[derive(Default)]
+struct Filters {
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+    before: Vec<SystemTime>,
+    since: Vec<SystemTime>,
+    dangling: Option<bool>,
+}
+
+impl Filters {
+    fn parse(store: &Store, args: &[String]) -> anyhow::Result<Filters> {
+        let mut f = Filters::default();
+        let mut dangling = Vec::new();
+        for arg in args {
+            let Some((key, value)) = arg.split_once('=') else {
+                bail!("bad format of filter (expected name=value): {arg:?}");
+            };
+            match key {
+                "reference" => f.references.push(value.to_string()),
+                "label" => f.labels.push(match value.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (value.to_string(), None),
+                }),
+                "before" | "since" => {
+                    let (_, image) = store.resolve(value)?;
+                    let Some(t) = image
+                        .config
+                        .created()
+                        .as_deref()
+                        .and_then(kiln_core::parse_rfc3339)
+                    else {
+                        bail!("{key}={value}: the image has no creation time to compare with");
+                    };
+                    if key == "before" {
+                        f.before.push(t)
+                    } else {
+                        f.since.push(t)
+                    }
+                }
+                "dangling" => dangling.push(value.to_string()),
+                _ => bail!("Invalid filter '{key}' (images filters: reference, label, before, since, dangling)"),
+            }
+        }
+        // docker: dangling=true if any value is "true", else every value
+        // must be "false".
+        if !dangling.is_empty() {
+            if dangling.iter().any(|v| v == "true" || v == "1") {
+                f.dangling = Some(true);
+            } else if dangling.iter().all(|v| v == "false" || v == "0") {
+                f.dangling = Some(false);
+            } else {
+                bail!(
+                    "Invalid filter 'dangling=[{}]' (use dangling=true or dangling=false)",
+                    dangling.join(" ")
+                );
+            }
+        }
+        Ok(f)
+    }
+
+    fn keep(&self, r: &Row) -> bool {
+        if !self.references.is_empty() && !self.references.iter().any(|p| matches(p, &r.name)) {
+            return false;
+        }
+        if self.dangling.is_some_and(|d| d != r.name.is_none()) {
+            return false;
+        }
+        let labels = r
+            .image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone());
+        let has = |k: &str, v: &Option<String>| {
+            labels
+                .as_ref()
+                .and_then(|l| l.get(k))
+                .is_some_and(|actual| v.as_ref().is_none_or(|want| want == actual))
+        };
+        if !self.labels.iter().all(|(k, v)| has(k, v)) {
+            return false;
+        }
+        let created = r.created();
+        if !self.before.iter().all(|b| created.is_some_and(|c| c < *b)) {
+            return false;
+        }
+        self.since.iter().all(|s| created.is_some_and(|c| c > *s))
+    }
+}
+
+const HEADERS: [(&str, &str); 11] = [
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
+];
+
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let _ = args.all;
-    let mut dangling: Option<bool> = None;
-    for f in &args.filters {
-        match f.split_once('=') {
-            Some(("dangling", v)) => dangling = Some(v == "true" || v == "1"),
-            _ => bail!("unsupported filter {f:?}: kiln images supports dangling=true|false"),
-        }
+    let mut filters = Filters::parse(store, &args.filters)?;
+    // docker adds the positional argument as one more reference filter
+    // (so it is ORed with --filter reference=…).
+    if let Some(r) = &args.reference {
+        filters.references.push(r.clone());
     }
     let rows: Vec<Row> = rows(store)?
         .into_iter()
-        .filter(|r| {
-            args.reference
-                .as_deref()
-                .is_none_or(|f| matches(f, &r.name))
-        })
-        .filter(|r| dangling.is_none_or(|d| d == r.name.is_none()))
+        .filter(|r| filters.keep(r))
         .collect();
     let id = |d: &Digest| {
         if args.no_trunc {
@@ -121,55 +258,46 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let split = |r: &Row| match &r.name {
-        Some(n) => (n.familiar_name(), n.tag().unwrap_or("<none>").to_string()),
-        None => ("<none>".to_string(), "<none>".to_string()),
+    let default_table = if args.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    match args.format {
-        Format::Json => {
-            for r in &rows {
-                let (repo, tag) = split(r);
-                let created = r.image.config.created().clone();
-                println!(
-                    "{}",
-                    json!({
-                        "Containers": "N/A",
-                        "CreatedAt": created.clone().unwrap_or_default(),
-                        "CreatedSince": ago(created.as_deref()),
-                        "Digest": r.image.manifest_digest.to_string(),
-                        "ID": id(r.image.id()),
-                        "Repository": repo,
-                        "SharedSize": "N/A",
-                        "Size": human_size(r.size),
-                        "Tag": tag,
-                        "UniqueSize": "N/A",
-                        "VirtualSize": human_size(r.size),
-                    })
-                );
-            }
+    let format = OutputFormat::parse(args.format.as_deref(), default_table)?;
+    let mut items = Vec::new();
+    let mut json = Vec::new();
+    for r in &rows {
+        let (repo, tag) = match &r.name {
+            Some(n) => (n.familiar_name(), n.tag().unwrap_or("<none>").to_string()),
+            None => ("<none>".to_string(), "<none>".to_string()),
+        };
+        let created = r.image.config.created().clone();
+        let fields = [
+            ("Containers", "N/A".to_string()),
+            ("CreatedAt", go_time(created.as_deref())),
+            ("CreatedSince", ago(created.as_deref())),
+            ("Digest", r.image.manifest_digest.to_string()),
+            ("ID", id(r.image.id())),
+            ("Repository", repo),
+            ("SharedSize", "N/A".to_string()),
+            ("Size", human_size(r.size)),
+            ("Tag", tag),
+            ("UniqueSize", "N/A".to_string()),
+            ("VirtualSize", human_size_precision(r.size, 4)),
+        ];
+        let mut doc = serde_json::Map::new();
+        for (k, v) in &fields {
+            doc.insert(k.to_string(), json!(v));
         }
-        Format::Table => {
-            let mut header = vec!["REPOSITORY", "TAG"];
-            if args.digests {
-                header.push("DIGEST");
-            }
-            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let (repo, tag) = split(r);
-                    let mut row = vec![repo, tag];
-                    if args.digests {
-                        row.push(r.image.manifest_digest.to_string());
-                    }
-                    row.push(id(r.image.id()));
-                    row.push(ago(r.image.config.created().as_deref()));
-                    row.push(human_size(r.size));
-                    row
-                })
-                .collect();
-            print_table(&header, &table);
-        }
+        // kiln's JSON keeps the config's own created time, as before.
+        doc.insert(
+            "CreatedAt".into(),
+            json!(created.clone().unwrap_or_default()),
+        );
+        doc.insert("VirtualSize".into(), json!(human_size(r.size)));
+        json.push(serde_json::Value::Object(doc));
+        items.push(Value::strings("*formatter.imageContext", &fields));
     }
+    print!("{}", format.render(&items, &json, &HEADERS)?);
     Ok(ExitCode::SUCCESS)
 }

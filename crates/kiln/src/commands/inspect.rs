@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use anyhow::bail;
 use kiln_store::{Image, ImageRecord, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -12,9 +11,23 @@ pub struct Args {
     /// Images: names, IDs or ID prefixes
     #[arg(required = true)]
     images: Vec<String>,
-    /// json (default), or a template with {{.Field.Sub}} and {{json .Field}}
+    /// json (default), or a Go template on the document
+    /// ('{{.Config.Env}}', '{{json .Config}}', '{{index .RepoTags 0}}')
     #[arg(short = 'f', long)]
     format: Option<String>,
+    /// Only objects of this type: image, or container (kiln has none yet)
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    kind: Option<Kind>,
+    /// Display total file sizes (docker: containers' sizes; images always
+    /// show Size and VirtualSize)
+    #[arg(short = 's', long)]
+    size: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    Image,
+    Container,
 }
 
 /// Docker's image inspect document, fields in docker's order.
@@ -35,6 +48,7 @@ struct Inspect {
     variant: Option<String>,
     os: String,
     size: u64,
+    virtual_size: u64,
     #[serde(rename = "RootFS")]
     root_fs: Value,
     history: Value,
@@ -45,6 +59,7 @@ struct Inspect {
 fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result<Inspect> {
     // Fields come from the raw config so nothing kiln does not model is lost.
     let raw: Value = serde_json::from_slice(&image.config_bytes)?;
+    let size = image_size(store, image)?;
     let text = |k: &str| {
         raw.get(k)
             .and_then(Value::as_str)
@@ -73,7 +88,8 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
             .and_then(Value::as_str)
             .map(str::to_string),
         os: text("os"),
-        size: image_size(store, image)?,
+        size,
+        virtual_size: size,
         root_fs: json!({
             "Type": "layers",
             "Layers": raw.pointer("/rootfs/diff_ids").cloned().unwrap_or(json!([])),
@@ -88,44 +104,96 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
     })
 }
 
-/// A small subset of Go templates: `{{.A.B}}` and `{{json .A}}`.
-fn render(template: &str, doc: &Value) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow::anyhow!("template {template:?}: unclosed {{{{"))?;
-        let expr = rest[start + 2..start + end].trim();
-        let (as_json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let Some(path) = path.strip_prefix('.') else {
-            bail!(
-                "template {template:?}: only {{{{.Field}}}} and {{{{json .Field}}}} are supported"
-            );
-        };
-        let mut v = doc;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            v = v.get(key).unwrap_or(&Value::Null);
+/// docker's `container.Config` fields. docker runs inspect templates on its
+/// typed struct, where every field exists; kiln's document holds the
+/// image config's own `config`, so the template view adds the absent
+/// fields (empty strings, false, or nil for lists, maps and pointers) and
+/// `{{.Config.Hostname}}` works as in docker instead of failing.
+const CONFIG_FIELDS: [(&str, Value); 25] = [
+    ("Hostname", Value::String(String::new())),
+    ("Domainname", Value::String(String::new())),
+    ("User", Value::String(String::new())),
+    ("AttachStdin", Value::Bool(false)),
+    ("AttachStdout", Value::Bool(false)),
+    ("AttachStderr", Value::Bool(false)),
+    ("ExposedPorts", Value::Null),
+    ("Tty", Value::Bool(false)),
+    ("OpenStdin", Value::Bool(false)),
+    ("StdinOnce", Value::Bool(false)),
+    ("Env", Value::Null),
+    ("Cmd", Value::Null),
+    ("Healthcheck", Value::Null),
+    ("ArgsEscaped", Value::Bool(false)),
+    ("Image", Value::String(String::new())),
+    ("Volumes", Value::Null),
+    ("WorkingDir", Value::String(String::new())),
+    ("Entrypoint", Value::Null),
+    ("NetworkDisabled", Value::Bool(false)),
+    ("MacAddress", Value::String(String::new())),
+    ("OnBuild", Value::Null),
+    ("Labels", Value::Null),
+    ("StopSignal", Value::String(String::new())),
+    ("StopTimeout", Value::Null),
+    ("Shell", Value::Null),
+];
+
+/// Fields of docker's Config that are Go maps: a missing key in them is
+/// `<no value>` (`{{.Config.Labels.nope}}`), not an error.
+const CONFIG_MAPS: [&str; 3] = ["Labels", "ExposedPorts", "Volumes"];
+
+/// The document as template data, with docker's Config fields filled in.
+fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
+    use kiln_template::Value as T;
+    let mut v = serde_json::to_value(doc)?;
+    // Top-level fields docker's JSON omits when empty but its struct has.
+    if let Some(top) = v.as_object_mut() {
+        for k in ["Variant", "OsVersion", "Container"] {
+            top.entry(k).or_insert(Value::String(String::new()));
         }
-        match (as_json, v) {
-            (false, Value::String(s)) => out.push_str(s),
-            (false, Value::Null) => out.push_str("<no value>"),
-            _ => out.push_str(&serde_json::to_string(v)?),
-        }
-        rest = &rest[start + end + 2..];
     }
-    out.push_str(rest);
-    Ok(out)
+    if let Some(config) = v.get_mut("Config").and_then(Value::as_object_mut) {
+        for (k, zero) in CONFIG_FIELDS {
+            config.entry(k).or_insert(zero);
+        }
+    }
+    let mut view = T::from_json(&v);
+    if let T::Object(top) = &mut view {
+        if let Some(T::Object(config)) = top.get_mut("Config") {
+            for key in CONFIG_MAPS {
+                if let Some(m) = config.remove(key) {
+                    config.insert(key.to_string(), m.into_go_map());
+                }
+            }
+            // docker's HealthConfig times are time.Durations: `30s`.
+            if let Some(T::Object(health)) = config.get_mut("Healthcheck") {
+                for key in ["Interval", "Timeout", "StartPeriod", "StartInterval"] {
+                    if let Some(T::Int(n)) = health.get(key) {
+                        let d = T::Duration(*n);
+                        health.insert(key.to_string(), d);
+                    }
+                }
+            }
+        }
+    }
+    Ok(view)
 }
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    let _ = args.size;
+    // A bad template fails before anything is looked up, as in docker.
+    let template = match args.format.as_deref() {
+        None | Some("") | Some("json") => None,
+        // docker's typed struct has `ID`, its JSON `Id`: both work.
+        Some(t) => Some(kiln_template::Template::parse(t)?.alias("ID", "Id")),
+    };
     let mut docs = Vec::new();
     let mut failed = false;
     for input in &args.images {
+        if args.kind == Some(Kind::Container) {
+            eprintln!("Error: No such container: {input}");
+            failed = true;
+            continue;
+        }
         match store.resolve(input) {
             Ok((record, image)) => docs.push(inspect(store, &record, &image)?),
             Err(e) => {
@@ -134,8 +202,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match args.format.as_deref() {
-        None | Some("json") => {
+    match template {
+        None => {
             let mut buf = Vec::new();
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
@@ -144,7 +212,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         }
         Some(template) => {
             for d in &docs {
-                println!("{}", render(template, &serde_json::to_value(d)?)?);
+                println!("{}", template.execute(&template_view(d)?)?);
             }
         }
     }
@@ -153,18 +221,4 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_field_paths_and_json() {
-        let doc = json!({"Id": "sha256:x", "Config": {"Cmd": ["sh"], "User": ""}});
-        assert_eq!(render("{{.Id}}", &doc).unwrap(), "sha256:x");
-        assert_eq!(render("{{json .Config.Cmd}}!", &doc).unwrap(), "[\"sh\"]!");
-        assert_eq!(render("{{.Nope}}", &doc).unwrap(), "<no value>");
-        assert!(render("{{range .X}}", &doc).is_err());
-    }
 }

@@ -44,13 +44,17 @@ pub struct CreateArgs {
 
 #[derive(clap::Args)]
 pub struct ApplyArgs {
+    /// Layer tarball to apply (plain, gzip or zstd)
     layer: PathBuf,
+    /// Directory to apply it onto (created if missing; nothing is written outside it)
     dir: PathBuf,
 }
 
 #[derive(clap::Args)]
 pub struct DiffArgs {
+    /// The tree before
     lower: PathBuf,
+    /// The tree after (or an overlayfs upper directory with --overlay)
     upper: PathBuf,
     /// UPPER is an overlayfs upper directory
     #[arg(long)]

@@ -20,6 +20,7 @@ pub mod rmi;
 pub mod save;
 pub mod system;
 pub mod tag;
+pub mod version;
 
 use kiln_core::ImageRef;
 

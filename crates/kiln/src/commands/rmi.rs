@@ -12,6 +12,11 @@ pub struct Args {
     /// Remove an image even when several names refer to it
     #[arg(short = 'f', long)]
     force: bool,
+    /// Do not delete the images' blobs now: only the names go, and the
+    /// content stays until `kiln image prune` or the next removal collects it
+    /// (kiln has no parent images, docker's meaning of this flag)
+    #[arg(long)]
+    no_prune: bool,
 }
 
 /// Removes one image reference the way `docker rmi` does; returns the lines
@@ -77,7 +82,9 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    store.gc()?;
+    if !args.no_prune {
+        store.gc()?;
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -79,6 +79,19 @@ impl Kiln {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Runs kiln and requires a usage error (docker's exit 125: the
+    /// command line was wrong, nothing ran); returns stderr.
+    pub fn usage_fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "exit code of kiln {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

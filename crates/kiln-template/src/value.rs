@@ -1,0 +1,266 @@
+//! Template data and how Go prints it.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write};
+
+/// Data a template runs on. Three kinds of records, because docker's
+/// templates meet three: a JSON document's objects ([`Value::Object`]: a
+/// missing key is an error, as in `docker inspect`'s fallback with
+/// `missingkey=error`), Go maps ([`Value::Map`]: labels and the like; a
+/// missing key is `<no value>`), and docker's formatter contexts
+/// ([`Value::Struct`]: a missing field is "can't evaluate field").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// JSON `null` or Go's `nil`: prints `<no value>` at top level.
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A Go `time.Duration` in nanoseconds: prints as Go does (`1m30s`),
+    /// marshals to JSON as the number.
+    Duration(i64),
+    Str(String),
+    List(Vec<Value>),
+    /// A Go map: a missing key gives [`Value::Nil`].
+    Map(BTreeMap<String, Value>),
+    /// A JSON object standing for a Go struct: a missing key is an error.
+    Object(BTreeMap<String, Value>),
+    /// A Go struct: its type name (for error messages) and ordered fields.
+    Struct {
+        type_name: &'static str,
+        fields: Vec<(String, Value)>,
+    },
+}
+
+impl Value {
+    /// A JSON document as template data: objects become [`Value::Object`]s.
+    pub fn from_json(v: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Value::Nil,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::Str(s.clone()),
+            J::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
+            J::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// An object as a Go map (a missing key is `<no value>`, not an
+    /// error); anything else unchanged.
+    pub fn into_go_map(self) -> Value {
+        match self {
+            Value::Object(m) => Value::Map(m),
+            other => other,
+        }
+    }
+
+    /// A struct of string fields, as docker's list formatters expose.
+    pub fn strings(type_name: &'static str, fields: &[(&str, String)]) -> Value {
+        Value::Struct {
+            type_name,
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Str(v.clone())))
+                .collect(),
+        }
+    }
+
+    /// Go's truth: false, 0, nil and empty strings, lists and maps are false.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Duration(d) => *d != 0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) | Value::Object(m) => !m.is_empty(),
+            Value::Struct { .. } => true,
+        }
+    }
+
+    /// The Go type name used in error messages.
+    pub(crate) fn type_name(&self) -> &str {
+        match self {
+            Value::Nil => "interface {}",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float64",
+            Value::Duration(_) => "time.Duration",
+            Value::Str(_) => "string",
+            Value::List(_) => "[]interface {}",
+            Value::Map(_) | Value::Object(_) => "map[string]interface {}",
+            Value::Struct { type_name, .. } => type_name,
+        }
+    }
+
+    /// Go's `json.Marshal` (docker's `json` function): maps and structs with
+    /// sorted keys (docker's contexts marshal through a map), no HTML
+    /// escaping (docker turns it off).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Nil => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) | Value::Duration(i) => out.push_str(&i.to_string()),
+            Value::Float(f) => out.push_str(&serde_json::Value::from(*f).to_string()),
+            Value::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Value::List(l) => {
+                out.push('[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Map(_) | Value::Object(_) | Value::Struct { .. } => {
+                let entries: BTreeMap<&str, &Value> = match self {
+                    Value::Map(m) | Value::Object(m) => {
+                        m.iter().map(|(k, v)| (k.as_str(), v)).collect()
+                    }
+                    Value::Struct { fields, .. } => {
+                        fields.iter().map(|(k, v)| (k.as_str(), v)).collect()
+                    }
+                    _ => BTreeMap::new(),
+                };
+                out.push('{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(k).to_string());
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Go's `%v` of a value nested in a list, map or struct.
+    fn write_nested(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Nil => f.write_str("<nil>"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+/// Go's `%v`, as text/template prints a pipeline's value.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Nil => f.write_str("<no value>"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => f.write_str(&go_float(*x)),
+            Value::Duration(d) => f.write_str(&go_duration(*d)),
+            Value::Str(s) => f.write_str(s),
+            Value::List(l) => {
+                f.write_char('[')?;
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(' ')?;
+                    }
+                    v.write_nested(f)?;
+                }
+                f.write_char(']')
+            }
+            Value::Map(m) | Value::Object(m) => {
+                f.write_str("map[")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(' ')?;
+                    }
+                    write!(f, "{k}:")?;
+                    v.write_nested(f)?;
+                }
+                f.write_char(']')
+            }
+            Value::Struct { fields, .. } => {
+                f.write_char('{')?;
+                for (i, (_, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(' ')?;
+                    }
+                    v.write_nested(f)?;
+                }
+                f.write_char('}')
+            }
+        }
+    }
+}
+
+/// Go's `%v` for a float64 (`strconv.FormatFloat(x, 'g', -1, 64)`):
+/// exponent form from 1e21 up and below 1e-4.
+fn go_float(x: f64) -> String {
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e21).contains(&a) {
+        let s = format!("{x:e}");
+        // Rust writes 1e21 / 1.5e-5; Go writes 1e+21 / 1.5e-05.
+        if let Some((mant, exp)) = s.split_once('e') {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            return format!("{mant}e{sign}{digits:0>2}");
+        }
+        return s;
+    }
+    format!("{x}")
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1m30s`, `1h0m0s`, and
+/// `ms`/`µs`/`ns` below a second.
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    // A value and its fraction, trailing zeros dropped: 1500, 3 → "1.5".
+    let frac = |whole: u64, rest: u64, digits: usize| {
+        let f = format!("{rest:0digits$}");
+        let f = f.trim_end_matches('0');
+        if f.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{whole}.{f}")
+        }
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", frac(n / 1_000, n % 1_000, 3));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(n / 1_000_000, n % 1_000_000, 6));
+    }
+    let secs = n / 1_000_000_000;
+    let s = frac(secs % 60, n % 1_000_000_000, 9);
+    let (h, m) = (secs / 3600, secs / 60 % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}
