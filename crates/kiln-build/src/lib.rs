@@ -26,7 +26,6 @@ mod download;
 pub mod engine;
 pub mod epoch;
 mod error;
-mod gofmt;
 pub mod meta;
 pub mod prune;
 pub mod run;

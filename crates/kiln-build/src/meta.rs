@@ -4,11 +4,11 @@
 //! BuildKit (docker 20.10's, v0.8) writes for it, in its exact form (Go's
 //! `%q`/`%v` of the values), or `None` when BuildKit writes none (ONBUILD).
 
+use kiln_core::gofmt;
 use kiln_dockerfile::scope::exposed_ports;
 use kiln_dockerfile::{Command, CommandLine, Healthcheck, StageScope};
 use serde_json::{json, Map, Value};
 
-use crate::gofmt;
 use crate::state::StageState;
 
 fn object<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {

@@ -224,7 +224,7 @@ pub fn mounts(
                 // context and the source stage stay as they were.
                 if !m.readonly {
                     let copy = scratch(&mut held, "rw-bind")?.join("src");
-                    copy_tree(&source, &copy)?;
+                    kiln_snapshot::copy_tree(&source, &copy)?;
                     source = copy;
                 }
                 out.push(ExtraMount::Bind {
@@ -305,23 +305,6 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<()> {
         Some(rustix::fs::Gid::from_raw(gid)),
     )
     .map_err(|e| io("set the owner of", path)(e.into()))
-}
-
-/// `cp -a`: the writable copy of a bind source keeps owners, modes and
-/// links as they are (coreutils does this right; reflinks where possible).
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let out = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto", "--no-target-directory"])
-        .arg(from)
-        .arg(to)
-        .output()
-        .map_err(io("run cp for", to))?;
-    if !out.status.success() {
-        return Err(io("copy a writable bind source to", to)(
-            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        ));
-    }
-    Ok(())
 }
 
 pub fn spec(

@@ -18,6 +18,7 @@
 
 mod digest;
 mod error;
+pub mod gofmt;
 pub mod media_types;
 mod platform;
 mod reference;

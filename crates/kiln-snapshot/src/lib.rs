@@ -25,4 +25,4 @@ mod snapshotter;
 
 pub use error::{Result, SnapshotError};
 pub use mount::Mounted;
-pub use snapshotter::{Active, Backend, Snapshotter};
+pub use snapshotter::{copy_tree, Active, Backend, Snapshotter};

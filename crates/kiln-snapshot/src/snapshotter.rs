@@ -349,7 +349,7 @@ impl Active {
 /// `cp -a`: ownership, modes, times, xattrs, hard links and special files
 /// as they are, with reflinks where the file system has them. (A copy
 /// snapshotter is the fallback path; coreutils already does this right.)
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let out = Command::new("cp")
         .args(["-a", "--reflink=auto", "--no-target-directory"])
         .arg(from)

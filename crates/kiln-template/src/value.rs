@@ -170,7 +170,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => f.write_str(&go_float(*x)),
-            Value::Duration(d) => f.write_str(&go_duration(*d)),
+            Value::Duration(d) => f.write_str(&kiln_core::gofmt::duration(*d)),
             Value::Str(s) => f.write_str(s),
             Value::List(l) => {
                 f.write_char('[')?;
@@ -224,43 +224,4 @@ fn go_float(x: f64) -> String {
         return s;
     }
     format!("{x}")
-}
-
-/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1m30s`, `1h0m0s`, and
-/// `ms`/`µs`/`ns` below a second.
-fn go_duration(nanos: i64) -> String {
-    if nanos == 0 {
-        return "0s".into();
-    }
-    let sign = if nanos < 0 { "-" } else { "" };
-    let n = nanos.unsigned_abs();
-    // A value and its fraction, trailing zeros dropped: 1500, 3 → "1.5".
-    let frac = |whole: u64, rest: u64, digits: usize| {
-        let f = format!("{rest:0digits$}");
-        let f = f.trim_end_matches('0');
-        if f.is_empty() {
-            whole.to_string()
-        } else {
-            format!("{whole}.{f}")
-        }
-    };
-    if n < 1_000 {
-        return format!("{sign}{n}ns");
-    }
-    if n < 1_000_000 {
-        return format!("{sign}{}µs", frac(n / 1_000, n % 1_000, 3));
-    }
-    if n < 1_000_000_000 {
-        return format!("{sign}{}ms", frac(n / 1_000_000, n % 1_000_000, 6));
-    }
-    let secs = n / 1_000_000_000;
-    let s = frac(secs % 60, n % 1_000_000_000, 9);
-    let (h, m) = (secs / 3600, secs / 60 % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{s}s")
-    } else {
-        format!("{sign}{s}s")
-    }
 }

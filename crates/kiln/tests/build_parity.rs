@@ -381,29 +381,48 @@ fn git(dir: &std::path::Path, args: &[&str]) {
         .env("GIT_COMMITTER_DATE", "2024-05-06T07:08:09Z")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn build_time_is_the_commit_time_of_a_clean_git_context() {
     let k = common::Kiln::new();
     let tar = common::busybox_tar(k.dir.path(), "epoch-base", &[]);
-    k.ok(&["import", tar.to_str().unwrap(), "epoch-base:1", "-m", "base"]);
+    k.ok(&[
+        "import",
+        tar.to_str().unwrap(),
+        "epoch-base:1",
+        "-m",
+        "base",
+    ]);
     let ctx = k.dir.path().join("epoch-ctx");
     fs::create_dir_all(&ctx).unwrap();
     fs::write(ctx.join("a"), "a\n").unwrap();
     fs::write(ctx.join("Dockerfile"), "FROM epoch-base:1\nCOPY a /a\n").unwrap();
     let build = |tag: &str, extra_env: Option<(&str, &str)>| {
         let mut cmd = k.cmd();
-        cmd.env_remove("SOURCE_DATE_EPOCH")
-            .args(["build", "--progress", "plain", "-t", tag, ctx.to_str().unwrap()]);
+        cmd.env_remove("SOURCE_DATE_EPOCH").args([
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ]);
         if let Some((key, value)) = extra_env {
             cmd.env(key, value);
         }
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
-        (k.inspect(tag)["Created"].as_str().unwrap().to_string(), stderr)
+        (
+            k.inspect(tag)["Created"].as_str().unwrap().to_string(),
+            stderr,
+        )
     };
     // Not a repository: 0, and the summary says how to get a real date.
     let (created, summary) = build("e:none", None);
@@ -415,10 +434,18 @@ fn build_time_is_the_commit_time_of_a_clean_git_context() {
     git(&ctx, &["commit", "-q", "-m", "one"]);
     let (created, summary) = build("e:clean", None);
     assert_eq!(created, "2024-05-06T07:08:09Z");
-    assert!(summary.contains("commit time of the context's git HEAD"), "{summary}");
+    assert!(
+        summary.contains("commit time of the context's git HEAD"),
+        "{summary}"
+    );
     // The same commit elsewhere gives the same image.
     let copy = k.dir.path().join("epoch-ctx-copy");
-    let st = Command::new("cp").arg("-a").arg(&ctx).arg(&copy).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&ctx)
+        .arg(&copy)
+        .status()
+        .unwrap();
     assert!(st.success());
     let id = |tag: &str| k.inspect(tag)["Id"].as_str().unwrap().to_string();
     let out = k.ok(&["build", "-q", "-t", "e:copy", copy.to_str().unwrap()]);
@@ -443,11 +470,24 @@ fn pull_flag_fetches_a_newer_base_from_the_registry() {
     k.ok(&["push", "-q", &base]);
     let ctx = k.dir.path().join("pull-ctx");
     fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nRUN cat /version > /seen\n")).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN cat /version > /seen\n"),
+    )
+    .unwrap();
     let seen = |tag: &str| {
         let dest = k.dir.path().join(format!("out-{}", tag.replace(':', "-")));
         let spec = format!("type=local,dest={}", dest.display());
-        k.ok(&["build", "-q", "--pull", "-t", tag, "-o", &spec, ctx.to_str().unwrap()]);
+        k.ok(&[
+            "build",
+            "-q",
+            "--pull",
+            "-t",
+            tag,
+            "-o",
+            &spec,
+            ctx.to_str().unwrap(),
+        ]);
         fs::read_to_string(dest.join("seen")).unwrap()
     };
     assert_eq!(seen("p:1"), "one\n");
@@ -459,7 +499,11 @@ fn pull_flag_fetches_a_newer_base_from_the_registry() {
     other.ok(&["push", "-q", &base]);
     assert_eq!(seen("p:2"), "two\n");
     // --pull of a base no registry has fails the build and says so.
-    fs::write(ctx.join("Dockerfile"), format!("FROM {}/team/nothing:1\nRUN true\n", reg.host())).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/team/nothing:1\nRUN true\n", reg.host()),
+    )
+    .unwrap();
     let err = k.fails(&["build", "--pull", ctx.to_str().unwrap()]);
     assert!(err.contains("team/nothing"), "{err}");
 }

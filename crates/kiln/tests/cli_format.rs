@@ -27,18 +27,11 @@ fn import_at(k: &Kiln, name: &str, epoch: u64, changes: &[&str]) -> String {
         args.push("-c".into());
         args.push(c.to_string());
     }
-    let out = k
-        .cmd()
-        .args(&args)
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let epoch = epoch.to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    k.ok_with_env(&args, &[("SOURCE_DATE_EPOCH", &epoch)])
+        .trim()
+        .to_string()
 }
 
 fn lines(s: &str) -> Vec<&str> {

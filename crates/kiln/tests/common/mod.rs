@@ -50,6 +50,23 @@ impl Kiln {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs kiln with extra environment variables and requires success;
+    /// returns stdout.
+    pub fn ok_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs kiln with `input` as standard input and requires success.
     pub fn ok_with_stdin(&self, args: &[&str], input: &Path) -> String {
         let out = self
@@ -164,16 +181,22 @@ pub fn busybox_tar(work: &Path, name: &str, extra: &[(&str, &[u8])]) -> PathBuf 
     let dir = work.join(format!("{name}-rootfs"));
     busybox_rootfs(&dir, extra);
     let out = work.join(format!("{name}.tar"));
+    tar_dir(&dir, &out);
+    out
+}
+
+/// `dir`'s content as a reproducible tarball (tar(1), as a user would
+/// make it: sorted, mtime 0, owned by root).
+pub fn tar_dir(dir: &Path, out: &Path) {
     let st = Command::new("tar")
         .arg("-C")
-        .arg(&dir)
+        .arg(dir)
         .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-cf"])
-        .arg(&out)
+        .arg(out)
         .arg(".")
         .status()
         .unwrap();
     assert!(st.success());
-    out
 }
 
 /// Runs an external tool and requires success; returns stdout.

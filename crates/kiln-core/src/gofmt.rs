@@ -1,7 +1,6 @@
-//! Go's `fmt` verbs as BuildKit's Dockerfile frontend uses them in history
-//! lines (`CMD %q`, `SHELL %v`, `HEALTHCHECK %q` of a struct): kiln's
-//! `created_by` strings match BuildKit's byte for byte, so tools that
-//! read history (docker history, dive) show the same thing.
+//! Go's `fmt` printing where kiln must match Go tools byte for byte:
+//! BuildKit's history lines (`CMD %q`, `SHELL %v`, `HEALTHCHECK %q` of a
+//! struct) and docker's `--format` templates (durations as `30s`).
 
 /// Go's `strconv.Quote` for the strings a Dockerfile holds: `\` and `"`
 /// escaped, control characters as Go writes them, printable text as is.
