@@ -77,6 +77,65 @@ impl Compression {
     }
 }
 
+impl Compression {
+    /// Wraps `w` in this compression's decoder: compressed bytes written in
+    /// come out plain into `w`. For measuring a layer while it streams in
+    /// (pull), where there is no reader to pull from.
+    pub fn decoder<'a, W: Write + Send + 'a>(
+        self,
+        w: W,
+    ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(Plain(w)),
+            Compression::Gzip => Box::new(flate2::write::MultiGzDecoder::new(w)),
+            Compression::Zstd => Box::new(ZstdDecoder(zstd::stream::write::Decoder::new(w)?)),
+        })
+    }
+
+    /// The compression a layer media type names; `None` for a type that
+    /// is not a tar layer.
+    pub fn of_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            media_types::OCI_LAYER_TAR | media_types::DOCKER_LAYER_TAR => Some(Compression::None),
+            media_types::OCI_LAYER_GZIP | media_types::DOCKER_LAYER_GZIP => Some(Compression::Gzip),
+            media_types::OCI_LAYER_ZSTD => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+struct ZstdDecoder<'a, W: Write>(zstd::stream::write::Decoder<'a, W>);
+
+impl<W: Write> Write for ZstdDecoder<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for ZstdDecoder<'_, W> {
+    fn finish_into(mut self: Box<Self>) -> io::Result<W> {
+        self.0.flush()?;
+        Ok(self.0.into_inner())
+    }
+}
+
+impl<W: Write> FinishWrite<W> for flate2::write::MultiGzDecoder<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
 impl FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> Result<Compression, String> {
@@ -158,6 +217,12 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
+        // The write-side decoder gives the same bytes back.
+        let mut dec = c.decoder(Vec::new()).unwrap();
+        for chunk in compressed.chunks(777) {
+            dec.write_all(chunk).unwrap();
+        }
+        assert_eq!(dec.finish_into().unwrap(), data);
     }
 
     #[test]

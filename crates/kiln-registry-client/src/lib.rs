@@ -25,14 +25,17 @@
 pub mod api;
 pub mod auth;
 mod client;
+mod compress;
 pub mod credentials;
 mod error;
 pub mod manifest;
+mod measure;
 mod progress;
 mod pull;
 mod push;
 
 pub use client::{Client, ClientOptions, Repo, USER_AGENT};
+pub use compress::PushOptions;
 pub use credentials::{Credentials, DockerConfig};
 pub use error::{RegistryError, Result};
 pub use progress::{BlobEvent, Progress, Silent};

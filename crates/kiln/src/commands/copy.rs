@@ -122,7 +122,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
 
     match &dst {
         Location::Registry(r) => {
-            let pushed = block_on(push(&client, &from, &entry, r, &view))??;
+            // Compressed as `kiln push` compresses by default (gzip), so a
+            // copy after a push (or a second copy) finds every layer there.
+            let opts = kiln_registry_client::PushOptions::default();
+            let pushed = block_on(push(&client, &from, &entry, r, &opts, &view))??;
             if !args.quiet {
                 eprintln!(
                     "Copied {} to {r} ({} blobs uploaded)",
