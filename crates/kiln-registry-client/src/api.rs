@@ -83,7 +83,9 @@ impl Client {
         let mut tags = Vec::new();
         for _ in 0..MAX_PAGES {
             let resp = self
-                .send(&repo.registry, &[repo.pull_scope()], || self.http().get(&url))
+                .send(&repo.registry, &[repo.pull_scope()], || {
+                    self.http().get(&url)
+                })
                 .await?;
             let resp = check(resp, repo, &what, "pull").await?;
             let next = resp
@@ -104,10 +106,11 @@ impl Client {
                 }
             }
             let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what, &repo.registry).await?;
-            let page: Page = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                reason: e.to_string(),
-            })?;
+            let page: Page =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+                    what: what.clone(),
+                    reason: e.to_string(),
+                })?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
                 Some(n) => url = n,

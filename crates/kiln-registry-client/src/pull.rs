@@ -248,7 +248,12 @@ fn layers_of(images: &[RawManifest], config: &Digest) -> Vec<Digest> {
 /// Each layer measured on the way in must have the diff_id the config
 /// lists for it: a layer that unpacks to something else than the config
 /// says would make an image whose ID does not describe its content.
-fn check_diff_ids(store: &Store, config: &Descriptor, layers: &[Digest], shown: &str) -> Result<()> {
+fn check_diff_ids(
+    store: &Store,
+    config: &Descriptor,
+    layers: &[Digest],
+    shown: &str,
+) -> Result<()> {
     let bytes = store.blobs().read(&config.digest)?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let listed = v.pointer("/rootfs/diff_ids").and_then(|d| d.as_array());

@@ -355,7 +355,8 @@ async fn check_or_mount(
     progress: &dyn Progress,
 ) -> Result<Option<Option<String>>> {
     if client.blob_exists(repo, &d.digest, true).await?.is_some() {
-        progress.blob(shown, BlobEvent::AlreadyExists);
+        // docker's push words (a pull says "Already exists").
+        progress.blob(shown, BlobEvent::Done("Layer already exists"));
         return Ok(None);
     }
     let prefix = format!("{}/", repo.registry);

@@ -82,7 +82,12 @@ impl Store {
 
     /// Records that `repository` holds the image of local manifest
     /// `manifest` under manifest digest `pushed`.
-    pub fn record_pushed(&self, manifest: &Digest, repository: &str, pushed: &Digest) -> Result<()> {
+    pub fn record_pushed(
+        &self,
+        manifest: &Digest,
+        repository: &str,
+        pushed: &Digest,
+    ) -> Result<()> {
         let mut list = self.pushed_digests(manifest);
         list.retain(|(r, _)| r != repository);
         list.insert(0, (repository.to_string(), pushed.clone()));

@@ -70,7 +70,7 @@ fn push_then_pull_anonymous_by_tag_and_by_digest() {
     assert!(again.status.success());
     let e = stderr_of(&again);
     // One layer (configs are not listed, as with docker).
-    assert_eq!(e.matches("Already exists").count(), 1, "{e}");
+    assert_eq!(e.matches("Layer already exists").count(), 1, "{e}");
     assert!(!e.contains("Pushed"), "{e}");
 
     let id = src.inspect("bb")["Id"].clone();

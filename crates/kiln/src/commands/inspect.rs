@@ -56,7 +56,11 @@ fn repo_digests(store: &Store, record: &ImageRecord) -> Vec<String> {
     }
     for n in &record.names {
         if !pushed.iter().any(|(repo, _)| *repo == n.name()) {
-            out.insert(format!("{}@{}", n.familiar_name(), record.entry.repo_digest()));
+            out.insert(format!(
+                "{}@{}",
+                n.familiar_name(),
+                record.entry.repo_digest()
+            ));
         }
     }
     out.into_iter().collect()

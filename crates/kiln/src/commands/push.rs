@@ -18,7 +18,12 @@ pub struct Args {
     #[arg(short, long)]
     quiet: bool,
     /// Compression for layers stored uncompressed
-    #[arg(long, visible_alias = "compression-format", value_enum, default_value = "gzip")]
+    #[arg(
+        long,
+        visible_alias = "compression-format",
+        value_enum,
+        default_value = "gzip"
+    )]
     compression: PushCompression,
     /// Also recompress layers stored with another compression
     #[arg(long)]

@@ -85,7 +85,9 @@ pub fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
         .walk()?
         .into_iter()
         .map(|(d, on_disk)| {
-            let size = store.layer_info(&d).map_or(on_disk, |i| i.uncompressed_size);
+            let size = store
+                .layer_info(&d)
+                .map_or(on_disk, |i| i.uncompressed_size);
             (d, size)
         })
         .collect();
