@@ -541,3 +541,41 @@ fn load_over_an_existing_tag_says_which_image_lost_it() {
     let out = k.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(!out.contains("already exists"), "{out}");
 }
+
+#[test]
+fn size_is_uncompressed_for_images_copied_in_from_compressed_layouts() {
+    let k = Kiln::new();
+    image_with_data(&k, "orig", 2);
+    let local = k.inspect("orig");
+    // skopeo gzips uncompressed layers for oci: destinations.
+    let layout = k.path("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci:{}:docker.io/library/orig:latest", k.root.display()),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+    let index = json(&std::fs::read_to_string(layout.join("index.json")).unwrap());
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = json(
+        &std::fs::read_to_string(layout.join("blobs/sha256").join(&manifest_digest[7..])).unwrap(),
+    );
+    assert!(
+        manifest["layers"][0]["mediaType"]
+            .as_str()
+            .unwrap()
+            .ends_with("gzip"),
+        "{manifest}"
+    );
+    let other = Kiln::new();
+    other.ok(&[
+        "copy",
+        &format!("oci:{}:x", layout.display()),
+        "kiln:copied",
+    ]);
+    let copied = other.inspect("copied");
+    assert_eq!(copied["Id"], local["Id"]);
+    assert_eq!(copied["Size"], local["Size"]);
+}
