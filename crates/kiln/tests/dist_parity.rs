@@ -579,3 +579,110 @@ fn size_is_uncompressed_for_images_copied_in_from_compressed_layouts() {
     assert_eq!(copied["Id"], local["Id"]);
     assert_eq!(copied["Size"], local["Size"]);
 }
+
+// ---- hostile registries: measured layers, paged tag lists ----
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// A fake registry. `lie/img:1` has a config whose diff_id does not match
+/// its (gzip) layer; `paged/img` lists its tags a and b over two pages;
+/// `away/img` sends its next page to another host.
+fn fake_registry(raw_layer: &[u8]) -> u16 {
+    use common::http::{self, Reply, Request};
+    let layer = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, raw_layer).unwrap();
+        e.finish().unwrap()
+    };
+    let config = |diff_id: &str| {
+        serde_json::json!({
+            "architecture": host_arch(), "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "config": {}
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let good_config = config(&sha(raw_layer));
+    let lying_config = config(&sha(b"something else"));
+    let manifest = |config: &[u8]| {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&layer), "size": layer.len()}]
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let good = manifest(&good_config);
+    let lying = manifest(&lying_config);
+    let handler = move |req: &Request| -> Reply {
+        let path = req.path().to_string();
+        if path == "/v2/" {
+            return Reply::new(200, "{}");
+        }
+        let m = |bytes: &[u8]| {
+            Reply::new(200, bytes.to_vec())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .header("Docker-Content-Digest", &sha(bytes))
+        };
+        for blob in [&layer, &good_config, &lying_config] {
+            if path.ends_with(&format!("/blobs/{}", sha(blob))) {
+                return Reply::new(200, blob.to_vec());
+            }
+        }
+        match path.as_str() {
+            "/v2/lie/img/manifests/1" => m(&lying),
+            "/v2/paged/img/manifests/a" | "/v2/paged/img/manifests/b" => m(&good),
+            "/v2/paged/img/tags/list" if req.query("last") == ["a"] => {
+                Reply::new(200, r#"{"name":"paged/img","tags":["b"]}"#)
+            }
+            "/v2/paged/img/tags/list" => Reply::new(200, r#"{"name":"paged/img","tags":["a"]}"#)
+                .header(
+                    "Link",
+                    r#"</v2/paged/img/tags/list?n=1&last=a>; rel="next""#,
+                ),
+            "/v2/away/img/tags/list" => Reply::new(200, r#"{"name":"away/img","tags":["a"]}"#)
+                .header(
+                    "Link",
+                    r#"<http://127.0.0.2:1/v2/away/img/tags/list?last=a>; rel="next""#,
+                ),
+            _ => Reply::new(404, r#"{"errors":[{"code":"NOT_FOUND"}]}"#),
+        }
+    };
+    http::serve(std::sync::Arc::new(handler))
+}
+
+#[test]
+fn pull_refuses_a_layer_that_unpacks_to_another_diff_id() {
+    let port = fake_registry(&b"pretend tar ".repeat(5000));
+    let k = Kiln::new();
+    let e = k.fails(&["pull", &format!("127.0.0.1:{port}/lie/img:1")]);
+    assert!(e.contains("unpacks to diff_id"), "{e}");
+    assert_eq!(k.ok(&["images", "-q"]), "", "nothing may be tagged");
+}
+
+#[test]
+fn pull_all_tags_follows_pages_and_measures_layers_uncompressed() {
+    let raw = b"pretend tar ".repeat(5000);
+    let port = fake_registry(&raw);
+    let k = Kiln::new();
+    let repo = format!("127.0.0.1:{port}/paged/img");
+    let out = k.run(&["pull", "-a", &repo]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for tag in ["a", "b"] {
+        let doc = k.inspect(&format!("{repo}:{tag}"));
+        // The layer came gzip-compressed (a few hundred bytes); SIZE is
+        // what it unpacks to.
+        assert_eq!(doc["Size"], raw.len() as u64, "{doc}");
+    }
+    let e = k.fails(&["pull", "-a", &format!("127.0.0.1:{port}/away/img")]);
+    assert!(e.contains("another host"), "{e}");
+}
