@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::{stream, TryStreamExt};
-use kiln_core::{Digest, ImageRef};
+use kiln_core::{media_types as mt, Digest, ImageRef};
 use kiln_store::{CompressedLayer, IndexEntry, Store};
 use serde_json::Value;
 
@@ -112,16 +112,21 @@ pub async fn push(
     let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
 
     // The manifests as the registry gets them: layers as sent.
-    let mut renamed: HashMap<Digest, (Digest, u64)> = HashMap::new();
+    let mut renamed: HashMap<Digest, (Digest, u64, String)> = HashMap::new();
     let mut pushed_children = Vec::new();
     for m in &children {
         let pushed = match with_sent_layers(&m.bytes, &sent, &m.digest)? {
+            // The body's mediaType wins (it changes for zstd layers).
             Some(bytes) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
             None => m.clone(),
         };
         renamed.insert(
             m.digest.clone(),
-            (pushed.digest.clone(), pushed.bytes.len() as u64),
+            (
+                pushed.digest.clone(),
+                pushed.bytes.len() as u64,
+                pushed.media_type.clone(),
+            ),
         );
         pushed_children.push(pushed);
     }
@@ -202,15 +207,43 @@ fn with_sent_layers(
     if !changed {
         return Ok(None);
     }
+    to_oci_if_zstd(&mut v);
     serde_json::to_vec(&v)
         .map(Some)
         .map_err(|e| invalid(what, e))
 }
 
+/// Docker's schema 2 has no zstd layer type: a docker manifest that now
+/// names zstd layers becomes an OCI manifest (config and layer types with
+/// it), as BuildKit converts it.
+fn to_oci_if_zstd(v: &mut Value) {
+    let zstd = v
+        .get("layers")
+        .and_then(Value::as_array)
+        .is_some_and(|l| l.iter().any(|l| l["mediaType"] == mt::OCI_LAYER_ZSTD));
+    if !zstd || v["mediaType"] != mt::DOCKER_MANIFEST {
+        return;
+    }
+    v["mediaType"] = Value::from(mt::OCI_MANIFEST);
+    if v["config"]["mediaType"] == mt::DOCKER_CONFIG {
+        v["config"]["mediaType"] = Value::from(mt::OCI_CONFIG);
+    }
+    if let Some(layers) = v.get_mut("layers").and_then(Value::as_array_mut) {
+        for l in layers {
+            let oci = match l["mediaType"].as_str() {
+                Some(mt::DOCKER_LAYER_GZIP) => mt::OCI_LAYER_GZIP,
+                Some(mt::DOCKER_LAYER_TAR) => mt::OCI_LAYER_TAR,
+                _ => continue,
+            };
+            l["mediaType"] = Value::from(oci);
+        }
+    }
+}
+
 /// The index `bytes` with its manifests renamed as pushed.
 fn with_renamed_manifests(
     bytes: &[u8],
-    renamed: &HashMap<Digest, (Digest, u64)>,
+    renamed: &HashMap<Digest, (Digest, u64, String)>,
     what: &Digest,
 ) -> Result<Option<Vec<u8>>> {
     let mut v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(what, e))?;
@@ -218,12 +251,13 @@ fn with_renamed_manifests(
     if let Some(list) = v.get_mut("manifests").and_then(Value::as_array_mut) {
         for m in list {
             let stored = m.get("digest").and_then(Value::as_str);
-            let Some((digest, size)) = stored
+            let Some((digest, size, media_type)) = stored
                 .and_then(|s| s.parse::<Digest>().ok())
-                .and_then(|d| renamed.get(&d).filter(|(n, _)| *n != d))
+                .and_then(|d| renamed.get(&d).filter(|(n, _, _)| *n != d))
             else {
                 continue;
             };
+            m["mediaType"] = Value::from(media_type.clone());
             m["digest"] = Value::from(digest.to_string());
             m["size"] = Value::from(*size);
             changed = true;

@@ -325,6 +325,55 @@ fn force_compression_recompresses_layers_stored_compressed() {
     );
 }
 
+#[test]
+fn a_docker_manifest_pushed_with_zstd_layers_becomes_oci() {
+    let reg = Registry::start(Auth::Anonymous);
+    let k = Kiln::new();
+    k.import_busybox("bb", &[], &[]);
+    let archive = k.path("bb.tar");
+    k.ok(&["save", "-o", archive.to_str().unwrap(), "bb"]);
+    // skopeo pushes a docker archive with Docker schema 2 types; kiln
+    // pulls it as is.
+    let docker_typed = format!("{}/dist/docker:1", reg.host());
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{docker_typed}"),
+        ],
+    );
+    let p = Kiln::new();
+    p.ok(&["pull", &docker_typed]);
+    let zstd = format!("{}/dist/docker:zstd", reg.host());
+    p.ok(&["tag", &docker_typed, &zstd]);
+    p.ok(&[
+        "push",
+        "--compression",
+        "zstd",
+        "--force-compression",
+        &zstd,
+    ]);
+    let m: serde_json::Value = serde_json::from_slice(&raw_manifest(&zstd)).unwrap();
+    assert_eq!(
+        m["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{m}"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let again = Kiln::new();
+    again.ok(&["pull", &zstd]);
+    assert_eq!(again.inspect(&zstd)["Id"], k.inspect("bb")["Id"]);
+    assert_eq!(again.inspect(&zstd)["Size"], k.inspect("bb")["Size"]);
+}
+
 // ---- 12: pull -a ----
 
 #[test]
