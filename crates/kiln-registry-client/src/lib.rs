@@ -14,7 +14,11 @@
 //!   uploads monolithic, streamed or chunked; cross-repository mounts.
 //! - [`pull()`] and [`push()`]: whole images, blobs in parallel, skipping
 //!   what the other side already has; nothing is tagged until everything
-//!   it names is stored and verified.
+//!   it names is stored and verified. Push compresses layers stored plain
+//!   ([`PushOptions`], gzip by default, deterministic) and the store
+//!   remembers each compressed digest; pull decodes each layer as it
+//!   streams in to learn its diff_id (checked against the config) and
+//!   uncompressed size.
 //!
 //! Registries are hostile input: every size and digest they send is
 //! checked, and errors say which registry, repository and blob failed.
