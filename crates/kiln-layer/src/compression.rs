@@ -68,9 +68,11 @@ impl Compression {
             )?),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
-                if threads > 1 {
-                    enc.multithread(threads)?;
-                }
+                // Always zstd's multithreaded mode, even with one worker: its
+                // output does not depend on the worker count, but differs
+                // from single-threaded mode's, so a one-core machine would
+                // otherwise compress a layer to another digest.
+                enc.multithread(threads.max(1))?;
                 Box::new(enc)
             }
         })
@@ -238,6 +240,30 @@ mod tests {
         assert!(e.to_string().contains("bzip2"));
         let e = Compression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]).unwrap_err();
         assert!(e.to_string().contains("xz"));
+    }
+
+    #[test]
+    fn output_does_not_depend_on_the_thread_count() {
+        // Several zstd jobs' worth of input that compresses, but not away.
+        let mut x: u32 = 1;
+        let data: Vec<u8> = (0..24 << 20)
+            .map(|i: u32| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if i % 3 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b'k'
+                }
+            })
+            .collect();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let enc = |threads: u32| {
+                let mut e = c.encoder(Vec::new(), threads).unwrap();
+                e.write_all(&data).unwrap();
+                e.finish_into().unwrap()
+            };
+            assert!(enc(1) == enc(3), "{c:?}");
+        }
     }
 
     #[test]

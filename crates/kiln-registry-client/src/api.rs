@@ -215,7 +215,12 @@ impl Client {
             Ok(w)
         };
         let mut out = ingest()?;
-        let mut measure = layer.map(crate::measure::LayerMeasure::new);
+        // A plain tar layer is its own diff_id: the blob writer's hash
+        // and size say it all.
+        let plain = layer == Some(kiln_layer::Compression::None);
+        let mut measure = layer
+            .filter(|_| !plain)
+            .map(crate::measure::LayerMeasure::new);
         let mut interruptions = 0u32;
         loop {
             let offset = out.written();
@@ -308,6 +313,7 @@ impl Client {
                 .await
                 .map_err(|e| RegistryError::Config(format!("blob commit task failed: {e}")))?;
         match committed {
+            Ok(_) if plain => Ok(Some((digest.clone(), size))),
             Ok(_) => Ok(measure.and_then(|m| m.finish())),
             Err(StoreError::DigestMismatch { actual, .. }) => Err(RegistryError::DigestMismatch {
                 what,
