@@ -249,7 +249,7 @@ mod tests {
         let data: Vec<u8> = (0..24 << 20)
             .map(|i: u32| {
                 x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     (x >> 24) as u8
                 } else {
                     b'k'
