@@ -421,22 +421,53 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
 
 // ---- 13: login, load, push/pull by digest, save, load over a tag ----
 
-/// Runs a shell command line under a pseudo-terminal (`script`), feeding
-/// `input` lines one second apart (after the prompts they answer appear).
-fn under_pty(command: &str, input: &[&str]) -> Output {
-    let mut feed = String::from("sleep 1");
-    for line in input {
-        feed.push_str(&format!("; printf '%s\\n' '{line}'; sleep 1"));
+/// Runs a shell command line under a pseudo-terminal (`script`, from
+/// util-linux), answering each prompt of `dialog` once it has appeared
+/// (so an answer never races the program's terminal settings). Returns
+/// whether the command succeeded and everything the terminal showed.
+fn under_pty(command: &str, dialog: &[(&str, &str)]) -> (bool, String) {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new("timeout")
+        .args(["30", "script", "-qec", command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is needed for terminal tests");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = 0;
+    for (prompt, answer) in dialog {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = text();
+            if let Some(at) = t[seen..].find(prompt) {
+                seen += at + prompt.len();
+                break;
+            }
+            assert!(Instant::now() < deadline, "no prompt {prompt:?} in {t:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        writeln!(stdin, "{answer}").unwrap();
+        stdin.flush().unwrap();
     }
-    let line = format!(
-        "({feed}) | timeout 30 script -qec {} /dev/null",
-        shell_quote(command)
-    );
-    Command::new("sh").arg("-c").arg(line).output().unwrap()
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    (status.success(), text())
 }
 
 fn kiln_line(k: &Kiln, args: &str) -> String {
@@ -456,9 +487,8 @@ fn login_at_a_terminal_prompts_for_user_and_hidden_password() {
         &k,
         &format!("login --authfile {} {}", config.display(), reg.host()),
     );
-    let out = under_pty(&cmd, &[USER, PASSWORD]);
-    let text = stdout_of(&out);
-    assert!(out.status.success(), "{text}{}", stderr_of(&out));
+    let (ok, text) = under_pty(&cmd, &[("Username: ", USER), ("Password: ", PASSWORD)]);
+    assert!(ok, "{text}");
     assert!(text.contains("Username: "), "{text}");
     assert!(text.contains("Password: "), "{text}");
     assert!(text.contains(USER), "the user name is echoed: {text}");
@@ -504,9 +534,8 @@ fn login_with_a_wrong_password_says_the_login_failed() {
 fn load_from_a_terminal_fails_at_once() {
     let k = Kiln::new();
     let start = Instant::now();
-    let out = under_pty(&kiln_line(&k, "load"), &[]);
-    let text = stdout_of(&out);
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = under_pty(&kiln_line(&k, "load"), &[]);
+    assert!(!ok, "{text}");
     assert!(
         text.contains("requested load from stdin, but stdin is empty"),
         "{text}"
