@@ -257,6 +257,40 @@ fn push_gzips_stored_layers_remembers_them_and_docker_runs_the_result() {
 }
 
 #[test]
+fn a_built_image_goes_up_with_every_layer_gzipped() {
+    let reg = Registry::start(Auth::Anonymous);
+    let k = Kiln::new();
+    k.import_busybox("base", &[], &[]);
+    let ctx = k.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("app.txt"), "built by kiln\n".repeat(1000)).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM base\nCOPY app.txt /app.txt\n").unwrap();
+    let name = format!("{}/dist/built:1", reg.host());
+    k.ok(&["build", "-t", &name, ctx.to_str().unwrap()]);
+    let local = k.inspect(&name);
+    let (_, _, compressed) = timed_push(&k, &["push", &name]);
+    assert_eq!(compressed, 2, "base layer and COPY layer");
+    let m: serde_json::Value = serde_json::from_slice(&raw_manifest(&name)).unwrap();
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{m}");
+    for (l, diff_id) in layers
+        .iter()
+        .zip(local["RootFS"]["Layers"].as_array().unwrap())
+    {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        let blob = registry_blob(&reg, "dist/built", l["digest"].as_str().unwrap());
+        assert_eq!(&sha(&gunzip(&blob)), diff_id.as_str().unwrap());
+    }
+    let p = Kiln::new();
+    p.ok(&["pull", &name]);
+    assert_eq!(p.inspect(&name)["Id"], local["Id"]);
+    assert_eq!(p.inspect(&name)["Size"], local["Size"]);
+}
+
+#[test]
 fn push_with_zstd_sends_zstd_layers_and_kiln_pulls_them_at_full_size() {
     let reg = Registry::start(Auth::Anonymous);
     let k = Kiln::new();
