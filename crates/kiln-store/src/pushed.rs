@@ -114,3 +114,38 @@ fn write_atomically(path: PathBuf, bytes: &[u8]) -> Result<()> {
     fs::write(&tmp, bytes).ctx("write", &tmp)?;
     fs::rename(&tmp, &path).ctx("rename", &path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_compressed_forms_and_pushed_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = Digest::sha256(b"layer");
+        assert_eq!(store.compressed_layer(&layer, "gzip"), None);
+        let gz = CompressedLayer {
+            digest: Digest::sha256(b"gz"),
+            size: 2,
+        };
+        store.record_compressed_layer(&layer, "gzip", &gz).unwrap();
+        assert_eq!(store.compressed_layer(&layer, "gzip"), Some(gz));
+        assert_eq!(store.compressed_layer(&layer, "zstd"), None);
+
+        let manifest = Digest::sha256(b"manifest");
+        let (a, b) = (Digest::sha256(b"a"), Digest::sha256(b"b"));
+        store.record_pushed(&manifest, "r/one", &a).unwrap();
+        store.record_pushed(&manifest, "r/two", &a).unwrap();
+        // A later push to the same repository replaces its record.
+        store.record_pushed(&manifest, "r/one", &b).unwrap();
+        assert_eq!(
+            store.pushed_digests(&manifest),
+            vec![("r/one".to_string(), b), ("r/two".to_string(), a)]
+        );
+        store.forget_pushed(&manifest);
+        store.forget_pushed(&layer);
+        assert!(store.pushed_digests(&manifest).is_empty());
+        assert_eq!(store.compressed_layer(&layer, "gzip"), None);
+    }
+}
