@@ -608,3 +608,22 @@ async fn read_capped(resp: Response, limit: u64, what: &str, registry: &str) -> 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn finds_the_next_page_in_a_link_header() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=1&last=x>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=1&last=x")
+        );
+        assert_eq!(
+            next_link(r#"<http://x/prev>; rel="prev", <http://x/next>; rel=next"#).as_deref(),
+            Some("http://x/next")
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}

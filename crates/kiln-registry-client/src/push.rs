@@ -462,3 +462,55 @@ async fn upload(
     counts.uploaded.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: Digest::sha256(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn manifests_change_only_where_layers_went_up_changed() {
+        let plain = desc(mt::DOCKER_LAYER_TAR, b"plain");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": mt::DOCKER_MANIFEST,
+            "config": {"mediaType": mt::DOCKER_CONFIG, "digest": Digest::sha256(b"c").to_string(), "size": 1},
+            "layers": [{"mediaType": plain.media_type, "digest": plain.digest.to_string(), "size": plain.size}],
+        });
+        let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        let id = Digest::sha256(&bytes);
+
+        // Sent as stored: the very same bytes (and digest) go up.
+        let same = HashMap::from([(plain.digest.clone(), plain.clone())]);
+        assert!(with_sent_layers(&bytes, &same, &id).unwrap().is_none());
+
+        // gzip: the layer descriptor changes, the docker type stays docker's.
+        let gz = desc(mt::DOCKER_LAYER_GZIP, b"gz");
+        let sent = HashMap::from([(plain.digest.clone(), gz.clone())]);
+        let out: Value =
+            serde_json::from_slice(&with_sent_layers(&bytes, &sent, &id).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(out["mediaType"], mt::DOCKER_MANIFEST);
+        assert_eq!(out["layers"][0]["digest"], gz.digest.to_string());
+        assert_eq!(out["layers"][0]["size"], gz.size);
+        assert_eq!(out["config"], manifest["config"]);
+
+        // zstd: docker's schema has no such type, so the manifest turns OCI.
+        let zst = desc(mt::OCI_LAYER_ZSTD, b"zst");
+        let sent = HashMap::from([(plain.digest.clone(), zst.clone())]);
+        let out: Value =
+            serde_json::from_slice(&with_sent_layers(&bytes, &sent, &id).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(out["mediaType"], mt::OCI_MANIFEST);
+        assert_eq!(out["config"]["mediaType"], mt::OCI_CONFIG);
+        assert_eq!(out["layers"][0]["mediaType"], mt::OCI_LAYER_ZSTD);
+    }
+}
