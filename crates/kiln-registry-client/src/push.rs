@@ -402,7 +402,7 @@ async fn check_or_mount(
     if let Some(from) = mount_from {
         match client.mount_blob(repo, &d.digest, &from).await {
             Ok(None) => {
-                progress.blob(shown, BlobEvent::Mounted);
+                progress.blob(shown, BlobEvent::Mounted { from: &from });
                 return Ok(None);
             }
             Ok(Some(session)) => return Ok(Some(Some(session))),
