@@ -15,11 +15,11 @@
 use std::fs;
 use std::path::PathBuf;
 
-use kiln_core::Digest;
+use kiln_core::{Digest, ImageRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
-use crate::Store;
+use crate::{ImageRecord, Store};
 
 /// A compressed form of a stored layer, as pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +94,30 @@ impl Store {
         list.truncate(MAX_PUSHED);
         let text: String = list.iter().map(|(r, d)| format!("{r}@{d}\n")).collect();
         write_atomically(self.pushed_path(manifest), text.as_bytes())
+    }
+
+    /// docker's RepoDigests, `name@digest` sorted: per repository the
+    /// manifest digest a push left there, else (for the repositories of the
+    /// image's names) the digest it was pulled by.
+    pub fn repo_digests(&self, record: &ImageRecord) -> Vec<String> {
+        let pushed = self.pushed_digests(&record.entry.digest);
+        let mut out = std::collections::BTreeSet::new();
+        for (repo, digest) in &pushed {
+            let name = repo
+                .parse::<ImageRef>()
+                .map_or(repo.clone(), |r| r.familiar_name());
+            out.insert(format!("{name}@{digest}"));
+        }
+        for n in &record.names {
+            if !pushed.iter().any(|(repo, _)| *repo == n.name()) {
+                out.insert(format!(
+                    "{}@{}",
+                    n.familiar_name(),
+                    record.entry.repo_digest()
+                ));
+            }
+        }
+        out.into_iter().collect()
     }
 
     pub(crate) fn forget_pushed(&self, blob: &Digest) {

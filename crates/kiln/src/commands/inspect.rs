@@ -42,30 +42,6 @@ struct Inspect {
     metadata: Value,
 }
 
-/// `name@digest` per repository: the manifest digest a push left there
-/// (it names compressed layers, so it is not the local one), else the
-/// digest the image was pulled by.
-fn repo_digests(store: &Store, record: &ImageRecord) -> Vec<String> {
-    let pushed = store.pushed_digests(&record.entry.digest);
-    let mut out = std::collections::BTreeSet::new();
-    for (repo, digest) in &pushed {
-        let name = repo
-            .parse::<kiln_core::ImageRef>()
-            .map_or(repo.clone(), |r| r.familiar_name());
-        out.insert(format!("{name}@{digest}"));
-    }
-    for n in &record.names {
-        if !pushed.iter().any(|(repo, _)| *repo == n.name()) {
-            out.insert(format!(
-                "{}@{}",
-                n.familiar_name(),
-                record.entry.repo_digest()
-            ));
-        }
-    }
-    out.into_iter().collect()
-}
-
 fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result<Inspect> {
     // Fields come from the raw config so nothing kiln does not model is lost.
     let raw: Value = serde_json::from_slice(&image.config_bytes)?;
@@ -78,7 +54,7 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
     Ok(Inspect {
         id: image.id().to_string(),
         repo_tags: super::familiar_tags(&record.names),
-        repo_digests: repo_digests(store, record),
+        repo_digests: store.repo_digests(record),
         parent: String::new(),
         comment: text("comment"),
         created: text("created"),
