@@ -533,6 +533,28 @@ fn login_at_a_terminal_prompts_for_user_and_hidden_password() {
 }
 
 #[test]
+fn ctrl_c_at_the_password_prompt_gives_the_terminal_its_echo_back() {
+    let reg = Registry::start(Auth::Htpasswd);
+    let k = Kiln::new();
+    let config = k.path("docker-config.json");
+    // After kiln, stty shows the terminal's state.
+    let cmd = format!(
+        "{}; echo kiln-exit=$?; stty -a",
+        kiln_line(
+            &k,
+            &format!("login --authfile {} {}", config.display(), reg.host()),
+        )
+    );
+    let (_, text) = under_pty(&cmd, &[("Username: ", USER), ("Password: ", "\u{3}")]);
+    assert!(text.contains("kiln-exit=130"), "{text}");
+    let after = &text[text.find("kiln-exit").unwrap()..];
+    let flags: Vec<&str> = after.split_whitespace().collect();
+    assert!(flags.contains(&"echo"), "echo is still off: {after}");
+    assert!(!flags.contains(&"-echo"), "echo is still off: {after}");
+    assert!(!config.exists(), "nothing is stored");
+}
+
+#[test]
 fn login_with_a_wrong_password_says_the_login_failed() {
     let reg = Registry::start(Auth::Htpasswd);
     let k = Kiln::new();

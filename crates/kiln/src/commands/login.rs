@@ -67,6 +67,7 @@ fn prompt_hidden(text: &str) -> anyhow::Result<String> {
     use std::os::fd::AsFd;
     let stdin = std::io::stdin();
     let saved = tcgetattr(stdin.as_fd())?;
+    restore_on_interrupt(saved.clone())?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
@@ -77,6 +78,43 @@ fn prompt_hidden(text: &str) -> anyhow::Result<String> {
     let line = line?;
     restored?;
     Ok(line)
+}
+
+/// Ctrl-C at the password prompt would leave the terminal without echo:
+/// from here on an interrupt restores `saved` first, then exits as an
+/// interrupted process does (130). Returns once the handler is in place.
+fn restore_on_interrupt(saved: rustix::termios::Termios) -> anyhow::Result<()> {
+    let (ready, installed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready.send(Err(e))),
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut interrupt = match signal(SignalKind::interrupt()) {
+                Ok(s) => s,
+                Err(e) => return drop(ready.send(Err(e))),
+            };
+            let _ = ready.send(Ok(()));
+            interrupt.recv().await;
+            let stdin = std::io::stdin();
+            let _ = rustix::termios::tcsetattr(
+                std::os::fd::AsFd::as_fd(&stdin),
+                rustix::termios::OptionalActions::Now,
+                &saved,
+            );
+            println!();
+            std::process::exit(130);
+        })
+    });
+    installed
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the interrupt handler did not start"))??;
+    Ok(())
 }
 
 pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
