@@ -456,8 +456,9 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
 // ---- 13: login, load, push/pull by digest, save, load over a tag ----
 
 /// Runs a shell command line under a pseudo-terminal (`script`, from
-/// util-linux), answering each prompt of `dialog` once it has appeared
-/// (so an answer never races the program's terminal settings). Returns
+/// util-linux), typing each answer of `dialog` (newline included) once its
+/// prompt has appeared (so an answer never races the program's terminal
+/// settings). Returns
 /// whether the command succeeded and everything the terminal showed.
 fn under_pty(command: &str, dialog: &[(&str, &str)]) -> (bool, String) {
     use std::io::Write;
@@ -495,7 +496,7 @@ fn under_pty(command: &str, dialog: &[(&str, &str)]) -> (bool, String) {
             assert!(Instant::now() < deadline, "no prompt {prompt:?} in {t:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        writeln!(stdin, "{answer}").unwrap();
+        write!(stdin, "{answer}").unwrap();
         stdin.flush().unwrap();
     }
     let status = child.wait().unwrap();
@@ -521,7 +522,13 @@ fn login_at_a_terminal_prompts_for_user_and_hidden_password() {
         &k,
         &format!("login --authfile {} {}", config.display(), reg.host()),
     );
-    let (ok, text) = under_pty(&cmd, &[("Username: ", USER), ("Password: ", PASSWORD)]);
+    let (ok, text) = under_pty(
+        &cmd,
+        &[
+            ("Username: ", &format!("{USER}\n")),
+            ("Password: ", &format!("{PASSWORD}\n")),
+        ],
+    );
     assert!(ok, "{text}");
     assert!(text.contains("Username: "), "{text}");
     assert!(text.contains("Password: "), "{text}");
@@ -545,7 +552,14 @@ fn ctrl_c_at_the_password_prompt_gives_the_terminal_its_echo_back() {
             &format!("login --authfile {} {}", config.display(), reg.host()),
         )
     );
-    let (_, text) = under_pty(&cmd, &[("Username: ", USER), ("Password: ", "\u{3}")]);
+    // Ctrl-C alone: a user who interrupts does not press Enter after it.
+    let (_, text) = under_pty(
+        &cmd,
+        &[
+            ("Username: ", &format!("{USER}\n")),
+            ("Password: ", "\u{3}"),
+        ],
+    );
     assert!(text.contains("kiln-exit=130"), "{text}");
     let after = &text[text.find("kiln-exit").unwrap()..];
     let flags: Vec<&str> = after.split_whitespace().collect();
