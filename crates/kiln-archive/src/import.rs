@@ -17,7 +17,8 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
     /// History comment; docker's default is "Imported from SOURCE".
     pub message: Option<String>,
-    /// What the input was, for the default message (`-` for stdin).
+    /// What the input was, for the default message: `-` for any local
+    /// input (stdin or a file), as docker records it.
     pub source: String,
     pub platform: Platform,
     pub compression: Compression,

@@ -30,6 +30,9 @@ const MAX_LINK_HOPS: usize = 16;
 pub struct Loaded {
     /// (image ID, names) per image, in archive order.
     pub images: Vec<(Digest, Vec<ImageRef>)>,
+    /// Names that moved here from another image: (name, that image's ID),
+    /// for docker's "renaming the old one" notice.
+    pub renamed: Vec<(ImageRef, Digest)>,
 }
 
 enum Content {
@@ -511,18 +514,35 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
         };
         named.push((entry, p.names.clone(), p.config_digest.clone()));
     }
-    store.update_index(|index| {
-        for (entry, names, _) in &named {
+    let moved = store.update_index(|index| {
+        let mut moved = Vec::new();
+        for (entry, names, id) in &named {
             if names.is_empty() {
                 index.add_untagged(entry);
             }
             for name in names {
-                index.set_tag(name, entry);
+                if let Some(previous) = index.set_tag(name, entry) {
+                    moved.push((name.clone(), previous, id.clone()));
+                }
             }
         }
-        Ok(())
+        Ok(moved)
     })?;
+    // Named by image ID, as docker names it; the same ID under another
+    // manifest (a different compression) is not a rename.
+    let renamed = moved
+        .into_iter()
+        .filter_map(|(name, previous, new_id)| {
+            let old_id = store
+                .read_manifest(&previous)
+                .ok()
+                .and_then(|m| Digest::try_from(m.config().digest()).ok())
+                .unwrap_or(previous);
+            (old_id != new_id).then_some((name, old_id))
+        })
+        .collect();
     Ok(Loaded {
+        renamed,
         images: named
             .into_iter()
             .map(|(_, names, id)| (id, names))

@@ -68,12 +68,73 @@ impl Compression {
             )?),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
-                if threads > 1 {
-                    enc.multithread(threads)?;
-                }
+                // Always zstd's multithreaded mode, even with one worker: its
+                // output does not depend on the worker count, but differs
+                // from single-threaded mode's, so a one-core machine would
+                // otherwise compress a layer to another digest.
+                enc.multithread(threads.max(1))?;
                 Box::new(enc)
             }
         })
+    }
+}
+
+impl Compression {
+    /// Wraps `w` in this compression's decoder: compressed bytes written in
+    /// come out plain into `w`. For measuring a layer while it streams in
+    /// (pull), where there is no reader to pull from.
+    pub fn decoder<'a, W: Write + Send + 'a>(
+        self,
+        w: W,
+    ) -> io::Result<Box<dyn FinishWrite<W> + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(Plain(w)),
+            Compression::Gzip => Box::new(flate2::write::MultiGzDecoder::new(w)),
+            Compression::Zstd => Box::new(ZstdDecoder(zstd::stream::write::Decoder::new(w)?)),
+        })
+    }
+
+    /// The compression a layer media type names; `None` for a type that
+    /// is not a tar layer.
+    pub fn of_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            media_types::OCI_LAYER_TAR | media_types::DOCKER_LAYER_TAR => Some(Compression::None),
+            media_types::OCI_LAYER_GZIP | media_types::DOCKER_LAYER_GZIP => Some(Compression::Gzip),
+            media_types::OCI_LAYER_ZSTD => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+struct ZstdDecoder<'a, W: Write>(zstd::stream::write::Decoder<'a, W>);
+
+impl<W: Write> Write for ZstdDecoder<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for ZstdDecoder<'_, W> {
+    fn finish_into(mut self: Box<Self>) -> io::Result<W> {
+        self.0.flush()?;
+        Ok(self.0.into_inner())
+    }
+}
+
+impl<W: Write> FinishWrite<W> for flate2::write::MultiGzDecoder<W> {
+    fn finish_into(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
     }
 }
 
@@ -158,6 +219,12 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
+        // The write-side decoder gives the same bytes back.
+        let mut dec = c.decoder(Vec::new()).unwrap();
+        for chunk in compressed.chunks(777) {
+            dec.write_all(chunk).unwrap();
+        }
+        assert_eq!(dec.finish_into().unwrap(), data);
     }
 
     #[test]
@@ -173,6 +240,30 @@ mod tests {
         assert!(e.to_string().contains("bzip2"));
         let e = Compression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]).unwrap_err();
         assert!(e.to_string().contains("xz"));
+    }
+
+    #[test]
+    fn output_does_not_depend_on_the_thread_count() {
+        // Several zstd jobs' worth of input that compresses, but not away.
+        let mut x: u32 = 1;
+        let data: Vec<u8> = (0..24 << 20)
+            .map(|i: u32| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if i.is_multiple_of(3) {
+                    (x >> 24) as u8
+                } else {
+                    b'k'
+                }
+            })
+            .collect();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let enc = |threads: u32| {
+                let mut e = c.encoder(Vec::new(), threads).unwrap();
+                e.write_all(&data).unwrap();
+                e.finish_into().unwrap()
+            };
+            assert!(enc(1) == enc(3), "{c:?}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod writer;
 
 pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
-pub use compression::{decompress, Compression};
+pub use compression::{decompress, Compression, FinishWrite};
 pub use diff::{diff_overlay, diff_trees, Change, ChangeKind};
 pub use error::LayerError;
 pub use pipe::PipeWriter;

@@ -39,7 +39,9 @@ impl Client {
                 self.http().get(&url).header("Accept", ACCEPT)
             })
             .await?;
-        let what = format!("manifest {repo}:{reference}");
+        // Named as the user would write it: name@digest or name:tag.
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        let what = format!("manifest {repo}{sep}{reference}");
         let resp = check(resp, repo, &what, "pull").await?;
         let header_type = resp
             .headers()
@@ -64,6 +66,61 @@ impl Client {
             }
         }
         Ok(m)
+    }
+
+    /// Every tag of the repository, following the registry's pagination
+    /// (`Link: <…>; rel="next"`). Capped in pages and bytes: a registry
+    /// could otherwise keep kiln reading forever.
+    pub async fn list_tags(&self, repo: &Repo) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        const MAX_PAGES: usize = 1000;
+        let what = format!("tag list of {repo}");
+        let mut url = self.url(repo, "tags/list");
+        let mut tags = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let resp = self
+                .send(&repo.registry, &[repo.pull_scope()], || {
+                    self.http().get(&url)
+                })
+                .await?;
+            let resp = check(resp, repo, &what, "pull").await?;
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link)
+                .map(|l| self.location_of(repo, &l, &what))
+                .transpose()?;
+            // Credentials go only to the registry asked: a next page
+            // elsewhere is refused.
+            if let Some(n) = &next {
+                if !n.starts_with(&format!("{}/", self.base_url(&repo.registry))) {
+                    return Err(RegistryError::Invalid {
+                        what,
+                        reason: format!("next page {n:?} is on another host"),
+                    });
+                }
+            }
+            let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what, &repo.registry).await?;
+            let page: Page =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+                    what: what.clone(),
+                    reason: e.to_string(),
+                })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => return Ok(tags),
+            }
+        }
+        Err(RegistryError::Invalid {
+            what,
+            reason: format!("more than {MAX_PAGES} pages"),
+        })
     }
 
     /// Uploads a manifest under a tag or its digest; returns the digest the
@@ -136,14 +193,19 @@ impl Client {
     /// the blob becomes visible only if digest and size match. An
     /// interrupted download resumes with a Range request; a registry that
     /// ignores the range gets a fresh start.
+    ///
+    /// With `layer` (the blob's compression, for a tar layer) the content
+    /// is also decoded on the way and the layer's diff_id and uncompressed
+    /// size are returned, when it decodes.
     pub async fn fetch_blob(
         &self,
         repo: &Repo,
         digest: &Digest,
         size: u64,
         blobs: &BlobStore,
+        layer: Option<kiln_layer::Compression>,
         on_bytes: OnBytes<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<(Digest, u64)>> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let scopes = [repo.pull_scope()];
         let what = format!("blob {digest} of {repo}");
@@ -153,6 +215,12 @@ impl Client {
             Ok(w)
         };
         let mut out = ingest()?;
+        // A plain tar layer is its own diff_id: the blob writer's hash
+        // and size say it all.
+        let plain = layer == Some(kiln_layer::Compression::None);
+        let mut measure = layer
+            .filter(|_| !plain)
+            .map(crate::measure::LayerMeasure::new);
         let mut interruptions = 0u32;
         loop {
             let offset = out.written();
@@ -173,6 +241,9 @@ impl Client {
                 if !resumed {
                     // Range not honoured: start over with a clean ingest.
                     out = ingest()?;
+                    if let Some(m) = &mut measure {
+                        m.reset();
+                    }
                     on_bytes(0);
                 }
             }
@@ -195,6 +266,9 @@ impl Client {
                                 source: e,
                             })
                         })?;
+                        if let Some(m) = &mut measure {
+                            m.feed(&chunk);
+                        }
                         on_bytes(out.written());
                     }
                     Err(e) => {
@@ -239,7 +313,8 @@ impl Client {
                 .await
                 .map_err(|e| RegistryError::Config(format!("blob commit task failed: {e}")))?;
         match committed {
-            Ok(_) => Ok(()),
+            Ok(_) if plain => Ok(Some((digest.clone(), size))),
+            Ok(_) => Ok(measure.and_then(|m| m.finish())),
             Err(StoreError::DigestMismatch { actual, .. }) => Err(RegistryError::DigestMismatch {
                 what,
                 expected: digest.clone(),
@@ -432,6 +507,11 @@ impl Client {
                 what: what.to_string(),
                 reason: "the registry answered without a Location header".into(),
             })?;
+        self.location_of(repo, raw, what)
+    }
+
+    /// An absolute URL on the registry from a path or URL it sent.
+    fn location_of(&self, repo: &Repo, raw: &str, what: &str) -> Result<String> {
         let base = reqwest::Url::parse(&self.base_url(&repo.registry)).map_err(|e| {
             RegistryError::Invalid {
                 what: what.to_string(),
@@ -484,6 +564,18 @@ pub(crate) async fn check(
     })
 }
 
+/// The target of a `rel="next"` link in a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
 fn content_range_start(resp: &Response) -> Option<u64> {
     let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
     let v = v.trim().strip_prefix("bytes")?.trim();
@@ -515,4 +607,23 @@ async fn read_capped(resp: Response, limit: u64, what: &str, registry: &str) -> 
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn finds_the_next_page_in_a_link_header() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=1&last=x>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=1&last=x")
+        );
+        assert_eq!(
+            next_link(r#"<http://x/prev>; rel="prev", <http://x/next>; rel=next"#).as_deref(),
+            Some("http://x/next")
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 }

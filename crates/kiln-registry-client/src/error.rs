@@ -72,6 +72,12 @@ pub enum RegistryError {
     Credentials(String),
     #[error("{0}")]
     Config(String),
+    #[error("compress layer {digest} for the push: {source}")]
+    Compress {
+        digest: kiln_core::Digest,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -81,7 +87,8 @@ impl RegistryError {
         match self {
             RegistryError::Connect { .. }
             | RegistryError::GaveUp { .. }
-            | RegistryError::Status { .. } => ErrorKind::Io,
+            | RegistryError::Status { .. }
+            | RegistryError::Compress { .. } => ErrorKind::Io,
             RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => {
                 ErrorKind::Unauthorized
             }

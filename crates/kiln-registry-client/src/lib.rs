@@ -14,7 +14,11 @@
 //!   uploads monolithic, streamed or chunked; cross-repository mounts.
 //! - [`pull()`] and [`push()`]: whole images, blobs in parallel, skipping
 //!   what the other side already has; nothing is tagged until everything
-//!   it names is stored and verified.
+//!   it names is stored and verified. Push compresses layers stored plain
+//!   ([`PushOptions`], gzip by default, deterministic) and the store
+//!   remembers each compressed digest; pull decodes each layer as it
+//!   streams in to learn its diff_id (checked against the config) and
+//!   uncompressed size.
 //!
 //! Registries are hostile input: every size and digest they send is
 //! checked, and errors say which registry, repository and blob failed.
@@ -25,14 +29,17 @@
 pub mod api;
 pub mod auth;
 mod client;
+mod compress;
 pub mod credentials;
 mod error;
 pub mod manifest;
+mod measure;
 mod progress;
 mod pull;
 mod push;
 
 pub use client::{Client, ClientOptions, Repo, USER_AGENT};
+pub use compress::PushOptions;
 pub use credentials::{Credentials, DockerConfig};
 pub use error::{RegistryError, Result};
 pub use progress::{BlobEvent, Progress, Silent};

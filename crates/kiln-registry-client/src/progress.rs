@@ -5,7 +5,7 @@ use kiln_core::Digest;
 
 /// What happened to one blob.
 #[derive(Debug, Clone, Copy)]
-pub enum BlobEvent {
+pub enum BlobEvent<'a> {
     /// A transfer of `total` bytes starts.
     Start { total: u64 },
     /// `done` bytes moved so far (may go back to 0 on a restart).
@@ -13,19 +13,19 @@ pub enum BlobEvent {
     /// Nothing to move: the other side has it.
     AlreadyExists,
     /// Finished, with docker's word for how ("Pull complete", "Pushed",
-    /// "Mounted from …" is reported as `Mounted`).
+    /// "Layer already exists").
     Done(&'static str),
-    /// Mounted from another repository of the same registry.
-    Mounted,
+    /// Mounted from another repository (its path) of the same registry.
+    Mounted { from: &'a str },
 }
 
 pub trait Progress: Sync {
-    fn blob(&self, digest: &Digest, event: BlobEvent);
+    fn blob(&self, digest: &Digest, event: BlobEvent<'_>);
 }
 
 /// Reports nothing.
 pub struct Silent;
 
 impl Progress for Silent {
-    fn blob(&self, _: &Digest, _: BlobEvent) {}
+    fn blob(&self, _: &Digest, _: BlobEvent<'_>) {}
 }

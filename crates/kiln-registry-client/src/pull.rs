@@ -9,7 +9,8 @@
 
 use futures_util::{stream, TryStreamExt};
 use kiln_core::{Digest, ImageRef, Platform};
-use kiln_store::{IndexEntry, Store, REPO_DIGEST};
+use kiln_layer::Compression;
+use kiln_store::{IndexEntry, LayerInfo, Store, REPO_DIGEST};
 
 use crate::client::{Client, Repo};
 use crate::error::{RegistryError, Result};
@@ -144,6 +145,11 @@ pub async fn pull(
         }
     }
     fetch_all(client, store, &repo, missing(&layers), progress).await?;
+    if !opts.all_platforms {
+        for (config, _) in &expected {
+            check_diff_ids(store, config, &layers_of(&images, &config.digest), &shown)?;
+        }
+    }
 
     for m in &images {
         store.blobs().put(&m.bytes, Some(&m.digest))?;
@@ -179,14 +185,26 @@ async fn fetch_all(
         .try_for_each_concurrent(concurrency, |d| async move {
             progress.blob(&d.digest, BlobEvent::Start { total: d.size });
             let on_bytes = |n: u64| progress.blob(&d.digest, BlobEvent::Bytes { done: n });
+            let layer = Compression::of_media_type(&d.media_type);
             let result = client
-                .fetch_blob(repo, &d.digest, d.size, store.blobs(), &on_bytes)
+                .fetch_blob(repo, &d.digest, d.size, store.blobs(), layer, &on_bytes)
                 .await;
             match &result {
-                Ok(()) => progress.blob(&d.digest, BlobEvent::Done("Pull complete")),
+                Ok(_) => progress.blob(&d.digest, BlobEvent::Done("Pull complete")),
                 Err(_) => progress.blob(&d.digest, BlobEvent::Done("Failed")),
             }
-            result
+            // Recorded so `images` shows the uncompressed size, as docker
+            // does, whatever compression the registry used.
+            if let Some((diff_id, uncompressed_size)) = result? {
+                store.record_layer(
+                    &d.digest,
+                    &LayerInfo {
+                        diff_id,
+                        uncompressed_size,
+                    },
+                )?;
+            }
+            Ok(())
         })
         .await
 }
@@ -213,6 +231,50 @@ fn check_config(store: &Store, config: &Descriptor, layers: usize, shown: &str) 
                 diff_ids.map_or("no".to_string(), |n| n.to_string())
             ),
         });
+    }
+    Ok(())
+}
+
+/// The layer digests of the image whose config is `config`.
+fn layers_of(images: &[RawManifest], config: &Digest) -> Vec<Digest> {
+    images
+        .iter()
+        .filter_map(|m| m.image("manifest", true).ok())
+        .find(|m| &m.config.digest == config)
+        .map(|m| m.layers.into_iter().map(|l| l.digest).collect())
+        .unwrap_or_default()
+}
+
+/// Each layer measured on the way in must have the diff_id the config
+/// lists for it: a layer that unpacks to something else than the config
+/// says would make an image whose ID does not describe its content.
+fn check_diff_ids(
+    store: &Store,
+    config: &Descriptor,
+    layers: &[Digest],
+    shown: &str,
+) -> Result<()> {
+    let bytes = store.blobs().read(&config.digest)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let listed = v.pointer("/rootfs/diff_ids").and_then(|d| d.as_array());
+    for (i, layer) in layers.iter().enumerate() {
+        let Some(info) = store.layer_info(layer) else {
+            continue;
+        };
+        let expected = listed
+            .and_then(|l| l.get(i))
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.parse::<Digest>().ok());
+        if expected.as_ref() != Some(&info.diff_id) {
+            return Err(RegistryError::Invalid {
+                what: format!("layer {layer} of {shown}"),
+                reason: format!(
+                    "it unpacks to diff_id {}, the image config lists {}",
+                    info.diff_id,
+                    expected.map_or("none".to_string(), |d| d.to_string())
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -6,11 +6,18 @@
 //! go last, children of an index before the index, so a registry never
 //! holds a manifest whose blobs it lacks.
 
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use futures_util::{stream, TryStreamExt};
-use kiln_core::{Digest, ImageRef};
-use kiln_store::{IndexEntry, Store};
+use kiln_core::{media_types as mt, Digest, ImageRef};
+use kiln_store::{CompressedLayer, IndexEntry, Store};
+use serde_json::Value;
 
 use crate::client::{Client, Repo};
+use crate::compress::{compress_layer, media_type, PushOptions};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{Descriptor, RawManifest};
 use crate::progress::{BlobEvent, Progress};
@@ -27,6 +34,16 @@ pub struct Pushed {
     pub size: u64,
     /// Blobs uploaded (not skipped, not mounted).
     pub uploaded: usize,
+    /// Layers compressed for this push (0 when every compressed form was
+    /// already known).
+    pub compressed: usize,
+}
+
+/// Counters shared by the concurrent blob pushes.
+#[derive(Default)]
+struct Counts {
+    uploaded: AtomicUsize,
+    compressed: AtomicUsize,
 }
 
 /// Pushes the image `entry` names to `dest` (its tag, or only by digest
@@ -36,6 +53,7 @@ pub async fn push(
     store: &Store,
     entry: &IndexEntry,
     dest: &ImageRef,
+    opts: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Pushed> {
     let repo = Repo::of(dest);
@@ -59,22 +77,23 @@ pub async fn push(
     }
 
     let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut configs = std::collections::HashSet::new();
+    let mut configs = HashSet::new();
     for m in &children {
         let parsed = m.image(&format!("manifest {}", m.digest), true)?;
         configs.insert(parsed.config.digest.clone());
         blobs.push(parsed.config);
         blobs.extend(parsed.layers);
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     blobs.retain(|d| seen.insert(d.digest.clone()));
 
-    let uploaded = std::sync::atomic::AtomicUsize::new(0);
+    let counts = Counts::default();
+    // Stored digest → the descriptor the registry has.
+    let sent: Mutex<HashMap<Digest, Descriptor>> = Mutex::new(HashMap::new());
     let concurrency = client.options().concurrency.max(1);
     stream::iter(blobs.iter().map(Ok))
         .try_for_each_concurrent(concurrency, |d| {
-            let uploaded = &uploaded;
-            let repo = &repo;
+            let (counts, sent, repo) = (&counts, &sent, &repo);
             // Configs are not shown, as docker shows only layers.
             let shown: &dyn Progress = if configs.contains(&d.digest) {
                 &crate::progress::Silent
@@ -82,21 +101,48 @@ pub async fn push(
                 progress
             };
             async move {
-                if push_blob(client, store, repo, d, shown).await? {
-                    uploaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                let out = push_blob(client, store, repo, d, opts, shown, counts).await?;
+                sent.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(d.digest.clone(), out);
                 Ok::<(), RegistryError>(())
             }
         })
         .await?;
+    let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
 
-    if top.is_index() {
-        for m in &children {
+    // The manifests as the registry gets them: layers as sent.
+    let mut renamed: HashMap<Digest, (Digest, u64, String)> = HashMap::new();
+    let mut pushed_children = Vec::new();
+    for m in &children {
+        let pushed = match with_sent_layers(&m.bytes, &sent, &m.digest)? {
+            // The body's mediaType wins (it changes for zstd layers).
+            Some(bytes) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
+            None => m.clone(),
+        };
+        renamed.insert(
+            m.digest.clone(),
+            (
+                pushed.digest.clone(),
+                pushed.bytes.len() as u64,
+                pushed.media_type.clone(),
+            ),
+        );
+        pushed_children.push(pushed);
+    }
+    let top = if top.is_index() {
+        for m in &pushed_children {
             client
                 .put_manifest(&repo, &m.digest.to_string(), &m.media_type, &m.bytes)
                 .await?;
         }
-    }
+        match with_renamed_manifests(&top.bytes, &renamed, &top.digest)? {
+            Some(bytes) => RawManifest::new(bytes, Some(&top.media_type), "pushed index")?,
+            None => top,
+        }
+    } else {
+        pushed_children.swap_remove(0)
+    };
     let reference = dest
         .tag()
         .map(str::to_string)
@@ -105,13 +151,15 @@ pub async fn push(
         .put_manifest(&repo, &reference, &top.media_type, &top.bytes)
         .await?;
     let at = repo.to_string();
-    for d in &blobs {
+    for d in sent.values() {
         store.record_blob_source(&d.digest, &at)?;
     }
+    store.record_pushed(&entry.digest, &at, &digest)?;
     Ok(Pushed {
         digest,
         size: top.bytes.len() as u64,
-        uploaded: uploaded.into_inner(),
+        uploaded: counts.uploaded.into_inner(),
+        compressed: counts.compressed.into_inner(),
     })
 }
 
@@ -124,23 +172,227 @@ fn stored_manifest(store: &Store, digest: &Digest, media_type: &str) -> Result<R
     )
 }
 
-/// Gets one blob to the registry; true if it was uploaded.
+fn invalid(what: &Digest, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Invalid {
+        what: format!("stored manifest {what}"),
+        reason: e.to_string(),
+    }
+}
+
+/// The manifest `bytes` with each layer replaced by the descriptor it was
+/// sent as; `None` when every layer went as stored (the bytes, and so the
+/// digest, stay the same).
+fn with_sent_layers(
+    bytes: &[u8],
+    sent: &HashMap<Digest, Descriptor>,
+    what: &Digest,
+) -> Result<Option<Vec<u8>>> {
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(what, e))?;
+    let mut changed = false;
+    if let Some(layers) = v.get_mut("layers").and_then(Value::as_array_mut) {
+        for l in layers {
+            let stored = l.get("digest").and_then(Value::as_str);
+            let Some(out) = stored
+                .and_then(|s| s.parse::<Digest>().ok())
+                .and_then(|d| sent.get(&d).filter(|o| o.digest != d))
+            else {
+                continue;
+            };
+            l["mediaType"] = Value::from(out.media_type.clone());
+            l["digest"] = Value::from(out.digest.to_string());
+            l["size"] = Value::from(out.size);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    to_oci_if_zstd(&mut v);
+    serde_json::to_vec(&v)
+        .map(Some)
+        .map_err(|e| invalid(what, e))
+}
+
+/// Docker's schema 2 has no zstd layer type: a docker manifest that now
+/// names zstd layers becomes an OCI manifest (config and layer types with
+/// it), as BuildKit converts it.
+fn to_oci_if_zstd(v: &mut Value) {
+    let zstd = v
+        .get("layers")
+        .and_then(Value::as_array)
+        .is_some_and(|l| l.iter().any(|l| l["mediaType"] == mt::OCI_LAYER_ZSTD));
+    if !zstd || v["mediaType"] != mt::DOCKER_MANIFEST {
+        return;
+    }
+    v["mediaType"] = Value::from(mt::OCI_MANIFEST);
+    if v["config"]["mediaType"] == mt::DOCKER_CONFIG {
+        v["config"]["mediaType"] = Value::from(mt::OCI_CONFIG);
+    }
+    if let Some(layers) = v.get_mut("layers").and_then(Value::as_array_mut) {
+        for l in layers {
+            let oci = match l["mediaType"].as_str() {
+                Some(mt::DOCKER_LAYER_GZIP) => mt::OCI_LAYER_GZIP,
+                Some(mt::DOCKER_LAYER_TAR) => mt::OCI_LAYER_TAR,
+                _ => continue,
+            };
+            l["mediaType"] = Value::from(oci);
+        }
+    }
+}
+
+/// The index `bytes` with its manifests renamed as pushed.
+fn with_renamed_manifests(
+    bytes: &[u8],
+    renamed: &HashMap<Digest, (Digest, u64, String)>,
+    what: &Digest,
+) -> Result<Option<Vec<u8>>> {
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(what, e))?;
+    let mut changed = false;
+    if let Some(list) = v.get_mut("manifests").and_then(Value::as_array_mut) {
+        for m in list {
+            let stored = m.get("digest").and_then(Value::as_str);
+            let Some((digest, size, media_type)) = stored
+                .and_then(|s| s.parse::<Digest>().ok())
+                .and_then(|d| renamed.get(&d).filter(|(n, _, _)| *n != d))
+            else {
+                continue;
+            };
+            m["mediaType"] = Value::from(media_type.clone());
+            m["digest"] = Value::from(digest.to_string());
+            m["size"] = Value::from(*size);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    serde_json::to_vec(&v)
+        .map(Some)
+        .map_err(|e| invalid(what, e))
+}
+
+/// Gets one stored blob to the registry (compressed when `opts` says so);
+/// returns the descriptor the registry has it under.
 async fn push_blob(
     client: &Client,
     store: &Store,
     repo: &Repo,
     d: &Descriptor,
+    opts: &PushOptions,
     progress: &dyn Progress,
-) -> Result<bool> {
-    if client.blob_exists(repo, &d.digest, true).await?.is_some() {
-        progress.blob(&d.digest, BlobEvent::AlreadyExists);
-        return Ok(false);
-    }
-    let path = store.blobs().path(&d.digest);
+    counts: &Counts,
+) -> Result<Descriptor> {
     if !store.blobs().exists(&d.digest) {
         return Err(kiln_store::StoreError::BlobNotFound(d.digest.clone()).into());
     }
-    let mut session = None;
+    let Some((from, to)) = opts.convert(d) else {
+        let path = store.blobs().path(&d.digest);
+        send(client, store, repo, d, &path, progress, counts).await?;
+        return Ok(d.clone());
+    };
+    // The compressed form: known from an earlier push, or made now.
+    let compress = || {
+        let (store, blob) = (store.clone(), d.digest.clone());
+        counts.compressed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("compressing layer {} with {}", d.digest, to.name());
+        async move {
+            let pending = tokio::task::spawn_blocking(move || {
+                let pending = compress_layer(&store, &blob, from, to)?;
+                store.record_compressed_layer(
+                    &blob,
+                    to.name(),
+                    &CompressedLayer {
+                        digest: pending.digest().clone(),
+                        size: pending.size(),
+                    },
+                )?;
+                Ok::<_, RegistryError>(pending)
+            })
+            .await
+            .map_err(|e| RegistryError::Config(format!("compression task failed: {e}")))??;
+            Ok::<_, RegistryError>(pending)
+        }
+    };
+    let descriptor = |c: &CompressedLayer| Descriptor {
+        media_type: media_type(&d.media_type, to).to_string(),
+        digest: c.digest.clone(),
+        size: c.size,
+        platform: None,
+    };
+    let (known, mut pending) = match store.compressed_layer(&d.digest, to.name()) {
+        Some(c) => (c, None),
+        None => {
+            let p = compress().await?;
+            let c = CompressedLayer {
+                digest: p.digest().clone(),
+                size: p.size(),
+            };
+            (c, Some(p))
+        }
+    };
+    let out = descriptor(&known);
+    let Some(session) = check_or_mount(client, store, repo, &out, &d.digest, progress).await?
+    else {
+        return Ok(out);
+    };
+    let pending = match pending.take() {
+        Some(p) => p,
+        None => compress().await?,
+    };
+    // Deterministic compression gives the recorded digest again; if the
+    // compressor changed since, the new digest is what goes up.
+    let out = descriptor(&CompressedLayer {
+        digest: pending.digest().clone(),
+        size: pending.size(),
+    });
+    let target = Target {
+        digest: &out.digest,
+        path: pending.path(),
+        shown: &d.digest,
+    };
+    upload(client, repo, target, session, progress, counts).await?;
+    Ok(out)
+}
+
+/// Sends a stored blob as is.
+async fn send(
+    client: &Client,
+    store: &Store,
+    repo: &Repo,
+    d: &Descriptor,
+    path: &Path,
+    progress: &dyn Progress,
+    counts: &Counts,
+) -> Result<()> {
+    let shown = &d.digest;
+    let Some(session) = check_or_mount(client, store, repo, d, shown, progress).await? else {
+        return Ok(());
+    };
+    let target = Target {
+        digest: &d.digest,
+        path,
+        shown,
+    };
+    upload(client, repo, target, session, progress, counts).await
+}
+
+/// `None` when the registry has `d` already, or mounted it from another
+/// repository the store knows holds it; else `Some` upload session the
+/// mount attempt opened, if any. Progress is reported under `shown` (the
+/// stored digest, as docker shows layers by their stored ID).
+async fn check_or_mount(
+    client: &Client,
+    store: &Store,
+    repo: &Repo,
+    d: &Descriptor,
+    shown: &Digest,
+    progress: &dyn Progress,
+) -> Result<Option<Option<String>>> {
+    if client.blob_exists(repo, &d.digest, true).await?.is_some() {
+        // docker's push words (a pull says "Already exists").
+        progress.blob(shown, BlobEvent::Done("Layer already exists"));
+        return Ok(None);
+    }
     let prefix = format!("{}/", repo.registry);
     let mount_from = store
         .blob_sources(&d.digest)
@@ -150,21 +402,47 @@ async fn push_blob(
     if let Some(from) = mount_from {
         match client.mount_blob(repo, &d.digest, &from).await {
             Ok(None) => {
-                progress.blob(&d.digest, BlobEvent::Mounted);
-                return Ok(false);
+                progress.blob(shown, BlobEvent::Mounted { from: &from });
+                return Ok(None);
             }
-            Ok(Some(s)) => session = Some(s),
+            Ok(Some(session)) => return Ok(Some(Some(session))),
             // The record was stale or access is denied: upload instead.
             Err(e) => tracing::debug!("mount of {} from {from} failed: {e}", d.digest),
         }
     }
-    progress.blob(&d.digest, BlobEvent::Start { total: d.size });
-    let on_bytes = |n: u64| progress.blob(&d.digest, BlobEvent::Bytes { done: n });
+    Ok(Some(None))
+}
+
+/// What an upload sends: the file at `path` as blob `digest`, shown in
+/// progress as `shown`.
+struct Target<'a> {
+    digest: &'a Digest,
+    path: &'a Path,
+    shown: &'a Digest,
+}
+
+/// Uploads a blob, restarting on connection failures (in `session` first,
+/// when a mount attempt opened one).
+async fn upload(
+    client: &Client,
+    repo: &Repo,
+    Target {
+        digest,
+        path,
+        shown,
+    }: Target<'_>,
+    mut session: Option<String>,
+    progress: &dyn Progress,
+    counts: &Counts,
+) -> Result<()> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    progress.blob(shown, BlobEvent::Start { total: size });
+    let on_bytes = |n: u64| progress.blob(shown, BlobEvent::Bytes { done: n });
     let mut attempt = 0;
     loop {
         attempt += 1;
         match client
-            .upload_blob(repo, &d.digest, &path, session.take(), &on_bytes)
+            .upload_blob(repo, digest, path, session.take(), &on_bytes)
             .await
         {
             Ok(()) => break,
@@ -175,11 +453,64 @@ async fn push_blob(
                 continue;
             }
             Err(e) => {
-                progress.blob(&d.digest, BlobEvent::Done("Failed"));
+                progress.blob(shown, BlobEvent::Done("Failed"));
                 return Err(e);
             }
         }
     }
-    progress.blob(&d.digest, BlobEvent::Done("Pushed"));
-    Ok(true)
+    progress.blob(shown, BlobEvent::Done("Pushed"));
+    counts.uploaded.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: Digest::sha256(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn manifests_change_only_where_layers_went_up_changed() {
+        let plain = desc(mt::DOCKER_LAYER_TAR, b"plain");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": mt::DOCKER_MANIFEST,
+            "config": {"mediaType": mt::DOCKER_CONFIG, "digest": Digest::sha256(b"c").to_string(), "size": 1},
+            "layers": [{"mediaType": plain.media_type, "digest": plain.digest.to_string(), "size": plain.size}],
+        });
+        let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        let id = Digest::sha256(&bytes);
+
+        // Sent as stored: the very same bytes (and digest) go up.
+        let same = HashMap::from([(plain.digest.clone(), plain.clone())]);
+        assert!(with_sent_layers(&bytes, &same, &id).unwrap().is_none());
+
+        // gzip: the layer descriptor changes, the docker type stays docker's.
+        let gz = desc(mt::DOCKER_LAYER_GZIP, b"gz");
+        let sent = HashMap::from([(plain.digest.clone(), gz.clone())]);
+        let out: Value =
+            serde_json::from_slice(&with_sent_layers(&bytes, &sent, &id).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(out["mediaType"], mt::DOCKER_MANIFEST);
+        assert_eq!(out["layers"][0]["digest"], gz.digest.to_string());
+        assert_eq!(out["layers"][0]["size"], gz.size);
+        assert_eq!(out["config"], manifest["config"]);
+
+        // zstd: docker's schema has no such type, so the manifest turns OCI.
+        let zst = desc(mt::OCI_LAYER_ZSTD, b"zst");
+        let sent = HashMap::from([(plain.digest.clone(), zst.clone())]);
+        let out: Value =
+            serde_json::from_slice(&with_sent_layers(&bytes, &sent, &id).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(out["mediaType"], mt::OCI_MANIFEST);
+        assert_eq!(out["config"]["mediaType"], mt::OCI_CONFIG);
+        assert_eq!(out["layers"][0]["mediaType"], mt::OCI_LAYER_ZSTD);
+    }
 }

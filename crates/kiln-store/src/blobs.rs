@@ -313,6 +313,11 @@ impl PendingBlob {
         self.size
     }
 
+    /// Where the content is until commit (to upload it without publishing).
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// Reads the content back (for checks that need it before commit).
     pub fn reader(&self) -> Result<File> {
         File::open(self.temp.path()).ctx("open ingest file", self.temp.path())

@@ -157,6 +157,7 @@ impl Store {
                 self.blobs().delete(&digest)?;
                 self.forget_layer(&digest);
                 self.forget_sources(&digest);
+                self.forget_pushed(&digest);
                 report.deleted.push((digest, size));
             }
         }

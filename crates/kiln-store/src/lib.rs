@@ -10,7 +10,10 @@
 //! - `metadata/layers/`: per-layer facts that are costly to recompute
 //!   (diff_id, uncompressed size);
 //! - `metadata/sources/`: registry repositories known to hold each blob
-//!   (for cross-repository mounts on push).
+//!   (for cross-repository mounts on push);
+//! - `metadata/compressed/`, `metadata/pushed/`: the compressed digest of
+//!   each layer pushed compressed, and the manifest digest each repository
+//!   holds for an image (see [`pushed`]).
 //!
 //! Main types: [`Store`] (open a root, read/update the index, resolve images,
 //! GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
@@ -29,6 +32,7 @@ mod index;
 mod layers;
 pub mod lock;
 mod new_image;
+mod pushed;
 mod sources;
 
 use std::fs;
@@ -42,6 +46,7 @@ pub use index::{Index, IndexEntry, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;
+pub use pushed::CompressedLayer;
 
 use error::IoContext;
 use lock::Mode;

@@ -122,7 +122,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
 
     match &dst {
         Location::Registry(r) => {
-            let pushed = block_on(push(&client, &from, &entry, r, &view))??;
+            // Compressed as `kiln push` compresses by default (gzip), so a
+            // copy after a push (or a second copy) finds every layer there.
+            let opts = kiln_registry_client::PushOptions::default();
+            let pushed = block_on(push(&client, &from, &entry, r, &opts, &view))??;
             if !args.quiet {
                 eprintln!(
                     "Copied {} to {r} ({} blobs uploaded)",
@@ -132,6 +135,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         }
         Location::Kiln(name) => {
             copy_graph(&from, store, &entry)?;
+            record_layer_facts(&from, store, &entry)?;
             store.name_image(&entry, &[super::parse_tag_name(name)?])?;
         }
         Location::Layout(dir, reference) => {
@@ -293,6 +297,53 @@ fn copy_graph(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::Result<()
         ingest_verified(to, &from.blobs().path(&d), &d)?;
     }
     Ok(())
+}
+
+/// Gives every layer of the image in `to` its recorded facts (diff_id and
+/// uncompressed size, what `images` shows as SIZE): carried over from
+/// `from` when known there, else measured once by decompressing the blob.
+fn record_layer_facts(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::Result<()> {
+    let read = |d: &Digest| to.blobs().read(d);
+    let doc = RawManifest::new(read(&entry.digest)?, Some(&entry.media_type), "manifest")?;
+    let mut manifests = vec![doc.clone()];
+    if doc.is_index() {
+        manifests.clear();
+        for m in doc.index("index")?.manifests {
+            if let Ok(bytes) = read(&m.digest) {
+                manifests.push(RawManifest::new(bytes, Some(&m.media_type), "manifest")?);
+            }
+        }
+    }
+    for m in manifests {
+        let Ok(image) = m.image("manifest", true) else {
+            continue;
+        };
+        for l in image.layers {
+            if to.layer_info(&l.digest).is_some()
+                || kiln_layer::Compression::of_media_type(&l.media_type).is_none()
+            {
+                continue;
+            }
+            let info = match from.layer_info(&l.digest) {
+                Some(info) => info,
+                None => measure_layer(to, &l.digest)?,
+            };
+            to.record_layer(&l.digest, &info)?;
+        }
+    }
+    Ok(())
+}
+
+fn measure_layer(store: &Store, d: &Digest) -> anyhow::Result<kiln_store::LayerInfo> {
+    let file = store.blobs().open(d)?;
+    let (_, mut plain) = kiln_layer::decompress(std::io::BufReader::with_capacity(1 << 20, file))?;
+    let mut hasher = kiln_core::Sha256Writer::new(std::io::sink());
+    std::io::copy(&mut plain, &mut hasher).map_err(|e| anyhow::anyhow!("layer {d}: {e}"))?;
+    let (diff_id, uncompressed_size, _) = hasher.finish();
+    Ok(kiln_store::LayerInfo {
+        diff_id,
+        uncompressed_size,
+    })
 }
 
 /// Copies blobs out of a layout directory nobody verified: each is hashed

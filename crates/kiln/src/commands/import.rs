@@ -46,7 +46,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         names,
         changes: args.changes,
         message: args.message,
-        source: args.file.clone(),
+        // docker sends a local file's bytes as the request body and records
+        // "Imported from -" for it as for stdin; recording the path would make
+        // the image ID depend on where the tarball happens to lie.
+        source: "-".to_string(),
         platform: args.platform.unwrap_or_else(Platform::host),
         compression: args.compression,
         created: created_timestamp(),

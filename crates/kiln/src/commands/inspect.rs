@@ -69,13 +69,7 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
     Ok(Inspect {
         id: image.id().to_string(),
         repo_tags: super::familiar_tags(&record.names),
-        repo_digests: record
-            .names
-            .iter()
-            .map(|n| format!("{}@{}", n.familiar_name(), record.entry.repo_digest()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        repo_digests: store.repo_digests(record),
         parent: String::new(),
         comment: text("comment"),
         created: text("created"),

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use kiln_registry_client::{Credentials, DockerConfig};
+use kiln_registry_client::{Credentials, DockerConfig, RegistryError};
 use kiln_store::Store;
 
 use super::registry::{block_on, RegistryArgs};
@@ -47,18 +47,86 @@ fn server_name(s: Option<&str>) -> String {
     }
 }
 
+/// docker's words when there is no terminal to ask at.
+const NO_TTY: &str = "Cannot perform an interactive login from a non TTY device";
+
+/// Prompts on standard output (as docker does) and reads a line from the
+/// terminal on standard input.
+fn prompt(text: &str) -> anyhow::Result<String> {
+    print!("{text}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Like [`prompt`] with the terminal's echo off, so the password is not
+/// shown; the terminal is restored whatever the read gives.
+fn prompt_hidden(text: &str) -> anyhow::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(stdin.as_fd())?;
+    restore_on_interrupt(saved.clone())?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
+    let line = prompt(text);
+    let restored = tcsetattr(stdin.as_fd(), OptionalActions::Now, &saved);
+    // The Enter typed was not echoed either.
+    println!();
+    let line = line?;
+    restored?;
+    Ok(line)
+}
+
+/// Ctrl-C at the password prompt would leave the terminal without echo:
+/// from here on an interrupt restores `saved` first, then exits as an
+/// interrupted process does (130). Returns once the handler is in place.
+fn restore_on_interrupt(saved: rustix::termios::Termios) -> anyhow::Result<()> {
+    let (ready, installed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready.send(Err(e))),
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut interrupt = match signal(SignalKind::interrupt()) {
+                Ok(s) => s,
+                Err(e) => return drop(ready.send(Err(e))),
+            };
+            let _ = ready.send(Ok(()));
+            interrupt.recv().await;
+            let stdin = std::io::stdin();
+            let _ = rustix::termios::tcsetattr(
+                std::os::fd::AsFd::as_fd(&stdin),
+                rustix::termios::OptionalActions::Now,
+                &saved,
+            );
+            println!();
+            std::process::exit(130);
+        })
+    });
+    installed
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the interrupt handler did not start"))??;
+    Ok(())
+}
+
 pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
+    let interactive = std::io::stdin().is_terminal() && !args.password_stdin;
     let username = match args.username {
         Some(u) => u,
-        None if std::io::stdin().is_terminal() && !args.password_stdin => {
-            eprint!("Username: ");
-            std::io::stderr().flush()?;
-            let mut u = String::new();
-            std::io::stdin().lock().read_line(&mut u)?;
-            u.trim().to_string()
+        None if interactive => prompt("Username: ")?.trim().to_string(),
+        None if args.password_stdin => {
+            anyhow::bail!("Must provide --username with --password-stdin")
         }
-        None => anyhow::bail!("give a user name with -u/--username"),
+        None => anyhow::bail!("{NO_TTY}"),
     };
     let password = if args.password_stdin {
         if args.password.is_some() {
@@ -70,8 +138,10 @@ pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     } else if let Some(p) = args.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p
+    } else if interactive {
+        prompt_hidden("Password: ")?
     } else {
-        anyhow::bail!("give the password with --password-stdin (or --password)");
+        anyhow::bail!("{NO_TTY}");
     };
     if username.is_empty() || password.is_empty() {
         anyhow::bail!("user name and password must not be empty");
@@ -83,7 +153,7 @@ pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut registry = args.registry.clone();
     registry.creds = Some(format!("{}:{}", creds.username, creds.secret));
     let client = registry.client()?;
-    block_on(client.ping(&server))??;
+    block_on(client.ping(&server))?.map_err(|e| login_failed(&server, e))?;
     let path = args
         .registry
         .authfile
@@ -98,6 +168,20 @@ pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A refused login says so, with the registry and the status; the
+/// client's own advice ("log in with kiln login") would be circular here.
+fn login_failed(server: &str, e: RegistryError) -> anyhow::Error {
+    match e {
+        RegistryError::Unauthorized { detail, .. } => anyhow::anyhow!(
+            "login to {server} failed: 401 Unauthorized ({detail}): check the user name and password"
+        ),
+        RegistryError::Denied { detail, .. } => {
+            anyhow::anyhow!("login to {server} failed: 403 Forbidden ({detail})")
+        }
+        e => anyhow::Error::new(e).context(format!("login to {server} failed")),
+    }
 }
 
 pub fn logout(_store: &Store, args: LogoutArgs) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,9 @@ pub struct Args {
     /// Keep the whole multi-platform index and every platform's image
     #[arg(long, conflicts_with = "platform")]
     all_platforms: bool,
+    /// Pull every tag of the repository
+    #[arg(short = 'a', long)]
+    all_tags: bool,
     /// Print only the final reference
     #[arg(short, long)]
     quiet: bool,
@@ -25,6 +28,9 @@ pub struct Args {
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
+    if args.all_tags {
+        return all_tags(store, &args, &reference);
+    }
     if !args.quiet {
         if !args.image.contains(':') && !args.image.contains('@') {
             eprintln!("Using default tag: latest");
@@ -53,5 +59,54 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("Status: {status}");
     }
     println!("{reference}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pull -a`: every tag the registry lists, one after the other, with
+/// docker's lines per tag and one status at the end.
+fn all_tags(store: &Store, args: &Args, reference: &ImageRef) -> anyhow::Result<ExitCode> {
+    // The name as typed must have no tag or digest (a ':' after the last
+    // '/' is a tag; one before it is a registry port).
+    let last = args.image.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || args.image.contains('@') {
+        anyhow::bail!("tag can't be used with --all-tags/-a");
+    }
+    let client = args.registry.client()?;
+    let repo = kiln_registry_client::Repo::of(reference);
+    let tags = block_on(client.list_tags(&repo))??;
+    if tags.is_empty() {
+        anyhow::bail!(
+            "{} has no tags on the registry: nothing to pull",
+            reference.familiar_name()
+        );
+    }
+    let view = View::new(args.quiet);
+    let opts = PullOptions {
+        platform: args.platform.clone(),
+        all_platforms: args.all_platforms,
+    };
+    let mut downloaded = false;
+    for tag in &tags {
+        let tagged: ImageRef = format!("{}:{tag}", reference.name())
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the registry lists an invalid tag {tag:?}: {e}"))?;
+        if !args.quiet {
+            eprintln!("{tag}: Pulling from {}", reference.path());
+        }
+        let pulled = block_on(pull(&client, store, &tagged, &opts, &view))??;
+        downloaded |= !pulled.up_to_date;
+        if !args.quiet {
+            eprintln!("Digest: {}", pulled.repo_digest);
+        }
+    }
+    if !args.quiet {
+        let name = reference.familiar_name();
+        if downloaded {
+            eprintln!("Status: Downloaded newer image for {name}");
+        } else {
+            eprintln!("Status: Image is up to date for {name}");
+        }
+    }
+    println!("{}", reference.name());
     Ok(ExitCode::SUCCESS)
 }

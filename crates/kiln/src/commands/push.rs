@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use kiln_core::ImageRef;
-use kiln_registry_client::push;
+use kiln_layer::Compression;
+use kiln_registry_client::{push, PushOptions};
 use kiln_store::Store;
 
 use super::registry::{block_on, RegistryArgs, View};
@@ -16,12 +17,45 @@ pub struct Args {
     /// Print only the pushed digest
     #[arg(short, long)]
     quiet: bool,
+    /// Compression for layers stored uncompressed
+    #[arg(
+        long,
+        visible_alias = "compression-format",
+        value_enum,
+        default_value = "gzip"
+    )]
+    compression: PushCompression,
+    /// Also recompress layers stored with another compression
+    #[arg(long)]
+    force_compression: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PushCompression {
+    Gzip,
+    Zstd,
+}
+
+/// The push options of the compression flags.
+pub fn push_options(compression: PushCompression, force: bool) -> PushOptions {
+    PushOptions {
+        compression: match compression {
+            PushCompression::Gzip => Compression::Gzip,
+            PushCompression::Zstd => Compression::Zstd,
+        },
+        force_compression: force,
+    }
+}
+
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
+    if reference.digest().is_some() {
+        // docker's words: a digest names content, a push needs a tag.
+        anyhow::bail!("cannot push a digest reference");
+    }
+    let opts = push_options(args.compression, args.force_compression);
     let targets: Vec<(ImageRef, kiln_store::IndexEntry)> = if args.all_tags {
         let last = args.image.rsplit('/').next().unwrap_or_default();
         if last.contains(':') || args.image.contains('@') {
@@ -65,7 +99,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.registry.client()?;
     let view = View::new(args.quiet);
     for (name, entry) in targets {
-        let pushed = block_on(push(&client, store, &entry, &name, &view))??;
+        let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
         let label = name.tag().unwrap_or("");
         if args.quiet {
             println!("{}", pushed.digest);

@@ -112,12 +112,12 @@ impl View {
 }
 
 impl Progress for View {
-    fn blob(&self, digest: &Digest, event: BlobEvent) {
+    fn blob(&self, digest: &Digest, event: BlobEvent<'_>) {
         let id = short(digest);
         let Some((multi, bars)) = &self.bars else {
             match event {
                 BlobEvent::AlreadyExists => self.line(format!("{id}: Already exists")),
-                BlobEvent::Mounted => self.line(format!("{id}: Mounted")),
+                BlobEvent::Mounted { from } => self.line(format!("{id}: Mounted from {from}")),
                 BlobEvent::Done(word) => self.line(format!("{id}: {word}")),
                 BlobEvent::Start { .. } | BlobEvent::Bytes { .. } => {}
             }
@@ -143,12 +143,12 @@ impl Progress for View {
                     bar.set_position(done);
                 }
             }
-            BlobEvent::AlreadyExists | BlobEvent::Mounted | BlobEvent::Done(_) => {
+            BlobEvent::AlreadyExists | BlobEvent::Mounted { .. } | BlobEvent::Done(_) => {
                 let word = match event {
-                    BlobEvent::AlreadyExists => "Already exists",
-                    BlobEvent::Mounted => "Mounted",
-                    BlobEvent::Done(w) => w,
-                    _ => "",
+                    BlobEvent::AlreadyExists => "Already exists".to_string(),
+                    BlobEvent::Mounted { from } => format!("Mounted from {from}"),
+                    BlobEvent::Done(w) => w.to_string(),
+                    _ => String::new(),
                 };
                 if let Some(bar) = bars.remove(digest) {
                     bar.finish_and_clear();

@@ -30,7 +30,14 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .iter_mut()
             .find(|i| i.image.manifest_digest == image.manifest_digest)
         {
-            Some(item) => item.names.extend(names),
+            // The same image named twice is saved once, each name once.
+            Some(item) => {
+                for n in names {
+                    if !item.names.contains(&n) {
+                        item.names.push(n);
+                    }
+                }
+            }
             None => items.push(SaveItem { image, names }),
         }
     }

@@ -72,15 +72,30 @@ struct Usage {
     tag: String,
     id: Digest,
     created: Option<String>,
+    /// Every blob of the image: layers, config, manifest(s).
     blobs: BTreeSet<Digest>,
+    layers: BTreeSet<Digest>,
 }
 
 pub fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
-    let sizes: HashMap<Digest, u64> = store.blobs().walk()?.into_iter().collect();
+    // Content sizes: a layer counts uncompressed (what `images` shows, as
+    // docker counts it), whatever compression it is stored with.
+    let sizes: HashMap<Digest, u64> = store
+        .blobs()
+        .walk()?
+        .into_iter()
+        .map(|(d, on_disk)| {
+            let size = store
+                .layer_info(&d)
+                .map_or(on_disk, |i| i.uncompressed_size);
+            (d, size)
+        })
+        .collect();
     let mut images: Vec<Usage> = Vec::new();
     for record in store.images()? {
         let image = store.load_image(&record.entry)?;
-        let mut blobs: BTreeSet<Digest> = image.layer_digests()?.into_iter().collect();
+        let layers: BTreeSet<Digest> = image.layer_digests()?.into_iter().collect();
+        let mut blobs = layers.clone();
         blobs.insert(image.config_digest.clone());
         blobs.insert(image.manifest_digest.clone());
         blobs.insert(record.entry.digest.clone());
@@ -96,6 +111,7 @@ pub fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
             id: image.id().clone(),
             created: image.config.created().clone(),
             blobs,
+            layers,
         });
     }
     let mut users: HashMap<&Digest, usize> = HashMap::new();
@@ -115,8 +131,9 @@ pub fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
     let per_image: Vec<(u64, u64, u64)> = images
         .iter()
         .map(|u| {
-            let all: u64 = u.blobs.iter().map(size).sum();
-            let shared: u64 = u.blobs.iter().filter(|b| users[b] > 1).map(size).sum();
+            // Per image, layers only: its SIZE is the one `images` shows.
+            let all: u64 = u.layers.iter().map(size).sum();
+            let shared: u64 = u.layers.iter().filter(|b| users[b] > 1).map(size).sum();
             (all, shared, all - shared)
         })
         .collect();
