@@ -46,6 +46,9 @@ pub struct Row {
     pub size: u64,
     /// When the name (or the untagged entry) was written to the store.
     pub named: Option<SystemTime>,
+    /// The digest a registry knows this image by in the name's
+    /// repository (pushed there, or pulled from there); docker's DIGEST.
+    pub registry_digest: Option<Digest>,
 }
 
 impl Row {
@@ -81,20 +84,35 @@ pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     for record in store.images()? {
         let image = store.load_image(&record.entry)?;
         let size = image_size(store, &image)?;
+        let pushed = store.pushed_digests(&record.entry.digest);
+        // A local manifest's digest is not what a registry serves (push
+        // compresses layers): only a push or a pull gives a DIGEST.
+        let pulled = record
+            .entry
+            .annotations
+            .get(kiln_store::REPO_DIGEST)
+            .and_then(|d| d.parse::<Digest>().ok());
         if record.names.is_empty() {
             rows.push(Row {
                 name: None,
                 image: image.clone(),
                 size,
                 named: record.entry.named_at(),
+                registry_digest: pulled.clone(),
             });
         }
         for name in record.names {
+            let registry_digest = pushed
+                .iter()
+                .find(|(repo, _)| *repo == name.name())
+                .map(|(_, d)| d.clone())
+                .or_else(|| pulled.clone());
             rows.push(Row {
                 named: index.find(&name).and_then(|e| e.named_at()),
                 name: Some(name),
                 image: image.clone(),
                 size,
+                registry_digest,
             });
         }
     }
@@ -276,7 +294,12 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             ("Containers", "N/A".to_string()),
             ("CreatedAt", go_time(created.as_deref())),
             ("CreatedSince", ago(created.as_deref())),
-            ("Digest", r.image.manifest_digest.to_string()),
+            (
+                "Digest",
+                r.registry_digest
+                    .as_ref()
+                    .map_or("<none>".to_string(), Digest::to_string),
+            ),
             ("ID", id(r.image.id())),
             ("Repository", repo),
             ("SharedSize", "N/A".to_string()),

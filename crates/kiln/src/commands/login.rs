@@ -13,6 +13,7 @@ use super::registry::{block_on, RegistryArgs};
 pub struct Args {
     /// Registry host[:port] [default: docker.io]
     server: Option<String>,
+    /// User name (asked for at a terminal when not given)
     #[arg(short, long)]
     username: Option<String>,
     /// Password (visible in the process list: prefer --password-stdin)
