@@ -27,12 +27,11 @@ pub use import::{import, ImportOptions, Imported};
 pub use load::{load, Loaded};
 pub use save::{save, SaveItem};
 
-/// Timestamps kiln writes into images: `SOURCE_DATE_EPOCH` when set (for
-/// reproducible output), else now; RFC 3339 in UTC as docker writes them.
-pub fn created_timestamp() -> String {
-    let now = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
+/// Timestamps kiln writes into images: `epoch` (the caller's
+/// `SOURCE_DATE_EPOCH`, for reproducible output) when given, else now;
+/// RFC 3339 in UTC as docker writes them.
+pub fn created_timestamp(epoch: Option<u64>) -> String {
+    let now = epoch
         .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .unwrap_or_else(std::time::SystemTime::now);
     kiln_core::rfc3339(now)

@@ -29,15 +29,6 @@ pub struct TarOptions {
 }
 
 impl TarOptions {
-    /// Clamps to `SOURCE_DATE_EPOCH` when the environment sets it.
-    pub fn from_env() -> TarOptions {
-        TarOptions {
-            clamp_mtime: std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|s| s.trim().parse().ok()),
-        }
-    }
-
     fn mtime(&self, t: i64) -> u64 {
         let t = t.max(0) as u64;
         self.clamp_mtime.map_or(t, |c| t.min(c))

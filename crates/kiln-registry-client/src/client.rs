@@ -44,7 +44,7 @@ impl Default for ClientOptions {
         ClientOptions {
             insecure_registries: Vec::new(),
             ca_certificates: Vec::new(),
-            docker_config: DockerConfig::default_path(),
+            docker_config: DockerConfig::path_for(None, None),
             credentials: None,
             concurrency: 4,
             max_attempts: 5,

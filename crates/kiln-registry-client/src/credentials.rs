@@ -47,14 +47,16 @@ pub fn config_key(registry: &str) -> String {
 }
 
 impl DockerConfig {
-    /// Where docker keeps it: `$DOCKER_CONFIG/config.json`, else
-    /// `$HOME/.docker/config.json`.
-    pub fn default_path() -> PathBuf {
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-            return PathBuf::from(dir).join("config.json");
+    /// Where docker keeps it: `DOCKER_CONFIG/config.json` when that
+    /// directory is given, else `HOME/.docker/config.json` (`/root` when
+    /// no home is known). The caller reads the environment.
+    pub fn path_for(docker_config_dir: Option<&Path>, home: Option<&Path>) -> PathBuf {
+        if let Some(dir) = docker_config_dir {
+            return dir.join("config.json");
         }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-        PathBuf::from(home).join(".docker").join("config.json")
+        home.unwrap_or(Path::new("/root"))
+            .join(".docker")
+            .join("config.json")
     }
 
     /// Loads the file; a missing file is an empty config.

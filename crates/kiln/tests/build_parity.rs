@@ -457,6 +457,25 @@ fn build_time_is_the_commit_time_of_a_clean_git_context() {
     let (created, summary) = build("e:sde", Some(("SOURCE_DATE_EPOCH", "1700000000")));
     assert_eq!(created, "2023-11-14T22:13:20Z");
     assert!(summary.contains("from SOURCE_DATE_EPOCH"), "{summary}");
+    // A value that is no time is an error everywhere kiln dates an image,
+    // never a silent "now" or 0.
+    for args in [
+        vec!["build", ctx.to_str().unwrap()],
+        vec!["import", tar.to_str().unwrap(), "e:bad"],
+    ] {
+        let out = k
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "yesterday")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("SOURCE_DATE_EPOCH=yesterday"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -358,10 +358,7 @@ fn epoch(
     from_stdin: bool,
 ) -> anyhow::Result<(Option<u64>, kiln_build::epoch::EpochSource)> {
     use kiln_build::epoch::{git_commit_time, EpochSource};
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        let secs = v.trim().parse::<u64>().map_err(|_| {
-            anyhow::anyhow!("SOURCE_DATE_EPOCH={v}: not a number of seconds since 1970")
-        })?;
+    if let Some(secs) = super::source_date_epoch()? {
         return Ok((Some(secs), EpochSource::SourceDateEpoch));
     }
     if args.build_args.iter().any(|a| {

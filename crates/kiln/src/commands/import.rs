@@ -52,7 +52,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         source: "-".to_string(),
         platform: args.platform.unwrap_or_else(Platform::host),
         compression: args.compression,
-        created: created_timestamp(),
+        created: created_timestamp(super::source_date_epoch()?),
     };
     let imported = import(store, input, &opts).with_context(|| format!("import {}", args.file))?;
     println!("{}", imported.id);

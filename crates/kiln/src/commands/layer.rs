@@ -109,7 +109,9 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     };
     let out = File::create(&a.output).with_context(|| format!("create {}", a.output.display()))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let opts = TarOptions::from_env();
+    let opts = TarOptions {
+        clamp_mtime: super::source_date_epoch()?,
+    };
     let (layer, digest, size) = if a.compression == Compression::None {
         // Uncompressed, the digest is the diff_id: no second hash.
         let (layer, _) = write_layer(&a.dir, &changes, &opts, a.compression, threads, out)?;

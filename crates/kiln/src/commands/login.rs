@@ -159,7 +159,7 @@ pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         .registry
         .authfile
         .clone()
-        .unwrap_or_else(DockerConfig::default_path);
+        .unwrap_or_else(super::docker_config_path);
     let mut config = DockerConfig::load(&path)?;
     if !config.store(&server, &creds)? {
         eprintln!(
@@ -187,7 +187,7 @@ fn login_failed(server: &str, e: RegistryError) -> anyhow::Error {
 
 pub fn logout(_store: &Store, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
-    let path = args.authfile.unwrap_or_else(DockerConfig::default_path);
+    let path = args.authfile.unwrap_or_else(super::docker_config_path);
     let mut config = DockerConfig::load(&path)?;
     if config.erase(&server)? {
         println!("Removing login credentials for {server}");

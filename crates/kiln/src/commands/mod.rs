@@ -60,6 +60,26 @@ pub fn familiar_tags(names: &[ImageRef]) -> Vec<String> {
     names.iter().map(ImageRef::familiar).collect()
 }
 
+/// `SOURCE_DATE_EPOCH` from the environment: the one place kiln reads it
+/// (libraries take the value). A value that is not a number of seconds is
+/// an error, not silently "now".
+pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={v}: not a number of seconds since 1970")
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// docker's `config.json` for stored credentials: `$DOCKER_CONFIG`, else
+/// `$HOME/.docker`.
+pub fn docker_config_path() -> std::path::PathBuf {
+    let dir = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    kiln_registry_client::DockerConfig::path_for(dir.as_deref(), home.as_deref())
+}
+
 /// Standard input as a `File`: sendable to worker threads, unbuffered by
 /// std (kiln buffers itself), and eligible for kernel copy paths.
 pub fn stdin_file() -> anyhow::Result<std::fs::File> {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::Digest;
-use kiln_registry_client::{BlobEvent, Client, ClientOptions, Credentials, DockerConfig, Progress};
+use kiln_registry_client::{BlobEvent, Client, ClientOptions, Credentials, Progress};
 
 /// Flags every command that talks to a registry takes.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -57,7 +57,7 @@ impl RegistryArgs {
             docker_config: self
                 .authfile
                 .clone()
-                .unwrap_or_else(DockerConfig::default_path),
+                .unwrap_or_else(super::docker_config_path),
             credentials,
             concurrency: self.max_concurrent.max(1),
             ..ClientOptions::default()
