@@ -16,7 +16,7 @@
 //!   holds for an image (see [`pushed`]).
 //!
 //! Main types: [`Store`] (open a root, read/update the index, resolve images,
-//! GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
+//! remove and prune them with docker's policies, disk usage, GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
 //! manifests), [`Image`] (a manifest with its config).
 //!
 //! Crash safety: blobs appear atomically, index.json is replaced atomically
@@ -33,7 +33,9 @@ mod layers;
 pub mod lock;
 mod new_image;
 mod pushed;
+mod remove;
 mod sources;
+mod usage;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,8 @@ pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;
 pub use pushed::CompressedLayer;
+pub use remove::{Pruned, Removal};
+pub use usage::{DiskUsage, ImageUsage};
 
 use error::IoContext;
 use lock::Mode;

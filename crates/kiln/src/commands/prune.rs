@@ -32,29 +32,18 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if !args.force && !confirm(args.all) {
         return Ok(ExitCode::SUCCESS);
     }
-    // No containers exist yet to keep an image in use: with -a every image
-    // is unused. The runtime will add its images here.
-    let records: Vec<_> = store
-        .images()?
-        .into_iter()
-        .filter(|r| args.all || r.names.is_empty())
-        .collect();
+    let pruned = store.prune_images(args.all)?;
     let mut lines = Vec::new();
-    for r in &records {
-        for n in &r.names {
-            lines.push(format!("untagged: {}", n.familiar()));
-        }
-        if let Ok(image) = store.load_image(&r.entry) {
-            lines.push(format!("deleted: {}", image.id()));
-        }
+    for image in &pruned.images {
+        lines.extend(
+            image
+                .untagged
+                .iter()
+                .map(|n| format!("untagged: {}", n.familiar())),
+        );
+        lines.extend(image.deleted.iter().map(|id| format!("deleted: {id}")));
     }
-    store.update_index(|index| {
-        for r in &records {
-            index.remove_manifest(&r.entry.digest);
-        }
-        Ok(())
-    })?;
-    let report = store.gc()?;
+    let report = pruned.gc;
     // Snapshots of layer stacks no remaining image has.
     kiln_build::prune::prune_snapshots(store, false)?;
     if !lines.is_empty() {

@@ -1,8 +1,6 @@
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use kiln_core::{Digest, ImageRef};
-use kiln_store::{Store, StoreError};
+use kiln_store::{Removal, Store};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,65 +17,26 @@ pub struct Args {
     no_prune: bool,
 }
 
-/// Removes one image reference the way `docker rmi` does; returns the lines
-/// to print.
-fn remove(store: &Store, input: &str, force: bool) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    // A name that is tagged: untag it; the image goes when its last name goes.
-    if let Ok(name) = input.parse::<ImageRef>() {
-        if name.digest().is_none() && store.index()?.find(&name).is_some() {
-            let removed = store.update_index(|index| {
-                let entry = index.remove_tag(&name);
-                let orphaned = entry
-                    .as_ref()
-                    .filter(|e| !index.manifests.iter().any(|m| m.digest == e.digest))
-                    .cloned();
-                Ok(orphaned)
-            })?;
-            out.push(format!("Untagged: {}", name.familiar()));
-            if let Some(entry) = removed {
-                if let Ok(image) = store.load_image(&entry) {
-                    out.push(format!("Deleted: {}", image.id()));
-                }
-            }
-            return Ok(out);
-        }
+/// docker's lines for one removal.
+fn lines(removal: &Removal) -> Vec<String> {
+    let mut out: Vec<String> = removal
+        .untagged
+        .iter()
+        .map(|n| format!("Untagged: {}", n.familiar()))
+        .collect();
+    if let Some(id) = &removal.deleted {
+        out.push(format!("Deleted: {id}"));
     }
-    // An ID (or name@digest): the whole image, every manifest with this config.
-    let (_, image) = store.resolve(input)?;
-    let id = image.id().clone();
-    let mut manifests: BTreeSet<Digest> = BTreeSet::new();
-    let mut names: Vec<ImageRef> = Vec::new();
-    for record in store.images()? {
-        if store.load_image(&record.entry)?.id() == &id {
-            manifests.insert(record.entry.digest.clone());
-            names.extend(record.names);
-        }
-    }
-    if names.len() > 1 && !force {
-        return Err(StoreError::ReferencedByMany {
-            id: id.short().to_string(),
-        }
-        .into());
-    }
-    store.update_index(|index| {
-        for m in &manifests {
-            index.remove_manifest(m);
-        }
-        Ok(())
-    })?;
-    out.extend(names.iter().map(|n| format!("Untagged: {}", n.familiar())));
-    out.push(format!("Deleted: {id}"));
-    Ok(out)
+    out
 }
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for input in &args.images {
-        match remove(store, input, args.force) {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+        match store.remove_image(input, args.force) {
+            Ok(removal) => lines(&removal).iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("Error: {}", super::describe(&e));
+                eprintln!("Error: {}", super::describe(&e.into()));
                 failed = true;
             }
         }
