@@ -530,61 +530,6 @@ impl Planned {
     }
 }
 
-/// An archive's entries moved under `dest_dir` (a tar stream to apply).
-/// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
-/// which layers never use, are decoded here.
-pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Result<Vec<u8>> {
-    let plain = crate::archive::decompressed(r, "ADD")?;
-    let base = clean_abs(dest_dir).trim_start_matches('/').to_string();
-    let prefix = |p: &[u8]| -> Vec<u8> {
-        let p = String::from_utf8_lossy(p);
-        let p = p.trim_start_matches("./").trim_start_matches('/');
-        if base.is_empty() {
-            p.as_bytes().to_vec()
-        } else {
-            format!("{base}/{p}").into_bytes()
-        }
-    };
-    let mut archive = tar::Archive::new(plain);
-    let mut out = tar::Builder::new(Vec::new());
-    let bad = |e: std::io::Error| BuildError::Invalid(format!("ADD: reading the archive: {e}"));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let path = prefix(&entry.path_bytes());
-        let mut h = entry.header().clone();
-        if h.entry_type() == tar::EntryType::Link {
-            if let Some(target) = entry.link_name_bytes() {
-                let t = prefix(&target);
-                out.append_link(
-                    &mut h,
-                    String::from_utf8_lossy(&path).as_ref(),
-                    String::from_utf8_lossy(&t).as_ref(),
-                )
-                .map_err(bad)?;
-                continue;
-            }
-        }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
-        if h.entry_type().is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
-            out.append_link(
-                &mut h,
-                String::from_utf8_lossy(&path).as_ref(),
-                String::from_utf8_lossy(&target).as_ref(),
-            )
-            .map_err(bad)?;
-            continue;
-        }
-        out.append_data(&mut h, String::from_utf8_lossy(&path).as_ref(), &data[..])
-            .map_err(bad)?;
-    }
-    out.into_inner().map_err(bad)
-}
-
 /// The part of the cache key that describes what the copy writes.
 pub fn describe(plan: &[Planned]) -> String {
     let mut s = String::new();

@@ -160,7 +160,7 @@ pub fn mounts(
         match m.kind {
             MountKind::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| clean_id(&m.target));
-                let mut dir = src.cache_dir.join(crate::state::key_of(&[&id]));
+                let mut dir = src.cache_dir.join(crate::cache::cache_mount_name(&id));
                 let fresh = !dir.exists();
                 std::fs::create_dir_all(&dir).map_err(io("create cache mount", &dir))?;
                 let lock_path = dir.with_extension("lock");

@@ -41,16 +41,6 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
         .collect()
 }
 
-/// sha256 of the parts, each length-prefixed (no ambiguity).
-pub fn key_of(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
-
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl StageState {
@@ -71,7 +61,7 @@ impl StageState {
             config,
             layers: Vec::new(),
             diff_ids: Vec::new(),
-            key: key_of(&["scratch", os, architecture, variant.unwrap_or("")]),
+            key: crate::cache::scratch_key(os, architecture, variant),
             cmd_set: false,
         }
     }
@@ -139,11 +129,6 @@ impl StageState {
             "type": "layers",
             "diff_ids": self.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         });
-    }
-
-    /// The snapshot id of the whole stack, `None` for no layers.
-    pub fn top_snapshot(&self) -> Option<String> {
-        chain_ids(&self.diff_ids).pop()
     }
 }
 
