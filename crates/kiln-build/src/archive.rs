@@ -20,7 +20,7 @@ pub fn looks_like_archive(head: &[u8]) -> bool {
 /// The archive's tar stream, decompressed. gzip and zstd go through the
 /// layer engine's decoder; bzip2 and xz, which layers never use, are
 /// decoded here.
-pub fn decompressed<'a, R: BufRead + Send + 'a>(
+pub(crate) fn decompressed<'a, R: BufRead + Send + 'a>(
     mut r: R,
     what: &str,
 ) -> Result<Box<dyn Read + Send + 'a>> {
@@ -57,7 +57,10 @@ pub fn unpack_context<R: BufRead + Send>(r: R, dir: &Path) -> Result<()> {
 /// An archive's entries moved under `dest_dir` (a tar stream to apply).
 /// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
 /// which layers never use, are decoded here.
-pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Result<Vec<u8>> {
+pub(crate) fn retarget_archive<R: std::io::BufRead + Send>(
+    r: R,
+    dest_dir: &str,
+) -> Result<Vec<u8>> {
     let plain = decompressed(r, "ADD")?;
     let base = crate::copy::clean_abs(dest_dir)
         .trim_start_matches('/')
@@ -78,25 +81,19 @@ pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Res
         let mut entry = entry.map_err(bad)?;
         let path = prefix(&entry.path_bytes());
         let mut h = entry.header().clone();
-        if h.entry_type() == tar::EntryType::Link {
-            if let Some(target) = entry.link_name_bytes() {
-                let t = prefix(&target);
-                out.append_link(
-                    &mut h,
-                    String::from_utf8_lossy(&path).as_ref(),
-                    String::from_utf8_lossy(&t).as_ref(),
-                )
-                .map_err(bad)?;
-                continue;
-            }
-        }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
-        if h.entry_type().is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
+        // Hard links name a path in the archive, which moves too; a
+        // symlink's target is the link's own business.
+        let link = match h.entry_type() {
+            tar::EntryType::Link => entry.link_name_bytes().map(|t| prefix(&t)),
+            t if t.is_symlink() => Some(
+                entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        if let Some(target) = link {
             out.append_link(
                 &mut h,
                 String::from_utf8_lossy(&path).as_ref(),
@@ -105,6 +102,8 @@ pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Res
             .map_err(bad)?;
             continue;
         }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
         out.append_data(&mut h, String::from_utf8_lossy(&path).as_ref(), &data[..])
             .map_err(bad)?;
     }

@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::error::{io, BuildError, Result};
 
 /// Where the sources come from.
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     Context(&'a Context),
     /// A mounted root filesystem (another stage, or an image).
     Tree(&'a Path),
@@ -30,7 +30,7 @@ enum Content {
 }
 
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// Destination, relative to the root, no leading `/`.
     dest: String,
     content: Content,
@@ -45,7 +45,7 @@ pub struct Planned {
 }
 
 /// How ownership and modes are set.
-pub struct Attrs {
+pub(crate) struct Attrs {
     /// `--chown`, resolved; `None`: 0:0 from the context, kept from a tree.
     pub chown: Option<(u32, u32)>,
     pub chmod: Option<String>,
@@ -55,7 +55,7 @@ pub struct Attrs {
 
 /// Normalizes a path inside the image: absolute, `.`/`..` resolved
 /// lexically, no trailing slash (except `/`).
-pub fn clean_abs(p: &str) -> String {
+pub(crate) fn clean_abs(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {
@@ -70,7 +70,7 @@ pub fn clean_abs(p: &str) -> String {
 }
 
 /// Applies `--chmod` (octal, or symbolic like `u=rwx,g=rx,o-w`) to a mode.
-pub fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
+pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
     if let Ok(bits) = u32::from_str_radix(spec, 8) {
         if bits > 0o7777 {
             return Err(BuildError::Invalid(format!(
@@ -132,7 +132,7 @@ pub fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
 
 /// Resolves `path` inside `root` following symlinks as the image would
 /// (absolute targets are relative to `root`; `..` never leaves it).
-pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
+pub(crate) fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
     let mut stack: Vec<String> = Vec::new();
     let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
     let mut hops = 0;
@@ -171,7 +171,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
 /// (`None`: empty), which decides, as in BuildKit, whether a destination
 /// without a trailing slash is a directory to copy into (it is one on
 /// disk) and which directories the copy creates (with `--chown`'s owner).
-pub fn plan(
+pub(crate) fn plan(
     files: &Files,
     source: &Source<'_>,
     workdir: &str,
@@ -531,7 +531,7 @@ impl Planned {
 }
 
 /// The part of the cache key that describes what the copy writes.
-pub fn describe(plan: &[Planned]) -> String {
+pub(crate) fn describe(plan: &[Planned]) -> String {
     let mut s = String::new();
     for p in plan {
         let kind = match &p.content {
@@ -553,7 +553,7 @@ pub fn describe(plan: &[Planned]) -> String {
 }
 
 /// Writes the planned entries as a tar stream.
-pub fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
+pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
     let mut tar = tar::Builder::new(out);
     for p in plan {
         let mut h = tar::Header::new_gnu();

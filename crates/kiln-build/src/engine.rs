@@ -43,7 +43,8 @@ pub struct BuildRequest {
     pub tags: Vec<ImageRef>,
     pub runtime: Runtime,
     pub platform: Platform,
-    /// Overrides the snapshotter choice (default: overlay when usable).
+    /// Overrides the snapshotter choice (default: overlay when usable;
+    /// the CLI fills it from `KILN_SNAPSHOTTER`).
     pub backend: Option<Backend>,
     /// Fetches a base image missing from the store (the CLI pulls it from
     /// its registry); the error text is shown under the FROM line.
@@ -133,17 +134,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     }
     let global = df.global_scope(&opts)?;
     let root = store.root().to_path_buf();
-    let backend = match (req.backend, std::env::var("KILN_SNAPSHOTTER").as_deref()) {
-        (Some(b), _) => b,
-        (None, Ok("native")) => Backend::Native,
-        (None, Ok("overlay")) => Backend::Overlay,
-        (None, Ok(other)) => {
-            return Err(BuildError::Invalid(format!(
-                "KILN_SNAPSHOTTER={other}: use overlay or native"
-            )))
-        }
-        (None, Err(_)) => Backend::detect(&root),
-    };
+    let backend = req.backend.unwrap_or_else(|| Backend::detect(&root));
     let snaps = Snapshotter::open(&root, backend)?;
     let exec = Executor::new(req.runtime.clone(), &root.join("exec"))?;
     let cache_dir = root.join("buildcache");

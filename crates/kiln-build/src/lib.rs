@@ -54,3 +54,5 @@ mod step;
 
 pub use engine::{build, BuildRequest, BuildResult, FetchBase, Progress};
 pub use error::{BuildError, Result};
+/// The snapshotter choice of [`BuildRequest::backend`].
+pub use kiln_snapshot::Backend;

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone)]
-pub struct StageState {
+pub(crate) struct StageState {
     /// The image config document.
     pub config: Value,
     pub layers: Vec<LayerDescriptor>,
@@ -22,7 +22,7 @@ pub struct StageState {
 }
 
 /// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
+pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for d in diff_ids {
         let id = match out.last() {
@@ -41,7 +41,8 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
         .collect()
 }
 
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl StageState {
     /// `FROM scratch`.
@@ -132,7 +133,7 @@ impl StageState {
     }
 }
 
-pub fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

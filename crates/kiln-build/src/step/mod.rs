@@ -87,18 +87,36 @@ impl Engine<'_> {
             history,
             mountpoints,
         } = plan;
-        if !step.no_cache {
-            if let Some(rec) = self.cache.get(&key) {
-                let layer = rec.layer.is_some();
-                if let Some((l, diff_id)) = rec.layer {
-                    state.push_layer(l, diff_id);
-                }
-                state.history(&step.created, history, layer);
-                state.key = key;
-                self.progress.done(step.id, true, step.t0.elapsed());
-                return Ok(());
-            }
+        let cached = if step.no_cache {
+            None
+        } else {
+            self.cache.get(&key)
+        };
+        let hit = cached.is_some();
+        let rec = match cached {
+            Some(rec) => rec,
+            None => self.make_layer(state, &key, mountpoints, work)?,
+        };
+        let made = rec.layer.is_some();
+        if let Some((l, diff_id)) = rec.layer {
+            state.push_layer(l, diff_id);
         }
+        state.history(&step.created, history, made);
+        state.key = key;
+        self.progress.done(step.id, hit, step.t0.elapsed());
+        Ok(())
+    }
+
+    /// Runs `work` on a writable snapshot of `state` and records what it
+    /// changed (minus mountpoints) as the layer of `key`: none when it
+    /// changed nothing.
+    fn make_layer(
+        &self,
+        state: &StageState,
+        key: &str,
+        mountpoints: &[String],
+        work: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<CacheRecord> {
         let parent = self.ensure_snapshots(state)?;
         let active = self.snaps.prepare(parent.as_deref())?;
         {
@@ -142,14 +160,7 @@ impl Engine<'_> {
             Some((desc, digest))
         };
         let rec = CacheRecord { layer };
-        self.cache.put(&key, &rec)?;
-        let made = rec.layer.is_some();
-        if let Some((l, diff_id)) = rec.layer {
-            state.push_layer(l, diff_id);
-        }
-        state.history(&step.created, history, made);
-        state.key = key;
-        self.progress.done(step.id, false, step.t0.elapsed());
-        Ok(())
+        self.cache.put(key, &rec)?;
+        Ok(rec)
     }
 }
