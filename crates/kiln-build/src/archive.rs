@@ -62,7 +62,7 @@ pub(crate) fn retarget_archive<R: std::io::BufRead + Send>(
     dest_dir: &str,
 ) -> Result<Vec<u8>> {
     let plain = decompressed(r, "ADD")?;
-    let base = crate::copy::clean_abs(dest_dir)
+    let base = crate::paths::clean_abs(dest_dir)
         .trim_start_matches('/')
         .to_string();
     let prefix = |p: &[u8]| -> Vec<u8> {

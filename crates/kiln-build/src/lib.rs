@@ -21,8 +21,9 @@
 //!   `kiln-exec`; `--mount`s resolved by `run`), `step::copy` (COPY/ADD:
 //!   the plan from `copy`, URLs fetched by `download`, archives unpacked by
 //!   [`archive`]), `step::workdir`, `step::meta` (config-only
-//!   instructions, applied by `meta`); a step's change set minus
-//!   mountpoints (`mountpoints`) becomes a layer;
+//!   instructions, applied by `meta`), with paths inside the image
+//!   resolved by `paths`; a step's change set minus mountpoints
+//!   (`mountpoints`) becomes a layer;
 //! - `cache`: the cache key of each kind of step (the parent's key and
 //!   what the step reads: the expanded instruction, the environment and
 //!   ARGs it sees, the checksums of the files it copies) and the record a
@@ -45,6 +46,7 @@ mod finish;
 mod graph;
 mod meta;
 mod mountpoints;
+mod paths;
 pub mod prune;
 mod run;
 mod schedule;

@@ -101,13 +101,13 @@ pub(crate) fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<Stri
         MountKind::Secret | MountKind::Ssh => Ok(if m.target.is_empty() {
             String::new()
         } else {
-            crate::copy::clean_abs(&m.target)
+            crate::paths::clean_abs(&m.target)
         }),
         MountKind::Bind | MountKind::Cache | MountKind::Tmpfs => {
             let target = if m.target.starts_with('/') {
-                crate::copy::clean_abs(&m.target)
+                crate::paths::clean_abs(&m.target)
             } else {
-                crate::copy::clean_abs(&format!("{cwd}/{}", m.target))
+                crate::paths::clean_abs(&format!("{cwd}/{}", m.target))
             };
             if target == "/" {
                 return Err(BuildError::Invalid(format!(
@@ -123,9 +123,9 @@ pub(crate) fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<Stri
 /// as written, cleaned (so `target=.cache` and `target=/x/.cache` differ).
 fn clean_id(target: &str) -> String {
     if target.starts_with('/') {
-        return crate::copy::clean_abs(target);
+        return crate::paths::clean_abs(target);
     }
-    let cleaned = crate::copy::clean_abs(target);
+    let cleaned = crate::paths::clean_abs(target);
     match cleaned.trim_start_matches('/') {
         "" => ".".to_string(),
         rest => rest.to_string(),
@@ -212,7 +212,7 @@ pub(crate) fn mounts(
                     None => src.context.to_path_buf(),
                 };
                 let rel = m.source.clone().unwrap_or_default();
-                let mut source = crate::copy::resolve_in_root(&base, &rel);
+                let mut source = crate::paths::resolve_in_root(&base, &rel);
                 if !source.exists() {
                     return Err(BuildError::Invalid(format!(
                         "--mount type=bind source={rel:?}: not found in {}",

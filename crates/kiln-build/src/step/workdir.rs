@@ -7,7 +7,6 @@ use serde_json::json;
 
 use super::{LayerPlan, Step};
 use crate::cache::workdir_key;
-use crate::copy;
 use crate::engine::Engine;
 use crate::error::{io, Result};
 use crate::state::StageState;
@@ -19,7 +18,7 @@ impl Engine<'_> {
         state: &mut StageState,
         w: &str,
     ) -> Result<()> {
-        let dir = copy::clean_abs(&if w.starts_with('/') {
+        let dir = crate::paths::clean_abs(&if w.starts_with('/') {
             w.to_string()
         } else {
             format!("{}/{w}", state.working_dir())
@@ -41,7 +40,7 @@ impl Engine<'_> {
                     path.push('/');
                 }
                 path.push_str(part);
-                if copy::resolve_in_root(root, &path)
+                if crate::paths::resolve_in_root(root, &path)
                     .symlink_metadata()
                     .is_ok()
                 {
