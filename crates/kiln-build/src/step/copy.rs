@@ -28,6 +28,23 @@ fn copy_history(verb: &str, files: &kiln_dockerfile::Files) -> String {
     format!("{} # buildkit", words.join(" "))
 }
 
+/// What COPY and ADD hand to the part they share.
+struct CopyInput<'a> {
+    files: &'a kiln_dockerfile::Files,
+    /// `COPY --parents`.
+    parents: bool,
+    /// The `--from` source's cache key; empty for the context.
+    source_key: String,
+    /// The `--from` source's top snapshot: `None` for the context,
+    /// `Some(None)` for a stage with no layers.
+    tree: Option<Option<String>>,
+    history: String,
+    /// ADD unpacks local archives.
+    extract_archives: bool,
+    /// ADD's fetched URLs.
+    downloads: &'a [download::Download],
+}
+
 impl Engine<'_> {
     pub(crate) fn copy_step(
         &self,
@@ -42,18 +59,17 @@ impl Engine<'_> {
                 (k, Some(chain))
             }
         };
-        self.copy_files(
-            step,
-            state,
-            &c.files,
-            c.parents,
+        let input = CopyInput {
+            files: &c.files,
+            parents: c.parents,
             source_key,
             tree,
-            copy_history("COPY", &c.files),
-            false,
-            &[],
-        )
-        .map_err(|e| step.in_step(e))
+            history: copy_history("COPY", &c.files),
+            extract_archives: false,
+            downloads: &[],
+        };
+        self.copy_files(step, state, input)
+            .map_err(|e| step.in_step(e))
     }
 
     /// ADD: URLs are fetched first (their checksums and names join the
@@ -92,35 +108,36 @@ impl Engine<'_> {
         }
         let mut files = a.files.clone();
         files.sources = local;
-        self.copy_files(
-            step,
-            state,
-            &files,
-            false,
-            String::new(),
-            None,
-            copy_history("ADD", &a.files),
-            true,
-            &downloads,
-        )
-        .map_err(|e| step.in_step(e))
+        let input = CopyInput {
+            files: &files,
+            parents: false,
+            source_key: String::new(),
+            tree: None,
+            history: copy_history("ADD", &a.files),
+            extract_archives: true,
+            downloads: &downloads,
+        };
+        self.copy_files(step, state, input)
+            .map_err(|e| step.in_step(e))
     }
 
     /// COPY and ADD alike once ADD has fetched its URLs: plan the writes
     /// against the destination as it is, then lay them as one tar stream.
-    #[allow(clippy::too_many_arguments)]
     fn copy_files(
         &self,
         step: &Step<'_>,
         state: &mut StageState,
-        files: &kiln_dockerfile::Files,
-        parents: bool,
-        source_key: String,
-        tree: Option<Option<String>>,
-        history: String,
-        extract_archives: bool,
-        downloads: &[download::Download],
+        input: CopyInput<'_>,
     ) -> Result<()> {
+        let CopyInput {
+            files,
+            parents,
+            source_key,
+            tree,
+            history,
+            extract_archives,
+            downloads,
+        } = input;
         // The source tree (another stage or an image), mounted read-only.
         let view_dir = tempfile::Builder::new()
             .prefix("view")
