@@ -176,7 +176,7 @@ mod tests {
         // 0 is slow; 1 → 2 is a quick chain beside it. In waves, 2 would
         // wait for 0.
         let deps = graph(&[(0, &[]), (1, &[]), (2, &[1]), (3, &[0, 2])]);
-        let fake = Fake::new(&[(0, 400), (1, 10)], &[]);
+        let fake = Fake::new(&[(0, 1000), (1, 10)], &[]);
         run_stages(&fake, &deps).unwrap();
         let slow_end = fake.at(0, "end").unwrap();
         assert!(fake.at(2, "start").unwrap() < slow_end);
@@ -189,7 +189,7 @@ mod tests {
         // 1 fails quickly while 0 runs; 2 (needs 1) and 3 (needs 0) must
         // never start, and 0 is waited for.
         let deps = graph(&[(0, &[]), (1, &[]), (2, &[1]), (3, &[0])]);
-        let fake = Fake::new(&[(0, 200), (1, 10)], &[1, 0]);
+        let fake = Fake::new(&[(0, 1000), (1, 10)], &[1, 0]);
         let err = run_stages(&fake, &deps).unwrap_err();
         assert_eq!(err.to_string(), "stage 1 failed");
         assert!(fake.at(0, "end").is_some(), "the running stage finished");
