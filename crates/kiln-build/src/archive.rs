@@ -20,7 +20,7 @@ pub fn looks_like_archive(head: &[u8]) -> bool {
 /// The archive's tar stream, decompressed. gzip and zstd go through the
 /// layer engine's decoder; bzip2 and xz, which layers never use, are
 /// decoded here.
-pub fn decompressed<'a, R: BufRead + Send + 'a>(
+pub(crate) fn decompressed<'a, R: BufRead + Send + 'a>(
     mut r: R,
     what: &str,
 ) -> Result<Box<dyn Read + Send + 'a>> {
@@ -52,4 +52,60 @@ pub fn unpack_context<R: BufRead + Send>(r: R, dir: &Path) -> Result<()> {
     )
     .map_err(|e| BuildError::Invalid(format!("the context archive: {e}")))?;
     Ok(())
+}
+
+/// An archive's entries moved under `dest_dir` (a tar stream to apply).
+/// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
+/// which layers never use, are decoded here.
+pub(crate) fn retarget_archive<R: std::io::BufRead + Send>(
+    r: R,
+    dest_dir: &str,
+) -> Result<Vec<u8>> {
+    let plain = decompressed(r, "ADD")?;
+    let base = crate::paths::clean_abs(dest_dir)
+        .trim_start_matches('/')
+        .to_string();
+    let prefix = |p: &[u8]| -> Vec<u8> {
+        let p = String::from_utf8_lossy(p);
+        let p = p.trim_start_matches("./").trim_start_matches('/');
+        if base.is_empty() {
+            p.as_bytes().to_vec()
+        } else {
+            format!("{base}/{p}").into_bytes()
+        }
+    };
+    let mut archive = tar::Archive::new(plain);
+    let mut out = tar::Builder::new(Vec::new());
+    let bad = |e: std::io::Error| BuildError::Invalid(format!("ADD: reading the archive: {e}"));
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let path = prefix(&entry.path_bytes());
+        let mut h = entry.header().clone();
+        // Hard links name a path in the archive, which moves too; a
+        // symlink's target is the link's own business.
+        let link = match h.entry_type() {
+            tar::EntryType::Link => entry.link_name_bytes().map(|t| prefix(&t)),
+            t if t.is_symlink() => Some(
+                entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        if let Some(target) = link {
+            out.append_link(
+                &mut h,
+                String::from_utf8_lossy(&path).as_ref(),
+                String::from_utf8_lossy(&target).as_ref(),
+            )
+            .map_err(bad)?;
+            continue;
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
+        out.append_data(&mut h, String::from_utf8_lossy(&path).as_ref(), &data[..])
+            .map_err(bad)?;
+    }
+    out.into_inner().map_err(bad)
 }

@@ -20,12 +20,12 @@ use crate::error::{io, BuildError, Result};
 
 /// One entry of the context, by its `/`-separated relative path.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub path: String,
     pub meta: fs::Metadata,
 }
 
-pub struct Context {
+pub(crate) struct Context {
     pub root: PathBuf,
     /// Every included path, sorted (directories too).
     pub entries: Vec<Entry>,

@@ -13,9 +13,10 @@ use kiln_dockerfile::Files;
 
 use crate::context::Context;
 use crate::error::{io, BuildError, Result};
+use crate::paths::{clean_abs, resolve_in_root};
 
 /// Where the sources come from.
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     Context(&'a Context),
     /// A mounted root filesystem (another stage, or an image).
     Tree(&'a Path),
@@ -30,7 +31,7 @@ enum Content {
 }
 
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// Destination, relative to the root, no leading `/`.
     dest: String,
     content: Content,
@@ -45,7 +46,7 @@ pub struct Planned {
 }
 
 /// How ownership and modes are set.
-pub struct Attrs {
+pub(crate) struct Attrs {
     /// `--chown`, resolved; `None`: 0:0 from the context, kept from a tree.
     pub chown: Option<(u32, u32)>,
     pub chmod: Option<String>,
@@ -53,24 +54,8 @@ pub struct Attrs {
     pub epoch: u64,
 }
 
-/// Normalizes a path inside the image: absolute, `.`/`..` resolved
-/// lexically, no trailing slash (except `/`).
-pub fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// Applies `--chmod` (octal, or symbolic like `u=rwx,g=rx,o-w`) to a mode.
-pub fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
+pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
     if let Ok(bits) = u32::from_str_radix(spec, 8) {
         if bits > 0o7777 {
             return Err(BuildError::Invalid(format!(
@@ -130,48 +115,12 @@ pub fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
     Ok(m)
 }
 
-/// Resolves `path` inside `root` following symlinks as the image would
-/// (absolute targets are relative to `root`; `..` never leaves it).
-pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
-    let mut stack: Vec<String> = Vec::new();
-    let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "" | "." => continue,
-            ".." => {
-                stack.pop();
-                continue;
-            }
-            _ => {}
-        }
-        stack.push(c);
-        let host = root.join(stack.join("/"));
-        let Ok(target) = fs::read_link(&host) else {
-            continue;
-        };
-        hops += 1;
-        if hops > 40 {
-            break;
-        }
-        stack.pop();
-        let t = target.to_string_lossy().into_owned();
-        if t.starts_with('/') {
-            stack.clear();
-        }
-        for part in t.split('/').rev() {
-            todo.push(part.to_string());
-        }
-    }
-    root.join(stack.join("/"))
-}
-
 /// Plans a COPY/ADD. `workdir` resolves a relative destination;
 /// `dest_root` is the step's root filesystem as it is before the copy
 /// (`None`: empty), which decides, as in BuildKit, whether a destination
 /// without a trailing slash is a directory to copy into (it is one on
 /// disk) and which directories the copy creates (with `--chown`'s owner).
-pub fn plan(
+pub(crate) fn plan(
     files: &Files,
     source: &Source<'_>,
     workdir: &str,
@@ -530,63 +479,8 @@ impl Planned {
     }
 }
 
-/// An archive's entries moved under `dest_dir` (a tar stream to apply).
-/// gzip and zstd go through the layer engine's decoder; bzip2 and xz,
-/// which layers never use, are decoded here.
-pub fn retarget_archive<R: std::io::BufRead + Send>(r: R, dest_dir: &str) -> Result<Vec<u8>> {
-    let plain = crate::archive::decompressed(r, "ADD")?;
-    let base = clean_abs(dest_dir).trim_start_matches('/').to_string();
-    let prefix = |p: &[u8]| -> Vec<u8> {
-        let p = String::from_utf8_lossy(p);
-        let p = p.trim_start_matches("./").trim_start_matches('/');
-        if base.is_empty() {
-            p.as_bytes().to_vec()
-        } else {
-            format!("{base}/{p}").into_bytes()
-        }
-    };
-    let mut archive = tar::Archive::new(plain);
-    let mut out = tar::Builder::new(Vec::new());
-    let bad = |e: std::io::Error| BuildError::Invalid(format!("ADD: reading the archive: {e}"));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let path = prefix(&entry.path_bytes());
-        let mut h = entry.header().clone();
-        if h.entry_type() == tar::EntryType::Link {
-            if let Some(target) = entry.link_name_bytes() {
-                let t = prefix(&target);
-                out.append_link(
-                    &mut h,
-                    String::from_utf8_lossy(&path).as_ref(),
-                    String::from_utf8_lossy(&t).as_ref(),
-                )
-                .map_err(bad)?;
-                continue;
-            }
-        }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
-        if h.entry_type().is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
-            out.append_link(
-                &mut h,
-                String::from_utf8_lossy(&path).as_ref(),
-                String::from_utf8_lossy(&target).as_ref(),
-            )
-            .map_err(bad)?;
-            continue;
-        }
-        out.append_data(&mut h, String::from_utf8_lossy(&path).as_ref(), &data[..])
-            .map_err(bad)?;
-    }
-    out.into_inner().map_err(bad)
-}
-
 /// The part of the cache key that describes what the copy writes.
-pub fn describe(plan: &[Planned]) -> String {
+pub(crate) fn describe(plan: &[Planned]) -> String {
     let mut s = String::new();
     for p in plan {
         let kind = match &p.content {
@@ -608,7 +502,7 @@ pub fn describe(plan: &[Planned]) -> String {
 }
 
 /// Writes the planned entries as a tar stream.
-pub fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
+pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
     let mut tar = tar::Builder::new(out);
     for p in plan {
         let mut h = tar::Header::new_gnu();
@@ -662,18 +556,5 @@ mod tests {
         assert_eq!(chmod("o+r", 0o640, false).unwrap(), 0o644);
         assert_eq!(chmod("a-w", 0o666, false).unwrap(), 0o444);
         assert!(chmod("u=q", 0o644, false).is_err());
-    }
-
-    #[test]
-    fn resolves_symlinks_inside_the_root() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        fs::create_dir_all(r.join("real/dir")).unwrap();
-        std::os::unix::fs::symlink("/real", r.join("abs")).unwrap();
-        std::os::unix::fs::symlink("../../../../etc", r.join("real/up")).unwrap();
-        assert_eq!(resolve_in_root(r, "/abs/dir"), r.join("real/dir"));
-        assert_eq!(resolve_in_root(r, "real/up/passwd"), r.join("etc/passwd"));
-        assert_eq!(resolve_in_root(r, "../../x"), r.join("x"));
-        assert_eq!(clean_abs("a/./b/../c/"), "/a/c");
     }
 }

@@ -17,7 +17,7 @@ use crate::error::{io, BuildError, Result};
 
 /// A downloaded file, ready to be planned like a context file.
 #[derive(Debug, Clone)]
-pub struct Download {
+pub(crate) struct Download {
     /// The URL's last path segment (may be empty).
     pub name: String,
     pub path: PathBuf,
@@ -27,19 +27,19 @@ pub struct Download {
 }
 
 /// True for the sources ADD fetches over HTTP(S).
-pub fn is_url(source: &str) -> bool {
+pub(crate) fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
 /// True for git sources (not supported yet).
-pub fn is_git(source: &str) -> bool {
+pub(crate) fn is_git(source: &str) -> bool {
     source.starts_with("git@")
         || source.starts_with("git://")
         || (is_url(source) && (source.ends_with(".git") || source.contains(".git#")))
 }
 
 /// Fetches `url` into a new file in `dir`.
-pub fn download(
+pub(crate) fn download(
     url: &str,
     dir: &Path,
     checksum: Option<&str>,

@@ -1,35 +1,60 @@
 //! `kiln build`: a Dockerfile and a context in, an image in the store out.
 //!
-//! The pieces, in the order a build uses them:
+//! The pieces, in the order a build uses them (modules are private unless
+//! the binary uses them):
 //!
 //! - [`kiln_dockerfile`] parses and expands instructions;
-//! - [`context`]: the context files minus `.dockerignore`, with content
+//! - `engine`: [`build`] and its [`BuildRequest`]; the engine every part
+//!   shares, and a stage's steps in order;
+//! - `context`: the context files minus `.dockerignore`, with content
 //!   checksums behind a metadata cache;
-//! - [`engine`]: the stage graph (independent stages run in parallel,
-//!   stages the target does not need are skipped) and each step: metadata
-//!   steps edit the config ([`meta`]), COPY/ADD plan a tar stream
-//!   ([`copy`]) laid onto a snapshot (ADD of a URL first fetches the file,
-//!   `download`), RUN runs in a container ([`run`], via `kiln-exec`); a
-//!   step's change set becomes a layer; a FROM image missing from the store
-//!   is fetched through [`BuildRequest::fetch_base`] (the CLI pulls it);
-//! - every layer step has a cache key: the parent's key and the step's
-//!   inputs (the expanded instruction, the environment and ARGs it sees,
-//!   the checksums of the files it copies). A hit reuses the layer;
-//! - [`state`]: the image config being built, with history as BuildKit
-//!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0), so
-//!   builds are reproducible by default.
+//! - `graph`: the target stage and the stages it needs (others are
+//!   skipped), every instruction of them checked before any step runs;
+//! - `schedule`: each stage on its own thread as soon as the stages it
+//!   needs are done;
+//! - `source`: where a stage starts (FROM scratch, a stage, or an image
+//!   from the store, fetched through [`BuildRequest::fetch_base`] when
+//!   missing or on `--pull`) and what `--from` names; layers unpacked into
+//!   snapshots;
+//! - `step`: one module per kind of step, each planning its cache key and
+//!   history line before it runs: `step::run` (RUN in a container via
+//!   `kiln-exec`; `--mount`s resolved by `run`), `step::copy` (COPY/ADD:
+//!   the plan from `copy`, URLs fetched by `download`, archives unpacked by
+//!   [`archive`]), `step::workdir`, `step::meta` (config-only
+//!   instructions, applied by `meta`), with paths inside the image
+//!   resolved by `paths`; a step's change set minus mountpoints
+//!   (`mountpoints`) becomes a layer;
+//! - `cache`: the cache key of each kind of step (the parent's key and
+//!   what the step reads: the expanded instruction, the environment and
+//!   ARGs it sees, the checksums of the files it copies) and the record a
+//!   key names; a hit reuses the layer. [`prune`] reads the same records;
+//! - `state`: the image config being built, with history as BuildKit
+//!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0, see
+//!   [`epoch`]), so builds are reproducible by default;
+//! - `finish`: labels and the image's timestamp, then the image into the
+//!   store under its tags.
 
 pub mod archive;
-pub mod context;
-pub mod copy;
+mod cache;
+mod context;
+mod copy;
 mod download;
-pub mod engine;
+mod engine;
 pub mod epoch;
 mod error;
-pub mod meta;
+mod finish;
+mod graph;
+mod meta;
+mod mountpoints;
+mod paths;
 pub mod prune;
-pub mod run;
-pub mod state;
+mod run;
+mod schedule;
+mod source;
+mod state;
+mod step;
 
 pub use engine::{build, BuildRequest, BuildResult, FetchBase, Progress};
 pub use error::{BuildError, Result};
+/// The snapshotter choice of [`BuildRequest::backend`].
+pub use kiln_snapshot::Backend;

@@ -24,7 +24,7 @@ fn object<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String,
 
 /// A command line as the config stores it: exec form as is, shell form
 /// wrapped in the stage's SHELL.
-pub fn config_command(state: &StageState, line: &CommandLine) -> Vec<String> {
+pub(crate) fn config_command(state: &StageState, line: &CommandLine) -> Vec<String> {
     match line {
         CommandLine::Exec(v) => v.clone(),
         CommandLine::Shell(s) => {
@@ -35,7 +35,11 @@ pub fn config_command(state: &StageState, line: &CommandLine) -> Vec<String> {
     }
 }
 
-pub fn apply(state: &mut StageState, scope: &StageScope<'_>, command: &Command) -> Option<String> {
+pub(crate) fn apply(
+    state: &mut StageState,
+    scope: &StageScope<'_>,
+    command: &Command,
+) -> Option<String> {
     match command {
         Command::Env(pairs) => {
             let env = scope.env();

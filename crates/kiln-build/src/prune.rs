@@ -11,7 +11,8 @@ use kiln_core::Digest;
 use kiln_snapshot::Snapshotter;
 use kiln_store::Store;
 
-use crate::error::{io, Result};
+use crate::cache::{CacheRecord, StepCache};
+use crate::error::Result;
 use crate::state::{chain_ids, strings};
 
 #[derive(Debug, Default)]
@@ -63,24 +64,18 @@ pub fn prune_snapshots(store: &Store, all: bool) -> Result<usize> {
 pub fn prune(store: &Store, all: bool) -> Result<PruneReport> {
     let (blobs, _) = in_use(store)?;
     let mut report = PruneReport::default();
-    let steps = store.root().join("buildcache/steps");
-    if let Ok(rd) = fs::read_dir(&steps) {
+    let cache = StepCache::new(store);
+    if let Ok(rd) = fs::read_dir(&cache.dir) {
         for e in rd.flatten() {
+            // A record that does not read (another format, damaged) keeps
+            // nothing: it goes.
             let keep = !all
-                && fs::read(e.path())
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .and_then(|v| {
-                        v["layer"][0]["digest"]
-                            .as_str()
-                            .and_then(|d| d.parse::<Digest>().ok())
-                    })
-                    .is_some_and(|d| blobs.contains(&d));
+                && CacheRecord::read(&e.path())
+                    .as_ref()
+                    .and_then(CacheRecord::layer_digest)
+                    .is_some_and(|d| blobs.contains(d));
             if !keep {
-                fs::remove_file(e.path()).map_err(io("remove", e.path()))?;
-                if let Some(key) = e.path().file_stem().and_then(|s| s.to_str()) {
-                    store.remove_gc_root(&crate::engine::cache_root_name(key))?;
-                }
+                cache.remove(&e.path())?;
                 report.cache_records += 1;
             }
         }

@@ -13,7 +13,7 @@ use crate::state::StageState;
 /// heredocs appended so the shell reads them as it would in a script. A
 /// lone `<<EOF` runs the heredoc itself (a `#!` script is run by its
 /// interpreter via the shell).
-pub fn argv(state: &StageState, run: &Run) -> Vec<String> {
+pub(crate) fn argv(state: &StageState, run: &Run) -> Vec<String> {
     match &run.command {
         CommandLine::Exec(v) => v.clone(),
         CommandLine::Shell(text) => {
@@ -56,7 +56,7 @@ pub fn argv(state: &StageState, run: &Run) -> Vec<String> {
 
 /// `KEY=VALUE` for the process: the config's Env, then ARG values ENV
 /// does not set (ARGs are visible to RUN but never stored in the image).
-pub fn environment(state: &StageState, args: &[(String, String)]) -> Vec<String> {
+pub(crate) fn environment(state: &StageState, args: &[(String, String)]) -> Vec<String> {
     let mut env = state.env();
     for (k, v) in args {
         if !env
@@ -70,7 +70,7 @@ pub fn environment(state: &StageState, args: &[(String, String)]) -> Vec<String>
 }
 
 /// Where RUN --mount sources live on the host.
-pub struct MountSources<'a> {
+pub(crate) struct MountSources<'a> {
     /// `type=cache` directories, by id.
     pub cache_dir: &'a Path,
     /// The context directory (bind mounts without `from`).
@@ -87,7 +87,7 @@ pub struct MountSources<'a> {
 /// What must live as long as the RUN: cache-mount locks, private cache
 /// directories, copies made for writable binds and secret files.
 #[derive(Default)]
-pub struct Held {
+pub(crate) struct Held {
     _locks: Vec<std::fs::File>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -96,18 +96,18 @@ pub struct Held {
 /// that are empty or relative resolve against the working directory, as
 /// BuildKit does (`convert_runmount.go`), and may not be `/`. Secret and
 /// ssh targets are absolute already (the parser gives their defaults).
-pub fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<String> {
+pub(crate) fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<String> {
     match m.kind {
         MountKind::Secret | MountKind::Ssh => Ok(if m.target.is_empty() {
             String::new()
         } else {
-            crate::copy::clean_abs(&m.target)
+            crate::paths::clean_abs(&m.target)
         }),
         MountKind::Bind | MountKind::Cache | MountKind::Tmpfs => {
             let target = if m.target.starts_with('/') {
-                crate::copy::clean_abs(&m.target)
+                crate::paths::clean_abs(&m.target)
             } else {
-                crate::copy::clean_abs(&format!("{cwd}/{}", m.target))
+                crate::paths::clean_abs(&format!("{cwd}/{}", m.target))
             };
             if target == "/" {
                 return Err(BuildError::Invalid(format!(
@@ -123,9 +123,9 @@ pub fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<String> {
 /// as written, cleaned (so `target=.cache` and `target=/x/.cache` differ).
 fn clean_id(target: &str) -> String {
     if target.starts_with('/') {
-        return crate::copy::clean_abs(target);
+        return crate::paths::clean_abs(target);
     }
-    let cleaned = crate::copy::clean_abs(target);
+    let cleaned = crate::paths::clean_abs(target);
     match cleaned.trim_start_matches('/') {
         "" => ".".to_string(),
         rest => rest.to_string(),
@@ -138,7 +138,7 @@ fn clean_id(target: &str) -> String {
 /// Cache mounts follow `sharing`: `shared` (default) lets concurrent steps
 /// use the directory together, `locked` waits for an exclusive lock,
 /// `private` uses a fresh empty directory when another step holds it.
-pub fn mounts(
+pub(crate) fn mounts(
     run: &Run,
     cwd: &str,
     src: &MountSources<'_>,
@@ -160,7 +160,7 @@ pub fn mounts(
         match m.kind {
             MountKind::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| clean_id(&m.target));
-                let mut dir = src.cache_dir.join(crate::state::key_of(&[&id]));
+                let mut dir = src.cache_dir.join(crate::cache::cache_mount_name(&id));
                 let fresh = !dir.exists();
                 std::fs::create_dir_all(&dir).map_err(io("create cache mount", &dir))?;
                 let lock_path = dir.with_extension("lock");
@@ -212,7 +212,7 @@ pub fn mounts(
                     None => src.context.to_path_buf(),
                 };
                 let rel = m.source.clone().unwrap_or_default();
-                let mut source = crate::copy::resolve_in_root(&base, &rel);
+                let mut source = crate::paths::resolve_in_root(&base, &rel);
                 if !source.exists() {
                     return Err(BuildError::Invalid(format!(
                         "--mount type=bind source={rel:?}: not found in {}",
@@ -307,7 +307,7 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<()> {
     .map_err(|e| io("set the owner of", path)(e.into()))
 }
 
-pub fn spec(
+pub(crate) fn spec(
     argv: Vec<String>,
     env: Vec<String>,
     cwd: String,

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone)]
-pub struct StageState {
+pub(crate) struct StageState {
     /// The image config document.
     pub config: Value,
     pub layers: Vec<LayerDescriptor>,
@@ -22,7 +22,7 @@ pub struct StageState {
 }
 
 /// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
+pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for d in diff_ids {
         let id = match out.last() {
@@ -41,17 +41,8 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
         .collect()
 }
 
-/// sha256 of the parts, each length-prefixed (no ambiguity).
-pub fn key_of(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
-
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl StageState {
     /// `FROM scratch`.
@@ -71,7 +62,7 @@ impl StageState {
             config,
             layers: Vec::new(),
             diff_ids: Vec::new(),
-            key: key_of(&["scratch", os, architecture, variant.unwrap_or("")]),
+            key: crate::cache::scratch_key(os, architecture, variant),
             cmd_set: false,
         }
     }
@@ -140,14 +131,9 @@ impl StageState {
             "diff_ids": self.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         });
     }
-
-    /// The snapshot id of the whole stack, `None` for no layers.
-    pub fn top_snapshot(&self) -> Option<String> {
-        chain_ids(&self.diff_ids).pop()
-    }
 }
 
-pub fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

@@ -147,6 +147,17 @@ fn secrets(items: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
+/// `KILN_SNAPSHOTTER=overlay|native` overrides the snapshotter kiln picks
+/// (overlay when it can mount one).
+fn snapshotter() -> anyhow::Result<Option<kiln_build::Backend>> {
+    match std::env::var("KILN_SNAPSHOTTER").as_deref() {
+        Ok("native") => Ok(Some(kiln_build::Backend::Native)),
+        Ok("overlay") => Ok(Some(kiln_build::Backend::Overlay)),
+        Ok(other) => bail!("KILN_SNAPSHOTTER={other}: use overlay or native"),
+        Err(_) => Ok(None),
+    }
+}
+
 fn host_platform() -> kiln_dockerfile::Platform {
     let p = kiln_core::Platform::host();
     kiln_dockerfile::Platform {
@@ -294,7 +305,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         tags: tags.clone(),
         runtime,
         platform: platform.clone(),
-        backend: None,
+        backend: snapshotter()?,
         fetch_base: Some(fetch_base(
             store,
             &args,

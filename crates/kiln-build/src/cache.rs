@@ -1,0 +1,232 @@
+//! The step cache: what a step's key is made of, and the record a key
+//! names on disk (`buildcache/steps/<key>.json`, read by the build and by
+//! `kiln builder prune`).
+//!
+//! A key is the sha256 of length-prefixed parts: the parent's key, then
+//! what the step reads. Each kind of step has its own constructor below,
+//! so the parts of a key are written down in one place. The functions
+//! produce the same keys kiln has always written, so caches from before
+//! this module still hit.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kiln_core::Digest;
+use kiln_store::{LayerDescriptor, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{io, Result};
+
+/// sha256 of the parts, each length-prefixed (no ambiguity).
+fn key_of(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// `FROM scratch` for a platform.
+pub(crate) fn scratch_key(os: &str, architecture: &str, variant: Option<&str>) -> String {
+    key_of(&["scratch", os, architecture, variant.unwrap_or("")])
+}
+
+/// An image from the store: its manifest says everything about it.
+pub(crate) fn image_key(manifest: &Digest) -> String {
+    key_of(&["image", &manifest.to_string()])
+}
+
+/// What a RUN step reads besides its parent.
+pub(crate) struct RunInputs<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    pub user: String,
+    pub cwd: String,
+    /// The network as `Debug` prints it.
+    pub network: String,
+    /// The mounts as `Debug` prints them.
+    pub mounts: String,
+    /// `--security` as `Debug` prints it.
+    pub security: String,
+    pub hosts: &'a [(String, String)],
+    /// The keys of the stages and images `--mount from=` names.
+    pub from: Vec<String>,
+}
+
+pub(crate) fn run_key(parent: &str, r: &RunInputs<'_>) -> String {
+    // A JSON object (keys sorted by serde_json's map): the format of the
+    // keys written before this module existed.
+    let descriptor = json!({
+        "run": r.argv, "env": r.env, "user": r.user, "cwd": r.cwd,
+        "network": r.network, "mounts": r.mounts,
+        "security": r.security, "hosts": r.hosts, "from": r.from,
+    })
+    .to_string();
+    key_of(&[parent, &descriptor])
+}
+
+/// COPY and ADD: the history line (sources, destination), the `--from`
+/// source's key (empty for the context) and the planned writes
+/// (`copy::describe`: paths, modes, owners, content checksums).
+pub(crate) fn copy_key(parent: &str, history: &str, source_key: &str, plan: &str) -> String {
+    key_of(&[parent, &format!("{history}\n{source_key}\n{plan}")])
+}
+
+/// WORKDIR makes directories owned by the USER.
+pub(crate) fn workdir_key(parent: &str, dir: &str, user: &str) -> String {
+    key_of(&[parent, "WORKDIR", dir, user])
+}
+
+/// A config-only step: the expanded instruction is all it reads.
+pub(crate) fn meta_key(parent: &str, command: &kiln_dockerfile::Command) -> String {
+    key_of(&[parent, &serde_json::to_string(command).unwrap_or_default()])
+}
+
+/// What a cached step made: its layer (descriptor and diff_id; stored
+/// uncompressed, so the two digests are equal), or none for a step that
+/// changed no file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CacheRecord {
+    pub layer: Option<(LayerDescriptor, Digest)>,
+}
+
+impl CacheRecord {
+    /// The record in a file; `None` for anything unreadable, including a
+    /// record of another format: a cache miss, never an error.
+    pub(crate) fn read(path: &Path) -> Option<CacheRecord> {
+        serde_json::from_slice(&fs::read(path).ok()?).ok()
+    }
+
+    /// The layer blob the record keeps.
+    pub(crate) fn layer_digest(&self) -> Option<&Digest> {
+        self.layer.as_ref().map(|(l, _)| &l.digest)
+    }
+}
+
+/// The directory of a `RUN --mount=type=cache` under `buildcache/mounts`
+/// (named by its id's key, so any id makes a safe name).
+pub(crate) fn cache_mount_name(id: &str) -> String {
+    key_of(&[id])
+}
+
+/// The store GC root that keeps a cache record's layer.
+pub(crate) fn gc_root_name(key: &str) -> String {
+    format!("buildcache-{key}")
+}
+
+/// The records of one store.
+pub(crate) struct StepCache<'a> {
+    pub store: &'a Store,
+    /// `buildcache/steps`.
+    pub dir: PathBuf,
+}
+
+impl<'a> StepCache<'a> {
+    pub(crate) fn new(store: &'a Store) -> StepCache<'a> {
+        StepCache {
+            store,
+            dir: steps_dir(store),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// A usable record: its layer blob must still be in the store.
+    pub(crate) fn get(&self, key: &str) -> Option<CacheRecord> {
+        let rec = CacheRecord::read(&self.path(key))?;
+        match rec.layer_digest() {
+            Some(d) if !self.store.blobs().exists(d) => None,
+            _ => Some(rec),
+        }
+    }
+
+    /// Records a step's result. The layer becomes a GC root first, so it
+    /// survives rmi and image prune (until `kiln builder prune`), as
+    /// docker's build cache does. A record that cannot be written only
+    /// costs a rebuild next time.
+    pub(crate) fn put(&self, key: &str, rec: &CacheRecord) -> Result<()> {
+        if let Some(d) = rec.layer_digest() {
+            self.store
+                .add_gc_root(&gc_root_name(key), std::slice::from_ref(d))?;
+        }
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        if let Ok(bytes) = serde_json::to_vec(rec) {
+            if fs::write(&tmp, bytes).is_ok() {
+                let _ = fs::rename(&tmp, &path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a record and the GC root of its layer.
+    pub(crate) fn remove(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(io("remove", path))?;
+        if let Some(key) = path.file_stem().and_then(|s| s.to_str()) {
+            self.store.remove_gc_root(&gc_root_name(key))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn steps_dir(store: &Store) -> PathBuf {
+    store.root().join("buildcache/steps")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_those_of_earlier_kilns() {
+        // Pinned values: a change here throws away every user's cache.
+        assert_eq!(
+            scratch_key("linux", "amd64", None),
+            "2e1963179f647fb4227d54d5c22b1438fe969ef886d3e932cc8ee167557bc516"
+        );
+        let argv = vec!["/bin/sh".to_string(), "-c".into(), "true".into()];
+        let env = vec!["PATH=/bin".to_string()];
+        let hosts = vec![("h".to_string(), "127.0.0.1".to_string())];
+        let inputs = RunInputs {
+            argv: &argv,
+            env: &env,
+            user: "1000".into(),
+            cwd: "/w".into(),
+            network: "None".into(),
+            mounts: "[]".into(),
+            security: "None".into(),
+            hosts: &hosts,
+            from: vec!["k".into()],
+        };
+        let old = json!({
+            "run": argv, "env": env, "user": "1000", "cwd": "/w",
+            "network": "None", "mounts": "[]",
+            "security": "None", "hosts": hosts,
+            "from": ["k"],
+        })
+        .to_string();
+        assert_eq!(run_key("p", &inputs), key_of(&["p", &old]));
+        assert_eq!(
+            copy_key("p", "COPY a b # buildkit", "", "f b"),
+            key_of(&["p", "COPY a b # buildkit\n\nf b"])
+        );
+    }
+
+    #[test]
+    fn records_of_another_format_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        for junk in [&b"{\"layer\": 3}"[..], b"not json", b"{\"layer\": [{}]}"] {
+            fs::write(&p, junk).unwrap();
+            assert_eq!(CacheRecord::read(&p), None);
+        }
+        fs::write(&p, b"{\"layer\": null}").unwrap();
+        assert_eq!(CacheRecord::read(&p), Some(CacheRecord { layer: None }));
+        assert_eq!(CacheRecord::read(&dir.path().join("absent")), None);
+    }
+}

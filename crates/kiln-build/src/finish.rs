@@ -1,0 +1,42 @@
+//! The end of a build: `--label`s, the image's own timestamp, and what
+//! describes a container rather than an image dropped; then the config,
+//! manifest and tags into the store.
+
+use kiln_core::Digest;
+use serde_json::json;
+
+use crate::engine::{rfc3339, BuildResult, Engine};
+use crate::error::{BuildError, Result};
+use crate::state::StageState;
+
+impl Engine<'_> {
+    /// The final image: labels, defaults, timestamps, into the store.
+    pub(crate) fn finish(&self, mut state: StageState) -> Result<BuildResult> {
+        if !self.req.labels.is_empty() {
+            let labels = state.cfg().entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in &self.req.labels {
+                labels[k] = json!(v);
+            }
+        }
+        state.config["created"] = json!(rfc3339(self.epoch));
+        state
+            .config
+            .as_object_mut()
+            .map(|m| m.remove("container_config"));
+        state.config.as_object_mut().map(|m| m.remove("container"));
+        let bytes =
+            serde_json::to_vec(&state.config).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let entry = self.store.write_image(&bytes, &state.layers)?;
+        self.store.name_image(&entry, &self.req.tags)?;
+        Ok(BuildResult {
+            id: Digest::sha256(&bytes),
+            epoch: self.epoch,
+            entry,
+            config: bytes,
+            layers: state.layers,
+        })
+    }
+}

@@ -1,0 +1,60 @@
+//! Mountpoints are not content: a RUN step's change set loses what the
+//! runtime and the step's `--mount`s created only to mount over.
+//!
+//! This belongs with `kiln_exec::RUNTIME_MOUNTPOINTS` (the runtime knows
+//! what it mounts); it waits here while `kiln-exec` is being reworked and
+//! moves there next.
+
+use std::path::{Path, PathBuf};
+
+use kiln_exec::RUNTIME_MOUNTPOINTS;
+use kiln_layer::{Change, ChangeKind};
+
+/// Drops what the runtime (or a RUN --mount) created only as mountpoints:
+/// `/proc`, `/dev`, `/sys`, `/etc/hosts`… and the `--mount` targets, when
+/// they appear as additions (with everything below them), then the
+/// directories that were added only to hold them.
+pub(crate) fn filter_mountpoints(changes: Vec<Change>, extra: &[String]) -> Vec<Change> {
+    let extra: Vec<PathBuf> = extra
+        .iter()
+        .map(|t| PathBuf::from(t.trim_start_matches('/')))
+        .collect();
+    let is_mountpoint = |p: &Path| {
+        extra.iter().any(|t| p == t)
+            || RUNTIME_MOUNTPOINTS.iter().any(|m| {
+                p == Path::new(m) || (matches!(*m, "proc" | "dev" | "sys") && p.starts_with(m))
+            })
+    };
+    let added_mountpoints: Vec<PathBuf> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Added && is_mountpoint(&c.path))
+        .map(|c| c.path.clone())
+        .collect();
+    let mut kept: Vec<Change> = changes
+        .into_iter()
+        .filter(|c| !added_mountpoints.iter().any(|m| c.path.starts_with(m)))
+        .collect();
+    // Parents added only for a mountpoint: nothing else left below them.
+    // (Checked only for the few changes that hold a mountpoint.)
+    if added_mountpoints.is_empty() {
+        return kept;
+    }
+    loop {
+        let before = kept.len();
+        let snapshot = kept.clone();
+        kept.retain(|c| {
+            let holds_mountpoint = c.kind == ChangeKind::Added
+                && added_mountpoints
+                    .iter()
+                    .any(|m| m.starts_with(&c.path) && *m != c.path);
+            !holds_mountpoint
+                || snapshot
+                    .iter()
+                    .any(|o| o.path != c.path && o.path.starts_with(&c.path))
+        });
+        if kept.len() == before {
+            break;
+        }
+    }
+    kept
+}

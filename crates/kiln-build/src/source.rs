@@ -1,0 +1,186 @@
+//! Where a stage's files come from: FROM (scratch, an earlier stage, or
+//! an image from the store, pulled through `BuildRequest::fetch_base` when
+//! missing or when `--pull` asks), `--from` of COPY and RUN --mount
+//! (stages and images alike), and unpacking an image's layers into
+//! snapshots the steps can mount.
+
+use std::io::BufReader;
+
+use kiln_core::Digest;
+use kiln_dockerfile::Stage;
+use kiln_store::LayerDescriptor;
+
+use crate::engine::Engine;
+use crate::error::{BuildError, Result};
+use crate::state::{chain_ids, StageState};
+
+impl Engine<'_> {
+    /// The state a FROM starts with.
+    pub(crate) fn base(&self, stage: &Stage) -> Result<(StageState, Vec<String>)> {
+        let from = self.df.resolve_from(stage, &self.global)?;
+        if from.base.eq_ignore_ascii_case("scratch") {
+            let p = &self.req.platform;
+            return Ok((
+                StageState::scratch(&p.os, &p.architecture, p.variant.as_deref()),
+                Vec::new(),
+            ));
+        }
+        if let Some(s) = self.df.stage_named(&from.base, stage.index) {
+            return Ok((self.finished_stage(s.index)?, Vec::new()));
+        }
+        // A base that cannot be had is the FROM line's fault.
+        self.image_state(&from.base).map_err(|e| match e {
+            BuildError::Invalid(message) => BuildError::Step {
+                line: stage.span.line,
+                instruction: format!("FROM {}", stage.base),
+                message,
+            },
+            e => e,
+        })
+    }
+
+    /// An image from the store as a starting state, with its ONBUILD
+    /// triggers (to run now and drop from the config).
+    /// Errors are `Invalid`: the caller names the line (FROM, or the COPY
+    /// or RUN whose `--from` names the image).
+    fn image_state(&self, name: &str) -> Result<(StageState, Vec<String>)> {
+        let step_error = BuildError::Invalid;
+        if let (true, Some(fetch)) = (self.req.always_pull, &self.req.fetch_base) {
+            let mut pulled = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if pulled.insert(name.to_string()) {
+                fetch(name)
+                    .map_err(|m| step_error(format!("--pull: pulling {name} failed: {m}")))?;
+            }
+        }
+        let resolved = match (self.store.resolve(name), &self.req.fetch_base) {
+            (Ok(found), _) => Ok(found),
+            (Err(e), Some(fetch)) if e.kind() == kiln_core::ErrorKind::NotFound => {
+                // Parallel stages may want the same base: pull it once.
+                let _one = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
+                match self.store.resolve(name) {
+                    Ok(found) => Ok(found),
+                    Err(_) => {
+                        fetch(name).map_err(|m| {
+                            step_error(format!(
+                                "{name} is not in the store and pulling it failed: {m}; or kiln load or kiln import it"
+                            ))
+                        })?;
+                        self.store
+                            .resolve(name)
+                            .map_err(|e| step_error(e.to_string()))
+                    }
+                }
+            }
+            (Err(e), _) => Err(step_error(format!(
+                "{e}: the base image must be in the store: kiln pull, load or import it"
+            ))),
+        };
+        let (_, image) = resolved?;
+        let mut config: serde_json::Value = serde_json::from_slice(&image.config_bytes)
+            .map_err(|e| BuildError::Invalid(format!("config of {name}: {e}")))?;
+        let diff_ids: Vec<Digest> = crate::state::strings(&config["rootfs"]["diff_ids"])
+            .iter()
+            .map(|d| {
+                d.parse::<Digest>()
+                    .map_err(|e| BuildError::Invalid(format!("{name}: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        let layers: Vec<LayerDescriptor> = image
+            .manifest
+            .layers()
+            .iter()
+            .map(|l| {
+                Ok(LayerDescriptor {
+                    media_type: l.media_type().to_string(),
+                    digest: l
+                        .digest()
+                        .to_string()
+                        .parse::<Digest>()
+                        .map_err(|e| BuildError::Invalid(format!("{name}: {e}")))?,
+                    size: l.size(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        // What describes the base image only (docker's top-level comment,
+        // "Imported from …", and the container it was committed from) is
+        // not the new image's: BuildKit keeps none of it.
+        if let Some(top) = config.as_object_mut() {
+            for key in ["comment", "container", "container_config", "docker_version"] {
+                top.remove(key);
+            }
+        }
+        let triggers = crate::state::strings(&config["config"]["OnBuild"]);
+        if !triggers.is_empty() {
+            config["config"]["OnBuild"] = serde_json::Value::Null;
+        }
+        Ok((
+            StageState {
+                config,
+                layers,
+                diff_ids,
+                key: crate::cache::image_key(&image.manifest_digest),
+                cmd_set: false,
+            },
+            triggers,
+        ))
+    }
+
+    /// Cache keys of the stages RUN --mount from= names.
+    pub(crate) fn mount_stage_keys(
+        &self,
+        stage: &Stage,
+        r: &kiln_dockerfile::Run,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for m in &r.mounts {
+            if let Some(f) = &m.from {
+                out.push(self.source_of(stage, f)?.0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A `--from` (stage name or index, or an image): its cache key and its
+    /// top snapshot (ensured).
+    pub(crate) fn source_of(&self, stage: &Stage, from: &str) -> Result<(String, Option<String>)> {
+        let state = match self.df.stage_named(from, stage.index) {
+            Some(s) => self.finished_stage(s.index)?,
+            None => self
+                .image_state(from)
+                .map_err(|e| match e {
+                    BuildError::Invalid(m) => BuildError::Invalid(format!(
+                        "--from={from}: no stage of that name before this one, and no such image: {m}"
+                    )),
+                    e => e,
+                })?
+                .0,
+        };
+        let top = self.ensure_snapshots(&state)?;
+        Ok((state.key.clone(), top))
+    }
+
+    /// Makes sure every layer of `state` is unpacked as a snapshot;
+    /// returns the top one.
+    pub(crate) fn ensure_snapshots(&self, state: &StageState) -> Result<Option<String>> {
+        let ids = chain_ids(&state.diff_ids);
+        if ids.iter().all(|id| self.snaps.exists(id)) {
+            return Ok(ids.last().cloned());
+        }
+        let _one_at_a_time = self.unpacking.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, id) in ids.iter().enumerate() {
+            if self.snaps.exists(id) {
+                continue;
+            }
+            let layer = &state.layers[i];
+            let f = self.store.blobs().open(&layer.digest)?;
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(ids[i - 1].as_str())
+            };
+            self.snaps
+                .unpack(id, parent, BufReader::with_capacity(1 << 20, f))?;
+        }
+        Ok(ids.last().cloned())
+    }
+}

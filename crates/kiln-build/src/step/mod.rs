@@ -1,0 +1,166 @@
+//! The steps of a stage, one module per kind: `run` (RUN), `copy` (COPY
+//! and ADD), `workdir` (WORKDIR), `meta` (the instructions that only edit
+//! the config). Each plans its cache key and history line from the
+//! expanded instruction first; the steps that can change files then go
+//! through [`Engine::layer_step`], here: a cache hit reuses the recorded
+//! layer, a miss runs the step on a writable snapshot and turns the change
+//! set into a layer.
+
+pub(crate) mod copy;
+pub(crate) mod meta;
+pub(crate) mod run;
+pub(crate) mod workdir;
+
+use std::path::Path;
+use std::time::Instant;
+
+use kiln_core::media_types;
+use kiln_dockerfile::Stage;
+use kiln_layer::TarOptions;
+use kiln_store::{LayerDescriptor, LayerInfo};
+
+use crate::cache::CacheRecord;
+use crate::engine::Engine;
+use crate::error::{io, BuildError, Result};
+use crate::mountpoints::filter_mountpoints;
+use crate::state::{chain_ids, StageState};
+
+/// A step under way: where it is in the Dockerfile and the build.
+pub(crate) struct Step<'s> {
+    pub stage: &'s Stage,
+    /// Numbers steps across the build (for progress).
+    pub id: usize,
+    pub t0: Instant,
+    /// The history time.
+    pub created: String,
+    /// `--no-cache`, or `--no-cache-filter` names the stage.
+    pub no_cache: bool,
+    /// The Dockerfile line, for errors.
+    pub line: usize,
+    /// The instruction's first line, expanded.
+    pub shown: String,
+}
+
+impl Step<'_> {
+    /// An error of this step, naming its line.
+    pub(crate) fn fail(&self, message: String) -> BuildError {
+        BuildError::Step {
+            line: self.line,
+            instruction: self.shown.clone(),
+            message,
+        }
+    }
+
+    /// An error from inside the step, as an error naming the step (an
+    /// error that already names a step keeps its own).
+    pub(crate) fn in_step(&self, e: BuildError) -> BuildError {
+        match e {
+            BuildError::Invalid(m) => self.fail(m),
+            e @ BuildError::Step { .. } => e,
+            e => self.fail(e.to_string()),
+        }
+    }
+}
+
+/// What a step that may make a layer will do, decided before it runs.
+pub(crate) struct LayerPlan<'m> {
+    pub key: String,
+    pub history: String,
+    /// Paths mounted over during the step (RUN --mount targets): not
+    /// content of the layer.
+    pub mountpoints: &'m [String],
+}
+
+impl Engine<'_> {
+    /// A step that may make a layer: from the cache, or by running `work`
+    /// on a writable snapshot (mounted at the path it gets) of the
+    /// current state.
+    pub(crate) fn layer_step(
+        &self,
+        state: &mut StageState,
+        step: &Step<'_>,
+        plan: LayerPlan<'_>,
+        work: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let LayerPlan {
+            key,
+            history,
+            mountpoints,
+        } = plan;
+        let cached = if step.no_cache {
+            None
+        } else {
+            self.cache.get(&key)
+        };
+        let hit = cached.is_some();
+        let rec = match cached {
+            Some(rec) => rec,
+            None => self.make_layer(state, &key, mountpoints, work)?,
+        };
+        let made = rec.layer.is_some();
+        if let Some((l, diff_id)) = rec.layer {
+            state.push_layer(l, diff_id);
+        }
+        state.history(&step.created, history, made);
+        state.key = key;
+        self.progress.done(step.id, hit, step.t0.elapsed());
+        Ok(())
+    }
+
+    /// Runs `work` on a writable snapshot of `state` and records what it
+    /// changed (minus mountpoints) as the layer of `key`: none when it
+    /// changed nothing.
+    fn make_layer(
+        &self,
+        state: &StageState,
+        key: &str,
+        mountpoints: &[String],
+        work: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<CacheRecord> {
+        let parent = self.ensure_snapshots(state)?;
+        let active = self.snaps.prepare(parent.as_deref())?;
+        {
+            let mounted = active.mount()?;
+            work(mounted.path())?;
+        }
+        let changes = filter_mountpoints(active.diff()?, mountpoints);
+        let layer = if changes.is_empty() {
+            None
+        } else {
+            // Stored uncompressed (like docker's local store; push
+            // compresses): the blob digest *is* the diff_id, so the stream
+            // is hashed once, by the store's verified ingest.
+            let mut blob = self.store.blobs().ingest()?;
+            // Overlap the blob's disk writes with writing it.
+            blob.set_writeback(16 << 20);
+            let opts = TarOptions {
+                clamp_mtime: self.clamp.then_some(self.epoch),
+            };
+            let (_, blob) =
+                kiln_layer::write_layer_tar(&active.changes_root(), &changes, &opts, blob)
+                    .map_err(io("write layer from", active.changes_root()))?;
+            let (digest, size) = blob.commit(None, None)?;
+            self.store.record_layer(
+                &digest,
+                &LayerInfo {
+                    diff_id: digest.clone(),
+                    uncompressed_size: size,
+                },
+            )?;
+            let desc = LayerDescriptor {
+                media_type: media_types::OCI_LAYER_TAR.to_string(),
+                digest: digest.clone(),
+                size,
+            };
+            let mut ids = state.diff_ids.clone();
+            ids.push(digest.clone());
+            if let Some(top) = chain_ids(&ids).pop() {
+                self.snaps.commit(active, &top)?;
+            }
+            Some((desc, digest))
+        };
+        let rec = CacheRecord { layer };
+        self.cache.put(key, &rec)?;
+        Ok(rec)
+    }
+}

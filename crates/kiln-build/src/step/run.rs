@@ -1,0 +1,169 @@
+//! RUN: the command, its environment and mounts planned into the cache
+//! key and history line, then run in a container on the step's snapshot
+//! (mount resolution itself is `crate::run`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_dockerfile::StageScope;
+use kiln_exec::{resolve_user, Network};
+
+use super::{LayerPlan, Step};
+use crate::cache::{run_key, RunInputs};
+use crate::engine::Engine;
+use crate::error::{io, BuildError, Result};
+use crate::run;
+use crate::state::StageState;
+
+/// `RUN --security=insecure` runs only when the build allows it.
+pub(crate) fn check_security(
+    r: &kiln_dockerfile::Run,
+    allow_insecure: bool,
+) -> std::result::Result<(), String> {
+    if r.security == Some(kiln_dockerfile::Security::Insecure) && !allow_insecure {
+        return Err("--security=insecure runs the step with every privilege; allow it with kiln build --allow security.insecure".into());
+    }
+    Ok(())
+}
+
+/// BuildKit's history line: the argv, after `|N NAME=value…` for the
+/// build args the command used.
+fn history(argv: &[String], used_args: &[String]) -> String {
+    let mut history = format!("RUN {}", argv.join(" "));
+    if !used_args.is_empty() {
+        history = format!(
+            "RUN |{} {} {}",
+            used_args.len(),
+            used_args.join(" "),
+            argv.join(" ")
+        );
+    }
+    history.push_str(" # buildkit");
+    history
+}
+
+impl Engine<'_> {
+    pub(crate) fn run_step(
+        &self,
+        step: &Step<'_>,
+        state: &mut StageState,
+        scope: &StageScope<'_>,
+        run: &kiln_dockerfile::Run,
+    ) -> Result<()> {
+        check_security(run, self.req.allow_insecure).map_err(|m| step.fail(m))?;
+        let args = scope.args();
+        let argv = run::argv(state, run);
+        let env = run::environment(state, &args);
+        let network = match run.network {
+            Some(kiln_dockerfile::Network::None) => Network::None,
+            Some(_) => Network::Host,
+            None => self.req.network,
+        };
+        let key = run_key(
+            &state.key,
+            &RunInputs {
+                argv: &argv,
+                env: &env,
+                user: state.user(),
+                cwd: state.working_dir(),
+                network: format!("{network:?}"),
+                mounts: format!("{:?}", run.mounts),
+                security: format!("{:?}", run.security),
+                hosts: &self.req.add_hosts,
+                from: self
+                    .mount_stage_keys(step.stage, run)
+                    .map_err(|e| step.in_step(e))?,
+            },
+        );
+        let history = history(&argv, &scope.run_history_args());
+        let before = state.clone();
+        let cwd = state.working_dir();
+        let targets = run
+            .mounts
+            .iter()
+            .map(|m| run::mount_target(m, &cwd))
+            .filter(|t| !t.as_ref().is_ok_and(String::is_empty))
+            .collect::<Result<Vec<String>>>()
+            .map_err(|e| step.in_step(e))?;
+        let plan = LayerPlan {
+            key,
+            history,
+            mountpoints: &targets,
+        };
+        self.layer_step(state, step, plan, |root| {
+            self.run_in(step, &before, run, argv, env, network, root)
+                .map_err(|e| step.in_step(e))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_in(
+        &self,
+        step: &Step<'_>,
+        state: &StageState,
+        r: &kiln_dockerfile::Run,
+        argv: Vec<String>,
+        mut env: Vec<String>,
+        network: Network,
+        root: &Path,
+    ) -> Result<()> {
+        // Stages and images named by --mount from=, mounted read-only
+        // (mounts drop before their directories).
+        let mut dirs = Vec::new();
+        let mut views = Vec::new();
+        let mut from_roots = BTreeMap::new();
+        for m in &r.mounts {
+            if let Some(f) = &m.from {
+                let (_, top) = self.source_of(step.stage, f)?;
+                let at = tempfile::Builder::new()
+                    .prefix("view")
+                    .tempdir_in(&self.tmp)
+                    .map_err(io("create", &self.tmp))?;
+                let path = match &top {
+                    Some(t) => {
+                        let v = self.snaps.view(t, at.path())?;
+                        let p = v.path().to_path_buf();
+                        views.push(v);
+                        p
+                    }
+                    None => at.path().to_path_buf(),
+                };
+                from_roots.insert(f.clone(), path);
+                dirs.push(at);
+            }
+        }
+        let sources = run::MountSources {
+            cache_dir: &self.cache_dir.join("mounts"),
+            context: &self.ctx.root,
+            secrets: &self.req.secrets,
+            from_roots: &from_roots,
+            scratch: &self.tmp,
+        };
+        let cwd = state.working_dir();
+        let (mounts, secret_env, _held) = run::mounts(r, &cwd, &sources)?;
+        env.extend(secret_env);
+        let user = resolve_user(&state.user(), root)?;
+        let mut spec = run::spec(argv, env, cwd, user, network, mounts);
+        spec.extra_hosts = self.req.add_hosts.clone();
+        spec.privileged = r.security == Some(kiln_dockerfile::Security::Insecure);
+        let out = self
+            .exec
+            .run(&spec, root, &mut |line| self.progress.output(step.id, line))?;
+        drop(views);
+        drop(dirs);
+        if out.code != 0 {
+            let tail = out.tail.join("\n");
+            return Err(BuildError::Invalid(format!(
+                "process {:?} did not complete successfully: exit code: {}{}",
+                spec.args.join(" "),
+                out.code,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n--- last output lines:\n{tail}")
+                }
+            )));
+        }
+        Ok(())
+    }
+}
