@@ -18,6 +18,8 @@ pub enum BuildError {
     Exec(#[from] kiln_exec::ExecError),
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
+    #[error(transparent)]
+    Archive(#[from] kiln_archive::ArchiveError),
     #[error("build context: {0}")]
     Context(String),
     /// A step failed: where, what, and why.

@@ -42,6 +42,7 @@ mod download;
 mod engine;
 pub mod epoch;
 mod error;
+pub mod export;
 mod finish;
 mod graph;
 mod meta;

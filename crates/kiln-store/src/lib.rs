@@ -27,6 +27,7 @@
 mod blobs;
 mod error;
 mod gc;
+mod history;
 mod image;
 mod index;
 mod layers;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 pub use blobs::{BlobStore, BlobWriter, PendingBlob};
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
+pub use history::HistoryStep;
 pub use image::{Image, ImageRecord};
 pub use index::{Index, IndexEntry, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;

@@ -199,6 +199,8 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         .map(|h| add_host(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let _ = (args.rm, args.force_rm); // no intermediate containers to keep
+    let output: Option<kiln_build::export::Output> =
+        args.output.as_deref().map(str::parse).transpose()?;
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
@@ -335,8 +337,11 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(f, result.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;
     }
-    if let Some(spec) = &args.output {
-        export(store, spec, &result, &tags)?;
+    if let Some(output) = &output {
+        let (_, image) = store
+            .resolve(&result.entry.digest.to_string())
+            .or_else(|_| store.resolve(&result.id.to_string()))?;
+        kiln_build::export::export(store, &image, &tags, output)?;
     }
     if args.quiet {
         println!("{}", result.id);
@@ -431,57 +436,4 @@ fn stdin_context() -> anyhow::Result<(tempfile::TempDir, Option<String>)> {
         .read_to_string(&mut text)
         .context("read the Dockerfile from standard input (it is not a tar archive either)")?;
     Ok((dir, Some(text)))
-}
-
-/// `--output type=oci|docker,dest=FILE` or `type=local,dest=DIR`.
-fn export(
-    store: &Store,
-    spec: &str,
-    result: &kiln_build::BuildResult,
-    tags: &[ImageRef],
-) -> anyhow::Result<()> {
-    let mut kind = None;
-    let mut dest = None;
-    for field in spec.split(',') {
-        match field.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_string()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => bail!("--output {spec:?}: use type=oci|docker,dest=FILE or type=local,dest=DIR"),
-        }
-    }
-    let (Some(kind), Some(dest)) = (kind, dest) else {
-        bail!("--output {spec:?}: type= and dest= are both needed");
-    };
-    let (_, image) = store
-        .resolve(&result.entry.digest.to_string())
-        .or_else(|_| store.resolve(&result.id.to_string()))?;
-    match kind.as_str() {
-        "oci" | "docker" => {
-            let tmp = tempfile::NamedTempFile::new_in(
-                dest.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new(".")),
-            )?;
-            let items = [kiln_archive::SaveItem {
-                image,
-                names: tags.to_vec(),
-            }];
-            let file = kiln_archive::save(store, &items, std::io::BufWriter::new(tmp.reopen()?))?;
-            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            tmp.persist(&dest)?;
-        }
-        "local" => {
-            std::fs::create_dir_all(&dest)?;
-            for layer in image.layer_digests()? {
-                let f = store.blobs().open(&layer)?;
-                kiln_layer::apply(
-                    std::io::BufReader::new(f),
-                    &dest,
-                    &kiln_layer::ApplyOptions::for_current_user(),
-                )?;
-            }
-        }
-        other => bail!("--output type={other}: use oci, docker or local"),
-    }
-    Ok(())
 }

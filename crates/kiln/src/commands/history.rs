@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use kiln_store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use kiln_template::Value as TemplateValue;
 
@@ -47,42 +47,17 @@ struct Step {
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let (_, image) = store.resolve(&args.image)?;
-    let raw: Value = serde_json::from_slice(&image.config_bytes)?;
-    let history = raw
-        .get("history")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    // Each history entry that is not `empty_layer` owns the next layer,
-    // bottom up; its size is that layer's uncompressed size.
-    let layers = image.layer_digests()?;
-    let mut next_layer = layers.iter();
-    let mut rows: Vec<Step> = Vec::new();
-    for h in &history {
-        let text = |k: &str| {
-            h.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let empty = h
-            .get("empty_layer")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let layer = if empty { None } else { next_layer.next() };
-        let size = match layer {
-            Some(l) => store.layer_size(l)?,
-            None => 0,
-        };
-        let created = text("created");
-        rows.push(Step {
+    let mut rows: Vec<Step> = store
+        .history(&image)?
+        .into_iter()
+        .map(|h| Step {
             id: "<missing>".into(),
-            created: (!created.is_empty()).then_some(created),
-            created_by: text("created_by"),
-            size,
-            comment: text("comment"),
-        });
-    }
+            created: h.created,
+            created_by: h.created_by,
+            size: h.size,
+            comment: h.comment,
+        })
+        .collect();
     rows.reverse();
     // docker: the top row carries the image ID (12 hex unless --no-trunc,
     // with -q too); older rows are `<missing>`.
