@@ -33,6 +33,25 @@ pub enum BuildError {
     Invalid(String),
 }
 
+impl BuildError {
+    /// The class of failure, for exit codes: a step that failed or a
+    /// Dockerfile or request that makes no sense is input; the rest comes
+    /// from the crate that failed.
+    pub fn kind(&self) -> kiln_core::ErrorKind {
+        use kiln_core::ErrorKind;
+        match self {
+            BuildError::Io { .. } | BuildError::Snapshot(_) | BuildError::Exec(_) => ErrorKind::Io,
+            BuildError::Dockerfile(e) => e.kind(),
+            BuildError::Store(e) => e.kind(),
+            BuildError::Layer(e) => e.kind(),
+            BuildError::Archive(e) => e.kind(),
+            BuildError::Context(_) | BuildError::Step { .. } | BuildError::Invalid(_) => {
+                ErrorKind::InvalidInput
+            }
+        }
+    }
+}
+
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 pub(crate) fn io(

@@ -25,6 +25,11 @@ impl Error {
         }
     }
 
+    /// A Dockerfile that does not parse or expand is the user's to fix.
+    pub fn kind(&self) -> kiln_core::ErrorKind {
+        kiln_core::ErrorKind::InvalidInput
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
         self

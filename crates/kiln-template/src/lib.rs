@@ -49,6 +49,13 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// A template is input: every failure of one is the user's to fix.
+    pub fn kind(&self) -> kiln_core::ErrorKind {
+        kiln_core::ErrorKind::InvalidInput
+    }
+}
+
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {

@@ -215,7 +215,7 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {}", commands::describe(&e));
-            ExitCode::FAILURE
+            commands::exit_code(commands::error_kind(&e))
         }
     }
 }

@@ -32,17 +32,49 @@ pub enum Format {
     Json,
 }
 
-/// An error's message with its causes, as one line.
+/// An error's message with its causes, as one line (`a: b: c`): the one
+/// chain printer, `kiln_core::error_chain`.
 pub fn describe(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
+    let e: &(dyn std::error::Error + 'static) = e.as_ref();
+    kiln_core::error_chain(e)
+}
+
+/// The class of a failure: the kind of the first library error in the
+/// chain (anyhow context added by the commands wraps them).
+pub fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
+    e.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<kiln_store::StoreError>() {
+            return Some(e.kind());
         }
+        if let Some(e) = cause.downcast_ref::<kiln_build::BuildError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_registry_client::RegistryError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_dockerfile::Error>() {
+            return Some(e.kind());
+        }
+        cause
+            .downcast_ref::<kiln_template::Error>()
+            .map(kiln_template::Error::kind)
+    })
+}
+
+/// The exit status of a failed command. docker's CLI exits 1 for every
+/// failed command (125 is for command lines it cannot parse, see
+/// `main::usage_error`; `run`'s 125/126/127 come with the runtime), so
+/// every kind maps to 1 today; this is the one place that will change.
+pub fn exit_code(kind: Option<kiln_core::ErrorKind>) -> std::process::ExitCode {
+    match kind {
+        Some(_) | None => std::process::ExitCode::FAILURE,
     }
-    msg
 }
 
 /// Parses a name given for tagging: it needs a repository and gets `latest`
@@ -95,4 +127,26 @@ pub fn stdout_file() -> anyhow::Result<std::fs::File> {
     Ok(std::fs::File::from(
         std::io::stdout().as_fd().try_clone_to_owned()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kiln_core::ErrorKind;
+
+    #[test]
+    fn the_kind_of_the_first_library_error_under_the_context() {
+        let e = anyhow::Error::from(kiln_store::StoreError::ImageNotFound("app:1".into()))
+            .context("inspect app:1");
+        assert_eq!(error_kind(&e), Some(ErrorKind::NotFound));
+        let b = kiln_build::BuildError::Store(kiln_store::StoreError::ImageNotFound("x".into()));
+        assert_eq!(
+            error_kind(&anyhow::Error::from(b)),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(error_kind(&anyhow::anyhow!("plain")), None);
+        // One chain printer: causes joined, a cause its parent quotes once.
+        assert_eq!(describe(&e), "inspect app:1: No such image: app:1");
+    }
 }
