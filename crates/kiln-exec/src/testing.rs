@@ -278,3 +278,123 @@ impl ContainerRuntime for FakeRuntime {
         Ok(run.code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{Executor, Network, ProcessSpec, User};
+
+    fn spec(args: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: User::root(),
+            network: Network::None,
+            hostname: "h".into(),
+            mounts: Vec::new(),
+            extra_hosts: Vec::new(),
+            privileged: false,
+        }
+    }
+
+    fn pipe_io() -> (std::io::PipeReader, ProcessIo) {
+        let (r, w) = std::io::pipe().unwrap();
+        let w2 = w.try_clone().unwrap();
+        let io = ProcessIo {
+            stdout: w.into(),
+            stderr: w2.into(),
+        };
+        (r, io)
+    }
+
+    #[test]
+    fn run_goes_through_the_lifecycle_without_root() {
+        let fake = FakeRuntime::new(|p| {
+            let args = p.args().clone().unwrap_or_default();
+            FakeRun::exit(if args[0] == "fail" { 2 } else { 0 })
+                .with_output(args.iter().map(|a| format!("arg {a}")))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Executor::with_runtime(fake.clone(), dir.path()).unwrap();
+        let mut lines = Vec::new();
+        let out = exec
+            .run(&spec(&["echo", "hi"]), dir.path(), &mut |l| {
+                lines.push(l.to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            (out.code, lines.clone()),
+            (0, vec!["arg echo".to_string(), "arg hi".into()])
+        );
+        assert_eq!(out.tail, lines);
+        assert_eq!(
+            exec.run(&spec(&["fail"]), dir.path(), &mut |_| {})
+                .unwrap()
+                .code,
+            2
+        );
+
+        let specs = fake.specs();
+        assert_eq!(specs.len(), 2);
+        let process = specs[0].1.process().clone().unwrap();
+        assert_eq!(process.args().clone().unwrap(), ["echo", "hi"]);
+        let id = specs[0].0.clone();
+        let calls = fake.calls();
+        assert_eq!(calls[0], Call::Create(id.clone()));
+        assert_eq!(calls[1], Call::Start(id.clone()));
+        assert_eq!(calls[2], Call::Wait(id.clone()));
+        assert_eq!(calls[3], Call::Delete { id, force: true });
+        // Nothing is left behind: no container, no bundle.
+        assert!(fake.containers().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("bundles"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_long_running_container_is_killed_and_waited() {
+        let fake = FakeRuntime::new(|p| {
+            if p.args()
+                .as_deref()
+                .unwrap_or_default()
+                .first()
+                .map(String::as_str)
+                == Some("serve")
+            {
+                FakeRun::exit(0).until_killed()
+            } else {
+                FakeRun::exit(5).with_output(["exec'd"])
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Executor::with_runtime(fake.clone(), dir.path()).unwrap();
+        let (_out, io) = pipe_io();
+        let c = exec
+            .create("web", &spec(&["serve"]), dir.path(), io)
+            .unwrap();
+        assert_eq!(c.state().unwrap().status, Status::Created);
+        c.start().unwrap();
+        assert_eq!(c.state().unwrap().status, Status::Running);
+        let (mut r, io) = pipe_io();
+        assert_eq!(
+            exec.container("web")
+                .unwrap()
+                .exec(&spec(&["sh"]), io)
+                .unwrap(),
+            5
+        );
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut r, &mut text).unwrap();
+        assert_eq!(text, "exec'd\n");
+        assert!(exec.container("web").unwrap().delete(false).is_err());
+        c.kill(15).unwrap();
+        assert_eq!(c.wait().unwrap(), Some(143));
+        c.delete(false).unwrap();
+        assert!(matches!(exec.container("web"), Err(ExecError::NotFound(_))));
+    }
+}

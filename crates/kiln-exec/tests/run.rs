@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_exec::{resolve_user, Executor, ExtraMount, Network, Output, ProcessSpec, Runtime};
+use std::io::Read;
+
+use kiln_exec::{
+    resolve_user, ExecError, Executor, ExtraMount, Network, Output, ProcessIo, ProcessSpec,
+    Runtime, Status,
+};
 
 fn busybox_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
@@ -32,8 +37,8 @@ fn runtimes() -> Vec<Runtime> {
     ]
 }
 
-fn sh(exec: &Executor, rootfs: &Path, script: &str, f: impl FnOnce(&mut ProcessSpec)) -> Output {
-    let mut spec = ProcessSpec {
+fn sh_spec(rootfs: &Path, script: &str) -> ProcessSpec {
+    ProcessSpec {
         args: vec![
             "/bin/busybox".into(),
             "sh".into(),
@@ -48,7 +53,11 @@ fn sh(exec: &Executor, rootfs: &Path, script: &str, f: impl FnOnce(&mut ProcessS
         mounts: Vec::new(),
         extra_hosts: Vec::new(),
         privileged: false,
-    };
+    }
+}
+
+fn sh(exec: &Executor, rootfs: &Path, script: &str, f: impl FnOnce(&mut ProcessSpec)) -> Output {
+    let mut spec = sh_spec(rootfs, script);
     f(&mut spec);
     let mut lines = Vec::new();
     let out = exec
@@ -140,5 +149,79 @@ fn isolation_and_process_settings() {
         );
         assert_eq!(out.tail, ["from host", "ro", "tmpfs-ok"], "{runtime:?}");
         assert!(!shared.join("g").exists());
+    }
+}
+
+fn pipe_io() -> (std::io::PipeReader, ProcessIo) {
+    let (r, w) = std::io::pipe().unwrap();
+    let w2 = w.try_clone().unwrap();
+    (
+        r,
+        ProcessIo {
+            stdout: w.into(),
+            stderr: w2.into(),
+        },
+    )
+}
+
+/// The lifecycle `kiln run` builds on: a container that runs until told,
+/// a second process in it, a signal, its exit code, its removal.
+#[test]
+fn lifecycle_create_start_exec_kill_wait_delete() {
+    for runtime in runtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = busybox_rootfs(dir.path());
+        let exec = Executor::new(runtime.clone(), &dir.path().join("state")).unwrap();
+        let (mut out, io) = pipe_io();
+        let c = exec
+            .create(
+                "life",
+                &sh_spec(&rootfs, "echo up; exec sleep 60"),
+                &rootfs,
+                io,
+            )
+            .unwrap();
+        let st = c.state().unwrap();
+        assert_eq!(
+            (st.status, st.id.as_str()),
+            (Status::Created, "life"),
+            "{runtime:?}"
+        );
+        assert!(st.pid.is_some(), "{runtime:?}");
+        assert!(matches!(
+            exec.create("life", &sh_spec(&rootfs, "true"), &rootfs, pipe_io().1),
+            Err(ExecError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            exec.create("../x", &sh_spec(&rootfs, "true"), &rootfs, pipe_io().1),
+            Err(ExecError::InvalidId(_))
+        ));
+        c.start().unwrap();
+        assert_eq!(c.state().unwrap().status, Status::Running, "{runtime:?}");
+
+        // Another invocation finds it by id.
+        let again = exec.container("life").unwrap();
+        let (mut exec_out, io) = pipe_io();
+        let code = again
+            .exec(&sh_spec(&rootfs, "echo in-$(hostname); exit 3"), io)
+            .unwrap();
+        assert_eq!(code, 3, "{runtime:?}");
+        let mut text = String::new();
+        exec_out.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "in-buildhost\n", "{runtime:?}");
+
+        c.kill(9).unwrap();
+        assert_eq!(c.wait().unwrap(), Some(128 + 9), "{runtime:?}");
+        assert_eq!(c.state().unwrap().status, Status::Stopped, "{runtime:?}");
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "up\n", "{runtime:?}");
+        let bundle = c.bundle().to_path_buf();
+        c.delete(false).unwrap();
+        assert!(!bundle.exists());
+        assert!(matches!(
+            exec.container("life"),
+            Err(ExecError::NotFound(_))
+        ));
     }
 }
