@@ -134,10 +134,17 @@ impl OciCli {
     }
 
     /// Runs a verb whose output is the runtime's own (not a container's):
-    /// its stdout on success, its stderr in the error.
-    fn call(&self, action: &'static str, id: &str, args: &[&str]) -> Result<Vec<u8>> {
+    /// `VERB FLAGS… ID ARGS…`; its stdout on success, its stderr in the
+    /// error.
+    fn call(
+        &self,
+        action: &'static str,
+        flags: &[&str],
+        id: &str,
+        args: &[&str],
+    ) -> Result<Vec<u8>> {
         let mut c = self.command();
-        c.arg(action).args(args).arg(id);
+        c.arg(action).args(flags).arg(id).args(args);
         let out = c.output().map_err(|source| ExecError::Spawn {
             program: self.program.clone(),
             source,
@@ -146,7 +153,8 @@ impl OciCli {
             return Ok(out.stdout);
         }
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if message.contains("does not exist") || message.contains("not found") {
+        // runc's words, and the builtin runtime's.
+        if message.contains("does not exist") {
             return Err(ExecError::NotFound(id.to_string()));
         }
         Err(ExecError::Runtime {
@@ -273,28 +281,16 @@ impl ContainerRuntime for OciCli {
     }
 
     fn start(&self, id: &str) -> Result<()> {
-        self.call("start", id, &[]).map(|_| ())
+        self.call("start", &[], id, &[]).map(|_| ())
     }
 
     fn kill(&self, id: &str, signal: i32) -> Result<()> {
-        let mut c = self.command();
-        c.arg("kill").arg(id).arg(signal.to_string());
-        let out = c.output().map_err(|source| ExecError::Spawn {
-            program: self.program.clone(),
-            source,
-        })?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(ExecError::Runtime {
-            action: "kill",
-            id: id.to_string(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
+        self.call("kill", &[], id, &[&signal.to_string()])
+            .map(|_| ())
     }
 
     fn state(&self, id: &str) -> Result<State> {
-        let out = self.call("state", id, &[])?;
+        let out = self.call("state", &[], id, &[])?;
         // Read by hand: oci-spec 0.8's `State` has no `paused`, which runc
         // reports.
         let bad = |message: String| ExecError::Runtime {
@@ -352,7 +348,7 @@ impl ContainerRuntime for OciCli {
 
     fn delete(&self, id: &str, force: bool) -> Result<()> {
         let args: &[&str] = if force { &["--force"] } else { &[] };
-        match self.call("delete", id, args) {
+        match self.call("delete", args, id, &[]) {
             Err(ExecError::NotFound(_)) if force => Ok(()),
             r => r.map(|_| ()),
         }
@@ -516,24 +512,29 @@ impl Executor {
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Output> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = format!(
-            "kiln-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let (mut reader, writer) = std::io::pipe().map_err(io("create a pipe for", &self.state))?;
-        let writer2 = writer
-            .try_clone()
-            .map_err(io("create a pipe for", &self.state))?;
-        let container = self.create(
-            &id,
-            spec,
-            rootfs,
-            ProcessIo {
+        let (mut reader, container) = loop {
+            // A crashed kiln with this pid may have left its bundle: the
+            // next number then.
+            let id = format!(
+                "kiln-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let (reader, writer) = std::io::pipe().map_err(io("create a pipe for", &self.state))?;
+            let writer2 = writer
+                .try_clone()
+                .map_err(io("create a pipe for", &self.state))?;
+            let stdio = ProcessIo {
                 stdout: writer.into(),
                 stderr: writer2.into(),
-            },
-        )?;
+            };
+            match self.create(&id, spec, rootfs, stdio) {
+                Ok(c) => break (reader, c),
+                Err(ExecError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let id = container.id.clone();
         if let Err(e) = container.start() {
             if let Err(d) = container.runtime.delete(&id, true) {
                 tracing::warn!("removing container {id}: {d}");
