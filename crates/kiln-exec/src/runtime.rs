@@ -202,8 +202,8 @@ impl OciCli {
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .to_string();
+                .map(log_message)
+                .unwrap_or_default();
             return Err(ExecError::Runtime {
                 action,
                 id: id.to_string(),
@@ -215,6 +215,15 @@ impl OciCli {
             });
         }
         Ok(status)
+    }
+}
+
+/// The message of a runtime's log line: runc logs `time=… level=error
+/// msg="…"` (logrus' text format); the builtin runtime plain text.
+fn log_message(line: &str) -> String {
+    match line.split_once(" msg=\"") {
+        Some((_, rest)) => rest.strip_suffix('"').unwrap_or(rest).replace("\\\"", "\""),
+        None => line.trim().to_string(),
     }
 }
 
@@ -632,6 +641,44 @@ impl Container {
     fn remove_bundle(&self) {
         if let Err(e) = std::fs::remove_dir_all(&self.bundle) {
             tracing::warn!("removing bundle {}: {e}", self.bundle.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_log_lines_give_their_message() {
+        assert_eq!(
+            log_message(
+                r#"time="2026-12-06T12:36:23Z" level=error msg="runc create failed: exec: \"/x\": stat /x: no such file or directory""#
+            ),
+            r#"runc create failed: exec: "/x": stat /x: no such file or directory"#
+        );
+        assert_eq!(
+            log_message("kiln: container runtime: create: no\n"),
+            "kiln: container runtime: create: no"
+        );
+    }
+
+    #[test]
+    fn container_ids_cannot_name_other_paths() {
+        for ok in ["kiln-1-2", "web", "a.b_c"] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(!valid_id(bad), "{bad}");
         }
     }
 }

@@ -225,3 +225,33 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
         ));
     }
 }
+
+/// A process that cannot start fails the run with the runtime's reason,
+/// and leaves no bundle behind.
+#[test]
+fn a_missing_program_is_reported_with_the_runtimes_reason() {
+    for runtime in runtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = busybox_rootfs(dir.path());
+        let state = dir.path().join("state");
+        let exec = Executor::new(runtime.clone(), &state).unwrap();
+        let mut spec = sh_spec(&rootfs, "");
+        spec.args = vec!["/no/such/program".into()];
+        let result = exec.run(&spec, &rootfs, &mut |_| {});
+        match result {
+            Err(e @ ExecError::Runtime { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("/no/such/program"), "{runtime:?}: {text}");
+                assert!(!text.contains("level=error"), "{runtime:?}: {text}");
+            }
+            // A runtime may exec late and report like a shell does.
+            Ok(out) => assert_ne!(out.code, 0, "{runtime:?}"),
+            Err(e) => panic!("{runtime:?}: {e:?}"),
+        }
+        assert_eq!(
+            std::fs::read_dir(state.join("bundles")).unwrap().count(),
+            0,
+            "{runtime:?}"
+        );
+    }
+}
