@@ -39,6 +39,20 @@ pub struct ProcessIo {
     pub stderr: OwnedFd,
 }
 
+impl ProcessIo {
+    /// One pipe for both stdout and stderr (interleaved, as a terminal
+    /// shows them): its read end, and the io to give the container.
+    pub fn pipe() -> std::io::Result<(std::io::PipeReader, ProcessIo)> {
+        let (reader, writer) = std::io::pipe()?;
+        let writer2 = writer.try_clone()?;
+        let stdio = ProcessIo {
+            stdout: writer.into(),
+            stderr: writer2.into(),
+        };
+        Ok((reader, stdio))
+    }
+}
+
 /// A container's status, as the OCI runtime spec names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -123,6 +137,11 @@ impl OciCli {
             builtin,
             inits: Default::default(),
         }
+    }
+
+    fn inits(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i32>> {
+        // A panic elsewhere while holding it leaves the map usable.
+        self.inits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The program with its global flags; the verb comes next.
@@ -277,10 +296,7 @@ impl ContainerRuntime for OciCli {
         self.call_with_io("create", id, &args, stdio)?;
         match std::fs::read_to_string(&pid_file).map(|s| s.trim().parse::<i32>()) {
             Ok(Ok(pid)) => {
-                self.inits
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.to_string(), pid);
+                self.inits().insert(id.to_string(), pid);
             }
             _ => tracing::warn!(
                 "no pid file from the runtime for {id}: its exit code will be unknown"
@@ -330,18 +346,10 @@ impl ContainerRuntime for OciCli {
 
     fn wait(&self, id: &str) -> Result<Option<i32>> {
         // The pid from creation: a stopped container's state has none.
-        let pid = self
-            .inits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .copied();
+        let pid = self.inits().get(id).copied();
         if let Some(pid) = pid {
             let waited = wait_child(pid).map_err(io("wait for container", Path::new(id)));
-            self.inits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id);
+            self.inits().remove(id);
             if let Some(code) = waited? {
                 return Ok(Some(code));
             }
@@ -529,14 +537,8 @@ impl Executor {
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
             );
-            let (reader, writer) = std::io::pipe().map_err(io("create a pipe for", &self.state))?;
-            let writer2 = writer
-                .try_clone()
-                .map_err(io("create a pipe for", &self.state))?;
-            let stdio = ProcessIo {
-                stdout: writer.into(),
-                stderr: writer2.into(),
-            };
+            let (reader, stdio) =
+                ProcessIo::pipe().map_err(io("create a pipe for", &self.state))?;
             match self.create(&id, spec, rootfs, stdio) {
                 Ok(c) => break (reader, c),
                 Err(ExecError::AlreadyExists(_)) => continue,

@@ -299,16 +299,6 @@ mod tests {
         }
     }
 
-    fn pipe_io() -> (std::io::PipeReader, ProcessIo) {
-        let (r, w) = std::io::pipe().unwrap();
-        let w2 = w.try_clone().unwrap();
-        let io = ProcessIo {
-            stdout: w.into(),
-            stderr: w2.into(),
-        };
-        (r, io)
-    }
-
     #[test]
     fn run_goes_through_the_lifecycle_without_root() {
         let fake = FakeRuntime::new(|p| {
@@ -373,14 +363,14 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         let exec = Executor::with_runtime(fake.clone(), dir.path()).unwrap();
-        let (_out, io) = pipe_io();
+        let (_out, io) = ProcessIo::pipe().unwrap();
         let c = exec
             .create("web", &spec(&["serve"]), dir.path(), io)
             .unwrap();
         assert_eq!(c.state().unwrap().status, Status::Created);
         c.start().unwrap();
         assert_eq!(c.state().unwrap().status, Status::Running);
-        let (mut r, io) = pipe_io();
+        let (mut r, io) = ProcessIo::pipe().unwrap();
         assert_eq!(
             exec.container("web")
                 .unwrap()

@@ -152,18 +152,6 @@ fn isolation_and_process_settings() {
     }
 }
 
-fn pipe_io() -> (std::io::PipeReader, ProcessIo) {
-    let (r, w) = std::io::pipe().unwrap();
-    let w2 = w.try_clone().unwrap();
-    (
-        r,
-        ProcessIo {
-            stdout: w.into(),
-            stderr: w2.into(),
-        },
-    )
-}
-
 /// The lifecycle `kiln run` builds on: a container that runs until told,
 /// a second process in it, a signal, its exit code, its removal.
 #[test]
@@ -172,7 +160,7 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
         let dir = tempfile::tempdir().unwrap();
         let rootfs = busybox_rootfs(dir.path());
         let exec = Executor::new(runtime.clone(), &dir.path().join("state")).unwrap();
-        let (mut out, io) = pipe_io();
+        let (mut out, io) = ProcessIo::pipe().unwrap();
         let c = exec
             .create(
                 "life",
@@ -189,11 +177,21 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
         );
         assert!(st.pid.is_some(), "{runtime:?}");
         assert!(matches!(
-            exec.create("life", &sh_spec(&rootfs, "true"), &rootfs, pipe_io().1),
+            exec.create(
+                "life",
+                &sh_spec(&rootfs, "true"),
+                &rootfs,
+                ProcessIo::pipe().unwrap().1
+            ),
             Err(ExecError::AlreadyExists(_))
         ));
         assert!(matches!(
-            exec.create("../x", &sh_spec(&rootfs, "true"), &rootfs, pipe_io().1),
+            exec.create(
+                "../x",
+                &sh_spec(&rootfs, "true"),
+                &rootfs,
+                ProcessIo::pipe().unwrap().1
+            ),
             Err(ExecError::InvalidId(_))
         ));
         c.start().unwrap();
@@ -201,7 +199,7 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
 
         // Another invocation finds it by id.
         let again = exec.container("life").unwrap();
-        let (mut exec_out, io) = pipe_io();
+        let (mut exec_out, io) = ProcessIo::pipe().unwrap();
         let code = again
             .exec(&sh_spec(&rootfs, "echo in-$(hostname); exit 3"), io)
             .unwrap();
