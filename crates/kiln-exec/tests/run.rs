@@ -37,6 +37,15 @@ fn runtimes() -> Vec<Runtime> {
     ]
 }
 
+/// A temporary directory with a busybox root and an executor whose state
+/// is in `state/`.
+fn setup(runtime: &Runtime) -> (tempfile::TempDir, PathBuf, Executor) {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(dir.path());
+    let exec = Executor::new(runtime.clone(), &dir.path().join("state")).unwrap();
+    (dir, rootfs, exec)
+}
+
 fn sh_spec(rootfs: &Path, script: &str) -> ProcessSpec {
     ProcessSpec {
         args: vec![
@@ -73,9 +82,7 @@ fn sh(exec: &Executor, rootfs: &Path, script: &str, f: impl FnOnce(&mut ProcessS
 #[test]
 fn isolation_and_process_settings() {
     for runtime in runtimes() {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = busybox_rootfs(dir.path());
-        let exec = Executor::new(runtime.clone(), &dir.path().join("state")).unwrap();
+        let (dir, rootfs, exec) = setup(&runtime);
         let out = sh(&exec, &rootfs, "echo pid=$$; hostname; id -u; id -G; cat /etc/hosts | grep -c buildhost; grep NoNewPrivs /proc/self/status; echo done >&2", |_| {});
         assert_eq!(out.code, 0, "{runtime:?}: {:?}", out.tail);
         assert_eq!(
@@ -157,9 +164,7 @@ fn isolation_and_process_settings() {
 #[test]
 fn lifecycle_create_start_exec_kill_wait_delete() {
     for runtime in runtimes() {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = busybox_rootfs(dir.path());
-        let exec = Executor::new(runtime.clone(), &dir.path().join("state")).unwrap();
+        let (_dir, rootfs, exec) = setup(&runtime);
         let (mut out, io) = ProcessIo::pipe().unwrap();
         let c = exec
             .create(
@@ -176,24 +181,12 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
             "{runtime:?}"
         );
         assert!(st.pid.is_some(), "{runtime:?}");
-        assert!(matches!(
-            exec.create(
-                "life",
-                &sh_spec(&rootfs, "true"),
-                &rootfs,
-                ProcessIo::pipe().unwrap().1
-            ),
-            Err(ExecError::AlreadyExists(_))
-        ));
-        assert!(matches!(
-            exec.create(
-                "../x",
-                &sh_spec(&rootfs, "true"),
-                &rootfs,
-                ProcessIo::pipe().unwrap().1
-            ),
-            Err(ExecError::InvalidId(_))
-        ));
+        let create = |id: &str| {
+            let io = ProcessIo::pipe().unwrap().1;
+            exec.create(id, &sh_spec(&rootfs, "true"), &rootfs, io)
+        };
+        assert!(matches!(create("life"), Err(ExecError::AlreadyExists(_))));
+        assert!(matches!(create("../x"), Err(ExecError::InvalidId(_))));
         c.start().unwrap();
         assert_eq!(c.state().unwrap().status, Status::Running, "{runtime:?}");
 
@@ -229,10 +222,8 @@ fn lifecycle_create_start_exec_kill_wait_delete() {
 #[test]
 fn a_missing_program_is_reported_with_the_runtimes_reason() {
     for runtime in runtimes() {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = busybox_rootfs(dir.path());
+        let (dir, rootfs, exec) = setup(&runtime);
         let state = dir.path().join("state");
-        let exec = Executor::new(runtime.clone(), &state).unwrap();
         let mut spec = sh_spec(&rootfs, "");
         spec.args = vec!["/no/such/program".into()];
         let result = exec.run(&spec, &rootfs, &mut |_| {});
