@@ -417,6 +417,13 @@ pub struct Container {
     bundle: PathBuf,
 }
 
+/// The pid of the kiln process whose [`Executor::run`] made container `id`.
+fn run_owner(id: &str) -> Option<i32> {
+    let (pid, n) = id.strip_prefix("kiln-")?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
@@ -438,10 +445,43 @@ impl Executor {
     /// [`FakeRuntime`](crate::testing::FakeRuntime)).
     pub fn with_runtime(runtime: Arc<dyn ContainerRuntime>, state: &Path) -> Result<Executor> {
         std::fs::create_dir_all(state.join("bundles")).map_err(io("create", state))?;
-        Ok(Executor {
+        let exec = Executor {
             runtime,
             state: state.to_path_buf(),
-        })
+        };
+        exec.remove_orphans();
+        Ok(exec)
+    }
+
+    /// Removes the RUN containers (and bundles) of kiln processes that
+    /// died (killed, interrupted) before removing them: [`run`](Self::run)
+    /// names them `kiln-<pid>-<n>`, so a dead pid means no one owns them.
+    /// Containers with other names (`kiln run`'s) are not touched.
+    fn remove_orphans(&self) {
+        let bundles = self.state.join("bundles");
+        let Ok(entries) = std::fs::read_dir(&bundles) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = run_owner(&name) else {
+                continue;
+            };
+            let alive = rustix::process::Pid::from_raw(pid).is_some_and(|p| {
+                rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH)
+            });
+            if alive {
+                continue;
+            }
+            match self.runtime.delete(&name, true) {
+                Ok(()) => {
+                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                        tracing::warn!("removing bundle {}: {e}", entry.path().display());
+                    }
+                }
+                Err(e) => tracing::warn!("removing the orphaned container {name}: {e}"),
+            }
+        }
     }
 
     /// Creates container `id` running `spec` in `rootfs` (already
@@ -554,36 +594,25 @@ impl Executor {
             return Err(e);
         }
         let mut tail: std::collections::VecDeque<String> = Default::default();
-        let mut pending = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        let mut push = |line: String| {
+        let read = read_lines(&mut reader, &mut |line| {
             on_line(&line);
             tail.push_back(line);
             if tail.len() > TAIL_LINES {
                 tail.pop_front();
             }
-        };
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io("read the output of container", &id)(e)),
-            };
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                let line = String::from_utf8_lossy(&pending[..i]).into_owned();
-                pending.drain(..=i);
-                push(line);
+        });
+        if read.is_err() {
+            // Nobody will read what it writes: stop it rather than let it
+            // block on a full pipe.
+            if let Err(e) = container.kill(9) {
+                tracing::warn!("stopping container {id}: {e}");
             }
-        }
-        if !pending.is_empty() {
-            push(String::from_utf8_lossy(&pending).into_owned());
         }
         let code = container.wait();
         if let Err(e) = container.delete_with(true) {
             tracing::warn!("removing container {id}: {e}");
         }
+        read.map_err(io("read the output of container", &id))?;
         let code = code?.ok_or_else(|| ExecError::Runtime {
             action: "wait for",
             id: id.clone(),
@@ -594,6 +623,30 @@ impl Executor {
             tail: tail.into_iter().collect(),
         })
     }
+}
+
+/// Calls `line` with each line `reader` gives until its end (a last line
+/// without a newline included).
+fn read_lines(reader: &mut impl Read, line: &mut dyn FnMut(String)) -> std::io::Result<()> {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            line(String::from_utf8_lossy(&pending[..i]).into_owned());
+            pending.drain(..=i);
+        }
+    }
+    if !pending.is_empty() {
+        line(String::from_utf8_lossy(&pending).into_owned());
+    }
+    Ok(())
 }
 
 impl Container {
@@ -663,6 +716,14 @@ mod tests {
             log_message("kiln: container runtime: create: no\n"),
             "kiln: container runtime: create: no"
         );
+    }
+
+    #[test]
+    fn run_containers_name_their_owner() {
+        assert_eq!(run_owner("kiln-4242-7"), Some(4242));
+        assert_eq!(run_owner("kiln-web"), None);
+        assert_eq!(run_owner("kiln-1-x"), None);
+        assert_eq!(run_owner("web"), None);
     }
 
     #[test]

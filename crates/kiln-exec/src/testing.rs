@@ -346,6 +346,38 @@ mod tests {
         );
     }
 
+    /// A kiln that died mid-step left a container and its bundle: the next
+    /// executor on that state removes them, and leaves other names alone.
+    #[test]
+    fn orphans_of_dead_kiln_processes_are_removed() {
+        let fake = FakeRuntime::new(|_| FakeRun::exit(0).until_killed());
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Executor::with_runtime(fake.clone(), dir.path()).unwrap();
+        // No process has pid 0x7ffffffe (above pid_max's ceiling).
+        for id in ["kiln-2147483646-0", "web"] {
+            let c = exec
+                .create(id, &spec(&["x"]), dir.path(), ProcessIo::pipe().unwrap().1)
+                .unwrap();
+            c.start().unwrap();
+        }
+        let mine = format!("kiln-{}-99", std::process::id());
+        exec.create(
+            &mine,
+            &spec(&["x"]),
+            dir.path(),
+            ProcessIo::pipe().unwrap().1,
+        )
+        .unwrap();
+        Executor::with_runtime(fake.clone(), dir.path()).unwrap();
+        assert_eq!(fake.containers(), [mine.clone(), "web".to_string()]);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("bundles"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [mine, "web".to_string()]);
+    }
+
     #[test]
     fn a_long_running_container_is_killed_and_waited() {
         let fake = FakeRuntime::new(|p| {
