@@ -29,17 +29,18 @@ pub fn run_builtin_child(args: &[String]) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let message = format!("kiln: container runtime: {e}");
+            // The log is read back into an error that already says which
+            // runtime and verb failed.
             if let Some(path) = log {
                 if let Ok(mut f) = std::fs::OpenOptions::new()
                     .append(true)
                     .create(true)
                     .open(path)
                 {
-                    let _ = writeln!(f, "{message}");
+                    let _ = writeln!(f, "{e}");
                 }
             }
-            eprintln!("{message}");
+            eprintln!("kiln: container runtime: {e}");
             1
         }
     }
@@ -143,7 +144,7 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
-                .map_err(|e| format!("create: {e}"))?;
+                .map_err(|e| e.to_string())?;
             Ok(0)
         }
         "start" => {
