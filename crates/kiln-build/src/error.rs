@@ -40,7 +40,8 @@ impl BuildError {
     pub fn kind(&self) -> kiln_core::ErrorKind {
         use kiln_core::ErrorKind;
         match self {
-            BuildError::Io { .. } | BuildError::Snapshot(_) | BuildError::Exec(_) => ErrorKind::Io,
+            BuildError::Io { .. } | BuildError::Snapshot(_) => ErrorKind::Io,
+            BuildError::Exec(e) => e.kind(),
             BuildError::Dockerfile(e) => e.kind(),
             BuildError::Store(e) => e.kind(),
             BuildError::Layer(e) => e.kind(),

@@ -46,7 +46,6 @@ pub mod export;
 mod finish;
 mod graph;
 mod meta;
-mod mountpoints;
 mod paths;
 pub mod prune;
 mod run;

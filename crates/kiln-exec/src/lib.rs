@@ -1,31 +1,48 @@
-//! Running one process in an isolated root filesystem, for `RUN` steps
-//! (and later containers).
+//! Running processes in isolated root filesystems, for `RUN` steps and
+//! (next) `kiln run`'s containers.
 //!
 //! The caller describes the process ([`ProcessSpec`]) and hands over a
-//! mounted root filesystem; [`Executor::run`] writes an OCI runtime-spec
-//! bundle (`config.json` plus the `/etc/hosts`, `/etc/resolv.conf` and
+//! mounted root filesystem. An [`Executor`] writes an OCI runtime bundle
+//! under its state directory (`bundles/<id>/`: a typed `config.json` made
+//! with `oci-spec`, plus the `/etc/hosts`, `/etc/resolv.conf` and
 //! `/etc/hostname` it bind-mounts, so they never land in a layer) and
-//! runs it with one of two backends that read the same bundle:
+//! drives the container's lifecycle through a [`ContainerRuntime`]:
+//! [`Executor::create`] gives a [`Container`] to `start`, `kill`, `state`,
+//! `wait`, `exec` in and `delete`; [`Executor::run`] does all of it for a
+//! process that runs to its end (a RUN step).
 //!
-//! - [`Runtime::Builtin`]: youki's `libcontainer`, linked into kiln. It is
-//!   started in a re-exec'd, single-threaded kiln process
-//!   ([`run_builtin_child`], behind a hidden subcommand), never forked from
-//!   a threaded parent.
+//! Backends ([`Runtime`], both through [`OciCli`], runc's command line):
+//!
+//! - [`Runtime::Builtin`]: youki's `libcontainer`, linked into kiln, each
+//!   verb run in a re-exec'd, single-threaded kiln process
+//!   ([`run_builtin_child`], behind a hidden subcommand), never forked
+//!   from a threaded parent.
 //! - [`Runtime::Binary`]: an external OCI runtime (`runc`), for
 //!   `--runtime PATH`.
+//!
+//! [`testing::FakeRuntime`] stands in for both in tests without root.
 //!
 //! Isolation: mount, pid, ipc and uts namespaces (and network with
 //! `Network::None`); docker's default capabilities; `no_new_privs`; a
 //! default seccomp profile ([`seccomp`]); `/proc`, a minimal `/dev`,
-//! `/dev/shm`, read-only `/sys`.
+//! `/dev/shm`, read-only `/sys`. [`resolve_user`] reads the image's
+//! account files inside its root, whatever links they are.
 
+mod builtin;
 mod error;
+mod mountpoints;
 mod runtime;
 pub mod seccomp;
 mod spec;
+pub mod testing;
 pub mod user;
 
+pub use builtin::run_builtin_child;
 pub use error::{ExecError, Result};
-pub use runtime::{run_builtin_child, Executor, Output, Runtime, BUILTIN_CHILD_ARG};
+pub use mountpoints::filter_mountpoints;
+pub use runtime::{
+    Container, ContainerRuntime, Executor, OciCli, Output, ProcessIo, Runtime, State, Status,
+    BUILTIN_CHILD_ARG,
+};
 pub use spec::{ExtraMount, Network, ProcessSpec, RUNTIME_MOUNTPOINTS};
 pub use user::{resolve_user, User};

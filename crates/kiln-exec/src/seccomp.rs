@@ -10,7 +10,7 @@
 //! A deny-list stays valid across kernels and architectures where an
 //! allow-list must track every new syscall.
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
 
 pub const DENIED: &[&str] = &[
     "acct",
@@ -53,19 +53,22 @@ pub const DENIED: &[&str] = &[
 ];
 
 /// The `linux.seccomp` section of a runtime spec.
-pub fn default_profile() -> Value {
-    let architectures: &[&str] = match std::env::consts::ARCH {
-        "x86_64" => &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "aarch64" => &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
-        _ => &[],
+pub fn default_profile() -> LinuxSeccomp {
+    let architectures = match std::env::consts::ARCH {
+        "x86_64" => vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
+        "aarch64" => vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],
+        _ => Vec::new(),
     };
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": architectures,
-        "syscalls": [{
-            "names": DENIED,
-            "action": "SCMP_ACT_ERRNO",
-            "errnoRet": 1
-        }]
-    })
+    let mut denied = LinuxSyscall::default();
+    denied
+        .set_names(DENIED.iter().map(|s| s.to_string()).collect())
+        .set_action(LinuxSeccompAction::ScmpActErrno)
+        // EPERM, as docker's profile answers.
+        .set_errno_ret(Some(1));
+    let mut profile = LinuxSeccomp::default();
+    profile
+        .set_default_action(LinuxSeccompAction::ScmpActAllow)
+        .set_architectures(Some(architectures))
+        .set_syscalls(Some(vec![denied]));
+    profile
 }

@@ -4,9 +4,13 @@
 //! user's primary group from passwd (or gid 0 for an unknown numeric
 //! uid); supplementary groups are the groups that list the user.
 
+use std::io::Read;
 use std::path::Path;
 
-use crate::error::{ExecError, Result};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::{io, ExecError, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -35,8 +39,53 @@ struct PasswdEntry {
     home: String,
 }
 
-fn passwd(rootfs: &Path) -> Vec<PasswdEntry> {
-    let text = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+/// Larger account databases than this are not read (a hostile image could
+/// point `/etc/passwd` at something endless).
+const MAX_DB_BYTES: u64 = 16 << 20;
+
+/// The text of `path` (relative, such as `etc/passwd`) in the image at
+/// `rootfs`, resolved as the container will see it: every symlink on the
+/// way, absolute or relative, and every `..` stay inside `rootfs`
+/// (`openat2(RESOLVE_IN_ROOT)`), so an image whose `/etc/passwd` (or
+/// `/etc`) links to `/` or a host path reads its own files, never the
+/// host's. A missing file (or anything but a regular file) reads as empty,
+/// as docker treats an image without `/etc/passwd`.
+pub(crate) fn read_in_root(rootfs: &Path, path: &str) -> Result<String> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("open the root filesystem", rootfs)(e.into()))?;
+    let fd = match rustix::fs::openat2(
+        &root,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ISDIR | Errno::NXIO) => {
+            return Ok(String::new())
+        }
+        Err(e) => return Err(io("open", rootfs.join(path))(e.into())),
+    };
+    let file = std::fs::File::from(fd);
+    let regular = file
+        .metadata()
+        .map_err(io("read", rootfs.join(path)))?
+        .is_file();
+    if !regular {
+        return Ok(String::new());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_DB_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", rootfs.join(path)))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn passwd(text: &str) -> Vec<PasswdEntry> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -51,8 +100,7 @@ fn passwd(rootfs: &Path) -> Vec<PasswdEntry> {
 }
 
 /// (name, gid, members)
-fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
-    let text = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+fn groups(text: &str) -> Vec<(String, u32, Vec<String>)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -83,7 +131,7 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<User> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let users = passwd(rootfs);
+    let users = passwd(&read_in_root(rootfs, "etc/passwd")?);
     let (uid, name, primary, home) = match user_part.parse::<u32>() {
         Ok(uid) => match users.iter().find(|u| u.uid == uid) {
             Some(u) => (uid, Some(u.name.clone()), u.gid, u.home.clone()),
@@ -98,7 +146,7 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<User> {
             }
         },
     };
-    let all_groups = groups(rootfs);
+    let all_groups = groups(&read_in_root(rootfs, "etc/group")?);
     let gid = match group_part {
         None => primary,
         Some(g) => match g.parse::<u32>() {
@@ -171,5 +219,50 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no group \"staff\""));
+    }
+
+    /// A hostile image whose account files link out of it, absolutely or
+    /// through `..`, must read its own files (or nothing), never the host's.
+    #[test]
+    fn account_files_resolve_inside_the_root() {
+        use std::os::unix::fs::symlink;
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret");
+        std::fs::create_dir(&secret).unwrap();
+        std::fs::write(
+            secret.join("passwd"),
+            "hostuser:x:4242:4242::/host:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(secret.join("group"), "hostgroup:x:4343:hostuser\n").unwrap();
+        let u = |root: &Path, s: &str| resolve_user(s, root);
+
+        // /etc/passwd -> /<host path>/passwd: the image holds no such
+        // file, so there is no user, and the host's is never read.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        symlink(secret.join("passwd"), root.path().join("etc/passwd")).unwrap();
+        symlink(secret.join("group"), root.path().join("etc/group")).unwrap();
+        assert!(u(root.path(), "hostuser").is_err());
+        assert!(u(root.path(), "0:hostgroup").is_err());
+        assert_eq!(u(root.path(), "4242").unwrap().gid, 0);
+        // With that path present inside the image, the image's file is read.
+        let inside = root.path().join(secret.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::write(inside.join("passwd"), "imageuser:x:7:8::/img:/bin/sh\n").unwrap();
+        assert_eq!(u(root.path(), "imageuser").unwrap().uid, 7);
+        assert!(u(root.path(), "hostuser").is_err());
+
+        // /etc -> the host directory (absolute), and /etc -> ../../.. (up
+        // and out): both stay in the image, which has no passwd there.
+        for target in [
+            secret.clone(),
+            std::path::PathBuf::from("../../../../../..").join(secret.strip_prefix("/").unwrap()),
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            symlink(&target, root.path().join("etc")).unwrap();
+            assert!(u(root.path(), "hostuser").is_err(), "{target:?}");
+            assert!(u(root.path(), "root:hostgroup").is_err(), "{target:?}");
+        }
     }
 }

@@ -22,8 +22,8 @@ use kiln_store::{LayerDescriptor, LayerInfo};
 use crate::cache::CacheRecord;
 use crate::engine::Engine;
 use crate::error::{io, BuildError, Result};
-use crate::mountpoints::filter_mountpoints;
 use crate::state::{chain_ids, StageState};
+use kiln_exec::filter_mountpoints;
 
 /// A step under way: where it is in the Dockerfile and the build.
 pub(crate) struct Step<'s> {
@@ -57,7 +57,9 @@ impl Step<'_> {
         match e {
             BuildError::Invalid(m) => self.fail(m),
             e @ BuildError::Step { .. } => e,
-            e => self.fail(e.to_string()),
+            // Keep the causes (an exec error's own reason, an I/O error's
+            // errno) in the step's message.
+            e => self.fail(kiln_core::error_chain(&e)),
         }
     }
 }

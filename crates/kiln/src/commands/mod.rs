@@ -55,6 +55,9 @@ pub fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
         if let Some(e) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
             return Some(e.kind());
         }
+        if let Some(e) = cause.downcast_ref::<kiln_exec::ExecError>() {
+            return Some(e.kind());
+        }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {
             return Some(e.kind());
         }

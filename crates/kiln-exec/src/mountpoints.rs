@@ -1,20 +1,18 @@
-//! Mountpoints are not content: a RUN step's change set loses what the
-//! runtime and the step's `--mount`s created only to mount over.
-//!
-//! This belongs with `kiln_exec::RUNTIME_MOUNTPOINTS` (the runtime knows
-//! what it mounts); it waits here while `kiln-exec` is being reworked and
-//! moves there next.
+//! Mountpoints are not content: a process's change set loses what the
+//! runtime and the extra mounts created only to mount over. It lives
+//! beside [`RUNTIME_MOUNTPOINTS`] because the runtime knows what it mounts;
+//! RUN steps, and the coming `kiln diff`/`commit`, filter with it.
 
 use std::path::{Path, PathBuf};
 
-use kiln_exec::RUNTIME_MOUNTPOINTS;
+use crate::spec::RUNTIME_MOUNTPOINTS;
 use kiln_layer::{Change, ChangeKind};
 
 /// Drops what the runtime (or a RUN --mount) created only as mountpoints:
 /// `/proc`, `/dev`, `/sys`, `/etc/hosts`… and the `--mount` targets, when
 /// they appear as additions (with everything below them), then the
 /// directories that were added only to hold them.
-pub(crate) fn filter_mountpoints(changes: Vec<Change>, extra: &[String]) -> Vec<Change> {
+pub fn filter_mountpoints(changes: Vec<Change>, extra: &[String]) -> Vec<Change> {
     let extra: Vec<PathBuf> = extra
         .iter()
         .map(|t| PathBuf::from(t.trim_start_matches('/')))

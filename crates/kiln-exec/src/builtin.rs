@@ -1,0 +1,223 @@
+//! The builtin runtime: kiln re-executed as `kiln __kiln-run-container
+//! --root STATE [--log FILE] VERB …`, speaking the subset of runc's command
+//! line that [`OciCli`](crate::OciCli) uses, with youki's libcontainer.
+//!
+//! libcontainer forks and clones; doing that from a multi-threaded process
+//! (kiln's async runtime, parallel build stages) can deadlock the child on
+//! a lock another thread held at fork time. This process is fresh and
+//! single-threaded, and each verb is one short invocation, as with runc.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::runtime::wait_child;
+
+/// Runs one verb of the builtin runtime (the arguments after
+/// [`BUILTIN_CHILD_ARG`](crate::BUILTIN_CHILD_ARG)) and returns the code to
+/// exit with: 0, the exec'd process's code for `exec`, or 1 with the
+/// reason on stderr (and in `--log`).
+pub fn run_builtin_child(args: &[String]) -> i32 {
+    let mut log = None;
+    let result = parse(args).and_then(|(root, log_path, verb, rest)| {
+        log = log_path;
+        run(&root, &verb, &rest)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // The log is read back into an error that already says which
+            // runtime and verb failed.
+            if let Some(path) = log {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                {
+                    let _ = writeln!(f, "{e}");
+                }
+            }
+            eprintln!("kiln: container runtime: {e}");
+            1
+        }
+    }
+}
+
+type Parsed = (PathBuf, Option<PathBuf>, String, Vec<String>);
+
+fn parse(args: &[String]) -> Result<Parsed, String> {
+    let usage = || {
+        "usage: kiln __kiln-run-container --root DIR [--log FILE] create|start|kill|state|delete|exec …"
+            .to_string()
+    };
+    let mut it = args.iter();
+    let mut root = None;
+    let mut log = None;
+    let verb = loop {
+        match it.next().map(String::as_str) {
+            Some("--root") => root = it.next().map(PathBuf::from),
+            Some("--log") => log = it.next().map(PathBuf::from),
+            Some(v) => break v.to_string(),
+            None => return Err(usage()),
+        }
+    };
+    let root = root.ok_or_else(usage)?;
+    Ok((root, log, verb, it.cloned().collect()))
+}
+
+/// `--flag VALUE` pairs and `--switch`es before the container id (last).
+struct Args {
+    flags: Vec<(String, Option<String>)>,
+    id: String,
+    extra: Option<String>,
+}
+
+fn args(rest: &[String], with_value: &[&str]) -> Result<Args, String> {
+    let mut flags = Vec::new();
+    let mut positional = Vec::new();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        if a.starts_with("--") {
+            let value = if with_value.contains(&a.as_str()) {
+                Some(
+                    it.next()
+                        .ok_or_else(|| format!("{a} needs a value"))?
+                        .clone(),
+                )
+            } else {
+                None
+            };
+            flags.push((a.clone(), value));
+        } else {
+            positional.push(a.clone());
+        }
+    }
+    let mut p = positional.into_iter();
+    let id = p.next().ok_or("no container id given")?;
+    Ok(Args {
+        flags,
+        id,
+        extra: p.next(),
+    })
+}
+
+impl Args {
+    fn value(&self, flag: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .find(|(f, _)| f == flag)
+            .and_then(|(_, v)| v.as_deref())
+    }
+    fn has(&self, flag: &str) -> bool {
+        self.flags.iter().any(|(f, _)| f == flag)
+    }
+}
+
+fn load(root: &Path, id: &str) -> Result<Container, String> {
+    let dir = root.join(id);
+    if !dir.is_dir() {
+        return Err(format!("container {id} does not exist"));
+    }
+    Container::load(dir).map_err(|e| format!("load container {id}: {e}"))
+}
+
+fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
+    match verb {
+        "create" => {
+            let a = args(rest, &["--bundle", "--pid-file"])?;
+            let bundle = a.value("--bundle").ok_or("create needs --bundle")?;
+            // The init inherits this process's stdout and stderr: the
+            // caller's pipes or log files. It outlives this process.
+            let mut builder = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
+                .with_root_path(root.to_path_buf())
+                .map_err(|e| e.to_string())?;
+            if let Some(p) = a.value("--pid-file") {
+                builder = builder
+                    .with_pid_file(Some(PathBuf::from(p)))
+                    .map_err(|e| e.to_string())?;
+            }
+            builder
+                .as_init(PathBuf::from(bundle))
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        "start" => {
+            let a = args(rest, &[])?;
+            load(root, &a.id)?
+                .start()
+                .map_err(|e| format!("start: {e}"))?;
+            Ok(0)
+        }
+        "kill" => {
+            let a = args(rest, &[])?;
+            let signal: i32 = a
+                .extra
+                .as_deref()
+                .unwrap_or("15")
+                .parse()
+                .map_err(|_| "kill takes a signal number".to_string())?;
+            let signal = libcontainer::signal::Signal::try_from(signal)
+                .map_err(|e| format!("signal {signal}: {e}"))?;
+            load(root, &a.id)?
+                .kill(signal, false)
+                .map_err(|e| format!("kill: {e}"))?;
+            Ok(0)
+        }
+        "state" => {
+            let a = args(rest, &[])?;
+            let c = load(root, &a.id)?;
+            let status = match c.status() {
+                ContainerStatus::Creating => "creating",
+                ContainerStatus::Created => "created",
+                ContainerStatus::Running => "running",
+                ContainerStatus::Stopped => "stopped",
+                ContainerStatus::Paused => "paused",
+            };
+            let state = serde_json::json!({
+                "ociVersion": "1.0.2",
+                "id": c.id(),
+                "status": status,
+                "pid": c.pid().map(|p| p.as_raw()).unwrap_or(0),
+                "bundle": c.bundle(),
+            });
+            println!("{state}");
+            Ok(0)
+        }
+        "delete" => {
+            let a = args(rest, &[])?;
+            let force = a.has("--force");
+            match load(root, &a.id) {
+                Ok(mut c) => c.delete(force).map_err(|e| format!("delete: {e}"))?,
+                Err(_) if force => {}
+                Err(e) => return Err(e),
+            }
+            Ok(0)
+        }
+        "exec" => {
+            let a = args(rest, &["--process"])?;
+            let process = a.value("--process").ok_or("exec needs --process")?;
+            let pid = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
+                .with_root_path(root.to_path_buf())
+                .map_err(|e| e.to_string())?
+                .as_tenant()
+                .with_process(Some(PathBuf::from(process)))
+                .with_detach(false)
+                .build()
+                .map_err(|e| format!("exec: {e}"))?;
+            // The process is this one's child (libcontainer clones it as
+            // the intermediate's sibling).
+            match wait_child(pid.as_raw()) {
+                Ok(Some(code)) => Ok(code),
+                Ok(None) => Err("exec: the process is not this runtime's child".into()),
+                Err(e) => Err(format!("exec: wait: {e}")),
+            }
+        }
+        other => Err(format!("unknown verb {other:?}")),
+    }
+}
