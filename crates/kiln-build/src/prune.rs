@@ -52,10 +52,24 @@ pub fn prune_snapshots(store: &Store, all: bool) -> Result<usize> {
     let keep = if all {
         BTreeSet::new()
     } else {
-        in_use(store)?.1
+        let mut keep = in_use(store)?.1;
+        keep.extend(cached_snapshots(store));
+        keep
     };
     let report = Snapshotter::open_existing(store.root())?.prune(&keep)?;
     Ok(report.removed.len())
+}
+
+/// The snapshots of the build cache's records (what a cache hit's next
+/// step stands on).
+fn cached_snapshots(store: &Store) -> BTreeSet<String> {
+    let cache = StepCache::new(store);
+    let Ok(rd) = fs::read_dir(&cache.dir) else {
+        return BTreeSet::new();
+    };
+    rd.flatten()
+        .filter_map(|e| CacheRecord::read(&e.path())?.snapshot)
+        .collect()
 }
 
 /// `kiln builder prune [-a]`.

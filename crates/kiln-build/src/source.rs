@@ -159,8 +159,9 @@ impl Engine<'_> {
                 .map(|s| scope.spawn(move || self.base(s).map(|_| ())))
                 .collect();
             running.into_iter().try_for_each(|r| {
-                r.join()
-                    .unwrap_or_else(|_| Err(BuildError::Invalid("resolving a base panicked".into())))
+                r.join().unwrap_or_else(|_| {
+                    Err(BuildError::Invalid("resolving a base panicked".into()))
+                })
             })
         })
     }
@@ -235,7 +236,9 @@ pub(crate) struct View<'a> {
 
 impl View<'_> {
     pub(crate) fn path(&self) -> &Path {
-        self.mounted.as_ref().map_or(Path::new("/nonexistent"), |m| m.path())
+        self.mounted
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), |m| m.path())
     }
 }
 

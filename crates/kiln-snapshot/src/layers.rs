@@ -31,7 +31,10 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
 /// The chain id of `diff_id` on the chain `parent` (a snapshot name).
 pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> String {
     match parent {
-        None => diff_id.to_string().trim_start_matches("sha256:").to_string(),
+        None => diff_id
+            .to_string()
+            .trim_start_matches("sha256:")
+            .to_string(),
         Some(p) => hex::encode(Sha256::digest(format!("sha256:{p} {diff_id}").as_bytes())),
     }
 }

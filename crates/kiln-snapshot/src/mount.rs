@@ -88,10 +88,7 @@ pub fn mount(mounts: &[Mount], target: &Path) -> Result<Mounted> {
     let [m] = mounts else {
         return Err(SnapshotError::Mount {
             path: target.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "expected one mount, got {}",
-                mounts.len()
-            )),
+            source: std::io::Error::other(format!("expected one mount, got {}", mounts.len())),
         });
     };
     match m.kind.as_str() {
@@ -117,12 +114,12 @@ pub fn mount(mounts: &[Mount], target: &Path) -> Result<Mounted> {
                 path: target.to_path_buf(),
                 source: std::io::Error::other(e),
             })?;
-            sys_mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(
-                |e| SnapshotError::Mount {
+            sys_mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(|e| {
+                SnapshotError::Mount {
                     path: target.to_path_buf(),
                     source: e.into(),
-                },
-            )?;
+                }
+            })?;
             Ok(Mounted {
                 path: target.to_path_buf(),
                 mounted: true,

@@ -132,7 +132,9 @@ impl Drop for Lease {
 
 /// Names of the entries under `snapshots/` that are not committed
 /// snapshots.
-const RESERVED: [&str; 7] = ["active", "empty", "tmp", "trash", "leases", "lock", "backend"];
+const RESERVED: [&str; 7] = [
+    "active", "empty", "tmp", "trash", "leases", "lock", "backend",
+];
 
 /// Keys and names become directory names: plain characters only.
 fn check_name(key: &str) -> Result<()> {
@@ -232,9 +234,8 @@ impl Snapshotter {
             .map_err(io("create lease in", &leases))?
             .keep()
             .map_err(|e| io("create lease in", &leases)(e.error))?;
-        file.try_lock().map_err(|e| {
-            io("lock lease", &path)(std::io::Error::other(format!("{e:?}")))
-        })?;
+        file.try_lock()
+            .map_err(|e| io("lock lease", &path)(std::io::Error::other(format!("{e:?}"))))?;
         let id = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -439,7 +440,12 @@ impl Snapshotter {
 
     /// Creates committed snapshot `name` = `parent` + the layer (a tar
     /// stream) and holds it.
-    pub fn unpack(&self, name: &str, parent: Option<&str>, layer: impl BufRead + Send) -> Result<()> {
+    pub fn unpack(
+        &self,
+        name: &str,
+        parent: Option<&str>,
+        layer: impl BufRead + Send,
+    ) -> Result<()> {
         check_name(name)?;
         let _lock = self.lock(false)?;
         self.unpack_locked(name, parent, layer)?;
@@ -539,10 +545,9 @@ impl Snapshotter {
     fn mounts_of(&self, info: &Info, lowers: Vec<PathBuf>) -> Result<Vec<Mount>> {
         let dir = self.active_path(&info.name);
         Ok(vec![match (info.kind, self.backend) {
-            (Kind::Active, Backend::Overlay) => Mount::overlay(
-                &lowers,
-                Some((&dir.join("upper"), &dir.join("work"))),
-            ),
+            (Kind::Active, Backend::Overlay) => {
+                Mount::overlay(&lowers, Some((&dir.join("upper"), &dir.join("work"))))
+            }
             (Kind::Active, Backend::Native) => Mount::bind(dir.join("fs"), false),
             (_, Backend::Overlay) if lowers.len() > 1 => Mount::overlay(&lowers, None),
             _ => {

@@ -75,7 +75,10 @@ fn suite(backend: Backend) {
     let mounts = s.view("v1", "second").unwrap();
     assert_eq!(s.mounts("v1").unwrap(), mounts);
     let info = s.stat("v1").unwrap();
-    assert_eq!((info.kind, info.parent.as_deref()), (Kind::View, Some("second")));
+    assert_eq!(
+        (info.kind, info.parent.as_deref()),
+        (Kind::View, Some("second"))
+    );
     {
         let v = mounted(&mounts, &at("v1"));
         assert_eq!(read(v.path(), "a"), None, "whited out");
@@ -98,7 +101,12 @@ fn suite(backend: Backend) {
         fs::remove_file(m.path().join("new")).unwrap();
         assert_eq!(read(m.path(), "d/c").as_deref(), Some("c2"));
     }
-    let changes: Vec<String> = s.diff("a1").unwrap().iter().map(|c| c.to_string()).collect();
+    let changes: Vec<String> = s
+        .diff("a1")
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(changes, ["A /added", "C /keep", "D /new"]);
     assert!(s.usage("a1").unwrap().inodes >= 3, "the writes take room");
     assert!(s.usage("base").unwrap().size > 0);
@@ -122,12 +130,18 @@ fn suite(backend: Backend) {
     );
     // In use: a parent of an active snapshot or of a committed one.
     for name in ["second", "base"] {
-        assert!(matches!(s.remove(name), Err(SnapshotError::InUse { .. })), "{name}");
+        assert!(
+            matches!(s.remove(name), Err(SnapshotError::InUse { .. })),
+            "{name}"
+        );
     }
     // An active snapshot without an owner is a container's: it persists
     // (across processes) and keeps its parents through any prune.
     let report = s.prune(&BTreeSet::new()).unwrap();
-    assert!(report.removed.is_empty() && report.abandoned.is_empty(), "{report:?}");
+    assert!(
+        report.removed.is_empty() && report.abandoned.is_empty(),
+        "{report:?}"
+    );
     let reopened = Snapshotter::open(root.path(), backend).unwrap();
     assert_eq!(reopened.mounts("a1").unwrap(), mounts);
 
@@ -136,7 +150,11 @@ fn suite(backend: Backend) {
     assert_eq!(s.parent_of("third").unwrap().as_deref(), Some("second"));
     {
         let v = mounted(&s.view("v2", "second").unwrap(), &at("v2"));
-        assert_eq!(read(v.path(), "keep").as_deref(), Some("k"), "parent changed");
+        assert_eq!(
+            read(v.path(), "keep").as_deref(),
+            Some("k"),
+            "parent changed"
+        );
     }
     s.remove("v2").unwrap();
     let mounts = s.prepare("a2", Some("third")).unwrap();
@@ -179,7 +197,10 @@ fn suite(backend: Backend) {
         .unpack("held", Some("base"), &layer(&[("h", Some("h"))])[..])
         .unwrap();
     let report = s.prune(&BTreeSet::from(["third".to_string()])).unwrap();
-    assert!(report.removed.is_empty(), "kept, held or in use: {report:?}");
+    assert!(
+        report.removed.is_empty(),
+        "kept, held or in use: {report:?}"
+    );
     let report = s.prune(&BTreeSet::new()).unwrap();
     assert_eq!(report.removed, ["second", "third"]);
     assert_eq!(s.list().unwrap(), ["base", "held"]);
@@ -198,14 +219,26 @@ fn suite(backend: Backend) {
     let key = dead.new_key("step");
     dead.prepare(&key, Some("base")).unwrap();
     let lease = root.path().join("snapshots/leases");
-    let file = fs::read_dir(&lease).unwrap().next().unwrap().unwrap().path();
+    let file = fs::read_dir(&lease)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let kept = root.path().join("lease-copy");
     fs::copy(&file, &kept).unwrap();
     drop(dead);
     fs::copy(&kept, &file).unwrap();
     let report = s.prune(&BTreeSet::new()).unwrap();
-    assert_eq!((report.abandoned, report.removed), (vec![key], vec!["base".to_string()]));
-    assert_eq!(fs::read_dir(&lease).unwrap().count(), 0, "dead lease files go");
+    assert_eq!(
+        (report.abandoned, report.removed),
+        (vec![key], vec!["base".to_string()])
+    );
+    assert_eq!(
+        fs::read_dir(&lease).unwrap().count(),
+        0,
+        "dead lease files go"
+    );
 }
 
 /// Unpacking an image's layers and committing an active snapshot as a
@@ -226,14 +259,22 @@ fn layers_suite(backend: Backend) {
         digest: digest.clone(),
         size,
     };
-    let top = unpack_layers(&snaps, &store, &[desc.clone()], &[digest.clone()])
-        .unwrap()
-        .unwrap();
-    assert_eq!(chain_ids(&[digest.clone()]), [top.clone()]);
+    let top = unpack_layers(
+        &snaps,
+        &store,
+        std::slice::from_ref(&desc),
+        std::slice::from_ref(&digest),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        chain_ids(std::slice::from_ref(&digest)),
+        std::slice::from_ref(&top)
+    );
     assert_eq!(top, digest.hex());
     // Present: nothing to unpack again.
     assert_eq!(
-        unpack_layers(&snaps, &store, &[desc], &[digest.clone()]).unwrap(),
+        unpack_layers(&snaps, &store, &[desc], std::slice::from_ref(&digest)).unwrap(),
         Some(top.clone())
     );
 
@@ -246,7 +287,9 @@ fn layers_suite(backend: Backend) {
     }
     let opts = kiln_layer::TarOptions { clamp_mtime: None };
     let made = commit_layer(&snaps, &store, &key, &opts, |c| {
-        c.into_iter().filter(|c| !c.to_string().contains("dropped")).collect()
+        c.into_iter()
+            .filter(|c| !c.to_string().contains("dropped"))
+            .collect()
     })
     .unwrap()
     .unwrap();
@@ -259,7 +302,10 @@ fn layers_suite(backend: Backend) {
     assert!(store.blobs().exists(&made.descriptor.digest));
     assert_eq!(snaps.parent_of(&made.snapshot).unwrap(), Some(top));
     {
-        let v = mounted(&snaps.view("v", &made.snapshot).unwrap(), &root.path().join("v"));
+        let v = mounted(
+            &snaps.view("v", &made.snapshot).unwrap(),
+            &root.path().join("v"),
+        );
         assert_eq!(read(v.path(), "etc/new").as_deref(), Some("n"));
         assert_eq!(read(v.path(), "etc/os").as_deref(), Some("test"));
     }
@@ -275,7 +321,9 @@ fn layers_suite(backend: Backend) {
     // No change: no layer, and the active snapshot is gone.
     let key = snaps.new_key("step");
     snaps.prepare(&key, Some(&made.snapshot)).unwrap();
-    assert!(commit_layer(&snaps, &store, &key, &opts, |c| c).unwrap().is_none());
+    assert!(commit_layer(&snaps, &store, &key, &opts, |c| c)
+        .unwrap()
+        .is_none());
     assert!(snaps.stat(&key).is_err());
 }
 

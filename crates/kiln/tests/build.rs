@@ -873,8 +873,14 @@ fn prune_in_a_loop_never_breaks_a_running_build() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(fs::read_to_string(dest.join("all")).unwrap(), "main\none\ntwo\n");
-    assert_eq!(fs::read_to_string(dest.join("again")).unwrap(), "main\none\ntwo\n");
+    assert_eq!(
+        fs::read_to_string(dest.join("all")).unwrap(),
+        "main\none\ntwo\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("again")).unwrap(),
+        "main\none\ntwo\n"
+    );
     let busybox = fs::read(dest.join("bin/busybox")).unwrap();
     let three = fs::read(dest.join("tools/three")).unwrap();
     assert_eq!(&three[..8], b"one\ntwo\n");

@@ -142,8 +142,16 @@ impl Engine<'_> {
             // A failed step's snapshot goes now, not at the next prune.
             let _ = self.snaps.remove(&snap);
         })?;
-        let layer = made.map(|l| (l.descriptor, l.diff_id));
-        let rec = CacheRecord { layer };
+        let rec = match made {
+            Some(l) => CacheRecord {
+                layer: Some((l.descriptor, l.diff_id)),
+                snapshot: Some(l.snapshot),
+            },
+            None => CacheRecord {
+                layer: None,
+                snapshot: None,
+            },
+        };
         self.cache.put(key, &rec)?;
         Ok(rec)
     }
