@@ -782,8 +782,14 @@ impl Snapshotter {
                 match &a.owner {
                     Some(o) if !live.contains(o.as_str()) => {
                         let p = self.active_path(&a.name);
-                        fs::remove_dir_all(&p).map_err(io("remove", &p))?;
-                        report.abandoned.push(a.name);
+                        match fs::remove_dir_all(&p) {
+                            Ok(()) => report.abandoned.push(a.name),
+                            // Still there: it still holds its parent.
+                            Err(e) => {
+                                tracing::warn!("remove abandoned snapshot {}: {e}", p.display());
+                                roots.extend(a.parent);
+                            }
+                        }
                     }
                     _ => roots.extend(a.parent),
                 }
