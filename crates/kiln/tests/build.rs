@@ -780,8 +780,9 @@ fn add_downloads_urls_with_checksums_and_never_extracts_them() {
 }
 
 /// Regression: `image prune -a` and `builder prune -a` while a build runs
-/// used to delete the lower directories of the running step's snapshot
-/// (and the base image it had not yet unpacked for a later stage). Pruners
+/// used to delete the lower directories of the running step's snapshot,
+/// untag the base a later stage had not resolved yet, and collect the
+/// image's blobs between the build and its `--output` export. Pruners
 /// are started every 50 ms for as long as the build runs (each does its
 /// snapshot pass at once; the store's GC then waits for the build's
 /// lease), so every step, mount and commit of the build meets a prune.

@@ -328,6 +328,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         Box::new(PlainProgress::new(args.quiet))
     };
     let t0 = Instant::now();
+    // The build holds a store lease while it writes; this one reaches past
+    // it to the export, so a prune beside the build cannot collect the
+    // image's blobs before they are exported.
+    let _lease = store.lease()?;
     let result = build(store, &req, progress.as_ref());
     drop(progress);
     let result = result?;
@@ -452,11 +456,11 @@ fn export(
     let (Some(kind), Some(dest)) = (kind, dest) else {
         bail!("--output {spec:?}: type= and dest= are both needed");
     };
-    let (_, image) = store
-        .resolve(&result.entry.digest.to_string())
-        .or_else(|_| store.resolve(&result.id.to_string()))?;
     match kind.as_str() {
         "oci" | "docker" => {
+            let (_, image) = store
+                .resolve(&result.entry.digest.to_string())
+                .or_else(|_| store.resolve(&result.id.to_string()))?;
             let tmp = tempfile::NamedTempFile::new_in(
                 dest.parent()
                     .filter(|p| !p.as_os_str().is_empty())
@@ -472,8 +476,10 @@ fn export(
         }
         "local" => {
             std::fs::create_dir_all(&dest)?;
-            for layer in image.layer_digests()? {
-                let f = store.blobs().open(&layer)?;
+            // The build's own layers: the image may be untagged by now
+            // (a prune beside the build), its blobs are leased.
+            for layer in &result.layers {
+                let f = store.blobs().open(&layer.digest)?;
                 kiln_layer::apply(
                     std::io::BufReader::new(f),
                     &dest,
