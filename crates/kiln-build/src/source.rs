@@ -141,8 +141,16 @@ impl Engine<'_> {
 
     /// Resolves the base image of every stage to build before any step
     /// runs, as BuildKit does (in parallel: some may be pulled), so later
-    /// stages start from what the store held when the build began.
+    /// stages start from what the store held when the build began; and the
+    /// images `--from` names that the store has (one it lacks is pulled, or
+    /// fails, at its step, which names its line).
     pub(crate) fn resolve_bases(&self, needed: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
+        for &i in needed.keys() {
+            let stage = &self.df.stages[i];
+            for name in self.from_images(stage) {
+                let _ = self.image_state(&name);
+            }
+        }
         let stages: Vec<&Stage> = needed
             .keys()
             .map(|&i| &self.df.stages[i])
@@ -164,6 +172,15 @@ impl Engine<'_> {
                 })
             })
         })
+    }
+
+    /// The images (not stages) a stage's `--from`s name that the store has.
+    fn from_images(&self, stage: &Stage) -> Vec<String> {
+        self.from_names(stage)
+            .into_iter()
+            .filter(|n| self.df.stage_named(n, stage.index).is_none())
+            .filter(|n| n.parse::<usize>().is_err() && self.store.resolve(n).is_ok())
+            .collect()
     }
 
     /// Cache keys of the stages RUN --mount from= names.

@@ -805,6 +805,7 @@ fn prune_in_a_loop_never_breaks_a_running_build() {
              FROM base:1\n\
              RUN echo main > /main && sleep 0.3\n\
              COPY --from=tools /two /three /tools/\n\
+             COPY --from=base:1 /bin/busybox /bb\n\
              RUN sleep 0.3 && cat /main /tools/two > /all && cmp /tools/three /tools/three\n\
              RUN sleep 0.3 && cat /all > /again\n",
         )],
@@ -886,5 +887,6 @@ fn prune_in_a_loop_never_breaks_a_running_build() {
     let three = fs::read(dest.join("tools/three")).unwrap();
     assert_eq!(&three[..8], b"one\ntwo\n");
     assert_eq!(&three[8..], &busybox[..]);
+    assert_eq!(fs::read(dest.join("bb")).unwrap(), busybox);
     k.ok(&["system", "check"]);
 }
