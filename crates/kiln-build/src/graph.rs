@@ -40,7 +40,7 @@ impl Engine<'_> {
         if let Some(s) = self.df.stage_named(&from.base, stage.index) {
             out.insert(s.index);
         }
-        for n in self.from_names(stage) {
+        for n in self.copied_from(stage) {
             if let Some(s) = self.df.stage_named(&n, stage.index) {
                 out.insert(s.index);
             }
@@ -50,7 +50,7 @@ impl Engine<'_> {
 
     /// What the stage's COPY and RUN --mount `from=` name (stages or
     /// images), expanded with the global ARGs.
-    pub(crate) fn from_names(&self, stage: &Stage) -> Vec<String> {
+    pub(crate) fn copied_from(&self, stage: &Stage) -> Vec<String> {
         let mut names = Vec::new();
         for i in &stage.instructions {
             match &i.command {

@@ -147,7 +147,7 @@ impl Engine<'_> {
     pub(crate) fn resolve_bases(&self, needed: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
         for &i in needed.keys() {
             let stage = &self.df.stages[i];
-            for name in self.from_images(stage) {
+            for name in self.images_copied_from(stage) {
                 let _ = self.image_state(&name);
             }
         }
@@ -175,8 +175,8 @@ impl Engine<'_> {
     }
 
     /// The images (not stages) a stage's `--from`s name that the store has.
-    fn from_images(&self, stage: &Stage) -> Vec<String> {
-        self.from_names(stage)
+    fn images_copied_from(&self, stage: &Stage) -> Vec<String> {
+        self.copied_from(stage)
             .into_iter()
             .filter(|n| self.df.stage_named(n, stage.index).is_none())
             .filter(|n| n.parse::<usize>().is_err() && self.store.resolve(n).is_ok())
