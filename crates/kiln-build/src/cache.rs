@@ -87,10 +87,13 @@ pub(crate) fn meta_key(parent: &str, command: &kiln_dockerfile::Command) -> Stri
 
 /// What a cached step made: its layer (descriptor and diff_id; stored
 /// uncompressed, so the two digests are equal), or none for a step that
-/// changed no file.
+/// changed no file; and the committed snapshot of the layer's chain, which
+/// snapshot GC keeps while the record lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CacheRecord {
     pub layer: Option<(LayerDescriptor, Digest)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl CacheRecord {
@@ -226,7 +229,13 @@ mod tests {
             assert_eq!(CacheRecord::read(&p), None);
         }
         fs::write(&p, b"{\"layer\": null}").unwrap();
-        assert_eq!(CacheRecord::read(&p), Some(CacheRecord { layer: None }));
+        assert_eq!(
+            CacheRecord::read(&p),
+            Some(CacheRecord {
+                layer: None,
+                snapshot: None
+            })
+        );
         assert_eq!(CacheRecord::read(&dir.path().join("absent")), None);
     }
 }

@@ -109,11 +109,11 @@ pub(crate) struct Engine<'a> {
     /// Finished stages, read by the stages that need them.
     pub done: Mutex<HashMap<usize, StageState>>,
     pub step_ids: Mutex<usize>,
-    /// Parallel stages on one base unpack it once.
-    pub unpacking: Mutex<()>,
     /// Held while a base is pulled (parallel stages pull it once); the
     /// names `--pull` has pulled.
     pub pull_lock: Mutex<BTreeSet<String>>,
+    /// Base and `--from` images as first resolved (see `image_state`).
+    pub images: Mutex<HashMap<String, (StageState, Vec<String>)>>,
 }
 
 /// A time as the config and history write it.
@@ -135,7 +135,10 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let global = df.global_scope(&opts)?;
     let root = store.root().to_path_buf();
     let backend = req.backend.unwrap_or_else(|| Backend::detect(&root));
-    let snaps = Snapshotter::open(&root, backend)?;
+    // The build's own lease: it owns the build's active snapshots and
+    // holds what the build unpacks and commits, so a prune running beside
+    // the build never takes a lower directory from under a step.
+    let snaps = Snapshotter::open(&root, backend)?.leased()?;
     let exec = Executor::new(req.runtime.clone(), &root.join("exec"))?;
     let cache_dir = root.join("buildcache");
     let cache = StepCache::new(store);
@@ -174,8 +177,8 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         cache,
         done: Mutex::new(HashMap::new()),
         step_ids: Mutex::new(0),
-        unpacking: Mutex::new(()),
         pull_lock: Mutex::new(BTreeSet::new()),
+        images: Mutex::new(HashMap::new()),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
@@ -184,6 +187,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let target = engine.target()?;
     let needed = engine.needed(target)?;
     engine.validate(&needed)?;
+    engine.resolve_bases(&needed)?;
     run_stages(&engine, &needed)?;
     engine.ctx.save_cache();
     let state = engine

@@ -40,6 +40,17 @@ impl Engine<'_> {
         if let Some(s) = self.df.stage_named(&from.base, stage.index) {
             out.insert(s.index);
         }
+        for n in self.copied_from(stage) {
+            if let Some(s) = self.df.stage_named(&n, stage.index) {
+                out.insert(s.index);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the stage's COPY and RUN --mount `from=` name (stages or
+    /// images), expanded with the global ARGs.
+    pub(crate) fn copied_from(&self, stage: &Stage) -> Vec<String> {
         let mut names = Vec::new();
         for i in &stage.instructions {
             match &i.command {
@@ -48,15 +59,13 @@ impl Engine<'_> {
                 _ => {}
             }
         }
-        for n in names {
-            let n =
+        names
+            .into_iter()
+            .map(|n| {
                 kiln_dockerfile::expand::expand_word(&n, &self.global, self.df.directives.escape)
-                    .unwrap_or(n);
-            if let Some(s) = self.df.stage_named(&n, stage.index) {
-                out.insert(s.index);
-            }
-        }
-        Ok(out)
+                    .unwrap_or(n)
+            })
+            .collect()
     }
 
     /// The stages the target needs (itself included), each with the

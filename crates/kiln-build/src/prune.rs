@@ -8,12 +8,12 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use kiln_core::Digest;
-use kiln_snapshot::Snapshotter;
+use kiln_snapshot::{chain_ids, Snapshotter};
 use kiln_store::Store;
 
 use crate::cache::{CacheRecord, StepCache};
 use crate::error::Result;
-use crate::state::{chain_ids, strings};
+use crate::state::strings;
 
 #[derive(Debug, Default)]
 pub struct PruneReport {
@@ -42,22 +42,34 @@ fn in_use(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
     Ok((blobs, snapshots))
 }
 
-/// Snapshots no image uses (all of them with `all`).
+/// Snapshots no image uses (all of them with `all`), except what a
+/// running build or a container uses (`kiln_snapshot`'s references).
 pub fn prune_snapshots(store: &Store, all: bool) -> Result<usize> {
     let dir = store.root().join("snapshots");
     if !dir.exists() {
         return Ok(0);
     }
-    let (_, keep) = in_use(store)?;
-    let snaps = Snapshotter::open_existing(store.root())?;
-    let mut removed = 0;
-    for id in snaps.list()? {
-        if all || !keep.contains(&id) {
-            snaps.remove(&id)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    let keep = if all {
+        BTreeSet::new()
+    } else {
+        let mut keep = in_use(store)?.1;
+        keep.extend(cached_snapshots(store));
+        keep
+    };
+    let report = Snapshotter::open_existing(store.root())?.prune(&keep)?;
+    Ok(report.removed.len())
+}
+
+/// The snapshots of the build cache's records (what a cache hit's next
+/// step stands on).
+fn cached_snapshots(store: &Store) -> BTreeSet<String> {
+    let cache = StepCache::new(store);
+    let Ok(rd) = fs::read_dir(&cache.dir) else {
+        return BTreeSet::new();
+    };
+    rd.flatten()
+        .filter_map(|e| CacheRecord::read(&e.path())?.snapshot)
+        .collect()
 }
 
 /// `kiln builder prune [-a]`.

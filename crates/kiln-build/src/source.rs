@@ -4,7 +4,8 @@
 //! (stages and images alike), and unpacking an image's layers into
 //! snapshots the steps can mount.
 
-use std::io::BufReader;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use kiln_core::Digest;
 use kiln_dockerfile::Stage;
@@ -12,7 +13,7 @@ use kiln_store::LayerDescriptor;
 
 use crate::engine::Engine;
 use crate::error::{BuildError, Result};
-use crate::state::{chain_ids, StageState};
+use crate::state::StageState;
 
 impl Engine<'_> {
     /// The state a FROM starts with.
@@ -42,8 +43,21 @@ impl Engine<'_> {
     /// An image from the store as a starting state, with its ONBUILD
     /// triggers (to run now and drop from the config).
     /// Errors are `Invalid`: the caller names the line (FROM, or the COPY
-    /// or RUN whose `--from` names the image).
+    /// or RUN whose `--from` names the image). Resolved once per build:
+    /// a tag moved or removed while the build runs (an `image prune -a`
+    /// beside it) does not change what the build started from.
     fn image_state(&self, name: &str) -> Result<(StageState, Vec<String>)> {
+        if let Some(found) = self.images.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(found);
+        }
+        let found = self.resolve_image(name)?;
+        if let Ok(mut m) = self.images.lock() {
+            m.insert(name.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn resolve_image(&self, name: &str) -> Result<(StageState, Vec<String>)> {
         let step_error = BuildError::Invalid;
         if let (true, Some(fetch)) = (self.req.always_pull, &self.req.fetch_base) {
             let mut pulled = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,6 +139,50 @@ impl Engine<'_> {
         ))
     }
 
+    /// Resolves the base image of every stage to build before any step
+    /// runs, as BuildKit does (in parallel: some may be pulled), so later
+    /// stages start from what the store held when the build began; and the
+    /// images `--from` names that the store has (one it lacks is pulled, or
+    /// fails, at its step, which names its line).
+    pub(crate) fn resolve_bases(&self, needed: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
+        for &i in needed.keys() {
+            let stage = &self.df.stages[i];
+            for name in self.images_copied_from(stage) {
+                let _ = self.image_state(&name);
+            }
+        }
+        let stages: Vec<&Stage> = needed
+            .keys()
+            .map(|&i| &self.df.stages[i])
+            .filter(|s| {
+                self.df.resolve_from(s, &self.global).is_ok_and(|f| {
+                    !f.base.eq_ignore_ascii_case("scratch")
+                        && self.df.stage_named(&f.base, s.index).is_none()
+                })
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            let running: Vec<_> = stages
+                .iter()
+                .map(|s| scope.spawn(move || self.base(s).map(|_| ())))
+                .collect();
+            running.into_iter().try_for_each(|r| {
+                r.join().unwrap_or_else(|_| {
+                    Err(BuildError::Invalid("resolving a base panicked".into()))
+                })
+            })
+        })
+    }
+
+    /// The images (not stages) a stage's `--from`s name that the store has.
+    fn images_copied_from(&self, stage: &Stage) -> Vec<String> {
+        self.copied_from(stage)
+            .into_iter()
+            .filter(|n| self.df.stage_named(n, stage.index).is_none())
+            .filter(|n| n.parse::<usize>().is_err() && self.store.resolve(n).is_ok())
+            .collect()
+    }
+
     /// Cache keys of the stages RUN --mount from= names.
     pub(crate) fn mount_stage_keys(
         &self,
@@ -159,28 +217,53 @@ impl Engine<'_> {
         Ok((state.key.clone(), top))
     }
 
-    /// Makes sure every layer of `state` is unpacked as a snapshot;
-    /// returns the top one.
+    /// Makes sure every layer of `state` is unpacked as a snapshot, held
+    /// by the build's lease; returns the top one.
     pub(crate) fn ensure_snapshots(&self, state: &StageState) -> Result<Option<String>> {
-        let ids = chain_ids(&state.diff_ids);
-        if ids.iter().all(|id| self.snaps.exists(id)) {
-            return Ok(ids.last().cloned());
+        Ok(kiln_snapshot::unpack_layers(
+            &self.snaps,
+            self.store,
+            &state.layers,
+            &state.diff_ids,
+        )?)
+    }
+
+    /// A read-only view of committed snapshot `top`, mounted at `at` while
+    /// the result lives.
+    pub(crate) fn view(&self, top: &str, at: &Path) -> Result<View<'_>> {
+        let key = self.snaps.new_key("view");
+        let mounts = self.snaps.view(&key, top)?;
+        let mounted = kiln_snapshot::mount(&mounts, at).inspect_err(|_| {
+            let _ = self.snaps.remove(&key);
+        })?;
+        Ok(View {
+            mounted: Some(mounted),
+            snaps: &self.snaps,
+            key,
+        })
+    }
+}
+
+/// A mounted view; unmounted and removed when dropped.
+pub(crate) struct View<'a> {
+    mounted: Option<kiln_snapshot::Mounted>,
+    snaps: &'a kiln_snapshot::Snapshotter,
+    key: String,
+}
+
+impl View<'_> {
+    pub(crate) fn path(&self) -> &Path {
+        self.mounted
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), |m| m.path())
+    }
+}
+
+impl Drop for View<'_> {
+    fn drop(&mut self) {
+        drop(self.mounted.take());
+        if let Err(e) = self.snaps.remove(&self.key) {
+            tracing::warn!("removing view {}: {e}", self.key);
         }
-        let _one_at_a_time = self.unpacking.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, id) in ids.iter().enumerate() {
-            if self.snaps.exists(id) {
-                continue;
-            }
-            let layer = &state.layers[i];
-            let f = self.store.blobs().open(&layer.digest)?;
-            let parent = if i == 0 {
-                None
-            } else {
-                Some(ids[i - 1].as_str())
-            };
-            self.snaps
-                .unpack(id, parent, BufReader::with_capacity(1 << 20, f))?;
-        }
-        Ok(ids.last().cloned())
     }
 }

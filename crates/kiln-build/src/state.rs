@@ -5,7 +5,6 @@
 use kiln_core::Digest;
 use kiln_store::LayerDescriptor;
 use serde_json::{json, Map, Value};
-use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
@@ -19,26 +18,6 @@ pub(crate) struct StageState {
     /// otherwise ENTRYPOINT drops the CMD inherited from the base, as
     /// docker does).
     pub cmd_set: bool,
-}
-
-/// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
-pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for d in diff_ids {
-        let id = match out.last() {
-            None => d.to_string(),
-            Some(prev) => {
-                format!(
-                    "sha256:{}",
-                    hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-                )
-            }
-        };
-        out.push(id);
-    }
-    out.into_iter()
-        .map(|s| s.trim_start_matches("sha256:").to_string())
-        .collect()
 }
 
 pub(crate) const DEFAULT_PATH: &str =

@@ -10,6 +10,14 @@ pub enum SnapshotError {
     },
     #[error("snapshot {0} does not exist")]
     NotFound(String),
+    #[error("snapshot {0} already exists")]
+    AlreadyExists(String),
+    #[error("snapshot {key}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("snapshot {name} is in use ({by}): remove that first")]
+    InUse { name: String, by: String },
+    #[error("snapshot {0} is not active (only an active snapshot can be committed)")]
+    NotActive(String),
     #[error("mounting an overlay on {path} failed: {source} (use the native snapshotter where overlayfs is not available)")]
     Mount {
         path: PathBuf,
@@ -22,6 +30,25 @@ pub enum SnapshotError {
     },
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
+    #[error(transparent)]
+    Store(#[from] kiln_store::StoreError),
+}
+
+impl SnapshotError {
+    pub fn kind(&self) -> kiln_core::ErrorKind {
+        use kiln_core::ErrorKind;
+        match self {
+            SnapshotError::NotFound(_) => ErrorKind::NotFound,
+            SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            SnapshotError::InvalidKey { .. } => ErrorKind::InvalidInput,
+            SnapshotError::InUse { .. } | SnapshotError::NotActive(_) => ErrorKind::Conflict,
+            SnapshotError::BackendMismatch { .. } => ErrorKind::Conflict,
+            SnapshotError::Mount { .. } => ErrorKind::Unsupported,
+            SnapshotError::Io { .. } => ErrorKind::Io,
+            SnapshotError::Layer(e) => e.kind(),
+            SnapshotError::Store(e) => e.kind(),
+        }
+    }
 }
 
 pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;

@@ -1,10 +1,25 @@
-//! Snapshots: the root filesystems build steps and containers run in.
+//! Snapshots: the root filesystems build steps and containers run in, to
+//! containerd's snapshotter contract.
 //!
-//! A *committed* snapshot is immutable and named by the caller (the build
-//! uses layer chain ids, so the same stack of layers is unpacked once and
-//! shared by every image and build that has it). An *active* snapshot is a
-//! writable layer over a committed parent; after use it is diffed against
-//! its parent (the change set becomes a layer) and committed or removed.
+//! A *committed* snapshot is immutable and named (images' layers are
+//! named by chain id, so one stack of layers is unpacked once and shared
+//! by every image and build that has it). An *active* snapshot is a
+//! writable layer over a committed parent, by key: [`Snapshotter::prepare`]
+//! makes it and returns its [`Mount`]s as data (the caller mounts them;
+//! [`mount`] does it for callers that want a directory), and it lives,
+//! across processes, until [`Snapshotter::commit`] makes it a committed
+//! snapshot or [`Snapshotter::remove`] removes it. A *view* is a
+//! read-only active snapshot. [`Snapshotter::usage`], `stat` and `walk`
+//! read them.
+//!
+//! Nothing in use is removed: a committed snapshot with a child, an active
+//! snapshot or a view on it, or held by a live lease stays, under the
+//! `snapshots/lock` flock (shared while snapshots are made and held,
+//! exclusive while removed). A lease ([`Snapshotter::leased`]) is a file
+//! its process keeps locked: it owns that process's active snapshots (a
+//! prune that finds the lock free removes them: the owner died) and holds
+//! what the process unpacked and committed. [`Snapshotter::prune`] removes
+//! the rest of what the caller does not keep.
 //!
 //! Two backends behind one [`Snapshotter`]:
 //!
@@ -15,14 +30,25 @@
 //! - [`Backend::Native`]: for file systems without overlay support; each
 //!   committed snapshot is a full tree and preparing copies the parent.
 //!
-//! Layout under the store root: `snapshots/<id>/{fs,parent}` committed,
-//! `snapshots/active/<n>/` in use, `snapshots/empty/` (the lower of a
-//! snapshot without parent).
+//! [`layers`] joins snapshots to the store: unpack an image's layers,
+//! commit an active snapshot as a layer.
+//!
+//! Layout under the store root, `snapshots/`:
+//!
+//! - `backend`: which backend made them; `lock`: the lock above;
+//! - `<name>/fs`, `<name>/parent`: committed snapshots;
+//! - `active/<key>/info` (`kind=active|view`, `parent=`, `owner=`) with
+//!   `upper/` and `work/` (overlay) or `fs/` (native) for an active one;
+//! - `leases/<id>`: one per owner, locked by it, the names it holds;
+//! - `empty/` (the lower of a snapshot without parent), `tmp/` (staging,
+//!   renamed into place), `trash/` (deleted off the critical path).
 
 mod error;
+pub mod layers;
 mod mount;
 mod snapshotter;
 
 pub use error::{Result, SnapshotError};
-pub use mount::Mounted;
-pub use snapshotter::{copy_tree, Active, Backend, Snapshotter};
+pub use layers::{chain_id, chain_ids, commit_layer, unpack_layers, NewLayer};
+pub use mount::{mount, Mount, Mounted};
+pub use snapshotter::{copy_tree, Backend, Info, Kind, PruneReport, Snapshotter, Usage};

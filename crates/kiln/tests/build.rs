@@ -534,15 +534,10 @@ fn builder_prune_removes_cache_nothing_uses() {
     let c = ctx.to_str().unwrap();
     build(&k, &["-t", "kept:1", c]);
     let snapshots = |k: &Kiln| {
+        // Committed snapshots are the directories with an `fs` tree.
         fs::read_dir(k.root.join("snapshots"))
             .unwrap()
-            .filter(|e| {
-                let n = e.as_ref().unwrap().file_name();
-                !matches!(
-                    n.to_str().unwrap(),
-                    "active" | "empty" | "tmp" | "trash" | "backend"
-                )
-            })
+            .filter(|e| e.as_ref().unwrap().path().join("fs").is_dir())
             .count()
     };
     // base, the tmp stage's RUN layer, and the final COPY layer.
@@ -782,4 +777,116 @@ fn add_downloads_urls_with_checksums_and_never_extracts_them() {
         let err = k.fails(&["build", ctx.to_str().unwrap()]);
         assert!(err.contains(wanted), "{wanted:?} not in {err}");
     }
+}
+
+/// Regression: `image prune -a` and `builder prune -a` while a build runs
+/// used to delete the lower directories of the running step's snapshot,
+/// untag the base a later stage had not resolved yet, and collect the
+/// image's blobs between the build and its `--output` export. Pruners
+/// are started every 50 ms for as long as the build runs (each does its
+/// snapshot pass at once; the store's GC then waits for the build's
+/// lease), so every step, mount and commit of the build meets a prune.
+#[test]
+fn prune_in_a_loop_never_breaks_a_running_build() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1 AS tools\n\
+             RUN echo one > /one && sleep 0.3\n\
+             RUN sleep 0.3 && cat /one > /two && echo two >> /two\n\
+             RUN sleep 0.3 && cat /two /bin/busybox > /three\n\
+             FROM base:1\n\
+             RUN echo main > /main && sleep 0.3\n\
+             COPY --from=tools /two /three /tools/\n\
+             COPY --from=base:1 /bin/busybox /bb\n\
+             RUN sleep 0.3 && cat /main /tools/two > /all && cmp /tools/three /tools/three\n\
+             RUN sleep 0.3 && cat /all > /again\n",
+        )],
+    );
+    let dest = k.dir.path().join("out");
+    let mut build = k
+        .cmd()
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--output",
+            &format!("type=local,dest={}", dest.display()),
+            ctx.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Pruning starts once the first RUN runs: before that, a prune may
+    // legitimately remove base:1 before the build has resolved it.
+    let stderr = build.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("RUN ") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut pruners = Vec::new();
+    let status = loop {
+        if let Some(status) = build.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() < deadline {
+            for args in [
+                ["image", "prune", "-a", "-f"],
+                ["builder", "prune", "-a", "-f"],
+            ] {
+                let child = k
+                    .cmd()
+                    .args(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                pruners.push((args, child));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = reader.join().unwrap();
+    assert!(pruners.len() >= 4, "the build ended before pruning began");
+    assert!(status.success(), "the build failed under prune:\n{log}");
+    for (args, child) in pruners {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(dest.join("all")).unwrap(),
+        "main\none\ntwo\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("again")).unwrap(),
+        "main\none\ntwo\n"
+    );
+    let busybox = fs::read(dest.join("bin/busybox")).unwrap();
+    let three = fs::read(dest.join("tools/three")).unwrap();
+    assert_eq!(&three[..8], b"one\ntwo\n");
+    assert_eq!(&three[8..], &busybox[..]);
+    assert_eq!(fs::read(dest.join("bb")).unwrap(), busybox);
+    k.ok(&["system", "check"]);
 }

@@ -144,7 +144,7 @@ impl Engine<'_> {
             .tempdir_in(&self.tmp)
             .map_err(io("create", &self.tmp))?;
         let view = match &tree {
-            Some(Some(top)) => Some(self.snaps.view(top, view_dir.path())?),
+            Some(Some(top)) => Some(self.view(top, view_dir.path())?),
             Some(None) => None, // an empty stage
             None => None,
         };
@@ -168,7 +168,7 @@ impl Engine<'_> {
             .tempdir_in(&self.tmp)
             .map_err(io("create", &self.tmp))?;
         let dest_view = match &top {
-            Some(t) => Some(self.snaps.view(t, dest_at.path())?),
+            Some(t) => Some(self.view(t, dest_at.path())?),
             None => None,
         };
         let dest_root = dest_view.as_ref().map(|v| v.path().to_path_buf());

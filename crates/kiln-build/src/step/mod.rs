@@ -14,15 +14,13 @@ pub(crate) mod workdir;
 use std::path::Path;
 use std::time::Instant;
 
-use kiln_core::media_types;
 use kiln_dockerfile::Stage;
 use kiln_layer::TarOptions;
-use kiln_store::{LayerDescriptor, LayerInfo};
 
 use crate::cache::CacheRecord;
 use crate::engine::Engine;
 use crate::error::{io, BuildError, Result};
-use crate::state::{chain_ids, StageState};
+use crate::state::StageState;
 use kiln_exec::filter_mountpoints;
 
 /// A step under way: where it is in the Dockerfile and the build.
@@ -120,48 +118,42 @@ impl Engine<'_> {
         work: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<CacheRecord> {
         let parent = self.ensure_snapshots(state)?;
-        let active = self.snaps.prepare(parent.as_deref())?;
-        {
-            let mounted = active.mount()?;
-            work(mounted.path())?;
-        }
-        let changes = filter_mountpoints(active.diff()?, mountpoints);
-        let layer = if changes.is_empty() {
-            None
-        } else {
-            // Stored uncompressed (like docker's local store; push
-            // compresses): the blob digest *is* the diff_id, so the stream
-            // is hashed once, by the store's verified ingest.
-            let mut blob = self.store.blobs().ingest()?;
-            // Overlap the blob's disk writes with writing it.
-            blob.set_writeback(16 << 20);
+        let snap = self.snaps.new_key("step");
+        let mounts = self.snaps.prepare(&snap, parent.as_deref())?;
+        let made = (|| -> Result<Option<kiln_snapshot::NewLayer>> {
+            {
+                let at = tempfile::Builder::new()
+                    .prefix("rootfs")
+                    .tempdir_in(&self.tmp)
+                    .map_err(io("create", &self.tmp))?;
+                let mounted = kiln_snapshot::mount(&mounts, at.path())?;
+                work(mounted.path())?;
+            }
             let opts = TarOptions {
                 clamp_mtime: self.clamp.then_some(self.epoch),
             };
-            let (_, blob) =
-                kiln_layer::write_layer_tar(&active.changes_root(), &changes, &opts, blob)
-                    .map_err(io("write layer from", active.changes_root()))?;
-            let (digest, size) = blob.commit(None, None)?;
-            self.store.record_layer(
-                &digest,
-                &LayerInfo {
-                    diff_id: digest.clone(),
-                    uncompressed_size: size,
-                },
-            )?;
-            let desc = LayerDescriptor {
-                media_type: media_types::OCI_LAYER_TAR.to_string(),
-                digest: digest.clone(),
-                size,
-            };
-            let mut ids = state.diff_ids.clone();
-            ids.push(digest.clone());
-            if let Some(top) = chain_ids(&ids).pop() {
-                self.snaps.commit(active, &top)?;
-            }
-            Some((desc, digest))
+            Ok(kiln_snapshot::commit_layer(
+                &self.snaps,
+                self.store,
+                &snap,
+                &opts,
+                |changes| filter_mountpoints(changes, mountpoints),
+            )?)
+        })();
+        let made = made.inspect_err(|_| {
+            // A failed step's snapshot goes now, not at the next prune.
+            let _ = self.snaps.remove(&snap);
+        })?;
+        let rec = match made {
+            Some(l) => CacheRecord {
+                layer: Some((l.descriptor, l.diff_id)),
+                snapshot: Some(l.snapshot),
+            },
+            None => CacheRecord {
+                layer: None,
+                snapshot: None,
+            },
         };
-        let rec = CacheRecord { layer };
         self.cache.put(key, &rec)?;
         Ok(rec)
     }

@@ -121,7 +121,7 @@ impl Engine<'_> {
                     .map_err(io("create", &self.tmp))?;
                 let path = match &top {
                     Some(t) => {
-                        let v = self.snaps.view(t, at.path())?;
+                        let v = self.view(t, at.path())?;
                         let p = v.path().to_path_buf();
                         views.push(v);
                         p

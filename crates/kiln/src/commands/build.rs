@@ -330,6 +330,10 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         Box::new(PlainProgress::new(args.quiet))
     };
     let t0 = Instant::now();
+    // The build holds a store lease while it writes; this one reaches past
+    // it to the export, so a prune beside the build cannot collect the
+    // image's blobs before they are exported.
+    let _lease = store.lease()?;
     let result = build(store, &req, progress.as_ref());
     drop(progress);
     let result = result?;
@@ -338,9 +342,9 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("write {}", f.display()))?;
     }
     if let Some(output) = &output {
-        let (_, image) = store
-            .resolve(&result.entry.digest.to_string())
-            .or_else(|_| store.resolve(&result.id.to_string()))?;
+        // From the build's own manifest, not by name: a prune beside the
+        // build may have untagged it by now (its blobs are leased).
+        let image = store.load_image(&result.entry)?;
         kiln_build::export::export(store, &image, &tags, output)?;
     }
     if args.quiet {

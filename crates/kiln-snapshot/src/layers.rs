@@ -1,0 +1,138 @@
+//! Snapshots and image layers, the part build, commit and run share: an
+//! image's layer chain unpacked into committed snapshots named by chain id
+//! (containerd's unpacker convention: one stack of layers is unpacked
+//! once, whatever image or build has it), and an active snapshot's changes
+//! made into a layer in the store and committed as the next chain id.
+//!
+//! This is the one place kiln-snapshot reads and writes the store; the
+//! store knows nothing of snapshots.
+
+use std::io::BufReader;
+
+use kiln_core::{media_types, Digest};
+use kiln_layer::{Change, TarOptions};
+use kiln_store::{LayerDescriptor, LayerInfo, Store};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{io, Result, SnapshotError};
+use crate::snapshotter::Snapshotter;
+
+/// The chain ids of a stack of layers (bottom first), as snapshot names:
+/// hex, without the `sha256:` prefix.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in diff_ids {
+        let next = chain_id(out.last().map(String::as_str), d);
+        out.push(next);
+    }
+    out
+}
+
+/// The chain id of `diff_id` on the chain `parent` (a snapshot name).
+pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> String {
+    match parent {
+        None => diff_id
+            .to_string()
+            .trim_start_matches("sha256:")
+            .to_string(),
+        Some(p) => hex::encode(Sha256::digest(format!("sha256:{p} {diff_id}").as_bytes())),
+    }
+}
+
+/// Makes sure the image layers `layers` (bottom first, with their
+/// `diff_ids`) are committed snapshots, unpacking from the store the ones
+/// that are not, and holds the top one in `snaps`' lease; returns its
+/// name (none for no layers). The caller's store lease keeps the blobs.
+pub fn unpack_layers(
+    snaps: &Snapshotter,
+    store: &Store,
+    layers: &[LayerDescriptor],
+    diff_ids: &[Digest],
+) -> Result<Option<String>> {
+    if layers.len() != diff_ids.len() {
+        return Err(SnapshotError::InvalidKey {
+            key: format!("{} layers", layers.len()),
+            reason: "an image has as many diff_ids as layers",
+        });
+    }
+    let ids = chain_ids(diff_ids);
+    let Some(top) = ids.last() else {
+        return Ok(None);
+    };
+    // A committed snapshot's parents exist while it does (nothing removes
+    // a parent before its children): the top alone tells.
+    if snaps.hold(top)? {
+        return Ok(Some(top.clone()));
+    }
+    let _one_at_a_time = snaps.unpacking.lock().unwrap_or_else(|e| e.into_inner());
+    // One lock over the whole chain: a prune cannot take the bottom while
+    // the top is unpacked on it.
+    let _lock = snaps.lock(false)?;
+    for (i, id) in ids.iter().enumerate() {
+        if snaps.exists(id) {
+            continue;
+        }
+        let f = store.blobs().open(&layers[i].digest)?;
+        let parent = i.checked_sub(1).map(|p| ids[p].as_str());
+        snaps.unpack_locked(id, parent, BufReader::with_capacity(1 << 20, f))?;
+    }
+    snaps.reference(top)?;
+    Ok(Some(top.clone()))
+}
+
+/// A layer made by [`commit_layer`].
+#[derive(Debug, Clone)]
+pub struct NewLayer {
+    /// As stored: uncompressed, so the digest is the diff_id.
+    pub descriptor: LayerDescriptor,
+    pub diff_id: Digest,
+    /// The committed snapshot (the new chain id).
+    pub snapshot: String,
+}
+
+/// Active snapshot `key`'s changes (what `filter` keeps of them) as a
+/// layer: a reproducible tar ingested into the store uncompressed (like
+/// docker's local store; push compresses), recorded with its diff_id, and
+/// the active snapshot committed as the chain id on its parent. No changes:
+/// no layer, and the active snapshot is removed. Call with nothing
+/// mounted, holding a store lease until the layer is named somewhere.
+pub fn commit_layer(
+    snaps: &Snapshotter,
+    store: &Store,
+    key: &str,
+    opts: &TarOptions,
+    filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
+) -> Result<Option<NewLayer>> {
+    let parent = snaps.stat(key)?.parent;
+    let changes = filter(snaps.diff(key)?);
+    if changes.is_empty() {
+        snaps.remove(key)?;
+        return Ok(None);
+    }
+    // The stream is hashed once, by the store's verified ingest.
+    let mut blob = store.blobs().ingest()?;
+    // Overlap the blob's disk writes with writing it.
+    blob.set_writeback(16 << 20);
+    let root = snaps.changes_root(key);
+    let (_, blob) = kiln_layer::write_layer_tar(&root, &changes, opts, blob)
+        .map_err(io("write layer from", &root))?;
+    let (digest, size) = blob.commit(None, None)?;
+    store.record_layer(
+        &digest,
+        &LayerInfo {
+            diff_id: digest.clone(),
+            uncompressed_size: size,
+        },
+    )?;
+    let snapshot = chain_id(parent.as_deref(), &digest);
+    snaps.commit(&snapshot, key)?;
+    Ok(Some(NewLayer {
+        descriptor: LayerDescriptor {
+            media_type: media_types::OCI_LAYER_TAR.to_string(),
+            digest: digest.clone(),
+            size,
+        },
+        diff_id: digest,
+        snapshot,
+    }))
+}
