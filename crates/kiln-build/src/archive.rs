@@ -26,15 +26,20 @@ pub(crate) fn decompressed<'a, R: BufRead + Send + 'a>(
 ) -> Result<Box<dyn Read + Send + 'a>> {
     let head = r
         .fill_buf()
-        .map_err(|e| BuildError::Invalid(format!("{what}: cannot read: {e}")))?
+        .map_err(|source| BuildError::BadArchive {
+            what: format!("{what}: cannot read"),
+            source,
+        })?
         .to_vec();
     Ok(if head.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(r))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         // lzma-rs decodes whole streams; these archives are read once.
         let mut out = Vec::new();
-        lzma_rs::xz_decompress(&mut r, &mut out)
-            .map_err(|e| BuildError::Invalid(format!("{what}: bad xz archive: {e}")))?;
+        lzma_rs::xz_decompress(&mut r, &mut out).map_err(|e| BuildError::BadArchive {
+            what: format!("{what}: bad xz archive"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         Box::new(std::io::Cursor::new(out))
     } else {
         kiln_layer::decompress(r)?.1
@@ -50,7 +55,10 @@ pub fn unpack_context<R: BufRead + Send>(r: R, dir: &Path) -> Result<()> {
         dir,
         &kiln_layer::ApplyOptions::for_current_user(),
     )
-    .map_err(|e| BuildError::Invalid(format!("the context archive: {e}")))?;
+    .map_err(|e| BuildError::BadArchive {
+        what: "the context archive".into(),
+        source: std::io::Error::other(e),
+    })?;
     Ok(())
 }
 
@@ -76,7 +84,10 @@ pub(crate) fn retarget_archive<R: std::io::BufRead + Send>(
     };
     let mut archive = tar::Archive::new(plain);
     let mut out = tar::Builder::new(Vec::new());
-    let bad = |e: std::io::Error| BuildError::Invalid(format!("ADD: reading the archive: {e}"));
+    let bad = |source: std::io::Error| BuildError::BadArchive {
+        what: "ADD: reading the archive".into(),
+        source,
+    };
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = prefix(&entry.path_bytes());

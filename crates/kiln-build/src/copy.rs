@@ -58,7 +58,7 @@ pub(crate) struct Attrs {
 pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
     if let Ok(bits) = u32::from_str_radix(spec, 8) {
         if bits > 0o7777 {
-            return Err(BuildError::Invalid(format!(
+            return Err(BuildError::BadOption(format!(
                 "--chmod={spec}: mode out of range"
             )));
         }
@@ -67,7 +67,7 @@ pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
     let mut m = mode & 0o7777;
     for clause in spec.split(',') {
         let op_at = clause.find(['=', '+', '-']).ok_or_else(|| {
-            BuildError::Invalid(format!(
+            BuildError::BadOption(format!(
                 "--chmod={spec}: use an octal mode or u/g/o=rwx clauses"
             ))
         })?;
@@ -82,7 +82,7 @@ pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
                 'X' if is_dir || m & 0o111 != 0 => 0o111,
                 'X' => 0,
                 _ => {
-                    return Err(BuildError::Invalid(format!(
+                    return Err(BuildError::BadOption(format!(
                         "--chmod={spec}: bad permission {c:?}"
                     )))
                 }
@@ -100,7 +100,7 @@ pub(crate) fn chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32> {
                 'o' => 0o007,
                 'a' => 0o777,
                 _ => {
-                    return Err(BuildError::Invalid(format!(
+                    return Err(BuildError::BadOption(format!(
                         "--chmod={spec}: bad target {c:?}"
                     )))
                 }
@@ -149,7 +149,7 @@ pub(crate) fn plan(
     } else {
         Some(
             Matcher::parse(&files.exclude.join("\n"))
-                .map_err(|e| BuildError::Invalid(e.to_string()))?,
+                .map_err(|e| BuildError::BadOption(format!("--exclude: {e}")))?,
         )
     };
     let mut out = created_dirs(&dest, dest_is_dir, attrs, dest_root);
@@ -188,7 +188,7 @@ pub(crate) fn plan(
     for d in downloads {
         let target = if dest_is_dir {
             if d.name.is_empty() {
-                return Err(BuildError::Invalid(format!(
+                return Err(BuildError::BadOption(format!(
                     "{dest_raw}: cannot name the downloaded file from its URL; give a file name as the destination"
                 )));
             }
@@ -261,7 +261,7 @@ pub(crate) fn plan(
                 Source::Context(_) => "in the build context (or excluded by .dockerignore)",
                 Source::Tree(_) => "in the source stage or image",
             };
-            return Err(BuildError::Invalid(format!(
+            return Err(BuildError::NotFound(format!(
                 "{src}: no such file or directory {where_}"
             )));
         }

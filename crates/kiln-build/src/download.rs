@@ -53,11 +53,16 @@ pub(crate) fn download(
                 .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .map(str::to_ascii_lowercase)
                 .ok_or_else(|| {
-                    BuildError::Invalid(format!("--checksum={c}: expected sha256:<64 hex digits>"))
+                    BuildError::BadOption(format!(
+                        "--checksum={c}: expected sha256:<64 hex digits>"
+                    ))
                 })?,
         ),
     };
-    let fail = |m: String| BuildError::Invalid(format!("ADD {url}: {m}"));
+    let fail = |problem: String| BuildError::Download {
+        url: url.to_string(),
+        problem,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -154,7 +154,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         Some(e) => Some(e),
         None => match req.build_args.get("SOURCE_DATE_EPOCH") {
             Some(s) => Some(s.trim().parse::<u64>().map_err(|_| {
-                BuildError::Invalid(format!(
+                BuildError::BadOption(format!(
                     "--build-arg SOURCE_DATE_EPOCH={s}: not a number of seconds since 1970"
                 ))
             })?),
@@ -193,9 +193,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let state = engine
         .done
         .lock()
-        .map_err(|_| BuildError::Invalid("a stage panicked".into()))?
+        .map_err(|_| BuildError::Internal("a stage panicked".into()))?
         .remove(&target)
-        .ok_or_else(|| BuildError::Invalid("the target stage did not finish".into()))?;
+        .ok_or_else(|| BuildError::Internal("the target stage did not finish".into()))?;
     engine.finish(state)
 }
 
@@ -228,7 +228,7 @@ impl Engine<'_> {
             .lock()
             .ok()
             .and_then(|d| d.get(&index).cloned())
-            .ok_or_else(|| BuildError::Invalid(format!("stage {index} has not been built")))
+            .ok_or_else(|| BuildError::Internal(format!("stage {index} has not been built")))
     }
 
     /// One stage: its base, its base's ONBUILD triggers, its steps.

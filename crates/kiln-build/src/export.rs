@@ -25,7 +25,7 @@ impl FromStr for Output {
     /// `type=oci|docker,dest=FILE` or `type=local,dest=DIR`.
     fn from_str(spec: &str) -> Result<Output> {
         let usage = || {
-            BuildError::Invalid(format!(
+            BuildError::BadOption(format!(
                 "--output {spec:?}: use type=oci|docker,dest=FILE or type=local,dest=DIR"
             ))
         };
@@ -39,14 +39,14 @@ impl FromStr for Output {
             }
         }
         let (Some(kind), Some(dest)) = (kind, dest) else {
-            return Err(BuildError::Invalid(format!(
+            return Err(BuildError::BadOption(format!(
                 "--output {spec:?}: type= and dest= are both needed"
             )));
         };
         match kind.as_str() {
             "oci" | "docker" => Ok(Output::Archive(dest)),
             "local" => Ok(Output::Local(dest)),
-            other => Err(BuildError::Invalid(format!(
+            other => Err(BuildError::BadOption(format!(
                 "--output type={other}: use oci, docker or local"
             ))),
         }

@@ -28,7 +28,7 @@ impl Engine<'_> {
             .map(|m| m.remove("container_config"));
         state.config.as_object_mut().map(|m| m.remove("container"));
         let bytes =
-            serde_json::to_vec(&state.config).map_err(|e| BuildError::Invalid(e.to_string()))?;
+            serde_json::to_vec(&state.config).map_err(|e| BuildError::Internal(e.to_string()))?;
         let entry = self.store.write_image(&bytes, &state.layers)?;
         self.store.name_image(&entry, &self.req.tags)?;
         Ok(BuildResult {

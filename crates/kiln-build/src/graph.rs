@@ -24,7 +24,7 @@ impl Engine<'_> {
                         .iter()
                         .filter_map(|s| s.name.as_deref())
                         .collect();
-                    BuildError::Invalid(format!(
+                    BuildError::NotFound(format!(
                         "target stage {t:?} could not be found; stages: {}",
                         names.join(", ")
                     ))

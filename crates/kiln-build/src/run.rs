@@ -110,7 +110,7 @@ pub(crate) fn mount_target(m: &kiln_dockerfile::Mount, cwd: &str) -> Result<Stri
                 crate::paths::clean_abs(&format!("{cwd}/{}", m.target))
             };
             if target == "/" {
-                return Err(BuildError::Invalid(format!(
+                return Err(BuildError::BadOption(format!(
                     "invalid mount target {target:?}: a mount cannot cover the root; give target=PATH"
                 )));
             }
@@ -207,14 +207,14 @@ pub(crate) fn mounts(
             MountKind::Bind => {
                 let base = match &m.from {
                     Some(f) => src.from_roots.get(f).cloned().ok_or_else(|| {
-                        BuildError::Invalid(format!("--mount from={f}: no such stage or image"))
+                        BuildError::NotFound(format!("--mount from={f}: no such stage or image"))
                     })?,
                     None => src.context.to_path_buf(),
                 };
                 let rel = m.source.clone().unwrap_or_default();
                 let mut source = crate::paths::resolve_in_root(&base, &rel);
                 if !source.exists() {
-                    return Err(BuildError::Invalid(format!(
+                    return Err(BuildError::NotFound(format!(
                         "--mount type=bind source={rel:?}: not found in {}",
                         m.from.as_deref().unwrap_or("the build context")
                     )));
@@ -276,7 +276,7 @@ pub(crate) fn mounts(
                         }
                     }
                     None if m.required => {
-                        return Err(BuildError::Invalid(format!(
+                        return Err(BuildError::NotFound(format!(
                             "secret {id:?} is required: pass --secret id={id},src=FILE"
                         )))
                     }
@@ -285,7 +285,7 @@ pub(crate) fn mounts(
             }
             MountKind::Ssh => {
                 if m.required {
-                    return Err(BuildError::Invalid(
+                    return Err(BuildError::Unsupported(
                         "RUN --mount=type=ssh is not supported yet".into(),
                     ));
                 }

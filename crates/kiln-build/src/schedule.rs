@@ -33,7 +33,7 @@ pub(crate) fn run_stages(
         .find(|d| !deps.contains_key(d))
         .copied()
     {
-        return Err(BuildError::Invalid(format!(
+        return Err(BuildError::Internal(format!(
             "stage {missing} is needed but not scheduled"
         )));
     }
@@ -61,7 +61,7 @@ pub(crate) fn run_stages(
                         // would wait for this stage forever.
                         let result = catch_unwind(AssertUnwindSafe(|| runner.run_stage(i)))
                             .unwrap_or_else(|_| {
-                                Err(BuildError::Invalid("a stage panicked".into()))
+                                Err(BuildError::Internal("a stage panicked".into()))
                             });
                         let _ = tx.send((i, result));
                     });
@@ -69,9 +69,7 @@ pub(crate) fn run_stages(
             }
             if running == 0 {
                 if first_error.is_none() && finished.len() < deps.len() {
-                    first_error = Some(BuildError::Invalid(
-                        "stages depend on each other in a cycle".into(),
-                    ));
+                    first_error = Some(BuildError::Cycle);
                 }
                 return;
             }
@@ -143,7 +141,7 @@ mod tests {
             ));
             self.note(i, "end");
             if self.fail.contains(&i) {
-                return Err(BuildError::Invalid(format!("stage {i} failed")));
+                return Err(BuildError::Internal(format!("stage {i} failed")));
             }
             Ok(())
         }

@@ -31,7 +31,7 @@ impl Engine<'_> {
         }
         // A base that cannot be had is the FROM line's fault.
         self.image_state(&from.base).map_err(|e| match e {
-            BuildError::Invalid(message) => BuildError::Step {
+            BuildError::BaseImage(message) => BuildError::Step {
                 line: stage.span.line,
                 instruction: format!("FROM {}", stage.base),
                 message,
@@ -42,7 +42,7 @@ impl Engine<'_> {
 
     /// An image from the store as a starting state, with its ONBUILD
     /// triggers (to run now and drop from the config).
-    /// Errors are `Invalid`: the caller names the line (FROM, or the COPY
+    /// Errors are `BaseImage`: the caller names the line (FROM, or the COPY
     /// or RUN whose `--from` names the image). Resolved once per build:
     /// a tag moved or removed while the build runs (an `image prune -a`
     /// beside it) does not change what the build started from.
@@ -58,7 +58,7 @@ impl Engine<'_> {
     }
 
     fn resolve_image(&self, name: &str) -> Result<(StageState, Vec<String>)> {
-        let step_error = BuildError::Invalid;
+        let step_error = BuildError::BaseImage;
         if let (true, Some(fetch)) = (self.req.always_pull, &self.req.fetch_base) {
             let mut pulled = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
             if pulled.insert(name.to_string()) {
@@ -91,12 +91,12 @@ impl Engine<'_> {
         };
         let (_, image) = resolved?;
         let mut config: serde_json::Value = serde_json::from_slice(&image.config_bytes)
-            .map_err(|e| BuildError::Invalid(format!("config of {name}: {e}")))?;
+            .map_err(|e| BuildError::BaseImage(format!("config of {name}: {e}")))?;
         let diff_ids: Vec<Digest> = crate::state::strings(&config["rootfs"]["diff_ids"])
             .iter()
             .map(|d| {
                 d.parse::<Digest>()
-                    .map_err(|e| BuildError::Invalid(format!("{name}: {e}")))
+                    .map_err(|e| BuildError::BaseImage(format!("{name}: {e}")))
             })
             .collect::<Result<_>>()?;
         let layers: Vec<LayerDescriptor> = image
@@ -110,7 +110,7 @@ impl Engine<'_> {
                         .digest()
                         .to_string()
                         .parse::<Digest>()
-                        .map_err(|e| BuildError::Invalid(format!("{name}: {e}")))?,
+                        .map_err(|e| BuildError::BaseImage(format!("{name}: {e}")))?,
                     size: l.size(),
                 })
             })
@@ -168,7 +168,7 @@ impl Engine<'_> {
                 .collect();
             running.into_iter().try_for_each(|r| {
                 r.join().unwrap_or_else(|_| {
-                    Err(BuildError::Invalid("resolving a base panicked".into()))
+                    Err(BuildError::Internal("resolving a base panicked".into()))
                 })
             })
         })
@@ -206,7 +206,7 @@ impl Engine<'_> {
             None => self
                 .image_state(from)
                 .map_err(|e| match e {
-                    BuildError::Invalid(m) => BuildError::Invalid(format!(
+                    BuildError::BaseImage(m) => BuildError::NotFound(format!(
                         "--from={from}: no stage of that name before this one, and no such image: {m}"
                     )),
                     e => e,

@@ -248,7 +248,7 @@ impl Engine<'_> {
                     kiln_layer::apply(BufReader::with_capacity(1 << 20, reader), root, &opts);
                 let written = writer_thread
                     .join()
-                    .unwrap_or_else(|_| Err(BuildError::Invalid("copy writer panicked".into())));
+                    .unwrap_or_else(|_| Err(BuildError::Internal("copy writer panicked".into())));
                 written?;
                 applied?;
                 Ok(())

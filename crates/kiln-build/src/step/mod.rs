@@ -53,7 +53,6 @@ impl Step<'_> {
     /// error that already names a step keeps its own).
     pub(crate) fn in_step(&self, e: BuildError) -> BuildError {
         match e {
-            BuildError::Invalid(m) => self.fail(m),
             e @ BuildError::Step { .. } => e,
             // Keep the causes (an exec error's own reason, an I/O error's
             // errno) in the step's message.

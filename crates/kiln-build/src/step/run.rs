@@ -153,16 +153,15 @@ impl Engine<'_> {
         drop(dirs);
         if out.code != 0 {
             let tail = out.tail.join("\n");
-            return Err(BuildError::Invalid(format!(
-                "process {:?} did not complete successfully: exit code: {}{}",
-                spec.args.join(" "),
-                out.code,
-                if tail.is_empty() {
+            return Err(BuildError::ProcessFailed {
+                command: spec.args.join(" "),
+                code: out.code,
+                tail: if tail.is_empty() {
                     String::new()
                 } else {
                     format!("\n--- last output lines:\n{tail}")
-                }
-            )));
+                },
+            });
         }
         Ok(())
     }
