@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn kinds_and_causes() {
         assert_eq!(BuildError::NotFound("a".into()).kind(), ErrorKind::NotFound);
-        assert_eq!(BuildError::Unsupported("ssh".into()).kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            BuildError::Unsupported("ssh".into()).kind(),
+            ErrorKind::Unsupported
+        );
         assert_eq!(BuildError::Cycle.kind(), ErrorKind::InvalidInput);
         // The cause stays a cause, not text pasted into the message.
         let e = BuildError::BadArchive {

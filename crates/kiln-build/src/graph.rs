@@ -122,11 +122,11 @@ impl Engine<'_> {
             for instruction in &stage.instructions {
                 let expanded = scope.expand(instruction)?;
                 if let Command::Run(r) = &expanded.command {
-                    crate::step::run::check_security(r, self.req.allow_insecure).map_err(|m| {
+                    crate::step::run::check_security(r, self.req.allow_insecure).map_err(|e| {
                         BuildError::Step {
                             line: instruction.span.line,
                             instruction: expanded.original.lines().next().unwrap_or("").to_string(),
-                            message: m,
+                            message: e.to_string(),
                         }
                     })?;
                 }

@@ -16,12 +16,9 @@ use crate::run;
 use crate::state::StageState;
 
 /// `RUN --security=insecure` runs only when the build allows it.
-pub(crate) fn check_security(
-    r: &kiln_dockerfile::Run,
-    allow_insecure: bool,
-) -> std::result::Result<(), String> {
+pub(crate) fn check_security(r: &kiln_dockerfile::Run, allow_insecure: bool) -> Result<()> {
     if r.security == Some(kiln_dockerfile::Security::Insecure) && !allow_insecure {
-        return Err("--security=insecure runs the step with every privilege; allow it with kiln build --allow security.insecure".into());
+        return Err(BuildError::NotAllowed("--security=insecure runs the step with every privilege; allow it with kiln build --allow security.insecure".into()));
     }
     Ok(())
 }
@@ -50,7 +47,7 @@ impl Engine<'_> {
         scope: &StageScope<'_>,
         run: &kiln_dockerfile::Run,
     ) -> Result<()> {
-        check_security(run, self.req.allow_insecure).map_err(|m| step.fail(m))?;
+        check_security(run, self.req.allow_insecure).map_err(|e| step.fail(e.to_string()))?;
         let args = scope.args();
         let argv = run::argv(state, run);
         let env = run::environment(state, &args);
