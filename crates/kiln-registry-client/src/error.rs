@@ -82,6 +82,24 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
+impl From<kiln_core::image::ModelError> for RegistryError {
+    fn from(e: kiln_core::image::ModelError) -> RegistryError {
+        use kiln_core::image::ModelError;
+        match e {
+            ModelError::Invalid { what, reason } => RegistryError::Invalid { what, reason },
+            ModelError::UnsupportedMediaType {
+                what,
+                media_type,
+                expected,
+            } => RegistryError::UnsupportedMediaType {
+                what,
+                media_type,
+                expected,
+            },
+        }
+    }
+}
+
 impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {

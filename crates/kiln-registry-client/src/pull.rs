@@ -107,7 +107,11 @@ pub async fn pull(
         let what = format!("manifest {} of {shown}", m.digest);
         // Images of an index copied whole may be attestations or other
         // artifacts whose layers are not tars.
-        let parsed = m.image(&what, opts.all_platforms)?;
+        let parsed = if opts.all_platforms {
+            m.manifest(&what)?
+        } else {
+            m.image(&what)?
+        };
         expected.push((parsed.config.clone(), parsed.layers.len()));
         configs.push(parsed.config);
         layers.extend(parsed.layers);
@@ -239,7 +243,7 @@ fn check_config(store: &Store, config: &Descriptor, layers: usize, shown: &str) 
 fn layers_of(images: &[RawManifest], config: &Digest) -> Vec<Digest> {
     images
         .iter()
-        .filter_map(|m| m.image("manifest", true).ok())
+        .filter_map(|m| m.manifest("manifest").ok())
         .find(|m| &m.config.digest == config)
         .map(|m| m.layers.into_iter().map(|l| l.digest).collect())
         .unwrap_or_default()

@@ -67,7 +67,7 @@ pub async fn push(
                     "the index {} names manifest {} ({}), which is not in the store: only part of this multi-platform image was pulled; push one platform's image instead, or pull with --all-platforms first",
                     entry.digest,
                     d.digest,
-                    d.platform.map(|p| p.to_platform().to_string()).unwrap_or_default()
+                    d.platform.map(|p| p.to_string()).unwrap_or_default()
                 )));
             }
             children.push(stored_manifest(store, &d.digest, &d.media_type)?);
@@ -79,7 +79,7 @@ pub async fn push(
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut configs = HashSet::new();
     for m in &children {
-        let parsed = m.image(&format!("manifest {}", m.digest), true)?;
+        let parsed = m.manifest(&format!("manifest {}", m.digest))?;
         configs.insert(parsed.config.digest.clone());
         blobs.push(parsed.config);
         blobs.extend(parsed.layers);
@@ -165,11 +165,11 @@ pub async fn push(
 
 fn stored_manifest(store: &Store, digest: &Digest, media_type: &str) -> Result<RawManifest> {
     let bytes = store.blobs().read(digest)?;
-    RawManifest::new(
+    Ok(RawManifest::new(
         bytes,
         Some(media_type),
         &format!("stored manifest {digest}"),
-    )
+    )?)
 }
 
 fn invalid(what: &Digest, e: impl std::fmt::Display) -> RegistryError {
@@ -313,11 +313,8 @@ async fn push_blob(
             Ok::<_, RegistryError>(pending)
         }
     };
-    let descriptor = |c: &CompressedLayer| Descriptor {
-        media_type: media_type(&d.media_type, to).to_string(),
-        digest: c.digest.clone(),
-        size: c.size,
-        platform: None,
+    let descriptor = |c: &CompressedLayer| {
+        Descriptor::new(media_type(&d.media_type, to), c.digest.clone(), c.size)
     };
     let (known, mut pending) = match store.compressed_layer(&d.digest, to.name()) {
         Some(c) => (c, None),
@@ -468,12 +465,7 @@ mod tests {
     use super::*;
 
     fn desc(media_type: &str, bytes: &[u8]) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest: Digest::sha256(bytes),
-            size: bytes.len() as u64,
-            platform: None,
-        }
+        Descriptor::of(media_type, bytes)
     }
 
     #[test]

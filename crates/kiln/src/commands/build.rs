@@ -309,11 +309,11 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         fetch_base: Some(fetch_base(
             store,
             &args,
-            kiln_core::Platform {
-                os: platform.os.clone(),
-                architecture: platform.architecture.clone(),
-                variant: platform.variant.clone(),
-            },
+            kiln_core::Platform::new(
+                &platform.os,
+                &platform.architecture,
+                platform.variant.as_deref(),
+            ),
         )?),
         source_date_epoch,
         add_hosts,

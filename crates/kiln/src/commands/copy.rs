@@ -274,7 +274,7 @@ fn graph(
             out.extend(graph(read, &child)?);
         }
     } else {
-        let m = doc.image(&what, true)?;
+        let m = doc.manifest(&what)?;
         out.push(m.config.digest);
         out.extend(m.layers.into_iter().map(|l| l.digest));
     }
@@ -315,7 +315,7 @@ fn record_layer_facts(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::R
         }
     }
     for m in manifests {
-        let Ok(image) = m.image("manifest", true) else {
+        let Ok(image) = m.manifest("manifest") else {
             continue;
         };
         for l in image.layers {
