@@ -535,8 +535,7 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
         .filter_map(|(name, previous, new_id)| {
             let old_id = store
                 .read_manifest(&previous)
-                .ok()
-                .and_then(|m| Digest::try_from(m.config().digest()).ok())
+                .map(|m| m.config.digest)
                 .unwrap_or(previous);
             (old_id != new_id).then_some((name, old_id))
         })

@@ -108,7 +108,7 @@ pub trait Ingester {
     /// [`ContentWriter::offset`] says how much is already there. Two
     /// writers of one name at once: the second fails with
     /// [`ErrorKind::Conflict`].
-    fn writer(&self, name: Option<&str>) -> Result<Box<dyn ContentWriter + '_>>;
+    fn writer(&self, name: Option<&str>) -> Result<Box<dyn ContentWriter>>;
 }
 
 /// Names for descriptors (image tags, layout `ref.name`s).

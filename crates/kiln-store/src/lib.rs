@@ -25,6 +25,7 @@
 //! ingest files and unreferenced blobs, which GC removes.
 
 mod blobs;
+mod content;
 mod error;
 mod gc;
 mod image;
@@ -41,10 +42,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobStore, BlobWriter, PendingBlob};
+pub use content::Layout;
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
 pub use image::{Image, ImageRecord};
-pub use index::{Index, IndexEntry, NAMED, REF_NAME, REPO_DIGEST};
+pub use index::{Index, IndexEntry, IndexEntryExt, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;

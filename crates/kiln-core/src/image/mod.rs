@@ -81,6 +81,20 @@ impl Descriptor {
         mt::is_index(&self.media_type)
     }
 
+    // oci-spec-style accessors, so code written against `oci-spec`'s
+    // descriptors reads the model unchanged.
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     pub fn is_manifest(&self) -> bool {
         mt::is_manifest(&self.media_type)
     }
@@ -121,6 +135,15 @@ impl Manifest {
             subject: None,
             annotations: BTreeMap::new(),
         }
+    }
+
+    /// oci-spec-style accessors (see [`Descriptor::media_type`]).
+    pub fn layers(&self) -> &[Descriptor] {
+        &self.layers
+    }
+
+    pub fn config(&self) -> &Descriptor {
+        &self.config
     }
 
     /// The serialized form. The field order is fixed by the struct, so the

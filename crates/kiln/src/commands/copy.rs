@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use kiln_core::{Digest, ImageRef};
 use kiln_registry_client::manifest::RawManifest;
 use kiln_registry_client::{pull, push, PullOptions};
-use kiln_store::{IndexEntry, Store, REF_NAME};
+use kiln_store::{IndexEntry, IndexEntryExt, Store, REF_NAME};
 
 use super::registry::{block_on, RegistryArgs, View};
 

@@ -3,7 +3,7 @@ use std::time::SystemTime;
 
 use anyhow::bail;
 use kiln_core::{Digest, ImageRef};
-use kiln_store::{Image, Store};
+use kiln_store::{Image, IndexEntryExt, Store};
 use kiln_template::Value;
 use serde_json::json;
 
