@@ -74,7 +74,14 @@ pub trait Provider {
         self.open(digest)?
             .take(max + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| ContentError::other(ErrorKind::Io, format!("read blob {digest}: {e}")))?;
+            .map_err(|e| {
+                // A verifying reader reports bad content as InvalidData.
+                let kind = match e.kind() {
+                    std::io::ErrorKind::InvalidData => ErrorKind::Integrity,
+                    _ => ErrorKind::Io,
+                };
+                ContentError::other(kind, format!("read blob {digest}: {e}"))
+            })?;
         if buf.len() as u64 > max {
             return Err(ContentError::other(
                 ErrorKind::InvalidInput,

@@ -391,3 +391,83 @@ fn docker_and_kiln_build_the_same_dockerfile_alike() {
         assert_eq!(kc[field], d[field], "Config.{field} differs");
     }
 }
+
+/// Every file under `dir`: relative path, type, mode and content. Two equal
+/// snapshots mean nothing was added, removed or changed.
+fn tree_snapshot(dir: &std::path::Path) -> Vec<(String, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            let content = if meta.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            let kind = format!("{:?}", meta.file_type());
+            out.push((rel, kind, meta.permissions().mode(), content));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Unmounts a bind mount when dropped, whatever the test did.
+struct BindMount(std::path::PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = run_tool("umount", &[self.0.to_str().unwrap()]);
+    }
+}
+
+/// Regression: `kiln copy` opened a source layout as a kiln store, which
+/// creates `ingest/` and `locks/` in it. A layout kiln only reads must come
+/// out byte for byte as it went in, and a read-only mount of it must do.
+#[test]
+fn copy_writes_nothing_into_a_layout_it_reads() {
+    let k = Kiln::new();
+    k.import_busybox("bb", &[("etc/motd", b"hello from kiln\n")], &[]);
+    // A layout another tool wrote.
+    let layout = k.path("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:docker.io/library/bb:latest", k.root.display()),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    let before = tree_snapshot(&layout);
+    // Read through a read-only bind mount: any write attempt fails the copy.
+    let ro = k.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    tool(
+        "mount",
+        &["--bind", layout.to_str().unwrap(), ro.to_str().unwrap()],
+    );
+    let _mount = BindMount(ro.clone());
+    tool("mount", &["-o", "remount,bind,ro", ro.to_str().unwrap()]);
+
+    let target = Kiln::new();
+    target.ok(&["copy", &format!("oci:{}:v1", ro.display()), "kiln:bb2"]);
+    assert_eq!(target.inspect("bb2")["Id"], k.inspect("bb")["Id"]);
+    target.ok(&["system", "check"]);
+    let archive = k.path("bb.tar");
+    k.ok(&[
+        "copy",
+        &format!("oci:{}:v1", ro.display()),
+        &format!("oci-archive:{}:bb:1", archive.display()),
+    ]);
+    // Also straight from the layout itself, not only through the mount.
+    target.ok(&["copy", &format!("oci:{}:v1", layout.display()), "kiln:bb3"]);
+    assert_eq!(tree_snapshot(&layout), before);
+}
