@@ -354,11 +354,20 @@ impl<'a> StageScope<'a> {
                 }
                 Command::Expose(out)
             }
-            Command::Volume(list) => Command::Volume(
-                list.iter()
+            Command::Volume(list) => {
+                let out: Vec<String> = list
+                    .iter()
                     .map(|v| self.word(span, "VOLUME", v))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Result<_, _>>()?;
+                // Docker's message, from both of its front ends.
+                if out.iter().any(|v| v.trim().is_empty()) {
+                    return Err(Error::new(
+                        span,
+                        "VOLUME specified can not be an empty string".to_string(),
+                    ));
+                }
+                Command::Volume(out)
+            }
             Command::User(u) => Command::User(self.word(span, "USER", u)?),
             Command::Workdir(w) => Command::Workdir(self.word(span, "WORKDIR", w)?),
             Command::StopSignal(s) => Command::StopSignal(self.word(span, "STOPSIGNAL", s)?),

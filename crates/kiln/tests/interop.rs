@@ -471,3 +471,100 @@ fn copy_writes_nothing_into_a_layout_it_reads() {
     target.ok(&["copy", &format!("oci:{}:v1", layout.display()), "kiln:bb3"]);
     assert_eq!(tree_snapshot(&layout), before);
 }
+
+/// The config part of an image docker holds, as `docker inspect` shows it.
+fn docker_config(image: &str) -> Value {
+    serde_json::from_str(&tool(
+        "docker",
+        &["inspect", "-f", "{{json .Config}}", image],
+    ))
+    .unwrap()
+}
+
+/// The `config` object of the image config kiln stored for `image`.
+fn kiln_config(k: &Kiln, image: &str) -> Value {
+    let id = k.ok(&["inspect", "-f", "{{.Id}}", image]);
+    let hex = id.trim().trim_start_matches("sha256:").to_string();
+    let blob = std::fs::read(k.root.join("blobs/sha256").join(hex)).unwrap();
+    let config: Value = serde_json::from_slice(&blob).unwrap();
+    config["config"].clone()
+}
+
+/// Regressions of the one config editor: `kiln import --change` gives the
+/// config `docker import --change` gives, change list by change list
+/// (HEALTHCHECK was refused; a relative WORKDIR was not cleaned), and
+/// refuses what docker refuses.
+#[test]
+fn import_changes_edit_the_config_as_docker_does() {
+    let k = Kiln::new();
+    let empty = k.path("empty.tar");
+    tar::Builder::new(std::fs::File::create(&empty).unwrap())
+        .finish()
+        .unwrap();
+    let cases: &[&[&str]] = &[
+        &["HEALTHCHECK --interval=1s --timeout=2s --start-period=3s --retries=4 CMD [\"x\",\"y\"]"],
+        &["HEALTHCHECK CMD true"],
+        &["HEALTHCHECK NONE"],
+        &["WORKDIR rel/./dir/"],
+        &["WORKDIR /srv/../x/"],
+        &["WORKDIR /srv", "WORKDIR ../x/"],
+        &["WORKDIR /srv/../x/", "WORKDIR y/../z/"],
+        &["WORKDIR $HOME/x"],
+        &["CMD [\"a\"]", "ENTRYPOINT [\"e\"]"],
+        &["ENTRYPOINT [\"e\"]", "CMD [\"a\"]", "ENTRYPOINT [\"f\"]"],
+        &[
+            "ENV A=1 B=$A",
+            "LABEL x=$B y=2",
+            "EXPOSE 80 53/udp",
+            "VOLUME /data",
+            "USER 1:2",
+            "onbuild run echo $A",
+        ],
+        &["ENV PATH=/x", "ENV PATH=$PATH:/y C=\"a b\"", "CMD echo $C", "ENTRYPOINT [\"$C\"]"],
+        &["LABEL a=b", "LABEL a=c", "ENV X=1", "ENV X=2"],
+    ];
+    for (i, changes) in cases.iter().enumerate() {
+        let docker = DockerImage::new("import-change");
+        let kiln_name = format!("change-{i}");
+        let mut kiln_args = vec!["import".to_string()];
+        let mut docker_args = vec!["import".to_string()];
+        for c in *changes {
+            for args in [&mut kiln_args, &mut docker_args] {
+                args.push("-c".into());
+                args.push(c.to_string());
+            }
+        }
+        kiln_args.extend([empty.display().to_string(), kiln_name.clone()]);
+        docker_args.extend([empty.display().to_string(), docker.0.clone()]);
+        k.ok(&kiln_args.iter().map(String::as_str).collect::<Vec<_>>());
+        tool(
+            "docker",
+            &docker_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            kiln_config(&k, &kiln_name),
+            docker_config(&docker.0),
+            "changes {changes:?}"
+        );
+    }
+    for refused in [
+        "SHELL [\"/bin/bash\", \"-c\"]",
+        "MAINTAINER me",
+        "ARG x=1",
+        "VOLUME \"\"",
+    ] {
+        let docker = run_tool(
+            "docker",
+            &[
+                "import",
+                "-c",
+                refused,
+                empty.to_str().unwrap(),
+                "kiln-refused",
+            ],
+        );
+        assert!(!docker.status.success(), "docker accepted {refused}");
+        let out = k.run(&["import", "-c", refused, empty.to_str().unwrap(), "refused"]);
+        assert!(!out.status.success(), "kiln accepted {refused}");
+    }
+}

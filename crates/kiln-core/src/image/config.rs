@@ -203,9 +203,9 @@ impl ImageConfig {
     pub fn diff_ids(&self) -> Vec<DiffId> {
         self.rootfs
             .as_ref()
-            .map(|r| {
-                r.diff_ids
-                    .iter()
+            .and_then(|r| r.diff_ids.as_ref())
+            .map(|ids| {
+                ids.iter()
                     .filter_map(|d| d.parse().ok().map(DiffId))
                     .collect()
             })
@@ -288,15 +288,18 @@ pub struct HealthConfigFields {
 fields!(HealthConfigFields);
 
 /// `rootfs`: the layers' diff_ids (strings, kept as written).
+pub type RootFs = Lenient<RootFsFields>;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RootFs {
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub diff_ids: Vec<String>,
+pub struct RootFsFields {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub rest: Map<String, Value>,
 }
+fields!(RootFsFields);
 
 /// One `history` entry.
 pub type History = Lenient<HistoryFields>;

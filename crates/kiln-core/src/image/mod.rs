@@ -25,7 +25,7 @@ use crate::{media_types as mt, Digest, Platform};
 
 pub use config::{
     ContainerConfig, ContainerConfigFields, Fields, HealthConfig, HealthConfigFields, History,
-    HistoryFields, ImageConfig, ImageConfigFields, Lenient, RootFs, DEFAULT_SHELL,
+    HistoryFields, ImageConfig, ImageConfigFields, Lenient, RootFs, RootFsFields, DEFAULT_SHELL,
 };
 pub use walk::{reachable, walk, Node, NodeKind, Visit};
 
