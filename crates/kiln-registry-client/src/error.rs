@@ -80,6 +80,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Content(#[from] kiln_core::content::ContentError),
 }
 
 impl From<kiln_core::image::ModelError> for RegistryError {
@@ -120,6 +122,7 @@ impl RegistryError {
             RegistryError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
             RegistryError::Config(_) => ErrorKind::InvalidInput,
             RegistryError::Store(e) => e.kind(),
+            RegistryError::Content(e) => e.kind(),
         }
     }
 }
