@@ -148,8 +148,16 @@ pub fn workdir(current: &str, requested: &str) -> String {
     if requested.starts_with('/') {
         return requested.to_string();
     }
+    clean_abs(&format!("{current}/{requested}"))
+}
+
+/// A path inside the image, absolute and lexically cleaned (Go's
+/// `path.Clean("/" + p)`): `.` and `..` resolved, no trailing slash
+/// (except `/`). The one cleaner of image paths (the build's COPY, ADD
+/// and RUN --mount use it too).
+pub fn clean_abs(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
-    for c in current.split('/').chain(requested.split('/')) {
+    for c in p.split('/') {
         match c {
             "" | "." => {}
             ".." => {

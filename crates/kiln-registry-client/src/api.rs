@@ -7,8 +7,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use kiln_core::Digest;
 use kiln_core::content::{ContentError, ContentWriter, Ingester};
+use kiln_core::Digest;
 use kiln_core::ErrorKind;
 use kiln_store::StoreError;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -257,9 +257,12 @@ impl Client {
                                 actual: out.offset() + chunk.len() as u64,
                             });
                         }
-                        out.write_all(&chunk).map_err(|e| RegistryError::Content(
-                            ContentError::other(ErrorKind::Io, format!("write {what}: {e}")),
-                        ))?;
+                        out.write_all(&chunk).map_err(|e| {
+                            RegistryError::Content(ContentError::other(
+                                ErrorKind::Io,
+                                format!("write {what}: {e}"),
+                            ))
+                        })?;
                         if let Some(m) = &mut measure {
                             m.feed(&chunk);
                         }
@@ -309,11 +312,13 @@ impl Client {
         match committed {
             Ok(_) if plain => Ok(Some((digest.clone(), size))),
             Ok(_) => Ok(measure.and_then(|m| m.finish())),
-            Err(ContentError::DigestMismatch { actual, .. }) => Err(RegistryError::DigestMismatch {
-                what,
-                expected: digest.clone(),
-                actual,
-            }),
+            Err(ContentError::DigestMismatch { actual, .. }) => {
+                Err(RegistryError::DigestMismatch {
+                    what,
+                    expected: digest.clone(),
+                    actual,
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }
