@@ -2,8 +2,8 @@
 //! point at it; and resolution of what a user typed (a name, an ID or ID
 //! prefix, `name@digest`) to one of them.
 
-use kiln_core::image::{Index as ImageIndex, Manifest};
-use kiln_core::{media_types, oci, Digest, ImageRef, Platform};
+use kiln_core::image::{ImageConfig, Index as ImageIndex, Manifest};
+use kiln_core::{media_types, Digest, ImageRef, Platform};
 
 use crate::error::{Result, StoreError};
 use crate::index::{IndexEntry, IndexEntryExt};
@@ -19,10 +19,9 @@ pub struct ImageRecord {
 }
 
 /// A loaded image: manifest and config, parsed, with the raw config bytes
-/// (the image ID is their digest, so they are never re-serialized). The
-/// config is still `oci-spec`'s type for the commands that print it;
-/// `kiln_core::image::ImageConfig::from_slice(&config_bytes)` is the
-/// model's lossless view.
+/// (the image ID is their digest, so they are never re-serialized) and the
+/// model's lenient view of them (a config with fields of unexpected types
+/// still loads).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub manifest_digest: Digest,
@@ -30,7 +29,7 @@ pub struct Image {
     pub manifest: Manifest,
     pub config_digest: Digest,
     pub config_bytes: Vec<u8>,
-    pub config: oci::ImageConfiguration,
+    pub config: ImageConfig,
 }
 
 impl Image {
@@ -79,11 +78,11 @@ impl Store {
         let manifest = self.read_manifest(&digest)?;
         let config_digest = manifest.config.digest.clone();
         let config_bytes = self.blobs().read(&config_digest)?;
-        let config: oci::ImageConfiguration =
-            serde_json::from_slice(&config_bytes).map_err(|e| StoreError::CorruptMetadata {
+        let config =
+            ImageConfig::from_slice(&config_bytes).map_err(|reason| StoreError::CorruptMetadata {
                 what: "image config",
                 digest: config_digest.clone(),
-                reason: e.to_string(),
+                reason,
             })?;
         Ok(Image {
             manifest_digest: digest,
