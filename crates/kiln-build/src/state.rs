@@ -2,11 +2,10 @@
 //! config JSON, kept as JSON so fields kiln does not model survive from
 //! the base image), the layers, and the cache key so far.
 
-use kiln_core::image::ImageConfig;
+use kiln_core::image::{ChainId, DiffId, ImageConfig};
 use kiln_core::Digest;
 use kiln_store::LayerDescriptor;
 use serde_json::{json, Map, Value};
-use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
@@ -22,23 +21,13 @@ pub(crate) struct StageState {
     pub cmd_set: bool,
 }
 
-/// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids.
+/// OCI chain ids of a stack of diff_ids (bottom first): the snapshot ids,
+/// as bare hex (the model's [`ChainId`] computes them).
 pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for d in diff_ids {
-        let id = match out.last() {
-            None => d.to_string(),
-            Some(prev) => {
-                format!(
-                    "sha256:{}",
-                    hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-                )
-            }
-        };
-        out.push(id);
-    }
-    out.into_iter()
-        .map(|s| s.trim_start_matches("sha256:").to_string())
+    let ids: Vec<DiffId> = diff_ids.iter().cloned().map(DiffId).collect();
+    ChainId::chain(&ids)
+        .into_iter()
+        .map(|c| c.0.hex().to_string())
         .collect()
 }
 
