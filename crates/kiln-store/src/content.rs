@@ -258,10 +258,15 @@ fn strip_name(e: &Descriptor) -> Descriptor {
     e
 }
 
-/// An OCI image layout on disk, read-only.
+/// An OCI image layout on disk that is not a kiln store: read-only when
+/// [`Layout::open`]ed; [`Layout::create`] also lets it be written through
+/// [`Ingester`] and [`Tags`], and then it gets only what the layout spec
+/// names (`oci-layout`, `index.json`, `blobs/`): none of a store's
+/// `ingest/`, `locks/` or `metadata/`.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    writable: bool,
 }
 
 impl Layout {
@@ -276,7 +281,49 @@ impl Layout {
                 reason: "no index.json: not an OCI image layout".into(),
             });
         }
-        Ok(Layout { root })
+        Ok(Layout {
+            root,
+            writable: false,
+        })
+    }
+
+    /// Opens `root` for writing, making an empty layout there if it is
+    /// missing or empty.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Layout, StoreError> {
+        use crate::error::IoContext;
+        let root = root.into();
+        let blobs = root.join("blobs/sha256");
+        fs::create_dir_all(&blobs).ctx("create", &blobs)?;
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            fs::write(&layout, crate::OCI_LAYOUT).ctx("write", &layout)?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            Index::default().save(&index)?;
+        }
+        Ok(Layout {
+            root,
+            writable: true,
+        })
+    }
+
+    /// Read-modify-write of `index.json` (replaced atomically; a layout has
+    /// no lock, as for the other tools that write layouts).
+    pub fn update_index<R>(
+        &self,
+        f: impl FnOnce(&mut Index) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let path = self.root.join("index.json");
+        let mut index = Index::load(&path)?;
+        let out = f(&mut index)?;
+        index.save(&path)?;
+        Ok(out)
+    }
+
+    /// Where a blob lives in the layout (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.path(digest)
     }
 
     pub fn root(&self) -> &Path {
@@ -293,6 +340,141 @@ impl Layout {
             .join("blobs")
             .join(digest.algorithm().as_str())
             .join(digest.hex())
+    }
+}
+
+/// A layout is written through a hidden temporary file in its blob
+/// directory, renamed into place once verified (so even a crash leaves
+/// only a dot-file, never a wrong blob).
+impl Ingester for Layout {
+    fn writer(&self, name: Option<&str>) -> Result<Box<dyn ContentWriter>, ContentError> {
+        if !self.writable {
+            return Err(ContentError::other(
+                ErrorKind::Unsupported,
+                format!("{} is open read-only", self.root.display()),
+            ));
+        }
+        if name.is_some() {
+            return Err(ContentError::other(
+                ErrorKind::Unsupported,
+                "an OCI layout keeps no resumable ingests",
+            ));
+        }
+        let dir = self.root.join("blobs/sha256");
+        let temp = tempfile::Builder::new()
+            .prefix(".kiln-ingest-")
+            .tempfile_in(&dir)
+            .map_err(|e| ContentError::other(ErrorKind::Io, format!("{}: {e}", dir.display())))?;
+        let file = temp
+            .reopen()
+            .map_err(|e| ContentError::other(ErrorKind::Io, format!("{}: {e}", dir.display())))?;
+        Ok(Box::new(LayoutWriter {
+            file: Sha256Writer::new(BufWriter::with_capacity(1 << 20, file)),
+            temp,
+            blobs_dir: self.root.join("blobs"),
+        }))
+    }
+}
+
+struct LayoutWriter {
+    file: Sha256Writer<BufWriter<File>>,
+    temp: tempfile::NamedTempFile,
+    blobs_dir: PathBuf,
+}
+
+impl Write for LayoutWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ContentWriter for LayoutWriter {
+    fn offset(&self) -> u64 {
+        self.file.len()
+    }
+
+    fn commit(
+        self: Box<Self>,
+        expected: Option<&Digest>,
+        size: Option<u64>,
+    ) -> Result<Digest, ContentError> {
+        let LayoutWriter {
+            file,
+            temp,
+            blobs_dir,
+        } = *self;
+        let (digest, len, buf) = file.finish();
+        let path = temp.path().to_path_buf();
+        let io_err =
+            |e: io::Error| ContentError::other(ErrorKind::Io, format!("{}: {e}", path.display()));
+        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            return Err(ContentError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+                actual_size: len,
+            });
+        }
+        if let Some(size) = size.filter(|s| *s != len) {
+            return Err(ContentError::SizeMismatch {
+                digest,
+                expected: size,
+                actual: len,
+            });
+        }
+        file.sync_all().map_err(io_err)?;
+        let dir = blobs_dir.join(digest.algorithm().as_str());
+        temp.persist(dir.join(digest.hex()))
+            .map_err(|e| io_err(e.error))?;
+        sync_dir(&dir)?;
+        Ok(digest)
+    }
+}
+
+/// A layout's names are its `org.opencontainers.image.ref.name`s, as
+/// written (`v1`, or a full reference): layouts hold any string there.
+impl Tags for Layout {
+    fn resolve(&self, name: &str) -> Result<Option<Descriptor>, ContentError> {
+        Ok(self
+            .index()?
+            .manifests
+            .iter()
+            .find(|e| e.annotations.get(REF_NAME).map(String::as_str) == Some(name))
+            .cloned())
+    }
+
+    fn tag(&self, name: &str, target: &Descriptor) -> Result<(), ContentError> {
+        let mut e = target.clone();
+        e.annotations.insert(REF_NAME.into(), name.to_string());
+        Ok(self.update_index(|index| {
+            index
+                .manifests
+                .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(name));
+            index.manifests.push(e);
+            Ok(())
+        })?)
+    }
+
+    fn untag(&self, name: &str) -> Result<bool, ContentError> {
+        Ok(self.update_index(|index| {
+            let before = index.manifests.len();
+            index
+                .manifests
+                .retain(|m| m.annotations.get(REF_NAME).map(String::as_str) != Some(name));
+            Ok(index.manifests.len() != before)
+        })?)
+    }
+
+    fn tags(&self) -> Result<Vec<(String, Descriptor)>, ContentError> {
+        Ok(self
+            .index()?
+            .manifests
+            .iter()
+            .filter_map(|e| Some((e.annotations.get(REF_NAME)?.clone(), e.clone())))
+            .collect())
     }
 }
 

@@ -78,12 +78,13 @@ impl Store {
         let manifest = self.read_manifest(&digest)?;
         let config_digest = manifest.config.digest.clone();
         let config_bytes = self.blobs().read(&config_digest)?;
-        let config =
-            ImageConfig::from_slice(&config_bytes).map_err(|reason| StoreError::CorruptMetadata {
+        let config = ImageConfig::from_slice(&config_bytes).map_err(|reason| {
+            StoreError::CorruptMetadata {
                 what: "image config",
                 digest: config_digest.clone(),
                 reason,
-            })?;
+            }
+        })?;
         Ok(Image {
             manifest_digest: digest,
             manifest_media_type: media_type,

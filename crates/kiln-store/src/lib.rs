@@ -57,7 +57,7 @@ pub use usage::{DiskUsage, ImageUsage};
 use error::IoContext;
 use lock::Mode;
 
-const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// One store root.
 #[derive(Debug, Clone)]

@@ -125,3 +125,54 @@ fn read_only_layout() {
 
     assert!(Layout::open(dir.path().join("nope")).is_err());
 }
+
+#[test]
+fn writable_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path()).unwrap();
+    let bytes = b"a layout blob".as_slice();
+    let d = Digest::sha256(bytes);
+    let mut w = layout.writer(None).unwrap();
+    w.write_all(bytes).unwrap();
+    assert_eq!(
+        w.commit(Some(&Digest::sha256(b"x")), None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Integrity
+    );
+    assert_eq!(layout.info(&d).unwrap(), None);
+    let mut w = layout.writer(None).unwrap();
+    w.write_all(bytes).unwrap();
+    w.commit(Some(&d), Some(bytes.len() as u64)).unwrap();
+    provider_suite(&layout, bytes, &Digest::sha256(b"absent"));
+    // A layout keeps no resumable ingests.
+    assert_eq!(
+        layout.writer(Some("n")).err().map(|e| e.kind()),
+        Some(ErrorKind::Unsupported)
+    );
+    // Layout names are any string.
+    let desc = Descriptor::new(mt::OCI_MANIFEST, d.clone(), bytes.len() as u64);
+    layout.tag("v1", &desc).unwrap();
+    assert_eq!(layout.resolve("v1").unwrap().unwrap().digest, d);
+    assert!(layout.untag("v1").unwrap());
+    // Only the layout's own files, nothing left from the refused write.
+    let mut top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // Opened read-only, nothing can be written.
+    let ro = Layout::open(dir.path()).unwrap();
+    assert_eq!(
+        ro.writer(None).err().map(|e| e.kind()),
+        Some(ErrorKind::Unsupported)
+    );
+}

@@ -470,6 +470,32 @@ fn copy_writes_nothing_into_a_layout_it_reads() {
     // Also straight from the layout itself, not only through the mount.
     target.ok(&["copy", &format!("oci:{}:v1", layout.display()), "kiln:bb3"]);
     assert_eq!(tree_snapshot(&layout), before);
+
+    // A layout kiln writes gets the layout's files only (no ingest/ or
+    // locks/ of a kiln store), and skopeo reads it.
+    let out = k.path("out-layout");
+    target.ok(&["copy", "kiln:bb3", &format!("oci:{}:v2", out.display())]);
+    target.ok(&["copy", "kiln:bb2", &format!("oci:{}:v3", out.display())]);
+    let mut top: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    let hidden = tree_snapshot(&out)
+        .into_iter()
+        .filter(|(p, ..)| p.contains("/."))
+        .count();
+    assert_eq!(hidden, 0, "no ingest file left behind");
+    let inspected: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--config", &format!("oci:{}:v3", out.display())],
+    ))
+    .unwrap();
+    assert_eq!(
+        inspected["rootfs"]["diff_ids"],
+        target.inspect("bb2")["RootFS"]["Layers"]
+    );
 }
 
 /// The config part of an image docker holds, as `docker inspect` shows it.

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kiln_core::content::{ContentError, Ingester, Provider};
+use kiln_core::content::{ContentError, Ingester, Provider, Tags};
 use kiln_core::image::{reachable, walk, NodeKind, Visit};
 use kiln_core::{Digest, ImageRef};
 use kiln_registry_client::{pull, push, PullOptions};
@@ -135,27 +135,27 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Location::Kiln(name) => {
+            let _lease = store.lease()?;
             copy_graph(&from, Some(&from), store, &entry)?;
             record_layer_facts(&from, store, &entry)?;
             store.name_image(&entry, &[super::parse_tag_name(name)?])?;
         }
         Location::Layout(dir, reference) => {
-            let layout = Store::open(dir)?;
+            // Only the layout's own files are written: no kiln store
+            // directories (ingest/, locks/) in a user's layout.
+            let layout = Layout::create(dir)?;
             copy_graph(&from, Some(&from), &layout, &entry)?;
-            layout.update_index(|index| {
-                let mut e = entry.clone();
-                e.annotations.clear();
-                if let Some(r) = reference {
-                    index
-                        .manifests
-                        .retain(|m| m.annotations.get(REF_NAME) != Some(r));
-                    e.annotations.insert(REF_NAME.into(), r.clone());
-                    index.manifests.push(e);
-                } else {
-                    index.add_untagged(&e);
-                }
-                Ok(())
-            })?;
+            let mut e = entry.clone();
+            e.annotations.clear();
+            match reference {
+                Some(r) => layout.tag(r, &e)?,
+                None => layout.update_index(|index| {
+                    if !index.manifests.iter().any(|m| m.digest == e.digest) {
+                        index.manifests.push(e);
+                    }
+                    Ok(())
+                })?,
+            }
         }
         Location::OciArchive(file, reference) | Location::DockerArchive(file, reference) => {
             let image = from.load_image(&entry)?;
@@ -257,6 +257,25 @@ fn pick_layout_entry(
     }
 }
 
+/// Where `kiln copy` writes blobs: the kiln store, or an OCI layout that
+/// gets only the layout's own files. Both keep blobs as plain files, so a
+/// blob already verified can be hard-linked in.
+trait Destination: Ingester + Provider {
+    fn blob_path(&self, d: &Digest) -> PathBuf;
+}
+
+impl Destination for Store {
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs().path(d)
+    }
+}
+
+impl Destination for Layout {
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        Layout::blob_path(self, d)
+    }
+}
+
 /// Copies every blob `entry` reaches (the model's walk) from any content
 /// provider into `to`. Blobs `from` keeps as files already verified (a
 /// kiln store) are hard-linked when possible; everything else is streamed
@@ -264,16 +283,15 @@ fn pick_layout_entry(
 fn copy_graph(
     from: &dyn Provider,
     linkable: Option<&Store>,
-    to: &Store,
+    to: &dyn Destination,
     entry: &IndexEntry,
 ) -> anyhow::Result<()> {
-    let _lease = to.lease()?;
     for d in reachable(from, entry)? {
-        if to.blobs().exists(&d.digest) {
+        if to.info(&d.digest)?.is_some() {
             continue;
         }
         if let Some(src) = linkable {
-            let target = to.blobs().path(&d.digest);
+            let target = to.blob_path(&d.digest);
             if std::fs::hard_link(src.blobs().path(&d.digest), &target).is_ok() {
                 continue;
             }
