@@ -17,7 +17,15 @@
 //!
 //! Main types: [`Store`] (open a root, read/update the index, resolve images,
 //! remove and prune them with docker's policies, disk usage, GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
-//! manifests), [`Image`] (a manifest with its config).
+//! manifests; its entries are the model's descriptors, [`IndexEntryExt`]
+//! reads kiln's annotations), [`Image`] (a manifest with its config, in the
+//! model of `kiln_core::image`), and [`Layout`]: an OCI layout that is not a
+//! kiln store (read-only, or written with the layout's own files only).
+//!
+//! The store and `Layout` implement the content traits of
+//! `kiln_core::content` (`Provider`, `Ingester` with named, resumable
+//! ingests, `Tags`); `tests/content.rs` is the suite every implementation
+//! runs.
 //!
 //! Crash safety: blobs appear atomically, index.json is replaced atomically
 //! after every blob it names is durable, and deletions happen only under the
