@@ -38,23 +38,8 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// An OS/architecture/variant triple for the predefined platform ARGs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// The platform of the predefined platform ARGs: kiln's one platform type.
+pub use kiln_core::Platform;
 
 /// What the caller of a build supplies.
 #[derive(Debug, Clone)]
