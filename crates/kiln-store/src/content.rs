@@ -97,7 +97,7 @@ impl Ingester for BlobStore {
                 w.set_writeback(WRITEBACK_EVERY);
                 Ok(Box::new(w))
             }
-            Some(name) => Ok(Box::new(NamedIngest::open(self, name)?)),
+            Some(name) => Ok(Box::new(FileIngest::named(self, name)?)),
         }
     }
 }
@@ -108,19 +108,100 @@ impl Ingester for Store {
     }
 }
 
-/// An ingest with a name, kept across processes until committed: a
-/// writer that dies leaves it, the next writer of that name continues
-/// where it stopped (the bytes already there are hashed again first).
-/// The file lock says a writer is alive: a second one gets a conflict,
-/// and GC's stale-ingest sweep leaves it alone.
-struct NamedIngest {
+/// A blob written to a file of its own and renamed into `blobs/` once
+/// verified: a named ingest of the store, or a layout's hidden temp file.
+struct FileIngest {
     file: Sha256Writer<BufWriter<File>>,
-    path: PathBuf,
+    backing: Backing,
     blobs_dir: PathBuf,
 }
 
-impl NamedIngest {
-    fn open(blobs: &BlobStore, name: &str) -> Result<NamedIngest, ContentError> {
+enum Backing {
+    /// An ingest with a name, kept across processes until committed: a
+    /// writer that dies leaves it, the next writer of that name continues
+    /// where it stopped (the bytes already there are hashed again first).
+    /// The file lock says a writer is alive: a second one gets a conflict,
+    /// and GC's stale-ingest sweep leaves it alone.
+    Named(PathBuf),
+    /// Removed when dropped uncommitted.
+    Temp(tempfile::NamedTempFile),
+}
+
+impl Backing {
+    fn path(&self) -> &Path {
+        match self {
+            Backing::Named(p) => p,
+            Backing::Temp(t) => t.path(),
+        }
+    }
+}
+
+impl Write for FileIngest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ContentWriter for FileIngest {
+    fn offset(&self) -> u64 {
+        self.file.len()
+    }
+
+    fn commit(
+        self: Box<Self>,
+        expected: Option<&Digest>,
+        size: Option<u64>,
+    ) -> Result<Digest, ContentError> {
+        let FileIngest {
+            file,
+            backing,
+            blobs_dir,
+        } = *self;
+        let (digest, len, buf) = file.finish();
+        let path = backing.path().to_path_buf();
+        let io_err =
+            |e: io::Error| ContentError::other(ErrorKind::Io, format!("{}: {e}", path.display()));
+        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+        let refused = if let Some(expected) = expected.filter(|e| **e != digest) {
+            Some(ContentError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest.clone(),
+                actual_size: len,
+            })
+        } else {
+            size.filter(|s| *s != len)
+                .map(|size| ContentError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: len,
+                })
+        };
+        if let Some(e) = refused {
+            // Wrong content is not worth resuming: start over next time.
+            if let Backing::Named(p) = &backing {
+                let _ = fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        file.sync_all().map_err(io_err)?;
+        let dir = blobs_dir.join(digest.algorithm().as_str());
+        let target = dir.join(digest.hex());
+        match backing {
+            Backing::Named(p) => fs::rename(&p, &target).map_err(io_err)?,
+            Backing::Temp(t) => {
+                t.persist(&target).map_err(|e| io_err(e.error))?;
+            }
+        }
+        sync_dir(&dir)?;
+        Ok(digest)
+    }
+}
+
+impl FileIngest {
+    fn named(blobs: &BlobStore, name: &str) -> Result<FileIngest, ContentError> {
         // Names are anything (a digest, a reference): the file name is
         // their hash, so no name can point outside `ingest/`.
         let path = blobs
@@ -156,64 +237,11 @@ impl NamedIngest {
             }
             writer.skip_ahead(&chunk[..n]);
         }
-        Ok(NamedIngest {
+        Ok(FileIngest {
             file: writer,
-            path,
+            backing: Backing::Named(path),
             blobs_dir: blobs.blobs_dir().to_path_buf(),
         })
-    }
-}
-
-impl Write for NamedIngest {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl ContentWriter for NamedIngest {
-    fn offset(&self) -> u64 {
-        self.file.len()
-    }
-
-    fn commit(
-        self: Box<Self>,
-        expected: Option<&Digest>,
-        size: Option<u64>,
-    ) -> Result<Digest, ContentError> {
-        let NamedIngest {
-            file,
-            path,
-            blobs_dir,
-        } = *self;
-        let (digest, len, buf) = file.finish();
-        let io_err =
-            |e: io::Error| ContentError::other(ErrorKind::Io, format!("{}: {e}", path.display()));
-        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-        if let Some(expected) = expected.filter(|e| **e != digest) {
-            // Wrong content is not worth resuming: start over next time.
-            let _ = fs::remove_file(&path);
-            return Err(ContentError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-                actual_size: len,
-            });
-        }
-        if let Some(size) = size.filter(|s| *s != len) {
-            let _ = fs::remove_file(&path);
-            return Err(ContentError::SizeMismatch {
-                digest,
-                expected: size,
-                actual: len,
-            });
-        }
-        file.sync_all().map_err(io_err)?;
-        let dir = blobs_dir.join(digest.algorithm().as_str());
-        fs::rename(&path, dir.join(digest.hex())).map_err(io_err)?;
-        sync_dir(&dir)?;
-        Ok(digest)
     }
 }
 
@@ -368,69 +396,11 @@ impl Ingester for Layout {
         let file = temp
             .reopen()
             .map_err(|e| ContentError::other(ErrorKind::Io, format!("{}: {e}", dir.display())))?;
-        Ok(Box::new(LayoutWriter {
+        Ok(Box::new(FileIngest {
             file: Sha256Writer::new(BufWriter::with_capacity(1 << 20, file)),
-            temp,
+            backing: Backing::Temp(temp),
             blobs_dir: self.root.join("blobs"),
         }))
-    }
-}
-
-struct LayoutWriter {
-    file: Sha256Writer<BufWriter<File>>,
-    temp: tempfile::NamedTempFile,
-    blobs_dir: PathBuf,
-}
-
-impl Write for LayoutWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl ContentWriter for LayoutWriter {
-    fn offset(&self) -> u64 {
-        self.file.len()
-    }
-
-    fn commit(
-        self: Box<Self>,
-        expected: Option<&Digest>,
-        size: Option<u64>,
-    ) -> Result<Digest, ContentError> {
-        let LayoutWriter {
-            file,
-            temp,
-            blobs_dir,
-        } = *self;
-        let (digest, len, buf) = file.finish();
-        let path = temp.path().to_path_buf();
-        let io_err =
-            |e: io::Error| ContentError::other(ErrorKind::Io, format!("{}: {e}", path.display()));
-        let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-        if let Some(expected) = expected.filter(|e| **e != digest) {
-            return Err(ContentError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-                actual_size: len,
-            });
-        }
-        if let Some(size) = size.filter(|s| *s != len) {
-            return Err(ContentError::SizeMismatch {
-                digest,
-                expected: size,
-                actual: len,
-            });
-        }
-        file.sync_all().map_err(io_err)?;
-        let dir = blobs_dir.join(digest.algorithm().as_str());
-        temp.persist(dir.join(digest.hex()))
-            .map_err(|e| io_err(e.error))?;
-        sync_dir(&dir)?;
-        Ok(digest)
     }
 }
 
