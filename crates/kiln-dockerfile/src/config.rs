@@ -200,6 +200,37 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn apply_all(frontend: Frontend, base: &str, lines: &[&str]) -> serde_json::Value {
+        let mut cfg = ImageConfig::from_slice(base.as_bytes()).unwrap();
+        let mut edit = ConfigEdit::new(frontend);
+        for line in lines {
+            let i = crate::parse_line(line, '\\').unwrap();
+            edit.apply(&mut cfg, &i.command, &[]);
+        }
+        cfg.to_value()
+    }
+
+    #[test]
+    fn frontends_differ_only_in_args_escaped() {
+        let base = r#"{"config":{"Cmd":["base"],"Labels":null,"Hostname":""}}"#;
+        let lines = [r#"ENTRYPOINT ["e"]"#, "CMD x", "LABEL a=b", "MAINTAINER me"];
+        let bk = apply_all(Frontend::BuildKit, base, &lines);
+        let classic = apply_all(Frontend::Classic, base, &lines);
+        assert_eq!(bk["config"]["ArgsEscaped"], true);
+        assert!(classic["config"].get("ArgsEscaped").is_none());
+        assert_eq!(
+            classic["config"]["Cmd"],
+            serde_json::json!(["/bin/sh", "-c", "x"])
+        );
+        // Fields the editor does not touch survive, null replaced by a map.
+        assert_eq!(classic["config"]["Hostname"], "");
+        assert_eq!(classic["config"]["Labels"]["a"], "b");
+        assert_eq!(classic["author"], "me");
+        // ENTRYPOINT before any CMD dropped the base CMD.
+        let only = apply_all(Frontend::BuildKit, base, &[r#"ENTRYPOINT ["e"]"#]);
+        assert!(only["config"].get("Cmd").is_none());
+    }
+
     #[test]
     fn workdir_follows_docker() {
         assert_eq!(workdir("", "rel/./dir/"), "/rel/dir");
