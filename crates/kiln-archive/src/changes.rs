@@ -4,19 +4,29 @@
 
 use std::collections::BTreeMap;
 
-use kiln_dockerfile::{
-    parse_line, scope::exposed_ports, Command, CommandLine, GlobalScope, StageScope,
-};
-use serde_json::{Map, Value};
+use kiln_core::image::ImageConfig;
+use kiln_dockerfile::config::{ConfigEdit, Frontend};
+use kiln_dockerfile::{parse_line, GlobalScope, StageScope};
 
 use crate::error::{ArchiveError, Result};
 
+/// What docker's `--change` accepts (its `validCommitCommands`), plus
+/// STOPSIGNAL, which docker 20.10 refuses and later versions accept.
 const SUPPORTED: &str =
-    "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR";
+    "CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR";
 
-/// Applies one instruction (`CMD ["sh"]`, `ENV A=1 B=2`, …) to the `config`
-/// object of an image config.
-pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<()> {
+/// Applies a change list (`CMD ["sh"]`, `ENV A=1 B=2`, …) in order to
+/// `config`, through the one config editor the build uses too. One list is
+/// one "stage": an ENTRYPOINT keeps a CMD set earlier in the same list.
+pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
+    let mut edit = ConfigEdit::new(Frontend::Classic);
+    for change in changes {
+        apply_change(config, &mut edit, change)?;
+    }
+    Ok(())
+}
+
+fn apply_change(config: &mut ImageConfig, edit: &mut ConfigEdit, change: &str) -> Result<()> {
     let bad = |reason: String| ArchiveError::BadChange {
         change: change.to_string(),
         reason,
@@ -37,124 +47,25 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<()>
             "{keyword} cannot be applied to an image config; supported: {SUPPORTED}"
         )));
     }
-    let env: Vec<String> = match config.get("Env") {
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let env = config.container().env().to_vec();
     let global = GlobalScope::default();
     let no_build_args = BTreeMap::new();
     let mut scope = StageScope::new(&global, &no_build_args, '\\', &env);
     let expanded = scope.expand(&instruction).map_err(frontend)?;
-    match expanded.command {
-        Command::Cmd(line) => {
-            let v = command(config, line);
-            config.insert("Cmd".into(), v);
-        }
-        Command::Entrypoint(line) => {
-            let v = command(config, line);
-            config.insert("Entrypoint".into(), v);
-        }
-        Command::Env(_) => {
-            config.insert("Env".into(), Value::from(scope.env()));
-        }
-        Command::Label(pairs) => {
-            let labels = object(config, "Labels").map_err(bad)?;
-            for kv in pairs {
-                labels.insert(kv.key, Value::String(kv.value));
-            }
-        }
-        Command::Expose(ports) => {
-            let exposed = object(config, "ExposedPorts").map_err(bad)?;
-            for p in ports.iter().flat_map(|p| exposed_ports(p)) {
-                exposed.insert(p, Value::Object(Map::new()));
-            }
-        }
-        Command::Volume(list) => {
-            let volumes = object(config, "Volumes").map_err(bad)?;
-            for v in list {
-                volumes.insert(v, Value::Object(Map::new()));
-            }
-        }
-        Command::User(u) => {
-            config.insert("User".into(), Value::String(u));
-        }
-        Command::Workdir(w) => {
-            // A relative WORKDIR is relative to the current one.
-            let current = config
-                .get("WorkingDir")
-                .and_then(Value::as_str)
-                .unwrap_or("/");
-            let dir = if w.starts_with('/') {
-                w
-            } else {
-                format!("{}/{w}", current.trim_end_matches('/'))
-            };
-            config.insert("WorkingDir".into(), Value::String(dir));
-        }
-        Command::StopSignal(s) => {
-            config.insert("StopSignal".into(), Value::String(s));
-        }
-        Command::Onbuild(o) => {
-            let list = config
-                .entry("OnBuild")
-                .or_insert_with(|| Value::Array(Vec::new()));
-            match list {
-                Value::Array(list) => list.push(Value::String(o.expression)),
-                other => *other = Value::from(vec![o.expression]),
-            }
-        }
-        _ => unreachable!("checked against SUPPORTED above"),
-    }
+    edit.apply(config, &expanded.command, &scope.env());
     Ok(())
-}
-
-/// Exec form as is; shell form wrapped in the config's Shell (default
-/// `/bin/sh -c`).
-fn command(config: &Map<String, Value>, line: CommandLine) -> Value {
-    match line {
-        CommandLine::Exec(args) => Value::from(args),
-        CommandLine::Shell(text) => {
-            let mut shell: Vec<String> = match config.get("Shell") {
-                Some(Value::Array(s)) if !s.is_empty() => s
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                _ => vec!["/bin/sh".into(), "-c".into()],
-            };
-            shell.push(text);
-            Value::from(shell)
-        }
-    }
-}
-
-fn object<'a>(
-    config: &'a mut Map<String, Value>,
-    key: &str,
-) -> std::result::Result<&'a mut Map<String, Value>, String> {
-    let v = config
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
-    if v.is_null() {
-        *v = Value::Object(Map::new());
-    }
-    v.as_object_mut()
-        .ok_or_else(|| format!("the image's {key} is not an object"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn apply(changes: &[&str]) -> Value {
-        let mut m = Map::new();
-        for c in changes {
-            apply_change(&mut m, c).unwrap();
-        }
-        Value::Object(m)
+        let mut c = ImageConfig::default();
+        let changes: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        apply_changes(&mut c, &changes).unwrap();
+        c.container().to_value()
     }
 
     #[test]
@@ -193,12 +104,38 @@ mod tests {
     }
 
     #[test]
-    fn shell_form_uses_the_config_shell() {
-        let mut m = Map::new();
-        m.insert("Shell".into(), json!(["/bin/bash", "-o", "pipefail", "-c"]));
-        apply_change(&mut m, "CMD echo hi").unwrap();
+    fn entrypoint_drops_cmd_unless_set_in_the_same_list() {
+        let mut base = ImageConfig::from_slice(br#"{"config":{"Cmd":["inherited"]}}"#).unwrap();
+        apply_changes(&mut base, &[r#"ENTRYPOINT ["e"]"#.to_string()]).unwrap();
+        assert_eq!(base.container().to_value(), json!({"Entrypoint": ["e"]}));
+        let v = apply(&[r#"CMD ["a"]"#, r#"ENTRYPOINT ["e"]"#]);
+        assert_eq!(v, json!({"Cmd": ["a"], "Entrypoint": ["e"]}));
+    }
+
+    #[test]
+    fn healthcheck_and_workdir_as_docker() {
+        let v = apply(&[
+            "HEALTHCHECK --interval=1s --retries=4 CMD [\"x\"]",
+            "WORKDIR /srv",
+            "WORKDIR ../x/./y/",
+        ]);
         assert_eq!(
-            m["Cmd"],
+            v,
+            json!({
+                "Healthcheck": {"Test": ["CMD", "x"], "Interval": 1_000_000_000u64, "Retries": 4},
+                "WorkingDir": "/x/y",
+            })
+        );
+    }
+
+    #[test]
+    fn shell_form_uses_the_config_shell() {
+        let mut c =
+            ImageConfig::from_slice(br#"{"config":{"Shell":["/bin/bash","-o","pipefail","-c"]}}"#)
+                .unwrap();
+        apply_changes(&mut c, &["CMD echo hi".to_string()]).unwrap();
+        assert_eq!(
+            c.container().to_value()["Cmd"],
             json!(["/bin/bash", "-o", "pipefail", "-c", "echo hi"])
         );
     }
@@ -207,6 +144,10 @@ mod tests {
     fn rejects_bad_changes_with_reason() {
         for (c, why) in [
             ("RUN echo", "cannot be applied"),
+            ("SHELL [\"/bin/bash\", \"-c\"]", "cannot be applied"),
+            ("MAINTAINER me", "cannot be applied"),
+            ("ARG x=1", "cannot be applied"),
+            ("VOLUME \"\"", "can not be an empty string"),
             ("FROM x", "FROM isn't allowed here"),
             ("CMD", "requires at least one argument"),
             ("EXPOSE 99999", "invalid port"),
@@ -217,7 +158,9 @@ mod tests {
             ("CMDD x", "did you mean CMD?"),
             ("ENV A=1\nENV B=2", "expected one instruction"),
         ] {
-            let err = apply_change(&mut Map::new(), c).unwrap_err().to_string();
+            let err = apply_changes(&mut ImageConfig::default(), &[c.to_string()])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(why), "{c}: {err}");
         }
     }

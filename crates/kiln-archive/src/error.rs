@@ -10,6 +10,8 @@ pub enum ArchiveError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Content(#[from] kiln_core::content::ContentError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -53,6 +55,7 @@ impl ArchiveError {
         match self {
             ArchiveError::Store(e) => e.kind(),
             ArchiveError::Layer(e) => e.kind(),
+            ArchiveError::Content(e) => e.kind(),
             ArchiveError::Io { .. } | ArchiveError::File { .. } => ErrorKind::Io,
             ArchiveError::DigestMismatch { .. } | ArchiveError::DiffIdMismatch { .. } => {
                 ErrorKind::Integrity

@@ -2,12 +2,13 @@
 
 use std::io::{BufReader, Read};
 
+use kiln_core::image::ImageConfig;
 use kiln_core::{Digest, ImageRef, Platform};
 use kiln_layer::{copy_checked_tar, decompress, Compression, LayerWriter};
 use kiln_store::{LayerDescriptor, LayerInfo, Store};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use crate::changes::apply_change;
+use crate::changes::apply_changes;
 use crate::error::{ArchiveError, Result};
 
 pub struct ImportOptions {
@@ -43,10 +44,8 @@ fn compressor_threads() -> u32 {
 
 pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> Result<Imported> {
     // Validate the cheap things before reading gigabytes.
-    let mut config_obj = Map::new();
-    for change in &opts.changes {
-        apply_change(&mut config_obj, change)?;
-    }
+    let mut edited = ImageConfig::default();
+    apply_changes(&mut edited, &opts.changes)?;
 
     let _lease = store.lease()?;
     let (_, plain) = decompress(BufReader::with_capacity(1 << 20, input))?;
@@ -89,7 +88,7 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
         "os": opts.platform.os,
         "created": opts.created,
         "comment": message,
-        "config": Value::Object(config_obj),
+        "config": edited.container().to_value(),
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": opts.created, "comment": message}],
     });

@@ -2,7 +2,8 @@
 //!
 //! - [`import`]: a root filesystem tarball (plain, gzip or zstd) becomes a
 //!   one-layer image, like `docker import`; `--change` instructions adjust
-//!   its config ([`apply_change`]).
+//!   its config ([`apply_changes`], the one config editor of
+//!   `kiln_dockerfile::config`).
 //! - [`save`]: images to one tar archive that is at once an OCI image layout
 //!   (for skopeo `oci-archive:`) and a docker archive (`manifest.json` and
 //!   `repositories`, for `docker load` and skopeo `docker-archive:`).
@@ -21,7 +22,7 @@ mod load;
 mod save;
 mod tar_out;
 
-pub use changes::apply_change;
+pub use changes::apply_changes;
 pub use error::ArchiveError;
 pub use import::{import, ImportOptions, Imported};
 pub use load::{load, Loaded};

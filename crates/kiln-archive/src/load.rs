@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
 
-use kiln_core::{media_types, oci, Digest, ImageRef, Platform, Sha256Writer};
+use kiln_core::image::{ImageConfig, Index, Manifest};
+use kiln_core::{Digest, ImageRef, Platform, Sha256Writer};
 use kiln_layer::{clean_entry_path, decompress, Compression};
 use kiln_store::{IndexEntry, LayerDescriptor, LayerInfo, PendingBlob, Store};
 use serde::Deserialize;
@@ -275,10 +276,12 @@ impl DiffIds {
 }
 
 fn config_diff_ids(files: &Files, path: &str) -> Result<Vec<Digest>> {
-    let config: oci::ImageConfiguration = files.json(path)?;
+    let config: ImageConfig = files.json(path)?;
     config
-        .rootfs()
-        .diff_ids()
+        .rootfs
+        .as_ref()
+        .and_then(|r| r.diff_ids.clone())
+        .unwrap_or_default()
         .iter()
         .map(|d| {
             d.parse::<Digest>()
@@ -323,55 +326,41 @@ fn plan_oci(
     diff: &mut DiffIds,
     tags_by_config: &HashMap<Digest, Vec<ImageRef>>,
 ) -> Result<Vec<Planned>> {
-    let index: oci::ImageIndex = files.json("index.json")?;
+    let index: Index = files.json("index.json")?;
     let mut planned = Vec::new();
-    for top in index.manifests() {
-        let annotations = top.annotations().clone().unwrap_or_default();
+    for top in &index.manifests {
+        let annotations = &top.annotations;
         let mut desc = top.clone();
-        let top_digest =
-            Digest::try_from(top.digest()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        if media_types::is_index(top.media_type().as_ref()) {
-            let (content, path) = files.blob(&top_digest, Some(top.size()))?;
+        if top.is_index() {
+            let (content, path) = files.blob(&top.digest, Some(top.size))?;
             let Content::Memory(bytes, _) = content else {
                 return Err(ArchiveError::Invalid(format!(
                     "{path} is too large for an index"
                 )));
             };
-            let nested: oci::ImageIndex = serde_json::from_slice(bytes)
+            let nested: Index = serde_json::from_slice(bytes)
                 .map_err(|e| ArchiveError::Invalid(format!("{path}: {e}")))?;
             let host = Platform::host();
             desc = nested
-                .manifests()
-                .iter()
-                .find(|m| {
-                    m.platform().as_ref().is_some_and(|p| {
-                        p.os().to_string() == host.os
-                            && p.architecture().to_string() == host.architecture
-                    })
-                })
+                .select(&host)
                 .cloned()
                 .ok_or_else(|| ArchiveError::Invalid(format!("{path} has no image for {host}")))?;
         }
-        let digest =
-            Digest::try_from(desc.digest()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let (content, manifest_path) = files.blob(&digest, Some(desc.size()))?;
+        let (content, manifest_path) = files.blob(&desc.digest, Some(desc.size))?;
         let Content::Memory(bytes, _) = content else {
             return Err(ArchiveError::Invalid(format!(
                 "{manifest_path} is too large for a manifest"
             )));
         };
-        let manifest: oci::ImageManifest = serde_json::from_slice(bytes).map_err(|e| {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             ArchiveError::Invalid(format!("{manifest_path}: not a valid image manifest: {e}"))
         })?;
-        let config_digest = Digest::try_from(manifest.config().digest())
-            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let (_, config_path) = files.blob(&config_digest, Some(manifest.config().size()))?;
+        let config_digest = manifest.config.digest.clone();
+        let (_, config_path) = files.blob(&config_digest, Some(manifest.config.size))?;
         let mut layers = Vec::new();
-        for l in manifest.layers() {
-            let d =
-                Digest::try_from(l.digest()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-            let (_, path) = files.blob(&d, Some(l.size()))?;
-            layers.push((path, Some(l.media_type().to_string())));
+        for l in &manifest.layers {
+            let (_, path) = files.blob(&l.digest, Some(l.size))?;
+            layers.push((path, Some(l.media_type.clone())));
         }
         let layers = check_layers(diff, files, &config_path, layers)?;
 
@@ -388,7 +377,7 @@ fn plan_oci(
             },
         };
         planned.push(Planned {
-            manifest: Some((manifest_path, desc.media_type().to_string())),
+            manifest: Some((manifest_path, desc.media_type.clone())),
             config_path,
             config_digest,
             layers,
@@ -535,8 +524,7 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
         .filter_map(|(name, previous, new_id)| {
             let old_id = store
                 .read_manifest(&previous)
-                .ok()
-                .and_then(|m| Digest::try_from(m.config().digest()).ok())
+                .map(|m| m.config.digest)
                 .unwrap_or(previous);
             (old_id != new_id).then_some((name, old_id))
         })

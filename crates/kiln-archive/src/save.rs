@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use kiln_core::{media_types, Digest, ImageRef};
+use kiln_core::image::{reachable, Descriptor, Index};
+use kiln_core::{Digest, ImageRef};
 use kiln_store::{Image, Store};
 use serde_json::{json, Value};
 
@@ -40,30 +41,26 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
 
     for SaveItem { image, names } in items {
         let layers = image.layer_digests()?;
-        blobs.insert(image.manifest_digest.clone());
-        blobs.insert(image.config_digest.clone());
-        blobs.extend(layers.iter().cloned());
-
         let manifest_size = store.blobs().size(&image.manifest_digest)?;
-        let descriptor = |annotations: Option<Value>| {
-            let mut d = json!({
-                "mediaType": image.manifest_media_type,
-                "digest": image.manifest_digest.to_string(),
-                "size": manifest_size,
-            });
-            if let Some(a) = annotations {
-                d["annotations"] = a;
-            }
-            d
-        };
+        let manifest = Descriptor::new(
+            &image.manifest_media_type,
+            image.manifest_digest.clone(),
+            manifest_size,
+        );
+        // The one walk: the manifest, its config and layers.
+        blobs.extend(reachable(store, &manifest)?.into_iter().map(|d| d.digest));
         if names.is_empty() {
-            index_entries.push(descriptor(None));
+            index_entries.push(manifest.clone());
         }
         for name in names {
-            index_entries.push(descriptor(Some(json!({
-                "io.containerd.image.name": name.to_string(),
-                "org.opencontainers.image.ref.name": name.tag().unwrap_or("latest"),
-            }))));
+            let mut d = manifest.clone();
+            d.annotations
+                .insert("io.containerd.image.name".into(), name.to_string());
+            d.annotations.insert(
+                "org.opencontainers.image.ref.name".into(),
+                name.tag().unwrap_or("latest").to_string(),
+            );
+            index_entries.push(d);
             if let (Some(tag), Some(top)) = (name.tag(), layers.last()) {
                 repositories
                     .entry(name.familiar_name())
@@ -80,11 +77,12 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
 
     let json_bytes =
         |v: &Value| serde_json::to_vec(v).map_err(|e| ArchiveError::Invalid(e.to_string()));
-    let index = json_bytes(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_types::OCI_INDEX,
-        "manifests": index_entries,
-    }))?;
+    // Through a Value, whose keys are sorted: the bytes `save` has always
+    // written for index.json (the model's own order is the wire order of
+    // manifests kiln writes, which are content-addressed).
+    let index = serde_json::to_value(Index::oci(index_entries))
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let index = json_bytes(&index)?;
     let io = |what: &str| ArchiveError::io(format!("write archive ({what})"));
 
     let mut tar = TarOut::new(out);

@@ -6,20 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Normalizes a path inside the image: absolute, `.`/`..` resolved
-/// lexically, no trailing slash (except `/`).
-pub(crate) fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// lexically, no trailing slash (except `/`). The same cleaner WORKDIR's
+/// rule uses, in the config editor.
+pub(crate) use kiln_dockerfile::config::clean_abs;
 
 /// Resolves `path` inside `root` following symlinks as the image would
 /// (absolute targets are relative to `root`; `..` never leaves it).

@@ -2,6 +2,7 @@
 //! config JSON, kept as JSON so fields kiln does not model survive from
 //! the base image), the layers, and the cache key so far.
 
+use kiln_core::image::ImageConfig;
 use kiln_core::Digest;
 use kiln_store::LayerDescriptor;
 use serde_json::{json, Map, Value};
@@ -57,13 +58,26 @@ impl StageState {
         }
     }
 
+    /// Edits the config document through the model's typed, lossless
+    /// view (what the view does not model is kept byte for byte).
+    pub fn edit_config(&mut self, f: impl FnOnce(&mut ImageConfig)) {
+        // The document is always an object (FROM makes it one), so the
+        // view always parses; were it not, the config is left untouched.
+        if let Ok(mut cfg) = ImageConfig::from_value(self.config.clone()) {
+            f(&mut cfg);
+            self.config = cfg.to_value();
+        }
+    }
+
     pub fn env(&self) -> Vec<String> {
         strings(&self.config["config"]["Env"])
     }
 
+    /// The working directory RUN and COPY use: the config's, cleaned (the
+    /// config keeps an absolute WORKDIR as written, as docker does).
     pub fn working_dir(&self) -> String {
         match self.config["config"]["WorkingDir"].as_str() {
-            Some(w) if !w.is_empty() => w.to_string(),
+            Some(w) if !w.is_empty() => crate::paths::clean_abs(w),
             _ => "/".to_string(),
         }
     }

@@ -194,6 +194,13 @@ impl<W: Write> Sha256Writer<W> {
         &mut self.inner
     }
 
+    /// Counts and hashes `bytes` as if written, without passing them on:
+    /// for resuming a write whose first part is already in place.
+    pub fn skip_ahead(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
     /// The digest and length of what was written, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         let digest = Digest::from_sha256_bytes(&self.hasher.finalize());

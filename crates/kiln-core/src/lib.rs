@@ -13,12 +13,19 @@
 //! - [`media_types`]: the OCI and Docker media type strings.
 //! - [`rfc3339`] / [`parse_rfc3339`]: timestamps as image configs hold them.
 //!
-//! The OCI data types themselves come from the `oci-spec` crate and are
-//! re-exported as [`oci`].
+//! - [`image`]: the one OCI model (descriptors, manifests, indexes, raw
+//!   manifests, the typed image config, diff/chain ids, the graph walk).
+//! - [`content`]: the content-store traits (read blobs, ingest, tags) that
+//!   the filesystem store, OCI layouts and registries implement.
+//!
+//! `oci-spec` is re-exported as [`oci`] for the runtime spec's users; image
+//! documents go through [`image`].
 
+pub mod content;
 mod digest;
 mod error;
 pub mod gofmt;
+pub mod image;
 pub mod media_types;
 mod platform;
 mod reference;

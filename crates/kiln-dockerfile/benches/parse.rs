@@ -61,11 +61,7 @@ CMD ["--serve"]
 }
 
 fn opts() -> BuildOptions {
-    let p = Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    };
+    let p = Platform::new("linux", "amd64", None);
     BuildOptions {
         build_args: BTreeMap::from([("VERSION".to_string(), "2.0".to_string())]),
         build_platform: p.clone(),

@@ -13,12 +13,16 @@
 //!    ([`StageScope::expand`]) with docker's ARG/ENV rules.
 //! 4. [`expand`]: the word expansion itself (BuildKit's rules).
 //!
+//! 5. [`config::ConfigEdit`]: what a config-only instruction does to an
+//!    image config: the one editor `kiln build` and `import --change` use.
+//!
 //! Also [`ignore::Matcher`] for `.dockerignore` and
 //! [`ignore::ignore_file_for`] for the `NAME.dockerignore` lookup.
 //!
 //! Every error is an [`Error`] that renders as `Dockerfile:LINE:COL:
 //! message`, the offending instruction and, where it helps, a hint.
 
+pub mod config;
 mod duration;
 pub mod error;
 pub mod expand;

@@ -38,23 +38,8 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// An OS/architecture/variant triple for the predefined platform ARGs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// The platform of the predefined platform ARGs: kiln's one platform type.
+pub use kiln_core::Platform;
 
 /// What the caller of a build supplies.
 #[derive(Debug, Clone)]
@@ -354,11 +339,20 @@ impl<'a> StageScope<'a> {
                 }
                 Command::Expose(out)
             }
-            Command::Volume(list) => Command::Volume(
-                list.iter()
+            Command::Volume(list) => {
+                let out: Vec<String> = list
+                    .iter()
                     .map(|v| self.word(span, "VOLUME", v))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Result<_, _>>()?;
+                // Docker's message, from both of its front ends.
+                if out.iter().any(|v| v.trim().is_empty()) {
+                    return Err(Error::new(
+                        span,
+                        "VOLUME specified can not be an empty string".to_string(),
+                    ));
+                }
+                Command::Volume(out)
+            }
             Command::User(u) => Command::User(self.word(span, "USER", u)?),
             Command::Workdir(w) => Command::Workdir(self.word(span, "WORKDIR", w)?),
             Command::StopSignal(s) => Command::StopSignal(self.word(span, "STOPSIGNAL", s)?),

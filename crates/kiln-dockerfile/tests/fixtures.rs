@@ -10,11 +10,7 @@ use std::path::Path;
 use kiln_dockerfile::{outline_instructions, parse, BuildOptions, Platform};
 
 fn amd64() -> Platform {
-    Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    }
+    Platform::new("linux", "amd64", None)
 }
 
 fn render(path: &Path) -> String {

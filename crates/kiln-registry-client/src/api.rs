@@ -7,8 +7,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use kiln_core::content::{ContentError, ContentWriter, Ingester};
 use kiln_core::Digest;
-use kiln_store::{BlobStore, StoreError};
+use kiln_core::ErrorKind;
+use kiln_store::StoreError;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Response, StatusCode};
 
@@ -21,9 +23,6 @@ const MONOLITHIC_MAX: u64 = 8 << 20;
 /// Chunk size when the registry asks for chunked uploads and its minimum
 /// is smaller.
 const CHUNK: u64 = 8 << 20;
-
-/// Writeback of a download is started every this many bytes.
-const WRITEBACK_EVERY: u64 = 16 << 20;
 
 /// Reports bytes as they move (per blob).
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Send + Sync);
@@ -202,18 +201,17 @@ impl Client {
         repo: &Repo,
         digest: &Digest,
         size: u64,
-        blobs: &BlobStore,
+        blobs: &dyn Ingester,
         layer: Option<kiln_layer::Compression>,
         on_bytes: OnBytes<'_>,
     ) -> Result<Option<(Digest, u64)>> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let scopes = [repo.pull_scope()];
         let what = format!("blob {digest} of {repo}");
-        let ingest = || -> Result<kiln_store::BlobWriter> {
-            let mut w = blobs.ingest()?;
-            w.set_writeback(WRITEBACK_EVERY);
-            Ok(w)
-        };
+        // Anonymous ingests: a download that dies leaves nothing to resume
+        // across processes; within one, an interrupted body is resumed by
+        // Range below.
+        let ingest = || -> Result<Box<dyn ContentWriter>> { Ok(blobs.writer(None)?) };
         let mut out = ingest()?;
         // A plain tar layer is its own diff_id: the blob writer's hash
         // and size say it all.
@@ -223,7 +221,7 @@ impl Client {
             .map(crate::measure::LayerMeasure::new);
         let mut interruptions = 0u32;
         loop {
-            let offset = out.written();
+            let offset = out.offset();
             let resp = self
                 .send(&repo.registry, &scopes, || {
                     let r = self.http().get(&url);
@@ -252,24 +250,23 @@ impl Client {
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(chunk) => {
-                        if out.written() + chunk.len() as u64 > size {
+                        if out.offset() + chunk.len() as u64 > size {
                             return Err(RegistryError::SizeMismatch {
                                 what,
                                 expected: size,
-                                actual: out.written() + chunk.len() as u64,
+                                actual: out.offset() + chunk.len() as u64,
                             });
                         }
                         out.write_all(&chunk).map_err(|e| {
-                            RegistryError::Store(StoreError::Io {
-                                op: "write blob",
-                                path: blobs.path(digest),
-                                source: e,
-                            })
+                            RegistryError::Content(ContentError::other(
+                                ErrorKind::Io,
+                                format!("write {what}: {e}"),
+                            ))
                         })?;
                         if let Some(m) = &mut measure {
                             m.feed(&chunk);
                         }
-                        on_bytes(out.written());
+                        on_bytes(out.offset());
                     }
                     Err(e) => {
                         failure = Some(e);
@@ -278,7 +275,7 @@ impl Client {
                 }
             }
             match failure {
-                None if out.written() == size => break,
+                None if out.offset() == size => break,
                 None => {
                     // The body ended early with no error: a truncated answer.
                     interruptions += 1;
@@ -286,7 +283,7 @@ impl Client {
                         return Err(RegistryError::SizeMismatch {
                             what,
                             expected: size,
-                            actual: out.written(),
+                            actual: out.offset(),
                         });
                     }
                 }
@@ -301,7 +298,7 @@ impl Client {
                             ),
                         });
                     }
-                    tracing::debug!("{what}: interrupted at {} bytes: {e}", out.written());
+                    tracing::debug!("{what}: interrupted at {} bytes: {e}", out.offset());
                 }
             }
         }
@@ -315,11 +312,13 @@ impl Client {
         match committed {
             Ok(_) if plain => Ok(Some((digest.clone(), size))),
             Ok(_) => Ok(measure.and_then(|m| m.finish())),
-            Err(StoreError::DigestMismatch { actual, .. }) => Err(RegistryError::DigestMismatch {
-                what,
-                expected: digest.clone(),
-                actual,
-            }),
+            Err(ContentError::DigestMismatch { actual, .. }) => {
+                Err(RegistryError::DigestMismatch {
+                    what,
+                    expected: digest.clone(),
+                    actual,
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -80,6 +80,26 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Content(#[from] kiln_core::content::ContentError),
+}
+
+impl From<kiln_core::image::ModelError> for RegistryError {
+    fn from(e: kiln_core::image::ModelError) -> RegistryError {
+        use kiln_core::image::ModelError;
+        match e {
+            ModelError::Invalid { what, reason } => RegistryError::Invalid { what, reason },
+            ModelError::UnsupportedMediaType {
+                what,
+                media_type,
+                expected,
+            } => RegistryError::UnsupportedMediaType {
+                what,
+                media_type,
+                expected,
+            },
+        }
+    }
 }
 
 impl RegistryError {
@@ -102,6 +122,7 @@ impl RegistryError {
             RegistryError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
             RegistryError::Config(_) => ErrorKind::InvalidInput,
             RegistryError::Store(e) => e.kind(),
+            RegistryError::Content(e) => e.kind(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! throughout so a concurrent prune cannot remove what was just written.
 
 use futures_util::{stream, TryStreamExt};
+use kiln_core::image::ImageConfig;
 use kiln_core::{Digest, ImageRef, Platform};
 use kiln_layer::Compression;
 use kiln_store::{IndexEntry, LayerInfo, Store, REPO_DIGEST};
@@ -107,7 +108,11 @@ pub async fn pull(
         let what = format!("manifest {} of {shown}", m.digest);
         // Images of an index copied whole may be attestations or other
         // artifacts whose layers are not tars.
-        let parsed = m.image(&what, opts.all_platforms)?;
+        let parsed = if opts.all_platforms {
+            m.manifest(&what)?
+        } else {
+            m.image(&what)?
+        };
         expected.push((parsed.config.clone(), parsed.layers.len()));
         configs.push(parsed.config);
         layers.extend(parsed.layers);
@@ -214,14 +219,14 @@ async fn fetch_all(
 fn check_config(store: &Store, config: &Descriptor, layers: usize, shown: &str) -> Result<()> {
     let bytes = store.blobs().read(&config.digest)?;
     let what = format!("config {} of {shown}", config.digest);
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
-            what: what.clone(),
-            reason: format!("not JSON: {e}"),
-        })?;
-    let diff_ids = v
-        .pointer("/rootfs/diff_ids")
-        .and_then(|d| d.as_array())
+    let parsed = ImageConfig::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+        what: what.clone(),
+        reason: format!("not a JSON object: {e}"),
+    })?;
+    let diff_ids = parsed
+        .rootfs
+        .as_ref()
+        .and_then(|r| r.diff_ids.as_ref())
         .map(Vec::len);
     if diff_ids != Some(layers) {
         return Err(RegistryError::Invalid {
@@ -239,7 +244,7 @@ fn check_config(store: &Store, config: &Descriptor, layers: usize, shown: &str) 
 fn layers_of(images: &[RawManifest], config: &Digest) -> Vec<Digest> {
     images
         .iter()
-        .filter_map(|m| m.image("manifest", true).ok())
+        .filter_map(|m| m.manifest("manifest").ok())
         .find(|m| &m.config.digest == config)
         .map(|m| m.layers.into_iter().map(|l| l.digest).collect())
         .unwrap_or_default()
@@ -255,16 +260,15 @@ fn check_diff_ids(
     shown: &str,
 ) -> Result<()> {
     let bytes = store.blobs().read(&config.digest)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let listed = v.pointer("/rootfs/diff_ids").and_then(|d| d.as_array());
+    let listed: Vec<String> = ImageConfig::from_slice(&bytes)
+        .ok()
+        .and_then(|c| c.rootfs.as_ref().and_then(|r| r.diff_ids.clone()))
+        .unwrap_or_default();
     for (i, layer) in layers.iter().enumerate() {
         let Some(info) = store.layer_info(layer) else {
             continue;
         };
-        let expected = listed
-            .and_then(|l| l.get(i))
-            .and_then(|d| d.as_str())
-            .and_then(|d| d.parse::<Digest>().ok());
+        let expected = listed.get(i).and_then(|d| d.parse::<Digest>().ok());
         if expected.as_ref() != Some(&info.diff_id) {
             return Err(RegistryError::Invalid {
                 what: format!("layer {layer} of {shown}"),

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::{stream, TryStreamExt};
+use kiln_core::image::{walk, NodeKind, Visit};
 use kiln_core::{media_types as mt, Digest, ImageRef};
 use kiln_store::{CompressedLayer, IndexEntry, Store};
 use serde_json::Value;
@@ -59,33 +60,39 @@ pub async fn push(
     let repo = Repo::of(dest);
     let _lease = store.lease()?;
     let top = stored_manifest(store, &entry.digest, &entry.media_type)?;
+    // The one walk over what the store holds: the image manifests (an
+    // index's children, or the top one) and every config and layer once.
     let mut children = Vec::new();
-    if top.is_index() {
-        for d in top.index(&format!("index {}", entry.digest))?.manifests {
-            if !store.blobs().exists(&d.digest) {
-                return Err(RegistryError::Config(format!(
-                    "the index {} names manifest {} ({}), which is not in the store: only part of this multi-platform image was pulled; push one platform's image instead, or pull with --all-platforms first",
-                    entry.digest,
-                    d.digest,
-                    d.platform.map(|p| p.to_platform().to_string()).unwrap_or_default()
-                )));
-            }
-            children.push(stored_manifest(store, &d.digest, &d.media_type)?);
-        }
-    } else {
-        children.push(top.clone());
-    }
-
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut configs = HashSet::new();
-    for m in &children {
-        let parsed = m.image(&format!("manifest {}", m.digest), true)?;
-        configs.insert(parsed.config.digest.clone());
-        blobs.push(parsed.config);
-        blobs.extend(parsed.layers);
-    }
-    let mut seen = HashSet::new();
-    blobs.retain(|d| seen.insert(d.digest.clone()));
+    walk::<_, RegistryError>(
+        store,
+        entry,
+        &mut |n| {
+            let d = n.descriptor;
+            match n.kind {
+                NodeKind::Manifest => {
+                    if n.parent.is_some() && !store.blobs().exists(&d.digest) {
+                        return Err(RegistryError::Config(format!(
+                            "the index {} names manifest {} ({}), which is not in the store: only part of this multi-platform image was pulled; push one platform's image instead, or pull with --all-platforms first",
+                            entry.digest,
+                            d.digest,
+                            d.platform.as_ref().map(|p| p.to_string()).unwrap_or_default()
+                        )));
+                    }
+                    children.push(stored_manifest(store, &d.digest, &d.media_type)?);
+                }
+                NodeKind::Config => {
+                    configs.insert(d.digest.clone());
+                    blobs.push(d.clone());
+                }
+                NodeKind::Layer => blobs.push(d.clone()),
+                NodeKind::Index | NodeKind::Other => {}
+            }
+            Ok(Visit::Descend)
+        },
+        &mut |_, e| Err(e),
+    )?;
 
     let counts = Counts::default();
     // Stored digest → the descriptor the registry has.
@@ -165,11 +172,11 @@ pub async fn push(
 
 fn stored_manifest(store: &Store, digest: &Digest, media_type: &str) -> Result<RawManifest> {
     let bytes = store.blobs().read(digest)?;
-    RawManifest::new(
+    Ok(RawManifest::new(
         bytes,
         Some(media_type),
         &format!("stored manifest {digest}"),
-    )
+    )?)
 }
 
 fn invalid(what: &Digest, e: impl std::fmt::Display) -> RegistryError {
@@ -313,11 +320,8 @@ async fn push_blob(
             Ok::<_, RegistryError>(pending)
         }
     };
-    let descriptor = |c: &CompressedLayer| Descriptor {
-        media_type: media_type(&d.media_type, to).to_string(),
-        digest: c.digest.clone(),
-        size: c.size,
-        platform: None,
+    let descriptor = |c: &CompressedLayer| {
+        Descriptor::new(media_type(&d.media_type, to), c.digest.clone(), c.size)
     };
     let (known, mut pending) = match store.compressed_layer(&d.digest, to.name()) {
         Some(c) => (c, None),
@@ -468,12 +472,7 @@ mod tests {
     use super::*;
 
     fn desc(media_type: &str, bytes: &[u8]) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest: Digest::sha256(bytes),
-            size: bytes.len() as u64,
-            platform: None,
-        }
+        Descriptor::of(media_type, bytes)
     }
 
     #[test]

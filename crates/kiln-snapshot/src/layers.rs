@@ -9,10 +9,10 @@
 
 use std::io::BufReader;
 
+use kiln_core::image::{ChainId, DiffId};
 use kiln_core::{media_types, Digest};
 use kiln_layer::{Change, TarOptions};
 use kiln_store::{LayerDescriptor, LayerInfo, Store};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{io, Result, SnapshotError};
 use crate::snapshotter::Snapshotter;
@@ -20,23 +20,23 @@ use crate::snapshotter::Snapshotter;
 /// The chain ids of a stack of layers (bottom first), as snapshot names:
 /// hex, without the `sha256:` prefix.
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for d in diff_ids {
-        let next = chain_id(out.last().map(String::as_str), d);
-        out.push(next);
-    }
-    out
+    let ids: Vec<DiffId> = diff_ids.iter().cloned().map(DiffId).collect();
+    ChainId::chain(&ids)
+        .into_iter()
+        .map(|c| c.0.hex().to_string())
+        .collect()
 }
 
 /// The chain id of `diff_id` on the chain `parent` (a snapshot name).
 pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> String {
-    match parent {
-        None => diff_id
-            .to_string()
-            .trim_start_matches("sha256:")
-            .to_string(),
-        Some(p) => hex::encode(Sha256::digest(format!("sha256:{p} {diff_id}").as_bytes())),
-    }
+    // Snapshot names are the chain id's hex; the model computes it.
+    let parent = parent
+        .and_then(|p| format!("sha256:{p}").parse::<Digest>().ok())
+        .map(ChainId);
+    ChainId::next(parent.as_ref(), &DiffId(diff_id.clone()))
+        .0
+        .hex()
+        .to_string()
 }
 
 /// Makes sure the image layers `layers` (bottom first, with their

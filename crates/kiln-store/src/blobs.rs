@@ -36,6 +36,14 @@ impl BlobStore {
         Ok(())
     }
 
+    pub(crate) fn ingest_dir(&self) -> &Path {
+        &self.ingest_dir
+    }
+
+    pub(crate) fn blobs_dir(&self) -> &Path {
+        &self.blobs_dir
+    }
+
     /// Where the blob lives (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir

@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use kiln_core::{media_types, Digest};
+use kiln_core::content::ContentError;
+use kiln_core::image::{walk, NodeKind, Visit};
+use kiln_core::Digest;
 
 use crate::error::{IoContext, Result, StoreError};
-use crate::image::descriptor_digest;
+use crate::index::IndexEntry;
 use crate::lock::{self, Mode};
 use crate::Store;
 
@@ -37,53 +39,49 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
-/// Walks from one root, collecting every digest it reaches. Missing or
-/// unreadable blobs are reported through `missing` instead of failing.
+/// Walks from one root with the model's walk, collecting every digest it
+/// reaches. Missing or unreadable blobs are reported through `missing`
+/// instead of failing: GC keeps what it can reach, check reports the rest.
 fn reach(
     store: &Store,
-    root: &Digest,
-    media_type: &str,
+    root: &IndexEntry,
     seen: &mut HashSet<Digest>,
     missing: &mut Vec<String>,
 ) -> Result<()> {
-    if !seen.insert(root.clone()) {
-        return Ok(());
-    }
-    if !store.blobs().exists(root) {
-        missing.push(format!("{media_type} {root} is missing"));
-        return Ok(());
-    }
-    if media_types::is_index(media_type) {
-        let index = match store.read_index_blob(root) {
-            Ok(i) => i,
-            Err(e) => {
-                missing.push(e.to_string());
-                return Ok(());
+    let mut problems = Vec::new();
+    let mut unreadable = Vec::new();
+    walk::<_, ContentError>(
+        store,
+        root,
+        &mut |node| {
+            let d = node.descriptor;
+            seen.insert(d.digest.clone());
+            if store.blobs().exists(&d.digest) {
+                return Ok(Visit::Descend);
             }
-        };
-        for m in index.manifests() {
-            let d = descriptor_digest(m, root)?;
-            reach(store, &d, m.media_type().as_ref(), seen, missing)?;
-        }
-    } else if media_types::is_manifest(media_type) {
-        let manifest = match store.read_manifest(root) {
-            Ok(m) => m,
-            Err(e) => {
-                missing.push(e.to_string());
-                return Ok(());
-            }
-        };
-        let children = std::iter::once(manifest.config()).chain(manifest.layers());
-        for child in children {
-            let d = descriptor_digest(child, root)?;
-            if seen.insert(d.clone()) && !store.blobs().exists(&d) {
-                missing.push(format!(
-                    "{} {d} (of manifest {root}) is missing",
-                    child.media_type()
-                ));
-            }
-        }
-    }
+            problems.push(match (node.kind, node.parent) {
+                (NodeKind::Config | NodeKind::Layer, Some(parent)) => {
+                    format!(
+                        "{} {} (of manifest {parent}) is missing",
+                        d.media_type, d.digest
+                    )
+                }
+                _ => format!("{} {} is missing", d.media_type, d.digest),
+            });
+            Ok(Visit::Skip)
+        },
+        &mut |_, e| {
+            unreadable.push(e.to_string());
+            Ok(())
+        },
+    )
+    .map_err(|e| StoreError::CorruptMetadata {
+        what: "image graph",
+        digest: root.digest.clone(),
+        reason: e.to_string(),
+    })?;
+    missing.extend(problems);
+    missing.extend(unreadable);
     Ok(())
 }
 
@@ -135,13 +133,7 @@ impl Store {
         let mut missing = Vec::new();
         seen.extend(self.gc_root_digests());
         for entry in self.index()?.roots() {
-            reach(
-                self,
-                &entry.digest,
-                &entry.media_type,
-                &mut seen,
-                &mut missing,
-            )?;
+            reach(self, entry, &mut seen, &mut missing)?;
         }
         Ok((seen, missing))
     }

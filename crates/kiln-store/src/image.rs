@@ -2,10 +2,11 @@
 //! point at it; and resolution of what a user typed (a name, an ID or ID
 //! prefix, `name@digest`) to one of them.
 
-use kiln_core::{media_types, oci, Digest, ImageRef, Platform};
+use kiln_core::image::{ImageConfig, Index as ImageIndex, Manifest};
+use kiln_core::{media_types, Digest, ImageRef, Platform};
 
 use crate::error::{Result, StoreError};
-use crate::index::IndexEntry;
+use crate::index::{IndexEntry, IndexEntryExt};
 use crate::Store;
 
 /// An image in the store: one manifest and everything the index says of it.
@@ -18,15 +19,17 @@ pub struct ImageRecord {
 }
 
 /// A loaded image: manifest and config, parsed, with the raw config bytes
-/// (the image ID is their digest, so they are never re-serialized).
+/// (the image ID is their digest, so they are never re-serialized) and the
+/// model's lenient view of them (a config with fields of unexpected types
+/// still loads).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub manifest_digest: Digest,
     pub manifest_media_type: String,
-    pub manifest: oci::ImageManifest,
+    pub manifest: Manifest,
     pub config_digest: Digest,
     pub config_bytes: Vec<u8>,
-    pub config: oci::ImageConfiguration,
+    pub config: ImageConfig,
 }
 
 impl Image {
@@ -37,20 +40,13 @@ impl Image {
 
     /// Layer blobs, bottom first.
     pub fn layer_digests(&self) -> Result<Vec<Digest>> {
-        self.manifest
-            .layers()
+        Ok(self
+            .manifest
+            .layers
             .iter()
-            .map(|l| descriptor_digest(l, &self.manifest_digest))
-            .collect()
+            .map(|l| l.digest.clone())
+            .collect())
     }
-}
-
-pub(crate) fn descriptor_digest(d: &oci::Descriptor, owner: &Digest) -> Result<Digest> {
-    Digest::try_from(d.digest()).map_err(|e| StoreError::CorruptMetadata {
-        what: "manifest",
-        digest: owner.clone(),
-        reason: e.to_string(),
-    })
 }
 
 impl Store {
@@ -80,14 +76,15 @@ impl Store {
             (entry.digest.clone(), entry.media_type.clone())
         };
         let manifest = self.read_manifest(&digest)?;
-        let config_digest = descriptor_digest(manifest.config(), &digest)?;
+        let config_digest = manifest.config.digest.clone();
         let config_bytes = self.blobs().read(&config_digest)?;
-        let config: oci::ImageConfiguration =
-            serde_json::from_slice(&config_bytes).map_err(|e| StoreError::CorruptMetadata {
+        let config = ImageConfig::from_slice(&config_bytes).map_err(|reason| {
+            StoreError::CorruptMetadata {
                 what: "image config",
                 digest: config_digest.clone(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            }
+        })?;
         Ok(Image {
             manifest_digest: digest,
             manifest_media_type: media_type,
@@ -98,7 +95,7 @@ impl Store {
         })
     }
 
-    pub fn read_manifest(&self, digest: &Digest) -> Result<oci::ImageManifest> {
+    pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
         let bytes = self.blobs().read(digest)?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptMetadata {
             what: "manifest",
@@ -107,7 +104,7 @@ impl Store {
         })
     }
 
-    pub fn read_index_blob(&self, digest: &Digest) -> Result<oci::ImageIndex> {
+    pub fn read_index_blob(&self, digest: &Digest) -> Result<ImageIndex> {
         let bytes = self.blobs().read(digest)?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptMetadata {
             what: "image index",
@@ -118,11 +115,8 @@ impl Store {
 
     fn platform_manifest(&self, index: &Digest, want: &Platform) -> Result<(Digest, String)> {
         let idx = self.read_index_blob(index)?;
-        for m in idx.manifests() {
-            let Some(p) = m.platform() else { continue };
-            if p.os().to_string() == want.os && p.architecture().to_string() == want.architecture {
-                return Ok((descriptor_digest(m, index)?, m.media_type().to_string()));
-            }
+        if let Some(m) = idx.select(want) {
+            return Ok((m.digest.clone(), m.media_type.clone()));
         }
         Err(StoreError::ImageNotFound(format!(
             "{index} has no manifest for platform {want}"

@@ -8,12 +8,12 @@
 //! Entries written by other tools whose names are not full references are
 //! kept and treated as untagged roots.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use kiln_core::{oci, Digest, ImageRef};
+use kiln_core::image::Descriptor;
+use kiln_core::{Digest, ImageRef};
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::sync_dir;
@@ -31,62 +31,50 @@ pub const REPO_DIGEST: &str = "dev.kiln.image.repo-digest";
 /// no image ID or manifest digest.
 pub const NAMED: &str = "dev.kiln.image.named";
 
-/// One descriptor in index.json.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexEntry {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<oci::Platform>,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
+/// One descriptor in index.json: the model's [`Descriptor`]; what kiln
+/// reads from its annotations is [`IndexEntryExt`].
+pub type IndexEntry = Descriptor;
+
+/// What the store reads from an index.json entry's annotations.
+pub trait IndexEntryExt {
+    /// The kiln tag of this entry, if it has one that is a full reference.
+    fn name(&self) -> Option<ImageRef>;
+    /// The digest a registry knows this image by: [`REPO_DIGEST`] when
+    /// recorded, else the manifest's own.
+    fn repo_digest(&self) -> Digest;
+    /// When this entry was named ([`NAMED`]), if kiln recorded it.
+    fn named_at(&self) -> Option<std::time::SystemTime>;
 }
 
-impl IndexEntry {
-    pub fn new(media_type: &str, digest: Digest, size: u64) -> IndexEntry {
-        IndexEntry {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            platform: None,
-            annotations: HashMap::new(),
-        }
-    }
-
-    /// The kiln tag of this entry, if it has one that is a full reference.
-    pub fn name(&self) -> Option<ImageRef> {
+impl IndexEntryExt for Descriptor {
+    fn name(&self) -> Option<ImageRef> {
         let raw = self.annotations.get(REF_NAME)?;
         let parsed = ImageRef::parse(raw).ok()?;
         // Only names stored in full normalized form are kiln tags.
         (parsed.to_string() == *raw && parsed.tag().is_some()).then_some(parsed)
     }
 
-    /// The digest a registry knows this image by: [`REPO_DIGEST`] when
-    /// recorded, else the manifest's own.
-    pub fn repo_digest(&self) -> Digest {
+    fn repo_digest(&self) -> Digest {
         self.annotations
             .get(REPO_DIGEST)
             .and_then(|d| d.parse().ok())
             .unwrap_or_else(|| self.digest.clone())
     }
 
-    /// When this entry was named ([`NAMED`]), if kiln recorded it.
-    pub fn named_at(&self) -> Option<std::time::SystemTime> {
+    fn named_at(&self) -> Option<std::time::SystemTime> {
         self.annotations
             .get(NAMED)
             .and_then(|t| kiln_core::parse_rfc3339(t))
     }
+}
 
-    fn stamp_named(&mut self) {
-        let now = kiln_core::rfc3339(std::time::SystemTime::now());
-        self.annotations.insert(NAMED.to_string(), now);
-    }
+fn stamp_named(e: &mut Descriptor) {
+    let now = kiln_core::rfc3339(std::time::SystemTime::now());
+    e.annotations.insert(NAMED.to_string(), now);
+}
 
-    fn raw_name(&self) -> Option<&str> {
-        self.annotations.get(REF_NAME).map(String::as_str)
-    }
+fn raw_name(e: &Descriptor) -> Option<&str> {
+    e.annotations.get(REF_NAME).map(String::as_str)
 }
 
 /// The parsed index.json. Only its `manifests` matter to kiln; other fields
@@ -144,7 +132,7 @@ impl Index {
     /// The entry tagged `name`, if any.
     pub fn find(&self, name: &ImageRef) -> Option<&IndexEntry> {
         let want = name.to_string();
-        self.manifests.iter().find(|e| e.raw_name() == Some(&want))
+        self.manifests.iter().find(|e| raw_name(e) == Some(&want))
     }
 
     /// Every name (tag) pointing at `digest`.
@@ -152,7 +140,7 @@ impl Index {
         self.manifests
             .iter()
             .filter(|e| &e.digest == digest)
-            .filter_map(IndexEntry::name)
+            .filter_map(IndexEntryExt::name)
             .collect()
     }
 
@@ -173,14 +161,14 @@ impl Index {
         let previous = self
             .manifests
             .iter()
-            .position(|e| e.raw_name() == Some(&want))
+            .position(|e| raw_name(e) == Some(&want))
             .map(|i| self.manifests.remove(i));
         // A dangling entry for the target is replaced by the named one.
         self.manifests
-            .retain(|e| !(e.digest == target.digest && e.raw_name().is_none()));
+            .retain(|e| !(e.digest == target.digest && raw_name(e).is_none()));
         let mut entry = target.clone();
         entry.annotations.insert(REF_NAME.to_string(), want);
-        entry.stamp_named();
+        stamp_named(&mut entry);
         self.manifests.push(entry);
         let previous = previous?;
         if previous.digest == target.digest {
@@ -199,7 +187,7 @@ impl Index {
         if !self.manifests.iter().any(|e| e.digest == entry.digest) {
             let mut entry = entry.clone();
             entry.annotations.remove(REF_NAME);
-            entry.stamp_named();
+            stamp_named(&mut entry);
             self.manifests.push(entry);
         }
     }
@@ -211,7 +199,7 @@ impl Index {
         let i = self
             .manifests
             .iter()
-            .position(|e| e.raw_name() == Some(&want))?;
+            .position(|e| raw_name(e) == Some(&want))?;
         Some(self.manifests.remove(i))
     }
 

@@ -17,7 +17,15 @@
 //!
 //! Main types: [`Store`] (open a root, read/update the index, resolve images,
 //! remove and prune them with docker's policies, disk usage, GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
-//! manifests), [`Image`] (a manifest with its config).
+//! manifests; its entries are the model's descriptors, [`IndexEntryExt`]
+//! reads kiln's annotations), [`Image`] (a manifest with its config, in the
+//! model of `kiln_core::image`), and [`Layout`]: an OCI layout that is not a
+//! kiln store (read-only, or written with the layout's own files only).
+//!
+//! The store and `Layout` implement the content traits of
+//! `kiln_core::content` (`Provider`, `Ingester` with named, resumable
+//! ingests, `Tags`); `tests/content.rs` is the suite every implementation
+//! runs.
 //!
 //! Crash safety: blobs appear atomically, index.json is replaced atomically
 //! after every blob it names is durable, and deletions happen only under the
@@ -25,6 +33,7 @@
 //! ingest files and unreferenced blobs, which GC removes.
 
 mod blobs;
+mod content;
 mod error;
 mod gc;
 mod history;
@@ -42,11 +51,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobStore, BlobWriter, PendingBlob};
+pub use content::Layout;
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};
 pub use history::HistoryStep;
 pub use image::{Image, ImageRecord};
-pub use index::{Index, IndexEntry, NAMED, REF_NAME, REPO_DIGEST};
+pub use index::{Index, IndexEntry, IndexEntryExt, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use new_image::LayerDescriptor;
@@ -57,7 +67,7 @@ pub use usage::{DiskUsage, ImageUsage};
 use error::IoContext;
 use lock::Mode;
 
-const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// One store root.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Writing a new image (config + manifest) into the store, for everything
 //! that creates images: import, load, build, commit.
 
+use kiln_core::image::{Descriptor, Manifest};
 use kiln_core::{media_types, Digest, ImageRef};
 use serde::Serialize;
 
@@ -8,7 +9,9 @@ use crate::error::Result;
 use crate::index::IndexEntry;
 use crate::Store;
 
-/// A layer blob already in the store, as a manifest names it.
+/// A layer blob already in the store: the three facts a manifest names it
+/// by. Kept beside the model's [`Descriptor`] (it converts into one) for
+/// the build code that creates layers with a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LayerDescriptor {
     #[serde(rename = "mediaType")]
@@ -17,14 +20,10 @@ pub struct LayerDescriptor {
     pub size: u64,
 }
 
-#[derive(Serialize)]
-struct Manifest<'a> {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType")]
-    media_type: &'a str,
-    config: LayerDescriptor,
-    layers: &'a [LayerDescriptor],
+impl From<&LayerDescriptor> for Descriptor {
+    fn from(l: &LayerDescriptor) -> Descriptor {
+        Descriptor::new(&l.media_type, l.digest.clone(), l.size)
+    }
 }
 
 impl Store {
@@ -33,20 +32,13 @@ impl Store {
     /// entry. The layer blobs must already be in the store. Nothing is tagged.
     pub fn write_image(&self, config: &[u8], layers: &[LayerDescriptor]) -> Result<IndexEntry> {
         let config_digest = self.blobs().put(config, None)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: media_types::OCI_MANIFEST,
-            config: LayerDescriptor {
-                media_type: media_types::OCI_CONFIG.to_string(),
-                digest: config_digest,
-                size: config.len() as u64,
-            },
-            layers,
-        };
-        // Field order is fixed by the struct: the same image always gets the
+        let manifest = Manifest::oci(
+            Descriptor::new(media_types::OCI_CONFIG, config_digest, config.len() as u64),
+            layers.iter().map(Descriptor::from).collect(),
+        );
+        // Field order is fixed by the model: the same image always gets the
         // same manifest digest.
-        let bytes = serde_json::to_vec(&manifest).map_err(std::io::Error::other);
-        let bytes = crate::error::IoContext::ctx(bytes, "encode manifest for", self.root())?;
+        let bytes = manifest.to_bytes();
         let digest = self.blobs().put(&bytes, None)?;
         Ok(IndexEntry::new(
             media_types::OCI_MANIFEST,

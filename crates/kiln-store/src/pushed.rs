@@ -19,6 +19,7 @@ use kiln_core::{Digest, ImageRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
+use crate::index::IndexEntryExt;
 use crate::{ImageRecord, Store};
 
 /// A compressed form of a stored layer, as pushed.

@@ -81,7 +81,7 @@ impl Store {
             .map(|(names, image, layers, _)| ImageUsage {
                 names,
                 id: image.id().clone(),
-                created: image.config.created().clone(),
+                created: image.config.created.clone(),
                 size: layers.iter().map(size).sum(),
                 shared: layers
                     .iter()

@@ -85,7 +85,7 @@ fn check_finds_corruption_and_missing_content() {
     assert!(s.check().unwrap().problems.is_empty());
 
     let manifest = s.read_manifest(&entry.digest).unwrap();
-    let layer = Digest::try_from(manifest.layers()[0].digest()).unwrap();
+    let layer = manifest.layers[0].digest.clone();
     std::fs::write(s.blobs().path(&layer), b"tampered").unwrap();
     let report = s.check().unwrap();
     assert!(

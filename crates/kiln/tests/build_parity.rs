@@ -526,3 +526,24 @@ fn pull_flag_fetches_a_newer_base_from_the_registry() {
     let err = k.fails(&["build", "--pull", ctx.to_str().unwrap()]);
     assert!(err.contains("team/nothing"), "{err}");
 }
+
+/// Regressions of the one config editor (shared with `import --change`):
+/// an absolute WORKDIR is kept as written in the config and history (the
+/// directories made are the cleaned path), a relative one is joined and
+/// cleaned, and ENTRYPOINT drops the base image's CMD.
+#[test]
+fn workdir_and_entrypoint_as_buildkit_edits_the_config() {
+    let p = Peers::new();
+    let ctx = p.context(
+        "config-editor",
+        &[(
+            "Dockerfile",
+            "FROM {BASE}\nWORKDIR /srv/../x/\nWORKDIR y/../z/\nRUN pwd > /pwd\n\
+             WORKDIR /abs/./w/\nRUN pwd > /pwd2\nENTRYPOINT [\"/bin/sh\"]\n",
+        )],
+    );
+    let (bk, kiln) = p.same_image(&[ctx.to_str().unwrap()]);
+    assert_eq!(config(&kiln.image)["WorkingDir"], "/abs/./w/");
+    assert!(config(&bk.image).get("Cmd").is_none_or(|c| c.is_null()));
+    assert!(history(&kiln.image).iter().any(|h| h == "WORKDIR /x/z"));
+}

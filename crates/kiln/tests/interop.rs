@@ -391,3 +391,206 @@ fn docker_and_kiln_build_the_same_dockerfile_alike() {
         assert_eq!(kc[field], d[field], "Config.{field} differs");
     }
 }
+
+/// Every file under `dir`: relative path, type, mode and content. Two equal
+/// snapshots mean nothing was added, removed or changed.
+fn tree_snapshot(dir: &std::path::Path) -> Vec<(String, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            let content = if meta.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            let kind = format!("{:?}", meta.file_type());
+            out.push((rel, kind, meta.permissions().mode(), content));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Unmounts a bind mount when dropped, whatever the test did.
+struct BindMount(std::path::PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = run_tool("umount", &[self.0.to_str().unwrap()]);
+    }
+}
+
+/// Regression: `kiln copy` opened a source layout as a kiln store, which
+/// creates `ingest/` and `locks/` in it. A layout kiln only reads must come
+/// out byte for byte as it went in, and a read-only mount of it must do.
+#[test]
+fn copy_writes_nothing_into_a_layout_it_reads() {
+    let k = Kiln::new();
+    k.import_busybox("bb", &[("etc/motd", b"hello from kiln\n")], &[]);
+    // A layout another tool wrote.
+    let layout = k.path("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:docker.io/library/bb:latest", k.root.display()),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    let before = tree_snapshot(&layout);
+    // Read through a read-only bind mount: any write attempt fails the copy.
+    let ro = k.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    tool(
+        "mount",
+        &["--bind", layout.to_str().unwrap(), ro.to_str().unwrap()],
+    );
+    let _mount = BindMount(ro.clone());
+    tool("mount", &["-o", "remount,bind,ro", ro.to_str().unwrap()]);
+
+    let target = Kiln::new();
+    target.ok(&["copy", &format!("oci:{}:v1", ro.display()), "kiln:bb2"]);
+    assert_eq!(target.inspect("bb2")["Id"], k.inspect("bb")["Id"]);
+    target.ok(&["system", "check"]);
+    let archive = k.path("bb.tar");
+    k.ok(&[
+        "copy",
+        &format!("oci:{}:v1", ro.display()),
+        &format!("oci-archive:{}:bb:1", archive.display()),
+    ]);
+    // Also straight from the layout itself, not only through the mount.
+    target.ok(&["copy", &format!("oci:{}:v1", layout.display()), "kiln:bb3"]);
+    assert_eq!(tree_snapshot(&layout), before);
+
+    // A layout kiln writes gets the layout's files only (no ingest/ or
+    // locks/ of a kiln store), and skopeo reads it.
+    let out = k.path("out-layout");
+    target.ok(&["copy", "kiln:bb3", &format!("oci:{}:v2", out.display())]);
+    target.ok(&["copy", "kiln:bb2", &format!("oci:{}:v3", out.display())]);
+    let mut top: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    let hidden = tree_snapshot(&out)
+        .into_iter()
+        .filter(|(p, ..)| p.contains("/."))
+        .count();
+    assert_eq!(hidden, 0, "no ingest file left behind");
+    let inspected: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--config", &format!("oci:{}:v3", out.display())],
+    ))
+    .unwrap();
+    assert_eq!(
+        inspected["rootfs"]["diff_ids"],
+        target.inspect("bb2")["RootFS"]["Layers"]
+    );
+}
+
+/// The config part of an image docker holds, as `docker inspect` shows it.
+fn docker_config(image: &str) -> Value {
+    serde_json::from_str(&tool(
+        "docker",
+        &["inspect", "-f", "{{json .Config}}", image],
+    ))
+    .unwrap()
+}
+
+/// The `config` object of the image config kiln stored for `image`.
+fn kiln_config(k: &Kiln, image: &str) -> Value {
+    let id = k.ok(&["inspect", "-f", "{{.Id}}", image]);
+    let hex = id.trim().trim_start_matches("sha256:").to_string();
+    let blob = std::fs::read(k.root.join("blobs/sha256").join(hex)).unwrap();
+    let config: Value = serde_json::from_slice(&blob).unwrap();
+    config["config"].clone()
+}
+
+/// Regressions of the one config editor: `kiln import --change` gives the
+/// config `docker import --change` gives, change list by change list
+/// (HEALTHCHECK was refused; a relative WORKDIR was not cleaned), and
+/// refuses what docker refuses.
+#[test]
+fn import_changes_edit_the_config_as_docker_does() {
+    let k = Kiln::new();
+    let empty = k.path("empty.tar");
+    tar::Builder::new(std::fs::File::create(&empty).unwrap())
+        .finish()
+        .unwrap();
+    let cases: &[&[&str]] = &[
+        &["HEALTHCHECK --interval=1s --timeout=2s --start-period=3s --retries=4 CMD [\"x\",\"y\"]"],
+        &["HEALTHCHECK CMD true"],
+        &["HEALTHCHECK NONE"],
+        &["WORKDIR rel/./dir/"],
+        &["WORKDIR /srv/../x/"],
+        &["WORKDIR /srv", "WORKDIR ../x/"],
+        &["WORKDIR /srv/../x/", "WORKDIR y/../z/"],
+        &["WORKDIR $HOME/x"],
+        &["CMD [\"a\"]", "ENTRYPOINT [\"e\"]"],
+        &["ENTRYPOINT [\"e\"]", "CMD [\"a\"]", "ENTRYPOINT [\"f\"]"],
+        &[
+            "ENV A=1 B=$A",
+            "LABEL x=$B y=2",
+            "EXPOSE 80 53/udp",
+            "VOLUME /data",
+            "USER 1:2",
+            "onbuild run echo $A",
+        ],
+        &["ENV PATH=/x", "ENV PATH=$PATH:/y C=\"a b\"", "CMD echo $C", "ENTRYPOINT [\"$C\"]"],
+        &["LABEL a=b", "LABEL a=c", "ENV X=1", "ENV X=2"],
+    ];
+    for (i, changes) in cases.iter().enumerate() {
+        let docker = DockerImage::new("import-change");
+        let kiln_name = format!("change-{i}");
+        let mut kiln_args = vec!["import".to_string()];
+        let mut docker_args = vec!["import".to_string()];
+        for c in *changes {
+            for args in [&mut kiln_args, &mut docker_args] {
+                args.push("-c".into());
+                args.push(c.to_string());
+            }
+        }
+        kiln_args.extend([empty.display().to_string(), kiln_name.clone()]);
+        docker_args.extend([empty.display().to_string(), docker.0.clone()]);
+        k.ok(&kiln_args.iter().map(String::as_str).collect::<Vec<_>>());
+        tool(
+            "docker",
+            &docker_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            kiln_config(&k, &kiln_name),
+            docker_config(&docker.0),
+            "changes {changes:?}"
+        );
+    }
+    for refused in [
+        "SHELL [\"/bin/bash\", \"-c\"]",
+        "MAINTAINER me",
+        "ARG x=1",
+        "VOLUME \"\"",
+    ] {
+        let docker = run_tool(
+            "docker",
+            &[
+                "import",
+                "-c",
+                refused,
+                empty.to_str().unwrap(),
+                "kiln-refused",
+            ],
+        );
+        assert!(!docker.status.success(), "docker accepted {refused}");
+        let out = k.run(&["import", "-c", refused, empty.to_str().unwrap(), "refused"]);
+        assert!(!out.status.success(), "kiln accepted {refused}");
+    }
+}

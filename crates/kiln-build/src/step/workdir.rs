@@ -2,8 +2,9 @@
 //! it, owned by the stage's USER as BuildKit does (so `USER 1000` then
 //! `WORKDIR /w` gives 1000 a directory it can write to).
 
+use kiln_dockerfile::config::{ConfigEdit, Frontend};
+use kiln_dockerfile::Command;
 use kiln_exec::resolve_user;
-use serde_json::json;
 
 use super::{LayerPlan, Step};
 use crate::cache::workdir_key;
@@ -18,12 +19,17 @@ impl Engine<'_> {
         state: &mut StageState,
         w: &str,
     ) -> Result<()> {
-        let dir = crate::paths::clean_abs(&if w.starts_with('/') {
-            w.to_string()
-        } else {
-            format!("{}/{w}", state.working_dir())
-        });
-        state.cfg().insert("WorkingDir".into(), json!(dir));
+        // The config and the history line get docker's WORKDIR rule from
+        // the one config editor (an absolute path kept as written); the
+        // directories made are the cleaned path.
+        let mut edit = ConfigEdit::new(Frontend::BuildKit);
+        let env = state.env();
+        state.edit_config(|cfg| edit.apply(cfg, &Command::Workdir(w.to_string()), &env));
+        let dir = state.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let made = state.working_dir();
         let user = state.user();
         let plan = LayerPlan {
             key: workdir_key(&state.key, &dir, &user),
@@ -35,7 +41,7 @@ impl Engine<'_> {
             let owner = resolve_user(&user, root)?;
             let mut tar = tar::Builder::new(Vec::new());
             let mut path = String::new();
-            for part in dir.split('/').filter(|p| !p.is_empty()) {
+            for part in made.split('/').filter(|p| !p.is_empty()) {
                 if !path.is_empty() {
                     path.push('/');
                 }

@@ -158,13 +158,8 @@ fn snapshotter() -> anyhow::Result<Option<kiln_build::Backend>> {
     }
 }
 
-fn host_platform() -> kiln_dockerfile::Platform {
-    let p = kiln_core::Platform::host();
-    kiln_dockerfile::Platform {
-        os: p.os,
-        architecture: p.architecture,
-        variant: p.variant,
-    }
+fn host_platform() -> kiln_core::Platform {
+    kiln_core::Platform::host()
 }
 
 pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
@@ -308,15 +303,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         runtime,
         platform: platform.clone(),
         backend: snapshotter()?,
-        fetch_base: Some(fetch_base(
-            store,
-            &args,
-            kiln_core::Platform {
-                os: platform.os.clone(),
-                architecture: platform.architecture.clone(),
-                variant: platform.variant.clone(),
-            },
-        )?),
+        fetch_base: Some(fetch_base(store, &args, platform.clone())?),
         source_date_epoch,
         add_hosts,
         allow_insecure,

@@ -17,10 +17,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use kiln_core::content::{ContentError, Ingester, Provider, Tags};
+use kiln_core::image::{reachable, walk, NodeKind, Visit};
 use kiln_core::{Digest, ImageRef};
-use kiln_registry_client::manifest::RawManifest;
 use kiln_registry_client::{pull, push, PullOptions};
-use kiln_store::{IndexEntry, Store, REF_NAME};
+use kiln_store::{IndexEntry, IndexEntryExt, Layout, Store, REF_NAME};
 
 use super::registry::{block_on, RegistryArgs, View};
 
@@ -134,27 +135,27 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Location::Kiln(name) => {
-            copy_graph(&from, store, &entry)?;
+            let _lease = store.lease()?;
+            copy_graph(&from, Some(&from), store, &entry)?;
             record_layer_facts(&from, store, &entry)?;
             store.name_image(&entry, &[super::parse_tag_name(name)?])?;
         }
         Location::Layout(dir, reference) => {
-            let layout = Store::open(dir)?;
-            copy_graph(&from, &layout, &entry)?;
-            layout.update_index(|index| {
-                let mut e = entry.clone();
-                e.annotations.clear();
-                if let Some(r) = reference {
-                    index
-                        .manifests
-                        .retain(|m| m.annotations.get(REF_NAME) != Some(r));
-                    e.annotations.insert(REF_NAME.into(), r.clone());
-                    index.manifests.push(e);
-                } else {
-                    index.add_untagged(&e);
-                }
-                Ok(())
-            })?;
+            // Only the layout's own files are written: no kiln store
+            // directories (ingest/, locks/) in a user's layout.
+            let layout = Layout::create(dir)?;
+            copy_graph(&from, Some(&from), &layout, &entry)?;
+            let mut e = entry.clone();
+            e.annotations.clear();
+            match reference {
+                Some(r) => layout.tag(r, &e)?,
+                None => layout.update_index(|index| {
+                    if !index.manifests.iter().any(|m| m.digest == e.digest) {
+                        index.manifests.push(e);
+                    }
+                    Ok(())
+                })?,
+            }
         }
         Location::OciArchive(file, reference) | Location::DockerArchive(file, reference) => {
             let image = from.load_image(&entry)?;
@@ -184,14 +185,12 @@ fn read_source(
     match src {
         Location::Registry(r) => Ok(block_on(pull(client, scratch, r, opts, view))??.entry),
         Location::Layout(dir, reference) => {
-            let index_path = dir.join("index.json");
-            let text = std::fs::read(&index_path).map_err(|e| {
-                anyhow::anyhow!("{}: {e}: not an OCI image layout", index_path.display())
-            })?;
-            let index: kiln_store::Index = serde_json::from_slice(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", index_path.display()))?;
+            // Read-only: a layout kiln only reads gets nothing written
+            // into it (no ingest/, no locks/), and every blob is verified.
+            let layout = Layout::open(dir)?;
+            let index = layout.index()?;
             let entry = pick_layout_entry(&index.manifests, reference.as_deref(), dir)?;
-            copy_graph_from_dir(dir, scratch, &entry)?;
+            copy_graph(&layout, None, scratch, &entry)?;
             let mut e = entry.clone();
             e.annotations.clear();
             Ok(e)
@@ -258,43 +257,49 @@ fn pick_layout_entry(
     }
 }
 
-/// Every blob an entry reaches, manifests first. Parsed with the registry
-/// client's manifest types, so layouts and archives get the same checks
-/// (and the same errors) as registries.
-fn graph(
-    read: &dyn Fn(&Digest) -> anyhow::Result<Vec<u8>>,
-    entry: &IndexEntry,
-) -> anyhow::Result<Vec<Digest>> {
-    let what = format!("manifest {}", entry.digest);
-    let doc = RawManifest::new(read(&entry.digest)?, Some(&entry.media_type), &what)?;
-    let mut out = vec![entry.digest.clone()];
-    if doc.is_index() {
-        for m in doc.index(&what)?.manifests {
-            let child = IndexEntry::new(&m.media_type, m.digest, m.size);
-            out.extend(graph(read, &child)?);
-        }
-    } else {
-        let m = doc.image(&what, true)?;
-        out.push(m.config.digest);
-        out.extend(m.layers.into_iter().map(|l| l.digest));
-    }
-    Ok(out)
+/// Where `kiln copy` writes blobs: the kiln store, or an OCI layout that
+/// gets only the layout's own files. Both keep blobs as plain files, so a
+/// blob already verified can be hard-linked in.
+trait Destination: Ingester + Provider {
+    fn blob_path(&self, d: &Digest) -> PathBuf;
 }
 
-/// Copies an image's blobs between stores: a hard link when possible (the
-/// blob was verified when it entered `from`), else a copy verified again.
-fn copy_graph(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::Result<()> {
-    let _lease = to.lease()?;
-    let read = |d: &Digest| Ok(from.blobs().read(d)?);
-    for d in graph(&read, entry)? {
-        if to.blobs().exists(&d) {
+impl Destination for Store {
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs().path(d)
+    }
+}
+
+impl Destination for Layout {
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        Layout::blob_path(self, d)
+    }
+}
+
+/// Copies every blob `entry` reaches (the model's walk) from any content
+/// provider into `to`. Blobs `from` keeps as files already verified (a
+/// kiln store) are hard-linked when possible; everything else is streamed
+/// through `to`'s ingester, which verifies each digest again.
+fn copy_graph(
+    from: &dyn Provider,
+    linkable: Option<&Store>,
+    to: &dyn Destination,
+    entry: &IndexEntry,
+) -> anyhow::Result<()> {
+    for d in reachable(from, entry)? {
+        if to.info(&d.digest)?.is_some() {
             continue;
         }
-        let target = to.blobs().path(&d);
-        if std::fs::hard_link(from.blobs().path(&d), &target).is_ok() {
-            continue;
+        if let Some(src) = linkable {
+            let target = to.blob_path(&d.digest);
+            if std::fs::hard_link(src.blobs().path(&d.digest), &target).is_ok() {
+                continue;
+            }
         }
-        ingest_verified(to, &from.blobs().path(&d), &d)?;
+        let mut w = to.writer(None)?;
+        std::io::copy(&mut from.open(&d.digest)?, &mut w)
+            .map_err(|e| anyhow::anyhow!("copy blob {}: {e}", d.digest))?;
+        w.commit(Some(&d.digest), Some(d.size))?;
     }
     Ok(())
 }
@@ -303,33 +308,30 @@ fn copy_graph(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::Result<()
 /// uncompressed size, what `images` shows as SIZE): carried over from
 /// `from` when known there, else measured once by decompressing the blob.
 fn record_layer_facts(from: &Store, to: &Store, entry: &IndexEntry) -> anyhow::Result<()> {
-    let read = |d: &Digest| to.blobs().read(d);
-    let doc = RawManifest::new(read(&entry.digest)?, Some(&entry.media_type), "manifest")?;
-    let mut manifests = vec![doc.clone()];
-    if doc.is_index() {
-        manifests.clear();
-        for m in doc.index("index")?.manifests {
-            if let Ok(bytes) = read(&m.digest) {
-                manifests.push(RawManifest::new(bytes, Some(&m.media_type), "manifest")?);
+    // Layers only; a platform of an index that is not here is no error.
+    let mut layers = Vec::new();
+    walk::<_, ContentError>(
+        to,
+        entry,
+        &mut |n| {
+            if n.kind == NodeKind::Layer {
+                layers.push(n.descriptor.clone());
             }
-        }
-    }
-    for m in manifests {
-        let Ok(image) = m.image("manifest", true) else {
+            Ok(Visit::Descend)
+        },
+        &mut |_, _| Ok(()),
+    )?;
+    for l in layers {
+        if to.layer_info(&l.digest).is_some()
+            || kiln_layer::Compression::of_media_type(&l.media_type).is_none()
+        {
             continue;
-        };
-        for l in image.layers {
-            if to.layer_info(&l.digest).is_some()
-                || kiln_layer::Compression::of_media_type(&l.media_type).is_none()
-            {
-                continue;
-            }
-            let info = match from.layer_info(&l.digest) {
-                Some(info) => info,
-                None => measure_layer(to, &l.digest)?,
-            };
-            to.record_layer(&l.digest, &info)?;
         }
+        let info = match from.layer_info(&l.digest) {
+            Some(info) => info,
+            None => measure_layer(to, &l.digest)?,
+        };
+        to.record_layer(&l.digest, &info)?;
     }
     Ok(())
 }
@@ -344,36 +346,4 @@ fn measure_layer(store: &Store, d: &Digest) -> anyhow::Result<kiln_store::LayerI
         diff_id,
         uncompressed_size,
     })
-}
-
-/// Copies blobs out of a layout directory nobody verified: each is hashed
-/// on the way into `to`.
-fn copy_graph_from_dir(dir: &Path, to: &Store, entry: &IndexEntry) -> anyhow::Result<()> {
-    let blob = |d: &Digest| dir.join("blobs").join(d.algorithm().as_str()).join(d.hex());
-    let read = |d: &Digest| -> anyhow::Result<Vec<u8>> {
-        let bytes =
-            std::fs::read(blob(d)).map_err(|e| anyhow::anyhow!("{}: {e}", blob(d).display()))?;
-        let actual = Digest::sha256(&bytes);
-        anyhow::ensure!(
-            &actual == d,
-            "{}: content has digest {actual}, not {d}",
-            blob(d).display()
-        );
-        Ok(bytes)
-    };
-    for d in graph(&read, entry)? {
-        if !to.blobs().exists(&d) {
-            ingest_verified(to, &blob(&d), &d)?;
-        }
-    }
-    Ok(())
-}
-
-fn ingest_verified(to: &Store, path: &Path, d: &Digest) -> anyhow::Result<()> {
-    let mut src =
-        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut w = to.blobs().ingest()?;
-    std::io::copy(&mut src, &mut w)?;
-    w.commit(Some(d), None)?;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kiln_dockerfile::{outline_instructions, BuildOptions, Platform};
+use kiln_dockerfile::{outline_instructions, BuildOptions};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -38,13 +38,8 @@ enum OutputFormat {
     Json,
 }
 
-fn host_platform() -> Platform {
-    let p = kiln_core::Platform::host();
-    Platform {
-        os: p.os,
-        architecture: p.architecture,
-        variant: p.variant,
-    }
+fn host_platform() -> kiln_core::Platform {
+    kiln_core::Platform::host()
 }
 
 /// `--build-arg NAME=VALUE`, or `NAME` alone to take it from the

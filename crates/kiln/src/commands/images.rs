@@ -3,7 +3,7 @@ use std::time::SystemTime;
 
 use anyhow::bail;
 use kiln_core::{Digest, ImageRef};
-use kiln_store::{Image, Store};
+use kiln_store::{Image, IndexEntryExt, Store};
 use kiln_template::Value;
 use serde_json::json;
 
@@ -55,7 +55,7 @@ impl Row {
     fn created(&self) -> Option<SystemTime> {
         self.image
             .config
-            .created()
+            .created
             .as_deref()
             .and_then(kiln_core::parse_rfc3339)
     }
@@ -171,7 +171,7 @@ impl Filters {
                     let (_, image) = store.resolve(value)?;
                     let Some(t) = image
                         .config
-                        .created()
+                        .created
                         .as_deref()
                         .and_then(kiln_core::parse_rfc3339)
                     else {
@@ -214,9 +214,9 @@ impl Filters {
         let labels = r
             .image
             .config
-            .config()
+            .config
             .as_ref()
-            .and_then(|c| c.labels().clone());
+            .and_then(|c| c.labels.clone());
         let has = |k: &str, v: &Option<String>| {
             labels
                 .as_ref()
@@ -289,7 +289,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             Some(n) => (n.familiar_name(), n.tag().unwrap_or("<none>").to_string()),
             None => ("<none>".to_string(), "<none>".to_string()),
         };
-        let created = r.image.config.created().clone();
+        let created = r.image.config.created.clone();
         let fields = [
             ("Containers", "N/A".to_string()),
             ("CreatedAt", go_time(created.as_deref())),

@@ -47,7 +47,7 @@ pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .manifest
             .layers()
             .iter()
-            .any(|l| l.media_type().as_ref().ends_with("zstd"));
+            .any(|l| l.media_type.ends_with("zstd"));
         if zstd {
             let what = match item.names.first() {
                 Some(n) => n.familiar(),
