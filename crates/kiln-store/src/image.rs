@@ -50,12 +50,14 @@ impl Image {
 }
 
 impl Store {
-    /// Every image in the index, one record per manifest.
+    /// Every image in the index, one record per manifest. Artifacts
+    /// (signatures, SBOMs: see [`Store::artifacts`]) are not images.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
         let index = self.index()?;
         Ok(index
             .roots()
             .into_iter()
+            .filter(|e| self.artifact_manifest(e).is_none())
             .map(|e| {
                 let mut entry = e.clone();
                 entry.annotations.remove(crate::REF_NAME);

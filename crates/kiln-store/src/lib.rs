@@ -32,6 +32,7 @@
 //! exclusive GC lock. A process killed at any point leaves at worst stale
 //! ingest files and unreferenced blobs, which GC removes.
 
+mod artifacts;
 mod blobs;
 mod content;
 mod error;
@@ -50,6 +51,7 @@ mod usage;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use artifacts::{is_artifact, ArtifactRecord};
 pub use blobs::{BlobStore, BlobWriter, PendingBlob};
 pub use content::Layout;
 pub use error::{Result, StoreError};

@@ -69,6 +69,15 @@ impl Store {
                 *users.entry(b.clone()).or_default() += 1;
             }
         }
+        // Artifacts (signatures, SBOMs) are no image's, but GC keeps their
+        // blobs: they count as referenced, shared when an image has them.
+        for a in self.artifacts()? {
+            let mut blobs = vec![a.entry.digest.clone(), a.manifest.config.digest.clone()];
+            blobs.extend(a.manifest.layers.iter().map(|l| l.digest.clone()));
+            for b in blobs {
+                *users.entry(b).or_default() += 1;
+            }
+        }
         let referenced: u64 = users.keys().map(size).sum();
         let shared: u64 = users
             .iter()

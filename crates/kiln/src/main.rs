@@ -96,6 +96,8 @@ enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(commands::images::Args),
+    /// List the artifacts (signatures, SBOMs) that refer to an image
+    Referrers(commands::referrers::Args),
     /// Remove images
     #[command(visible_alias = "remove", alias = "rmi")]
     Rm(commands::rmi::Args),
@@ -225,6 +227,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(store, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(store, a),
+        Command::Image(ImageCommand::Referrers(a)) => referrers::run(store, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(store, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(store, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(store, a),
