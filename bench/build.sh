@@ -32,43 +32,7 @@ K=$W/kiln-root
 CTX=$W/ctx
 mkdir -p "$W"
 
-# The context: 4,000 files, ~130 MB, the same bytes every time.
-if [ ! -f "$CTX/.complete" ]; then
-  rm -rf "$CTX"
-  python3 - "$CTX" <<'PY'
-import os, random, sys
-root = sys.argv[1]
-rng = random.Random(42)
-total = 0
-for i in range(4000):
-    d = os.path.join(root, "src", f"d{i % 40:03d}")
-    os.makedirs(d, exist_ok=True)
-    # Mostly small sources, some large assets: ~130 MB in all.
-    size = rng.choice([2_000, 8_000, 20_000]) if i % 50 else 1_200_000
-    ext = "c" if i % 50 else "bin"
-    with open(os.path.join(d, f"f{i:04d}.{ext}"), "wb") as f:
-        f.write(rng.randbytes(size))
-    total += size
-print(f"context: {total / 1e6:.0f} MB")
-PY
-  cat > "$CTX/Dockerfile" <<'DOCKERFILE'
-FROM kiln-bench/deb:1 AS deps
-RUN apt-get --version > /deps.txt && echo "deps ready" >> /deps.txt
-
-FROM kiln-bench/deb:1 AS build
-COPY src/ /src/
-RUN cd /src && find . -type f -name '*.c' | sort | xargs cat | sha256sum > /build.sum
-
-FROM kiln-bench/deb:1
-COPY --from=deps /deps.txt /app/
-COPY --from=build /build.sum /app/
-COPY src/ /app/src/
-RUN du -s /app > /app/du.txt
-CMD ["cat", "/app/build.sum"]
-DOCKERFILE
-  mkdir -p "$CTX/src/d000" && echo initial > "$CTX/src/d000/changed.c"
-  touch "$CTX/.complete"
-fi
+build_workload "$CTX"
 echo ".complete" > "$CTX/.dockerignore"
 CTX_MB=$(du -sm "$CTX/src" | cut -f1)
 CTX_FILES=$(find "$CTX/src" -type f | wc -l)

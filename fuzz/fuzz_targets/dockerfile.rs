@@ -11,11 +11,7 @@ use kiln_dockerfile::{parse, BuildOptions, Platform};
 use libfuzzer_sys::fuzz_target;
 
 fn amd64() -> Platform {
-    Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    }
+    "linux/amd64".parse().expect("a valid platform")
 }
 
 fuzz_target!(|data: &[u8]| {
