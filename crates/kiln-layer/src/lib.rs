@@ -11,7 +11,11 @@
 //!   it, so malformed archives and entries that would escape the root are
 //!   rejected before anything is committed.
 //! - [`apply`]: a layer onto a directory, with OCI whiteouts, never
-//!   writing outside it (`openat2(RESOLVE_IN_ROOT)` and `*at` calls).
+//!   writing outside it (`openat2(RESOLVE_IN_ROOT)` and `*at` calls). Its
+//!   module splits by job: the options and entry loop (`apply.rs`), then
+//!   under `apply/` resolution and removal inside the root (`root.rs`),
+//!   one entry of each kind (`entry.rs`), whiteouts (`whiteout.rs`) and
+//!   owners, modes, times and xattrs (`metadata.rs`).
 //! - [`diff_trees`] / [`diff_overlay`]: the change set between a lower and
 //!   an upper tree (or an overlayfs upper dir), as `docker diff` lists it;
 //!   [`write_layer_tar`] writes it as a reproducible layer tar.

@@ -8,10 +8,12 @@
 //!   credential helpers ([`credentials`]). Local registries (`localhost`,
 //!   `127.0.0.1`) and those marked insecure are spoken to over plain HTTP;
 //!   the rest over TLS with the system's roots plus any extra CA.
-//! - The API calls ([`api`]): manifests capped in size and verified against
-//!   their digest; blobs streamed into the store's ingest with digest and
-//!   size checked on every byte, resumed with Range requests after a break;
-//!   uploads monolithic, streamed or chunked; cross-repository mounts.
+//! - The API calls ([`api`], one file per job under `api/`): manifests
+//!   capped in size and verified against their digest (`manifests.rs`);
+//!   tag lists (`tags.rs`); blobs streamed into the store's ingest with
+//!   digest and size checked on every byte, resumed with Range requests
+//!   after a break (`blob_fetch.rs`); uploads monolithic, streamed or
+//!   chunked, and cross-repository mounts (`upload.rs`).
 //! - [`pull()`] and [`push()`]: whole images, blobs in parallel, skipping
 //!   what the other side already has; nothing is tagged until everything
 //!   it names is stored and verified. Push compresses layers stored plain

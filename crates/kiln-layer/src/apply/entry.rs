@@ -1,0 +1,184 @@
+//! Writing one tar entry in place of whatever the directory held there.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::metadata::{gid_of, ts, uid_of, xattrs};
+use super::root::{errno_io, join, remove_all, show};
+use super::whiteout::WHITEOUT_PREFIX;
+use super::Applier;
+use crate::check::clean_entry_path;
+use crate::error::LayerError;
+
+impl Applier {
+    pub(super) fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), LayerError> {
+        let raw = entry.path_bytes().into_owned();
+        let comps =
+            clean_entry_path(&raw).ok_or_else(|| LayerError::Escape { path: show(&raw) })?;
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(()); // the root itself: its metadata belongs to the caller
+        };
+        let path = join(&comps);
+        if name.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(parent, name);
+        }
+        let kind = entry.header().entry_type();
+        let parent_key = join(parent);
+        let parent_fd = match self.parent_cache.take() {
+            Some((key, fd)) if key == parent_key => fd,
+            _ => self.open_dir(parent, true)?,
+        };
+        // Replace whatever is there, never following it; a directory stays
+        // a directory (its lower contents merge).
+        let mut removed = false;
+        match rfs::statat(&parent_fd, *name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if !(is_dir && kind.is_dir()) {
+                    remove_all(&parent_fd, name)?;
+                    removed = true;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(errno_io(format!("stat {}", show(&path)))(e)),
+        }
+        let xattrs = xattrs(entry)?;
+        let header = entry.header();
+        let mode = Mode::from_raw_mode(
+            header
+                .mode()
+                .map_err(|e| LayerError::BadTar(e.to_string()))?
+                & 0o7777,
+        );
+        let uid = header
+            .uid()
+            .map_err(|e| LayerError::BadTar(e.to_string()))?;
+        let gid = header
+            .gid()
+            .map_err(|e| LayerError::BadTar(e.to_string()))?;
+        let mtime = header
+            .mtime()
+            .map_err(|e| LayerError::BadTar(e.to_string()))? as i64;
+        let io_err = |what: &str| errno_io(format!("{what} {}", show(&path)));
+
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd = rfs::openat(&parent_fd, *name, flags, Mode::from_raw_mode(0o600))
+                    .map_err(io_err("create"))?;
+                let mut file = File::from(fd);
+                loop {
+                    let n = entry
+                        .read(&mut self.buf)
+                        .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..n])
+                        .map_err(LayerError::io(format!("write {}", show(&path))))?;
+                }
+                self.owner_mode_xattrs(file.as_fd(), uid, gid, Some(mode), &xattrs, &path)?;
+                rfs::futimens(&file, &ts(mtime)).map_err(io_err("set times of"))?;
+            }
+            tar::EntryType::Directory => {
+                match rfs::mkdirat(&parent_fd, *name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err("create directory")(e)),
+                }
+                let dir = rfs::openat(
+                    &parent_fd,
+                    *name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err("open directory"))?;
+                self.owner_mode_xattrs(dir.as_fd(), uid, gid, Some(mode), &xattrs, &path)?;
+                self.dir_times.push((path.clone(), mtime));
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    LayerError::BadTar(format!("symlink {} has no target", show(&path)))
+                })?;
+                rfs::symlinkat(target.as_ref(), &parent_fd, *name)
+                    .map_err(io_err("create symlink"))?;
+                if self.opts.ownership {
+                    rfs::chownat(
+                        &parent_fd,
+                        *name,
+                        Some(uid_of(uid)),
+                        Some(gid_of(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(io_err("set owner of"))?;
+                }
+                self.set_xattrs_at(&parent_fd, name, &xattrs);
+                rfs::utimensat(&parent_fd, *name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(io_err("set times of"))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    LayerError::BadTar(format!("hard link {} has no target", show(&path)))
+                })?;
+                let tcomps = clean_entry_path(&target).ok_or_else(|| LayerError::Escape {
+                    path: show(&target),
+                })?;
+                let Some((tname, tparent)) = tcomps.split_last() else {
+                    return Err(LayerError::BadTar(format!(
+                        "hard link {} points at the root",
+                        show(&path)
+                    )));
+                };
+                let tparent_fd = self.open_dir(tparent, false)?;
+                // linkat without AT_SYMLINK_FOLLOW links the entry itself,
+                // never what a symlink points at.
+                rfs::linkat(&tparent_fd, *tname, &parent_fd, *name, AtFlags::empty()).map_err(
+                    |e| LayerError::Io {
+                        context: format!("hard link {} to {}", show(&path), show(&target)),
+                        source: e.into(),
+                    },
+                )?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let file_type = match kind {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                if file_type != FileType::Fifo && !self.opts.devices {
+                    self.report.skipped_devices += 1;
+                    return Ok(());
+                }
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                rfs::mknodat(
+                    &parent_fd,
+                    *name,
+                    file_type,
+                    mode,
+                    rfs::makedev(major, minor),
+                )
+                .map_err(io_err("create node"))?;
+                self.owner_mode_at(&parent_fd, name, uid, gid, mode, &path)?;
+                self.set_xattrs_at(&parent_fd, name, &xattrs);
+                rfs::utimensat(&parent_fd, *name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(io_err("set times of"))?;
+            }
+            // PAX/GNU metadata entries are consumed by the tar reader; other
+            // kinds (e.g. GNU volume headers) carry nothing to extract.
+            _ => return Ok(()),
+        }
+        self.created.insert(path);
+        if !removed {
+            self.parent_cache = Some((parent_key, parent_fd));
+        }
+        Ok(())
+    }
+}
