@@ -27,6 +27,17 @@
 //! default seccomp profile ([`seccomp`]); `/proc`, a minimal `/dev`,
 //! `/dev/shm`, read-only `/sys`. [`resolve_user`] reads the image's
 //! account files inside its root, whatever links they are.
+//!
+//! Modules, one job each:
+//!
+//! - `runtime`: the [`ContainerRuntime`] trait and its types ([`State`],
+//!   [`Status`], [`ProcessIo`]); under it `oci_cli` ([`OciCli`], runc's
+//!   command line), `executor` ([`Executor`], [`Container`]) and
+//!   `orphans` (removing the RUN containers of dead kiln processes);
+//! - `builtin`: the builtin runtime's child ([`run_builtin_child`]);
+//! - `spec`: [`ProcessSpec`] and the OCI runtime spec made from it;
+//! - [`seccomp`], [`user`], `mountpoints` ([`filter_mountpoints`]),
+//!   [`testing`], `error` ([`ExecError`]).
 
 mod builtin;
 mod error;

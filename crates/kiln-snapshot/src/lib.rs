@@ -42,6 +42,18 @@
 //! - `leases/<id>`: one per owner, locked by it, the names it holds;
 //! - `empty/` (the lower of a snapshot without parent), `tmp/` (staging,
 //!   renamed into place), `trash/` (deleted off the critical path).
+//!
+//! Modules, one job each:
+//!
+//! - `snapshotter`: the [`Snapshotter`] type, opening a store's
+//!   snapshots, names and parent chains; under it `active` (prepare,
+//!   view, mounts, commit, remove, diff), `unpack` (making committed
+//!   snapshots), `lease` (references, leases, the lock), `prune` (GC),
+//!   `inspect` (stat, walk, list, usage) and `trees` ([`copy_tree`], the
+//!   trash);
+//! - [`layers`]: unpacking and committing layers through the store;
+//! - `mount`: [`Mount`] as data and [`mount`] to mount it;
+//! - `error`: [`SnapshotError`].
 
 mod error;
 pub mod layers;
