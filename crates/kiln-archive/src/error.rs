@@ -74,4 +74,4 @@ impl ArchiveError {
     }
 }
 
-pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ArchiveError> = std::result::Result<T, E>;

@@ -6,12 +6,12 @@
 
 use std::io::{self, Read, Write};
 
-pub struct TarOut<W: Write> {
+pub(crate) struct TarOut<W: Write> {
     out: W,
 }
 
 impl<W: Write> TarOut<W> {
-    pub fn new(out: W) -> TarOut<W> {
+    pub(crate) fn new(out: W) -> TarOut<W> {
         TarOut { out }
     }
 
@@ -36,18 +36,18 @@ impl<W: Write> TarOut<W> {
         Ok(())
     }
 
-    pub fn dir(&mut self, path: &str) -> io::Result<()> {
+    pub(crate) fn dir(&mut self, path: &str) -> io::Result<()> {
         self.header(path, 0, tar::EntryType::Directory)
     }
 
-    pub fn bytes(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn bytes(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
         self.header(path, data.len() as u64, tar::EntryType::Regular)?;
         self.out.write_all(data)?;
         self.pad(data.len() as u64)
     }
 
     /// Copies exactly `size` bytes from `src`; fails if it has fewer.
-    pub fn file(&mut self, path: &str, src: &mut impl Read, size: u64) -> io::Result<()> {
+    pub(crate) fn file(&mut self, path: &str, src: &mut impl Read, size: u64) -> io::Result<()> {
         self.header(path, size, tar::EntryType::Regular)?;
         let copied = io::copy(&mut src.take(size), &mut self.out)?;
         if copied != size {
@@ -60,7 +60,7 @@ impl<W: Write> TarOut<W> {
     }
 
     /// Writes the end-of-archive marker and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&[0u8; 1024])?;
         self.out.flush()?;
         Ok(self.out)

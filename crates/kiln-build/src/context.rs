@@ -60,7 +60,7 @@ impl Context {
     /// Walks `root`, leaving out what `ignore` excludes (excluded
     /// directories are not entered unless an exception could re-include
     /// something below them).
-    pub fn load(root: &Path, ignore: &Matcher, cache_path: &Path) -> Result<Context> {
+    pub(crate) fn load(root: &Path, ignore: &Matcher, cache_path: &Path) -> Result<Context> {
         let mut entries = Vec::new();
         walk(root, "", ignore, &mut entries)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -83,7 +83,7 @@ impl Context {
     }
 
     /// sha256 of a regular file's content, cached by its metadata.
-    pub fn file_digest(&self, e: &Entry) -> Result<String> {
+    pub(crate) fn file_digest(&self, e: &Entry) -> Result<String> {
         let key = stat_key(&e.meta);
         if let Some(d) = self
             .cache
@@ -113,7 +113,7 @@ impl Context {
     }
 
     /// Writes the metadata cache back when it learned something.
-    pub fn save_cache(&self) {
+    pub(crate) fn save_cache(&self) {
         let Ok(c) = self.cache.lock() else { return };
         if !c.dirty {
             return;

@@ -458,7 +458,7 @@ fn walk_tree(dir: &Path, rel: &str, out: &mut Vec<(String, fs::Metadata, PathBuf
 
 impl Planned {
     /// The host file it copies, if it is one.
-    pub fn host_path(&self) -> Option<&Path> {
+    pub(crate) fn host_path(&self) -> Option<&Path> {
         match &self.content {
             Content::File(p) => Some(p),
             _ => None,
@@ -467,7 +467,7 @@ impl Planned {
 
     /// A local tar archive (plain, gzip, bzip2, xz or zstd) that ADD
     /// extracts.
-    pub fn is_archive(&self) -> bool {
+    pub(crate) fn is_archive(&self) -> bool {
         let Some(p) = self.host_path().filter(|_| !self.downloaded) else {
             return false;
         };

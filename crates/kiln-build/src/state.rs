@@ -26,7 +26,7 @@ pub(crate) const DEFAULT_PATH: &str =
 
 impl StageState {
     /// `FROM scratch`.
-    pub fn scratch(os: &str, architecture: &str, variant: Option<&str>) -> StageState {
+    pub(crate) fn scratch(os: &str, architecture: &str, variant: Option<&str>) -> StageState {
         let mut config = json!({
             "architecture": architecture,
             "os": os,
@@ -48,7 +48,7 @@ impl StageState {
     }
 
     /// The `config` object (Env, Cmd, …), created when missing.
-    pub fn cfg(&mut self) -> &mut Map<String, Value> {
+    pub(crate) fn cfg(&mut self) -> &mut Map<String, Value> {
         if !self.config["config"].is_object() {
             self.config["config"] = json!({});
         }
@@ -60,7 +60,7 @@ impl StageState {
 
     /// Edits the config document through the model's typed, lossless
     /// view (what the view does not model is kept byte for byte).
-    pub fn edit_config(&mut self, f: impl FnOnce(&mut ImageConfig)) {
+    pub(crate) fn edit_config(&mut self, f: impl FnOnce(&mut ImageConfig)) {
         // The document is always an object (FROM makes it one), so the
         // view always parses; were it not, the config is left untouched.
         if let Ok(mut cfg) = ImageConfig::from_value(self.config.clone()) {
@@ -69,27 +69,27 @@ impl StageState {
         }
     }
 
-    pub fn env(&self) -> Vec<String> {
+    pub(crate) fn env(&self) -> Vec<String> {
         strings(&self.config["config"]["Env"])
     }
 
     /// The working directory RUN and COPY use: the config's, cleaned (the
     /// config keeps an absolute WORKDIR as written, as docker does).
-    pub fn working_dir(&self) -> String {
+    pub(crate) fn working_dir(&self) -> String {
         match self.config["config"]["WorkingDir"].as_str() {
             Some(w) if !w.is_empty() => crate::paths::clean_abs(w),
             _ => "/".to_string(),
         }
     }
 
-    pub fn user(&self) -> String {
+    pub(crate) fn user(&self) -> String {
         self.config["config"]["User"]
             .as_str()
             .unwrap_or("")
             .to_string()
     }
 
-    pub fn shell(&self) -> Vec<String> {
+    pub(crate) fn shell(&self) -> Vec<String> {
         let s = strings(&self.config["config"]["Shell"]);
         if s.is_empty() {
             vec!["/bin/sh".into(), "-c".into()]
@@ -99,7 +99,7 @@ impl StageState {
     }
 
     /// Adds a history entry; `layer` tells whether it made a layer.
-    pub fn history(&mut self, created: &str, created_by: String, layer: bool) {
+    pub(crate) fn history(&mut self, created: &str, created_by: String, layer: bool) {
         let mut h = json!({
             "created": created,
             "created_by": created_by,
@@ -116,7 +116,7 @@ impl StageState {
         }
     }
 
-    pub fn push_layer(&mut self, layer: LayerDescriptor, diff_id: Digest) {
+    pub(crate) fn push_layer(&mut self, layer: LayerDescriptor, diff_id: Digest) {
         self.layers.push(layer);
         self.diff_ids.push(diff_id);
         self.config["rootfs"] = json!({

@@ -2,7 +2,7 @@
 //! `300ms`, `1m30s`, `1.5h`, `2us`/`2µs`, `10ns`, a sign, or a bare `0`.
 
 /// Nanoseconds, possibly negative.
-pub fn parse_go_duration(s: &str) -> Result<i128, String> {
+pub(crate) fn parse_go_duration(s: &str) -> Result<i128, String> {
     let bad = || format!("invalid duration {s:?}: use a number and a unit, e.g. 30s, 1m30s, 500ms");
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     String,
     Bool,
     List,
@@ -15,13 +15,13 @@ pub enum Kind {
 
 /// The parsed flags of one instruction.
 #[derive(Debug, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     values: BTreeMap<&'static str, Vec<String>>,
 }
 
 impl Flags {
     /// Checks `words` (each `--name[=value]`) against `accepted`.
-    pub fn parse(
+    pub(crate) fn parse(
         instruction: &str,
         words: &[String],
         accepted: &[(&'static str, Kind)],
@@ -68,15 +68,15 @@ impl Flags {
         Ok(flags)
     }
 
-    pub fn string(&self, name: &str) -> Option<String> {
+    pub(crate) fn string(&self, name: &str) -> Option<String> {
         self.values.get(name).and_then(|v| v.first()).cloned()
     }
 
-    pub fn bool(&self, name: &str) -> bool {
+    pub(crate) fn bool(&self, name: &str) -> bool {
         self.string(name).is_some_and(|v| v == "true")
     }
 
-    pub fn list(&self, name: &str) -> Vec<String> {
+    pub(crate) fn list(&self, name: &str) -> Vec<String> {
         self.values.get(name).cloned().unwrap_or_default()
     }
 }

@@ -6,7 +6,7 @@
 use crate::model::{Mount, MountKind, Sharing};
 
 /// One `--mount` value to a [`Mount`].
-pub fn parse_mount(
+pub(crate) fn parse_mount(
     text: &str,
     expand: &mut dyn FnMut(&str) -> Result<String, String>,
 ) -> Result<Mount, String> {

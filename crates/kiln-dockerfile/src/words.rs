@@ -6,7 +6,7 @@
 //! `--flag` words (quotes and `\` removed, always `\`).
 
 /// Splits on runs of whitespace; quotes mean nothing here.
-pub fn whitespace_words(s: &str) -> Vec<String> {
+pub(crate) fn whitespace_words(s: &str) -> Vec<String> {
     s.split([' ', '\t', '\r', '\u{b}', '\u{c}'])
         .filter(|w| !w.is_empty())
         .map(str::to_string)
@@ -15,7 +15,7 @@ pub fn whitespace_words(s: &str) -> Vec<String> {
 
 /// Splits on whitespace outside quotes. Quotes and escapes stay in the
 /// words: expansion removes them later.
-pub fn quoted_words(s: &str, escape: char) -> Vec<String> {
+pub(crate) fn quoted_words(s: &str, escape: char) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quote: Option<char> = None;
@@ -56,7 +56,7 @@ pub fn quoted_words(s: &str, escape: char) -> Vec<String> {
 
 /// The arguments as a JSON array of strings (exec form), if they are one.
 /// Anything else, including `["a", 1]`, is shell form, as in docker.
-pub fn json_array(s: &str) -> Option<Vec<String>> {
+pub(crate) fn json_array(s: &str) -> Option<Vec<String>> {
     let s = s.trim();
     if !s.starts_with('[') {
         return None;
@@ -67,7 +67,7 @@ pub fn json_array(s: &str) -> Option<Vec<String>> {
 /// Takes the leading `--name[=value]` words off an instruction's
 /// arguments: (flags, rest). A lone `--` ends the flags. In flag words
 /// quotes are removed and `\` escapes the next character.
-pub fn leading_flags(s: &str) -> (Vec<String>, &str) {
+pub(crate) fn leading_flags(s: &str) -> (Vec<String>, &str) {
     let mut flags = Vec::new();
     let mut rest = s.trim_start();
     while rest.starts_with("--") {

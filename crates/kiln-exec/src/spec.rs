@@ -68,7 +68,7 @@ pub const RUNTIME_MOUNTPOINTS: &[&str] = &[
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// docker's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
+pub(crate) const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -134,7 +134,7 @@ const CAPS_BY_BIT: &[&str] = &[
 /// pass on (its bounding set), as containerd's `WithPrivileged` gives
 /// BuildKit's insecure steps. Asking for more fails the container's start
 /// where the host withholds some (sandboxes often drop CAP_SYS_RESOURCE).
-pub fn privileged_caps() -> Vec<&'static str> {
+pub(crate) fn privileged_caps() -> Vec<&'static str> {
     let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Extended attributes as (name, value) pairs, sorted by name.
-pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Overlayfs keeps its bookkeeping in these namespaces; they are never
 /// part of a layer.
@@ -15,7 +15,7 @@ fn is_overlay_xattr(name: &[u8]) -> bool {
 }
 
 /// The xattrs of `path` (not following a final symlink), minus overlayfs'.
-pub fn xattrs(path: &Path) -> io::Result<Xattrs> {
+pub(crate) fn xattrs(path: &Path) -> io::Result<Xattrs> {
     let mut names = vec![0u8; 4096];
     let n = loop {
         match rustix::fs::llistxattr(path, &mut names[..]) {
@@ -46,7 +46,7 @@ pub fn xattrs(path: &Path) -> io::Result<Xattrs> {
 }
 
 /// True if `path` carries overlayfs' opaque-directory mark.
-pub fn is_opaque(path: &Path) -> bool {
+pub(crate) fn is_opaque(path: &Path) -> bool {
     for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
         let mut v = [0u8; 4];
         if let Ok(n) = rustix::fs::lgetxattr(path, name, &mut v) {
@@ -59,14 +59,14 @@ pub fn is_opaque(path: &Path) -> bool {
 }
 
 /// An overlayfs whiteout: a character device 0/0.
-pub fn is_whiteout(meta: &Metadata) -> bool {
+pub(crate) fn is_whiteout(meta: &Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
 /// Whether two entries are the same as far as a layer is concerned: type,
 /// mode, owner, mtime, xattrs, and content (file bytes, link target,
 /// device number). atime and ctime do not count.
-pub fn same(a: &Path, am: &Metadata, b: &Path, bm: &Metadata) -> io::Result<bool> {
+pub(crate) fn same(a: &Path, am: &Metadata, b: &Path, bm: &Metadata) -> io::Result<bool> {
     let (at, bt) = (am.file_type(), bm.file_type());
     let basic = at == bt
         && am.mode() == bm.mode()

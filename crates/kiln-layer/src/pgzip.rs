@@ -14,14 +14,14 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress};
 
-pub const BLOCK_SIZE: usize = 1 << 20;
+pub(crate) const BLOCK_SIZE: usize = 1 << 20;
 const WINDOW: usize = 32 * 1024;
 /// An empty final fixed-Huffman deflate block: ends the stream.
 const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
-pub struct ParGzEncoder<W: Write> {
+pub(crate) struct ParGzEncoder<W: Write> {
     out: W,
     level: u32,
     threads: usize,
@@ -34,7 +34,7 @@ pub struct ParGzEncoder<W: Write> {
 }
 
 impl<W: Write> ParGzEncoder<W> {
-    pub fn new(mut out: W, level: u32, threads: usize) -> io::Result<ParGzEncoder<W>> {
+    pub(crate) fn new(mut out: W, level: u32, threads: usize) -> io::Result<ParGzEncoder<W>> {
         out.write_all(&HEADER)?;
         Ok(ParGzEncoder {
             out,
@@ -77,7 +77,7 @@ impl<W: Write> ParGzEncoder<W> {
     }
 
     /// Writes the remaining blocks and the gzip trailer; returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.dispatch()?;
         while !self.in_flight.is_empty() {
             self.write_oldest()?;

@@ -118,7 +118,7 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    pub fn from_response(r: TokenResponse) -> Option<Token> {
+    pub(crate) fn from_response(r: TokenResponse) -> Option<Token> {
         let value = r.token.or(r.access_token).filter(|t| !t.is_empty())?;
         // The spec's default lifetime is 60 s; renew a little early.
         let lifetime = r.expires_in.unwrap_or(60).max(10);
@@ -128,7 +128,7 @@ impl Token {
         })
     }
 
-    pub fn fresh(&self) -> bool {
+    pub(crate) fn fresh(&self) -> bool {
         Instant::now() < self.expires
     }
 }

@@ -5,13 +5,13 @@ use crate::Error;
 /// Where a node starts: line (1-based) and byte column (0-based), as Go
 /// reports them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Pos {
+pub(crate) struct Pos {
     pub line: usize,
     pub col: usize,
 }
 
 #[derive(Debug, Clone)]
-pub enum Node {
+pub(crate) enum Node {
     Text(String),
     Action(Pipe),
     If(Pipe, Vec<Node>, Vec<Node>),
@@ -21,7 +21,7 @@ pub enum Node {
 
 /// A pipeline: optional variable declaration, commands joined by `|`.
 #[derive(Debug, Clone)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     pub vars: Vec<String>,
     /// `=` (assign an existing variable) rather than `:=`.
     pub assign: bool,
@@ -29,7 +29,7 @@ pub struct Pipe {
 }
 
 #[derive(Debug, Clone)]
-pub struct Cmd {
+pub(crate) struct Cmd {
     pub args: Vec<Arg>,
     /// The command's text and position, for error messages.
     pub text: String,
@@ -37,7 +37,7 @@ pub struct Cmd {
 }
 
 #[derive(Debug, Clone)]
-pub enum Operand {
+pub(crate) enum Operand {
     Dot,
     /// `.A.B` on dot.
     Field(Vec<String>),
@@ -54,7 +54,7 @@ pub enum Operand {
 }
 
 #[derive(Debug, Clone)]
-pub struct Arg {
+pub(crate) struct Arg {
     pub op: Operand,
     pub text: String,
     pub pos: Pos,
@@ -484,7 +484,7 @@ fn action(src: &str, inner: &str, base: usize) -> Result<Act, Error> {
     Ok(act)
 }
 
-pub fn parse(src: &str) -> Result<Vec<Node>, Error> {
+pub(crate) fn parse(src: &str) -> Result<Vec<Node>, Error> {
     let mut acts = Vec::new();
     for piece in pieces(src)? {
         acts.push(match piece {

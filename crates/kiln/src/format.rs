@@ -6,7 +6,7 @@
 
 use kiln_template::{tabwrite, Template, Value};
 
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Json,
     Template { template: Template, table: bool },
 }
@@ -14,7 +14,7 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// Reads a `--format` value; `default_table` is the command's table
     /// template (docker's `table {{.A}}\t{{.B}}` form).
-    pub fn parse(format: Option<&str>, default_table: &str) -> anyhow::Result<OutputFormat> {
+    pub(crate) fn parse(format: Option<&str>, default_table: &str) -> anyhow::Result<OutputFormat> {
         let format = match format.map(str::trim) {
             None | Some("") | Some("table") => default_table,
             Some("json") => return Ok(OutputFormat::Json),
@@ -39,7 +39,7 @@ impl OutputFormat {
     /// The text for `items`: JSON lines, or the template once per item
     /// (each followed by a newline); tables get docker's header row and
     /// column alignment. `headers` maps each field to docker's column name.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         items: &[Value],
         json: &[serde_json::Value],
@@ -71,7 +71,7 @@ impl OutputFormat {
 
 /// Go's `time.Time.String()` of a UTC time with whole seconds, as docker's
 /// `CreatedAt` of `images` shows it: `2024-05-01 12:00:00 +0000 UTC`.
-pub fn go_time(created: Option<&str>) -> String {
+pub(crate) fn go_time(created: Option<&str>) -> String {
     let Some(t) = created.and_then(kiln_core::parse_rfc3339) else {
         return "0001-01-01 00:00:00 +0000 UTC".into();
     };
@@ -88,7 +88,7 @@ pub fn go_time(created: Option<&str>) -> String {
 }
 
 /// RFC 3339 in UTC with whole seconds, as docker's history `CreatedAt`.
-pub fn rfc3339_secs(created: Option<&str>) -> String {
+pub(crate) fn rfc3339_secs(created: Option<&str>) -> String {
     let Some(t) = created.and_then(kiln_core::parse_rfc3339) else {
         return "0001-01-01T00:00:00Z".into();
     };

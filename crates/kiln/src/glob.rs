@@ -4,7 +4,7 @@
 /// Whether `name` matches `pattern`: `*` any run of characters but `/`,
 /// `?` one character but `/`, `[a-z]`/`[^…]` classes, `\\` escapes.
 /// A malformed pattern matches nothing.
-pub fn path_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn path_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     matches(&p, &n)

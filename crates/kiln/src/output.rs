@@ -4,13 +4,13 @@ use std::time::SystemTime;
 
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: SI units, 3 significant
 /// digits, trailing zeros dropped ("4.26MB", "744kB", "0B").
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     human_size_precision(bytes, 3)
 }
 
 /// docker's `units.HumanSizeWithPrecision(size, precision)`; docker's
 /// `units.HumanSize` is precision 4 (images' VirtualSize: "1.982MB").
-pub fn human_size_precision(bytes: u64, precision: i32) -> String {
+pub(crate) fn human_size_precision(bytes: u64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -41,7 +41,7 @@ fn format_g(v: f64, precision: i32) -> String {
 }
 
 /// docker's `units.HumanDuration`.
-pub fn human_duration(secs: u64) -> String {
+pub(crate) fn human_duration(secs: u64) -> String {
     let hours_rounded = (secs as f64 / 3600.0 + 0.5) as u64;
     match secs {
         0 => "Less than a second".into(),
@@ -59,7 +59,7 @@ pub fn human_duration(secs: u64) -> String {
 }
 
 /// "2 weeks ago" from an RFC 3339 config timestamp; "N/A" when missing.
-pub fn ago(created: Option<&str>) -> String {
+pub(crate) fn ago(created: Option<&str>) -> String {
     let Some(t) = created.and_then(kiln_core::parse_rfc3339) else {
         return "N/A".into();
     };
@@ -72,7 +72,7 @@ pub fn ago(created: Option<&str>) -> String {
 
 /// Docker's `stringutils.Ellipsis`: at most `max` characters, the last one
 /// "…" when cut.
-pub fn ellipsis(s: &str, max: usize) -> String {
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -82,7 +82,7 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 }
 
 /// Columns padded like docker's tabwriter (padding 3, left aligned).
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub enum E<'a> {
+pub(crate) enum E<'a> {
     File(&'a str, &'a [u8]),
     FileMode(&'a str, &'a [u8], u32),
     Dir(&'a str),
@@ -30,7 +30,7 @@ fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> tar::Header
     h
 }
 
-pub fn tarball(entries: &[E]) -> Vec<u8> {
+pub(crate) fn tarball(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let (mut h, data): (tar::Header, &[u8]) = match e {
@@ -68,12 +68,12 @@ pub fn tarball(entries: &[E]) -> Vec<u8> {
 }
 
 /// A sandbox: `root` to apply into, `outside` beside it with a canary file.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub dir: tempfile::TempDir,
 }
 
 impl Sandbox {
-    pub fn new() -> Sandbox {
+    pub(crate) fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("root")).unwrap();
         fs::create_dir(dir.path().join("outside")).unwrap();
@@ -81,16 +81,16 @@ impl Sandbox {
         Sandbox { dir }
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
-    pub fn outside(&self) -> PathBuf {
+    pub(crate) fn outside(&self) -> PathBuf {
         self.dir.path().join("outside")
     }
 
     /// Every path under the sandbox but outside root, with file contents.
-    pub fn outside_listing(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    pub(crate) fn outside_listing(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         walk(self.dir.path(), &self.root(), &mut out);
         out.sort();

@@ -16,7 +16,7 @@ use kiln_exec::{Network, Runtime};
 use kiln_store::Store;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Name (and optionally tag) the image, NAME[:TAG]; repeatable
     #[arg(short = 't', long = "tag")]
     tags: Vec<String>,
@@ -162,7 +162,7 @@ fn host_platform() -> kiln_core::Platform {
     kiln_core::Platform::host()
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let platform = host_platform();
     if let Some(p) = &args.platform {
         let want = p.trim_end_matches("/v8");

@@ -13,14 +13,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_build::Progress;
 
 /// Plain progress lines on stderr, BuildKit's style.
-pub struct PlainProgress {
+pub(crate) struct PlainProgress {
     quiet: bool,
     start: Instant,
     out: Mutex<std::io::Stderr>,
 }
 
 impl PlainProgress {
-    pub fn new(quiet: bool) -> PlainProgress {
+    pub(crate) fn new(quiet: bool) -> PlainProgress {
         PlainProgress {
             quiet,
             start: Instant::now(),
@@ -63,13 +63,13 @@ impl Progress for PlainProgress {
 }
 
 /// The live terminal view.
-pub struct TtyProgress {
+pub(crate) struct TtyProgress {
     multi: MultiProgress,
     steps: Mutex<HashMap<usize, (ProgressBar, String)>>,
 }
 
 impl TtyProgress {
-    pub fn new() -> TtyProgress {
+    pub(crate) fn new() -> TtyProgress {
         TtyProgress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             steps: Mutex::new(HashMap::new()),

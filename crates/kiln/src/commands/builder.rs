@@ -8,13 +8,13 @@ use kiln_store::Store;
 use crate::output::human_size;
 
 #[derive(clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Remove build cache (steps, snapshots and cache mounts) no image uses
     Prune(PruneArgs),
 }
 
 #[derive(clap::Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Remove all build cache, not only what no image uses
     #[arg(short = 'a', long)]
     all: bool,
@@ -23,7 +23,7 @@ pub struct PruneArgs {
     force: bool,
 }
 
-pub fn run(store: &Store, cmd: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Prune(args) = cmd;
     if !args.force {
         eprint!("WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] ");

@@ -26,7 +26,7 @@ use kiln_store::{IndexEntry, IndexEntryExt, Layout, Store, REF_NAME};
 use super::registry::{block_on, RegistryArgs, View};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Source: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] or kiln:REF
     source: String,
     /// Destination, in the same forms
@@ -87,7 +87,7 @@ fn parse_location(s: &str) -> anyhow::Result<Location> {
     })
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let src = parse_location(&args.source)?;
     let dst = parse_location(&args.destination)?;
     let client = args.registry.client()?;

@@ -11,13 +11,13 @@ use anyhow::Context;
 use kiln_dockerfile::{outline_instructions, BuildOptions};
 
 #[derive(clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Parse a Dockerfile and print its stages and instructions
     Parse(ParseArgs),
 }
 
 #[derive(clap::Args)]
-pub struct ParseArgs {
+pub(crate) struct ParseArgs {
     /// The Dockerfile ("-" for standard input)
     file: PathBuf,
     /// text (one line per instruction) or json (the whole model)
@@ -44,7 +44,7 @@ fn host_platform() -> kiln_core::Platform {
 
 /// `--build-arg NAME=VALUE`, or `NAME` alone to take it from the
 /// environment (docker's rule; unset means not given).
-pub fn build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in args {
         match a.split_once('=') {
@@ -64,7 +64,7 @@ pub fn build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Parse(args) = cmd;
     let text = if args.file.as_os_str() == "-" {
         let mut s = String::new();

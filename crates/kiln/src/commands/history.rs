@@ -9,7 +9,7 @@ use crate::format::{rfc3339_secs, OutputFormat};
 use crate::output::{ago, ellipsis, human_size};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Image: name, ID or ID prefix
     image: String,
     /// Do not truncate output
@@ -45,7 +45,7 @@ struct Step {
     comment: String,
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let (_, image) = store.resolve(&args.image)?;
     let mut rows: Vec<Step> = store
         .history(&image)?

@@ -12,7 +12,7 @@ use crate::glob::path_match;
 use crate::output::{ago, human_size, human_size_precision};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only images of this repository (and tag); `*`, `?` and `[…]` match as
     /// in docker (`'team/*'`, `'app:1.*'`)
     reference: Option<String>,
@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 /// One row of `kiln images`.
-pub struct Row {
+pub(crate) struct Row {
     pub name: Option<ImageRef>,
     pub image: Image,
     pub size: u64,
@@ -70,7 +70,7 @@ impl Row {
 
 /// Uncompressed size of an image's layers (docker's SIZE), from the
 /// recorded layer facts, falling back to the blob size.
-pub fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
+pub(crate) fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
     let mut total = 0;
     for layer in image.layer_digests()? {
         total += store.layer_size(&layer)?;
@@ -78,7 +78,7 @@ pub fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
+pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     let index = store.index()?;
     let mut rows = Vec::new();
     for record in store.images()? {
@@ -248,7 +248,7 @@ const HEADERS: [(&str, &str); 11] = [
     ("VirtualSize", "SIZE"),
 ];
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let _ = args.all;
     let mut filters = Filters::parse(store, &args.filters)?;
     // docker adds the positional argument as one more reference filter

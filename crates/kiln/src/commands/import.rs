@@ -9,7 +9,7 @@ use kiln_layer::Compression;
 use kiln_store::Store;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Root filesystem tarball (plain, gzip or zstd), or - for standard input
     file: String,
     /// Name for the new image: REPOSITORY[:TAG]
@@ -29,7 +29,7 @@ pub struct Args {
     compression: Compression,
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if args.file.starts_with("http://") || args.file.starts_with("https://") {
         bail!("importing from a URL is not supported: download the file, then `kiln import FILE`");
     }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::images::image_size;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Images: names, IDs or ID prefixes
     #[arg(required = true)]
     images: Vec<String>,
@@ -172,7 +172,7 @@ fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
     Ok(view)
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let _ = args.size;
     // A bad template fails before anything is looked up, as in docker.
     let template = match args.format.as_deref() {

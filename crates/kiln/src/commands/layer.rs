@@ -15,7 +15,7 @@ use kiln_layer::{
 };
 
 #[derive(clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write a layer holding DIR (or what changed from --from to DIR)
     Create(CreateArgs),
     /// Apply a layer (plain, gzip or zstd) onto a directory
@@ -25,7 +25,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// Directory with the content (the upper tree, or an overlay upper dir with --overlay)
     dir: PathBuf,
     /// Lower tree to diff against (default: empty, so DIR is the whole layer)
@@ -43,7 +43,7 @@ pub struct CreateArgs {
 }
 
 #[derive(clap::Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// Layer tarball to apply (plain, gzip or zstd)
     layer: PathBuf,
     /// Directory to apply it onto (created if missing; nothing is written outside it)
@@ -51,7 +51,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(clap::Args)]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// The tree before
     lower: PathBuf,
     /// The tree after (or an overlayfs upper directory with --overlay)
@@ -61,7 +61,7 @@ pub struct DiffArgs {
     overlay: bool,
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Create(a) => create(a),
         Command::Apply(a) => {

@@ -8,7 +8,7 @@ use kiln_archive::load;
 use kiln_store::Store;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Read from this archive instead of standard input
     #[arg(short = 'i', long)]
     input: Option<PathBuf>,
@@ -17,7 +17,7 @@ pub struct Args {
     quiet: bool,
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let input: Box<dyn Read + Send> = match &args.input {
         Some(p) if p.as_os_str() != "-" => {
             Box::new(File::open(p).with_context(|| format!("open {}", p.display()))?)

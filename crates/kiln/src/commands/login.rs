@@ -10,7 +10,7 @@ use kiln_store::Store;
 use super::registry::{block_on, RegistryArgs};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Registry host[:port] [default: docker.io]
     server: Option<String>,
     /// User name (asked for at a terminal when not given)
@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 #[derive(clap::Args)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     /// Registry host[:port] [default: docker.io]
     server: Option<String>,
     /// Credentials file [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
@@ -118,7 +118,7 @@ fn restore_on_interrupt(saved: rustix::termios::Termios) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
     let interactive = std::io::stdin().is_terminal() && !args.password_stdin;
     let username = match args.username {
@@ -185,7 +185,7 @@ fn login_failed(server: &str, e: RegistryError) -> anyhow::Error {
     }
 }
 
-pub fn logout(_store: &Store, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn logout(_store: &Store, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
     let path = args.authfile.unwrap_or_else(super::docker_config_path);
     let mut config = DockerConfig::load(&path)?;

@@ -1,33 +1,33 @@
 //! One module per command. Each has an `Args` (clap) and a `run`.
 
-pub mod build;
-pub mod build_progress;
-pub mod builder;
-pub mod copy;
-pub mod dockerfile;
-pub mod history;
-pub mod images;
-pub mod import;
-pub mod inspect;
-pub mod layer;
-pub mod load;
-pub mod login;
-pub mod prune;
-pub mod pull;
-pub mod push;
-pub mod referrers;
-pub mod registry;
-pub mod rmi;
-pub mod save;
-pub mod system;
-pub mod tag;
-pub mod version;
+pub(crate) mod build;
+pub(crate) mod build_progress;
+pub(crate) mod builder;
+pub(crate) mod copy;
+pub(crate) mod dockerfile;
+pub(crate) mod history;
+pub(crate) mod images;
+pub(crate) mod import;
+pub(crate) mod inspect;
+pub(crate) mod layer;
+pub(crate) mod load;
+pub(crate) mod login;
+pub(crate) mod prune;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod referrers;
+pub(crate) mod registry;
+pub(crate) mod rmi;
+pub(crate) mod save;
+pub(crate) mod system;
+pub(crate) mod tag;
+pub(crate) mod version;
 
 use kiln_core::ImageRef;
 
 /// `--format`: docker's table by default, or one JSON document per item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Table,
     Json,
@@ -35,14 +35,14 @@ pub enum Format {
 
 /// An error's message with its causes, as one line (`a: b: c`): the one
 /// chain printer, `kiln_core::error_chain`.
-pub fn describe(e: &anyhow::Error) -> String {
+pub(crate) fn describe(e: &anyhow::Error) -> String {
     let e: &(dyn std::error::Error + 'static) = e.as_ref();
     kiln_core::error_chain(e)
 }
 
 /// The class of a failure: the kind of the first library error in the
 /// chain (anyhow context added by the commands wraps them).
-pub fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
+pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
     e.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<kiln_store::StoreError>() {
             return Some(e.kind());
@@ -75,7 +75,7 @@ pub fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
 /// failed command (125 is for command lines it cannot parse, see
 /// `main::usage_error`; `run`'s 125/126/127 come with the runtime), so
 /// every kind maps to 1 today; this is the one place that will change.
-pub fn exit_code(kind: Option<kiln_core::ErrorKind>) -> std::process::ExitCode {
+pub(crate) fn exit_code(kind: Option<kiln_core::ErrorKind>) -> std::process::ExitCode {
     match kind {
         Some(_) | None => std::process::ExitCode::FAILURE,
     }
@@ -83,7 +83,7 @@ pub fn exit_code(kind: Option<kiln_core::ErrorKind>) -> std::process::ExitCode {
 
 /// Parses a name given for tagging: it needs a repository and gets `latest`
 /// when it has no tag; a digest cannot be a tag.
-pub fn parse_tag_name(s: &str) -> anyhow::Result<ImageRef> {
+pub(crate) fn parse_tag_name(s: &str) -> anyhow::Result<ImageRef> {
     let r: ImageRef = s.parse()?;
     if r.digest().is_some() {
         anyhow::bail!("{s:?}: refusing to create a tag with a digest reference");
@@ -92,14 +92,14 @@ pub fn parse_tag_name(s: &str) -> anyhow::Result<ImageRef> {
 }
 
 /// Names an image as docker lists it: `REPOSITORY:TAG` familiar forms.
-pub fn familiar_tags(names: &[ImageRef]) -> Vec<String> {
+pub(crate) fn familiar_tags(names: &[ImageRef]) -> Vec<String> {
     names.iter().map(ImageRef::familiar).collect()
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment: the one place kiln reads it
 /// (libraries take the value). A value that is not a number of seconds is
 /// an error, not silently "now".
-pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+pub(crate) fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map(Some).map_err(|_| {
             anyhow::anyhow!("SOURCE_DATE_EPOCH={v}: not a number of seconds since 1970")
@@ -110,7 +110,7 @@ pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
 
 /// docker's `config.json` for stored credentials: `$DOCKER_CONFIG`, else
 /// `$HOME/.docker`.
-pub fn docker_config_path() -> std::path::PathBuf {
+pub(crate) fn docker_config_path() -> std::path::PathBuf {
     let dir = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     kiln_registry_client::DockerConfig::path_for(dir.as_deref(), home.as_deref())
@@ -118,7 +118,7 @@ pub fn docker_config_path() -> std::path::PathBuf {
 
 /// Standard input as a `File`: sendable to worker threads, unbuffered by
 /// std (kiln buffers itself), and eligible for kernel copy paths.
-pub fn stdin_file() -> anyhow::Result<std::fs::File> {
+pub(crate) fn stdin_file() -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsFd;
     Ok(std::fs::File::from(
         std::io::stdin().as_fd().try_clone_to_owned()?,
@@ -126,7 +126,7 @@ pub fn stdin_file() -> anyhow::Result<std::fs::File> {
 }
 
 /// Standard output as a `File` (see [`stdin_file`]).
-pub fn stdout_file() -> anyhow::Result<std::fs::File> {
+pub(crate) fn stdout_file() -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsFd;
     Ok(std::fs::File::from(
         std::io::stdout().as_fd().try_clone_to_owned()?,

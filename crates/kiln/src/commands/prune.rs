@@ -6,7 +6,7 @@ use kiln_store::Store;
 use crate::output::human_size;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Remove all unused images, not only dangling ones
     #[arg(short = 'a', long)]
     all: bool,
@@ -28,7 +28,7 @@ fn confirm(all: bool) -> bool {
     matches!(line.trim(), "y" | "Y" | "yes")
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if !args.force && !confirm(args.all) {
         return Ok(ExitCode::SUCCESS);
     }

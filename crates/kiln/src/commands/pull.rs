@@ -7,7 +7,7 @@ use kiln_store::Store;
 use super::registry::{block_on, RegistryArgs, View};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// NAME[:TAG] or NAME@DIGEST
     image: String,
     /// Platform to pull from a multi-platform image (OS/ARCH[/VARIANT]) [default: the host's]
@@ -26,7 +26,7 @@ pub struct Args {
     registry: RegistryArgs,
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
     if args.all_tags {
         return all_tags(store, &args, &reference);

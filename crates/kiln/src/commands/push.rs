@@ -8,7 +8,7 @@ use kiln_store::Store;
 use super::registry::{block_on, RegistryArgs, View};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// NAME[:TAG] of an image in the store; with --all-tags, a repository
     image: String,
     /// Push every tag of the repository
@@ -33,13 +33,13 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum PushCompression {
+pub(crate) enum PushCompression {
     Gzip,
     Zstd,
 }
 
 /// The push options of the compression flags.
-pub fn push_options(compression: PushCompression, force: bool) -> PushOptions {
+pub(crate) fn push_options(compression: PushCompression, force: bool) -> PushOptions {
     PushOptions {
         compression: match compression {
             PushCompression::Gzip => Compression::Gzip,
@@ -49,7 +49,7 @@ pub fn push_options(compression: PushCompression, force: bool) -> PushOptions {
     }
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
     if reference.digest().is_some() {
         // docker's words: a digest names content, a push needs a tag.

@@ -12,7 +12,7 @@ use crate::format::OutputFormat;
 use crate::output::human_size;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Image: name, ID or ID prefix, or a manifest digest (sha256:…)
     image: String,
     /// Only artifacts of this type (e.g. application/spdx+json)
@@ -31,7 +31,7 @@ const HEADERS: [(&str, &str); 4] = [
     ("Size", "SIZE"),
 ];
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     // A manifest digest names the subject directly (it may be an artifact
     // itself, or an image no name points at).
     let subject = match args.image.parse::<kiln_core::Digest>() {

@@ -13,7 +13,7 @@ use kiln_registry_client::{BlobEvent, Client, ClientOptions, Credentials, Progre
 
 /// Flags every command that talks to a registry takes.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// Speak plain HTTP to this registry (host[:port]); repeatable.
     /// localhost and 127.0.0.1 always use HTTP
     #[arg(
@@ -38,7 +38,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    pub fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let credentials = match &self.creds {
             Some(c) => {
                 let (u, p) = c
@@ -67,7 +67,7 @@ impl RegistryArgs {
 
 /// Runs transfer code on a small multi-threaded runtime (the machine's
 /// cores; network transfers are mostly waiting and hashing).
-pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
         .enable_all()
@@ -76,19 +76,19 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 }
 
 /// Docker's short blob name: the first 12 hex digits.
-pub fn short(d: &Digest) -> &str {
+pub(crate) fn short(d: &Digest) -> &str {
     &d.hex()[..12]
 }
 
 /// The progress view.
-pub struct View {
+pub(crate) struct View {
     bars: Option<(MultiProgress, Mutex<HashMap<Digest, ProgressBar>>)>,
     quiet: bool,
 }
 
 impl View {
     /// Bars when stderr is a terminal and not `quiet`; lines otherwise.
-    pub fn new(quiet: bool) -> View {
+    pub(crate) fn new(quiet: bool) -> View {
         let bars = (!quiet && std::io::stderr().is_terminal()).then(|| {
             (
                 MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),

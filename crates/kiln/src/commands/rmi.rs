@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use kiln_store::{Removal, Store};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Images to remove: names, IDs or ID prefixes
     #[arg(required = true)]
     images: Vec<String>,
@@ -30,7 +30,7 @@ fn lines(removal: &Removal) -> Vec<String> {
     out
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for input in &args.images {
         match store.remove_image(input, args.force) {

@@ -8,7 +8,7 @@ use kiln_core::ImageRef;
 use kiln_store::Store;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Images to save: names, IDs or ID prefixes
     #[arg(required = true)]
     images: Vec<String>,
@@ -17,7 +17,7 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
-pub fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut items: Vec<SaveItem> = Vec::new();
     for input in &args.images {
         let (record, image) = store.resolve(input)?;

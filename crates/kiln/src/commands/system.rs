@@ -7,14 +7,14 @@ use super::Format;
 use crate::output::{ago, human_size, print_table};
 
 #[derive(clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
 #[derive(clap::Args)]
-pub struct DfArgs {
+pub(crate) struct DfArgs {
     /// Per-image usage
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -23,7 +23,7 @@ pub struct DfArgs {
     format: Format,
 }
 
-pub fn check(store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn check(store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let r = store.check()?;
     match args.format {
         Format::Json => println!(
@@ -65,7 +65,7 @@ pub fn check(store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
     let usage = store.disk_usage()?;
     let name_tag = |u: &ImageUsage| {
         u.names

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::format::OutputFormat;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Output: text (default), json, or a Go template ('{{.Client.Version}}',
     /// '{{.Store.Root}}', '{{range .Runtimes}}{{.Name}} {{end}}')
     #[arg(short = 'f', long, value_name = "FORMAT")]
@@ -29,7 +29,11 @@ fn find_on_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
 
 /// `path` is the `PATH` value: the binary reads the environment and passes
 /// it in.
-pub fn run(root: &Path, path: Option<&std::ffi::OsStr>, args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    root: &Path,
+    path: Option<&std::ffi::OsStr>,
+    args: Args,
+) -> anyhow::Result<ExitCode> {
     let host = kiln_core::Platform::host();
     let mut runtimes = vec![json!({"Name": "libcontainer", "Path": "builtin", "Default": true})];
     if let Some(runc) = find_on_path("runc", path) {

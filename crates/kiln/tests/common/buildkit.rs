@@ -20,14 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::{run_tool, tool, Kiln};
 
 /// Debian's docker client, which drives the daemon's BuildKit.
-pub const DOCKER: &str = "/usr/bin/docker";
+pub(crate) const DOCKER: &str = "/usr/bin/docker";
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// One entry of a flattened image: kind, mode bits, owner, and content
 /// digest (files) or link target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     pub kind: char,
     pub mode: u32,
     pub uid: u64,
@@ -35,11 +35,11 @@ pub struct Node {
     pub content: String,
 }
 
-pub type Tree = BTreeMap<String, Node>;
+pub(crate) type Tree = BTreeMap<String, Node>;
 
 /// A kiln store and docker, both holding the same busybox base image
 /// (with an `app` user, uid 1000) under a name unique to this test.
-pub struct Peers {
+pub(crate) struct Peers {
     pub kiln: Kiln,
     pub base: String,
     prefix: String,
@@ -65,14 +65,14 @@ impl Drop for Peers {
 
 /// The result of one build: exit code, output, and the docker image name
 /// it can be read under (when it succeeded).
-pub struct Built {
+pub(crate) struct Built {
     pub code: i32,
     pub output: String,
     pub image: String,
 }
 
 impl Peers {
-    pub fn new() -> Peers {
+    pub(crate) fn new() -> Peers {
         require_buildkit();
         let kiln = Kiln::new();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
@@ -101,14 +101,14 @@ impl Peers {
     }
 
     /// A docker image name unique to this test.
-    pub fn name(&self, what: &str) -> String {
+    pub(crate) fn name(&self, what: &str) -> String {
         let name = format!("{}-{what}:1", self.prefix);
         self.docker_images.lock().unwrap().push(name.clone());
         name
     }
 
     /// Hands a kiln image to docker under the same name.
-    pub fn to_docker(&self, image: &str) {
+    pub(crate) fn to_docker(&self, image: &str) {
         let archive = self
             .kiln
             .path(&format!("{}.tar", image.replace([':', '/'], "_")));
@@ -119,7 +119,7 @@ impl Peers {
 
     /// A context directory holding `files`; `Dockerfile` uses `{BASE}`
     /// for the base image's name.
-    pub fn context(&self, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    pub(crate) fn context(&self, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
         let dir = self.kiln.dir.path().join(name);
         for (p, c) in files {
             let p = dir.join(p);
@@ -130,7 +130,7 @@ impl Peers {
     }
 
     /// `DOCKER_BUILDKIT=1 docker build` with `args` (the context last).
-    pub fn buildkit(&self, args: &[&str], stdin: Option<&Path>) -> Built {
+    pub(crate) fn buildkit(&self, args: &[&str], stdin: Option<&Path>) -> Built {
         let image = self.name("bk");
         let mut cmd = Command::new(DOCKER);
         cmd.env("DOCKER_BUILDKIT", "1")
@@ -140,7 +140,7 @@ impl Peers {
     }
 
     /// `kiln build` with `args`; a successful image is handed to docker.
-    pub fn kiln(&self, args: &[&str], stdin: Option<&Path>) -> Built {
+    pub(crate) fn kiln(&self, args: &[&str], stdin: Option<&Path>) -> Built {
         let image = self.name("kiln");
         let mut cmd = self.kiln.cmd();
         cmd.args(["build", "--progress", "plain", "-t", &image])
@@ -153,11 +153,11 @@ impl Peers {
     }
 
     /// Builds with both and requires both to succeed.
-    pub fn both(&self, args: &[&str]) -> (Built, Built) {
+    pub(crate) fn both(&self, args: &[&str]) -> (Built, Built) {
         self.both_with_stdin(args, None)
     }
 
-    pub fn both_with_stdin(&self, args: &[&str], stdin: Option<&Path>) -> (Built, Built) {
+    pub(crate) fn both_with_stdin(&self, args: &[&str], stdin: Option<&Path>) -> (Built, Built) {
         let bk = self.buildkit(args, stdin);
         assert_eq!(bk.code, 0, "BuildKit failed:\n{}", bk.output);
         let kiln = self.kiln(args, stdin);
@@ -166,7 +166,7 @@ impl Peers {
     }
 
     /// Builds with both and requires the same tree, config and history.
-    pub fn same_image(&self, args: &[&str]) -> (Built, Built) {
+    pub(crate) fn same_image(&self, args: &[&str]) -> (Built, Built) {
         let (bk, kiln) = self.both(args);
         assert_same_tree(&tree(&bk.image), &tree(&kiln.image));
         assert_eq!(
@@ -235,7 +235,7 @@ fn run_build(mut cmd: Command, stdin: Option<&Path>, image: String) -> Built {
 }
 
 /// Fails with a clear message when BuildKit cannot run here.
-pub fn require_buildkit() {
+pub(crate) fn require_buildkit() {
     let out = run_tool(DOCKER, &["info", "--format", "{{.ServerVersion}}"]);
     assert!(
         out.status.success(),
@@ -245,7 +245,7 @@ pub fn require_buildkit() {
 }
 
 /// The image's file tree as `docker export` flattens it.
-pub fn tree(image: &str) -> Tree {
+pub(crate) fn tree(image: &str) -> Tree {
     let id = tool(DOCKER, &["create", image, "/bin/true"])
         .trim()
         .to_string();
@@ -303,7 +303,7 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// Every path that differs, with both sides, or nothing.
-pub fn assert_same_tree(buildkit: &Tree, kiln: &Tree) {
+pub(crate) fn assert_same_tree(buildkit: &Tree, kiln: &Tree) {
     let mut diffs = Vec::new();
     for (path, node) in buildkit {
         match kiln.get(path) {
@@ -321,7 +321,7 @@ pub fn assert_same_tree(buildkit: &Tree, kiln: &Tree) {
 }
 
 /// `docker inspect`'s Config of an image, with the top-level Comment.
-pub fn config(image: &str) -> serde_json::Value {
+pub(crate) fn config(image: &str) -> serde_json::Value {
     let out = tool(
         DOCKER,
         &["inspect", "-f", "{{json .Config}}|{{json .Comment}}", image],
@@ -339,7 +339,7 @@ pub fn config(image: &str) -> serde_json::Value {
 }
 
 /// The image's history: `created_by` of each entry, newest first.
-pub fn history(image: &str) -> Vec<String> {
+pub(crate) fn history(image: &str) -> Vec<String> {
     tool(
         DOCKER,
         &["history", "--no-trunc", "--format", "{{.CreatedBy}}", image],

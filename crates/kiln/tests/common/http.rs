@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
@@ -17,18 +17,18 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or_default()
     }
 
-    pub fn query(&self, key: &str) -> Vec<String> {
+    pub(crate) fn query(&self, key: &str) -> Vec<String> {
         let q = self.target.split_once('?').map(|(_, q)| q).unwrap_or("");
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
@@ -57,7 +57,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// What a handler answers.
-pub enum Reply {
+pub(crate) enum Reply {
     /// A full response.
     Full {
         status: u16,
@@ -70,7 +70,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
         Reply::Full {
             status,
             headers: Vec::new(),
@@ -78,7 +78,7 @@ impl Reply {
         }
     }
 
-    pub fn header(mut self, k: &str, v: &str) -> Reply {
+    pub(crate) fn header(mut self, k: &str, v: &str) -> Reply {
         if let Reply::Full { headers, .. } = &mut self {
             headers.push((k.to_string(), v.to_string()));
         }
@@ -114,10 +114,10 @@ impl Reply {
     }
 }
 
-pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 /// Serves `handler` on 127.0.0.1 until the process ends; returns the port.
-pub fn serve(handler: Handler) -> u16 {
+pub(crate) fn serve(handler: Handler) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -189,7 +189,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
 
 /// Forwards a request to `127.0.0.1:upstream` and returns the raw answer
 /// (status line, headers, body) as bytes, the upstream closing after it.
-pub fn forward(req: &Request, upstream: u16) -> Vec<u8> {
+pub(crate) fn forward(req: &Request, upstream: u16) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
     for (k, v) in &req.headers {
@@ -213,7 +213,7 @@ pub fn forward(req: &Request, upstream: u16) -> Vec<u8> {
 }
 
 /// Splits a raw response into (status, head bytes, body).
-pub fn split_response(raw: &[u8]) -> (u16, Vec<u8>, Vec<u8>) {
+pub(crate) fn split_response(raw: &[u8]) -> (u16, Vec<u8>, Vec<u8>) {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

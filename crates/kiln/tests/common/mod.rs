@@ -3,21 +3,21 @@
 //! busybox-static binary (no registry is needed or reachable).
 #![allow(dead_code)]
 
-pub mod buildkit;
-pub mod http;
-pub mod registry;
+pub(crate) mod buildkit;
+pub(crate) mod http;
+pub(crate) mod registry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub struct Kiln {
+pub(crate) struct Kiln {
     pub root: PathBuf,
     pub dir: tempfile::TempDir,
 }
 
 impl Kiln {
-    pub fn new() -> Kiln {
+    pub(crate) fn new() -> Kiln {
         let dir = tempfile::tempdir().unwrap();
         Kiln {
             root: dir.path().join("root"),
@@ -25,7 +25,7 @@ impl Kiln {
         }
     }
 
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
         c.arg("--root").arg(&self.root);
         c.env_remove("KILN_ROOT");
@@ -34,12 +34,12 @@ impl Kiln {
     }
 
     /// Runs kiln; returns the output whatever the exit status.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
 
     /// Runs kiln and requires success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -52,7 +52,7 @@ impl Kiln {
 
     /// Runs kiln with extra environment variables and requires success;
     /// returns stdout.
-    pub fn ok_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+    pub(crate) fn ok_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = self
             .cmd()
             .args(args)
@@ -68,7 +68,7 @@ impl Kiln {
     }
 
     /// Runs kiln with `input` as standard input and requires success.
-    pub fn ok_with_stdin(&self, args: &[&str], input: &Path) -> String {
+    pub(crate) fn ok_with_stdin(&self, args: &[&str], input: &Path) -> String {
         let out = self
             .cmd()
             .args(args)
@@ -85,7 +85,7 @@ impl Kiln {
     }
 
     /// Runs kiln and requires failure; returns stderr.
-    pub fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             !out.status.success(),
@@ -98,7 +98,7 @@ impl Kiln {
 
     /// Runs kiln and requires a usage error (docker's exit 125: the
     /// command line was wrong, nothing ran); returns stderr.
-    pub fn usage_fails(&self, args: &[&str]) -> String {
+    pub(crate) fn usage_fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
             out.status.code(),
@@ -109,13 +109,13 @@ impl Kiln {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Everything observable about the store's content: index.json bytes
     /// and the sorted list of blob files.
-    pub fn snapshot(&self) -> (Vec<u8>, Vec<String>) {
+    pub(crate) fn snapshot(&self) -> (Vec<u8>, Vec<String>) {
         let index = fs::read(self.root.join("index.json")).unwrap_or_default();
         let mut blobs: Vec<String> = fs::read_dir(self.root.join("blobs/sha256"))
             .map(|d| {
@@ -129,7 +129,12 @@ impl Kiln {
 
     /// Imports a fresh busybox rootfs (plus `files`) as `name` with extra
     /// `kiln import` arguments; returns the tarball it imported.
-    pub fn import_busybox(&self, name: &str, files: &[(&str, &[u8])], args: &[&str]) -> PathBuf {
+    pub(crate) fn import_busybox(
+        &self,
+        name: &str,
+        files: &[(&str, &[u8])],
+        args: &[&str],
+    ) -> PathBuf {
         let label = name.replace([':', '/'], "_");
         let tar = busybox_tar(self.dir.path(), &label, files);
         let mut all = vec!["import", tar.to_str().unwrap(), name];
@@ -138,7 +143,7 @@ impl Kiln {
         tar
     }
 
-    pub fn inspect(&self, image: &str) -> serde_json::Value {
+    pub(crate) fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["inspect", image]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         v[0].clone()
@@ -146,7 +151,7 @@ impl Kiln {
 }
 
 /// The busybox-static binary (Debian package busybox-static).
-pub fn busybox_binary() -> PathBuf {
+pub(crate) fn busybox_binary() -> PathBuf {
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         if Path::new(p).exists() {
             return p.into();
@@ -156,7 +161,7 @@ pub fn busybox_binary() -> PathBuf {
 }
 
 /// A minimal busybox root filesystem in `dir`, plus `extra` files.
-pub fn busybox_rootfs(dir: &Path, extra: &[(&str, &[u8])]) {
+pub(crate) fn busybox_rootfs(dir: &Path, extra: &[(&str, &[u8])]) {
     for d in ["bin", "etc", "tmp", "root"] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -177,7 +182,7 @@ pub fn busybox_rootfs(dir: &Path, extra: &[(&str, &[u8])]) {
 
 /// A busybox rootfs as a plain tarball at `out` (made with tar(1), as a user
 /// would); returns its path.
-pub fn busybox_tar(work: &Path, name: &str, extra: &[(&str, &[u8])]) -> PathBuf {
+pub(crate) fn busybox_tar(work: &Path, name: &str, extra: &[(&str, &[u8])]) -> PathBuf {
     let dir = work.join(format!("{name}-rootfs"));
     busybox_rootfs(&dir, extra);
     let out = work.join(format!("{name}.tar"));
@@ -187,7 +192,7 @@ pub fn busybox_tar(work: &Path, name: &str, extra: &[(&str, &[u8])]) -> PathBuf 
 
 /// `dir`'s content as a reproducible tarball (tar(1), as a user would
 /// make it: sorted, mtime 0, owned by root).
-pub fn tar_dir(dir: &Path, out: &Path) {
+pub(crate) fn tar_dir(dir: &Path, out: &Path) {
     let st = Command::new("tar")
         .arg("-C")
         .arg(dir)
@@ -200,7 +205,7 @@ pub fn tar_dir(dir: &Path, out: &Path) {
 }
 
 /// Runs an external tool and requires success; returns stdout.
-pub fn tool(program: &str, args: &[&str]) -> String {
+pub(crate) fn tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -213,7 +218,7 @@ pub fn tool(program: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-pub fn run_tool(program: &str, args: &[&str]) -> Output {
+pub(crate) fn run_tool(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .output()

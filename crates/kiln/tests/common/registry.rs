@@ -14,17 +14,17 @@ use base64::Engine;
 
 use super::http::{self, Reply, Request};
 
-pub const USER: &str = "kiln";
-pub const PASSWORD: &str = "s3cret-pass";
+pub(crate) const USER: &str = "kiln";
+pub(crate) const PASSWORD: &str = "s3cret-pass";
 
-pub enum Auth {
+pub(crate) enum Auth {
     Anonymous,
     Htpasswd,
     /// Token auth; anonymous clients get no token at all.
     Token,
 }
 
-pub struct Registry {
+pub(crate) struct Registry {
     pub port: u16,
     /// The loopback address it listens on.
     pub ip: &'static str,
@@ -35,14 +35,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn start(auth: Auth) -> Registry {
+    pub(crate) fn start(auth: Auth) -> Registry {
         Registry::start_on("127.0.0.1", auth, false)
     }
 
     /// A registry speaking TLS with a self-signed certificate for
     /// 127.0.0.2 (kiln speaks plain HTTP only to 127.0.0.1 and localhost);
     /// returns it and its CA certificate's PEM file.
-    pub fn start_tls() -> (Registry, PathBuf) {
+    pub(crate) fn start_tls() -> (Registry, PathBuf) {
         let reg = Registry::start_on("127.0.0.2", Auth::Anonymous, true);
         let ca = reg._dir.path().join("tls-ca.pem");
         (reg, ca)
@@ -183,7 +183,7 @@ impl Registry {
     }
 
     /// `IP:PORT`
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
 }
@@ -195,7 +195,7 @@ impl Drop for Registry {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -315,7 +315,7 @@ fn sign(key: &PathBuf, input: &[u8]) -> Vec<u8> {
 
 /// What the fault proxy does to blob downloads.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// The first GET of each blob is cut off halfway through its body.
     CutOnce,
     /// Every blob body has one byte flipped.
@@ -324,7 +324,7 @@ pub enum Fault {
 
 /// A proxy in front of `upstream` that injects `fault` into blob bodies.
 /// Returns its port and the log of requests (method, path, Range header).
-pub fn fault_proxy(upstream: u16, fault: Fault) -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn fault_proxy(upstream: u16, fault: Fault) -> (u16, Arc<Mutex<Vec<String>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let cut = Arc::new(Mutex::new(HashSet::new()));
     let log2 = log.clone();
