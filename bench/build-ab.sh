@@ -25,7 +25,7 @@ for v in old new; do
   "$bin" --root "$W/$v" import "$ROOTFS" kiln-bench/deb:1 >/dev/null
   "$bin" --root "$W/$v" build -q -t kiln-bench/app:1 "$CTX" >/dev/null
 done
-KB() { echo "$1 --root $W/$2 build -q -t kiln-bench/app:1 $3 $CTX"; }
+KB() { echo "$1 --root $W/$2 build -q -t kiln-bench/app:1 ${3:-} $CTX"; }
 CHANGE="date +%s%N > $CTX/src/d000/changed.c; sync"
 "${HF[@]}" --runs "$COLD_RUNS" --export-json "$W/cold.json" \
   -n old "$(KB "$OLD" old --no-cache)" -n new "$(KB "$NEW" new --no-cache)"
