@@ -2,10 +2,11 @@
 
 use std::io::{BufReader, Read};
 
+use kiln_core::image::Descriptor;
 use kiln_core::image::ImageConfig;
 use kiln_core::{Digest, ImageRef, Platform};
 use kiln_layer::{copy_checked_tar, decompress, Compression, LayerWriter};
-use kiln_store::{LayerDescriptor, LayerInfo, Store};
+use kiln_store::{LayerInfo, Store};
 use serde_json::json;
 
 use crate::changes::apply_changes;
@@ -100,11 +101,11 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
         serde_json::to_vec(&config).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let entry = store.write_image(
         &config_bytes,
-        &[LayerDescriptor {
-            media_type: opts.compression.oci_media_type().to_string(),
+        &[Descriptor::new(
+            opts.compression.oci_media_type(),
             digest,
             size,
-        }],
+        )],
     )?;
     store.name_image(&entry, &opts.names)?;
     Ok(Imported {

@@ -11,10 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
 
+use kiln_core::image::Descriptor;
 use kiln_core::image::{ImageConfig, Index, Manifest};
 use kiln_core::{Digest, ImageRef, Platform, Sha256Writer};
 use kiln_layer::{clean_entry_path, decompress, Compression};
-use kiln_store::{IndexEntry, LayerDescriptor, LayerInfo, PendingBlob, Store};
+use kiln_store::{IndexEntry, LayerInfo, PendingBlob, Store};
 use serde::Deserialize;
 
 use crate::error::{ArchiveError, Result};
@@ -207,7 +208,7 @@ struct Planned {
     manifest: Option<(String, String)>,
     config_path: String,
     config_digest: Digest,
-    layers: Vec<(String, LayerDescriptor)>,
+    layers: Vec<(String, Descriptor)>,
     names: Vec<ImageRef>,
 }
 
@@ -295,7 +296,7 @@ fn check_layers(
     files: &Files,
     config_path: &str,
     layers: Vec<(String, Option<String>)>,
-) -> Result<Vec<(String, LayerDescriptor)>> {
+) -> Result<Vec<(String, Descriptor)>> {
     let diff_ids = config_diff_ids(files, config_path)?;
     if diff_ids.len() != layers.len() {
         return Err(ArchiveError::Invalid(format!(
@@ -311,11 +312,11 @@ fn check_layers(
         let compression = diff.check(&path, content, expected)?;
         out.push((
             resolved,
-            LayerDescriptor {
-                media_type: media_type.unwrap_or_else(|| compression.oci_media_type().to_string()),
-                digest: content.digest().clone(),
-                size: content.size(),
-            },
+            Descriptor::new(
+                &media_type.unwrap_or_else(|| compression.oci_media_type().to_string()),
+                content.digest().clone(),
+                content.size(),
+            ),
         ));
     }
     Ok(out)
@@ -496,8 +497,7 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
             }
             None => {
                 let config = store.blobs().read(&p.config_digest)?;
-                let layers: Vec<LayerDescriptor> =
-                    p.layers.iter().map(|(_, l)| l.clone()).collect();
+                let layers: Vec<Descriptor> = p.layers.iter().map(|(_, l)| l.clone()).collect();
                 store.write_image(&config, &layers)?
             }
         };

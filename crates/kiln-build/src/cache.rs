@@ -11,8 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use kiln_core::image::Descriptor;
 use kiln_core::Digest;
-use kiln_store::{LayerDescriptor, Store};
+use kiln_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -91,7 +92,7 @@ pub(crate) fn meta_key(parent: &str, command: &kiln_dockerfile::Command) -> Stri
 /// snapshot GC keeps while the record lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CacheRecord {
-    pub layer: Option<(LayerDescriptor, Digest)>,
+    pub layer: Option<(Descriptor, Digest)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
 }

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use kiln_core::image::Descriptor;
 use kiln_core::{Digest, ImageRef};
 use kiln_dockerfile::ignore::Matcher;
 use kiln_dockerfile::{Command, Dockerfile, GlobalScope, Instruction, Platform, Stage, StageScope};
 use kiln_exec::{Executor, Network, Runtime};
 use kiln_snapshot::{Backend, Snapshotter};
-use kiln_store::{IndexEntry, LayerDescriptor, Store};
+use kiln_store::{IndexEntry, Store};
 use serde_json::json;
 
 use crate::cache::StepCache;
@@ -74,7 +75,7 @@ pub struct BuildResult {
     pub epoch: u64,
     pub entry: IndexEntry,
     pub config: Vec<u8>,
-    pub layers: Vec<LayerDescriptor>,
+    pub layers: Vec<Descriptor>,
 }
 
 /// Where a build reports what it does (the CLI draws it).

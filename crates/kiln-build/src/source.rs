@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use kiln_core::image::Descriptor;
 use kiln_core::Digest;
 use kiln_dockerfile::Stage;
-use kiln_store::LayerDescriptor;
 
 use crate::engine::Engine;
 use crate::error::{BuildError, Result};
@@ -99,22 +99,14 @@ impl Engine<'_> {
                     .map_err(|e| BuildError::BaseImage(format!("{name}: {e}")))
             })
             .collect::<Result<_>>()?;
-        let layers: Vec<LayerDescriptor> = image
+        // The three facts a new manifest names a layer by (a base's layer
+        // annotations or URLs are not carried into images built on it).
+        let layers: Vec<Descriptor> = image
             .manifest
-            .layers()
+            .layers
             .iter()
-            .map(|l| {
-                Ok(LayerDescriptor {
-                    media_type: l.media_type().to_string(),
-                    digest: l
-                        .digest()
-                        .to_string()
-                        .parse::<Digest>()
-                        .map_err(|e| BuildError::BaseImage(format!("{name}: {e}")))?,
-                    size: l.size(),
-                })
-            })
-            .collect::<Result<_>>()?;
+            .map(|l| Descriptor::new(&l.media_type, l.digest.clone(), l.size))
+            .collect();
         // What describes the base image only (docker's top-level comment,
         // "Imported from …", and the container it was committed from) is
         // not the new image's: BuildKit keeps none of it.

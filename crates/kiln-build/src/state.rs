@@ -2,16 +2,16 @@
 //! config JSON, kept as JSON so fields kiln does not model survive from
 //! the base image), the layers, and the cache key so far.
 
+use kiln_core::image::Descriptor;
 use kiln_core::image::ImageConfig;
 use kiln_core::Digest;
-use kiln_store::LayerDescriptor;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
     /// The image config document.
     pub config: Value,
-    pub layers: Vec<LayerDescriptor>,
+    pub layers: Vec<Descriptor>,
     pub diff_ids: Vec<Digest>,
     /// Cache key of everything so far (hex sha256).
     pub key: String,
@@ -116,7 +116,7 @@ impl StageState {
         }
     }
 
-    pub(crate) fn push_layer(&mut self, layer: LayerDescriptor, diff_id: Digest) {
+    pub(crate) fn push_layer(&mut self, layer: Descriptor, diff_id: Digest) {
         self.layers.push(layer);
         self.diff_ids.push(diff_id);
         self.config["rootfs"] = json!({

@@ -9,10 +9,11 @@
 
 use std::io::BufReader;
 
+use kiln_core::image::Descriptor;
 use kiln_core::image::{ChainId, DiffId};
 use kiln_core::{media_types, Digest};
 use kiln_layer::{Change, TarOptions};
-use kiln_store::{LayerDescriptor, LayerInfo, Store};
+use kiln_store::{LayerInfo, Store};
 
 use crate::error::{io, Result, SnapshotError};
 use crate::snapshotter::Snapshotter;
@@ -46,7 +47,7 @@ pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> String {
 pub fn unpack_layers(
     snaps: &Snapshotter,
     store: &Store,
-    layers: &[LayerDescriptor],
+    layers: &[Descriptor],
     diff_ids: &[Digest],
 ) -> Result<Option<String>> {
     if layers.len() != diff_ids.len() {
@@ -84,7 +85,7 @@ pub fn unpack_layers(
 #[derive(Debug, Clone)]
 pub struct NewLayer {
     /// As stored: uncompressed, so the digest is the diff_id.
-    pub descriptor: LayerDescriptor,
+    pub descriptor: Descriptor,
     pub diff_id: Digest,
     /// The committed snapshot (the new chain id).
     pub snapshot: String,
@@ -127,11 +128,7 @@ pub fn commit_layer(
     let snapshot = chain_id(parent.as_deref(), &digest);
     snaps.commit(&snapshot, key)?;
     Ok(Some(NewLayer {
-        descriptor: LayerDescriptor {
-            media_type: media_types::OCI_LAYER_TAR.to_string(),
-            digest: digest.clone(),
-            size,
-        },
+        descriptor: Descriptor::new(media_types::OCI_LAYER_TAR, digest.clone(), size),
         diff_id: digest,
         snapshot,
     }))

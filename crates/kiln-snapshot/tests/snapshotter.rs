@@ -7,11 +7,12 @@ use std::path::Path;
 
 use std::collections::BTreeSet;
 
+use kiln_core::image::Descriptor;
 use kiln_snapshot::{
     chain_id, chain_ids, commit_layer, mount, unpack_layers, Backend, Kind, Mounted, SnapshotError,
     Snapshotter,
 };
-use kiln_store::{LayerDescriptor, Store};
+use kiln_store::Store;
 
 /// A plain tar layer from (path, Some(content) | None for a directory).
 fn layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
@@ -254,11 +255,11 @@ fn layers_suite(backend: Backend) {
     let mut w = store.blobs().ingest().unwrap();
     std::io::Write::write_all(&mut w, &bytes).unwrap();
     let (digest, size) = w.commit(None, None).unwrap();
-    let desc = LayerDescriptor {
-        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-        digest: digest.clone(),
+    let desc = Descriptor::new(
+        "application/vnd.oci.image.layer.v1.tar",
+        digest.clone(),
         size,
-    };
+    );
     let top = unpack_layers(
         &snaps,
         &store,

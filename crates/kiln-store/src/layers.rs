@@ -35,10 +35,19 @@ impl Store {
         let bytes = serde_json::to_vec(info)
             .map_err(std::io::Error::other)
             .ctx("encode", &path)?;
-        // Written via rename so a reader never sees half a record.
-        let tmp = path.with_extension("tmp");
-        fs::write(&tmp, bytes).ctx("write", &tmp)?;
-        fs::rename(&tmp, &path).ctx("rename", &path)
+        // Written via rename so a reader never sees half a record; the
+        // temporary name is unique because two stages (or two kiln
+        // processes) may record the same layer at once.
+        let dir = path.parent().unwrap_or(&self.root);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".record")
+            .tempfile_in(dir)
+            .ctx("create a temporary file in", dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes).ctx("write", tmp.path())?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .ctx("rename", &path)
+            .map(drop)
     }
 
     pub fn layer_info(&self, blob: &Digest) -> Option<LayerInfo> {

@@ -61,7 +61,6 @@ pub use image::{Image, ImageRecord};
 pub use index::{Index, IndexEntry, IndexEntryExt, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
-pub use new_image::LayerDescriptor;
 pub use pushed::CompressedLayer;
 pub use remove::{Pruned, Removal};
 pub use usage::{DiskUsage, ImageUsage};

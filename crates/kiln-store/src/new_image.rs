@@ -2,39 +2,21 @@
 //! that creates images: import, load, build, commit.
 
 use kiln_core::image::{Descriptor, Manifest};
-use kiln_core::{media_types, Digest, ImageRef};
-use serde::Serialize;
+use kiln_core::{media_types, ImageRef};
 
 use crate::error::Result;
 use crate::index::IndexEntry;
 use crate::Store;
 
-/// A layer blob already in the store: the three facts a manifest names it
-/// by. Kept beside the model's [`Descriptor`] (it converts into one) for
-/// the build code that creates layers with a struct literal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct LayerDescriptor {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-}
-
-impl From<&LayerDescriptor> for Descriptor {
-    fn from(l: &LayerDescriptor) -> Descriptor {
-        Descriptor::new(&l.media_type, l.digest.clone(), l.size)
-    }
-}
-
 impl Store {
     /// Stores `config` (bytes kept exactly: the image ID is their digest) and
     /// an OCI manifest naming it and `layers`; returns the manifest's index
     /// entry. The layer blobs must already be in the store. Nothing is tagged.
-    pub fn write_image(&self, config: &[u8], layers: &[LayerDescriptor]) -> Result<IndexEntry> {
+    pub fn write_image(&self, config: &[u8], layers: &[Descriptor]) -> Result<IndexEntry> {
         let config_digest = self.blobs().put(config, None)?;
         let manifest = Manifest::oci(
             Descriptor::new(media_types::OCI_CONFIG, config_digest, config.len() as u64),
-            layers.iter().map(Descriptor::from).collect(),
+            layers.to_vec(),
         );
         // Field order is fixed by the model: the same image always gets the
         // same manifest digest.

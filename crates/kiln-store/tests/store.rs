@@ -6,8 +6,9 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use kiln_core::image::Descriptor;
 use kiln_core::{media_types, Digest, ImageRef};
-use kiln_store::{LayerDescriptor, Store, StoreError};
+use kiln_store::{Store, StoreError};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,11 +26,11 @@ fn image(store: &Store, seed: &str) -> kiln_store::IndexEntry {
     store
         .write_image(
             config.as_bytes(),
-            &[LayerDescriptor {
-                media_type: media_types::OCI_LAYER_TAR.into(),
+            &[Descriptor::new(
+                media_types::OCI_LAYER_TAR,
                 digest,
-                size: layer.len() as u64,
-            }],
+                layer.len() as u64,
+            )],
         )
         .unwrap()
 }
