@@ -57,7 +57,7 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
             d.annotations
                 .insert("io.containerd.image.name".into(), name.to_string());
             d.annotations.insert(
-                "org.opencontainers.image.ref.name".into(),
+                kiln_store::REF_NAME.into(),
                 name.tag().unwrap_or("latest").to_string(),
             );
             index_entries.push(d);

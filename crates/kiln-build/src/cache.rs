@@ -158,11 +158,17 @@ impl<'a> StepCache<'a> {
             self.store
                 .add_gc_root(&gc_root_name(key), std::slice::from_ref(d))?;
         }
+        // A unique temporary file (two builds may record the same step),
+        // renamed into place: readers see a whole record or none.
         let path = self.path(key);
-        let tmp = path.with_extension("tmp");
-        if let Ok(bytes) = serde_json::to_vec(rec) {
-            if fs::write(&tmp, bytes).is_ok() {
-                let _ = fs::rename(&tmp, &path);
+        if let (Ok(bytes), Ok(mut tmp)) = (
+            serde_json::to_vec(rec),
+            tempfile::Builder::new()
+                .prefix(".record")
+                .tempfile_in(&self.dir),
+        ) {
+            if std::io::Write::write_all(&mut tmp, &bytes).is_ok() {
+                let _ = tmp.persist(&path);
             }
         }
         Ok(())

@@ -316,7 +316,10 @@ async fn push_blob(
                 Ok::<_, RegistryError>(pending)
             })
             .await
-            .map_err(|e| RegistryError::Config(format!("compression task failed: {e}")))??;
+            .map_err(|e| RegistryError::Compress {
+                digest: d.digest.clone(),
+                source: std::io::Error::other(format!("the compression task failed: {e}")),
+            })??;
             Ok::<_, RegistryError>(pending)
         }
     };

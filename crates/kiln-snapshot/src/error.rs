@@ -28,6 +28,8 @@ pub enum SnapshotError {
         recorded: String,
         wanted: &'static str,
     },
+    #[error("the image config lists {diff_ids} diff_ids for {layers} layers: the image is corrupt; remove it and pull or load it again")]
+    LayerCount { layers: usize, diff_ids: usize },
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
     #[error(transparent)]
@@ -40,7 +42,9 @@ impl SnapshotError {
         match self {
             SnapshotError::NotFound(_) => ErrorKind::NotFound,
             SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            SnapshotError::InvalidKey { .. } => ErrorKind::InvalidInput,
+            SnapshotError::InvalidKey { .. } | SnapshotError::LayerCount { .. } => {
+                ErrorKind::InvalidInput
+            }
             SnapshotError::InUse { .. } | SnapshotError::NotActive(_) => ErrorKind::Conflict,
             SnapshotError::BackendMismatch { .. } => ErrorKind::Conflict,
             SnapshotError::Mount { .. } => ErrorKind::Unsupported,

@@ -29,15 +29,24 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<String> {
 }
 
 /// The chain id of `diff_id` on the chain `parent` (a snapshot name).
-pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> String {
+/// A parent that is not a chain id is an error, never a silent base layer.
+pub fn chain_id(parent: Option<&str>, diff_id: &Digest) -> Result<String> {
     // Snapshot names are the chain id's hex; the model computes it.
-    let parent = parent
-        .and_then(|p| format!("sha256:{p}").parse::<Digest>().ok())
-        .map(ChainId);
-    ChainId::next(parent.as_ref(), &DiffId(diff_id.clone()))
+    let parent = match parent {
+        Some(p) => Some(ChainId(
+            Digest::from_parts(kiln_core::Algorithm::Sha256, p).map_err(|_| {
+                SnapshotError::InvalidKey {
+                    key: p.to_string(),
+                    reason: "a layer's parent snapshot must be named by its chain id",
+                }
+            })?,
+        )),
+        None => None,
+    };
+    Ok(ChainId::next(parent.as_ref(), &DiffId(diff_id.clone()))
         .0
         .hex()
-        .to_string()
+        .to_string())
 }
 
 /// Makes sure the image layers `layers` (bottom first, with their
@@ -51,9 +60,9 @@ pub fn unpack_layers(
     diff_ids: &[Digest],
 ) -> Result<Option<String>> {
     if layers.len() != diff_ids.len() {
-        return Err(SnapshotError::InvalidKey {
-            key: format!("{} layers", layers.len()),
-            reason: "an image has as many diff_ids as layers",
+        return Err(SnapshotError::LayerCount {
+            layers: layers.len(),
+            diff_ids: diff_ids.len(),
         });
     }
     let ids = chain_ids(diff_ids);
@@ -125,7 +134,7 @@ pub fn commit_layer(
             uncompressed_size: size,
         },
     )?;
-    let snapshot = chain_id(parent.as_deref(), &digest);
+    let snapshot = chain_id(parent.as_deref(), &digest)?;
     snaps.commit(&snapshot, key)?;
     Ok(Some(NewLayer {
         descriptor: Descriptor::new(media_types::OCI_LAYER_TAR, digest.clone(), size),

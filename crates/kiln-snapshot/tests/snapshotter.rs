@@ -294,7 +294,7 @@ fn layers_suite(backend: Backend) {
     })
     .unwrap()
     .unwrap();
-    assert_eq!(made.snapshot, chain_id(Some(&top), &made.diff_id));
+    assert_eq!(made.snapshot, chain_id(Some(&top), &made.diff_id).unwrap());
     assert_eq!(
         chain_ids(&[digest, made.diff_id.clone()]).pop(),
         Some(made.snapshot.clone())

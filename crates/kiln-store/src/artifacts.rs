@@ -54,7 +54,7 @@ impl Store {
             return None;
         }
         let manifest = self.read_manifest(&entry.digest).ok()?;
-        (entry.artifact_type.is_some() || is_artifact(&manifest)).then_some(manifest)
+        is_artifact(&manifest).then_some(manifest)
     }
 
     /// Every artifact in the index, one record per manifest.

@@ -3,7 +3,6 @@
 //! bottom up, and its size is that layer's content size.
 
 use kiln_core::Digest;
-use serde_json::Value;
 
 use crate::error::Result;
 use crate::{Image, Store};
@@ -22,27 +21,12 @@ pub struct HistoryStep {
 
 impl Store {
     pub fn history(&self, image: &Image) -> Result<Vec<HistoryStep>> {
-        let raw: Value = serde_json::from_slice(&image.config_bytes).unwrap_or(Value::Null);
-        let entries = raw
-            .get("history")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let entries = image.config.history.as_deref().unwrap_or_default();
         let layers = image.layer_digests()?;
         let mut next_layer = layers.iter();
         let mut steps = Vec::with_capacity(entries.len());
-        for h in &entries {
-            let text = |k: &str| {
-                h.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let empty = h
-                .get("empty_layer")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let layer = if empty {
+        for h in entries {
+            let layer = if h.empty_layer.unwrap_or(false) {
                 None
             } else {
                 next_layer.next().cloned()
@@ -51,11 +35,10 @@ impl Store {
                 Some(l) => self.layer_size(l)?,
                 None => 0,
             };
-            let created = text("created");
             steps.push(HistoryStep {
-                created: (!created.is_empty()).then_some(created),
-                created_by: text("created_by"),
-                comment: text("comment"),
+                created: h.created.clone().filter(|c| !c.is_empty()),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                comment: h.comment.clone().unwrap_or_default(),
                 layer,
                 size,
             });

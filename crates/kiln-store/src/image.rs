@@ -121,7 +121,8 @@ impl Store {
             return Ok((m.digest.clone(), m.media_type.clone()));
         }
         Err(StoreError::ImageNotFound(format!(
-            "{index} has no manifest for platform {want}"
+            "{index} has no manifest for platform {want} (it has: {}); pull with --platform set to one of those",
+            idx.platforms().join(", ")
         )))
     }
 

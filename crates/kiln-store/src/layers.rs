@@ -28,26 +28,10 @@ impl Store {
     }
 
     pub fn record_layer(&self, blob: &Digest, info: &LayerInfo) -> Result<()> {
-        let path = self.layer_info_path(blob);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).ctx("create directory", dir)?;
-        }
         let bytes = serde_json::to_vec(info)
             .map_err(std::io::Error::other)
-            .ctx("encode", &path)?;
-        // Written via rename so a reader never sees half a record; the
-        // temporary name is unique because two stages (or two kiln
-        // processes) may record the same layer at once.
-        let dir = path.parent().unwrap_or(&self.root);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".record")
-            .tempfile_in(dir)
-            .ctx("create a temporary file in", dir)?;
-        std::io::Write::write_all(&mut tmp, &bytes).ctx("write", tmp.path())?;
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .ctx("rename", &path)
-            .map(drop)
+            .ctx("encode", self.layer_info_path(blob))?;
+        crate::pushed::write_atomically(self.layer_info_path(blob), &bytes)
     }
 
     pub fn layer_info(&self, blob: &Digest) -> Option<LayerInfo> {

@@ -129,15 +129,22 @@ impl Store {
     }
 }
 
-/// Written via a rename so a reader never sees half a record; the process
-/// id keeps two writers' temporary files apart.
-fn write_atomically(path: PathBuf, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).ctx("create directory", dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, bytes).ctx("write", &tmp)?;
-    fs::rename(&tmp, &path).ctx("rename", &path)
+/// A small metadata record written via a rename, so a reader never sees
+/// half of it; the temporary name is unique, because two threads (parallel
+/// stages, concurrent pushes) or two kiln processes may write the same
+/// record at once.
+pub(crate) fn write_atomically(path: PathBuf, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    fs::create_dir_all(dir).ctx("create directory", dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".record")
+        .tempfile_in(dir)
+        .ctx("create a temporary file in", dir)?;
+    std::io::Write::write_all(&mut tmp, bytes).ctx("write", tmp.path())?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .ctx("rename", &path)
+        .map(drop)
 }
 
 #[cfg(test)]

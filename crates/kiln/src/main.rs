@@ -5,7 +5,6 @@
 
 mod commands;
 mod format;
-mod glob;
 mod output;
 
 use std::path::PathBuf;

@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::io::BufReader;
-use std::path::Path;
 
 use kiln_exec::resolve_user;
 
@@ -103,7 +102,7 @@ impl Engine<'_> {
             let dir = fetch_dir.path().join(i.to_string());
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
             let d = download::download(url, &dir, a.checksum.as_deref(), self.epoch, self.clamp)
-                .map_err(|e| step.fail(e.to_string()))?;
+                .map_err(|e| step.in_step(e))?;
             downloads.push(d);
         }
         let mut files = a.files.clone();
@@ -230,8 +229,9 @@ impl Engine<'_> {
                 let (archives, plain): (Vec<_>, Vec<_>) =
                     plan.iter().cloned().partition(|p| p.is_archive());
                 for a in &archives {
-                    let f = fs::File::open(a.host_path().unwrap_or(Path::new("/nonexistent")))
-                        .map_err(io("open archive", &dest_dir))?;
+                    // `is_archive` read the file, so it has a host path.
+                    let Some(p) = a.host_path() else { continue };
+                    let f = fs::File::open(p).map_err(io("open archive", p))?;
                     let tar_stream =
                         crate::archive::retarget_archive(BufReader::new(f), &dest_dir)?;
                     kiln_layer::apply(&tar_stream[..], root, &opts)?;

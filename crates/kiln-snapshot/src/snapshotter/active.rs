@@ -118,10 +118,7 @@ impl Snapshotter {
             return Err(SnapshotError::NotActive(key.to_string()));
         }
         let dir = self.active_path(key);
-        let from = match self.backend {
-            Backend::Overlay => dir.join("upper"),
-            Backend::Native => dir.join("fs"),
-        };
+        let from = self.changes_root(key);
         let staged = self.staging()?;
         let to = staged.path().join("fs");
         fs::rename(&from, &to).map_err(io("move", &from))?;

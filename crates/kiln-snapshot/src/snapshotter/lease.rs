@@ -50,8 +50,14 @@ impl Snapshotter {
             .map_err(io("create lease in", &leases))?
             .keep()
             .map_err(|e| io("create lease in", &leases)(e.error))?;
-        file.try_lock()
-            .map_err(|e| io("lock lease", &path)(std::io::Error::other(format!("{e:?}"))))?;
+        file.try_lock().map_err(|e| {
+            io("lock lease", &path)(match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => {
+                    std::io::Error::other("held by another process")
+                }
+            })
+        })?;
         let id = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

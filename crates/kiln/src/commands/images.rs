@@ -8,7 +8,6 @@ use kiln_template::Value;
 use serde_json::json;
 
 use crate::format::{go_time, OutputFormat};
-use crate::glob::path_match;
 use crate::output::{ago, human_size, human_size_precision};
 
 #[derive(clap::Args)]
@@ -323,4 +322,33 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     }
     print!("{}", format.render(&items, &json, &HEADERS)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Go's `path.Match`, as docker matches image names: the Dockerfile
+/// frontend's matcher (a malformed pattern matches nothing).
+fn path_match(pattern: &str, name: &str) -> bool {
+    kiln_dockerfile::ignore::glob_match(pattern, name).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::path_match;
+
+    #[test]
+    fn like_go_path_match() {
+        for (p, n, want) in [
+            ("team/*", "team/app", true),
+            ("team/*", "team/a/b", false),
+            ("*", "busybox", true),
+            ("busybox:*", "busybox:1.36", true),
+            ("bus?box", "busybox", true),
+            ("b[a-u]sybox", "busybox", true),
+            ("b[^u]sybox", "busybox", false),
+            ("app", "apps", false),
+            ("a\\*", "a*", true),
+            ("[", "a", false),
+        ] {
+            assert_eq!(path_match(p, n), want, "{p} {n}");
+        }
+    }
 }

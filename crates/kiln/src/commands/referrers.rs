@@ -34,9 +34,10 @@ const HEADERS: [(&str, &str); 4] = [
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     // A manifest digest names the subject directly (it may be an artifact
     // itself, or an image no name points at).
+    // (`Digest` parses only a full digest; a short ID prefix is resolved.)
     let subject = match args.image.parse::<kiln_core::Digest>() {
-        Ok(d) if args.image.starts_with("sha256:") && args.image.len() == 71 => d,
-        _ => store.resolve(&args.image)?.1.manifest_digest,
+        Ok(d) => d,
+        Err(_) => store.resolve(&args.image)?.1.manifest_digest,
     };
     let found = store.referrers(&subject, args.artifact_type.as_deref())?;
     let format = OutputFormat::parse(
