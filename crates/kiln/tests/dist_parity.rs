@@ -463,7 +463,12 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
 fn under_pty(command: &str, dialog: &[(&str, &str)]) -> (bool, String) {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
+    // `script` runs the line with $SHELL. A user's interactive shell is
+    // never in the terminal's foreground group with kiln, so a Ctrl-C
+    // reaches kiln alone; bash's cooperative wait comes closest to that
+    // (dash, CI's default /bin/sh, dies of the same SIGINT first).
     let mut child = Command::new("timeout")
+        .env("SHELL", "/bin/bash")
         .args(["30", "script", "-qec", command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
