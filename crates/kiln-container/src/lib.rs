@@ -1,0 +1,40 @@
+//! Containers from images, daemonless: an image is the recipe, a
+//! container the cake. Each container has its own thin writable layer (an
+//! active snapshot on the image's committed layers, shared by every
+//! container of that image), a record under `<store>/containers/<id>/`,
+//! and while it runs a monitor process of its own.
+//!
+//! - [`Engine`]: the lifecycle — `create` (record, writable layer,
+//!   volumes, a GC root on the image), `start` (spawns the monitor),
+//!   `stop`, `kill`, `wait`, `remove` — and reconciliation: a container
+//!   whose monitor died (killed, a reboot) is shown exited, never hung.
+//! - [`monitor`]: the per-container monitor (like conmon): session of its
+//!   own, subreaper, json-file logs, exit code, restart policy, `--rm`.
+//! - [`containers`]: records on disk, names unique under a lock, lookup by
+//!   ID, prefix or name, atomic state updates.
+//! - [`command`]: docker's ENTRYPOINT/CMD merge and the 126/127 checks.
+//! - [`spec`]: a record → kiln-exec's `ProcessSpec`.
+//! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
+//! - [`volumes`]: named and anonymous volumes, copy-up.
+//! - [`record`], [`signal`], `names`, `error`.
+
+pub mod command;
+pub mod containers;
+mod engine;
+mod error;
+pub mod logs;
+pub mod monitor;
+mod names;
+pub mod record;
+pub mod signal;
+pub mod spec;
+pub mod volumes;
+
+pub use containers::{Container, Containers};
+pub use engine::{Attach, CreateRequest, Engine, MONITOR_ARG};
+pub use error::{ContainerError, Result};
+pub use monitor::run_monitor;
+pub use record::{
+    ContainerConfig, HostConfig, MountConfig, ProcessConfig, RestartPolicy, State, Status,
+};
+pub use volumes::{Volume, Volumes};

@@ -1,0 +1,255 @@
+//! docker's `json-file` log format: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"…"}`, times in RFC 3339 with
+//! nine fraction digits. The monitor writes it; `logs` reads it back.
+
+use std::io::{BufRead, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub log: String,
+    pub stream: Stream,
+    pub time: String,
+}
+
+/// RFC 3339 UTC with exactly nine fraction digits (docker's
+/// `RFC3339NanoFixed`), so log times sort as text.
+pub fn fixed_nanos(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let base = kiln_core::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()));
+    format!("{}.{:09}Z", base.trim_end_matches('Z'), d.subsec_nanos())
+}
+
+/// Splits a stream into log records: complete lines as they come, a
+/// partial line when the buffer passes 16 KiB (docker's limit) or at the
+/// end.
+#[derive(Debug)]
+pub struct LineSplitter {
+    stream: Stream,
+    pending: Vec<u8>,
+}
+
+const MAX_LINE: usize = 16 * 1024;
+
+impl LineSplitter {
+    pub fn new(stream: Stream) -> LineSplitter {
+        LineSplitter {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feeds bytes; calls `emit` with each finished record.
+    pub fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(Entry)) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            emit(self.entry(&line));
+        }
+        while self.pending.len() >= MAX_LINE {
+            let part: Vec<u8> = self.pending.drain(..MAX_LINE).collect();
+            emit(self.entry(&part));
+        }
+    }
+
+    /// The last, unterminated line, if any.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(Entry)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            emit(self.entry(&rest));
+        }
+    }
+
+    fn entry(&self, bytes: &[u8]) -> Entry {
+        Entry {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: self.stream,
+            time: fixed_nanos(SystemTime::now()),
+        }
+    }
+}
+
+/// Appends `entry` as one line.
+pub fn write_entry(out: &mut impl Write, entry: &Entry) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
+/// What `logs` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only records at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only records before this time.
+    pub until: Option<SystemTime>,
+    /// Only the last N records.
+    pub tail: Option<usize>,
+}
+
+impl Filter {
+    pub fn keeps(&self, e: &Entry) -> bool {
+        let Some(t) = kiln_core::parse_rfc3339(&e.time) else {
+            return true;
+        };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// Every record of a log that `filter` keeps (unreadable lines, such as
+/// one cut by a crash, are skipped).
+pub fn read(reader: impl BufRead, filter: &Filter) -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
+            if filter.keeps(&e) {
+                out.push(e);
+            }
+        }
+    }
+    if let Some(n) = filter.tail {
+        let skip = out.len().saturating_sub(n);
+        out.drain(..skip);
+    }
+    Ok(out)
+}
+
+/// docker's `--since`/`--until` values: RFC 3339 times, Unix timestamps
+/// (`1700000000[.5]`), or durations before now (`10m`, `1h30m`, `5s`).
+pub fn parse_time(s: &str, now: SystemTime) -> Result<SystemTime, String> {
+    if let Some(t) = kiln_core::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs >= 0.0 {
+            return Ok(UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    parse_duration(s)
+        .and_then(|d| now.checked_sub(d))
+        .ok_or_else(|| format!("invalid time {s:?}: use an RFC 3339 time, a Unix timestamp or a duration such as 10m"))
+}
+
+/// Go's duration syntax (`1h2m3.5s`, `300ms`).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[u..];
+    }
+    Some(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lines_become_docker_records() {
+        let mut s = LineSplitter::new(Stream::Stdout);
+        let mut got = Vec::new();
+        s.feed(b"hello\nwor", &mut |e| got.push(e));
+        s.feed(b"ld\n", &mut |e| got.push(e));
+        s.feed(b"tail", &mut |e| got.push(e));
+        s.finish(&mut |e| got.push(e));
+        let logs: Vec<&str> = got.iter().map(|e| e.log.as_str()).collect();
+        assert_eq!(logs, ["hello\n", "world\n", "tail"]);
+        let mut buf = Vec::new();
+        write_entry(&mut buf, &got[0]).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with(r#"{"log":"hello\n","stream":"stdout","time":""#),
+            "{text}"
+        );
+        assert_eq!(got[0].time.len(), "2026-12-06T14:00:00.123456789Z".len());
+    }
+
+    #[test]
+    fn tail_since_and_until() {
+        let at = |s: u64| fixed_nanos(UNIX_EPOCH + Duration::from_secs(s));
+        let text: String = (1..=5)
+            .map(|i| {
+                format!(
+                    "{{\"log\":\"{i}\\n\",\"stream\":\"stdout\",\"time\":\"{}\"}}\n",
+                    at(i * 10)
+                )
+            })
+            .collect::<String>()
+            + "{broken\n";
+        let all = read(text.as_bytes(), &Filter::default()).unwrap();
+        assert_eq!(all.len(), 5);
+        let f = Filter {
+            tail: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(read(text.as_bytes(), &f).unwrap()[0].log, "4\n");
+        let f = Filter {
+            since: Some(UNIX_EPOCH + Duration::from_secs(20)),
+            until: Some(UNIX_EPOCH + Duration::from_secs(40)),
+            tail: None,
+        };
+        let got: Vec<String> = read(text.as_bytes(), &f)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.log)
+            .collect();
+        assert_eq!(got, ["2\n", "3\n"]);
+    }
+
+    #[test]
+    fn docker_time_arguments() {
+        let now = UNIX_EPOCH + Duration::from_secs(10_000);
+        assert_eq!(
+            parse_time("10m", now).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(9_400)
+        );
+        assert_eq!(
+            parse_time("1h1m1s", now).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(10_000 - 3661)
+        );
+        assert_eq!(
+            parse_time("100", now).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(100)
+        );
+        assert_eq!(
+            parse_time("1970-01-01T00:01:40Z", now).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(100)
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(parse_duration("300ms"), Some(Duration::from_millis(300)));
+    }
+}
