@@ -362,8 +362,34 @@ impl Engine {
         Ok(())
     }
 
+    /// Passes `signal` to container `id`'s process as an attached `run`
+    /// forwards what it gets (no user stop: the restart policy applies).
+    pub fn signal(&self, id: &str, signal: i32) -> Result<()> {
+        let c = self.containers.load(id)?;
+        if c.state.status != Status::Running {
+            return Err(ContainerError::NotRunning(id.to_string()));
+        }
+        self.executor(&c.config.host)?.container(id)?.kill(signal)?;
+        Ok(())
+    }
+
     /// docker's `stop`: the stop signal, `timeout` to end, then SIGKILL.
     pub fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        let c = self.reconciled(id)?;
+        let signal = c
+            .config
+            .process
+            .stop_signal
+            .as_deref()
+            .map(crate::signal::parse)
+            .transpose()
+            .map_err(ContainerError::InvalidConfig)?
+            .unwrap_or(15);
+        self.stop_with(id, signal, timeout)
+    }
+
+    /// `stop` with `signal` first (`stop -s`).
+    pub fn stop_with(&self, id: &str, signal: i32, timeout: Option<Duration>) -> Result<()> {
         let c = self.reconciled(id)?;
         if !matches!(c.state.status, Status::Running | Status::Restarting) {
             // docker: stopping a stopped container is not an error.
@@ -374,15 +400,6 @@ impl Engine {
         if c.state.status == Status::Restarting {
             return self.wait_stopped(id, Duration::from_secs(70)).map(drop);
         }
-        let signal = c
-            .config
-            .process
-            .stop_signal
-            .as_deref()
-            .map(crate::signal::parse)
-            .transpose()
-            .map_err(ContainerError::InvalidConfig)?
-            .unwrap_or(15);
         let timeout = timeout.unwrap_or_else(|| {
             Duration::from_secs(c.config.process.stop_timeout.unwrap_or(10).max(0) as u64)
         });

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiln_store::Store;
 
+use commands::container;
+
 #[derive(Parser)]
 #[command(
     name = "kiln",
@@ -86,6 +88,64 @@ enum Command {
     Dockerfile(commands::dockerfile::Command),
     /// Show the version, the store and the container runtimes found
     Version(commands::version::Args),
+    /// Create and run a new container from an image
+    Run(Box<container::run::RunArgs>),
+    /// Create a new container
+    Create(Box<container::run::CreateArgs>),
+    /// Start one or more stopped containers
+    Start(container::lifecycle::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::lifecycle::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::lifecycle::KillArgs),
+    /// Restart one or more containers
+    Restart(container::lifecycle::StopArgs),
+    /// Remove one or more containers
+    Rm(container::lifecycle::RmArgs),
+    /// List containers
+    Ps(container::ps::Args),
+    /// Fetch the logs of a container
+    Logs(container::logs::Args),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::lifecycle::WaitArgs),
+    /// Rename a container
+    Rename(container::lifecycle::RenameArgs),
+    /// Manage containers
+    #[command(subcommand, arg_required_else_help = true)]
+    Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand, arg_required_else_help = true)]
+    Volume(container::volume::Command),
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(Box<container::run::RunArgs>),
+    /// Create a new container
+    Create(Box<container::run::CreateArgs>),
+    /// Start one or more stopped containers
+    Start(container::lifecycle::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::lifecycle::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::lifecycle::KillArgs),
+    /// Restart one or more containers
+    Restart(container::lifecycle::StopArgs),
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(container::lifecycle::RmArgs),
+    /// List containers
+    #[command(alias = "ps", alias = "list")]
+    Ls(container::ps::Args),
+    /// Fetch the logs of a container
+    Logs(container::logs::Args),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::lifecycle::WaitArgs),
+    /// Rename a container
+    Rename(container::lifecycle::RenameArgs),
+    /// Remove all stopped containers
+    Prune(container::lifecycle::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -172,6 +232,12 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(kiln_exec::BUILTIN_CHILD_ARG) {
         return ExitCode::from(kiln_exec::run_builtin_child(&argv[2..]).clamp(0, 255) as u8);
     }
+    // A container's monitor (started by `run`/`start`): likewise before
+    // anything else.
+    if argv.get(1).map(String::as_str) == Some(kiln_container::MONITOR_ARG) {
+        let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
+        return ExitCode::from(kiln_container::run_monitor(&argv[2..], helper).clamp(0, 255) as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -242,6 +308,41 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Builder(c) => builder::run(store, c),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            container::run::run(store, *a)
+        }
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            container::run::create(store, *a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            container::lifecycle::start(store, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::lifecycle::stop(store, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::lifecycle::kill(store, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            container::lifecycle::restart(store, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
+            container::lifecycle::rm(store, a)
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => {
+            container::ps::run(store, a)
+        }
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs::run(store, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::lifecycle::wait(store, a)
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            container::lifecycle::rename(store, a)
+        }
+        Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
+        Command::Volume(c) => container::volume::run(store, c),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),
         Command::Copy(a) => copy::run(store, a),

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod build_progress;
 pub(crate) mod builder;
+pub(crate) mod container;
 pub(crate) mod copy;
 pub(crate) mod dockerfile;
 pub(crate) mod history;
@@ -54,6 +55,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_archive::ArchiveError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_container::ContainerError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_exec::ExecError>() {

@@ -31,8 +31,48 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if args.all_tags {
         return all_tags(store, &args, &reference);
     }
-    if !args.quiet {
-        if !args.image.contains(':') && !args.image.contains('@') {
+    pull_one(
+        store,
+        &args.image,
+        &reference,
+        &PullOptions {
+            platform: args.platform.clone(),
+            all_platforms: args.all_platforms,
+        },
+        args.quiet,
+        &args.registry,
+    )?;
+    println!("{reference}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run`'s pull of a missing image: docker's lines on stderr, nothing on
+/// stdout (that is the container's).
+pub(crate) fn pull_for_run(
+    store: &Store,
+    image: &str,
+    platform: Option<Platform>,
+    registry: &RegistryArgs,
+) -> anyhow::Result<()> {
+    let reference: ImageRef = image.parse()?;
+    let opts = PullOptions {
+        platform,
+        all_platforms: false,
+    };
+    pull_one(store, image, &reference, &opts, false, registry)
+}
+
+/// One image pulled, with docker's lines on stderr unless `quiet`.
+fn pull_one(
+    store: &Store,
+    image: &str,
+    reference: &ImageRef,
+    opts: &PullOptions,
+    quiet: bool,
+    registry: &RegistryArgs,
+) -> anyhow::Result<()> {
+    if !quiet {
+        if !image.contains(':') && !image.contains('@') {
             eprintln!("Using default tag: latest");
         }
         let label = reference
@@ -42,14 +82,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         eprintln!("{label}: Pulling from {}", reference.path());
     }
-    let client = args.registry.client()?;
-    let view = View::new(args.quiet);
-    let opts = PullOptions {
-        platform: args.platform.clone(),
-        all_platforms: args.all_platforms,
-    };
-    let pulled = block_on(pull(&client, store, &reference, &opts, &view))??;
-    if !args.quiet {
+    let client = registry.client()?;
+    let view = View::new(quiet);
+    let pulled = block_on(pull(&client, store, reference, opts, &view))??;
+    if !quiet {
         eprintln!("Digest: {}", pulled.repo_digest);
         let status = if pulled.up_to_date {
             format!("Image is up to date for {}", reference.familiar())
@@ -58,8 +94,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         };
         eprintln!("Status: {status}");
     }
-    println!("{reference}");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `pull -a`: every tag the registry lists, one after the other, with

@@ -1,0 +1,585 @@
+//! `run`/`create` flags, and the request they make with the image's
+//! config: docker's merge (image ENV then `--env-file` then `-e`, image
+//! WORKDIR/USER/labels/STOPSIGNAL/HEALTHCHECK/VOLUME unless overridden).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use kiln_container::command::{resolve, EntrypointFlag};
+use kiln_container::record::Healthcheck;
+use kiln_container::{CreateRequest, HostConfig, MountConfig, ProcessConfig, RestartPolicy};
+use kiln_core::Platform;
+use kiln_store::Image;
+
+/// `--pull`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+pub(crate) enum PullPolicy {
+    #[default]
+    Missing,
+    Always,
+    Never,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct CreateFlags {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take it from here)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image ("" removes it)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Set metadata on a container (KEY=VALUE)
+    #[arg(short = 'l', long = "label")]
+    pub labels: Vec<String>,
+    /// Bind mount a volume: NAME:/path[:ro], /host:/path[:ro], or /path
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long = "mount")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs directory: /path[:size=BYTES]
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long)]
+    pub stop_timeout: Option<i64>,
+    /// Pull image before running
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: seccomp=FILE|unconfined, no-new-privileges
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Memory limit (e.g. 512m, 1g)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Network: none (default) or host; bridge networks are not there yet
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// OCI runtime binary (runc) instead of kiln's builtin one
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+    /// Print usage
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image
+    pub image: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// `512m`, `1g`, `1048576`, `2k`: bytes (docker's RAMInBytes).
+pub(crate) fn parse_bytes(s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        anyhow!("invalid size: '{s}': use a number with an optional unit (b, k, m, g)")
+    })?;
+    Ok((n * mult as f64) as i64)
+}
+
+/// A Go duration flag in nanoseconds.
+fn nanos(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            kiln_container::logs::parse_duration(s)
+                .map(|d| d.as_nanos() as i64)
+                .ok_or_else(|| {
+                    anyhow!("invalid argument {s:?} for --{flag}: use a duration such as 30s or 1m")
+                })
+        })
+        .transpose()
+}
+
+fn key_of(kv: &str) -> &str {
+    kv.split_once('=').map_or(kv, |(k, _)| k)
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of `KEY`.
+fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = key_of(&kv).to_string();
+    env.retain(|e| key_of(e) != key);
+    env.push(kv);
+}
+
+/// `-e KEY` (no `=`) takes KEY's value from this process, or is dropped
+/// when unset, as docker does.
+fn from_here(kv: &str) -> Option<String> {
+    if kv.contains('=') {
+        return Some(kv.to_string());
+    }
+    std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
+}
+
+fn env_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('=') {
+            bail!("{}:{}: no variable name on the line", path.display(), n + 1);
+        }
+        out.extend(from_here(line));
+    }
+    Ok(out)
+}
+
+fn absolute(target: &str, what: &str) -> anyhow::Result<String> {
+    if !target.starts_with('/') {
+        bail!("invalid {what} \"{target}\": the path in the container must be absolute");
+    }
+    Ok(target.to_string())
+}
+
+/// `-v` forms: `/path` (anonymous), `NAME:/path[:ro|rw]`,
+/// `/host:/path[:ro|rw]` (a missing host directory is created, as docker
+/// does for `-v`).
+fn volume_flag(v: &str) -> anyhow::Result<MountConfig> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [t] => (None, *t, None),
+        [s, t] => (Some(*s), *t, None),
+        [s, t, m] => (Some(*s), *t, Some(*m)),
+        _ => bail!("invalid volume specification: '{v}'"),
+    };
+    let read_only = match mode {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(m) => bail!("invalid volume specification: '{v}': invalid mode: {m}"),
+    };
+    let target = absolute(target, "volume specification")?;
+    Ok(match source {
+        None => MountConfig::Volume {
+            name: String::new(),
+            target,
+            read_only,
+            anonymous: true,
+        },
+        Some(s) if s.starts_with('/') || s.starts_with('.') => {
+            let source = std::path::absolute(s)?;
+            std::fs::create_dir_all(&source)
+                .with_context(|| format!("create the bind source {}", source.display()))?;
+            MountConfig::Bind {
+                source,
+                target,
+                read_only,
+            }
+        }
+        Some(s) => MountConfig::Volume {
+            name: s.to_string(),
+            target,
+            read_only,
+            anonymous: false,
+        },
+    })
+}
+
+/// `--mount type=…,source=…,target=…[,readonly]`.
+fn mount_flag(v: &str) -> anyhow::Result<MountConfig> {
+    let mut kind = "volume".to_string();
+    let (mut source, mut target, mut read_only, mut size) = (None, None, false, None);
+    for field in v.split(',') {
+        let (k, val) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => kind = val.to_string(),
+            "source" | "src" => source = Some(val.to_string()),
+            "target" | "destination" | "dst" => target = Some(val.to_string()),
+            "readonly" | "ro" => read_only = val.is_empty() || val == "true" || val == "1",
+            "tmpfs-size" => size = Some(parse_bytes(val)? as u64),
+            other => bail!("invalid field '{other}' in --mount {v}"),
+        }
+    }
+    let target = absolute(
+        &target
+            .ok_or_else(|| anyhow!("invalid argument \"{v}\" for --mount: target is required"))?,
+        "mount target",
+    )?;
+    Ok(match kind.as_str() {
+        "bind" => {
+            let s = source.ok_or_else(|| {
+                anyhow!("invalid argument \"{v}\" for --mount: source is required for a bind mount")
+            })?;
+            let source = std::path::absolute(&s)?;
+            if !source.exists() {
+                bail!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    source.display()
+                );
+            }
+            MountConfig::Bind {
+                source,
+                target,
+                read_only,
+            }
+        }
+        "volume" => MountConfig::Volume {
+            anonymous: source.is_none(),
+            name: source.unwrap_or_default(),
+            target,
+            read_only,
+        },
+        "tmpfs" => MountConfig::Tmpfs { target, size },
+        other => bail!("invalid mount type \"{other}\": use bind, volume or tmpfs"),
+    })
+}
+
+fn tmpfs_flag(v: &str) -> anyhow::Result<MountConfig> {
+    let (target, opts) = v.split_once(':').unwrap_or((v, ""));
+    let mut size = None;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        if let Some(s) = o.strip_prefix("size=") {
+            size = Some(parse_bytes(s)? as u64);
+        }
+    }
+    Ok(MountConfig::Tmpfs {
+        target: absolute(target, "tmpfs path")?,
+        size,
+    })
+}
+
+impl CreateFlags {
+    /// The create request for `image`, everything validated.
+    pub(crate) fn request(&self, image: &Image) -> anyhow::Result<CreateRequest> {
+        let restart: RestartPolicy = self.restart.parse().map_err(|e: String| anyhow!(e))?;
+        if self.rm && restart != RestartPolicy::No {
+            bail!("Conflicting options: --restart and --rm");
+        }
+        if !matches!(self.network.as_str(), "none" | "host") {
+            bail!(
+                "network {:?}: only --network none and --network host exist yet (bridge networks come with kiln's networking)",
+                self.network
+            );
+        }
+        let cfg = image.config.container();
+        let flag = match self.entrypoint.as_deref() {
+            None => EntrypointFlag::Image,
+            Some("") => EntrypointFlag::Cleared,
+            Some(p) => EntrypointFlag::Program(p.to_string()),
+        };
+        let command = resolve(
+            cfg.entrypoint.as_deref(),
+            cfg.cmd.as_deref(),
+            &flag,
+            &self.args,
+        )
+        .map_err(|e| anyhow!(e))?;
+        let mut env = cfg.env().to_vec();
+        for f in &self.env_file {
+            for kv in env_file(f)? {
+                set_env(&mut env, kv);
+            }
+        }
+        for kv in &self.env {
+            if let Some(kv) = from_here(kv) {
+                set_env(&mut env, kv);
+            }
+        }
+        let mut labels = cfg.labels.clone().unwrap_or_default();
+        for l in &self.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let mut mounts = Vec::new();
+        for v in &self.volumes {
+            mounts.push(volume_flag(v)?);
+        }
+        for m in &self.mounts {
+            mounts.push(mount_flag(m)?);
+        }
+        for t in &self.tmpfs {
+            mounts.push(tmpfs_flag(t)?);
+        }
+        let image_volumes: Vec<String> = cfg
+            .volumes
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        // An image VOLUME without a mount of the user's gets an anonymous
+        // volume.
+        for path in &image_volumes {
+            let norm = path.trim_end_matches('/');
+            if !mounts
+                .iter()
+                .any(|m| m.target().trim_end_matches('/') == norm)
+            {
+                mounts.push(MountConfig::Volume {
+                    name: String::new(),
+                    target: path.clone(),
+                    read_only: false,
+                    anonymous: true,
+                });
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &mounts {
+            if !seen.insert(m.target().trim_end_matches('/').to_string()) {
+                bail!("Duplicate mount point: {}", m.target());
+            }
+        }
+        let healthcheck = self.healthcheck(&cfg)?;
+        let memory = self.memory.as_deref().map(parse_bytes).transpose()?;
+        if let Some(m) = memory {
+            if m < 6 * 1024 * 1024 {
+                bail!("Minimum memory limit allowed is 6MB");
+            }
+        }
+        let nano_cpus = match self.cpus {
+            Some(c) if c <= 0.0 => {
+                bail!("Range of CPUs is from 0.01 to the number of CPUs available")
+            }
+            Some(c) => Some((c * 1e9) as i64),
+            None => None,
+        };
+        let mut extra_hosts = Vec::new();
+        for h in &self.add_host {
+            let (name, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .ok_or_else(|| anyhow!("invalid argument \"{h}\" for --add-host: use HOST:IP"))?;
+            extra_hosts.push((name.to_string(), ip.to_string()));
+        }
+        if let Some(s) = &self.stop_signal {
+            kiln_container::signal::parse(s).map_err(|e| anyhow!(e))?;
+        }
+        let (path, args) = command
+            .argv
+            .split_first()
+            .map(|(p, a)| (p.clone(), a.to_vec()))
+            .unwrap_or_default();
+        Ok(CreateRequest {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            process: ProcessConfig {
+                path,
+                args,
+                entrypoint: command.entrypoint,
+                cmd: command.cmd,
+                env,
+                working_dir: self
+                    .workdir
+                    .clone()
+                    .or_else(|| cfg.working_dir.clone())
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+                user: self
+                    .user
+                    .clone()
+                    .or_else(|| cfg.user.clone())
+                    .unwrap_or_default(),
+                hostname: self.hostname.clone().unwrap_or_default(),
+                labels,
+                tty: self.tty,
+                open_stdin: self.interactive,
+                stop_signal: self.stop_signal.clone().or_else(|| cfg.stop_signal.clone()),
+                stop_timeout: self.stop_timeout,
+                healthcheck,
+                volumes: image_volumes,
+                exposed_ports: cfg
+                    .exposed_ports
+                    .as_ref()
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default(),
+                on_build: cfg.on_build.clone(),
+            },
+            host: HostConfig {
+                mounts,
+                network: self.network.clone(),
+                auto_remove: self.rm,
+                restart,
+                read_only: self.read_only,
+                init: self.init,
+                privileged: self.privileged,
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                security_opt: self.security_opt.clone(),
+                memory,
+                nano_cpus,
+                pids_limit: self.pids_limit,
+                extra_hosts,
+                runtime: self.runtime.clone(),
+            },
+            volume_labels: BTreeMap::new(),
+        })
+    }
+
+    fn healthcheck(
+        &self,
+        cfg: &kiln_core::image::ContainerConfig,
+    ) -> anyhow::Result<Option<Healthcheck>> {
+        if self.no_healthcheck {
+            return Ok(None);
+        }
+        let image = cfg.healthcheck.as_ref();
+        let mut test = image.and_then(|h| h.test.clone()).unwrap_or_default();
+        if let Some(cmd) = &self.health_cmd {
+            test = vec!["CMD-SHELL".into(), cmd.clone()];
+        }
+        if test.is_empty() || test.first().map(String::as_str) == Some("NONE") {
+            return Ok(None);
+        }
+        let second = 1_000_000_000i64;
+        let pick = |flag: Option<i64>, img: Option<i64>, default: i64| {
+            flag.or(img.filter(|v| *v > 0)).unwrap_or(default)
+        };
+        Ok(Some(Healthcheck {
+            test,
+            interval: pick(
+                nanos("health-interval", &self.health_interval)?,
+                image.and_then(|h| h.interval),
+                30 * second,
+            ),
+            timeout: pick(
+                nanos("health-timeout", &self.health_timeout)?,
+                image.and_then(|h| h.timeout),
+                30 * second,
+            ),
+            start_period: pick(
+                nanos("health-start-period", &self.health_start_period)?,
+                image.and_then(|h| h.start_period),
+                0,
+            ),
+            retries: pick(self.health_retries, image.and_then(|h| h.retries), 3),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sizes_volumes_and_mounts_as_docker_reads_them() {
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert!(parse_bytes("lots").is_err());
+        assert!(matches!(
+            volume_flag("/data").unwrap(),
+            MountConfig::Volume {
+                anonymous: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            volume_flag("db:/data:ro").unwrap(),
+            MountConfig::Volume {
+                read_only: true,
+                anonymous: false,
+                ..
+            }
+        ));
+        assert!(volume_flag("db:data").is_err());
+        assert!(volume_flag("db:/data:rx").is_err());
+        assert!(matches!(
+            mount_flag("type=tmpfs,target=/t,tmpfs-size=1m").unwrap(),
+            MountConfig::Tmpfs {
+                size: Some(1048576),
+                ..
+            }
+        ));
+        assert!(mount_flag("type=bind,source=/nonexistent-kiln,target=/x")
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
+        assert!(matches!(
+            tmpfs_flag("/run:size=64k").unwrap(),
+            MountConfig::Tmpfs {
+                size: Some(65536),
+                ..
+            }
+        ));
+        let mut env = vec!["A=1".to_string(), "B=2".to_string()];
+        set_env(&mut env, "A=3".into());
+        assert_eq!(env, ["B=2", "A=3"]);
+    }
+}

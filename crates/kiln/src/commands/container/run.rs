@@ -1,0 +1,195 @@
+//! `kiln run` and `kiln create`: the image (pulled when missing, as
+//! `--pull` says), the container, and for `run` its start: detached (the
+//! full ID printed once the process runs) or attached (its output here,
+//! signals forwarded, its exit code ours). kiln's own failures exit 125,
+//! a program that cannot run 126, one not found 127, as docker's.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use kiln_container::{Attach, Engine};
+use kiln_store::{Image, Store};
+
+use super::flags::{CreateFlags, PullPolicy};
+use crate::commands::registry::RegistryArgs;
+
+#[derive(clap::Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[command(flatten)]
+    flags: CreateFlags,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct CreateArgs {
+    #[command(flatten)]
+    flags: CreateFlags,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// docker's exit code for its own errors in `run` and `create`.
+const KILN_FAILED: u8 = 125;
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("Error: {}", crate::commands::describe(e));
+    ExitCode::from(KILN_FAILED)
+}
+
+pub(crate) fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    match create_container(store, &args.flags, &args.registry) {
+        Ok((_, id)) => {
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(&e)),
+    }
+}
+
+pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (engine, id) = match create_container(store, &args.flags, &args.registry) {
+        Ok(made) => made,
+        Err(e) => return Ok(fail(&e)),
+    };
+    if args.flags.tty && !args.flags.interactive && !args.detach {
+        // docker allows -t without -i: output through a terminal.
+    }
+    if args.detach {
+        return match engine.start(&id, Attach::Detached) {
+            Ok(_) => {
+                println!("{id}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(start_failed(&engine, &id, e.into())),
+        };
+    }
+    let mut child = match engine.start(
+        &id,
+        Attach::Foreground {
+            stdin: args.flags.interactive,
+        },
+    ) {
+        Ok(Some(child)) => child,
+        Ok(None) => bail!("container {id} was already running"),
+        Err(e) => return Ok(start_failed(&engine, &id, e.into())),
+    };
+    forward_signals(engine.clone(), id.clone());
+    let status = child.wait().context("wait for the container's monitor")?;
+    let code = status.code().unwrap_or(KILN_FAILED as i32);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// A start that failed: docker's exit code for why (126/127 for the
+/// program, else 125), the reason printed.
+fn start_failed(engine: &Engine, id: &str, e: anyhow::Error) -> ExitCode {
+    eprintln!("Error: {}", crate::commands::describe(&e));
+    let code = engine
+        .containers()
+        .load(id)
+        .map(|c| c.state.exit_code)
+        .unwrap_or(KILN_FAILED as i32);
+    let code = if matches!(code, 126 | 127) {
+        code
+    } else {
+        KILN_FAILED as i32
+    };
+    ExitCode::from(code as u8)
+}
+
+/// The image `flags` names: from the store, pulled when `--pull` says.
+fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> anyhow::Result<Image> {
+    let local = store.resolve(&flags.image);
+    match (flags.pull, local) {
+        (PullPolicy::Always, _) => {}
+        (_, Ok((_, image))) => return Ok(image),
+        (PullPolicy::Never, Err(e)) => {
+            return Err(anyhow::Error::from(e).context(format!(
+                "No such image: {} (and --pull never: pull it first, or use --pull missing)",
+                flags.image
+            )))
+        }
+        (PullPolicy::Missing, Err(_)) => {
+            eprintln!("Unable to find image '{}' locally", flags.image);
+        }
+    }
+    crate::commands::pull::pull_for_run(store, &flags.image, flags.platform.clone(), registry)?;
+    Ok(store.resolve(&flags.image)?.1)
+}
+
+/// Makes the container; its engine and ID.
+fn create_container(
+    store: &Store,
+    flags: &CreateFlags,
+    registry: &RegistryArgs,
+) -> anyhow::Result<(Engine, String)> {
+    if let Some(path) = &flags.cidfile {
+        if path.exists() {
+            bail!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                path.display()
+            );
+        }
+    }
+    let image = image_for(store, flags, registry)?;
+    let request = flags.request(&image)?;
+    let engine = super::engine(store)?;
+    let container = engine.create(store, &image, request)?;
+    let id = container.config.id.clone();
+    if let Some(path) = &flags.cidfile {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .with_context(|| format!("create the container ID file {}", path.display()))?;
+        f.write_all(id.as_bytes())?;
+    }
+    Ok((engine, id))
+}
+
+/// An attached `run` passes the signals it gets to the container (docker's
+/// `--sig-proxy`): Ctrl-C reaches the process, not only kiln.
+fn forward_signals(engine: Engine, id: String) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let kinds = [
+                (SignalKind::interrupt(), 2),
+                (SignalKind::terminate(), 15),
+                (SignalKind::hangup(), 1),
+                (SignalKind::quit(), 3),
+                (SignalKind::user_defined1(), 10),
+                (SignalKind::user_defined2(), 12),
+            ];
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            for (kind, number) in kinds {
+                let Ok(mut s) = signal(kind) else { continue };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        if tx.send(number).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            while let Some(sig) = rx.recv().await {
+                if let Err(e) = engine.signal(&id, sig) {
+                    tracing::debug!("forwarding signal {sig} to {id}: {e}");
+                }
+            }
+        });
+    });
+}
