@@ -265,3 +265,68 @@ mod tests {
         );
     }
 }
+
+/// Makes directory `path` (and its missing parents, mode 0755, owned by
+/// root) inside `rootfs`, as docker makes a missing working directory;
+/// every component resolves inside the root, links included.
+pub fn ensure_dir(rootfs: &Path, path: &str) -> std::io::Result<()> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut walked = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if !walked.is_empty() {
+            walked.push('/');
+        }
+        walked.push_str(part);
+        let open = |p: &str| {
+            rustix::fs::openat2(
+                &root,
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+        };
+        if open(&walked).is_ok() {
+            continue;
+        }
+        // The parent resolved inside the root; the new entry goes there.
+        let (parent, name) = match walked.rsplit_once('/') {
+            Some((p, n)) => (open(p)?, n.to_string()),
+            None => (open(".")?, walked.clone()),
+        };
+        let parent = rustix::fs::openat(
+            &parent,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod dir_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn working_directories_are_made_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("escape")).unwrap();
+        ensure_dir(t.path(), "/srv/app/data").unwrap();
+        assert!(t.path().join("srv/app/data").is_dir());
+        // A link pointing out of the root resolves inside it.
+        ensure_dir(t.path(), "/escape/x").unwrap_or(());
+        assert!(!outside.path().join("x").exists());
+        ensure_dir(t.path(), "/").unwrap();
+    }
+}

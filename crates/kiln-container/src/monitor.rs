@@ -163,6 +163,8 @@ impl Monitor {
             let spec =
                 crate::spec::process_spec(&c.config, rootfs, &self.engine.volumes).map_err(fail)?;
             let p = &c.config.process;
+            crate::command::ensure_dir(rootfs, &spec.cwd)
+                .map_err(|e| fail(io("create the working directory", &spec.cwd)(e)))?;
             check_executable(rootfs, &p.path, &spec.env, &spec.cwd)
                 .map_err(|n| Failed(n.code, n.message))?;
             let (out_r, out_w) =
