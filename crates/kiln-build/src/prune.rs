@@ -27,7 +27,7 @@ fn in_use(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
     let mut blobs = BTreeSet::new();
     let mut snapshots = BTreeSet::new();
     for record in store.images()? {
-        let Ok(image) = store.load_image(&record.entry) else {
+        let Ok(image) = store.load_record(&record) else {
             continue;
         };
         blobs.extend(image.layer_digests()?);

@@ -81,7 +81,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     let index = store.index()?;
     let mut rows = Vec::new();
     for record in store.images()? {
-        let image = store.load_image(&record.entry)?;
+        let image = store.load_record(&record)?;
         let size = image_size(store, &image)?;
         let pushed = store.pushed_digests(&record.entry.digest);
         // A local manifest's digest is not what a registry serves (push
