@@ -7,7 +7,7 @@ use kiln_store::{Image, IndexEntryExt, Store};
 use kiln_template::Value;
 use serde_json::json;
 
-use crate::format::{go_time, OutputFormat};
+use crate::format::{created_at, OutputFormat, TimeStyle};
 use crate::output::{ago, human_size, human_size_precision};
 
 #[derive(clap::Args)]
@@ -291,7 +291,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         let created = r.image.config.created.clone();
         let fields = [
             ("Containers", "N/A".to_string()),
-            ("CreatedAt", go_time(created.as_deref())),
+            ("CreatedAt", created_at(created.as_deref(), TimeStyle::Go)),
             ("CreatedSince", ago(created.as_deref())),
             (
                 "Digest",
