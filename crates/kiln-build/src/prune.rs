@@ -30,7 +30,7 @@ fn in_use(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
         let Ok(image) = store.load_record(&record) else {
             continue;
         };
-        blobs.extend(image.layer_digests()?);
+        blobs.extend(image.layer_digests());
         let config: serde_json::Value =
             serde_json::from_slice(&image.config_bytes).unwrap_or_default();
         let diff_ids: Vec<Digest> = strings(&config["rootfs"]["diff_ids"])

@@ -42,13 +42,12 @@ impl Image {
     }
 
     /// Layer blobs, bottom first.
-    pub fn layer_digests(&self) -> Result<Vec<Digest>> {
-        Ok(self
-            .manifest
+    pub fn layer_digests(&self) -> Vec<Digest> {
+        self.manifest
             .layers
             .iter()
             .map(|l| l.digest.clone())
-            .collect())
+            .collect()
     }
 }
 

@@ -57,7 +57,7 @@ impl Store {
         let mut per_image = Vec::new();
         for record in catalog.images {
             let image = self.load_record(&record)?;
-            let layers: BTreeSet<Digest> = image.layer_digests()?.into_iter().collect();
+            let layers: BTreeSet<Digest> = image.layer_digests().into_iter().collect();
             let mut blobs = layers.clone();
             blobs.insert(image.config_digest.clone());
             blobs.insert(image.manifest_digest.clone());
