@@ -40,7 +40,7 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
 
     for SaveItem { image, names } in items {
-        let layers = image.layer_digests()?;
+        let layers = image.layer_digests();
         let manifest_size = store.blobs().size(&image.manifest_digest)?;
         let manifest = Descriptor::new(
             &image.manifest_media_type,

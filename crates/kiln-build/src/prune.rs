@@ -27,10 +27,10 @@ fn in_use(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
     let mut blobs = BTreeSet::new();
     let mut snapshots = BTreeSet::new();
     for record in store.images()? {
-        let Ok(image) = store.load_image(&record.entry) else {
+        let Ok(image) = store.load_record(&record) else {
             continue;
         };
-        blobs.extend(image.layer_digests()?);
+        blobs.extend(image.layer_digests());
         let config: serde_json::Value =
             serde_json::from_slice(&image.config_bytes).unwrap_or_default();
         let diff_ids: Vec<Digest> = strings(&config["rootfs"]["diff_ids"])

@@ -175,7 +175,8 @@ impl Engine<'_> {
             .collect()
     }
 
-    /// Cache keys of the stages RUN --mount from= names.
+    /// Cache keys of the stages and images RUN --mount from= names: their
+    /// states only, nothing unpacked (a cache hit mounts none of them).
     pub(crate) fn mount_stage_keys(
         &self,
         stage: &Stage,
@@ -184,29 +185,35 @@ impl Engine<'_> {
         let mut out = Vec::new();
         for m in &r.mounts {
             if let Some(f) = &m.from {
-                out.push(self.source_of(stage, f)?.0);
+                out.push(self.source_state(stage, f)?.key);
             }
         }
         Ok(out)
     }
 
-    /// A `--from` (stage name or index, or an image): its cache key and its
-    /// top snapshot (ensured).
-    pub(crate) fn source_of(&self, stage: &Stage, from: &str) -> Result<(String, Option<String>)> {
-        let state = match self.df.stage_named(from, stage.index) {
-            Some(s) => self.finished_stage(s.index)?,
+    /// A `--from` (stage name or index, or an image): its state, which is
+    /// what a cache key needs; its layers are not unpacked.
+    pub(crate) fn source_state(&self, stage: &Stage, from: &str) -> Result<StageState> {
+        match self.df.stage_named(from, stage.index) {
+            Some(s) => self.finished_stage(s.index),
             None => self
                 .image_state(from)
+                .map(|(state, _)| state)
                 .map_err(|e| match e {
                     BuildError::BaseImage(m) => BuildError::NotFound(format!(
                         "--from={from}: no stage of that name before this one, and no such image: {m}"
                     )),
                     e => e,
-                })?
-                .0,
-        };
+                }),
+        }
+    }
+
+    /// A `--from` to read files from: its cache key and its top snapshot
+    /// (unpacked if need be).
+    pub(crate) fn source_of(&self, stage: &Stage, from: &str) -> Result<(String, Option<String>)> {
+        let state = self.source_state(stage, from)?;
         let top = self.ensure_snapshots(&state)?;
-        Ok((state.key.clone(), top))
+        Ok((state.key, top))
     }
 
     /// Makes sure every layer of `state` is unpacked as a snapshot, held

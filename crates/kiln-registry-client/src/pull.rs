@@ -7,8 +7,10 @@
 //! Blobs already in the store are not fetched. A GC lease is held
 //! throughout so a concurrent prune cannot remove what was just written.
 
+use std::sync::Mutex;
+
 use futures_util::{stream, TryStreamExt};
-use kiln_core::image::ImageConfig;
+use kiln_core::image::{walk_with, ImageConfig, Node, NodeKind, Visit};
 use kiln_core::{Digest, ImageRef, Platform};
 use kiln_layer::Compression;
 use kiln_store::{IndexEntry, LayerInfo, Store, REPO_DIGEST};
@@ -58,50 +60,91 @@ pub async fn pull(
     let top = client.get_manifest(&repo, &tag_or_digest).await?;
     let shown = reference.familiar();
 
-    // (manifest to store, whether its layers must be unpackable)
-    let mut images: Vec<RawManifest> = Vec::new();
-    let entry = if top.is_index() {
+    // The one manifest an index resolves to (`None`: every one is kept,
+    // or the top is a manifest).
+    let chosen = if top.is_index() && !opts.all_platforms {
         let index = top.index(&format!("index {shown}"))?;
-        let chosen: Vec<&Descriptor> = if opts.all_platforms {
-            index.manifests.iter().collect()
-        } else {
-            let want = opts.platform.clone().unwrap_or_else(Platform::host);
-            vec![select_platform(&index, &want, &shown)?]
+        let want = opts.platform.clone().unwrap_or_else(Platform::host);
+        Some(select_platform(&index, &want, &shown)?.digest.clone())
+    } else {
+        None
+    };
+    // The one walk, over the registry: each document fetched (and
+    // verified) once, configs and layers named, each digest once.
+    let root = Descriptor::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+    let fetched: Mutex<Vec<RawManifest>> = Mutex::new(Vec::new());
+    let (mut configs, mut layers) = (Vec::new(), Vec::new());
+    let unsupported =
+        |digest: &Digest, media_type: &str, expected| RegistryError::UnsupportedMediaType {
+            what: format!("manifest {digest} in index {shown}"),
+            media_type: media_type.to_string(),
+            expected,
         };
-        for d in chosen {
-            let m = client.get_manifest(&repo, &d.digest.to_string()).await?;
-            if m.is_index() {
-                return Err(RegistryError::UnsupportedMediaType {
-                    what: format!("manifest {} in index {shown}", d.digest),
-                    media_type: m.media_type,
-                    expected: "an image manifest (nested indexes are not supported)",
-                });
-            }
-            images.push(m);
+    let fetch = |d: &Descriptor| {
+        let (fetched, top, repo, unsupported) = (&fetched, &top, &repo, &unsupported);
+        let digest = d.digest.clone();
+        async move {
+            let m = if digest == top.digest {
+                top.clone()
+            } else {
+                let m = client.get_manifest(repo, &digest.to_string()).await?;
+                if m.is_index() {
+                    return Err(unsupported(
+                        &digest,
+                        &m.media_type,
+                        "an image manifest (nested indexes are not supported)",
+                    ));
+                }
+                m
+            };
+            let bytes = m.bytes.clone();
+            fetched.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+            Ok(bytes)
         }
-        if opts.all_platforms {
-            let mut e =
-                IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
-            e.annotations
-                .insert(REPO_DIGEST.into(), top.digest.to_string());
-            e
-        } else {
-            let m = &images[0];
+    };
+    let visit = |n: &Node<'_>| {
+        let d = n.descriptor;
+        match n.kind {
+            NodeKind::Config => configs.push(d.clone()),
+            NodeKind::Layer => layers.push(d.clone()),
+            _ if n.parent.is_none() => {}
+            // An index's entries: the chosen platform's, or every one.
+            _ if !opts.all_platforms && chosen.as_ref() != Some(&d.digest) => {
+                return Ok(Visit::Skip)
+            }
+            // The walk names what it cannot follow; pull must store it.
+            NodeKind::Other => {
+                return Err(unsupported(&d.digest, &d.media_type, "an image manifest"))
+            }
+            NodeKind::Index | NodeKind::Manifest => {}
+        }
+        Ok(Visit::Descend)
+    };
+    walk_with(&root, fetch, visit, |_: &Node<'_>, e| Err(e)).await?;
+    // The image manifests, in index order (the top one when no index).
+    let images: Vec<RawManifest> = fetched
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .filter(|m| !m.is_index())
+        .collect();
+    let entry = match (top.is_index(), images.first()) {
+        (true, Some(m)) if !opts.all_platforms => {
             let mut e = IndexEntry::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64);
             e.annotations
                 .insert(REPO_DIGEST.into(), top.digest.to_string());
             e
         }
-    } else {
-        let e = IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
-        images.push(top.clone());
-        e
+        (true, _) => {
+            let mut e =
+                IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+            e.annotations
+                .insert(REPO_DIGEST.into(), top.digest.to_string());
+            e
+        }
+        (false, _) => IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64),
     };
 
-    // Every blob of every chosen image, each once; configs first (small,
-    // and checked against the manifest before layers are fetched).
-    let mut configs: Vec<Descriptor> = Vec::new();
-    let mut layers: Vec<Descriptor> = Vec::new();
     // (config, layer count) per image, for the config check.
     let mut expected: Vec<(Descriptor, usize)> = Vec::new();
     for m in &images {
@@ -113,13 +156,8 @@ pub async fn pull(
         } else {
             m.image(&what)?
         };
-        expected.push((parsed.config.clone(), parsed.layers.len()));
-        configs.push(parsed.config);
-        layers.extend(parsed.layers);
+        expected.push((parsed.config, parsed.layers.len()));
     }
-    let mut seen = std::collections::HashSet::new();
-    configs.retain(|d| seen.insert(d.digest.clone()));
-    layers.retain(|d| seen.insert(d.digest.clone()));
     let all: Vec<Descriptor> = configs.iter().chain(&layers).cloned().collect();
     let missing = |list: &[Descriptor]| -> Vec<Descriptor> {
         list.iter()

@@ -119,7 +119,7 @@ pub async fn push(
     let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
 
     // The manifests as the registry gets them: layers as sent.
-    let mut renamed: HashMap<Digest, (Digest, u64, String)> = HashMap::new();
+    let mut renamed: HashMap<Digest, Descriptor> = HashMap::new();
     let mut pushed_children = Vec::new();
     for m in &children {
         let pushed = match with_sent_layers(&m.bytes, &sent, &m.digest)? {
@@ -129,10 +129,10 @@ pub async fn push(
         };
         renamed.insert(
             m.digest.clone(),
-            (
+            Descriptor::new(
+                &pushed.media_type,
                 pushed.digest.clone(),
                 pushed.bytes.len() as u64,
-                pushed.media_type.clone(),
             ),
         );
         pushed_children.push(pushed);
@@ -194,30 +194,56 @@ fn with_sent_layers(
     sent: &HashMap<Digest, Descriptor>,
     what: &Digest,
 ) -> Result<Option<Vec<u8>>> {
+    let Some(mut v) = with_replaced(bytes, "layers", sent, what)? else {
+        return Ok(None);
+    };
+    to_oci_if_zstd(&mut v);
+    to_bytes(&v, what).map(Some)
+}
+
+/// The index `bytes` with its manifests renamed as pushed; `None` when
+/// every one went as stored.
+fn with_renamed_manifests(
+    bytes: &[u8],
+    renamed: &HashMap<Digest, Descriptor>,
+    what: &Digest,
+) -> Result<Option<Vec<u8>>> {
+    with_replaced(bytes, "manifests", renamed, what)?
+        .map(|v| to_bytes(&v, what))
+        .transpose()
+}
+
+/// The document `bytes` (as JSON, so every field it has survives) with
+/// each descriptor of its `list` that went up under another digest
+/// replaced by the one it went as; `None` when none did.
+fn with_replaced(
+    bytes: &[u8],
+    list: &str,
+    sent: &HashMap<Digest, Descriptor>,
+    what: &Digest,
+) -> Result<Option<Value>> {
     let mut v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(what, e))?;
     let mut changed = false;
-    if let Some(layers) = v.get_mut("layers").and_then(Value::as_array_mut) {
-        for l in layers {
-            let stored = l.get("digest").and_then(Value::as_str);
+    if let Some(items) = v.get_mut(list).and_then(Value::as_array_mut) {
+        for d in items {
+            let stored = d.get("digest").and_then(Value::as_str);
             let Some(out) = stored
                 .and_then(|s| s.parse::<Digest>().ok())
-                .and_then(|d| sent.get(&d).filter(|o| o.digest != d))
+                .and_then(|s| sent.get(&s).filter(|o| o.digest != s))
             else {
                 continue;
             };
-            l["mediaType"] = Value::from(out.media_type.clone());
-            l["digest"] = Value::from(out.digest.to_string());
-            l["size"] = Value::from(out.size);
+            d["mediaType"] = Value::from(out.media_type.clone());
+            d["digest"] = Value::from(out.digest.to_string());
+            d["size"] = Value::from(out.size);
             changed = true;
         }
     }
-    if !changed {
-        return Ok(None);
-    }
-    to_oci_if_zstd(&mut v);
-    serde_json::to_vec(&v)
-        .map(Some)
-        .map_err(|e| invalid(what, e))
+    Ok(changed.then_some(v))
+}
+
+fn to_bytes(v: &Value, what: &Digest) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| invalid(what, e))
 }
 
 /// Docker's schema 2 has no zstd layer type: a docker manifest that now
@@ -245,37 +271,6 @@ fn to_oci_if_zstd(v: &mut Value) {
             l["mediaType"] = Value::from(oci);
         }
     }
-}
-
-/// The index `bytes` with its manifests renamed as pushed.
-fn with_renamed_manifests(
-    bytes: &[u8],
-    renamed: &HashMap<Digest, (Digest, u64, String)>,
-    what: &Digest,
-) -> Result<Option<Vec<u8>>> {
-    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(what, e))?;
-    let mut changed = false;
-    if let Some(list) = v.get_mut("manifests").and_then(Value::as_array_mut) {
-        for m in list {
-            let stored = m.get("digest").and_then(Value::as_str);
-            let Some((digest, size, media_type)) = stored
-                .and_then(|s| s.parse::<Digest>().ok())
-                .and_then(|d| renamed.get(&d).filter(|(n, _, _)| *n != d))
-            else {
-                continue;
-            };
-            m["mediaType"] = Value::from(media_type.clone());
-            m["digest"] = Value::from(digest.to_string());
-            m["size"] = Value::from(*size);
-            changed = true;
-        }
-    }
-    if !changed {
-        return Ok(None);
-    }
-    serde_json::to_vec(&v)
-        .map(Some)
-        .map_err(|e| invalid(what, e))
 }
 
 /// Gets one stored blob to the registry (compressed when `opts` says so);
@@ -514,5 +509,41 @@ mod tests {
         assert_eq!(out["mediaType"], mt::OCI_MANIFEST);
         assert_eq!(out["config"]["mediaType"], mt::OCI_CONFIG);
         assert_eq!(out["layers"][0]["mediaType"], mt::OCI_LAYER_ZSTD);
+    }
+
+    #[test]
+    fn an_index_names_its_manifests_as_pushed_and_keeps_the_rest() {
+        let a = desc(mt::OCI_MANIFEST, b"a");
+        let b = desc(mt::OCI_MANIFEST, b"b");
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": mt::OCI_INDEX,
+            "manifests": [
+                {"mediaType": a.media_type, "digest": a.digest.to_string(), "size": a.size,
+                 "platform": {"architecture": "amd64", "os": "linux"}},
+                {"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size},
+            ],
+            "annotations": {"x": "y"},
+        });
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let id = Digest::sha256(&bytes);
+        let same = HashMap::from([(a.digest.clone(), a.clone())]);
+        assert!(with_renamed_manifests(&bytes, &same, &id)
+            .unwrap()
+            .is_none());
+
+        let a2 = desc(mt::OCI_MANIFEST, b"a, its layers compressed");
+        let renamed = HashMap::from([(a.digest.clone(), a2.clone())]);
+        let out: Value = serde_json::from_slice(
+            &with_renamed_manifests(&bytes, &renamed, &id)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["manifests"][0]["digest"], a2.digest.to_string());
+        assert_eq!(out["manifests"][0]["size"], a2.size);
+        assert_eq!(out["manifests"][0]["platform"]["os"], "linux");
+        assert_eq!(out["manifests"][1], index["manifests"][1]);
+        assert_eq!(out["annotations"], index["annotations"]);
     }
 }

@@ -46,36 +46,6 @@ fn artifact_type(manifest: &Manifest) -> &str {
 }
 
 impl Store {
-    /// The manifest of an index entry when it is an artifact. Indexes
-    /// (multi-platform images) and manifests that cannot be read are not:
-    /// image commands report those as they always did.
-    pub(crate) fn artifact_manifest(&self, entry: &IndexEntry) -> Option<Manifest> {
-        if media_types::is_index(&entry.media_type) {
-            return None;
-        }
-        let manifest = self.read_manifest(&entry.digest).ok()?;
-        is_artifact(&manifest).then_some(manifest)
-    }
-
-    /// Every artifact in the index, one record per manifest.
-    pub fn artifacts(&self) -> Result<Vec<ArtifactRecord>> {
-        let index = self.index()?;
-        Ok(index
-            .roots()
-            .into_iter()
-            .filter_map(|e| {
-                let manifest = self.artifact_manifest(e)?;
-                let mut entry = e.clone();
-                entry.annotations.remove(crate::REF_NAME);
-                Some(ArtifactRecord {
-                    names: index.names_of(&e.digest),
-                    entry,
-                    manifest,
-                })
-            })
-            .collect())
-    }
-
     /// The artifacts whose `subject` is `subject`, optionally of one
     /// artifact type, as the referrers API describes them: the manifest's
     /// descriptor with its `artifactType` and annotations.

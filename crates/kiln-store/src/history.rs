@@ -22,7 +22,7 @@ pub struct HistoryStep {
 impl Store {
     pub fn history(&self, image: &Image) -> Result<Vec<HistoryStep>> {
         let entries = image.config.history.as_deref().unwrap_or_default();
-        let layers = image.layer_digests()?;
+        let layers = image.layer_digests();
         let mut next_layer = layers.iter();
         let mut steps = Vec::with_capacity(entries.len());
         for h in entries {

@@ -6,7 +6,7 @@ use kiln_core::image::{ImageConfig, Index as ImageIndex, Manifest};
 use kiln_core::{media_types, Digest, ImageRef, Platform};
 
 use crate::error::{Result, StoreError};
-use crate::index::{IndexEntry, IndexEntryExt};
+use crate::index::IndexEntry;
 use crate::Store;
 
 /// An image in the store: one manifest and everything the index says of it.
@@ -16,6 +16,9 @@ pub struct ImageRecord {
     pub entry: IndexEntry,
     /// Every tag pointing at it (empty for a dangling image).
     pub names: Vec<ImageRef>,
+    /// Its manifest as the catalog read it (none for an index, or a
+    /// manifest that could not be read): loading the image reuses it.
+    pub(crate) manifest: Option<Manifest>,
 }
 
 /// A loaded image: manifest and config, parsed, with the raw config bytes
@@ -39,36 +42,16 @@ impl Image {
     }
 
     /// Layer blobs, bottom first.
-    pub fn layer_digests(&self) -> Result<Vec<Digest>> {
-        Ok(self
-            .manifest
+    pub fn layer_digests(&self) -> Vec<Digest> {
+        self.manifest
             .layers
             .iter()
             .map(|l| l.digest.clone())
-            .collect())
+            .collect()
     }
 }
 
 impl Store {
-    /// Every image in the index, one record per manifest. Artifacts
-    /// (signatures, SBOMs: see [`Store::artifacts`]) are not images.
-    pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        let index = self.index()?;
-        Ok(index
-            .roots()
-            .into_iter()
-            .filter(|e| self.artifact_manifest(e).is_none())
-            .map(|e| {
-                let mut entry = e.clone();
-                entry.annotations.remove(crate::REF_NAME);
-                ImageRecord {
-                    names: index.names_of(&e.digest),
-                    entry,
-                }
-            })
-            .collect())
-    }
-
     /// Loads the image an index entry names. An entry that is an index
     /// (multi-platform) resolves to the host platform's manifest.
     pub fn load_image(&self, entry: &IndexEntry) -> Result<Image> {
@@ -78,6 +61,23 @@ impl Store {
             (entry.digest.clone(), entry.media_type.clone())
         };
         let manifest = self.read_manifest(&digest)?;
+        self.with_config(digest, media_type, manifest)
+    }
+
+    /// Loads an image of a [`crate::Catalog`], without reading its
+    /// manifest again when the catalog has it.
+    pub fn load_record(&self, record: &ImageRecord) -> Result<Image> {
+        match &record.manifest {
+            Some(manifest) => self.with_config(
+                record.entry.digest.clone(),
+                record.entry.media_type.clone(),
+                manifest.clone(),
+            ),
+            None => self.load_image(&record.entry),
+        }
+    }
+
+    fn with_config(&self, digest: Digest, media_type: String, manifest: Manifest) -> Result<Image> {
         let config_digest = manifest.config.digest.clone();
         let config_bytes = self.blobs().read(&config_digest)?;
         let config = ImageConfig::from_slice(&config_bytes).map_err(|reason| {
@@ -124,51 +124,5 @@ impl Store {
             "{index} has no manifest for platform {want} (it has: {}); pull with --platform set to one of those",
             idx.platforms().join(", ")
         )))
-    }
-
-    /// Resolves what a user typed to an image, docker's way: first as a
-    /// name (`busybox`, `busybox:1.36`, `name@sha256:…`), then as an image ID
-    /// (`sha256:<hex>`, or a unique prefix of the hex).
-    pub fn resolve(&self, input: &str) -> Result<(ImageRecord, Image)> {
-        let records = self.images()?;
-        if let Ok(name) = input.parse::<ImageRef>() {
-            if let Some(digest) = name.digest() {
-                // name@digest: the manifest digest, or (docker) the image ID.
-                for r in &records {
-                    if &r.entry.digest == digest || &r.entry.repo_digest() == digest {
-                        let image = self.load_image(&r.entry)?;
-                        return Ok((r.clone(), image));
-                    }
-                }
-            } else if let Some(r) = records.iter().find(|r| r.names.contains(&name)) {
-                let image = self.load_image(&r.entry)?;
-                return Ok((r.clone(), image));
-            }
-        }
-        let prefix = input.strip_prefix("sha256:").unwrap_or(input);
-        let is_hex = !prefix.is_empty()
-            && prefix.len() <= 64
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if is_hex {
-            let mut found: Option<(ImageRecord, Image)> = None;
-            for r in records {
-                let image = self.load_image(&r.entry)?;
-                if !image.config_digest.hex().starts_with(prefix) {
-                    continue;
-                }
-                match &found {
-                    // Several manifests with one config are one image to docker.
-                    Some((_, f)) if f.config_digest == image.config_digest => {}
-                    Some(_) => return Err(StoreError::AmbiguousId(input.to_string())),
-                    None => found = Some((r, image)),
-                }
-            }
-            if let Some(found) = found {
-                return Ok(found);
-            }
-        }
-        Err(StoreError::ImageNotFound(input.to_string()))
     }
 }

@@ -15,7 +15,8 @@
 //!   each layer pushed compressed, and the manifest digest each repository
 //!   holds for an image (see [`pushed`]).
 //!
-//! Main types: [`Store`] (open a root, read/update the index, resolve images,
+//! Main types: [`Store`] (open a root, read/update the index, list it as a
+//! [`Catalog`] of images and artifacts in one pass, resolve images,
 //! remove and prune them with docker's policies, disk usage, GC and check), [`BlobStore`] (content by digest), [`Index`] (tags ↔
 //! manifests; its entries are the model's descriptors, [`IndexEntryExt`]
 //! reads kiln's annotations), [`Image`] (a manifest with its config, in the
@@ -34,6 +35,7 @@
 
 mod artifacts;
 mod blobs;
+mod catalog;
 mod content;
 mod error;
 mod gc;
@@ -53,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifacts::{is_artifact, ArtifactRecord};
 pub use blobs::{BlobStore, BlobWriter, PendingBlob};
+pub use catalog::Catalog;
 pub use content::Layout;
 pub use error::{Result, StoreError};
 pub use gc::{CheckReport, GcReport};

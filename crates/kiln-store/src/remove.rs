@@ -47,12 +47,13 @@ impl Store {
             }
         }
         // An ID (or name@digest): every manifest with this config.
-        let (_, image) = self.resolve(input)?;
+        let catalog = self.catalog()?;
+        let (_, image) = catalog.resolve(self, input)?;
         let id = image.id().clone();
         let mut manifests: BTreeSet<Digest> = BTreeSet::new();
         let mut names: Vec<ImageRef> = Vec::new();
-        for record in self.images()? {
-            if self.load_image(&record.entry)?.id() == &id {
+        for record in catalog.images {
+            if self.load_record(&record)?.id() == &id {
                 manifests.insert(record.entry.digest.clone());
                 names.extend(record.names);
             }
@@ -87,7 +88,7 @@ impl Store {
             .iter()
             .map(|r| Removal {
                 untagged: r.names.clone(),
-                deleted: self.load_image(&r.entry).ok().map(|i| i.id().clone()),
+                deleted: self.load_record(r).ok().map(|i| i.id().clone()),
             })
             .collect();
         self.update_index(|index| {

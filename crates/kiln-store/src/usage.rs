@@ -53,10 +53,11 @@ impl Store {
             .collect();
         let size = |d: &Digest| sizes.get(d).copied().unwrap_or(0);
         // Per image: its layers, and every blob it holds on to.
+        let catalog = self.catalog()?;
         let mut per_image = Vec::new();
-        for record in self.images()? {
-            let image = self.load_image(&record.entry)?;
-            let layers: BTreeSet<Digest> = image.layer_digests()?.into_iter().collect();
+        for record in catalog.images {
+            let image = self.load_record(&record)?;
+            let layers: BTreeSet<Digest> = image.layer_digests().into_iter().collect();
             let mut blobs = layers.clone();
             blobs.insert(image.config_digest.clone());
             blobs.insert(image.manifest_digest.clone());
@@ -71,7 +72,7 @@ impl Store {
         }
         // Artifacts (signatures, SBOMs) are no image's, but GC keeps their
         // blobs: they count as referenced, shared when an image has them.
-        for a in self.artifacts()? {
+        for a in catalog.artifacts {
             let mut blobs = vec![a.entry.digest.clone(), a.manifest.config.digest.clone()];
             blobs.extend(a.manifest.layers.iter().map(|l| l.digest.clone()));
             for b in blobs {

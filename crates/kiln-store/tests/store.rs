@@ -234,3 +234,52 @@ fn resolve_follows_docker_rules() {
         Err(StoreError::ImageNotFound(_))
     ));
 }
+
+#[test]
+fn catalog_splits_images_from_artifacts_and_loads_without_rereading() {
+    let (_d, s) = store();
+    let a = image(&s, "a");
+    s.name_image(&a, &["app:1".parse().unwrap()]).unwrap();
+    // A signature-like artifact referring to the image.
+    let config = s.blobs().put(b"{}", None).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"application/vnd.example.sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[],"subject":{{"mediaType":"{}","digest":"{}","size":{}}}}}"#,
+        media_types::OCI_MANIFEST,
+        media_types::OCI_MANIFEST,
+        a.digest,
+        a.size
+    );
+    let digest = s.blobs().put(manifest.as_bytes(), None).unwrap();
+    s.update_index(|i| {
+        i.manifests.push(Descriptor::new(
+            media_types::OCI_MANIFEST,
+            digest.clone(),
+            manifest.len() as u64,
+        ));
+        Ok(())
+    })
+    .unwrap();
+
+    let catalog = s.catalog().unwrap();
+    assert_eq!(catalog.images.len(), 1);
+    assert_eq!(catalog.images[0].entry.digest, a.digest);
+    assert_eq!(catalog.artifacts.len(), 1);
+    assert_eq!(catalog.artifacts[0].entry.digest, digest);
+    assert_eq!(
+        s.referrers(&a.digest, None).unwrap()[0].digest,
+        digest,
+        "the artifact refers to the image"
+    );
+
+    // The catalog read the manifest once: loading its image and resolving
+    // against it do not read it again (the blob is gone, the config is not).
+    std::fs::remove_file(s.blobs().path(&a.digest)).unwrap();
+    assert!(s.load_image(&a).is_err(), "the manifest is really gone");
+    let image = s.load_record(&catalog.images[0]).unwrap();
+    assert_eq!(image.manifest_digest, a.digest);
+    assert_eq!(
+        catalog.resolve(&s, "app:1").unwrap().1.id(),
+        image.id(),
+        "resolve reuses the catalog"
+    );
+}

@@ -69,34 +69,36 @@ impl OutputFormat {
     }
 }
 
-/// Go's `time.Time.String()` of a UTC time with whole seconds, as docker's
-/// `CreatedAt` of `images` shows it: `2024-05-01 12:00:00 +0000 UTC`.
-pub(crate) fn go_time(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(kiln_core::parse_rfc3339) else {
-        return "0001-01-01 00:00:00 +0000 UTC".into();
-    };
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    let s = kiln_core::rfc3339(whole);
-    format!(
-        "{} +0000 UTC",
-        s.trim_end_matches('Z').replacen('T', " ", 1)
-    )
+/// How a listing prints an image's creation time, with whole seconds in
+/// UTC as docker does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimeStyle {
+    /// RFC 3339 (`2024-05-01T12:00:00Z`): `history`'s `CreatedAt`.
+    Rfc3339,
+    /// Go's `time.Time.String()` (`2024-05-01 12:00:00 +0000 UTC`):
+    /// `images`' `CreatedAt`.
+    Go,
 }
 
-/// RFC 3339 in UTC with whole seconds, as docker's history `CreatedAt`.
-pub(crate) fn rfc3339_secs(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(kiln_core::parse_rfc3339) else {
-        return "0001-01-01T00:00:00Z".into();
+/// A config's `created` in `style`; Go's zero time when it has none.
+pub(crate) fn created_at(created: Option<&str>, style: TimeStyle) -> String {
+    let secs = created
+        .and_then(kiln_core::parse_rfc3339)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    let rfc3339 = match secs {
+        Some(secs) => {
+            kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        }
+        None => "0001-01-01T00:00:00Z".into(),
     };
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    match style {
+        TimeStyle::Rfc3339 => rfc3339,
+        TimeStyle::Go => format!(
+            "{} +0000 UTC",
+            rfc3339.trim_end_matches('Z').replacen('T', " ", 1)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -130,13 +132,19 @@ mod tests {
 
     #[test]
     fn times_like_go() {
+        let t = Some("2024-05-01T12:00:00.5Z");
         assert_eq!(
-            go_time(Some("2024-05-01T12:00:00.5Z")),
+            created_at(t, TimeStyle::Go),
             "2024-05-01 12:00:00 +0000 UTC"
         );
+        assert_eq!(created_at(t, TimeStyle::Rfc3339), "2024-05-01T12:00:00Z");
         assert_eq!(
-            rfc3339_secs(Some("2024-05-01T12:00:00.5Z")),
-            "2024-05-01T12:00:00Z"
+            created_at(None, TimeStyle::Go),
+            "0001-01-01 00:00:00 +0000 UTC"
+        );
+        assert_eq!(
+            created_at(Some("0001-01-01T00:00:00Z"), TimeStyle::Rfc3339),
+            "0001-01-01T00:00:00Z"
         );
     }
 }

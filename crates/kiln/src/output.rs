@@ -81,31 +81,16 @@ pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-/// Columns padded like docker's tabwriter (padding 3, left aligned).
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// A header and rows as docker's tabwriter aligns them: the one
+/// tabwriter, `kiln_template::tabwrite`, as `--format table` uses.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut text = header.join("\t");
+    text.push('\n');
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+        text.push_str(&row.join("\t"));
+        text.push('\n');
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(cell);
-                let pad = widths[i] - cell.chars().count() + 3;
-                out.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    kiln_template::tabwrite(&text)
 }
 
 #[cfg(test)]
@@ -151,6 +136,18 @@ mod tests {
         ] {
             assert_eq!(human_duration(secs), s, "{secs}");
         }
+    }
+
+    #[test]
+    fn tables_align_like_docker() {
+        // Columns are at least 10 wide, 3 spaces past their widest cell.
+        assert_eq!(
+            table(
+                &["TYPE", "TOTAL", "SIZE"],
+                &[vec!["Images".into(), "3".into(), "1.2MB".into()]]
+            ),
+            "TYPE      TOTAL     SIZE\nImages    3         1.2MB\n"
+        );
     }
 
     #[test]

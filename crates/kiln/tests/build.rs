@@ -557,6 +557,47 @@ fn builder_prune_removes_cache_nothing_uses() {
 }
 
 #[test]
+fn a_cached_rebuild_unpacks_and_mounts_nothing() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("a.txt", "a\n"),
+            (
+                "Dockerfile",
+                "FROM base:1 AS tmp\nRUN echo tmp > /w\nFROM base:1 AS mnt\nRUN echo mnt > /w\nFROM base:1\nRUN --mount=from=mnt,target=/m cat /m/w > /w2\nCOPY --chown=root a.txt /home/a.txt\nCOPY --from=tmp /w /w\n",
+            ),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "cached:1", c]);
+    let id = k.ok(&["images", "-q", "--no-trunc", "cached:1"]);
+    // Committed snapshots are the directories with an `fs` tree; remove
+    // them all (the cache records stay), so anything a cached rebuild
+    // unpacks shows up again.
+    let snapshots = |k: &Kiln| -> Vec<String> {
+        fs::read_dir(k.root.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("fs").is_dir())
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    for name in snapshots(&k) {
+        fs::remove_dir_all(k.root.join("snapshots").join(name)).unwrap();
+    }
+    let (_, err) = build(&k, &["-t", "cached:1", c]);
+    assert_eq!(err.matches(" CACHED").count(), 5, "{err}");
+    assert_eq!(k.ok(&["images", "-q", "--no-trunc", "cached:1"]), id);
+    // Only COPY --from reads its source to plan (its key is the files it
+    // copies): the tmp stage's two layers. The RUN --mount source and the
+    // COPY destinations were neither unpacked nor mounted.
+    assert_eq!(snapshots(&k).len(), 2, "{:?}", snapshots(&k));
+}
+
+#[test]
 fn both_snapshotters_build_the_same_image() {
     let dockerfile = "FROM base:1\nCOPY app/ /app/\nRUN echo generated > /app/gen && rm /bin/wc && mkdir -p /etc/conf.d && echo x > /etc/conf.d/x\nRUN rm -r /etc/conf.d && echo again > /app/gen\n";
     let mut ids = Vec::new();

@@ -536,6 +536,19 @@ fn hostile_registry(redirect_port: u16, layer: Arc<Vec<u8>>) -> (u16, Arc<Atomic
     };
     let good = manifest("application/vnd.oci.image.layer.v1.tar");
     let odd = manifest("application/x-kiln-unknown");
+    // An index whose entry for this platform is another index.
+    let index = |entry: &[u8], media_type: &str| {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": media_type, "digest": sha(entry), "size": entry.len(),
+                           "platform": {"os": "linux", "architecture": kiln_core_host_arch()}}]
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let inner = index(&good, "application/vnd.oci.image.manifest.v1+json");
+    let outer = index(&inner, "application/vnd.oci.image.index.v1+json");
     let flaky = Arc::new(AtomicUsize::new(0));
     let flaky2 = flaky.clone();
     let handler = move |req: &Request| -> Reply {
@@ -598,6 +611,8 @@ fn hostile_registry(redirect_port: u16, layer: Arc<Vec<u8>>) -> (u16, Arc<Atomic
                     &format!("sha256:{}", "0".repeat(64)),
                 ),
             "oddtype" if rest.starts_with("manifests/") => m(&odd),
+            "nested" if rest == "manifests/1" => m(&outer),
+            "nested" if rest.starts_with("manifests/") => m(&inner),
             "html" if rest.starts_with("manifests/") => {
                 Reply::new(200, "<html>login page</html>").header("Content-Type", "text/html")
             }
@@ -669,6 +684,7 @@ fn hostile_and_broken_registries_get_clear_errors_and_store_nothing() {
             &["application/x-kiln-unknown", "does not handle"],
         ),
         ("html", &["not JSON"]),
+        ("nested", &["nested indexes are not supported"]),
         ("wrongbytes", &["digest", "nothing was stored"]),
         ("toolong", &["bytes", "descriptor says 20000"]),
         ("truncated", &["broke off"]),

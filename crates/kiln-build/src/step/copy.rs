@@ -1,6 +1,7 @@
 //! COPY and ADD: the sources (the context, another stage or an image via
-//! `--from`, URLs ADD fetches first), planned against the destination as
-//! it is (the plan is the cache key), then laid onto the step's snapshot
+//! `--from`, URLs ADD fetches first): keyed by what they write, planned
+//! without the destination; when the step runs, planned against the
+//! destination as it is (the step's root before the copy) and laid onto it
 //! as a tar stream through the layer engine's safe apply. The planner
 //! itself is `crate::copy`.
 
@@ -25,6 +26,29 @@ fn copy_history(verb: &str, files: &kiln_dockerfile::Files) -> String {
     words.extend(files.sources.iter().cloned());
     words.push(files.dest.clone());
     format!("{} # buildkit", words.join(" "))
+}
+
+/// `--chown` as ids: numbers as they are, names from `root`'s
+/// passwd/group.
+fn chown_ids(spec: Option<&str>, root: &std::path::Path) -> Result<Option<(u32, u32)>> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let numeric = |s: &str| s.parse::<u32>().ok();
+    let (u, g) = spec
+        .split_once(':')
+        .map_or((spec, None), |(u, g)| (u, Some(g)));
+    Ok(Some(match (numeric(u), g.map(numeric)) {
+        (Some(uid), None) => (uid, uid),
+        (Some(uid), Some(Some(gid))) => (uid, gid),
+        _ => {
+            let user = resolve_user(spec, root)?;
+            // docker: "a username without groupname … will use the same
+            // numeric UID as the GID".
+            let gid = if g.is_none() { user.uid } else { user.gid };
+            (user.uid, gid)
+        }
+    }))
 }
 
 /// What COPY and ADD hand to the part they share.
@@ -156,62 +180,32 @@ impl Engine<'_> {
                 Source::Tree(&empty)
             }
         };
-        // The destination as it is before the copy (the current top
-        // snapshot, read-only): chown names resolve against its
-        // passwd/group, and what exists there decides where files land and
-        // which directories the copy creates. The cache key needs the plan,
-        // so this comes before the step runs.
-        let top = self.ensure_snapshots(state)?;
-        let dest_at = tempfile::Builder::new()
-            .prefix("view")
-            .tempdir_in(&self.tmp)
-            .map_err(io("create", &self.tmp))?;
-        let dest_view = match &top {
-            Some(t) => Some(self.view(t, dest_at.path())?),
-            None => None,
-        };
-        let dest_root = dest_view.as_ref().map(|v| v.path().to_path_buf());
-        let chown = match &files.chown {
-            None => None,
-            Some(spec) => {
-                let numeric = |s: &str| s.parse::<u32>().ok();
-                let (u, g) = spec
-                    .split_once(':')
-                    .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-                let ids = match (numeric(u), g.map(numeric)) {
-                    (Some(uid), None) => (uid, uid),
-                    (Some(uid), Some(Some(gid))) => (uid, gid),
-                    _ => {
-                        let root = dest_root
-                            .clone()
-                            .unwrap_or_else(|| dest_at.path().to_path_buf());
-                        let user = resolve_user(spec, &root)?;
-                        // docker: "a username without groupname … will use
-                        // the same numeric UID as the GID".
-                        let gid = if g.is_none() { user.uid } else { user.gid };
-                        (user.uid, gid)
-                    }
-                };
-                Some(ids)
-            }
-        };
-        let attrs = Attrs {
-            chown,
+        let workdir = state.working_dir();
+        // The cache key: what the copy writes, planned without the
+        // destination. Where files land, which directories the copy
+        // creates, and whose ids `--chown` names follow from the
+        // destination, and the destination from the parent key (as in
+        // BuildKit, whose key is the parent's and the sources'); so the
+        // key takes `--chown` as written and a cache hit mounts nothing.
+        let key_attrs = Attrs {
+            chown: None,
             chmod: files.chmod.clone(),
             epoch: self.epoch,
         };
-        let workdir = state.working_dir();
-        let plan = copy::plan(
-            files,
-            &source,
-            &workdir,
-            &attrs,
-            parents,
-            downloads,
-            dest_root.as_deref(),
+        let key_plan = copy::plan(
+            files, &source, &workdir, &key_attrs, parents, downloads, None,
         )?;
-        drop(dest_view);
-        let key = copy_key(&state.key, &history, &source_key, &copy::describe(&plan));
+        let chown_line = files
+            .chown
+            .as_deref()
+            .map_or(String::new(), |c| format!("chown {c}\n"));
+        let key = copy_key(
+            &state.key,
+            &history,
+            &source_key,
+            &format!("{chown_line}{}", copy::describe(&key_plan)),
+        );
+        drop(key_plan);
         let dest_dir = if files.dest.starts_with('/') {
             files.dest.clone()
         } else {
@@ -223,6 +217,23 @@ impl Engine<'_> {
             mountpoints: &[],
         };
         self.layer_step(state, step, plan_layer, |root| {
+            // The step's root before the copy is the destination as it is:
+            // `--chown` names resolve in its passwd/group, and what exists
+            // there decides where files land.
+            let attrs = Attrs {
+                chown: chown_ids(files.chown.as_deref(), root)?,
+                chmod: files.chmod.clone(),
+                epoch: self.epoch,
+            };
+            let plan = copy::plan(
+                files,
+                &source,
+                &workdir,
+                &attrs,
+                parents,
+                downloads,
+                Some(root),
+            )?;
             let opts = kiln_layer::ApplyOptions::for_current_user();
             // ADD of a local archive: its contents, not the file.
             if extract_archives {

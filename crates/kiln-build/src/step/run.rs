@@ -39,6 +39,17 @@ fn history(argv: &[String], used_args: &[String]) -> String {
     history
 }
 
+/// The process a RUN step starts, planned from the state before the step.
+struct Process {
+    argv: Vec<String>,
+    env: Vec<String>,
+    /// The working directory, cleaned.
+    cwd: String,
+    /// The USER, as written (resolved in the step's root).
+    user: String,
+    network: Network,
+}
+
 impl Engine<'_> {
     pub(crate) fn run_step(
         &self,
@@ -56,13 +67,17 @@ impl Engine<'_> {
             Some(_) => Network::Host,
             None => self.req.network,
         };
+        // What the container needs of the state before the step (the state
+        // itself is the step's to change): no copy of the whole state.
+        let cwd = state.working_dir();
+        let user = state.user();
         let key = run_key(
             &state.key,
             &RunInputs {
                 argv: &argv,
                 env: &env,
-                user: state.user(),
-                cwd: state.working_dir(),
+                user: user.clone(),
+                cwd: cwd.clone(),
                 network: format!("{network:?}"),
                 mounts: format!("{:?}", run.mounts),
                 security: format!("{:?}", run.security),
@@ -73,8 +88,6 @@ impl Engine<'_> {
             },
         );
         let history = history(&argv, &scope.run_history_args());
-        let before = state.clone();
-        let cwd = state.working_dir();
         let targets = run
             .mounts
             .iter()
@@ -87,23 +100,33 @@ impl Engine<'_> {
             history,
             mountpoints: &targets,
         };
+        let process = Process {
+            argv,
+            env,
+            cwd,
+            user,
+            network,
+        };
         self.layer_step(state, step, plan, |root| {
-            self.run_in(step, &before, run, argv, env, network, root)
+            self.run_in(step, run, process, root)
                 .map_err(|e| step.in_step(e))
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run_in(
         &self,
         step: &Step<'_>,
-        state: &StageState,
         r: &kiln_dockerfile::Run,
-        argv: Vec<String>,
-        mut env: Vec<String>,
-        network: Network,
+        process: Process,
         root: &Path,
     ) -> Result<()> {
+        let Process {
+            argv,
+            mut env,
+            cwd,
+            user,
+            network,
+        } = process;
         // Stages and images named by --mount from=, mounted read-only
         // (mounts drop before their directories).
         let mut dirs = Vec::new();
@@ -136,10 +159,9 @@ impl Engine<'_> {
             from_roots: &from_roots,
             scratch: &self.tmp,
         };
-        let cwd = state.working_dir();
         let (mounts, secret_env, _held) = run::mounts(r, &cwd, &sources)?;
         env.extend(secret_env);
-        let user = resolve_user(&state.user(), root)?;
+        let user = resolve_user(&user, root)?;
         let mut spec = run::spec(argv, env, cwd, user, network, mounts);
         spec.extra_hosts = self.req.add_hosts.clone();
         spec.privileged = r.security == Some(kiln_dockerfile::Security::Insecure);

@@ -4,8 +4,9 @@
 //! the typed image config ([`ImageConfig`], which keeps every field it does
 //! not model), layer identities ([`DiffId`], [`ChainId`]), and one walk over
 //! index → manifest → config/layers ([`walk()`]) reading blobs through the
-//! small [`crate::content::Provider`] trait, so the store, an OCI layout on disk and a
-//! registry are walked by the same code.
+//! small [`crate::content::Provider`] trait, or through futures
+//! ([`walk_with()`]), so the store, an OCI layout on disk and a registry
+//! are walked by the same code.
 //!
 //! Why not `oci-spec`'s types as they are: kiln must keep the bytes it did
 //! not write (a manifest's digest is its name), keep config fields it does
@@ -27,7 +28,7 @@ pub use config::{
     ContainerConfig, ContainerConfigFields, Fields, HealthConfig, HealthConfigFields, History,
     HistoryFields, ImageConfig, ImageConfigFields, Lenient, RootFs, RootFsFields, DEFAULT_SHELL,
 };
-pub use walk::{reachable, walk, Node, NodeKind, Visit};
+pub use walk::{reachable, walk, walk_with, Node, NodeKind, Visit};
 
 /// Manifests are capped: distribution refuses ones over 4 MiB too.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;

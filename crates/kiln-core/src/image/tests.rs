@@ -239,3 +239,82 @@ fn walk_visits_each_blob_once_and_can_skip_platforms() {
     .unwrap();
     assert_eq!(problems, 1);
 }
+
+/// Polls to completion, without an executor (the futures here wake no one:
+/// they are polled again at once).
+fn poll_until_done<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// A read that is pending once before its bytes arrive, as a network read.
+async fn later(bytes: Option<Vec<u8>>, digest: crate::Digest) -> Result<Vec<u8>, ContentError> {
+    let mut once = false;
+    std::future::poll_fn(|_| {
+        if once {
+            std::task::Poll::Ready(())
+        } else {
+            once = true;
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    bytes.ok_or(ContentError::NotFound(digest))
+}
+
+#[test]
+fn walk_with_reads_asynchronously_and_verifies_what_it_is_given() {
+    let mut mem = Mem::default();
+    let config = mem.put(mt::OCI_CONFIG, b"{}".to_vec());
+    let layer = mem.put(mt::OCI_LAYER_GZIP, b"layer".to_vec());
+    let m = mem.put(
+        mt::OCI_MANIFEST,
+        Manifest::oci(config.clone(), vec![layer.clone()]).to_bytes(),
+    );
+    let idx = mem.put(mt::OCI_INDEX, Index::oci(vec![m.clone()]).to_bytes());
+
+    let mut fetched = Vec::new();
+    let mut seen = Vec::new();
+    poll_until_done(walk_with::<ContentError, _, _, _, _>(
+        &idx,
+        |d: &Descriptor| {
+            fetched.push(d.digest.clone());
+            later(mem.0.get(&d.digest).cloned(), d.digest.clone())
+        },
+        |n: &Node<'_>| {
+            seen.push(n.descriptor.digest.clone());
+            Ok(Visit::Descend)
+        },
+        |_: &Node<'_>, e| Err(e),
+    ))
+    .unwrap();
+    // Only documents are fetched; blobs are named.
+    assert_eq!(fetched, [idx.digest.clone(), m.digest.clone()]);
+    assert_eq!(seen, [&idx, &m, &config, &layer].map(|d| d.digest.clone()));
+
+    // A source that hands back other bytes than the digest names (a
+    // registry serving something else) is caught by the walk itself.
+    let mut problems = Vec::new();
+    poll_until_done(walk_with::<ContentError, _, _, _, _>(
+        &idx,
+        |d: &Descriptor| {
+            let mut bytes = mem.0.get(&d.digest).cloned();
+            if d.digest == m.digest {
+                bytes = mem.0.get(&idx.digest).cloned();
+            }
+            later(bytes, d.digest.clone())
+        },
+        |_: &Node<'_>| Ok(Visit::Descend),
+        |n: &Node<'_>, e: ContentError| {
+            problems.push((n.descriptor.digest.clone(), e.kind()));
+            Ok(())
+        },
+    ))
+    .unwrap();
+    assert_eq!(problems, [(m.digest.clone(), ErrorKind::Integrity)]);
+}

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use kiln_template::Value as TemplateValue;
 
-use crate::format::{rfc3339_secs, OutputFormat};
+use crate::format::{created_at, OutputFormat, TimeStyle};
 use crate::output::{ago, ellipsis, human_size};
 
 #[derive(clap::Args)]
@@ -82,7 +82,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut json = Vec::new();
     for r in &rows {
         let by = r.created_by.replace('\t', " ");
-        let created_at = rfc3339_secs(r.created.as_deref());
+        let created_at = created_at(r.created.as_deref(), TimeStyle::Rfc3339);
         let fields = [
             ("ID", r.id.clone()),
             (

@@ -7,7 +7,7 @@ use kiln_store::{Image, IndexEntryExt, Store};
 use kiln_template::Value;
 use serde_json::json;
 
-use crate::format::{go_time, OutputFormat};
+use crate::format::{created_at, OutputFormat, TimeStyle};
 use crate::output::{ago, human_size, human_size_precision};
 
 #[derive(clap::Args)]
@@ -71,7 +71,7 @@ impl Row {
 /// recorded layer facts, falling back to the blob size.
 pub(crate) fn image_size(store: &Store, image: &Image) -> anyhow::Result<u64> {
     let mut total = 0;
-    for layer in image.layer_digests()? {
+    for layer in image.layer_digests() {
         total += store.layer_size(&layer)?;
     }
     Ok(total)
@@ -81,7 +81,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     let index = store.index()?;
     let mut rows = Vec::new();
     for record in store.images()? {
-        let image = store.load_image(&record.entry)?;
+        let image = store.load_record(&record)?;
         let size = image_size(store, &image)?;
         let pushed = store.pushed_digests(&record.entry.digest);
         // A local manifest's digest is not what a registry serves (push
@@ -291,7 +291,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         let created = r.image.config.created.clone();
         let fields = [
             ("Containers", "N/A".to_string()),
-            ("CreatedAt", go_time(created.as_deref())),
+            ("CreatedAt", created_at(created.as_deref(), TimeStyle::Go)),
             ("CreatedSince", ago(created.as_deref())),
             (
                 "Digest",

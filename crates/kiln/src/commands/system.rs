@@ -4,7 +4,7 @@ use kiln_store::{ImageUsage, Store};
 use serde_json::json;
 
 use super::Format;
-use crate::output::{ago, human_size, print_table};
+use crate::output::{ago, human_size, table};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
@@ -93,15 +93,18 @@ pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
             })
         ),
         Format::Table => {
-            print_table(
-                &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                &[vec![
-                    "Images".into(),
-                    usage.images.len().to_string(),
-                    "0".into(),
-                    human_size(usage.total),
-                    format!("{} (100%)", human_size(usage.total)),
-                ]],
+            print!(
+                "{}",
+                table(
+                    &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+                    &[vec![
+                        "Images".into(),
+                        usage.images.len().to_string(),
+                        "0".into(),
+                        human_size(usage.total),
+                        format!("{} (100%)", human_size(usage.total)),
+                    ]],
+                )
             );
             println!();
             println!(
@@ -135,18 +138,21 @@ pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
                         ]
                     })
                     .collect();
-                print_table(
-                    &[
-                        "REPOSITORY",
-                        "TAG",
-                        "IMAGE ID",
-                        "CREATED",
-                        "SIZE",
-                        "SHARED SIZE",
-                        "UNIQUE SIZE",
-                        "CONTAINERS",
-                    ],
-                    &rows,
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            "REPOSITORY",
+                            "TAG",
+                            "IMAGE ID",
+                            "CREATED",
+                            "SIZE",
+                            "SHARED SIZE",
+                            "UNIQUE SIZE",
+                            "CONTAINERS",
+                        ],
+                        &rows,
+                    )
                 );
             }
         }
