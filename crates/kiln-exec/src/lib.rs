@@ -40,6 +40,9 @@
 //!   [`testing`], `error` ([`ExecError`]).
 
 mod builtin;
+mod caps;
+pub mod cgroup;
+mod console;
 mod error;
 mod mountpoints;
 mod runtime;
@@ -52,8 +55,9 @@ pub use builtin::run_builtin_child;
 pub use error::{ExecError, Result};
 pub use mountpoints::filter_mountpoints;
 pub use runtime::{
-    Container, ContainerRuntime, Executor, OciCli, Output, ProcessIo, Runtime, State, Status,
-    BUILTIN_CHILD_ARG,
+    Container, ContainerRuntime, ExecProcess, Executor, OciCli, Output, ProcessIo, Runtime, State,
+    Status, BUILTIN_CHILD_ARG,
 };
-pub use spec::{ExtraMount, Network, ProcessSpec, RUNTIME_MOUNTPOINTS};
+pub use seccomp::SeccompProfile;
+pub use spec::{ExtraMount, Network, ProcessSpec, Resources, RUNTIME_MOUNTPOINTS};
 pub use user::{resolve_user, User};

@@ -62,6 +62,9 @@ fn sh_spec(rootfs: &Path, script: &str) -> ProcessSpec {
         mounts: Vec::new(),
         extra_hosts: Vec::new(),
         privileged: false,
+        // As a RUN step has it.
+        no_new_privileges: true,
+        ..ProcessSpec::default()
     }
 }
 
