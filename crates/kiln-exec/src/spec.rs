@@ -232,7 +232,11 @@ impl ProcessSpec {
             // some limits above the caller's (oci-spec's default NOFILE 1024
             // would also lower what builds get today).
             .set_rlimits(None)
-            .set_no_new_privileges(Some(self.no_new_privileges));
+            // Absent rather than false: libcontainer loads the seccomp
+            // filter while it still has CAP_SYS_ADMIN only when the field
+            // is absent (with `false` it loads it after dropping
+            // capabilities, and the kernel refuses). runc reads both alike.
+            .set_no_new_privileges(self.no_new_privileges.then_some(true));
         Ok(p)
     }
 
