@@ -188,7 +188,14 @@ fn limits_apply_in_the_containers_cgroup() {
         );
         assert_ne!(code, Some(0), "{runtime:?}");
         c.delete(false).unwrap();
+        assert!(!kiln_exec::cgroup::oom_killed(&cgroup), "removed with it");
     }
+    // The runtimes remove a container's cgroup, not its parents; another
+    // run's children keep theirs (rmdir refuses).
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join("kiln-test"));
+    }
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/kiln-test");
 }
 
 /// docker's defaults refuse mounts and namespaces (no CAP_SYS_ADMIN, and
