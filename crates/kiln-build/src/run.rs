@@ -325,5 +325,10 @@ pub(crate) fn spec(
         mounts,
         extra_hosts: Vec::new(),
         privileged: false,
+        // BuildKit's RUN steps have no_new_privs (an insecure step turns
+        // it off with `privileged`).
+        no_new_privileges: true,
+        // No terminal, docker's capabilities and seccomp profile, no limits.
+        ..ProcessSpec::default()
     }
 }

@@ -127,13 +127,15 @@ fn load(root: &Path, id: &str) -> Result<Container, String> {
 fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
     match verb {
         "create" => {
-            let a = args(rest, &["--bundle", "--pid-file"])?;
+            let a = args(rest, &["--bundle", "--pid-file", "--console-socket"])?;
             let bundle = a.value("--bundle").ok_or("create needs --bundle")?;
-            // The init inherits this process's stdout and stderr: the
-            // caller's pipes or log files. It outlives this process.
+            // The init inherits this process's stdio (the caller's pipes
+            // or log files), or gets a pty whose master goes to the
+            // console socket. It outlives this process.
             let mut builder = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
                 .with_root_path(root.to_path_buf())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .with_console_socket(a.value("--console-socket"));
             if let Some(p) = a.value("--pid-file") {
                 builder = builder
                     .with_pid_file(Some(PathBuf::from(p)))
@@ -200,16 +202,27 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
             Ok(0)
         }
         "exec" => {
-            let a = args(rest, &["--process"])?;
+            let a = args(rest, &["--process", "--pid-file", "--console-socket"])?;
             let process = a.value("--process").ok_or("exec needs --process")?;
+            let detach = a.has("--detach");
             let pid = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
                 .with_root_path(root.to_path_buf())
                 .map_err(|e| e.to_string())?
+                .with_console_socket(a.value("--console-socket"))
                 .as_tenant()
                 .with_process(Some(PathBuf::from(process)))
-                .with_detach(false)
+                .with_detach(detach)
                 .build()
                 .map_err(|e| format!("exec: {e}"))?;
+            if detach {
+                // The caller collects it: it is re-parented to the caller
+                // (a subreaper) when this process exits.
+                if let Some(p) = a.value("--pid-file") {
+                    std::fs::write(p, pid.as_raw().to_string())
+                        .map_err(|e| format!("exec: write {p}: {e}"))?;
+                }
+                return Ok(0);
+            }
             // The process is this one's child (libcontainer clones it as
             // the intermediate's sibling).
             match wait_child(pid.as_raw()) {

@@ -43,6 +43,15 @@ pub enum ExecError {
     InvalidId(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    /// `--cap-add`/`--cap-drop` named no capability.
+    #[error("unknown capability {0:?}")]
+    Capability(String),
+    /// A seccomp profile kiln cannot read.
+    #[error("invalid seccomp profile: {0}")]
+    Seccomp(String),
+    /// The runtime did not hand over the terminal it was asked for.
+    #[error("container {id}: no terminal from the runtime: {reason}")]
+    Terminal { id: String, reason: String },
 }
 
 impl ExecError {
@@ -54,9 +63,12 @@ impl ExecError {
             ExecError::Io { .. } | ExecError::Spawn { .. } | ExecError::Runtime { .. } => {
                 ErrorKind::Io
             }
-            ExecError::User { .. } | ExecError::InvalidId(_) | ExecError::Spec { .. } => {
-                ErrorKind::InvalidInput
-            }
+            ExecError::User { .. }
+            | ExecError::InvalidId(_)
+            | ExecError::Spec { .. }
+            | ExecError::Capability(_)
+            | ExecError::Seccomp(_) => ErrorKind::InvalidInput,
+            ExecError::Terminal { .. } => ErrorKind::Io,
             ExecError::NotFound(_) => ErrorKind::NotFound,
             ExecError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             ExecError::Unsupported(_) => ErrorKind::Unsupported,

@@ -7,9 +7,11 @@
 //! with `oci-spec`, plus the `/etc/hosts`, `/etc/resolv.conf` and
 //! `/etc/hostname` it bind-mounts, so they never land in a layer) and
 //! drives the container's lifecycle through a [`ContainerRuntime`]:
-//! [`Executor::create`] gives a [`Container`] to `start`, `kill`, `state`,
-//! `wait`, `exec` in and `delete`; [`Executor::run`] does all of it for a
-//! process that runs to its end (a RUN step).
+//! [`Executor::create`] (or [`Executor::create_with_terminal`], which also
+//! returns the pty master) gives a [`Container`] to `start`, `kill`,
+//! `state`, `wait`, `exec` in (waited, detached, or on a terminal) and
+//! `delete`; [`Executor::run`] does all of it for a process that runs to
+//! its end (a RUN step).
 //!
 //! Backends ([`Runtime`], both through [`OciCli`], runc's command line):
 //!
@@ -23,10 +25,12 @@
 //! [`testing::FakeRuntime`] stands in for both in tests without root.
 //!
 //! Isolation: mount, pid, ipc and uts namespaces (and network with
-//! `Network::None`); docker's default capabilities; `no_new_privs`; a
-//! default seccomp profile ([`seccomp`]); `/proc`, a minimal `/dev`,
-//! `/dev/shm`, read-only `/sys`. [`resolve_user`] reads the image's
-//! account files inside its root, whatever links they are.
+//! `Network::None`); docker's default capabilities with `--cap-add` and
+//! `--cap-drop`; `no_new_privs` when asked; docker's seccomp profile or
+//! another ([`seccomp`]); `/proc`, a minimal `/dev`, `/dev/shm`, read-only
+//! `/sys` and the container's cgroup; limits ([`Resources`]), read by
+//! [`cgroup`]. [`resolve_user`] reads the image's account files inside its
+//! root, whatever links they are.
 //!
 //! Modules, one job each:
 //!
@@ -36,10 +40,15 @@
 //!   `orphans` (removing the RUN containers of dead kiln processes);
 //! - `builtin`: the builtin runtime's child ([`run_builtin_child`]);
 //! - `spec`: [`ProcessSpec`] and the OCI runtime spec made from it;
-//! - [`seccomp`], [`user`], `mountpoints` ([`filter_mountpoints`]),
-//!   [`testing`], `error` ([`ExecError`]).
+//!   `caps`: capability sets;
+//! - `console`: receiving a terminal's master from a runtime;
+//! - [`seccomp`], [`cgroup`], [`user`], `mountpoints`
+//!   ([`filter_mountpoints`]), [`testing`], `error` ([`ExecError`]).
 
 mod builtin;
+mod caps;
+pub mod cgroup;
+mod console;
 mod error;
 mod mountpoints;
 mod runtime;
@@ -52,8 +61,9 @@ pub use builtin::run_builtin_child;
 pub use error::{ExecError, Result};
 pub use mountpoints::filter_mountpoints;
 pub use runtime::{
-    Container, ContainerRuntime, Executor, OciCli, Output, ProcessIo, Runtime, State, Status,
-    BUILTIN_CHILD_ARG,
+    Container, ContainerRuntime, ExecProcess, Executor, OciCli, Output, ProcessIo, Runtime, State,
+    Status, BUILTIN_CHILD_ARG,
 };
-pub use spec::{ExtraMount, Network, ProcessSpec, RUNTIME_MOUNTPOINTS};
+pub use seccomp::SeccompProfile;
+pub use spec::{ExtraMount, Network, ProcessSpec, Resources, RUNTIME_MOUNTPOINTS};
 pub use user::{resolve_user, User};

@@ -23,7 +23,7 @@ use oci_spec::runtime::Process;
 
 use crate::error::Result;
 
-pub use executor::{Container, Executor, Output};
+pub use executor::{Container, ExecProcess, Executor, Output};
 pub(crate) use oci_cli::wait_child;
 pub use oci_cli::OciCli;
 
@@ -41,9 +41,11 @@ pub enum Runtime {
     Binary(PathBuf),
 }
 
-/// Where a container's process writes (its stdin is `/dev/null`).
+/// A container process's stdio (without a terminal).
 #[derive(Debug)]
 pub struct ProcessIo {
+    /// What it reads; `None` is `/dev/null`.
+    pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
 }
@@ -55,10 +57,27 @@ impl ProcessIo {
         let (reader, writer) = std::io::pipe()?;
         let writer2 = writer.try_clone()?;
         let stdio = ProcessIo {
+            stdin: None,
             stdout: writer.into(),
             stderr: writer2.into(),
         };
         Ok((reader, stdio))
+    }
+
+    /// Everything to and from `/dev/null`: the runtime's own stdio when
+    /// the process has a terminal instead.
+    pub fn null() -> std::io::Result<ProcessIo> {
+        let null = || {
+            std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+        };
+        Ok(ProcessIo {
+            stdin: None,
+            stdout: null()?.into(),
+            stderr: null()?.into(),
+        })
     }
 }
 
@@ -89,8 +108,16 @@ pub struct State {
 /// root.
 pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Creates container `id` from the bundle at `bundle` (`config.json`):
-    /// its init exists, in its namespaces, waiting for `start`.
-    fn create(&self, id: &str, bundle: &Path, io: ProcessIo) -> Result<()>;
+    /// its init exists, in its namespaces, waiting for `start`. With
+    /// `console_socket` (the spec asks for a terminal) the runtime sends
+    /// the pty master to that unix socket.
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        io: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<()>;
     /// Runs the user's program in a created container.
     fn start(&self, id: &str) -> Result<()>;
     /// Sends `signal` to the container's init.
@@ -107,4 +134,18 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Runs `process` in the running container `id`, waits for it, and
     /// returns its exit code.
     fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<i32>;
+    /// Starts `process` in the running container `id` and returns without
+    /// waiting: its pid on the host, for [`wait_process`](Self::wait_process).
+    /// With `console_socket` (`process.terminal`) the runtime sends the pty
+    /// master there.
+    fn exec_detached(
+        &self,
+        id: &str,
+        process: &Process,
+        io: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<i32>;
+    /// Waits for a process [`exec_detached`](Self::exec_detached) started:
+    /// its exit code, `None` when this process cannot collect it.
+    fn wait_process(&self, pid: i32) -> Result<Option<i32>>;
 }

@@ -2,14 +2,15 @@
 //! from it.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, Process, Root, Spec,
+    Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespace,
+    LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Process, Root, Spec,
 };
 
-use crate::seccomp;
+use crate::caps;
+use crate::error::Result;
+use crate::seccomp::SeccompProfile;
 use crate::user::User;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,22 @@ pub enum ExtraMount {
     },
 }
 
+/// Resource limits (`--memory`, `--cpus`, `--pids-limit`), applied through
+/// the container's cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Bytes (`memory.max`, `memory.limit_in_bytes`).
+    pub memory: Option<i64>,
+    /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000): a CFS quota
+    /// over a 100 ms period.
+    pub nano_cpus: Option<i64>,
+    /// Most tasks the container may have (`pids.max`).
+    pub pids_limit: Option<i64>,
+}
+
+/// The CFS period docker uses with `--cpus`, in microseconds.
+const CPU_PERIOD: u64 = 100_000;
+
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {
     pub args: Vec<String>,
@@ -51,6 +68,51 @@ pub struct ProcessSpec {
     /// all device access allowed — BuildKit's insecure mode, close to
     /// docker's `--privileged` (host device nodes are not mounted).
     pub privileged: bool,
+    /// The process gets a pseudo-terminal (`-t`); its master comes back
+    /// from [`Executor::create_with_terminal`](crate::Executor::create_with_terminal).
+    pub terminal: bool,
+    /// `--cap-add`/`--cap-drop`: names with or without `CAP_`, any case,
+    /// or `ALL`, applied to docker's default set.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// `no_new_privs`: setuid programs and file capabilities grant
+    /// nothing. Builds set it (as BuildKit does); `docker run` does not
+    /// unless `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// The filter when not privileged (privileged has none).
+    pub seccomp: SeccompProfile,
+    pub resources: Resources,
+    /// `linux.cgroupsPath`: where the runtime makes the container's cgroup
+    /// (`/kiln/<id>`); `None` leaves it to the runtime.
+    pub cgroups_path: Option<String>,
+}
+
+impl Default for ProcessSpec {
+    /// `docker run`'s defaults: root in `/`, no network but loopback,
+    /// docker's capabilities and seccomp profile, nothing limited.
+    fn default() -> ProcessSpec {
+        ProcessSpec {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: User::root(),
+            network: Network::None,
+            hostname: String::new(),
+            mounts: Vec::new(),
+            extra_hosts: Vec::new(),
+            privileged: false,
+            terminal: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            readonly_rootfs: false,
+            no_new_privileges: false,
+            seccomp: SeccompProfile::Default,
+            resources: Resources::default(),
+            cgroups_path: None,
+        }
+    }
 }
 
 /// Paths the runtime mounts over (and may create as empty mountpoints in
@@ -66,90 +128,6 @@ pub const RUNTIME_MOUNTPOINTS: &[&str] = &[
 ];
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// docker's default capability set.
-pub(crate) const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Capabilities by bit number, as the kernel headers name them.
-const CAPS_BY_BIT: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// The capabilities a privileged step gets: every one this process may
-/// pass on (its bounding set), as containerd's `WithPrivileged` gives
-/// BuildKit's insecure steps. Asking for more fails the container's start
-/// where the host withholds some (sandboxes often drop CAP_SYS_RESOURCE).
-pub(crate) fn privileged_caps() -> Vec<&'static str> {
-    let bounding = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        })
-        .unwrap_or(0);
-    CAPS_BY_BIT
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
-        .map(|(_, name)| *name)
-        .collect()
-}
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -170,15 +148,6 @@ fn bind(source: impl Into<PathBuf>, destination: &str, readonly: bool) -> Mount 
         options.push("ro".into());
     }
     mount(destination, "bind", source, options)
-}
-
-/// Names (`CAP_CHOWN`) to oci-spec's capabilities; a name this oci-spec
-/// does not know is left out rather than failing the step.
-fn capabilities(names: &[&str]) -> Capabilities {
-    names
-        .iter()
-        .filter_map(|n| Capability::from_str(n.strip_prefix("CAP_").unwrap_or(n)).ok())
-        .collect()
 }
 
 /// docker's masked and read-only paths (none in privileged mode).
@@ -220,14 +189,22 @@ impl ProcessSpec {
         env
     }
 
+    /// Checks what can be wrong before a container exists: capability
+    /// names and a custom seccomp profile.
+    pub fn validate(&self) -> Result<()> {
+        caps::effective(&self.cap_add, &self.cap_drop, self.privileged)?;
+        self.seccomp.validate()
+    }
+
+    /// The capability set (`CAP_…` names) the process gets.
+    fn caps(&self) -> Result<Vec<String>> {
+        caps::effective(&self.cap_add, &self.cap_drop, self.privileged)
+    }
+
     /// The runtime-spec `process`: the container's init, or a process
     /// exec'd into a running container (the same shape).
-    pub fn process(&self) -> Process {
-        let caps = if self.privileged {
-            capabilities(&privileged_caps())
-        } else {
-            capabilities(DEFAULT_CAPS)
-        };
+    pub fn process(&self) -> Result<Process> {
+        let caps = caps::capabilities(&self.caps()?);
         let mut c = LinuxCapabilities::default();
         // Inheritable and ambient stay empty, as docker leaves them: a
         // non-root user's programs get no capabilities across exec.
@@ -241,7 +218,7 @@ impl ProcessSpec {
             .set_gid(self.user.gid)
             .set_additional_gids(Some(self.user.additional_gids.clone()));
         let mut p = Process::default();
-        p.set_terminal(Some(false))
+        p.set_terminal(Some(self.terminal))
             .set_user(user)
             .set_args(Some(self.args.clone()))
             .set_env(Some(self.env()))
@@ -255,13 +232,17 @@ impl ProcessSpec {
             // some limits above the caller's (oci-spec's default NOFILE 1024
             // would also lower what builds get today).
             .set_rlimits(None)
-            .set_no_new_privileges(Some(!self.privileged));
-        p
+            // Absent rather than false: libcontainer loads the seccomp
+            // filter while it still has CAP_SYS_ADMIN only when the field
+            // is absent (with `false` it loads it after dropping
+            // capabilities, and the kernel refuses). runc reads both alike.
+            .set_no_new_privileges(self.no_new_privileges.then_some(true));
+        Ok(p)
     }
 
     /// `config.json` for a bundle whose support files (`hosts`,
     /// `resolv.conf`, `hostname`) are in `bundle`.
-    pub fn runtime_spec(&self, rootfs: &Path, bundle: &Path) -> Spec {
+    pub fn runtime_spec(&self, rootfs: &Path, bundle: &Path) -> Result<Spec> {
         let mut namespaces = vec![
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Ipc,
@@ -322,6 +303,9 @@ impl ProcessSpec {
                 strings(&["nosuid", "noexec", "nodev"]),
             ),
             mount("/sys", "sysfs", "sysfs", strings(&sys_options)),
+            // The container's own cgroup (runc and libcontainer bind its
+            // directories on cgroup v1), so it sees its limits, as docker.
+            mount("/sys/fs/cgroup", "cgroup", "cgroup", strings(&sys_options)),
             bind(bundle.join("hosts"), "/etc/hosts", false),
             bind(bundle.join("resolv.conf"), "/etc/resolv.conf", false),
             bind(bundle.join("hostname"), "/etc/hostname", false),
@@ -347,36 +331,38 @@ impl ProcessSpec {
             .set_namespaces(Some(namespaces))
             .set_devices(Some(Vec::new()))
             .set_uid_mappings(None)
-            .set_gid_mappings(None);
+            .set_gid_mappings(None)
+            .set_cgroups_path(self.cgroups_path.as_ref().map(PathBuf::from));
+        let mut resources = self.resources.linux();
         if self.privileged {
             let mut all = LinuxDeviceCgroup::default();
             all.set_allow(true).set_access(Some("rwm".into()));
-            let mut resources = LinuxResources::default();
-            resources.set_devices(Some(vec![all]));
+            resources
+                .get_or_insert_with(LinuxResources::default)
+                .set_devices(Some(vec![all]));
             linux
                 .set_seccomp(None)
                 .set_masked_paths(Some(Vec::new()))
-                .set_readonly_paths(Some(Vec::new()))
-                .set_resources(Some(resources));
+                .set_readonly_paths(Some(Vec::new()));
         } else {
             linux
-                .set_seccomp(Some(seccomp::default_profile()))
+                .set_seccomp(self.seccomp.linux(&self.caps()?)?)
                 .set_masked_paths(Some(strings(MASKED_PATHS)))
-                .set_readonly_paths(Some(strings(READONLY_PATHS)))
-                .set_resources(None);
+                .set_readonly_paths(Some(strings(READONLY_PATHS)));
         }
+        linux.set_resources(resources);
         let mut root = Root::default();
         root.set_path(rootfs.to_path_buf())
-            .set_readonly(Some(false));
+            .set_readonly(Some(self.readonly_rootfs));
         let mut spec = Spec::default();
         spec.set_version("1.0.2".into())
-            .set_process(Some(self.process()))
+            .set_process(Some(self.process()?))
             .set_root(Some(root))
             .set_hostname(Some(self.hostname.clone()))
             .set_mounts(Some(mounts))
             .set_annotations(None)
             .set_linux(Some(linux));
-        spec
+        Ok(spec)
     }
 
     /// The bundle's support files, made for this run.
@@ -406,171 +392,34 @@ impl ProcessSpec {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use serde_json::{json, Value};
-
-    fn spec(privileged: bool, network: Network) -> ProcessSpec {
-        ProcessSpec {
-            args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
-            env: vec!["A=1".into()],
-            cwd: String::new(),
-            user: User {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![10],
-                home: "/home/app".into(),
-            },
-            network,
-            hostname: "buildkitsandbox".into(),
-            mounts: vec![ExtraMount::Tmpfs {
-                target: "/cache".into(),
-                size: Some(4096),
-            }],
-            extra_hosts: Vec::new(),
-            privileged,
+impl Resources {
+    /// `linux.resources`, or `None` when nothing is limited.
+    fn linux(&self) -> Option<LinuxResources> {
+        if *self == Resources::default() {
+            return None;
         }
-    }
-
-    fn json_of(p: &ProcessSpec) -> Value {
-        let s = p.runtime_spec(Path::new("/r"), Path::new("/b"));
-        serde_json::to_value(&s).unwrap()
-    }
-
-    fn sorted(v: &Value) -> Vec<String> {
-        let mut out: Vec<String> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// The typed spec carries what the hand-written JSON did: the fields
-    /// runc and libcontainer act on.
-    #[test]
-    fn runtime_spec_matches_the_isolation_kiln_promises() {
-        let v = json_of(&spec(false, Network::None));
-        assert_eq!(v["ociVersion"], "1.0.2");
-        assert_eq!(v["root"], json!({"path": "/r", "readonly": false}));
-        assert_eq!(v["hostname"], "buildkitsandbox");
-        let p = &v["process"];
-        assert_eq!(p["args"], json!(["/bin/sh", "-c", "true"]));
-        assert_eq!(
-            p["env"],
-            json!(["A=1", format!("PATH={DEFAULT_PATH}"), "HOME=/home/app"])
-        );
-        assert_eq!(p["cwd"], "/");
-        assert_eq!(p["terminal"], false);
-        assert_eq!(
-            p["user"],
-            json!({"uid": 1000, "gid": 1000, "additionalGids": [10]})
-        );
-        assert_eq!(p["noNewPrivileges"], true);
-        assert!(p.get("rlimits").is_none(), "runc refuses some rlimits: {p}");
-        let mut docker: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
-        docker.sort();
-        for set in ["bounding", "effective", "permitted"] {
-            assert_eq!(sorted(&p["capabilities"][set]), docker, "{set}");
+        let mut r = LinuxResources::default();
+        if let Some(limit) = self.memory {
+            let mut m = LinuxMemory::default();
+            m.set_limit(Some(limit));
+            r.set_memory(Some(m));
         }
-        assert!(p["capabilities"].get("inheritable").is_none());
-        assert!(p["capabilities"].get("ambient").is_none());
-
-        let l = &v["linux"];
-        let ns: Vec<&str> = l["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
-        assert_eq!(l["devices"], json!([]));
-        assert!(l.get("resources").is_none());
-        assert_eq!(l["maskedPaths"].as_array().unwrap().len(), 11);
-        assert_eq!(
-            l["readonlyPaths"],
-            json!([
-                "/proc/bus",
-                "/proc/fs",
-                "/proc/irq",
-                "/proc/sys",
-                "/proc/sysrq-trigger"
-            ])
-        );
-        let sc = &l["seccomp"];
-        assert_eq!(sc["defaultAction"], "SCMP_ACT_ALLOW");
-        if std::env::consts::ARCH == "x86_64" {
-            assert_eq!(
-                sc["architectures"],
-                json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-            );
+        if let Some(nano) = self.nano_cpus {
+            let mut c = LinuxCpu::default();
+            // docker: quota = nano_cpus * period / 1e9.
+            let quota = i128::from(nano) * i128::from(CPU_PERIOD) / 1_000_000_000;
+            c.set_period(Some(CPU_PERIOD))
+                .set_quota(Some(i64::try_from(quota).unwrap_or(i64::MAX)));
+            r.set_cpu(Some(c));
         }
-        assert_eq!(sc["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
-        assert_eq!(sc["syscalls"][0]["errnoRet"], 1);
-        assert_eq!(
-            sc["syscalls"][0]["names"].as_array().unwrap().len(),
-            seccomp::DENIED.len()
-        );
-
-        let mounts = v["mounts"].as_array().unwrap();
-        let dests: Vec<&str> = mounts
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            dests,
-            [
-                "/proc",
-                "/dev",
-                "/dev/pts",
-                "/dev/shm",
-                "/dev/mqueue",
-                "/sys",
-                "/etc/hosts",
-                "/etc/resolv.conf",
-                "/etc/hostname",
-                "/cache"
-            ]
-        );
-        assert_eq!(
-            mounts[5]["options"],
-            json!(["nosuid", "noexec", "nodev", "ro"])
-        );
-        assert_eq!(
-            mounts[6],
-            json!({"destination": "/etc/hosts", "type": "bind", "source": "/b/hosts", "options": ["rbind", "rprivate"]})
-        );
-        assert_eq!(
-            mounts[9],
-            json!({"destination": "/cache", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=4096"]})
-        );
-        assert!(v.get("annotations").is_none());
-
-        // Privileged (RUN --security=insecure): the bounding set, no
-        // filter, nothing masked, writable /sys, every device allowed.
-        let v = json_of(&spec(true, Network::Host));
-        let p = &v["process"];
-        let mut bounding: Vec<String> = privileged_caps().iter().map(|s| s.to_string()).collect();
-        bounding.retain(|c| Capability::from_str(c.trim_start_matches("CAP_")).is_ok());
-        bounding.sort();
-        assert_eq!(sorted(&p["capabilities"]["bounding"]), bounding);
-        assert_eq!(p["noNewPrivileges"], false);
-        let l = &v["linux"];
-        assert!(l.get("seccomp").is_none());
-        assert_eq!(l["maskedPaths"], json!([]));
-        assert_eq!(l["readonlyPaths"], json!([]));
-        assert_eq!(
-            l["resources"],
-            json!({"devices": [{"allow": true, "access": "rwm"}]})
-        );
-        assert_eq!(l["namespaces"].as_array().unwrap().len(), 4);
-        assert_eq!(
-            v["mounts"][5]["options"],
-            json!(["nosuid", "noexec", "nodev", "rw"])
-        );
+        if let Some(limit) = self.pids_limit {
+            let mut p = LinuxPids::default();
+            p.set_limit(limit);
+            r.set_pids(Some(p));
+        }
+        Some(r)
     }
 }
+
+#[cfg(test)]
+mod tests;

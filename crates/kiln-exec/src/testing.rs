@@ -18,7 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use oci_spec::runtime::{Process, Spec};
 
-use crate::error::{ExecError, Result};
+use crate::console::send_fd;
+use crate::error::{io, ExecError, Result};
 use crate::runtime::{ContainerRuntime, ProcessIo, State, Status};
 
 /// What a faked process does.
@@ -58,6 +59,8 @@ pub enum Call {
     Wait(String),
     Delete { id: String, force: bool },
     Exec { id: String, args: Vec<String> },
+    ExecDetached { id: String, args: Vec<String> },
+    WaitProcess(i32),
 }
 
 type Script = dyn Fn(&Process) -> FakeRun + Send + Sync;
@@ -75,6 +78,9 @@ struct Inner {
     containers: BTreeMap<String, FakeContainer>,
     calls: Vec<Call>,
     specs: Vec<(String, Spec)>,
+    /// Exit codes of detached execs, by their fake pid.
+    execs: BTreeMap<i32, i32>,
+    next_pid: i32,
 }
 
 /// See the module documentation.
@@ -135,8 +141,34 @@ fn missing(id: &str) -> ExecError {
     ExecError::NotFound(id.to_string())
 }
 
+/// A terminal stand-in: a pipe whose read end goes to the console socket
+/// as a runtime sends a pty master; the process's output goes to its
+/// write end.
+fn fake_terminal(socket: &Path) -> Result<ProcessIo> {
+    let (reader, writer) = std::io::pipe().map_err(io("create a pipe for", socket))?;
+    send_fd(socket, &reader).map_err(io("send a terminal to", socket))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(io("create a pipe for", socket))?;
+    Ok(ProcessIo {
+        stdin: None,
+        stdout: writer.into(),
+        stderr: writer2.into(),
+    })
+}
+
 impl ContainerRuntime for FakeRuntime {
-    fn create(&self, id: &str, bundle: &Path, io: ProcessIo) -> Result<()> {
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        io: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<()> {
+        let io = match console_socket {
+            Some(socket) => fake_terminal(socket)?,
+            None => io,
+        };
         let path = bundle.join("config.json");
         let spec = Spec::load(&path).map_err(|source| ExecError::Spec {
             id: id.to_string(),
@@ -277,25 +309,57 @@ impl ContainerRuntime for FakeRuntime {
         write_lines(&io, &run.output);
         Ok(run.code)
     }
+
+    fn exec_detached(
+        &self,
+        id: &str,
+        process: &Process,
+        io: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<i32> {
+        let mut inner = self.lock();
+        inner.calls.push(Call::ExecDetached {
+            id: id.to_string(),
+            args: process.args().clone().unwrap_or_default(),
+        });
+        let c = inner.containers.get(id).ok_or_else(|| missing(id))?;
+        if c.status != Status::Running {
+            return Err(ExecError::Runtime {
+                action: "exec in",
+                id: id.to_string(),
+                message: "it is not running".into(),
+            });
+        }
+        let io = match console_socket {
+            Some(socket) => fake_terminal(socket)?,
+            None => io,
+        };
+        let run = (self.script)(process);
+        write_lines(&io, &run.output);
+        inner.next_pid += 1;
+        let pid = 5000 + inner.next_pid;
+        inner.execs.insert(pid, run.code);
+        Ok(pid)
+    }
+
+    fn wait_process(&self, pid: i32) -> Result<Option<i32>> {
+        let mut inner = self.lock();
+        inner.calls.push(Call::WaitProcess(pid));
+        Ok(inner.execs.remove(&pid))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::{Executor, Network, ProcessSpec, User};
+    use crate::{Executor, ProcessSpec};
 
     fn spec(args: &[&str]) -> ProcessSpec {
         ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            cwd: "/".into(),
-            user: User::root(),
-            network: Network::None,
             hostname: "h".into(),
-            mounts: Vec::new(),
-            extra_hosts: Vec::new(),
-            privileged: false,
+            ..ProcessSpec::default()
         }
     }
 
@@ -418,5 +482,54 @@ mod tests {
         assert_eq!(c.wait().unwrap(), Some(143));
         c.delete(false).unwrap();
         assert!(matches!(exec.container("web"), Err(ExecError::NotFound(_))));
+    }
+
+    /// A terminal comes back through the console socket; a detached exec
+    /// is waited for by its pid.
+    #[test]
+    fn terminals_and_detached_execs_without_root() {
+        let fake = FakeRuntime::new(|p| {
+            let args = p.args().clone().unwrap_or_default();
+            if args[0] == "serve" {
+                FakeRun::exit(0).with_output(["on the tty"]).until_killed()
+            } else {
+                FakeRun::exit(4).with_output([format!("tty={}", p.terminal().unwrap_or(false))])
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Executor::with_runtime(fake.clone(), dir.path()).unwrap();
+        let mut tty = spec(&["serve"]);
+        tty.terminal = true;
+        assert!(matches!(
+            exec.create("t", &tty, dir.path(), ProcessIo::pipe().unwrap().1),
+            Err(ExecError::Terminal { .. })
+        ));
+        let (c, master) = exec
+            .create_with_terminal("t", &spec(&["serve"]), dir.path())
+            .unwrap();
+        let spec_of_t = &fake.specs()[0].1;
+        assert_eq!(spec_of_t.process().as_ref().unwrap().terminal(), Some(true));
+        c.start().unwrap();
+        assert_eq!(c.pid().unwrap(), Some(4242));
+
+        let (master2, p) = c.exec_with_terminal(&spec(&["sh"])).unwrap();
+        assert_eq!(p.wait().unwrap(), Some(4));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(master2), &mut text).unwrap();
+        assert_eq!(text, "tty=true\n");
+
+        let (mut r, io) = ProcessIo::pipe().unwrap();
+        let p = c.exec_detached(&spec(&["sh"]), io).unwrap();
+        assert_eq!(p.wait().unwrap(), Some(4));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut r, &mut text).unwrap();
+        assert_eq!(text, "tty=false\n");
+
+        c.kill(9).unwrap();
+        assert_eq!(c.wait().unwrap(), Some(137));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(master), &mut text).unwrap();
+        assert_eq!(text, "on the tty\n");
+        c.delete(false).unwrap();
     }
 }

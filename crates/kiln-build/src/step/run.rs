@@ -165,6 +165,8 @@ impl Engine<'_> {
         let mut spec = run::spec(argv, env, cwd, user, network, mounts);
         spec.extra_hosts = self.req.add_hosts.clone();
         spec.privileged = r.security == Some(kiln_dockerfile::Security::Insecure);
+        // BuildKit's insecure mode drops no_new_privs with the filter.
+        spec.no_new_privileges = !spec.privileged;
         let out = self
             .exec
             .run(&spec, root, &mut |line| self.progress.output(step.id, line))?;

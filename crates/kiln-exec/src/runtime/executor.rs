@@ -3,11 +3,13 @@
 //! a process that runs to its end.
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{ContainerRuntime, OciCli, ProcessIo, Runtime, State};
+use crate::console::ConsoleSocket;
 use crate::error::{io, ExecError, Result};
 use crate::spec::ProcessSpec;
 
@@ -30,6 +32,27 @@ pub struct Output {
 }
 
 const TAIL_LINES: usize = 20;
+
+/// A process started in a running container without waiting for it
+/// ([`Container::exec_detached`], [`Container::exec_with_terminal`]).
+#[derive(Debug)]
+pub struct ExecProcess {
+    runtime: Arc<dyn ContainerRuntime>,
+    pid: i32,
+}
+
+impl ExecProcess {
+    /// Its pid on the host.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Waits for it to end: its exit code (128 + signal when killed),
+    /// `None` when this process could not collect it.
+    pub fn wait(&self) -> Result<Option<i32>> {
+        self.runtime.wait_process(self.pid)
+    }
+}
 
 /// A container created by an [`Executor`]; operations go to its runtime.
 #[derive(Debug)]
@@ -68,8 +91,9 @@ impl Executor {
         Ok(exec)
     }
     /// Creates container `id` running `spec` in `rootfs` (already
-    /// mounted), its output going to `io`. It waits for
-    /// [`Container::start`].
+    /// mounted), its stdio being `stdio`. It waits for
+    /// [`Container::start`]. A spec with `terminal` needs
+    /// [`create_with_terminal`](Self::create_with_terminal).
     pub fn create(
         &self,
         id: &str,
@@ -77,9 +101,54 @@ impl Executor {
         rootfs: &Path,
         stdio: ProcessIo,
     ) -> Result<Container> {
+        if spec.terminal {
+            return Err(ExecError::Terminal {
+                id: id.to_string(),
+                reason: "a terminal process is created with create_with_terminal".into(),
+            });
+        }
+        self.create_inner(id, spec, rootfs, stdio, false)
+            .map(|(c, _)| c)
+    }
+
+    /// Creates container `id` as [`create`](Self::create) does, its process
+    /// on a new pseudo-terminal (`spec.terminal` is implied): the container
+    /// and the terminal's master, which the caller reads the process's
+    /// output from and writes its input to.
+    pub fn create_with_terminal(
+        &self,
+        id: &str,
+        spec: &ProcessSpec,
+        rootfs: &Path,
+    ) -> Result<(Container, OwnedFd)> {
+        let mut spec = spec.clone();
+        spec.terminal = true;
+        let stdio = ProcessIo::null().map_err(io("open", "/dev/null"))?;
+        let (c, master) = self.create_inner(id, &spec, rootfs, stdio, true)?;
+        match master {
+            Some(m) => Ok((c, m)),
+            // create_inner returns a master whenever asked for one.
+            None => Err(ExecError::Terminal {
+                id: id.to_string(),
+                reason: "none was received".into(),
+            }),
+        }
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        spec: &ProcessSpec,
+        rootfs: &Path,
+        stdio: ProcessIo,
+        terminal: bool,
+    ) -> Result<(Container, Option<OwnedFd>)> {
         if !valid_id(id) {
             return Err(ExecError::InvalidId(id.to_string()));
         }
+        // Before the bundle exists: a bad capability name or profile
+        // leaves nothing behind.
+        spec.validate()?;
         let bundle = self.state.join("bundles").join(id);
         match std::fs::create_dir(&bundle) {
             Ok(()) => {}
@@ -96,14 +165,29 @@ impl Executor {
         };
         self.write_bundle(id, spec, rootfs, &bundle)
             .map_err(remove_bundle)?;
+        let console = if terminal {
+            Some(ConsoleSocket::bind(&bundle, "console.sock").map_err(remove_bundle)?)
+        } else {
+            None
+        };
         self.runtime
-            .create(id, &bundle, stdio)
+            .create(id, &bundle, stdio, console.as_ref().map(|c| c.path()))
             .map_err(remove_bundle)?;
-        Ok(Container {
+        let container = Container {
             runtime: self.runtime.clone(),
             id: id.to_string(),
             bundle,
-        })
+        };
+        let master = match console.map(|c| c.receive(id)).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                if let Err(d) = container.delete_with(true) {
+                    tracing::warn!("removing container {id}: {d}");
+                }
+                return Err(e);
+            }
+        };
+        Ok((container, master))
     }
 
     fn write_bundle(
@@ -117,7 +201,7 @@ impl Executor {
             let p = bundle.join(name);
             std::fs::write(&p, content).map_err(io("write", p))?;
         }
-        let config = spec.runtime_spec(rootfs, bundle);
+        let config = spec.runtime_spec(rootfs, bundle)?;
         let json = serde_json::to_vec(&config).map_err(|e| ExecError::Spec {
             id: id.to_string(),
             source: oci_spec::OciSpecError::SerDe(e),
@@ -254,14 +338,56 @@ impl Container {
         self.runtime.state(&self.id)
     }
 
+    /// The init's pid on the host, while it exists.
+    pub fn pid(&self) -> Result<Option<i32>> {
+        Ok(self.state()?.pid)
+    }
+
     /// See [`ContainerRuntime::wait`].
     pub fn wait(&self) -> Result<Option<i32>> {
         self.runtime.wait(&self.id)
     }
 
     /// Runs a second process in the running container; its exit code.
+    /// `spec.terminal` is ignored: see [`exec_with_terminal`](Self::exec_with_terminal).
     pub fn exec(&self, spec: &ProcessSpec, io: ProcessIo) -> Result<i32> {
-        self.runtime.exec(&self.id, &spec.process(), io)
+        let mut process = spec.process()?;
+        process.set_terminal(Some(false));
+        self.runtime.exec(&self.id, &process, io)
+    }
+
+    /// Starts a second process in the running container and returns at
+    /// once (`docker exec -d`, or a caller that waits itself).
+    pub fn exec_detached(&self, spec: &ProcessSpec, io: ProcessIo) -> Result<ExecProcess> {
+        let mut process = spec.process()?;
+        process.set_terminal(Some(false));
+        let pid = self.runtime.exec_detached(&self.id, &process, io, None)?;
+        Ok(self.exec_process(pid))
+    }
+
+    /// Starts a second process on a new pseudo-terminal (`docker exec
+    /// -t`): the terminal's master and the process.
+    pub fn exec_with_terminal(&self, spec: &ProcessSpec) -> Result<(OwnedFd, ExecProcess)> {
+        let mut process = spec.process()?;
+        process.set_terminal(Some(true));
+        let dir = tempfile::Builder::new()
+            .prefix(".exec-")
+            .tempdir_in(&self.bundle)
+            .map_err(io("create a directory in", &self.bundle))?;
+        let console = ConsoleSocket::bind(dir.path(), "console.sock")?;
+        let stdio = ProcessIo::null().map_err(io("open", "/dev/null"))?;
+        let pid = self
+            .runtime
+            .exec_detached(&self.id, &process, stdio, Some(console.path()))?;
+        let master = console.receive(&self.id)?;
+        Ok((master, self.exec_process(pid)))
+    }
+
+    fn exec_process(&self, pid: i32) -> ExecProcess {
+        ExecProcess {
+            runtime: self.runtime.clone(),
+            pid,
+        }
     }
 
     /// Removes the container (`force`: even if it still runs) and its

@@ -99,9 +99,12 @@ impl OciCli {
 
     /// Runs a verb whose stdio is the container process's: the runtime's
     /// own messages go to a log file (`--log`), read back on failure.
+    /// `fails_as`: the action a failed run is an error of (`None` for a
+    /// foreground exec, whose status is the process's).
     fn call_with_io(
         &self,
-        action: &'static str,
+        verb: &'static str,
+        fails_as: Option<&'static str>,
         id: &str,
         args: &[&std::ffi::OsStr],
         stdio: ProcessIo,
@@ -111,12 +114,9 @@ impl OciCli {
             .tempfile_in(&self.root)
             .map_err(io("create a log file in", &self.root))?;
         let mut c = self.command();
-        c.arg("--log")
-            .arg(log.path())
-            .arg(action)
-            .args(args)
-            .arg(id);
-        c.stdout(Stdio::from(stdio.stdout))
+        c.arg("--log").arg(log.path()).arg(verb).args(args).arg(id);
+        c.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(Stdio::from(stdio.stdout))
             .stderr(Stdio::from(stdio.stderr));
         let status = c.status().map_err(|source| ExecError::Spawn {
             program: self.program.clone(),
@@ -125,7 +125,7 @@ impl OciCli {
         // The child has its copies; ours must close so a reader sees EOF.
         drop(c);
         let status = status?;
-        if action == "create" && !status.success() {
+        if let Some(action) = fails_as.filter(|_| !status.success()) {
             let text = std::fs::read_to_string(log.path()).unwrap_or_default();
             let message = text
                 .lines()
@@ -153,6 +153,15 @@ fn log_message(line: &str) -> String {
     match line.split_once(" msg=\"") {
         Some((_, rest)) => rest.strip_suffix('"').unwrap_or(rest).replace("\\\"", "\""),
         None => line.trim().to_string(),
+    }
+}
+
+/// Processes a runtime leaves behind (a container's init, a detached
+/// exec) are re-parented when the runtime command exits: to us, so that
+/// their exit codes can be collected.
+fn become_subreaper() {
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        tracing::warn!("cannot become a child subreaper ({e}): exit codes will be unknown");
     }
 }
 
@@ -184,26 +193,31 @@ pub(crate) fn wait_child(pid: i32) -> std::io::Result<Option<i32>> {
 }
 
 impl ContainerRuntime for OciCli {
-    fn create(&self, id: &str, bundle: &Path, stdio: ProcessIo) -> Result<()> {
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<()> {
         if self.builtin && !rustix::process::geteuid().is_root() {
             return Err(ExecError::Unsupported(
                 "running a process in a container needs root: run kiln as root (rootless containers are not supported yet)",
             ));
         }
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
-        // The init is re-parented when the runtime command exits: to us,
-        // so that `wait` can reap it and read its exit code.
-        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            tracing::warn!("cannot become a child subreaper ({e}): exit codes will be unknown");
-        }
+        become_subreaper();
         let pid_file = bundle.join("init.pid");
-        let args = [
+        let mut args = vec![
             std::ffi::OsStr::new("--bundle"),
             bundle.as_os_str(),
             std::ffi::OsStr::new("--pid-file"),
             pid_file.as_os_str(),
         ];
-        self.call_with_io("create", id, &args, stdio)?;
+        if let Some(socket) = console_socket {
+            args.extend([std::ffi::OsStr::new("--console-socket"), socket.as_os_str()]);
+        }
+        self.call_with_io("create", Some("create"), id, &args, stdio)?;
         match std::fs::read_to_string(&pid_file).map(|s| s.trim().parse::<i32>()) {
             Ok(Ok(pid)) => {
                 self.inits().insert(id.to_string(), pid);
@@ -282,6 +296,53 @@ impl ContainerRuntime for OciCli {
     }
 
     fn exec(&self, id: &str, process: &Process, stdio: ProcessIo) -> Result<i32> {
+        let file = self.process_file(id, process)?;
+        let args = [std::ffi::OsStr::new("--process"), file.path().as_os_str()];
+        let status = self.call_with_io("exec", None, id, &args, stdio)?;
+        Ok(status.code().unwrap_or(128 + 9))
+    }
+
+    fn exec_detached(
+        &self,
+        id: &str,
+        process: &Process,
+        stdio: ProcessIo,
+        console_socket: Option<&Path>,
+    ) -> Result<i32> {
+        become_subreaper();
+        let file = self.process_file(id, process)?;
+        let pid_file = tempfile::Builder::new()
+            .prefix(".exec-pid-")
+            .tempfile_in(&self.root)
+            .map_err(io("create a pid file in", &self.root))?;
+        let mut args = vec![
+            std::ffi::OsStr::new("--detach"),
+            std::ffi::OsStr::new("--process"),
+            file.path().as_os_str(),
+            std::ffi::OsStr::new("--pid-file"),
+            pid_file.path().as_os_str(),
+        ];
+        if let Some(socket) = console_socket {
+            args.extend([std::ffi::OsStr::new("--console-socket"), socket.as_os_str()]);
+        }
+        self.call_with_io("exec", Some("exec in"), id, &args, stdio)?;
+        let text = std::fs::read_to_string(pid_file.path()).map_err(io("read", pid_file.path()))?;
+        text.trim().parse().map_err(|_| ExecError::Runtime {
+            action: "exec in",
+            id: id.to_string(),
+            message: format!("the runtime wrote no pid ({text:?})"),
+        })
+    }
+
+    fn wait_process(&self, pid: i32) -> Result<Option<i32>> {
+        wait_child(pid).map_err(io("wait for process", Path::new(&pid.to_string())))
+    }
+}
+
+impl OciCli {
+    /// `process.json` for `exec --process`, removed when dropped.
+    fn process_file(&self, id: &str, process: &Process) -> Result<tempfile::NamedTempFile> {
+        std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
         let file = tempfile::Builder::new()
             .prefix(".process-")
             .suffix(".json")
@@ -293,9 +354,7 @@ impl ContainerRuntime for OciCli {
             message: format!("cannot encode the process ({e})"),
         })?;
         std::fs::write(file.path(), json).map_err(io("write", file.path()))?;
-        let args = [std::ffi::OsStr::new("--process"), file.path().as_os_str()];
-        let status = self.call_with_io("exec", id, &args, stdio)?;
-        Ok(status.code().unwrap_or(128 + 9))
+        Ok(file)
     }
 }
 
