@@ -25,6 +25,10 @@ pub enum ContainerError {
     NotRunning(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// An exec's program cannot be run: docker's message, and its exit
+    /// code (126 cannot be invoked, 127 not found).
+    #[error("OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown")]
+    CannotRun { code: i32, message: String },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -64,7 +68,9 @@ impl ContainerError {
             ContainerError::Ambiguous { .. } | ContainerError::InvalidName(_) => {
                 ErrorKind::InvalidInput
             }
-            ContainerError::InvalidConfig(_) => ErrorKind::InvalidInput,
+            ContainerError::InvalidConfig(_) | ContainerError::CannotRun { .. } => {
+                ErrorKind::InvalidInput
+            }
             ContainerError::NameInUse { .. } => ErrorKind::AlreadyExists,
             ContainerError::Running { .. } | ContainerError::NotRunning(_) => ErrorKind::Conflict,
             ContainerError::Io { .. } | ContainerError::Start { .. } => ErrorKind::Io,

@@ -16,12 +16,14 @@
 //! - [`spec`]: a record → kiln-exec's `ProcessSpec`.
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
+//! - [`exec`]: `exec` in a running container (and its detached helper).
 //! - [`record`], [`signal`], `names`, `error`.
 
 pub mod command;
 pub mod containers;
 mod engine;
 mod error;
+pub mod exec;
 pub mod logs;
 pub mod monitor;
 mod names;
@@ -33,6 +35,7 @@ pub mod volumes;
 pub use containers::{Container, Containers};
 pub use engine::{Attach, CreateRequest, Engine, MONITOR_ARG};
 pub use error::{ContainerError, Result};
+pub use exec::{run_exec_helper, ExecRequest, EXEC_ARG};
 pub use monitor::run_monitor;
 pub use record::{
     ContainerConfig, HostConfig, MountConfig, ProcessConfig, RestartPolicy, State, Status,

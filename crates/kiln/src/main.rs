@@ -110,6 +110,8 @@ enum Command {
     Wait(container::lifecycle::WaitArgs),
     /// Rename a container
     Rename(container::lifecycle::RenameArgs),
+    /// Execute a command in a running container
+    Exec(container::exec::Args),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(ContainerCommand),
@@ -146,6 +148,8 @@ enum ContainerCommand {
     Rename(container::lifecycle::RenameArgs),
     /// Remove all stopped containers
     Prune(container::lifecycle::PruneArgs),
+    /// Execute a command in a running container
+    Exec(container::exec::Args),
 }
 
 #[derive(Subcommand)]
@@ -237,6 +241,13 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(kiln_container::MONITOR_ARG) {
         let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
         return ExitCode::from(kiln_container::run_monitor(&argv[2..], helper).clamp(0, 255) as u8);
+    }
+    // A detached exec's helper (started by `exec -d`): likewise.
+    if argv.get(1).map(String::as_str) == Some(kiln_container::EXEC_ARG) {
+        let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
+        return ExitCode::from(
+            kiln_container::run_exec_helper(&argv[2..], helper).clamp(0, 255) as u8,
+        );
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -341,6 +352,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             container::lifecycle::rename(store, a)
         }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => container::exec::run(store, a),
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Volume(c) => container::volume::run(store, c),
         Command::Login(a) => login::login(store, a),

@@ -2,6 +2,7 @@
 //! lifecycle verbs ([`lifecycle`]), `ps`, `logs`, `volume`; `flags` holds
 //! the `run`/`create` flags and their merge with the image.
 
+pub(crate) mod exec;
 pub(crate) mod flags;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
