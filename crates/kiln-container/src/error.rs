@@ -44,6 +44,10 @@ pub enum ContainerError {
     Snapshot(#[from] kiln_snapshot::SnapshotError),
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] kiln_archive::ArchiveError),
+    #[error(transparent)]
+    Layer(#[from] kiln_layer::LayerError),
 }
 
 pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
@@ -77,6 +81,8 @@ impl ContainerError {
             ContainerError::Exec(e) => e.kind(),
             ContainerError::Snapshot(e) => e.kind(),
             ContainerError::Store(e) => e.kind(),
+            ContainerError::Archive(e) => e.kind(),
+            ContainerError::Layer(e) => e.kind(),
         }
     }
 }

@@ -139,7 +139,9 @@ impl Engine {
             .stderr(std::process::Stdio::null());
         // Its own session: the caller's terminal closing does not end it.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().map_err(io("start the exec helper", &self.helper))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(io("start the exec helper", &self.helper))?;
         let mut said = String::new();
         if let Some(out) = child.stdout.take() {
             let _ = out.take(256).read_to_string(&mut said);

@@ -17,10 +17,14 @@
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
 //! - [`exec`]: `exec` in a running container (and its detached helper).
+//! - [`diff`], [`commit`]: a container's changes, listed or as an image.
+//! - [`top`], [`stats`]: a running container's processes and resource use.
 //! - [`record`], [`signal`], `names`, `error`.
 
 pub mod command;
+pub mod commit;
 pub mod containers;
+pub mod diff;
 mod engine;
 mod error;
 pub mod exec;
@@ -30,8 +34,11 @@ mod names;
 pub mod record;
 pub mod signal;
 pub mod spec;
+pub mod stats;
+pub mod top;
 pub mod volumes;
 
+pub use commit::CommitOptions;
 pub use containers::{Container, Containers};
 pub use engine::{Attach, CreateRequest, Engine, MONITOR_ARG};
 pub use error::{ContainerError, Result};

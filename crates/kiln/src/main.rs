@@ -112,6 +112,14 @@ enum Command {
     Rename(container::lifecycle::RenameArgs),
     /// Execute a command in a running container
     Exec(container::exec::Args),
+    /// Create a new image from a container's changes
+    Commit(container::commit::Args),
+    /// Display the running processes of a container
+    Top(container::top::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::diff::Args),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(ContainerCommand),
@@ -150,6 +158,14 @@ enum ContainerCommand {
     Prune(container::lifecycle::PruneArgs),
     /// Execute a command in a running container
     Exec(container::exec::Args),
+    /// Create a new image from a container's changes
+    Commit(container::commit::Args),
+    /// Display the running processes of a container
+    Top(container::top::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::diff::Args),
 }
 
 #[derive(Subcommand)]
@@ -262,6 +278,9 @@ fn main() -> ExitCode {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(default_root);
+    // Absolute: container monitors, runtimes and bundles use the store's
+    // paths from other working directories.
+    let root = std::path::absolute(&root).unwrap_or(root);
     // `version` works without a store (and must not create one).
     if let Command::Version(a) = cli.command {
         let path = std::env::var_os("PATH");
@@ -352,7 +371,21 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             container::lifecycle::rename(store, a)
         }
-        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => container::exec::run(store, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            container::exec::run(store, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container::commit::run(store, a)
+        }
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
+            container::top::run(store, a)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            container::stats::run(store, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            container::diff::run(store, a)
+        }
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Volume(c) => container::volume::run(store, c),
         Command::Login(a) => login::login(store, a),
