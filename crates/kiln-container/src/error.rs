@@ -21,6 +21,9 @@ pub enum ContainerError {
     /// container before attempting removal or force remove`.
     #[error("You cannot remove a {state} container {id}. Stop the container before attempting removal or force remove")]
     Running { id: String, state: &'static str },
+    /// docker cp's `No such container:path: c:/x`.
+    #[error("No such container:path: {0}")]
+    NoSuchPath(String),
     #[error("Container {0} is not running")]
     NotRunning(String),
     #[error("{0}")]
@@ -68,7 +71,7 @@ pub(crate) fn io(
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NoSuchPath(_) => ErrorKind::NotFound,
             ContainerError::Ambiguous { .. } | ContainerError::InvalidName(_) => {
                 ErrorKind::InvalidInput
             }

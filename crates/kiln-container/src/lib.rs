@@ -17,6 +17,7 @@
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
 //! - [`exec`]: `exec` in a running container (and its detached helper).
+//! - [`cp`]: files between a container and the host or a tar stream.
 //! - [`diff`], [`commit`]: a container's changes, listed or as an image.
 //! - [`top`], [`stats`]: a running container's processes and resource use.
 //! - [`record`], [`signal`], `names`, `error`.
@@ -24,6 +25,7 @@
 pub mod command;
 pub mod commit;
 pub mod containers;
+pub mod cp;
 pub mod diff;
 mod engine;
 mod error;

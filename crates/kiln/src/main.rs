@@ -120,6 +120,8 @@ enum Command {
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(container::diff::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::cp::Args),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(ContainerCommand),
@@ -166,6 +168,8 @@ enum ContainerCommand {
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(container::diff::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::cp::Args),
 }
 
 #[derive(Subcommand)]
@@ -385,6 +389,9 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
             container::diff::run(store, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            container::cp::run(store, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Volume(c) => container::volume::run(store, c),

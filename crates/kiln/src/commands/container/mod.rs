@@ -1,9 +1,10 @@
 //! Container commands (docker's verbs): `run`/`create` ([`run`]), the
 //! lifecycle verbs ([`lifecycle`]), `ps`, `logs`, `volume`, `exec`,
-//! `diff`, `commit`, `top`, `stats`; `flags` holds
+//! `cp`, `diff`, `commit`, `top`, `stats`; `flags` holds
 //! the `run`/`create` flags and their merge with the image.
 
 pub(crate) mod commit;
+pub(crate) mod cp;
 pub(crate) mod diff;
 pub(crate) mod exec;
 pub(crate) mod flags;
