@@ -98,7 +98,8 @@ fn resolve(root: &Path, path: &str, follow: bool) -> Result<Option<Found>> {
         Mode::empty(),
     )
     .map_err(|e| io("open", root)(e.into()))?;
-    let rel = path.trim_start_matches('/');
+    // A trailing `/` is checked by the callers (what is there is known).
+    let rel = path.trim_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     let mut flags = OFlags::PATH | OFlags::CLOEXEC;
     if !follow {
@@ -330,6 +331,11 @@ fn copy_tree(
                 name
             };
             (t, name.to_string())
+        }
+        Some(_) if dest.ends_with('/') => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "{shown}: not a directory"
+            )))
         }
         Some(_) if src.kind == Kind::Dir => {
             return Err(ContainerError::InvalidConfig(format!(
