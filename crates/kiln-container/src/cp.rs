@@ -27,6 +27,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+// docker cleans container paths as image paths are: `.`, `..` and empty
+// parts taken lexically.
+use kiln_dockerfile::config::clean_abs as clean;
 use kiln_layer::ApplyOptions;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -117,26 +120,7 @@ fn resolve(root: &Path, path: &str, follow: bool) -> Result<Option<Found>> {
         0o120000 => Kind::Symlink,
         _ => Kind::Other,
     };
-    Ok(Some(Found {
-        fd: fd.into(),
-        kind,
-    }))
-}
-
-/// `path` without `.` and empty parts, `..` taken lexically (docker's
-/// cleaning of container paths), as `/a/b`.
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    Ok(Some(Found { fd, kind }))
 }
 
 /// The parent and last name of a cleaned path (`/` has no name).

@@ -2,6 +2,8 @@
 //! containers from busybox images (as root, network none), docker's flags,
 //! output and exit codes, and a committed image run by docker.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;
