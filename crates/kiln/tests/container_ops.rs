@@ -96,6 +96,10 @@ fn exec_runs_in_the_container_with_its_environment_user_and_exit_code() {
         .contains("exec: \"nope\": executable file not found in $PATH"));
     let out = k.run(&["exec", "web", "/etc/motd"]);
     assert_eq!(out.status.code(), Some(126));
+    // Without -i the process reads nothing, whatever kiln's stdin is.
+    let input = k.path("input");
+    fs::write(&input, "not for the container\n").unwrap();
+    assert_eq!(k.ok_with_stdin(&["exec", "web", "cat"], &input), "");
     // -i/-t are not there yet, and say so.
     let err = k.fails(&["exec", "-it", "web", "sh"]);
     assert!(err.contains("not supported yet"), "{err}");

@@ -62,6 +62,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let result = if args.detach {
         engine.exec_detached(&args.container, &req).map(|()| 0)
     } else {
+        // Without -i docker's exec gets no input; the runtime's exec
+        // would pass ours on (kiln-exec has no stdin to give yet).
+        let null = std::fs::File::open("/dev/null")?;
+        rustix::stdio::dup2_stdin(&null)?;
         let out = std::io::stdout().as_fd().try_clone_to_owned()?;
         let err = std::io::stderr().as_fd().try_clone_to_owned()?;
         engine.exec(&args.container, &req, out, err)
