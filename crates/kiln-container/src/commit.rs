@@ -4,9 +4,10 @@
 //! was), and the image's config with the container's own settings, then
 //! `--change` instructions through the one config editor.
 //!
-//! kiln commits without pausing the container: the runtime interface has
-//! no pause (freezer) yet, so `--pause` is accepted and has no effect; a
-//! running container's files are read as they are at that moment.
+//! A running container is paused while its layer is written, as docker's
+//! `--pause` (the default) does: its cgroup is frozen (the runtime
+//! interface has no pause; see `cgroup`), and thawed once the layer is in
+//! the store. With `--pause=false` its files are read as they change.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -21,7 +22,7 @@ use crate::containers::Container;
 use crate::diff::without_mountpoints;
 use crate::engine::{open_snapshotter, Engine};
 use crate::error::{ContainerError, Result};
-use crate::record::ProcessConfig;
+use crate::record::{ProcessConfig, Status};
 
 /// What `commit` was asked besides the container.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,8 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// `REPO[:TAG]`; none leaves the image untagged.
     pub names: Vec<ImageRef>,
+    /// `-p`: freeze a running container while its layer is written.
+    pub pause: bool,
 }
 
 /// The container's settings over the image's (docker's commit takes the
@@ -87,6 +90,10 @@ impl Engine {
         kiln_archive::apply_changes(&mut config, &opts.changes)?;
 
         let snaps = open_snapshotter(&self.root)?;
+        let frozen = match (opts.pause, c.state.status, c.state.pid) {
+            (true, Status::Running, Some(pid)) => crate::cgroup::freeze(pid)?,
+            _ => None,
+        };
         let layer = kiln_snapshot::layer_from_active(
             &snaps,
             store,
@@ -94,6 +101,7 @@ impl Engine {
             &TarOptions::default(),
             |changes| without_mountpoints(changes, &c.config),
         )?;
+        drop(frozen);
         let created = kiln_core::rfc3339(SystemTime::now());
         config.created = Some(created.clone());
         config.author = opts.author.clone().filter(|a| !a.is_empty());

@@ -22,6 +22,7 @@
 //! - [`top`], [`stats`]: a running container's processes and resource use.
 //! - [`record`], [`signal`], `names`, `error`.
 
+mod cgroup;
 pub mod command;
 pub mod commit;
 pub mod containers;

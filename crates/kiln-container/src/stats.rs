@@ -3,9 +3,10 @@
 //! unified tree, whichever the host has) and its network namespace
 //! (`/proc/<init>/net/dev`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cgroup::cgroup_dirs;
 use crate::containers::Container;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -34,40 +35,6 @@ pub struct Stats {
     /// Percent of one CPU (docker: of all CPUs times their number, the
     /// same figure) over the sampling interval.
     pub cpu_percent: f64,
-}
-
-/// The cgroup directories of process `pid`: each v1 controller's (by
-/// controller name) and the v2 one (name "").
-fn cgroup_dirs(pid: i32) -> Vec<(String, PathBuf)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let base = Path::new("/sys/fs/cgroup");
-    let mut dirs = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let rel = path.trim_start_matches('/');
-        if controllers.is_empty() {
-            let unified = if base.join("cgroup.controllers").exists() {
-                base.to_path_buf()
-            } else {
-                base.join("unified")
-            };
-            dirs.push((String::new(), unified.join(rel)));
-            continue;
-        }
-        for c in controllers.split(',') {
-            // Mounted alone (`cpuacct`) or with its co-mounted ones
-            // (`cpu,cpuacct`).
-            let alone = base.join(c).join(rel);
-            let together = base.join(controllers).join(rel);
-            let dir = if alone.is_dir() { alone } else { together };
-            dirs.push((c.to_string(), dir));
-        }
-    }
-    dirs
 }
 
 fn read_u64(p: &Path) -> Option<u64> {

@@ -17,8 +17,7 @@ pub(crate) struct Args {
     /// Commit message
     #[arg(short = 'm', long)]
     message: Option<String>,
-    /// Pause container during commit (accepted; kiln commits without
-    /// pausing)
+    /// Pause container during commit
     #[arg(short = 'p', long, default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pause: bool,
@@ -29,8 +28,6 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
-    // The runtime has no pause yet: the container is committed as it is.
-    let _ = args.pause;
     let names = match &args.name {
         Some(n) => vec![crate::commands::parse_tag_name(n)?],
         None => Vec::new(),
@@ -42,6 +39,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         message: args.message,
         changes: args.change,
         names,
+        pause: args.pause,
     };
     let id = engine.commit(store, &c, &opts)?;
     println!("{id}");
