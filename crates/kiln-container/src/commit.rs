@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use kiln_core::image::{History, HistoryFields, ImageConfig};
+use kiln_core::image::{HealthConfig, HealthConfigFields, History, HistoryFields, ImageConfig};
 use kiln_core::{Digest, ImageRef};
 use kiln_layer::TarOptions;
 use kiln_store::Store;
@@ -68,6 +68,36 @@ fn container_settings(config: &mut ImageConfig, p: &ProcessConfig) {
     cc.volumes = set(&p.volumes);
     cc.exposed_ports = set(&p.exposed_ports);
     cc.on_build = p.on_build.clone();
+    let image_test = cc.healthcheck.as_ref().and_then(|h| h.test.clone());
+    match &p.healthcheck {
+        // The image's, with the defaults `run` filled in.
+        Some(h) if image_test.as_ref() == Some(&h.test) => {}
+        // `--health-cmd`: what was given (defaults stay implicit, as docker
+        // stores them).
+        Some(h) => {
+            let second = 1_000_000_000;
+            let given = |v: i64, default: i64| (v != default).then_some(v);
+            cc.healthcheck = Some(HealthConfig::new(HealthConfigFields {
+                test: Some(h.test.clone()),
+                interval: given(h.interval, 30 * second),
+                timeout: given(h.timeout, 30 * second),
+                start_period: given(h.start_period, 0),
+                retries: given(h.retries, 3),
+                ..Default::default()
+            }))
+        }
+        // `--no-healthcheck` over an image's check.
+        None if image_test
+            .as_ref()
+            .is_some_and(|t| t.first().is_some_and(|w| w != "NONE")) =>
+        {
+            cc.healthcheck = Some(HealthConfig::new(HealthConfigFields {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }))
+        }
+        None => {}
+    }
 }
 
 impl Engine {
@@ -159,6 +189,22 @@ mod tests {
             ..Default::default()
         };
         container_settings(&mut config, &p);
+        let with_check = ProcessConfig {
+            healthcheck: Some(crate::record::Healthcheck {
+                test: vec!["CMD-SHELL".into(), "true".into()],
+                interval: 5_000_000_000,
+                timeout: 30_000_000_000,
+                start_period: 0,
+                retries: 3,
+            }),
+            ..p.clone()
+        };
+        let mut checked = config.clone();
+        container_settings(&mut checked, &with_check);
+        assert_eq!(
+            checked.to_value()["config"]["Healthcheck"],
+            serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000i64})
+        );
         let v = config.to_value();
         assert_eq!(
             v["config"],
