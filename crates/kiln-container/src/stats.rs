@@ -144,23 +144,32 @@ pub fn sample(pid: i32) -> Sample {
 }
 
 impl Engine {
-    /// One reading of each running container of `containers` (all running
-    /// ones when empty), CPU use measured over `interval`. Names that are
-    /// no container, or not running, are errors.
-    pub fn stats(&self, containers: &[String], interval: Duration) -> Result<Vec<Stats>> {
-        let mut running: Vec<(Container, i32)> = Vec::new();
+    /// One reading of each running container of `containers` (every
+    /// running one when empty; with `all`, the stopped ones too, at zero),
+    /// CPU use measured over `interval`. Named containers must run.
+    pub fn stats(
+        &self,
+        containers: &[String],
+        all: bool,
+        interval: Duration,
+    ) -> Result<Vec<Stats>> {
+        let mut running: Vec<(Container, Option<i32>)> = Vec::new();
         if containers.is_empty() {
             for c in self.list()? {
-                if let (crate::record::Status::Running, Some(pid)) = (c.state.status, c.state.pid) {
-                    running.push((c, pid));
+                match (c.state.status, c.state.pid) {
+                    (crate::record::Status::Running, Some(pid)) => running.push((c, Some(pid))),
+                    _ if all => running.push((c, None)),
+                    _ => {}
                 }
             }
         } else {
             for n in containers {
-                running.push(self.running(n)?);
+                let (c, pid) = self.running(n)?;
+                running.push((c, Some(pid)));
             }
         }
-        let first: Vec<Sample> = running.iter().map(|(_, pid)| sample(*pid)).collect();
+        let read = |pid: Option<i32>| pid.map(sample).unwrap_or_default();
+        let first: Vec<Sample> = running.iter().map(|(_, pid)| read(*pid)).collect();
         let start = Instant::now();
         if !running.is_empty() {
             std::thread::sleep(interval);
@@ -170,7 +179,7 @@ impl Engine {
             .into_iter()
             .zip(first)
             .map(|((container, pid), before)| {
-                let now = sample(pid);
+                let now = read(pid);
                 let cpu = now.cpu_ns.saturating_sub(before.cpu_ns) as f64;
                 Stats {
                     container,

@@ -530,7 +530,22 @@ fn stats_no_stream_shows_docker_s_columns() {
         "measured",
     ]);
     assert_eq!(out, "measured 1\n");
-    let stopped = k.ok(&["create", "bb", "true"]);
+    let stopped = k.ok(&["create", "--name", "idle", "bb", "true"]);
     let err = k.fails(&["stats", "--no-stream", stopped.trim()]);
     assert!(err.contains("is not running"), "{err}");
+    // -a: the stopped ones too, at zero.
+    let out = k.ok(&[
+        "stats",
+        "--no-stream",
+        "-a",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+    ]);
+    // Newest first, as ps lists them.
+    assert_eq!(lines(&out).len(), 2, "{out}");
+    assert_eq!(lines(&out)[0], "idle 0B / 0B 0", "{out}");
+    assert!(
+        lines(&out)[1].starts_with("measured ") && lines(&out)[1].ends_with(" 1"),
+        "{out}"
+    );
 }

@@ -86,14 +86,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if !args.no_stream {
         bail!("kiln stats streams no updates yet: use --no-stream");
     }
-    if args.all {
-        // Stopped containers have no cgroup to read: docker shows zeros;
-        // kiln lists the running ones.
-        tracing::debug!("stats -a: stopped containers are not shown");
-    }
     let format = OutputFormat::parse(args.format.as_deref(), TABLE)?;
     let engine = super::engine(store)?;
-    let stats = match engine.stats(&args.containers, Duration::from_millis(500)) {
+    let stats = match engine.stats(&args.containers, args.all, Duration::from_millis(500)) {
         Ok(s) => s,
         Err(e @ kiln_container::ContainerError::NotRunning(_)) => {
             eprintln!("Error response from daemon: {e}");
