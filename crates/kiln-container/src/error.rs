@@ -21,10 +21,17 @@ pub enum ContainerError {
     /// container before attempting removal or force remove`.
     #[error("You cannot remove a {state} container {id}. Stop the container before attempting removal or force remove")]
     Running { id: String, state: &'static str },
+    /// docker cp's `No such container:path: c:/x`.
+    #[error("No such container:path: {0}")]
+    NoSuchPath(String),
     #[error("Container {0} is not running")]
     NotRunning(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// An exec's program cannot be run: docker's message, and its exit
+    /// code (126 cannot be invoked, 127 not found).
+    #[error("OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown")]
+    CannotRun { code: i32, message: String },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -40,6 +47,10 @@ pub enum ContainerError {
     Snapshot(#[from] kiln_snapshot::SnapshotError),
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] kiln_archive::ArchiveError),
+    #[error(transparent)]
+    Layer(#[from] kiln_layer::LayerError),
 }
 
 pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
@@ -60,17 +71,21 @@ pub(crate) fn io(
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NoSuchPath(_) => ErrorKind::NotFound,
             ContainerError::Ambiguous { .. } | ContainerError::InvalidName(_) => {
                 ErrorKind::InvalidInput
             }
-            ContainerError::InvalidConfig(_) => ErrorKind::InvalidInput,
+            ContainerError::InvalidConfig(_) | ContainerError::CannotRun { .. } => {
+                ErrorKind::InvalidInput
+            }
             ContainerError::NameInUse { .. } => ErrorKind::AlreadyExists,
             ContainerError::Running { .. } | ContainerError::NotRunning(_) => ErrorKind::Conflict,
             ContainerError::Io { .. } | ContainerError::Start { .. } => ErrorKind::Io,
             ContainerError::Exec(e) => e.kind(),
             ContainerError::Snapshot(e) => e.kind(),
             ContainerError::Store(e) => e.kind(),
+            ContainerError::Archive(e) => e.kind(),
+            ContainerError::Layer(e) => e.kind(),
         }
     }
 }

@@ -16,23 +16,36 @@
 //! - [`spec`]: a record → kiln-exec's `ProcessSpec`.
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
+//! - [`exec`]: `exec` in a running container (and its detached helper).
+//! - [`cp`]: files between a container and the host or a tar stream.
+//! - [`diff`], [`commit`]: a container's changes, listed or as an image.
+//! - [`top`], [`stats`]: a running container's processes and resource use.
 //! - [`record`], [`signal`], `names`, `error`.
 
+mod cgroup;
 pub mod command;
+pub mod commit;
 pub mod containers;
+pub mod cp;
+pub mod diff;
 mod engine;
 mod error;
+pub mod exec;
 pub mod logs;
 pub mod monitor;
 mod names;
 pub mod record;
 pub mod signal;
 pub mod spec;
+pub mod stats;
+pub mod top;
 pub mod volumes;
 
+pub use commit::CommitOptions;
 pub use containers::{Container, Containers};
 pub use engine::{Attach, CreateRequest, Engine, MONITOR_ARG};
 pub use error::{ContainerError, Result};
+pub use exec::{run_exec_helper, ExecRequest, EXEC_ARG};
 pub use monitor::run_monitor;
 pub use record::{
     ContainerConfig, HostConfig, MountConfig, ProcessConfig, RestartPolicy, State, Status,

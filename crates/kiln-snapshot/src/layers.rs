@@ -100,6 +100,15 @@ pub struct NewLayer {
     pub snapshot: String,
 }
 
+/// A layer written by [`layer_from_active`]: in the store, recorded with
+/// its diff_id, the active snapshot it came from left as it was.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    /// As stored: uncompressed, so the digest is the diff_id.
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
 /// Active snapshot `key`'s changes (what `filter` keeps of them) as a
 /// layer: a reproducible tar ingested into the store uncompressed (like
 /// docker's local store; push compresses), recorded with its diff_id, and
@@ -114,9 +123,34 @@ pub fn commit_layer(
     filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
 ) -> Result<Option<NewLayer>> {
     let parent = snaps.stat(key)?.parent;
+    let Some(blob) = layer_from_active(snaps, store, key, opts, filter)? else {
+        snaps.remove(key)?;
+        return Ok(None);
+    };
+    let snapshot = chain_id(parent.as_deref(), &blob.diff_id)?;
+    snaps.commit(&snapshot, key)?;
+    Ok(Some(NewLayer {
+        descriptor: blob.descriptor,
+        diff_id: blob.diff_id,
+        snapshot,
+    }))
+}
+
+/// [`commit_layer`]'s layer without the commit: active snapshot `key`
+/// stays active and unchanged (a container's writable layer, which
+/// `kiln commit` must not consume). No changes: no layer. It may be
+/// mounted meanwhile (the layer reads its upper directory, as docker's
+/// commit of a running container does); hold a store lease until the layer
+/// is named somewhere.
+pub fn layer_from_active(
+    snaps: &Snapshotter,
+    store: &Store,
+    key: &str,
+    opts: &TarOptions,
+    filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
+) -> Result<Option<LayerBlob>> {
     let changes = filter(snaps.diff(key)?);
     if changes.is_empty() {
-        snaps.remove(key)?;
         return Ok(None);
     }
     // The stream is hashed once, by the store's verified ingest.
@@ -134,11 +168,8 @@ pub fn commit_layer(
             uncompressed_size: size,
         },
     )?;
-    let snapshot = chain_id(parent.as_deref(), &digest)?;
-    snaps.commit(&snapshot, key)?;
-    Ok(Some(NewLayer {
+    Ok(Some(LayerBlob {
         descriptor: Descriptor::new(media_types::OCI_LAYER_TAR, digest.clone(), size),
         diff_id: digest,
-        snapshot,
     }))
 }

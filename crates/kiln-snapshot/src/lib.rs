@@ -31,7 +31,8 @@
 //!   committed snapshot is a full tree and preparing copies the parent.
 //!
 //! [`layers`] joins snapshots to the store: unpack an image's layers,
-//! commit an active snapshot as a layer.
+//! commit an active snapshot as a layer (or write its layer and leave it
+//! active: `kiln commit` of a container).
 //!
 //! Layout under the store root, `snapshots/`:
 //!
@@ -61,6 +62,8 @@ mod mount;
 mod snapshotter;
 
 pub use error::{Result, SnapshotError};
-pub use layers::{chain_id, chain_ids, commit_layer, unpack_layers, NewLayer};
+pub use layers::{
+    chain_id, chain_ids, commit_layer, layer_from_active, unpack_layers, LayerBlob, NewLayer,
+};
 pub use mount::{mount, Mount, Mounted};
 pub use snapshotter::{copy_tree, Backend, Info, Kind, PruneReport, Snapshotter, Usage};

@@ -110,6 +110,18 @@ enum Command {
     Wait(container::lifecycle::WaitArgs),
     /// Rename a container
     Rename(container::lifecycle::RenameArgs),
+    /// Execute a command in a running container
+    Exec(container::exec::Args),
+    /// Create a new image from a container's changes
+    Commit(container::commit::Args),
+    /// Display the running processes of a container
+    Top(container::top::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::diff::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::cp::Args),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(ContainerCommand),
@@ -146,6 +158,18 @@ enum ContainerCommand {
     Rename(container::lifecycle::RenameArgs),
     /// Remove all stopped containers
     Prune(container::lifecycle::PruneArgs),
+    /// Execute a command in a running container
+    Exec(container::exec::Args),
+    /// Create a new image from a container's changes
+    Commit(container::commit::Args),
+    /// Display the running processes of a container
+    Top(container::top::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::diff::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::cp::Args),
 }
 
 #[derive(Subcommand)]
@@ -238,6 +262,13 @@ fn main() -> ExitCode {
         let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
         return ExitCode::from(kiln_container::run_monitor(&argv[2..], helper).clamp(0, 255) as u8);
     }
+    // A detached exec's helper (started by `exec -d`): likewise.
+    if argv.get(1).map(String::as_str) == Some(kiln_container::EXEC_ARG) {
+        let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
+        return ExitCode::from(
+            kiln_container::run_exec_helper(&argv[2..], helper).clamp(0, 255) as u8,
+        );
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -251,6 +282,9 @@ fn main() -> ExitCode {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(default_root);
+    // Absolute: container monitors, runtimes and bundles use the store's
+    // paths from other working directories.
+    let root = std::path::absolute(&root).unwrap_or(root);
     // `version` works without a store (and must not create one).
     if let Command::Version(a) = cli.command {
         let path = std::env::var_os("PATH");
@@ -340,6 +374,24 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
             container::lifecycle::rename(store, a)
+        }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            container::exec::run(store, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container::commit::run(store, a)
+        }
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
+            container::top::run(store, a)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            container::stats::run(store, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            container::diff::run(store, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            container::cp::run(store, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Volume(c) => container::volume::run(store, c),

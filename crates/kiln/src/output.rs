@@ -21,7 +21,20 @@ pub(crate) fn human_size_precision(bytes: u64, precision: i32) -> String {
     format!("{}{}", format_g(size, precision), UNITS[unit])
 }
 
-/// Go's `%.{precision}g` for values in [0, 1000).
+/// docker's `units.BytesSize`: binary units, 4 significant digits
+/// ("1.172MiB", "7.775GiB", "0B").
+pub(crate) fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", format_g(size, 4), UNITS[unit])
+}
+
+/// Go's `%.{precision}g` for values in [0, 1024).
 fn format_g(v: f64, precision: i32) -> String {
     if v == 0.0 {
         return "0".into();
@@ -114,6 +127,9 @@ mod tests {
             assert_eq!(human_size(n), s, "{n}");
         }
         assert_eq!(human_size_precision(1_982_305, 4), "1.982MB");
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(1_228_800), "1.172MiB");
+        assert_eq!(bytes_size(8_348_520_448), "7.775GiB");
     }
 
     #[test]

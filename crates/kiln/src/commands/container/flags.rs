@@ -190,14 +190,14 @@ fn set_env(env: &mut Vec<String>, kv: String) {
 
 /// `-e KEY` (no `=`) takes KEY's value from this process, or is dropped
 /// when unset, as docker does.
-fn from_here(kv: &str) -> Option<String> {
+pub(super) fn from_here(kv: &str) -> Option<String> {
     if kv.contains('=') {
         return Some(kv.to_string());
     }
     std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
 }
 
-fn env_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+pub(super) fn env_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {

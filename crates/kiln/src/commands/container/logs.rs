@@ -27,6 +27,7 @@ pub(crate) struct Args {
     /// Show timestamps
     #[arg(short = 't', long)]
     timestamps: bool,
+    /// The container (ID, prefix or name)
     container: String,
 }
 

@@ -1,12 +1,19 @@
 //! Container commands (docker's verbs): `run`/`create` ([`run`]), the
-//! lifecycle verbs ([`lifecycle`]), `ps`, `logs`, `volume`; `flags` holds
+//! lifecycle verbs ([`lifecycle`]), `ps`, `logs`, `volume`, `exec`,
+//! `cp`, `diff`, `commit`, `top`, `stats`; `flags` holds
 //! the `run`/`create` flags and their merge with the image.
 
+pub(crate) mod commit;
+pub(crate) mod cp;
+pub(crate) mod diff;
+pub(crate) mod exec;
 pub(crate) mod flags;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
 pub(crate) mod ps;
 pub(crate) mod run;
+pub(crate) mod stats;
+pub(crate) mod top;
 pub(crate) mod volume;
 
 use kiln_container::Engine;
