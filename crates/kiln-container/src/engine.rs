@@ -107,6 +107,8 @@ impl Engine {
     /// `docker create`: the record, a writable layer on the image's
     /// layers, its volumes. Nothing is left behind when it fails.
     pub fn create(&self, store: &Store, image: &Image, req: CreateRequest) -> Result<Container> {
+        // Bad security options fail now, not at every start.
+        crate::spec::security_options(&req.host)?;
         let id = new_id()?;
         let name = match req.name {
             Some(n) => n,

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use kiln_exec::{Network, ProcessIo, ProcessSpec};
+use kiln_exec::{ProcessIo, ProcessSpec};
 use kiln_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -95,17 +95,12 @@ impl Engine {
                 message: n.message,
             }
         })?;
-        Ok(ProcessSpec {
-            args: req.cmd.clone(),
-            env,
-            cwd,
-            user,
-            network: Network::None,
-            hostname: p.hostname.clone(),
-            mounts: Vec::new(),
-            extra_hosts: Vec::new(),
-            privileged: c.config.host.privileged,
-        })
+        let mut spec = crate::spec::container_process(&c.config)?;
+        spec.args = req.cmd.clone();
+        spec.env = env;
+        spec.cwd = cwd;
+        spec.user = user;
+        Ok(spec)
     }
 
     /// Runs `req` in running container `input`, its output on `stdout` and
@@ -120,7 +115,14 @@ impl Engine {
         let (c, pid) = self.running(input)?;
         let spec = self.exec_spec(&c, pid, req)?;
         let container = self.executor(&c.config.host)?.container(c.id())?;
-        Ok(container.exec(&spec, ProcessIo { stdout, stderr })?)
+        Ok(container.exec(
+            &spec,
+            ProcessIo {
+                stdout,
+                stderr,
+                stdin: None,
+            },
+        )?)
     }
 
     /// `exec -d`: checks what it can here, then leaves the exec to a helper

@@ -174,6 +174,7 @@ impl Monitor {
             let stdio = ProcessIo {
                 stdout: out_w.into(),
                 stderr: err_w.into(),
+                stdin: None,
             };
             let container = exec
                 .create(&id, &spec, rootfs, stdio)

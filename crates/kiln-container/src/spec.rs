@@ -1,13 +1,97 @@
 //! A container's record → the process kiln-exec runs: user resolved in
-//! the image's root, mounts (volumes, binds, tmpfs, `--init`), hostname.
+//! the image's root, mounts (volumes, binds, tmpfs, `--init`), hostname,
+//! and what every process of the container shares (capabilities, seccomp,
+//! no-new-privileges, limits, its cgroup).
 
 use std::path::{Path, PathBuf};
 
-use kiln_exec::{ExtraMount, Network, ProcessSpec};
+use kiln_exec::{ExtraMount, Network, ProcessSpec, Resources, SeccompProfile};
 
 use crate::error::{ContainerError, Result};
-use crate::record::{ContainerConfig, MountConfig};
+use crate::record::{ContainerConfig, HostConfig, MountConfig};
 use crate::volumes::Volumes;
+
+/// What `--security-opt` says, read: the seccomp profile and
+/// no-new-privileges. A profile file was read at create time and is kept
+/// as its JSON (`seccomp=<json>`, as docker keeps it), so a later change or
+/// removal of the file changes nothing.
+pub fn security_options(host: &HostConfig) -> Result<(SeccompProfile, bool)> {
+    let mut seccomp = SeccompProfile::Default;
+    let mut no_new_privs = false;
+    for opt in &host.security_opt {
+        let (key, value) = opt
+            .split_once('=')
+            .or_else(|| opt.split_once(':'))
+            .unwrap_or((opt.as_str(), ""));
+        match key {
+            "no-new-privileges" => {
+                no_new_privs = match value {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid_opt(opt)),
+                }
+            }
+            "seccomp" if value == "unconfined" => seccomp = SeccompProfile::Unconfined,
+            "seccomp" if !value.is_empty() => {
+                let json = serde_json::from_str(value).map_err(|e| {
+                    ContainerError::InvalidConfig(format!(
+                        "--security-opt seccomp: the profile is not JSON ({e})"
+                    ))
+                })?;
+                seccomp = SeccompProfile::Custom(json);
+            }
+            _ => return Err(invalid_opt(opt)),
+        }
+    }
+    Ok((seccomp, no_new_privs))
+}
+
+fn invalid_opt(opt: &str) -> ContainerError {
+    ContainerError::InvalidConfig(format!(
+        "invalid --security-opt: {opt:?}: use seccomp=PROFILE.json, seccomp=unconfined or no-new-privileges"
+    ))
+}
+
+/// The cgroup a container's processes live in (limits, stats, OOM).
+pub fn cgroups_path(id: &str) -> String {
+    format!("/kiln/{id}")
+}
+
+/// A process of container `c` (its init or an exec'd one) with what all of
+/// them share: hostname, network, privileges, capabilities, seccomp,
+/// limits and cgroup. The caller sets args, env, cwd, user and mounts.
+pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
+    let (seccomp, no_new_privileges) = security_options(&c.host)?;
+    Ok(ProcessSpec {
+        network: match c.host.network.as_str() {
+            "host" => Network::Host,
+            _ => Network::None,
+        },
+        hostname: c.process.hostname.clone(),
+        extra_hosts: c.host.extra_hosts.clone(),
+        privileged: c.host.privileged,
+        cap_add: c.host.cap_add.clone(),
+        cap_drop: c.host.cap_drop.clone(),
+        readonly_rootfs: c.host.read_only,
+        no_new_privileges,
+        seccomp,
+        resources: Resources {
+            memory: c.host.memory,
+            nano_cpus: c.host.nano_cpus,
+            pids_limit: c.host.pids_limit,
+        },
+        cgroups_path: Some(cgroups_path(&c.id)),
+        ..ProcessSpec::default()
+    })
+}
+
+/// The environment docker gives every process of a container: `HOSTNAME`
+/// and, with a terminal, `TERM`, then the container's own.
+pub fn container_env(c: &ContainerConfig) -> Vec<String> {
+    let term = c.process.tty.then(|| "TERM=xterm".to_string());
+    let env: Vec<String> = term.into_iter().chain(c.process.env.iter().cloned()).collect();
+    crate::exec::exec_env(&c.process.hostname, &env, &[])
+}
 
 /// Where `--init`'s program is mounted in the container, as docker does.
 pub const INIT_PATH: &str = "/sbin/docker-init";
@@ -70,23 +154,16 @@ pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Re
         });
         args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
-    let network = match c.host.network.as_str() {
-        "host" => Network::Host,
-        _ => Network::None,
+    let mut spec = container_process(c)?;
+    spec.args = args;
+    spec.env = container_env(c);
+    spec.cwd = if p.working_dir.is_empty() {
+        "/".into()
+    } else {
+        p.working_dir.clone()
     };
-    Ok(ProcessSpec {
-        args,
-        env: p.env.clone(),
-        cwd: if p.working_dir.is_empty() {
-            "/".into()
-        } else {
-            p.working_dir.clone()
-        },
-        user,
-        network,
-        hostname: p.hostname.clone(),
-        mounts,
-        extra_hosts: c.host.extra_hosts.clone(),
-        privileged: c.host.privileged,
-    })
+    spec.user = user;
+    spec.mounts = mounts;
+    spec.terminal = p.tty;
+    Ok(spec)
 }

@@ -480,7 +480,7 @@ impl CreateFlags {
                 privileged: self.privileged,
                 cap_add: self.cap_add.clone(),
                 cap_drop: self.cap_drop.clone(),
-                security_opt: self.security_opt.clone(),
+                security_opt: self.security_opts()?,
                 memory,
                 nano_cpus,
                 pids_limit: self.pids_limit,
@@ -489,6 +489,25 @@ impl CreateFlags {
             },
             volume_labels: BTreeMap::new(),
         })
+    }
+
+    /// `--security-opt`, a seccomp profile file read now and kept as its
+    /// JSON (docker does the same), so the container never depends on it.
+    fn security_opts(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for opt in &self.security_opt {
+            match opt.split_once(['=', ':']) {
+                Some(("seccomp", path)) if path != "unconfined" => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                    let json: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("decoding seccomp profile ({path}) failed"))?;
+                    out.push(format!("seccomp={json}"));
+                }
+                _ => out.push(opt.clone()),
+            }
+        }
+        Ok(out)
     }
 
     fn healthcheck(

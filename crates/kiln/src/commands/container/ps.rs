@@ -245,7 +245,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .join(",");
         let fields = [
             ("Command", format!("{command:?}")),
-            ("CreatedAt", crate::format::go_time(Some(&c.config.created))),
+            ("CreatedAt", crate::format::created_at(Some(&c.config.created), crate::format::TimeStyle::Go)),
             (
                 "ID",
                 if args.no_trunc {
