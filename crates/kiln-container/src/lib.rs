@@ -16,12 +16,14 @@
 //! - [`spec`]: a record → kiln-exec's `ProcessSpec`.
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
+//! - `in_use`: the images containers use (`Engine::images_in_use`).
 //! - [`record`], [`signal`], `names`, `error`.
 
 pub mod command;
 pub mod containers;
 mod engine;
 mod error;
+mod in_use;
 pub mod logs;
 pub mod monitor;
 mod names;
