@@ -16,6 +16,7 @@
 //! - [`spec`]: a record → kiln-exec's `ProcessSpec`.
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
+//! - [`health`]: HEALTHCHECK probes, run by the monitor.
 //! - `in_use`: the images containers use (`Engine::images_in_use`).
 //! - [`record`], [`signal`], `names`, `error`.
 
@@ -23,6 +24,7 @@ pub mod command;
 pub mod containers;
 mod engine;
 mod error;
+pub mod health;
 mod in_use;
 pub mod logs;
 pub mod monitor;
