@@ -105,7 +105,6 @@ impl Prober {
             thread: Some(thread),
         })
     }
-
 }
 
 /// Dropping a prober stops it, waiting for a probe in flight (bounded by
@@ -127,7 +126,12 @@ fn nanos(n: i64, default: Duration) -> Duration {
     }
 }
 
-fn probe_loop(target: ProbeTarget, argv: Vec<String>, check: Healthcheck, stop: mpsc::Receiver<()>) {
+fn probe_loop(
+    target: ProbeTarget,
+    argv: Vec<String>,
+    check: Healthcheck,
+    stop: mpsc::Receiver<()>,
+) {
     let interval = nanos(check.interval, Duration::from_secs(30));
     let timeout = nanos(check.timeout, Duration::from_secs(30));
     let start_period = nanos(check.start_period, Duration::ZERO);
@@ -152,9 +156,9 @@ fn probe_loop(target: ProbeTarget, argv: Vec<String>, check: Healthcheck, stop: 
         if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
             return;
         }
-        let recorded = target.containers.update_state(&target.id, |s| {
-            record(s, result, retries, in_start_period)
-        });
+        let recorded = target
+            .containers
+            .update_state(&target.id, |s| record(s, result, retries, in_start_period));
         if let Err(e) = recorded {
             tracing::warn!("recording the health of {}: {e}", target.id);
             return;

@@ -17,6 +17,7 @@
 //! - [`logs`]: docker's json-file log format, `--since/--until/--tail`.
 //! - [`volumes`]: named and anonymous volumes, copy-up.
 //! - [`health`]: HEALTHCHECK probes, run by the monitor.
+//! - [`inspect`]: docker's `container inspect` document.
 //! - `in_use`: the images containers use (`Engine::images_in_use`).
 //! - [`record`], [`signal`], `names`, `error`.
 
@@ -26,6 +27,7 @@ mod engine;
 mod error;
 pub mod health;
 mod in_use;
+pub mod inspect;
 pub mod logs;
 pub mod monitor;
 mod names;

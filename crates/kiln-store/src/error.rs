@@ -80,9 +80,7 @@ impl StoreError {
             StoreError::ReferencedByMany { .. }
             | StoreError::Conflict { .. }
             | StoreError::InUse { .. }
-            | StoreError::DeleteConflict { .. } => {
-                ErrorKind::Conflict
-            }
+            | StoreError::DeleteConflict { .. } => ErrorKind::Conflict,
             StoreError::AmbiguousId(_) | StoreError::DigestOnlyTag(_) => ErrorKind::InvalidInput,
         }
     }
