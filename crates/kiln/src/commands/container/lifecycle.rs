@@ -17,6 +17,7 @@ pub(crate) struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Containers: names, IDs or ID prefixes
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -29,6 +30,7 @@ pub(crate) struct StopArgs {
     /// Signal to send instead of the container's stop signal
     #[arg(short = 's', long)]
     signal: Option<String>,
+    /// Containers: names, IDs or ID prefixes
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -38,6 +40,7 @@ pub(crate) struct KillArgs {
     /// Signal to send to the container
     #[arg(short = 's', long, default_value = "KILL")]
     signal: String,
+    /// Containers: names, IDs or ID prefixes
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -50,19 +53,23 @@ pub(crate) struct RmArgs {
     /// Remove anonymous volumes associated with the container
     #[arg(short = 'v', long)]
     volumes: bool,
+    /// Containers: names, IDs or ID prefixes
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct WaitArgs {
+    /// Containers: names, IDs or ID prefixes
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct RenameArgs {
+    /// The container: name, ID or ID prefix
     container: String,
+    /// Its new name
     new_name: String,
 }
 

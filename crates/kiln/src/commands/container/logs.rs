@@ -27,6 +27,7 @@ pub(crate) struct Args {
     /// Show timestamps
     #[arg(short = 't', long)]
     timestamps: bool,
+    /// The container: name, ID or ID prefix
     container: String,
 }
 

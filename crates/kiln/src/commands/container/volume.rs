@@ -30,6 +30,7 @@ pub(crate) enum Command {
 
 #[derive(clap::Args)]
 pub(crate) struct CreateArgs {
+    /// The volume's name (a random one when left out)
     name: Option<String>,
     /// Set metadata for a volume (KEY=VALUE)
     #[arg(short = 'l', long = "label")]
@@ -51,6 +52,7 @@ pub(crate) struct LsArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct InspectArgs {
+    /// Volume names
     #[arg(required = true)]
     volumes: Vec<String>,
     /// Format the output using a Go template
@@ -63,6 +65,7 @@ pub(crate) struct RmArgs {
     /// Force the removal of one or more volumes
     #[arg(short = 'f', long)]
     force: bool,
+    /// Volume names
     #[arg(required = true)]
     volumes: Vec<String>,
 }
