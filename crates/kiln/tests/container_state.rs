@@ -524,6 +524,11 @@ fn health_checks_go_starting_unhealthy_healthy() {
     let status = k.ok(&["ps", "--filter", "name=hc", "--format", "{{.Status}}"]);
     assert!(status.trim().ends_with("(healthy)"), "{status}");
     assert!(!ps_health(&k, "slow", "none"));
+    let err = k.fails(&["ps", "--filter", "health=bogus"]);
+    assert!(
+        err.contains("Unrecognised filter value for health: bogus"),
+        "{err}"
+    );
 
     // Probing ends with the process.
     k.ok(&["stop", "-t", "1", "hc"]);

@@ -169,6 +169,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
+        // Checked before any container is looked at, as docker does.
+        if k == "health" && !["starting", "healthy", "unhealthy", "none"].contains(&v) {
+            bail!("Unrecognised filter value for health: {v}");
+        }
         filters.push((k.to_string(), v.to_string()));
     }
     let any_state = args.all
