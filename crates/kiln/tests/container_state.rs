@@ -160,12 +160,31 @@ fn key_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Removes this test's docker container, volume and image (all named
+/// `name`) however the test ends: the daemon is shared.
+struct DockerCleanup(String);
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let name = &self.0;
+        let vol = format!("{name}-vol");
+        for args in [
+            &["rm", "-f", "-v", name][..],
+            &["volume", "rm", &vol],
+            &["rmi", name],
+        ] {
+            let _ = Command::new(DOCKER).args(args).output();
+        }
+    }
+}
+
 #[test]
 fn container_inspect_keys_are_dockers() {
     let k = Kiln::new();
     let tar = k.import_busybox("bb", &[], &[]);
-    let tag = format!("kiln-state-test-{}", std::process::id());
     let name = format!("kiln-state-test-{}", std::process::id());
+    let tag = name.clone();
+    let cleanup = DockerCleanup(name.clone());
     common::tool(DOCKER, &["import", tar.to_str().unwrap(), &tag]);
     let host = k.path("hostdir");
     std::fs::create_dir_all(&host).unwrap();
@@ -234,13 +253,7 @@ fn container_inspect_keys_are_dockers() {
     });
     let theirs: Value = serde_json::from_str(&common::tool(DOCKER, &["inspect", &name])).unwrap();
     let ours = inspect(&k, &[&name]);
-    let _ = Command::new(DOCKER)
-        .args(["rm", "-f", "-v", &name])
-        .output();
-    let _ = Command::new(DOCKER)
-        .args(["volume", "rm", &format!("{name}-vol")])
-        .output();
-    let _ = Command::new(DOCKER).args(["rmi", &tag]).output();
+    drop(cleanup);
     k.ok(&["rm", "-f", &name]);
     let (mut t, mut o) = (BTreeSet::new(), BTreeSet::new());
     key_paths(&theirs[0], "", &mut t);
