@@ -116,12 +116,14 @@ impl Engine {
         };
         let snapshot = format!("container-{id}");
         let snaps = open_snapshotter(&self.root)?;
-        let parent = {
-            let _blobs = store.lease()?;
-            let leased = snaps.leased()?;
-            let diff_ids: Vec<_> = image.config.diff_ids().into_iter().map(|d| d.0).collect();
-            kiln_snapshot::unpack_layers(&leased, store, &image.manifest.layers, &diff_ids)?
-        };
+        // Both leases are held to the end of create: until the writable
+        // layer holds the chain and the GC root the blobs, a prune beside
+        // us must not take them.
+        let _blobs = store.lease()?;
+        let leased = snaps.leased()?;
+        let diff_ids: Vec<_> = image.config.diff_ids().into_iter().map(|d| d.0).collect();
+        let parent =
+            kiln_snapshot::unpack_layers(&leased, store, &image.manifest.layers, &diff_ids)?;
         // Unleased: the writable layer stays until the container is removed.
         snaps.prepare(&snapshot, parent.as_deref())?;
         let undo_snapshot = |e: ContainerError| {

@@ -20,6 +20,9 @@
 //! - [`cp`]: files between a container and the host or a tar stream.
 //! - [`diff`], [`commit`]: a container's changes, listed or as an image.
 //! - [`top`], [`stats`]: a running container's processes and resource use.
+//! - [`health`]: HEALTHCHECK probes, run by the monitor.
+//! - [`inspect`]: docker's `container inspect` document.
+//! - `in_use`: the images containers use (`Engine::images_in_use`).
 //! - [`record`], [`signal`], `names`, `error`.
 
 mod cgroup;
@@ -31,6 +34,9 @@ pub mod diff;
 mod engine;
 mod error;
 pub mod exec;
+pub mod health;
+mod in_use;
+pub mod inspect;
 pub mod logs;
 pub mod monitor;
 mod names;

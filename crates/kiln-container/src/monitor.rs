@@ -25,6 +25,7 @@ use kiln_store::Store;
 use crate::command::check_executable;
 use crate::engine::{open_snapshotter, process_start_time, Engine};
 use crate::error::{io, ContainerError, Result};
+use crate::health::Prober;
 use crate::logs::{fixed_nanos, write_entry, LineSplitter, Stream};
 use crate::record::{MountConfig, Status};
 
@@ -195,14 +196,17 @@ impl Monitor {
                     s.oom_killed = false;
                     s.restart_count = restarts;
                     s.started_at = Some(fixed_nanos(SystemTime::now()));
+                    crate::health::on_start(s, p.healthcheck.as_ref());
                 })
                 .map_err(fail)?;
             self.tell_ok();
+            let prober = Prober::for_process(&self.engine.containers, &exec, &c.config, &spec);
             let pumps = [
                 pump(out_r, Stream::Stdout, log.clone(), self.attached),
                 pump(err_r, Stream::Stderr, log.clone(), self.attached),
             ];
             let code = container.wait().map_err(|e| fail(e.into()))?.unwrap_or(255);
+            drop(prober);
             for p in pumps {
                 let _ = p.join();
             }

@@ -89,7 +89,10 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
 /// and, with a terminal, `TERM`, then the container's own.
 pub fn container_env(c: &ContainerConfig) -> Vec<String> {
     let term = c.process.tty.then(|| "TERM=xterm".to_string());
-    let env: Vec<String> = term.into_iter().chain(c.process.env.iter().cloned()).collect();
+    let env: Vec<String> = term
+        .into_iter()
+        .chain(c.process.env.iter().cloned())
+        .collect();
     crate::exec::exec_env(&c.process.hostname, &env, &[])
 }
 

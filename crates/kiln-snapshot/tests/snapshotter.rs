@@ -328,6 +328,39 @@ fn layers_suite(backend: Backend) {
     assert!(snaps.stat(&key).is_err());
 }
 
+/// A container's writable layer: an active snapshot made without a lease
+/// on a chain a (since dead) lease unpacked. No prune, whatever its keep
+/// set, removes it or any snapshot of the chain under it; once it is
+/// removed the chain goes.
+fn container_layer_suite(backend: Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let s = Snapshotter::open(root.path(), backend).unwrap();
+    {
+        let unpacker = s.leased().unwrap();
+        unpacker
+            .unpack("l1", None, &layer(&[("a", Some("1"))])[..])
+            .unwrap();
+        unpacker
+            .unpack("l2", Some("l1"), &layer(&[("b", Some("2"))])[..])
+            .unwrap();
+    }
+    s.prepare("container-abc", Some("l2")).unwrap();
+    for _ in 0..2 {
+        let report = s.prune(&BTreeSet::new()).unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert!(report.abandoned.is_empty(), "{report:?}");
+    }
+    assert_eq!(s.list().unwrap(), ["l1", "l2"]);
+    {
+        let m = mounted(&s.mounts("container-abc").unwrap(), &root.path().join("c"));
+        assert_eq!(read(m.path(), "a").as_deref(), Some("1"));
+        assert_eq!(read(m.path(), "b").as_deref(), Some("2"));
+    }
+    s.remove("container-abc").unwrap();
+    let report = s.prune(&BTreeSet::new()).unwrap();
+    assert_eq!(report.removed, ["l1", "l2"]);
+}
+
 #[test]
 fn overlay_backend() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,10 +372,12 @@ fn overlay_backend() {
     );
     suite(Backend::Overlay);
     layers_suite(Backend::Overlay);
+    container_layer_suite(Backend::Overlay);
 }
 
 #[test]
 fn native_backend() {
     suite(Backend::Native);
     layers_suite(Backend::Native);
+    container_layer_suite(Backend::Native);
 }

@@ -41,6 +41,20 @@ pub enum StoreError {
     },
     #[error("conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories")]
     ReferencedByMany { id: String },
+    /// docker's words for the last name of an image a container uses.
+    #[error("conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {id}")]
+    InUse {
+        reference: String,
+        container: String,
+        id: String,
+    },
+    /// docker's `imageDeleteConflict`: `hard` ones not even `force` passes.
+    #[error("conflict: unable to delete {id} ({}) - {message}", if *hard { "cannot be forced" } else { "must be forced" })]
+    DeleteConflict {
+        id: String,
+        hard: bool,
+        message: String,
+    },
     #[error("conflict: unable to remove repository reference {reference:?}: {reason}")]
     Conflict { reference: String, reason: String },
     #[error("image ID prefix {0:?} is ambiguous: it matches several images; give more characters")]
@@ -63,9 +77,10 @@ impl StoreError {
             StoreError::CorruptMetadata { .. } | StoreError::BadLayout { .. } => {
                 ErrorKind::Integrity
             }
-            StoreError::ReferencedByMany { .. } | StoreError::Conflict { .. } => {
-                ErrorKind::Conflict
-            }
+            StoreError::ReferencedByMany { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::InUse { .. }
+            | StoreError::DeleteConflict { .. } => ErrorKind::Conflict,
             StoreError::AmbiguousId(_) | StoreError::DigestOnlyTag(_) => ErrorKind::InvalidInput,
         }
     }

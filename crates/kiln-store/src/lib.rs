@@ -65,7 +65,7 @@ pub use index::{Index, IndexEntry, IndexEntryExt, NAMED, REF_NAME, REPO_DIGEST};
 pub use layers::LayerInfo;
 pub use lock::LockGuard;
 pub use pushed::CompressedLayer;
-pub use remove::{Pruned, Removal};
+pub use remove::{ImagesInUse, Pruned, Removal};
 pub use usage::{DiskUsage, ImageUsage};
 
 use error::IoContext;

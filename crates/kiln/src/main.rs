@@ -54,7 +54,7 @@ enum Command {
     /// Manage images
     #[command(subcommand, arg_required_else_help = true)]
     Image(ImageCommand),
-    /// Show low-level information about images (JSON)
+    /// Show low-level information about containers and images (JSON)
     Inspect(commands::inspect::Args),
     /// Show the history of an image
     History(commands::history::Args),
@@ -170,6 +170,8 @@ enum ContainerCommand {
     Diff(container::diff::Args),
     /// Copy files/folders between a container and the local filesystem
     Cp(container::cp::Args),
+    /// Show low-level information about containers (JSON)
+    Inspect(commands::inspect::Args),
 }
 
 #[derive(Subcommand)]
@@ -394,6 +396,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             container::cp::run(store, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
+        Command::Container(ContainerCommand::Inspect(a)) => inspect::run_containers(store, a),
         Command::Volume(c) => container::volume::run(store, c),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),

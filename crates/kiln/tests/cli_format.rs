@@ -583,7 +583,7 @@ fn usage_errors_exit_125() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("Usage: kiln inspect <IMAGES>..."), "{err}");
+    assert!(err.contains("Usage: kiln inspect <NAME|ID>..."), "{err}");
     assert!(!err.contains("--root"), "{err}");
     // ...and KILN_ROOT still selects the store.
     import_at(&k, "viaenv", 1_000, &[]);

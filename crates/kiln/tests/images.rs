@@ -311,7 +311,11 @@ fn inspect_and_history_show_the_image() {
     let row: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(row["ID"], id);
 
+    // docker's words: `inspect` looks for any object, `--type image` for
+    // an image.
     let err = k.fails(&["inspect", "missing"]);
+    assert!(err.contains("No such object: missing"), "{err}");
+    let err = k.fails(&["inspect", "--type", "image", "missing"]);
     assert!(err.contains("No such image: missing"), "{err}");
     let err = k.fails(&["history", "missing:1"]);
     assert!(err.contains("No such image: missing:1"), "{err}");

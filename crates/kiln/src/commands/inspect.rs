@@ -8,14 +8,15 @@ use super::images::image_size;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Images: names, IDs or ID prefixes
-    #[arg(required = true)]
-    images: Vec<String>,
+    /// Containers or images: names, IDs or ID prefixes (a name that is
+    /// both is the container, as in docker)
+    #[arg(required = true, value_name = "NAME|ID")]
+    names: Vec<String>,
     /// json (default), or a Go template on the document
-    /// ('{{.Config.Env}}', '{{json .Config}}', '{{index .RepoTags 0}}')
+    /// ('{{.State.Status}}', '{{json .Config}}', '{{index .RepoTags 0}}')
     #[arg(short = 'f', long)]
     format: Option<String>,
-    /// Only objects of this type: image, or container (kiln has none yet)
+    /// Only objects of this type: container or image
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     kind: Option<Kind>,
     /// Display total file sizes (docker: containers' sizes; images always
@@ -135,14 +136,24 @@ const CONFIG_FIELDS: [(&str, Value); 25] = [
 /// `<no value>` (`{{.Config.Labels.nope}}`), not an error.
 const CONFIG_MAPS: [&str; 3] = ["Labels", "ExposedPorts", "Volumes"];
 
-/// The document as template data, with docker's Config fields filled in.
-fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
+/// A document as template data, with docker's Config fields filled in.
+fn template_view(mut v: Value) -> anyhow::Result<kiln_template::Value> {
     use kiln_template::Value as T;
-    let mut v = serde_json::to_value(doc)?;
     // Top-level fields docker's JSON omits when empty but its struct has.
     if let Some(top) = v.as_object_mut() {
-        for k in ["Variant", "OsVersion", "Container"] {
-            top.entry(k).or_insert(Value::String(String::new()));
+        if top.contains_key("State") {
+            // A container: docker's nil pointers and maps its JSON omits.
+            if let Some(state) = top.get_mut("State").and_then(Value::as_object_mut) {
+                state.entry("Health").or_insert(Value::Null);
+            }
+            if let Some(host) = top.get_mut("HostConfig").and_then(Value::as_object_mut) {
+                host.entry("Init").or_insert(Value::Null);
+                host.entry("Tmpfs").or_insert(Value::Null);
+            }
+        } else {
+            for k in ["Variant", "OsVersion", "Container"] {
+                top.entry(k).or_insert(Value::String(String::new()));
+            }
         }
     }
     if let Some(config) = v.get_mut("Config").and_then(Value::as_object_mut) {
@@ -172,6 +183,48 @@ fn template_view(doc: &Inspect) -> anyhow::Result<kiln_template::Value> {
     Ok(view)
 }
 
+/// `kiln container inspect`: containers only.
+pub(crate) fn run_containers(store: &Store, mut args: Args) -> anyhow::Result<ExitCode> {
+    args.kind = Some(Kind::Container);
+    run(store, args)
+}
+
+/// A container's or an image's document, serialized as its own type (keys
+/// in docker's order).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Doc {
+    Container(Box<kiln_container::inspect::ContainerInspect>),
+    Image(Box<Inspect>),
+}
+
+/// One name's document: a container first, then an image (docker's
+/// order), each only when `--type` allows it.
+fn find(
+    store: &Store,
+    engine: &kiln_container::Engine,
+    input: &str,
+    kind: Option<Kind>,
+) -> anyhow::Result<Doc> {
+    if kind != Some(Kind::Image) {
+        match engine.get(input) {
+            Ok(c) => return Ok(Doc::Container(Box::new(engine.inspect(&c)?))),
+            Err(kiln_container::ContainerError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if kind == Some(Kind::Container) {
+        anyhow::bail!("No such container: {input}");
+    }
+    match store.resolve(input) {
+        Ok((record, image)) => Ok(Doc::Image(Box::new(inspect(store, &record, &image)?))),
+        Err(kiln_store::StoreError::ImageNotFound(_)) if kind.is_none() => {
+            anyhow::bail!("No such object: {input}")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let _ = args.size;
     // A bad template fails before anything is looked up, as in docker.
@@ -180,18 +233,14 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         // docker's typed struct has `ID`, its JSON `Id`: both work.
         Some(t) => Some(kiln_template::Template::parse(t)?.alias("ID", "Id")),
     };
+    let engine = super::container::engine(store)?;
     let mut docs = Vec::new();
     let mut failed = false;
-    for input in &args.images {
-        if args.kind == Some(Kind::Container) {
-            eprintln!("Error: No such container: {input}");
-            failed = true;
-            continue;
-        }
-        match store.resolve(input) {
-            Ok((record, image)) => docs.push(inspect(store, &record, &image)?),
+    for input in &args.names {
+        match find(store, &engine, input, args.kind) {
+            Ok(doc) => docs.push(doc),
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", super::describe(&e));
                 failed = true;
             }
         }
@@ -205,8 +254,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", String::from_utf8(buf)?);
         }
         Some(template) => {
-            for d in &docs {
-                println!("{}", template.execute(&template_view(d)?)?);
+            for d in docs {
+                let view = template_view(serde_json::to_value(&d)?)?;
+                println!("{}", template.execute(&view)?);
             }
         }
     }

@@ -32,7 +32,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if !args.force && !confirm(args.all) {
         return Ok(ExitCode::SUCCESS);
     }
-    let pruned = store.prune_images(args.all)?;
+    // Images containers use (any state) stay, as in docker.
+    let in_use = super::container::engine(store)?.images_in_use()?;
+    let pruned = store.prune_images(args.all, &in_use)?;
     let mut lines = Vec::new();
     for image in &pruned.images {
         lines.extend(

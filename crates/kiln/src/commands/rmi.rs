@@ -31,12 +31,19 @@ fn lines(removal: &Removal) -> Vec<String> {
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
+    let in_use = super::container::engine(store)?.images_in_use()?;
     let mut failed = false;
     for input in &args.images {
-        match store.remove_image(input, args.force) {
+        match store.remove_image(input, args.force, &in_use) {
             Ok(removal) => lines(&removal).iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("Error: {}", super::describe(&e.into()));
+                // docker's client says `Error:` for what it could not find,
+                // and passes the daemon's conflicts on with their prefix.
+                let prefix = match e.kind() {
+                    kiln_core::ErrorKind::Conflict => "Error response from daemon",
+                    _ => "Error",
+                };
+                eprintln!("{prefix}: {}", super::describe(&e.into()));
                 failed = true;
             }
         }

@@ -525,7 +525,8 @@ impl CreateFlags {
         if test.is_empty() || test.first().map(String::as_str) == Some("NONE") {
             return Ok(None);
         }
-        let second = 1_000_000_000i64;
+        // Unset stays 0, as docker records it (its inspect leaves it out);
+        // the prober applies docker's defaults (30s, 30s, 3 retries).
         let pick = |flag: Option<i64>, img: Option<i64>, default: i64| {
             flag.or(img.filter(|v| *v > 0)).unwrap_or(default)
         };
@@ -534,19 +535,19 @@ impl CreateFlags {
             interval: pick(
                 nanos("health-interval", &self.health_interval)?,
                 image.and_then(|h| h.interval),
-                30 * second,
+                0,
             ),
             timeout: pick(
                 nanos("health-timeout", &self.health_timeout)?,
                 image.and_then(|h| h.timeout),
-                30 * second,
+                0,
             ),
             start_period: pick(
                 nanos("health-start-period", &self.health_start_period)?,
                 image.and_then(|h| h.start_period),
                 0,
             ),
-            retries: pick(self.health_retries, image.and_then(|h| h.retries), 3),
+            retries: pick(self.health_retries, image.and_then(|h| h.retries), 0),
         }))
     }
 }

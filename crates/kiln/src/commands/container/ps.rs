@@ -169,6 +169,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
+        // Checked before any container is looked at, as docker does.
+        if k == "health" && !["starting", "healthy", "unhealthy", "none"].contains(&v) {
+            bail!("Unrecognised filter value for health: {v}");
+        }
         filters.push((k.to_string(), v.to_string()));
     }
     let any_state = args.all
@@ -245,7 +249,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .join(",");
         let fields = [
             ("Command", format!("{command:?}")),
-            ("CreatedAt", crate::format::created_at(Some(&c.config.created), crate::format::TimeStyle::Go)),
+            (
+                "CreatedAt",
+                crate::format::created_at(Some(&c.config.created), crate::format::TimeStyle::Go),
+            ),
             (
                 "ID",
                 if args.no_trunc {
