@@ -109,6 +109,7 @@ impl Engine {
         &self,
         input: &str,
         req: &ExecRequest,
+        stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> Result<i32> {
@@ -120,9 +121,49 @@ impl Engine {
             ProcessIo {
                 stdout,
                 stderr,
-                stdin: None,
+                stdin,
             },
         )?)
+    }
+
+    /// `exec -t`: `req` in a terminal of its own, attached to this
+    /// process's stdin and stdout (its window size passed on); waits for
+    /// it and returns its exit code.
+    pub fn exec_terminal(&self, input: &str, req: &ExecRequest) -> Result<i32> {
+        let (c, pid) = self.running(input)?;
+        let mut spec = self.exec_spec(&c, pid, req)?;
+        spec.terminal = true;
+        if !spec.env.iter().any(|e| e.starts_with("TERM=")) {
+            spec.env.push("TERM=xterm".into());
+        }
+        let container = self.executor(&c.config.host)?.container(c.id())?;
+        let (master, process) = container.exec_with_terminal(&spec)?;
+        if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin())
+            .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdout()))
+        {
+            let _ = rustix::termios::tcsetwinsize(&master, size);
+        }
+        let mut to = std::fs::File::from(master.try_clone().map_err(io("attach to", c.id()))?);
+        // Blocked on our stdin until it ends or this process exits.
+        std::thread::spawn(move || {
+            let mut from = std::io::stdin().lock();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut from = std::fs::File::from(master);
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 32 * 1024];
+        // The terminal's end reads as EIO.
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                break;
+            }
+        }
+        Ok(process.wait()?.unwrap_or(255))
     }
 
     /// `exec -d`: checks what it can here, then leaves the exec to a helper
@@ -203,7 +244,7 @@ pub fn run_exec_helper(args: &[String], helper: PathBuf) -> i32 {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = rustix::stdio::dup2_stdout(&null);
     }
-    match engine.exec(id, &req, out, err) {
+    match engine.exec(id, &req, None, out, err) {
         Ok(code) => code,
         Err(e) => {
             tracing::debug!("detached exec in {id}: {e}");

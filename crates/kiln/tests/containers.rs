@@ -642,3 +642,90 @@ fn many_containers_share_the_image_layers() {
     assert_eq!(k.ok(&["ps", "-aq"]).lines().count(), 10);
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// `kiln --root ROOT ARGS` as one shell line, for a pseudo-terminal.
+fn line(k: &Kiln, args: &str) -> String {
+    format!(
+        "{} --root {} {args}",
+        env!("CARGO_BIN_EXE_kiln"),
+        k.root.display()
+    )
+}
+
+#[test]
+fn stdin_and_terminals_reach_the_process() {
+    let k = Kiln::new();
+    let img = image(&k);
+    // -i pipes stdin; without -i the process reads nothing.
+    let input = k.path("input.txt");
+    std::fs::write(&input, "piped line\n").unwrap();
+    assert_eq!(
+        k.ok_with_stdin(&["run", "--rm", "-i", img, "cat"], &input),
+        "piped line\n"
+    );
+    assert_eq!(k.ok_with_stdin(&["run", "--rm", img, "cat"], &input), "");
+    // -it: a real terminal, its size the caller's, TERM set, typed input
+    // and the exit code through.
+    let cmd = format!(
+        "stty rows 33 cols 101; {}; echo kiln-exit=$?",
+        line(&k, &format!("run -it --rm {img} sh"))
+    );
+    let (_, shown) = common::pty::under_pty(
+        &cmd,
+        &[
+            ("# ", "tty; stty size; echo term=$TERM\n"),
+            ("term=xterm", "exit 6\n"),
+        ],
+    );
+    assert!(shown.contains("/dev/pts/0"), "{shown}");
+    assert!(shown.contains("33 101"), "{shown}");
+    assert!(shown.contains("kiln-exit=6"), "{shown}");
+    // -di keeps stdin open with nobody attached: cat keeps running.
+    k.ok(&["run", "-di", "--name", "catty", img, "cat"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(&k, "catty"), "running");
+    // exec -i and exec -it into it.
+    assert_eq!(
+        k.ok_with_stdin(&["exec", "-i", "catty", "cat"], &input),
+        "piped line\n"
+    );
+    let cmd = format!("{}; echo kiln-exit=$?", line(&k, "exec -it catty sh"));
+    let (_, shown) = common::pty::under_pty(&cmd, &[("# ", "tty; exit 3\n")]);
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+    assert!(shown.contains("kiln-exit=3"), "{shown}");
+    // Ctrl-C in an attached -it run reaches the process as typed.
+    let cmd = format!("{}; echo kiln-exit=$?", line(&k, &format!("run -it --rm {img} sh -c 'trap \"exit 42\" INT; echo armed; while true; do /bin/busybox sleep 0.1; done'")));
+    let (_, shown) = common::pty::under_pty(&cmd, &[("armed", "\u{3}")]);
+    assert!(shown.contains("kiln-exit=42"), "{shown}");
+}
+
+#[test]
+fn an_out_of_memory_kill_is_reported() {
+    let k = Kiln::new();
+    let img = image(&k);
+    // A shell variable growing past the limit: the kernel's OOM killer.
+    let (code, _, err) = kiln(
+        &k,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "16m",
+            img,
+            "sh",
+            "-c",
+            "x=a; while true; do x=$x$x; done",
+        ],
+    );
+    assert_eq!(code, 137, "{err}");
+    assert_eq!(
+        k.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]),
+        "true\n"
+    );
+    k.ok(&["run", "--name", "fine", "-m", "16m", img, "true"]);
+    assert_eq!(
+        k.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "fine"]),
+        "false\n"
+    );
+}

@@ -5,6 +5,7 @@
 
 pub(crate) mod buildkit;
 pub(crate) mod http;
+pub(crate) mod pty;
 pub(crate) mod registry;
 
 use std::fs;

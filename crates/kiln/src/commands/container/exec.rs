@@ -6,7 +6,6 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use kiln_container::{ContainerError, ExecRequest};
 use kiln_store::Store;
 
@@ -17,10 +16,10 @@ pub(crate) struct Args {
     /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Keep STDIN open even if not attached (not supported yet)
+    /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet)
+    /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     tty: bool,
     /// Username or UID (format: <name|uid>[:<group|gid>])
@@ -43,10 +42,6 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
-    if args.interactive || args.tty {
-        // kiln-exec gives an exec no stdin or terminal yet.
-        bail!("exec -i/-t is not supported yet: kiln cannot give an exec'd process a stdin or a terminal");
-    }
     let mut env = Vec::new();
     for f in &args.env_file {
         env.extend(env_file(f)?);
@@ -61,14 +56,25 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let engine = super::engine(store)?;
     let result = if args.detach {
         engine.exec_detached(&args.container, &req).map(|()| 0)
+    } else if args.tty {
+        let raw = if args.interactive {
+            super::terminal::RawMode::enable()?
+        } else {
+            None
+        };
+        let code = engine.exec_terminal(&args.container, &req);
+        drop(raw);
+        code
     } else {
-        // Without -i docker's exec gets no input; the runtime's exec
-        // would pass ours on (kiln-exec has no stdin to give yet).
-        let null = std::fs::File::open("/dev/null")?;
-        rustix::stdio::dup2_stdin(&null)?;
+        // Without -i docker's exec gets no input.
+        let stdin = if args.interactive {
+            Some(std::io::stdin().as_fd().try_clone_to_owned()?)
+        } else {
+            None
+        };
         let out = std::io::stdout().as_fd().try_clone_to_owned()?;
         let err = std::io::stderr().as_fd().try_clone_to_owned()?;
-        engine.exec(&args.container, &req, out, err)
+        engine.exec(&args.container, &req, stdin, out, err)
     };
     match result {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),

@@ -102,7 +102,8 @@ pub(crate) fn start(store: &Store, args: StartArgs) -> anyhow::Result<ExitCode> 
         let [name] = args.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        let id = engine.get(name)?.config.id;
+        let c = engine.get(name)?;
+        let id = c.config.id;
         let Some(mut child) = engine.start(
             &id,
             Attach::Foreground {
@@ -112,7 +113,15 @@ pub(crate) fn start(store: &Store, args: StartArgs) -> anyhow::Result<ExitCode> 
         else {
             bail!("container {name} is already running: use kiln logs -f to follow it");
         };
-        let code = child.wait()?.code().unwrap_or(125);
+        let raw = if c.config.process.tty && args.interactive {
+            super::terminal::RawMode::enable()?
+        } else {
+            None
+        };
+        super::run::forward_signals(engine.clone(), id.clone(), child.id());
+        let status = child.wait();
+        drop(raw);
+        let code = status?.code().unwrap_or(125);
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     for_each(&args.containers, |n| {

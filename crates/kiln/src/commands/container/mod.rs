@@ -13,6 +13,7 @@ pub(crate) mod logs;
 pub(crate) mod ps;
 pub(crate) mod run;
 pub(crate) mod stats;
+pub(crate) mod terminal;
 pub(crate) mod top;
 pub(crate) mod volume;
 

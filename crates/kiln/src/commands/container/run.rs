@@ -58,9 +58,6 @@ pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(made) => made,
         Err(e) => return Ok(fail(&e)),
     };
-    if args.flags.tty && !args.flags.interactive && !args.detach {
-        // docker allows -t without -i: output through a terminal.
-    }
     if args.detach {
         return match engine.start(&id, Attach::Detached) {
             Ok(_) => {
@@ -80,9 +77,15 @@ pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(None) => bail!("container {id} was already running"),
         Err(e) => return Ok(start_failed(&engine, &id, e.into())),
     };
-    forward_signals(engine.clone(), id.clone());
-    let status = child.wait().context("wait for the container's monitor")?;
-    let code = status.code().unwrap_or(KILN_FAILED as i32);
+    let raw = if args.flags.tty && args.flags.interactive {
+        super::terminal::RawMode::enable()?
+    } else {
+        None
+    };
+    forward_signals(engine.clone(), id.clone(), child.id());
+    let status = child.wait().context("wait for the container's monitor");
+    drop(raw);
+    let code = status?.code().unwrap_or(KILN_FAILED as i32);
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
@@ -154,8 +157,9 @@ fn create_container(
 }
 
 /// An attached `run` passes the signals it gets to the container (docker's
-/// `--sig-proxy`): Ctrl-C reaches the process, not only kiln.
-fn forward_signals(engine: Engine, id: String) {
+/// `--sig-proxy`): Ctrl-C reaches the process, not only kiln. A window
+/// change goes to the monitor, which holds the container's terminal.
+pub(crate) fn forward_signals(engine: Engine, id: String, monitor: u32) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -174,6 +178,17 @@ fn forward_signals(engine: Engine, id: String) {
                 (SignalKind::user_defined2(), 12),
             ];
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            if let Ok(mut winch) = signal(SignalKind::window_change()) {
+                tokio::spawn(async move {
+                    let pid = rustix::process::Pid::from_raw(monitor as i32);
+                    while winch.recv().await.is_some() {
+                        if let Some(pid) = pid {
+                            let _ =
+                                rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+                        }
+                    }
+                });
+            }
             for (kind, number) in kinds {
                 let Ok(mut s) = signal(kind) else { continue };
                 let tx = tx.clone();

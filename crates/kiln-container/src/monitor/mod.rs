@@ -14,20 +14,21 @@
 //! the state (`.State.Error`) and the exit code docker gives (125, 126,
 //! 127).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use kiln_exec::ProcessIo;
 use kiln_store::Store;
 
 use crate::command::check_executable;
 use crate::engine::{open_snapshotter, process_start_time, Engine};
 use crate::error::{io, ContainerError, Result};
 use crate::health::Prober;
-use crate::logs::{fixed_nanos, write_entry, LineSplitter, Stream};
+use crate::logs::fixed_nanos;
 use crate::record::{MountConfig, Status};
+
+mod wiring;
 
 /// Runs a monitor with the arguments after [`MONITOR_ARG`](crate::MONITOR_ARG);
 /// returns the process's exit code (what a foreground `run` exits with).
@@ -168,22 +169,19 @@ impl Monitor {
                 .map_err(|e| fail(io("create the working directory", &spec.cwd)(e)))?;
             check_executable(rootfs, &p.path, &spec.env, &spec.cwd)
                 .map_err(|n| Failed(n.code, n.message))?;
-            let (out_r, out_w) =
-                std::io::pipe().map_err(|e| fail(io("create a pipe for", &id)(e)))?;
-            let (err_r, err_w) =
-                std::io::pipe().map_err(|e| fail(io("create a pipe for", &id)(e)))?;
-            let stdio = ProcessIo {
-                stdout: out_w.into(),
-                stderr: err_w.into(),
-                stdin: None,
-            };
-            let container = exec
-                .create(&id, &spec, rootfs, stdio)
-                .map_err(|e| fail(e.into()))?;
-            if let Err(e) = container.start() {
-                let _ = container.delete(true);
-                return Err(fail(e.into()));
-            }
+            let (container, pumps) = wiring::launch(
+                &exec,
+                &id,
+                &spec,
+                rootfs,
+                &log,
+                wiring::Wiring {
+                    attached: self.attached,
+                    open_stdin: p.open_stdin,
+                    first: !self.told,
+                },
+            )
+            .map_err(fail)?;
             let started = Instant::now();
             let pid = container.state().ok().and_then(|s| s.pid);
             self.engine
@@ -201,15 +199,11 @@ impl Monitor {
                 .map_err(fail)?;
             self.tell_ok();
             let prober = Prober::for_process(&self.engine.containers, &exec, &c.config, &spec);
-            let pumps = [
-                pump(out_r, Stream::Stdout, log.clone(), self.attached),
-                pump(err_r, Stream::Stderr, log.clone(), self.attached),
-            ];
             let code = container.wait().map_err(|e| fail(e.into()))?.unwrap_or(255);
             drop(prober);
-            for p in pumps {
-                let _ = p.join();
-            }
+            // Read before the runtime removes the cgroup.
+            let oom = kiln_exec::cgroup::oom_killed(&crate::spec::cgroups_path(&id));
+            pumps.join();
             if let Err(e) = container.delete(true) {
                 tracing::warn!("removing the runtime container of {id}: {e}");
             }
@@ -219,6 +213,7 @@ impl Monitor {
                 .update_state(&id, |s| {
                     s.status = Status::Exited;
                     s.exit_code = code;
+                    s.oom_killed = oom;
                     s.pid = None;
                     s.finished_at = Some(fixed_nanos(SystemTime::now()));
                 })
@@ -293,45 +288,4 @@ fn inside_root(rootfs: &Path, target: &str) -> Option<PathBuf> {
         .canonicalize()
         .ok()?;
     p.starts_with(&root).then_some(p)
-}
-
-/// Copies one output stream of the container into the log, and to this
-/// process's own stdout/stderr when attached.
-fn pump(
-    mut from: std::io::PipeReader,
-    stream: Stream,
-    log: Arc<Mutex<std::fs::File>>,
-    attached: bool,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut split = LineSplitter::new(stream);
-        let mut buf = vec![0u8; 32 * 1024];
-        let mut write_log = |e: crate::logs::Entry| {
-            let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(err) = write_entry(&mut *f, &e) {
-                tracing::warn!("writing the container log: {err}");
-            }
-        };
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            if attached {
-                // The caller may have gone: its terminal is not ours to
-                // wait for.
-                let _ = match stream {
-                    Stream::Stdout => {
-                        let mut o = std::io::stdout().lock();
-                        o.write_all(&buf[..n]).and_then(|_| o.flush())
-                    }
-                    Stream::Stderr => std::io::stderr().lock().write_all(&buf[..n]),
-                };
-            }
-            split.feed(&buf[..n], &mut write_log);
-        }
-        split.finish(&mut write_log);
-    })
 }
