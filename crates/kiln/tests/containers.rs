@@ -729,3 +729,130 @@ fn an_out_of_memory_kill_is_reported() {
         "false\n"
     );
 }
+
+#[test]
+fn run_pulls_a_missing_image_as_pull_says() {
+    let reg = common::registry::Registry::start(common::registry::Auth::Anonymous);
+    let k = Kiln::new();
+    let name = format!("{}/team/app:1", reg.host());
+    k.import_busybox(&name, &[("etc/motd", b"pulled\n")], &[]);
+    k.ok(&["push", &name]);
+    k.ok(&["rmi", &name]);
+    // never: refused, nothing pulled.
+    let (code, _, err) = kiln(
+        &k,
+        &["run", "--rm", "--pull", "never", &name, "cat", "/etc/motd"],
+    );
+    assert_eq!(code, 125, "{err}");
+    // missing (the default): docker's line, the pull, then the run.
+    let (code, out, err) = kiln(&k, &["run", "--rm", &name, "cat", "/etc/motd"]);
+    assert_eq!((code, out.as_str()), (0, "pulled\n"), "{err}");
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally")),
+        "{err}"
+    );
+    // Present: no pull.
+    let (_, _, err) = kiln(&k, &["run", "--rm", &name, "true"]);
+    assert!(!err.contains("Unable to find image"), "{err}");
+    // always: pulls even when present.
+    let (code, _, err) = kiln(&k, &["run", "--rm", "--pull", "always", &name, "true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Status: Image is up to date"), "{err}");
+}
+
+#[test]
+fn logs_follow_cidfile_add_host_and_failed_creates_leave_nothing() {
+    let k = Kiln::new();
+    let img = image(&k);
+    let cid = k.path("cid");
+    let id = k.ok(&[
+        "run",
+        "-d",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "--add-host",
+        "db:10.1.2.3",
+        img,
+        "sh",
+        "-c",
+        "cat /etc/hosts; for i in 1 2 3; do echo line$i; /bin/busybox sleep 0.2; done",
+    ]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    // -f follows until the container ends.
+    let followed = k.ok(&["logs", "-f", id.trim()]);
+    assert!(followed.contains("10.1.2.3\tdb"), "{followed}");
+    assert!(followed.ends_with("line1\nline2\nline3\n"), "{followed}");
+    let (code, _, err) = kiln(
+        &k,
+        &["run", "-d", "--cidfile", cid.to_str().unwrap(), img, "true"],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("Container ID file found"), "{err}");
+    // A create that fails leaves no record, writable layer or volume.
+    let active = || {
+        std::fs::read_dir(k.root.join("snapshots/active"))
+            .unwrap()
+            .count()
+    };
+    let before = (
+        k.ok(&["ps", "-aq"]),
+        active(),
+        k.ok(&["volume", "ls", "-q"]),
+    );
+    let (code, _, err) = kiln(
+        &k,
+        &[
+            "create",
+            "-v",
+            "ok-vol:/a",
+            "-v",
+            "bad/name:/b",
+            img,
+            "true",
+        ],
+    );
+    assert_eq!(code, 125, "{err}");
+    let (code, _, err) = kiln(&k, &["create", "--security-opt", "bogus", img, "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("invalid --security-opt"), "{err}");
+    assert_eq!(
+        before,
+        (
+            k.ok(&["ps", "-aq"]),
+            active(),
+            k.ok(&["volume", "ls", "-q"])
+        )
+    );
+}
+
+#[test]
+fn fifty_detached_containers_share_one_image_on_disk() {
+    let k = Kiln::new();
+    let img = image(&k);
+    let du = |p: &std::path::Path| -> u64 {
+        let out = common::tool("du", &["-sb", p.to_str().unwrap()]);
+        out.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    k.ok(&["run", "--rm", img, "true"]);
+    let snapshots = k.root.join("snapshots");
+    let before = du(&snapshots);
+    for i in 0..50 {
+        k.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("s{i}"),
+            img,
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ]);
+    }
+    // 50 writable layers, each nearly empty: far less than 50 copies of
+    // the image (busybox alone is ~2 MB).
+    let grown = du(&snapshots) - before;
+    assert!(grown < 2 * 1024 * 1024, "grew by {grown} bytes");
+    let t = Instant::now();
+    assert_eq!(k.ok(&["ps", "-q"]).lines().count(), 50);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
