@@ -1,6 +1,5 @@
 //! `kiln builder prune`: remove build cache nothing uses.
 
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use kiln_store::Store;
@@ -25,14 +24,8 @@ pub(crate) struct PruneArgs {
 
 pub(crate) fn run(store: &Store, cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Prune(args) = cmd;
-    if !args.force {
-        eprint!("WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !args.force && !super::confirm("all dangling build cache") {
+        return Ok(ExitCode::SUCCESS);
     }
     let r = kiln_build::prune::prune(store, args.all)?;
     println!(

@@ -120,6 +120,17 @@ pub(crate) fn docker_config_path() -> std::path::PathBuf {
     kiln_registry_client::DockerConfig::path_for(dir.as_deref(), home.as_deref())
 }
 
+/// docker's prune prompt: `WARNING! This will remove WHAT.` and a y/N
+/// question on stderr; true only for a yes on stdin.
+pub(crate) fn confirm(what: &str) -> bool {
+    use std::io::{BufRead, Write};
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
 /// Standard input as a `File`: sendable to worker threads, unbuffered by
 /// std (kiln buffers itself), and eligible for kernel copy paths.
 pub(crate) fn stdin_file() -> anyhow::Result<std::fs::File> {

@@ -1,4 +1,3 @@
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use kiln_store::Store;
@@ -21,11 +20,7 @@ fn confirm(all: bool) -> bool {
     } else {
         "all dangling images"
     };
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes")
+    super::confirm(what)
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {

@@ -211,13 +211,8 @@ pub(crate) struct PruneArgs {
 /// output lists them.
 pub(crate) fn prune(store: &Store, args: PruneArgs) -> anyhow::Result<ExitCode> {
     use kiln_container::Status;
-    if !args.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !args.force && !crate::commands::confirm("all stopped containers") {
+        return Ok(ExitCode::SUCCESS);
     }
     let engine = super::engine(store)?;
     let mut deleted = Vec::new();

@@ -223,13 +223,13 @@ pub(crate) fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Prune(a) => {
-            if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                eprint!("WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if !answer.trim().eq_ignore_ascii_case("y") {
-                    return Ok(ExitCode::SUCCESS);
-                }
+            let what = if a.all {
+                "all local volumes not used by at least one container"
+            } else {
+                "anonymous local volumes not used by at least one container"
+            };
+            if !a.force && !crate::commands::confirm(what) {
+                return Ok(ExitCode::SUCCESS);
             }
             let used = engine.volumes_in_use()?;
             let mut deleted = Vec::new();
