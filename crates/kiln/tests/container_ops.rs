@@ -100,9 +100,13 @@ fn exec_runs_in_the_container_with_its_environment_user_and_exit_code() {
     let input = k.path("input");
     fs::write(&input, "not for the container\n").unwrap();
     assert_eq!(k.ok_with_stdin(&["exec", "web", "cat"], &input), "");
-    // -i/-t are not there yet, and say so.
+    // -it needs a terminal to attach (docker's words); -i alone pipes.
     let err = k.fails(&["exec", "-it", "web", "sh"]);
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("the input device is not a TTY"), "{err}");
+    assert_eq!(
+        k.ok_with_stdin(&["exec", "-i", "web", "cat"], &input),
+        "not for the container\n"
+    );
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let result = if args.detach {
         engine.exec_detached(&args.container, &req).map(|()| 0)
     } else if args.tty {
+        if args.interactive {
+            super::terminal::require_tty_stdin()?;
+        }
         let raw = if args.interactive {
             super::terminal::RawMode::enable()?
         } else {

@@ -103,6 +103,9 @@ pub(crate) fn start(store: &Store, args: StartArgs) -> anyhow::Result<ExitCode> 
             bail!("you cannot start and attach multiple containers at once");
         };
         let c = engine.get(name)?;
+        if c.config.process.tty && args.interactive {
+            super::terminal::require_tty_stdin()?;
+        }
         let id = c.config.id;
         let Some(mut child) = engine.start(
             &id,

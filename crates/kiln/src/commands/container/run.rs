@@ -54,6 +54,11 @@ pub(crate) fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode
 }
 
 pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.flags.tty && args.flags.interactive && !args.detach {
+        if let Err(e) = super::terminal::require_tty_stdin() {
+            return Ok(fail(&e));
+        }
+    }
     let (engine, id) = match create_container(store, &args.flags, &args.registry) {
         Ok(made) => made,
         Err(e) => return Ok(fail(&e)),

@@ -7,6 +7,15 @@ use std::io::IsTerminal;
 
 use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, Termios};
 
+/// docker's refusal of `-it` when stdin is no terminal (a pipe, a file):
+/// there would be no keystrokes to pass and no terminal to restore.
+pub(crate) fn require_tty_stdin() -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("the input device is not a TTY");
+    }
+    Ok(())
+}
+
 /// Raw mode on stdin while it lives.
 pub(crate) struct RawMode {
     saved: Termios,
