@@ -345,6 +345,17 @@ impl ProcessSpec {
                 .set_masked_paths(Some(Vec::new()))
                 .set_readonly_paths(Some(Vec::new()));
         } else {
+            // Every device denied but those the runtime allows by default
+            // (null, zero, full, random, urandom, tty, console, ptmx, tun,
+            // pts, and mknod of any): docker's first rule. runc denies
+            // the rest without it; libcontainer on cgroup v1 does not, and
+            // a container (CAP_MKNOD is a default) could open the host's
+            // disks through a node it makes.
+            let mut deny = LinuxDeviceCgroup::default();
+            deny.set_allow(false).set_access(Some("rwm".into()));
+            resources
+                .get_or_insert_with(LinuxResources::default)
+                .set_devices(Some(vec![deny]));
             linux
                 .set_seccomp(self.seccomp.linux(&self.caps()?)?)
                 .set_masked_paths(Some(strings(MASKED_PATHS)))
