@@ -83,7 +83,7 @@ impl Engine {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let p = &c.config.process;
         let user = req.user.clone().unwrap_or_else(|| p.user.clone());
-        let user = kiln_exec::resolve_user(if user.is_empty() { "0" } else { &user }, &root)?;
+        let user = crate::spec::container_user(&user, &root)?;
         let cwd = match req.workdir.as_deref().unwrap_or(&p.working_dir) {
             "" => "/".to_string(),
             w => w.to_string(),

@@ -115,10 +115,23 @@ pub fn init_binary() -> Result<PathBuf> {
         })
 }
 
+/// `-u USER[:GROUP]` (empty: root) of a container's process, resolved in
+/// the root it sees as `docker run` and `docker exec` resolve it: as a
+/// build's USER, and the primary group is among the supplementary groups
+/// too (docker's `id` shows `groups=0(root),10(wheel)` where a BuildKit
+/// RUN shows none).
+pub fn container_user(user: &str, rootfs: &Path) -> Result<kiln_exec::User> {
+    let mut u = kiln_exec::resolve_user(if user.is_empty() { "0" } else { user }, rootfs)?;
+    if !u.additional_gids.contains(&u.gid) {
+        u.additional_gids.insert(0, u.gid);
+    }
+    Ok(u)
+}
+
 /// The process of container `c`, its root mounted at `rootfs`.
 pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Result<ProcessSpec> {
     let p = &c.process;
-    let user = kiln_exec::resolve_user(if p.user.is_empty() { "0" } else { &p.user }, rootfs)?;
+    let user = container_user(&p.user, rootfs)?;
     let mut mounts = Vec::new();
     for m in &c.host.mounts {
         mounts.push(match m {
