@@ -77,12 +77,32 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
         seccomp,
         resources: Resources {
             memory: c.host.memory,
+            // docker: `-m` without `--memory-swap` allows as much swap
+            // again, where the host accounts swap.
+            memory_swap: c
+                .host
+                .memory
+                .filter(|m| *m > 0 && swap_accounted())
+                .map(|m| m.saturating_mul(2)),
             nano_cpus: c.host.nano_cpus,
             pids_limit: c.host.pids_limit,
         },
         cgroups_path: Some(cgroups_path(&c.id)),
         ..ProcessSpec::default()
     })
+}
+
+/// Whether the host's memory cgroup limits swap (docker's
+/// `sysinfo.SwapLimit`): cgroup v1's `memory.memsw.*` files (a kernel
+/// booted without swap accounting has none), or v2 with its memory
+/// controller.
+fn swap_accounted() -> bool {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("memory/memory.memsw.limit_in_bytes").exists() {
+        return true;
+    }
+    std::fs::read_to_string(base.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
 }
 
 /// The environment docker gives every process of a container: `HOSTNAME`

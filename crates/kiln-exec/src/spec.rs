@@ -41,6 +41,10 @@ pub enum ExtraMount {
 pub struct Resources {
     /// Bytes (`memory.max`, `memory.limit_in_bytes`).
     pub memory: Option<i64>,
+    /// Memory plus swap, bytes (`memory.memsw.limit_in_bytes`; on v2
+    /// `memory.swap.max` is this minus `memory`): the runtime spec's
+    /// `swap`. Set only where the host accounts swap.
+    pub memory_swap: Option<i64>,
     /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000): a CFS quota
     /// over a 100 ms period.
     pub nano_cpus: Option<i64>,
@@ -410,9 +414,9 @@ impl Resources {
             return None;
         }
         let mut r = LinuxResources::default();
-        if let Some(limit) = self.memory {
+        if self.memory.is_some() || self.memory_swap.is_some() {
             let mut m = LinuxMemory::default();
-            m.set_limit(Some(limit));
+            m.set_limit(self.memory).set_swap(self.memory_swap);
             r.set_memory(Some(m));
         }
         if let Some(nano) = self.nano_cpus {

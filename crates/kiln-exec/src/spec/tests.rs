@@ -253,6 +253,7 @@ fn container_settings_map_to_the_runtime_spec() {
         no_new_privileges: true,
         resources: Resources {
             memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
             nano_cpus: Some(1_500_000_000),
             pids_limit: Some(32),
         },
@@ -268,7 +269,7 @@ fn container_settings_map_to_the_runtime_spec() {
         v["linux"]["resources"],
         json!({
             "devices": [{"allow": false, "access": "rwm"}],
-            "memory": {"limit": 64 << 20},
+            "memory": {"limit": 64 << 20, "swap": 128 << 20},
             "cpu": {"quota": 150_000, "period": 100_000},
             "pids": {"limit": 32}
         })
