@@ -174,9 +174,10 @@ pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Re
                 target: target.clone(),
                 readonly: *read_only,
             },
-            MountConfig::Tmpfs { target, size } => ExtraMount::Tmpfs {
+            MountConfig::Tmpfs { target, size, exec } => ExtraMount::Tmpfs {
                 target: target.clone(),
                 size: *size,
+                noexec: !exec,
             },
         });
     }

@@ -32,6 +32,9 @@ pub enum ExtraMount {
     Tmpfs {
         target: String,
         size: Option<u64>,
+        /// Mounted `noexec` (a container's `--tmpfs`, as docker; a
+        /// build's `RUN --mount=type=tmpfs` is not).
+        noexec: bool,
     },
 }
 
@@ -292,6 +295,7 @@ impl ProcessSpec {
                     "newinstance",
                     "ptmxmode=0666",
                     "mode=0620",
+                    "gid=5",
                 ]),
             ),
             mount(
@@ -310,9 +314,18 @@ impl ProcessSpec {
             // The container's own cgroup (runc and libcontainer bind its
             // directories on cgroup v1), so it sees its limits, as docker.
             mount("/sys/fs/cgroup", "cgroup", "cgroup", strings(&sys_options)),
-            bind(bundle.join("hosts"), "/etc/hosts", false),
-            bind(bundle.join("resolv.conf"), "/etc/resolv.conf", false),
-            bind(bundle.join("hostname"), "/etc/hostname", false),
+            // Read-only with a read-only root, as docker binds them.
+            bind(bundle.join("hosts"), "/etc/hosts", self.readonly_rootfs),
+            bind(
+                bundle.join("resolv.conf"),
+                "/etc/resolv.conf",
+                self.readonly_rootfs,
+            ),
+            bind(
+                bundle.join("hostname"),
+                "/etc/hostname",
+                self.readonly_rootfs,
+            ),
         ];
         for m in &self.mounts {
             mounts.push(match m {
@@ -321,8 +334,15 @@ impl ProcessSpec {
                     target,
                     readonly,
                 } => bind(source, target, *readonly),
-                ExtraMount::Tmpfs { target, size } => {
+                ExtraMount::Tmpfs {
+                    target,
+                    size,
+                    noexec,
+                } => {
                     let mut options = strings(&["nosuid", "nodev", "mode=1777"]);
+                    if *noexec {
+                        options.push("noexec".into());
+                    }
                     if let Some(s) = size {
                         options.push(format!("size={s}"));
                     }

@@ -373,6 +373,21 @@ fn security_options_are_dockers() {
     assert_eq!(kr, dr, "kiln vs docker: --read-only");
     assert_eq!(kr.1, "root=1\nrun=0\ntmp=1\n");
     assert!(kr.2.contains("/x: Read-only file system"), "{}", kr.2);
+    // The files kiln writes for the container are read-only too, and a
+    // --tmpfs is noexec unless it says exec; /dev/pts is the tty group's.
+    let probe = "for f in /etc/hosts /etc/hostname /etc/resolv.conf; do echo >> $f; echo $?; done; \
+        cp /bin/busybox /run/true; /run/true; echo run=$?; cp /bin/busybox /x/true; /x/true; echo x=$?; \
+        grep -o ' /dev/pts devpts [^ ]*' /proc/self/mounts";
+    let flags = [
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/x:exec,size=4m",
+    ];
+    let (kr, dr) = both(&k, "opts", &d, &flags, &["sh", "-c", probe]);
+    assert_eq!(kr, dr, "kiln vs docker: read-only files, tmpfs noexec");
+    assert!(kr.1.starts_with("1\n1\n1\nrun=126\nx=0\n"), "{kr:?}");
     // An unknown option is refused at create, as docker refuses it.
     let (code, _, err) = kiln(
         &k,

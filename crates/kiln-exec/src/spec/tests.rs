@@ -20,6 +20,7 @@ fn spec(privileged: bool, network: Network) -> ProcessSpec {
         mounts: vec![ExtraMount::Tmpfs {
             target: "/cache".into(),
             size: Some(4096),
+            noexec: false,
         }],
         extra_hosts: Vec::new(),
         privileged,
