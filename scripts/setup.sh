@@ -11,6 +11,7 @@ packages=(
   zstd bzip2 xz-utils  # compressed test inputs (layers; ADD archives)
   pkg-config libseccomp-dev  # youki's libcontainer (seccomp) at build time
   runc             # the external OCI runtime backend (kiln-exec tests, --runtime)
+  tini             # /usr/bin/tini-static: what `kiln run --init` runs as PID 1
   docker-registry  # the distribution registry: kiln pull/push tests and benchmarks
   apache2-utils openssl  # htpasswd (bcrypt) and token signing for registry auth tests
 )

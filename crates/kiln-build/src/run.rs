@@ -203,6 +203,7 @@ pub(crate) fn mounts(
             MountKind::Tmpfs => out.push(ExtraMount::Tmpfs {
                 target,
                 size: m.size,
+                noexec: false,
             }),
             MountKind::Bind => {
                 let base = match &m.from {

@@ -112,6 +112,7 @@ mod tests {
         c.host.mounts.push(crate::record::MountConfig::Tmpfs {
             target: "/data/cache".into(),
             size: None,
+            exec: false,
         });
         let changes = vec![
             ch("data", Modified),

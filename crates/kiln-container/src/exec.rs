@@ -83,7 +83,17 @@ impl Engine {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let p = &c.config.process;
         let user = req.user.clone().unwrap_or_else(|| p.user.clone());
-        let user = kiln_exec::resolve_user(if user.is_empty() { "0" } else { &user }, &root)?;
+        // docker: an unknown user fails the exec as a program that cannot
+        // be run does (126), where `run` fails to create (125).
+        let user = crate::spec::container_user(&user, &root).map_err(|e| match e {
+            ContainerError::Exec(e @ kiln_exec::ExecError::User { .. }) => {
+                ContainerError::CannotRun {
+                    code: 126,
+                    message: e.to_string(),
+                }
+            }
+            e => e,
+        })?;
         let cwd = match req.workdir.as_deref().unwrap_or(&p.working_dir) {
             "" => "/".to_string(),
             w => w.to_string(),

@@ -298,9 +298,13 @@ impl Engine {
                         propagation: "rprivate".into(),
                     });
                 }
-                MountConfig::Tmpfs { target, size } => {
-                    let opts = size.map(|n| format!("size={n}")).unwrap_or_default();
-                    tmpfs.insert(target.clone(), opts);
+                MountConfig::Tmpfs { target, size, exec } => {
+                    let opts: Vec<String> = exec
+                        .then(|| "exec".to_string())
+                        .into_iter()
+                        .chain(size.map(|n| format!("size={n}")))
+                        .collect();
+                    tmpfs.insert(target.clone(), opts.join(","));
                 }
             }
         }

@@ -110,6 +110,10 @@ pub enum MountConfig {
     Tmpfs {
         target: String,
         size: Option<u64>,
+        /// `--tmpfs PATH:exec`: programs may run from it (docker mounts
+        /// a container's tmpfs `noexec` unless told).
+        #[serde(default)]
+        exec: bool,
     },
 }
 

@@ -77,12 +77,32 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
         seccomp,
         resources: Resources {
             memory: c.host.memory,
+            // docker: `-m` without `--memory-swap` allows as much swap
+            // again, where the host accounts swap.
+            memory_swap: c
+                .host
+                .memory
+                .filter(|m| *m > 0 && swap_accounted())
+                .map(|m| m.saturating_mul(2)),
             nano_cpus: c.host.nano_cpus,
             pids_limit: c.host.pids_limit,
         },
         cgroups_path: Some(cgroups_path(&c.id)),
         ..ProcessSpec::default()
     })
+}
+
+/// Whether the host's memory cgroup limits swap (docker's
+/// `sysinfo.SwapLimit`): cgroup v1's `memory.memsw.*` files (a kernel
+/// booted without swap accounting has none), or v2 with its memory
+/// controller.
+fn swap_accounted() -> bool {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("memory/memory.memsw.limit_in_bytes").exists() {
+        return true;
+    }
+    std::fs::read_to_string(base.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
 }
 
 /// The environment docker gives every process of a container: `HOSTNAME`
@@ -115,10 +135,23 @@ pub fn init_binary() -> Result<PathBuf> {
         })
 }
 
+/// `-u USER[:GROUP]` (empty: root) of a container's process, resolved in
+/// the root it sees as `docker run` and `docker exec` resolve it: as a
+/// build's USER, and the primary group is among the supplementary groups
+/// too (docker's `id` shows `groups=0(root),10(wheel)` where a BuildKit
+/// RUN shows none).
+pub fn container_user(user: &str, rootfs: &Path) -> Result<kiln_exec::User> {
+    let mut u = kiln_exec::resolve_user(if user.is_empty() { "0" } else { user }, rootfs)?;
+    if !u.additional_gids.contains(&u.gid) {
+        u.additional_gids.insert(0, u.gid);
+    }
+    Ok(u)
+}
+
 /// The process of container `c`, its root mounted at `rootfs`.
 pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Result<ProcessSpec> {
     let p = &c.process;
-    let user = kiln_exec::resolve_user(if p.user.is_empty() { "0" } else { &p.user }, rootfs)?;
+    let user = container_user(&p.user, rootfs)?;
     let mut mounts = Vec::new();
     for m in &c.host.mounts {
         mounts.push(match m {
@@ -141,9 +174,10 @@ pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Re
                 target: target.clone(),
                 readonly: *read_only,
             },
-            MountConfig::Tmpfs { target, size } => ExtraMount::Tmpfs {
+            MountConfig::Tmpfs { target, size, exec } => ExtraMount::Tmpfs {
                 target: target.clone(),
                 size: *size,
+                noexec: !exec,
             },
         });
     }

@@ -141,12 +141,15 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
                     .with_pid_file(Some(PathBuf::from(p)))
                     .map_err(|e| e.to_string())?;
             }
-            builder
+            let container = builder
                 .as_init(PathBuf::from(bundle))
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
                 .map_err(|e| e.to_string())?;
+            if let Some(pid) = container.pid() {
+                cgroups_read_only(Path::new(bundle), pid.as_raw())?;
+            }
             Ok(0)
         }
         "start" => {
@@ -232,5 +235,112 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
             }
         }
         other => Err(format!("unknown verb {other:?}")),
+    }
+}
+
+/// Makes the container's view of its cgroups read-only when its spec asks
+/// for it (`/sys/fs/cgroup` mounted `ro`, as for every container but a
+/// privileged one), as runc does and docker shows: libcontainer binds the
+/// cgroup v1 hierarchies read-write whatever the spec says, and a
+/// container could then raise its own memory, CPU and pids limits.
+///
+/// The init is created and waits to be started: this process (short-lived,
+/// single-threaded, about to exit) joins its mount namespace and remounts
+/// each cgroup mount under `/sys/fs/cgroup` read-only, `nosuid`, `nodev`,
+/// `noexec`.
+fn cgroups_read_only(bundle: &Path, pid: i32) -> Result<(), String> {
+    let config = std::fs::read(bundle.join("config.json"))
+        .map_err(|e| format!("read {}/config.json: {e}", bundle.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config).map_err(|e| format!("config.json: {e}"))?;
+    let wants_ro = config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["destination"] == "/sys/fs/cgroup")
+        .any(|m| {
+            m["options"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o == "ro"))
+        });
+    if !wants_ro {
+        return Ok(());
+    }
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map_err(|e| format!("read the mounts of the container's init: {e}"))?;
+    let targets = cgroup_mounts(&mountinfo);
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let root = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("open the container's root: {e}"))?;
+    let ns = rustix::fs::open(
+        format!("/proc/{pid}/ns/mnt"),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("open the container's mount namespace: {e}"))?;
+    use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+    move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&ns),
+        Some(LinkNameSpaceType::Mount),
+    )
+    .map_err(|e| format!("join the container's mount namespace: {e}"))?;
+    rustix::process::fchdir(&root).map_err(|e| format!("enter the container's root: {e}"))?;
+    rustix::process::chroot(".").map_err(|e| format!("enter the container's root: {e}"))?;
+    use rustix::mount::{mount_remount, MountFlags};
+    let flags = MountFlags::BIND
+        | MountFlags::RDONLY
+        | MountFlags::NOSUID
+        | MountFlags::NODEV
+        | MountFlags::NOEXEC;
+    for target in targets {
+        mount_remount(target.as_str(), flags, "")
+            .map_err(|e| format!("remount {target} read-only: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The mount points of cgroup filesystems at or under `/sys/fs/cgroup` in
+/// a `/proc/PID/mountinfo`, as its process sees them.
+fn cgroup_mounts(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (fields, rest) = l.split_once(" - ")?;
+            let target = fields.split(' ').nth(4)?;
+            let fstype = rest.split(' ').next()?;
+            let under = target == "/sys/fs/cgroup" || target.starts_with("/sys/fs/cgroup/");
+            (under && (fstype == "cgroup" || fstype == "cgroup2")).then(|| target.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_mounts_are_found_in_mountinfo() {
+        let info = "\
+1 0 0:1 / / rw - overlay overlay rw
+2 1 0:2 / /sys ro,nosuid - sysfs sysfs ro
+3 2 0:3 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+4 3 0:4 /kiln/abc /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+5 3 0:5 /kiln/abc /sys/fs/cgroup/cpu rw shared:3 - cgroup cgroup rw,cpu
+6 1 0:6 / /sys/fs/cgroupx rw - cgroup cgroup rw,pids
+";
+        assert_eq!(
+            cgroup_mounts(info),
+            ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu"]
+        );
+        assert_eq!(
+            cgroup_mounts("7 1 0:7 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            ["/sys/fs/cgroup"]
+        );
     }
 }

@@ -13,7 +13,9 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("user {user:?}: {reason}")]
+    /// `reason` is docker's (and BuildKit's) message, `unable to find
+    /// user NAME: no matching entries in passwd file`.
+    #[error("{reason}")]
     User { user: String, reason: String },
     /// The runtime program could not be started at all.
     #[error("cannot start the container runtime {program}")]

@@ -32,6 +32,9 @@ pub enum ExtraMount {
     Tmpfs {
         target: String,
         size: Option<u64>,
+        /// Mounted `noexec` (a container's `--tmpfs`, as docker; a
+        /// build's `RUN --mount=type=tmpfs` is not).
+        noexec: bool,
     },
 }
 
@@ -41,6 +44,10 @@ pub enum ExtraMount {
 pub struct Resources {
     /// Bytes (`memory.max`, `memory.limit_in_bytes`).
     pub memory: Option<i64>,
+    /// Memory plus swap, bytes (`memory.memsw.limit_in_bytes`; on v2
+    /// `memory.swap.max` is this minus `memory`): the runtime spec's
+    /// `swap`. Set only where the host accounts swap.
+    pub memory_swap: Option<i64>,
     /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000): a CFS quota
     /// over a 100 ms period.
     pub nano_cpus: Option<i64>,
@@ -288,6 +295,7 @@ impl ProcessSpec {
                     "newinstance",
                     "ptmxmode=0666",
                     "mode=0620",
+                    "gid=5",
                 ]),
             ),
             mount(
@@ -306,9 +314,18 @@ impl ProcessSpec {
             // The container's own cgroup (runc and libcontainer bind its
             // directories on cgroup v1), so it sees its limits, as docker.
             mount("/sys/fs/cgroup", "cgroup", "cgroup", strings(&sys_options)),
-            bind(bundle.join("hosts"), "/etc/hosts", false),
-            bind(bundle.join("resolv.conf"), "/etc/resolv.conf", false),
-            bind(bundle.join("hostname"), "/etc/hostname", false),
+            // Read-only with a read-only root, as docker binds them.
+            bind(bundle.join("hosts"), "/etc/hosts", self.readonly_rootfs),
+            bind(
+                bundle.join("resolv.conf"),
+                "/etc/resolv.conf",
+                self.readonly_rootfs,
+            ),
+            bind(
+                bundle.join("hostname"),
+                "/etc/hostname",
+                self.readonly_rootfs,
+            ),
         ];
         for m in &self.mounts {
             mounts.push(match m {
@@ -317,8 +334,15 @@ impl ProcessSpec {
                     target,
                     readonly,
                 } => bind(source, target, *readonly),
-                ExtraMount::Tmpfs { target, size } => {
+                ExtraMount::Tmpfs {
+                    target,
+                    size,
+                    noexec,
+                } => {
                     let mut options = strings(&["nosuid", "nodev", "mode=1777"]);
+                    if *noexec {
+                        options.push("noexec".into());
+                    }
                     if let Some(s) = size {
                         options.push(format!("size={s}"));
                     }
@@ -345,6 +369,17 @@ impl ProcessSpec {
                 .set_masked_paths(Some(Vec::new()))
                 .set_readonly_paths(Some(Vec::new()));
         } else {
+            // Every device denied but those the runtime allows by default
+            // (null, zero, full, random, urandom, tty, console, ptmx, tun,
+            // pts, and mknod of any): docker's first rule. runc denies
+            // the rest without it; libcontainer on cgroup v1 does not, and
+            // a container (CAP_MKNOD is a default) could open the host's
+            // disks through a node it makes.
+            let mut deny = LinuxDeviceCgroup::default();
+            deny.set_allow(false).set_access(Some("rwm".into()));
+            resources
+                .get_or_insert_with(LinuxResources::default)
+                .set_devices(Some(vec![deny]));
             linux
                 .set_seccomp(self.seccomp.linux(&self.caps()?)?)
                 .set_masked_paths(Some(strings(MASKED_PATHS)))
@@ -399,9 +434,9 @@ impl Resources {
             return None;
         }
         let mut r = LinuxResources::default();
-        if let Some(limit) = self.memory {
+        if self.memory.is_some() || self.memory_swap.is_some() {
             let mut m = LinuxMemory::default();
-            m.set_limit(Some(limit));
+            m.set_limit(self.memory).set_swap(self.memory_swap);
             r.set_memory(Some(m));
         }
         if let Some(nano) = self.nano_cpus {

@@ -141,7 +141,7 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<User> {
             Some(u) => (u.uid, Some(u.name.clone()), u.gid, u.home.clone()),
             None => {
                 return Err(err(format!(
-                    "no user {user_part:?} in the image's /etc/passwd: create it in an earlier RUN or use a numeric uid"
+                    "unable to find user {user_part}: no matching entries in passwd file"
                 )))
             }
         },
@@ -155,7 +155,11 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<User> {
                 .iter()
                 .find(|(n, _, _)| n == g)
                 .map(|(_, gid, _)| *gid)
-                .ok_or_else(|| err(format!("no group {g:?} in the image's /etc/group")))?,
+                .ok_or_else(|| {
+                    err(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         },
     };
     let mut additional_gids: Vec<u32> = match (&name, group_part) {
@@ -214,11 +218,11 @@ mod tests {
         assert!(u("nobody")
             .unwrap_err()
             .to_string()
-            .contains("no user \"nobody\""));
+            .contains("unable to find user nobody: no matching entries in passwd file"));
         assert!(u("app:staff")
             .unwrap_err()
             .to_string()
-            .contains("no group \"staff\""));
+            .contains("unable to find group staff: no matching entries in group file"));
     }
 
     /// A hostile image whose account files link out of it, absolutely or

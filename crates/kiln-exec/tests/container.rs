@@ -159,6 +159,7 @@ fn limits_apply_in_the_containers_cgroup() {
             memory: Some(64 << 20),
             nano_cpus: Some(500_000_000),
             pids_limit: Some(50),
+            ..Resources::default()
         };
         spec.cgroups_path = Some(cgroup.clone());
         let (code, lines) = run(&exec, &rootfs, &spec);

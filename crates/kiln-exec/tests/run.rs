@@ -120,6 +120,7 @@ fn isolation_and_process_settings() {
                     ExtraMount::Tmpfs {
                         target: "/scratch".into(),
                         size: Some(1 << 20),
+                        noexec: false,
                     },
                 ];
             },

@@ -20,6 +20,7 @@ fn spec(privileged: bool, network: Network) -> ProcessSpec {
         mounts: vec![ExtraMount::Tmpfs {
             target: "/cache".into(),
             size: Some(4096),
+            noexec: false,
         }],
         extra_hosts: Vec::new(),
         privileged,
@@ -83,7 +84,12 @@ fn runtime_spec_matches_the_isolation_kiln_promises() {
         .collect();
     assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
     assert_eq!(l["devices"], json!([]));
-    assert!(l.get("resources").is_none());
+    // Docker's first device rule: deny all (the runtime adds its
+    // defaults after it).
+    assert_eq!(
+        l["resources"],
+        json!({"devices": [{"allow": false, "access": "rwm"}]})
+    );
     assert_eq!(l["maskedPaths"].as_array().unwrap().len(), 11);
     assert_eq!(
         l["readonlyPaths"],
@@ -236,7 +242,10 @@ fn container_settings_map_to_the_runtime_spec() {
     assert_eq!(v["process"]["terminal"], false);
     assert!(v["process"].get("noNewPrivileges").is_none());
     assert_eq!(v["root"]["readonly"], false);
-    assert!(v["linux"].get("resources").is_none());
+    assert_eq!(
+        v["linux"]["resources"],
+        json!({"devices": [{"allow": false, "access": "rwm"}]})
+    );
     assert!(v["linux"].get("cgroupsPath").is_none());
 
     let p = ProcessSpec {
@@ -245,6 +254,7 @@ fn container_settings_map_to_the_runtime_spec() {
         no_new_privileges: true,
         resources: Resources {
             memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
             nano_cpus: Some(1_500_000_000),
             pids_limit: Some(32),
         },
@@ -259,7 +269,8 @@ fn container_settings_map_to_the_runtime_spec() {
     assert_eq!(
         v["linux"]["resources"],
         json!({
-            "memory": {"limit": 64 << 20},
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 64 << 20, "swap": 128 << 20},
             "cpu": {"quota": 150_000, "period": 100_000},
             "pids": {"limit": 32}
         })

@@ -307,7 +307,11 @@ fn mount_flag(v: &str) -> anyhow::Result<MountConfig> {
             target,
             read_only,
         },
-        "tmpfs" => MountConfig::Tmpfs { target, size },
+        "tmpfs" => MountConfig::Tmpfs {
+            target,
+            size,
+            exec: false,
+        },
         other => bail!("invalid mount type \"{other}\": use bind, volume or tmpfs"),
     })
 }
@@ -315,14 +319,21 @@ fn mount_flag(v: &str) -> anyhow::Result<MountConfig> {
 fn tmpfs_flag(v: &str) -> anyhow::Result<MountConfig> {
     let (target, opts) = v.split_once(':').unwrap_or((v, ""));
     let mut size = None;
+    let mut exec = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         if let Some(s) = o.strip_prefix("size=") {
             size = Some(parse_bytes(s)? as u64);
+        }
+        match o {
+            "exec" => exec = true,
+            "noexec" => exec = false,
+            _ => {}
         }
     }
     Ok(MountConfig::Tmpfs {
         target: absolute(target, "tmpfs path")?,
         size,
+        exec,
     })
 }
 
@@ -595,6 +606,15 @@ mod tests {
             tmpfs_flag("/run:size=64k").unwrap(),
             MountConfig::Tmpfs {
                 size: Some(65536),
+                exec: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            tmpfs_flag("/run:exec,size=1k").unwrap(),
+            MountConfig::Tmpfs {
+                size: Some(1024),
+                exec: true,
                 ..
             }
         ));
