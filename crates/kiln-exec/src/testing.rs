@@ -157,6 +157,19 @@ fn fake_terminal(socket: &Path) -> Result<ProcessIo> {
     })
 }
 
+/// An exec needs its container running.
+fn require_running(inner: &Inner, id: &str) -> Result<()> {
+    let c = inner.containers.get(id).ok_or_else(|| missing(id))?;
+    if c.status != Status::Running {
+        return Err(ExecError::Runtime {
+            action: "exec in",
+            id: id.to_string(),
+            message: "it is not running".into(),
+        });
+    }
+    Ok(())
+}
+
 impl ContainerRuntime for FakeRuntime {
     fn create(
         &self,
@@ -296,14 +309,7 @@ impl ContainerRuntime for FakeRuntime {
             id: id.to_string(),
             args: process.args().clone().unwrap_or_default(),
         });
-        let c = inner.containers.get(id).ok_or_else(|| missing(id))?;
-        if c.status != Status::Running {
-            return Err(ExecError::Runtime {
-                action: "exec in",
-                id: id.to_string(),
-                message: "it is not running".into(),
-            });
-        }
+        require_running(&inner, id)?;
         drop(inner);
         let run = (self.script)(process);
         write_lines(&io, &run.output);
@@ -322,14 +328,7 @@ impl ContainerRuntime for FakeRuntime {
             id: id.to_string(),
             args: process.args().clone().unwrap_or_default(),
         });
-        let c = inner.containers.get(id).ok_or_else(|| missing(id))?;
-        if c.status != Status::Running {
-            return Err(ExecError::Runtime {
-                action: "exec in",
-                id: id.to_string(),
-                message: "it is not running".into(),
-            });
-        }
+        require_running(&inner, id)?;
         let io = match console_socket {
             Some(socket) => fake_terminal(socket)?,
             None => io,
