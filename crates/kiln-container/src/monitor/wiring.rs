@@ -153,24 +153,11 @@ fn pass_window_size(master: &OwnedFd) {
 /// (this monitor has no terminal of its own to be told by): pass the new
 /// size on.
 fn watch_window_size(master: OwnedFd) {
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut winch) = signal(SignalKind::window_change()) else {
-                return;
-            };
-            while winch.recv().await.is_some() {
-                pass_window_size(&master);
-            }
-        });
-    });
+    crate::signal::watch(&[WINCH], move |_| pass_window_size(&master));
 }
+
+/// SIGWINCH's number on Linux.
+const WINCH: i32 = 28;
 
 /// Copies one output stream of the container into the log, and to this
 /// process's own stdout/stderr when attached. A terminal's end reads as

@@ -165,51 +165,16 @@ fn create_container(
 /// `--sig-proxy`): Ctrl-C reaches the process, not only kiln. A window
 /// change goes to the monitor, which holds the container's terminal.
 pub(crate) fn forward_signals(engine: Engine, id: String, monitor: u32) {
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let kinds = [
-                (SignalKind::interrupt(), 2),
-                (SignalKind::terminate(), 15),
-                (SignalKind::hangup(), 1),
-                (SignalKind::quit(), 3),
-                (SignalKind::user_defined1(), 10),
-                (SignalKind::user_defined2(), 12),
-            ];
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            if let Ok(mut winch) = signal(SignalKind::window_change()) {
-                tokio::spawn(async move {
-                    let pid = rustix::process::Pid::from_raw(monitor as i32);
-                    while winch.recv().await.is_some() {
-                        if let Some(pid) = pid {
-                            let _ =
-                                rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
-                        }
-                    }
-                });
+    const WINCH: i32 = 28;
+    // INT, TERM, HUP, QUIT, USR1, USR2, and WINCH.
+    let signals = [2, 15, 1, 3, 10, 12, WINCH];
+    kiln_container::signal::watch(&signals, move |sig| {
+        if sig == WINCH {
+            if let Some(pid) = rustix::process::Pid::from_raw(monitor as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
             }
-            for (kind, number) in kinds {
-                let Ok(mut s) = signal(kind) else { continue };
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        if tx.send(number).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            while let Some(sig) = rx.recv().await {
-                if let Err(e) = engine.signal(&id, sig) {
-                    tracing::debug!("forwarding signal {sig} to {id}: {e}");
-                }
-            }
-        });
+        } else if let Err(e) = engine.signal(&id, sig) {
+            tracing::debug!("forwarding signal {sig} to {id}: {e}");
+        }
     });
 }
