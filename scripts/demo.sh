@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: build kiln, make a base image
-# from busybox, build on it, manage it as a docker user would, push it to a
-# registry and pull it into another store — then hand it to docker and run
-# it.
+# from busybox, build on it, run it as containers (no daemon), manage it as
+# a docker user would, push it to a registry and pull it into another store
+# and run it there — then hand it to docker and run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -52,6 +52,20 @@ step "$kiln" build -t demo/app:1.0 --build-arg FLAVOR=fresh "$work/app"   # from
 step "$kiln" images
 step "$kiln" history demo/app:1.0
 step "$kiln" inspect --format '{{json .Config}}' demo/app:1.0
+# Containers: one image, many containers, each with its own thin layer.
+step "$kiln" run --rm demo/app:1.0
+step "$kiln" run -d --name web -v demo-data:/data demo/app:1.0 sh -c 'echo serving; while true; do echo up > /data/state; sleep 1; done'
+step "$kiln" ps
+step "$kiln" exec web sh -c 'echo changed > /srv/note; cat /data/state'
+step "$kiln" logs web
+step "$kiln" diff web
+step "$kiln" commit -m "with a note" web demo/app:noted
+step "$kiln" stop -t 1 web
+step "$kiln" ps -a
+step "$kiln" rm web
+step "$kiln" run --rm demo/app:noted cat /srv/note
+step "$kiln" volume ls
+step "$kiln" volume rm demo-data
 step "$kiln" save -o "$work/demo.tar" demo/app:1.0
 step "$kiln" system df
 step "$kiln" system check
@@ -67,6 +81,7 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
 step "$kiln" tag demo/app:1.0 "127.0.0.1:$port/demo/app:1.0"
 step "$kiln" push "127.0.0.1:$port/demo/app:1.0"
 step "$kiln" --root "$work/store2" pull "127.0.0.1:$port/demo/app:1.0"
+step "$kiln" --root "$work/store2" run --rm "127.0.0.1:$port/demo/app:1.0"
 step "$kiln" --root "$work/store2" save -o "$work/pulled.tar" "127.0.0.1:$port/demo/app:1.0"
 step docker load -i "$work/pulled.tar"
 step docker run --rm --network none "127.0.0.1:$port/demo/app:1.0"
