@@ -16,7 +16,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
 cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in sh ls cat echo uname; do ln -s busybox "$work/rootfs/bin/$a"; done
+for a in sh ls cat echo uname sleep wc; do ln -s busybox "$work/rootfs/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
 echo 'hello from an image built by kiln' > "$work/rootfs/etc/motd"
 tar -C "$work/rootfs" -czf "$work/rootfs.tar.gz" .
