@@ -530,7 +530,28 @@ fn volumes_copy_up_survive_and_are_removed_only_when_anonymous() {
     // --rm also removes anonymous volumes.
     k.ok(&["run", "--rm", "vol", "true"]);
     assert_eq!(k.ok(&["volume", "ls", "-q"]), "store\n");
-    k.ok(&["volume", "rm", "store"]);
+    // prune: anonymous unused volumes; -a: every unused one; a volume in
+    // use stays either way.
+    k.ok(&["create", "--name", "holder", "-v", "held:/h", "vol", "true"]);
+    k.ok(&["create", "--name", "anon2", "vol", "true"]);
+    k.ok(&["rm", "anon2"]);
+    // holder's and anon2's anonymous /cache volumes, held, store.
+    assert_eq!(k.ok(&["volume", "ls", "-q"]).lines().count(), 4);
+    let pruned = k.ok(&["volume", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Volumes:\n"), "{pruned}");
+    let left = k.ok(&["volume", "ls", "-q"]);
+    let named: Vec<&str> = left.lines().filter(|l| l.len() != 64).collect();
+    assert_eq!(named, ["held", "store"], "{left}");
+    assert_eq!(
+        left.lines().count(),
+        3,
+        "holder's anonymous volume stays: {left}"
+    );
+    k.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(k.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    assert!(k.ok(&["volume", "ls", "-q"]).contains("held\n"));
+    k.ok(&["rm", "holder"]);
+    k.ok(&["volume", "prune", "-a", "-f"]);
     assert_eq!(k.ok(&["volume", "ls", "-q"]), "");
     let (code, _, _) = kiln(&k, &["volume", "inspect", "store"]);
     assert_eq!(code, 1);
