@@ -45,6 +45,7 @@ pub mod signal;
 pub mod spec;
 pub mod stats;
 pub mod top;
+pub mod usage;
 pub mod volumes;
 
 pub use commit::CommitOptions;

@@ -635,6 +635,15 @@ fn ps_lists_filters_and_formats_like_docker() {
     assert_eq!(v["State"], "running");
     assert_eq!(k.ok(&["ps", "-q"]).trim().len(), 12);
     assert_eq!(k.ok(&["ps", "-q", "--no-trunc"]).trim().len(), 64);
+    // system df counts containers (one running) and the image in use.
+    let df: serde_json::Value =
+        serde_json::from_str(&k.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(df["ActiveImages"], 1);
+    let cs = df["Containers"].as_array().unwrap();
+    assert_eq!(cs.len(), 3);
+    assert_eq!(cs.iter().filter(|c| c["Running"] == true).count(), 1);
+    let table = k.ok(&["system", "df"]);
+    assert!(table.contains("\nContainers      3         1  "), "{table}");
     k.ok(&["rm", "-f", "three"]);
     let pruned = k.ok(&["container", "prune", "-f"]);
     assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");

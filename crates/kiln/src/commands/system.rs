@@ -65,8 +65,45 @@ pub(crate) fn check(store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> 
     })
 }
 
+/// One row of docker's `system df` table.
+fn row(kind: &str, total: usize, active: usize, size: u64, reclaimable: u64) -> Vec<String> {
+    let percent = if size == 0 {
+        0
+    } else {
+        reclaimable * 100 / size
+    };
+    vec![
+        kind.into(),
+        total.to_string(),
+        active.to_string(),
+        human_size(size),
+        format!("{} ({percent}%)", human_size(reclaimable)),
+    ]
+}
+
 pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
     let usage = store.disk_usage()?;
+    let engine = super::container::engine(store)?;
+    let in_use = engine.images_in_use()?;
+    let containers = engine.container_usage()?;
+    let volumes = engine.volume_usage()?;
+    let images_active = usage
+        .images
+        .iter()
+        .filter(|u| in_use.contains(&u.id))
+        .count();
+    // What removing every unused image would free: their own bytes, and
+    // the shared ones too when no image is in use.
+    let images_free = if images_active == 0 {
+        usage.total
+    } else {
+        usage
+            .images
+            .iter()
+            .filter(|u| !in_use.contains(&u.id))
+            .map(ImageUsage::unique)
+            .sum()
+    };
     let name_tag = |u: &ImageUsage| {
         u.names
             .first()
@@ -79,6 +116,14 @@ pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
             "{}",
             json!({
                 "Images": usage.images.len(),
+                "ActiveImages": images_active,
+                "ReclaimableBytes": images_free,
+                "Containers": containers.iter().map(|c| json!({
+                    "ID": c.id, "Names": c.name, "Running": c.running, "Size": c.size,
+                })).collect::<Vec<_>>(),
+                "Volumes": volumes.iter().map(|v| json!({
+                    "Name": v.name, "Links": v.links, "Size": v.size,
+                })).collect::<Vec<_>>(),
                 "TotalBytes": usage.total,
                 "SharedBytes": usage.shared,
                 "UniqueBytes": usage.unique,
@@ -97,13 +142,37 @@ pub(crate) fn df(store: &Store, args: DfArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 table(
                     &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                    &[vec![
-                        "Images".into(),
-                        usage.images.len().to_string(),
-                        "0".into(),
-                        human_size(usage.total),
-                        format!("{} (100%)", human_size(usage.total)),
-                    ]],
+                    &[
+                        row(
+                            "Images",
+                            usage.images.len(),
+                            images_active,
+                            usage.total,
+                            images_free
+                        ),
+                        row(
+                            "Containers",
+                            containers.len(),
+                            containers.iter().filter(|c| c.running).count(),
+                            containers.iter().map(|c| c.size).sum(),
+                            containers
+                                .iter()
+                                .filter(|c| !c.running)
+                                .map(|c| c.size)
+                                .sum(),
+                        ),
+                        row(
+                            "Local Volumes",
+                            volumes.len(),
+                            volumes.iter().filter(|v| v.links > 0).count(),
+                            volumes.iter().map(|v| v.size).sum(),
+                            volumes
+                                .iter()
+                                .filter(|v| v.links == 0)
+                                .map(|v| v.size)
+                                .sum(),
+                        ),
+                    ],
                 )
             );
             println!();

@@ -231,17 +231,7 @@ pub(crate) fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             if !a.force && !crate::commands::confirm(what) {
                 return Ok(ExitCode::SUCCESS);
             }
-            let used = engine.volumes_in_use()?;
-            let mut deleted = Vec::new();
-            let mut bytes = 0u64;
-            for v in volumes.list()? {
-                if used.contains_key(&v.name) || (!a.all && !v.anonymous) {
-                    continue;
-                }
-                bytes += dir_size(&volumes.data(&v.name));
-                volumes.remove(&v.name)?;
-                deleted.push(v.name);
-            }
+            let (deleted, bytes) = engine.prune_volumes(a.all)?;
             if !deleted.is_empty() {
                 println!("Deleted Volumes:");
                 for d in &deleted {
@@ -256,17 +246,4 @@ pub(crate) fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
 }
