@@ -67,11 +67,7 @@ pub(crate) fn check(store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> 
 
 /// One row of docker's `system df` table.
 fn row(kind: &str, total: usize, active: usize, size: u64, reclaimable: u64) -> Vec<String> {
-    let percent = if size == 0 {
-        0
-    } else {
-        reclaimable * 100 / size
-    };
+    let percent = (reclaimable * 100).checked_div(size).unwrap_or(0);
     vec![
         kind.into(),
         total.to_string(),
