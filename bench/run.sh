@@ -22,6 +22,7 @@ TAG=kb$$           # names of this run's containers
 HF=(hyperfine --style basic -N)
 RUNC=$(command -v runc)
 rm -rf "$W" && mkdir -p "$W"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # podman as root gives containers RLIMIT_NPROC 1048576 and, once any
 # --ulimit is given, no longer applies containers.conf's nofile: runc then
 # fails ("error setting rlimit type 6: operation not permitted") on these
@@ -54,13 +55,32 @@ c["process"]["terminal"] = False
 json.dump(c, open(p, "w"))
 PY
 
+# A second floor: runc running kiln's own bundle (docker's default
+# seccomp profile, capabilities, masked paths, /etc/hosts and resolv.conf
+# binds, a cgroup), taken from a kiln container, on the same plain root.
+kid=$($KILN --root "$K" run -d --network none "$IMG" sleep 1000)
+KB=$W/kiln-bundle
+cp -a "$K/exec/bundles/$kid" "$KB"
+$KILN --root "$K" rm -f "$kid" >/dev/null
+python3 - "$KB" "$K/exec/bundles/$kid" "$B/rootfs" <<'PY'
+import json, sys
+new, old, rootfs = sys.argv[1:]
+p = f"{new}/config.json"
+c = json.loads(open(p).read().replace(old, new))
+c["root"] = {"path": rootfs, "readonly": False}
+c["process"]["args"] = ["true"]
+c["linux"]["cgroupsPath"] = "/kiln-bench-runc"
+json.dump(c, open(p, "w"))
+PY
+
 KR="$KILN --root $K run --rm --network none"
 "${HF[@]}" --warmup "$WARMUP" --runs "$RUNS" --export-json "$W/latency.json" \
   -n "kiln run --rm (builtin runtime)" "$KR $IMG true" \
   -n "kiln run --rm --runtime runc" "$KR --runtime $RUNC $IMG true" \
   -n "docker run --rm --network none" "docker run --rm --network none $IMG true" \
   -n "podman run --rm --network none" "${PODMAN[*]} --rm --network none $IMG true" \
-  -n "runc run (bare bundle)" "$RUNC run --bundle $B $TAG-runc"
+  -n "runc run (bare bundle)" "$RUNC run --bundle $B $TAG-runc" \
+  -n "runc run (kiln's bundle)" "$RUNC run --bundle $KB $TAG-runck"
 
 # Throughput: N containers started in a row (run -d … sleep 1000), then
 # removed one by one (rm -f); containers per second = N / the round's time.
@@ -107,12 +127,13 @@ $KILN --root "$K" rm -f "$kid" >/dev/null
 docker rm -f "$did" >/dev/null
 podman rm -f -t 0 "$pid" >/dev/null
 
-python3 - "$W" "$N" "$RUNS" "$WARMUP" "$ROUNDS" "$(machine)" \
+LOAD="$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+python3 - "$W" "$N" "$RUNS" "$WARMUP" "$ROUNDS" "$(machine)" "$LOAD" \
   "$(docker info --format '{{.ServerVersion}}')" "$(podman --version | awk '{print $3}')" \
   "$("$RUNC" --version | awk 'NR==1{print $3}')" "$(conmon --version | awk 'NR==1{print $3}')" \
   "$krss $kpss $kthreads $kbin" "$drss $dpss" "$prss $ppss" > "$BENCH_DIR/results/run.md" <<'PY'
 import json, sys
-w, n, runs, warmup, rounds, machine, dver, pver, rver, cver, kmem, dmem, pmem = sys.argv[1:]
+w, n, runs, warmup, rounds, machine, load, dver, pver, rver, cver, kmem, dmem, pmem = sys.argv[1:]
 n = int(n)
 lat = {r["command"]: r for r in json.load(open(f"{w}/latency.json"))["results"]}
 med = {k: r["median"] for k, r in lat.items()}
@@ -121,9 +142,9 @@ runc = med["runc run (bare bundle)"]
 print("## Containers: kiln run vs docker, podman and bare runc")
 print()
 print(f"Workload: a busybox image (the host's busybox-static and 8 applets, one 1.2 MB layer) imported into each tool. Medians of {runs} runs (hyperfine, {warmup} warm-ups, no shell).")
-print(f"Machine: {machine}. docker {dver} (overlay2, containerd-shim-runc-v2), podman {pver} (overlay, conmon {cver}, runc, cgroupfs), runc {rver}. kiln: overlay snapshotter; one monitor process per container (`kiln __kiln-monitor`).")
+print(f"Machine: {machine}; load average (1, 5, 15 min) {load}: these latencies move with what else runs on the machine's 2 cores (kiln's median was 2–3× higher in runs beside a build). docker {dver} (overlay2, containerd-shim-runc-v2), podman {pver} (overlay, conmon {cver}, runc, cgroupfs), runc {rver}. kiln: overlay snapshotter; one monitor process per container (`kiln __kiln-monitor`).")
 print()
-print("`run --rm IMG true`, start to exit and clean-up. The floor is bare `runc run` of a bundle from `runc spec` with the same root (a plain directory: no overlay mount, no container record, no clean-up of a writable layer).")
+print("`run --rm IMG true`, start to exit and clean-up. The floor is bare `runc run` of a bundle from `runc spec` with the same root (a plain directory: no overlay mount, no container record, no clean-up of a writable layer, and no seccomp filter). \"runc run (kiln's bundle)\" is runc running the config.json kiln writes (docker's seccomp profile, capabilities, masked paths, hosts/resolv.conf binds, a cgroup) on that plain root: the floor for the same isolation.")
 print()
 print("| command | median | σ | / docker | / bare runc |")
 print("|---|---|---|---|---|")
@@ -138,6 +159,8 @@ print("| goal | kiln (builtin) | kiln (runc) | met |")
 print("|---|---|---|---|")
 print(f"| latency ≤ 0.25× docker's | {kb/docker:.2f}× | {kr/docker:.2f}× | {met(kb/docker <= 0.25)} (builtin), {met(kr/docker <= 0.25)} (runc) |")
 print(f"| latency within 2× of bare runc | {kb/runc:.2f}× | {kr/runc:.2f}× | {met(kb/runc <= 2)} (builtin), {met(kr/runc <= 2)} (runc) |")
+rk = med["runc run (kiln's bundle)"]
+print(f"| (reference) within 2× of runc on kiln's bundle | {kb/rk:.2f}× | {kr/rk:.2f}× | {met(kb/rk <= 2)} (builtin), {met(kr/rk <= 2)} (runc) |")
 print()
 tp = {r["command"]: r["median"] for r in json.load(open(f"{w}/throughput.json"))["results"]}
 print(f"Throughput: {n} × `run -d --network none IMG sleep 1000` in a row, then {n} × `rm -f`, one container per command; containers per second = {n} / the round's median ({rounds} rounds, 1 warm-up).")
