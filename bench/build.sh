@@ -7,17 +7,7 @@
 source "$(dirname "$0")/common.sh"
 bench_setup
 command -v buildah >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
-# buildah on these machines (see ARCHITECTURE.md): cgroupfs, runc, ulimits.
-if ! grep -q cgroupfs /etc/containers/containers.conf 2>/dev/null; then
-  mkdir -p /etc/containers
-  cat > /etc/containers/containers.conf <<'CONF'
-[containers]
-default_ulimits = ["nofile=20000:20000"]
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-CONF
-fi
+containers_conf
 ROOTFS=$(debian_rootfs_tar)
 W=$CACHE/build
 RUNS=${RUNS:-5}

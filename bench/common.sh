@@ -16,7 +16,22 @@ bench_setup() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   (cd "$REPO" && cargo build --release --locked -q -p kiln)
-  KILN=$REPO/target/release/kiln
+  KILN=${CARGO_TARGET_DIR:-$REPO/target}/release/kiln
+}
+
+# buildah and podman on these machines (see ARCHITECTURE.md): cgroupfs,
+# runc, and a nofile limit they can set.
+containers_conf() {
+  if ! grep -q cgroupfs /etc/containers/containers.conf 2>/dev/null; then
+    mkdir -p /etc/containers
+    cat > /etc/containers/containers.conf <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000"]
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+CONF
+  fi
 }
 
 # The build workload (bench/build.sh, bench/build-ab.sh): a 3-stage
