@@ -38,6 +38,36 @@ pub fn stats(cgroups_path: &str) -> CgroupStats {
     stats_in(Path::new(CGROUP_ROOT), cgroups_path)
 }
 
+/// Removes the container's (empty) cgroup directories in every
+/// hierarchy: the runtime's delete normally does, but a runtime killed
+/// half-way or a failed delete leaves them, and each one left costs the
+/// kernel memory. A cgroup with processes in it is refused by the kernel
+/// and kept.
+pub fn remove(cgroups_path: &str) {
+    remove_in(Path::new(CGROUP_ROOT), cgroups_path)
+}
+
+fn remove_in(root: &Path, cgroups_path: &str) {
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|p| p == ".." || p.is_empty()) {
+        return;
+    }
+    let dirs: Vec<PathBuf> = if is_v2(root) {
+        vec![root.join(rel)]
+    } else {
+        std::fs::read_dir(root)
+            .map(|rd| rd.flatten().map(|e| e.path().join(rel)).collect())
+            .unwrap_or_default()
+    };
+    for d in dirs {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::debug!("removing cgroup {}: {e}", d.display()),
+        }
+    }
+}
+
 fn is_v2(root: &Path) -> bool {
     root.join("cgroup.controllers").is_file()
 }
@@ -116,8 +146,27 @@ fn stats_in(root: &Path, cgroups_path: &str) -> CgroupStats {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn leftover_cgroups_are_removed_in_every_hierarchy_but_never_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for c in ["memory", "pids"] {
+            std::fs::create_dir_all(r.join(c).join("kiln/c")).unwrap();
+        }
+        std::fs::create_dir_all(r.join("memory/kiln/busy/child")).unwrap();
+        remove_in(r, "/kiln/c");
+        assert!(!r.join("memory/kiln/c").exists() && !r.join("pids/kiln/c").exists());
+        assert!(r.join("memory/kiln").is_dir());
+        // Not empty: kept. Escapes: ignored.
+        remove_in(r, "/kiln/busy");
+        assert!(r.join("memory/kiln/busy").is_dir());
+        remove_in(r, "/kiln/../kiln");
+        assert!(r.join("memory/kiln").is_dir());
+    }
 
     fn write(root: &Path, rel: &str, text: &str) {
         let p = root.join(rel);

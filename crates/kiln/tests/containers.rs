@@ -210,6 +210,14 @@ fn detached_containers_log_stop_and_are_removed() {
     assert_eq!(k.ok(&["rm", "ticker"]), "ticker\n");
     assert_eq!(k.ok(&["ps", "-aq"]), "");
     assert!(!k.root.join(format!("containers/{id}")).exists());
+    // Its cgroup went with it.
+    for c in ["memory", "pids", "cpu"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("kiln")
+            .join(id);
+        assert!(!dir.exists(), "{}", dir.display());
+    }
     assert!(!k
         .root
         .join(format!("snapshots/active/container-{id}"))

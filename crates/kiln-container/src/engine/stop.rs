@@ -178,6 +178,7 @@ impl Engine {
             }
         }
         crate::monitor::unmount_rootfs(&self.containers.dir_of(id));
+        kiln_exec::cgroup::remove(&crate::spec::cgroups_path(id));
         let snaps = open_snapshotter(&self.root)?;
         match snaps.remove(&c.config.snapshot) {
             Ok(()) | Err(kiln_snapshot::SnapshotError::NotFound(_)) => {}

@@ -207,6 +207,7 @@ impl Monitor {
             if let Err(e) = container.delete(true) {
                 tracing::warn!("removing the runtime container of {id}: {e}");
             }
+            kiln_exec::cgroup::remove(&crate::spec::cgroups_path(&id));
             let state = self
                 .engine
                 .containers
