@@ -2,13 +2,10 @@
 //! --root STATE [--log FILE] VERB …`, speaking the subset of runc's command
 //! line that [`OciCli`](crate::OciCli) uses, with youki's libcontainer.
 //!
-//! libcontainer forks and clones for `create` and `exec`; doing that from
-//! a multi-threaded process (kiln's async runtime, parallel build stages)
-//! can deadlock the child on a lock another thread held at fork time. This
-//! process is fresh and single-threaded, and each verb is one short
-//! invocation, as with runc. The verbs that do neither (start, state,
-//! kill, delete) [`OciCli`](crate::OciCli) runs in its own process
-//! instead, through [`run_in_process`].
+//! libcontainer forks and clones; doing that from a multi-threaded process
+//! (kiln's async runtime, parallel build stages) can deadlock the child on
+//! a lock another thread held at fork time. This process is fresh and
+//! single-threaded, and each verb is one short invocation, as with runc.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,19 +22,12 @@ use crate::runtime::wait_child;
 /// reason on stderr (and in `--log`).
 pub fn run_builtin_child(args: &[String]) -> i32 {
     let mut log = None;
-    let mut out = Vec::new();
     let result = parse(args).and_then(|(root, log_path, verb, rest)| {
         log = log_path;
-        run(&root, &verb, &rest, &mut out)
+        run(&root, &verb, &rest)
     });
     match result {
-        Ok(code) => {
-            if !out.is_empty() {
-                let mut stdout = std::io::stdout();
-                let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
-            }
-            code
-        }
+        Ok(code) => code,
         Err(e) => {
             // The log is read back into an error that already says which
             // runtime and verb failed.
@@ -134,29 +124,7 @@ fn load(root: &Path, id: &str) -> Result<Container, String> {
     Container::load(dir).map_err(|e| format!("load container {id}: {e}"))
 }
 
-/// The verbs that neither fork nor clone: libcontainer only reads and
-/// writes the container's state, signals its init, removes its cgroup
-/// (and runs hooks, with `std::process::Command`). [`OciCli`] runs these
-/// in its own process rather than re-executing kiln for each (a re-exec
-/// costs ~2 ms); `create` and `exec` clone, so they stay in a fresh
-/// single-threaded process.
-///
-/// [`OciCli`]: crate::OciCli
-pub(crate) const IN_PROCESS_VERBS: [&str; 4] = ["start", "state", "kill", "delete"];
-
-/// Runs one of [`IN_PROCESS_VERBS`] in this process, as the re-exec'd
-/// runtime would: `rest` is what follows the verb on its command line.
-/// What it would print (`state`'s JSON), or its error message.
-pub(crate) fn run_in_process(root: &Path, verb: &str, rest: &[String]) -> Result<Vec<u8>, String> {
-    if !IN_PROCESS_VERBS.contains(&verb) {
-        return Err(format!("{verb} runs in a process of its own"));
-    }
-    let mut out = Vec::new();
-    run(root, verb, rest, &mut out)?;
-    Ok(out)
-}
-
-fn run(root: &Path, verb: &str, rest: &[String], out: &mut Vec<u8>) -> Result<i32, String> {
+fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
     match verb {
         "create" => {
             let a = args(rest, &["--bundle", "--pid-file", "--console-socket"])?;
@@ -223,7 +191,7 @@ fn run(root: &Path, verb: &str, rest: &[String], out: &mut Vec<u8>) -> Result<i3
                 "pid": c.pid().map(|p| p.as_raw()).unwrap_or(0),
                 "bundle": c.bundle(),
             });
-            out.extend_from_slice(format!("{state}\n").as_bytes());
+            println!("{state}");
             Ok(0)
         }
         "delete" => {

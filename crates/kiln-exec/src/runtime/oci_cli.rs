@@ -12,10 +12,8 @@ use crate::error::{io, ExecError, Result};
 
 /// An OCI runtime command line: `PROGRAM [PREFIX…] --root ROOT VERB …`, as
 /// runc takes it. kiln's builtin runtime speaks the same verbs (its
-/// libcontainer work that clones, `create` and `exec`, happens in that
-/// re-exec'd, single-threaded process, never in a fork of a threaded kiln),
-/// so both backends share this code. The builtin's other verbs run in this
-/// process (see `builtin::IN_PROCESS_VERBS`).
+/// libcontainer work happens in that re-exec'd, single-threaded process,
+/// never in a fork of a threaded kiln), so both backends share this code.
 ///
 /// A created container's init outlives the runtime command that made it
 /// and is re-parented; this process makes itself a child subreaper so the
@@ -74,16 +72,6 @@ impl OciCli {
         id: &str,
         args: &[&str],
     ) -> Result<Vec<u8>> {
-        if self.builtin && crate::builtin::IN_PROCESS_VERBS.contains(&action) {
-            let rest: Vec<String> = flags
-                .iter()
-                .chain([&id])
-                .chain(args)
-                .map(|a| a.to_string())
-                .collect();
-            return crate::builtin::run_in_process(&self.root, action, &rest)
-                .map_err(|message| self.failed(action, id, message, None));
-        }
         let mut c = self.command();
         c.arg(action).args(flags).arg(id).args(args);
         let out = c.output().map_err(|source| ExecError::Spawn {
@@ -94,31 +82,19 @@ impl OciCli {
             return Ok(out.stdout);
         }
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(self.failed(action, id, message, Some(out.status)))
-    }
-
-    /// The error of a verb that failed with `message`.
-    fn failed(
-        &self,
-        action: &'static str,
-        id: &str,
-        message: String,
-        status: Option<std::process::ExitStatus>,
-    ) -> ExecError {
         // runc's words, and the builtin runtime's.
         if message.contains("does not exist") {
-            return ExecError::NotFound(id.to_string());
+            return Err(ExecError::NotFound(id.to_string()));
         }
-        ExecError::Runtime {
+        Err(ExecError::Runtime {
             action,
             id: id.to_string(),
-            message: match status {
-                Some(status) if message.is_empty() => {
-                    format!("{} exited with {status}", self.program.display())
-                }
-                _ => message,
+            message: if message.is_empty() {
+                format!("{} exited with {}", self.program.display(), out.status)
+            } else {
+                message
             },
-        }
+        })
     }
 
     /// Runs a verb whose stdio is the container process's: the runtime's
