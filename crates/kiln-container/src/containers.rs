@@ -152,10 +152,15 @@ impl Containers {
 
     /// The ID of the container named `name`.
     fn by_name(&self, name: &str) -> Result<Option<String>> {
-        for id in self.ids()? {
-            if let Ok(c) = self.read_config(&id) {
+        self.by_name_among(&self.ids()?, name)
+    }
+
+    /// The ID among `ids` of the container named `name`.
+    fn by_name_among(&self, ids: &[String], name: &str) -> Result<Option<String>> {
+        for id in ids {
+            if let Ok(c) = self.read_config(id) {
                 if c.name == name {
-                    return Ok(Some(id));
+                    return Ok(Some(id.clone()));
                 }
             }
         }
@@ -240,7 +245,7 @@ impl Containers {
         if ids.iter().any(|i| i == name) {
             return Ok(name.to_string());
         }
-        if let Some(id) = self.by_name(name)? {
+        if let Some(id) = self.by_name_among(&ids, name)? {
             return Ok(id);
         }
         let matches: Vec<&String> = ids.iter().filter(|i| i.starts_with(name)).collect();

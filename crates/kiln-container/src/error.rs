@@ -10,6 +10,9 @@ pub enum ContainerError {
     /// docker: `Error: No such container: x`.
     #[error("No such container: {0}")]
     NotFound(String),
+    /// docker: `get NAME: no such volume`.
+    #[error("get {0}: no such volume: kiln volume ls lists the volumes there are")]
+    NoSuchVolume(String),
     #[error("multiple containers match {prefix:?} ({count}): give more of the ID or the name")]
     Ambiguous { prefix: String, count: usize },
     /// docker's words, with the owner's ID.
@@ -71,7 +74,9 @@ pub(crate) fn io(
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NoSuchPath(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_)
+            | ContainerError::NoSuchPath(_)
+            | ContainerError::NoSuchVolume(_) => ErrorKind::NotFound,
             ContainerError::Ambiguous { .. } | ContainerError::InvalidName(_) => {
                 ErrorKind::InvalidInput
             }

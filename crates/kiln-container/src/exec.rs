@@ -148,22 +148,10 @@ impl Engine {
         }
         let container = self.executor(&c.config.host)?.container(c.id())?;
         let (master, process) = container.exec_with_terminal(&spec)?;
-        if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin())
-            .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdout()))
-        {
-            let _ = rustix::termios::tcsetwinsize(&master, size);
-        }
-        let mut to = std::fs::File::from(master.try_clone().map_err(io("attach to", c.id()))?);
+        crate::terminal::pass_window_size(&master);
+        let to = std::fs::File::from(master.try_clone().map_err(io("attach to", c.id()))?);
         // Blocked on our stdin until it ends or this process exits.
-        std::thread::spawn(move || {
-            let mut from = std::io::stdin().lock();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
+        drop(crate::terminal::copy_stdin(to));
         let mut from = std::fs::File::from(master);
         let mut out = std::io::stdout();
         let mut buf = [0u8; 32 * 1024];

@@ -44,6 +44,7 @@ pub mod record;
 pub mod signal;
 pub mod spec;
 pub mod stats;
+mod terminal;
 pub mod top;
 pub mod usage;
 pub mod volumes;

@@ -86,8 +86,10 @@ impl Volumes {
 
     pub fn get(&self, name: &str) -> Result<Volume> {
         let p = self.dir.join(name).join(META);
-        let bytes = fs::read(&p)
-            .map_err(|_| ContainerError::InvalidConfig(format!("get {name}: no such volume")))?;
+        let bytes = fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ContainerError::NoSuchVolume(name.to_string()),
+            _ => io("read", &p)(e),
+        })?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ContainerError::InvalidConfig(format!("{}: {e}", p.display())))
     }
@@ -135,29 +137,11 @@ impl Volumes {
             .next()
             .is_none();
         if empty && image_dir.is_dir() {
-            copy_contents(image_dir, &data)?;
+            // The directory's own owner and mode come along (cp -T).
+            kiln_snapshot::copy_tree(image_dir, &data)?;
         }
         fs::write(&marker, b"").map_err(io("write", &marker))
     }
-}
-
-/// Copies the entries of `from` into the existing directory `to`
-/// (`cp -a from/. to`), with the directory's own owner and mode.
-fn copy_contents(from: &Path, to: &Path) -> Result<()> {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .status()
-        .map_err(io("run cp for", to))?;
-    if !status.success() {
-        return Err(ContainerError::InvalidConfig(format!(
-            "copying the image's {} into the volume failed ({status})",
-            from.display()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

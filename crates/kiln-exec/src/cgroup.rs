@@ -43,7 +43,7 @@ pub fn stats(cgroups_path: &str) -> CgroupStats {
 /// half-way or a failed delete leaves them, and each one left costs the
 /// kernel memory. A cgroup with processes in it is refused by the kernel
 /// and kept.
-pub fn remove(cgroups_path: &str) {
+pub(crate) fn remove(cgroups_path: &str) {
     remove_in(Path::new(CGROUP_ROOT), cgroups_path)
 }
 

@@ -259,7 +259,6 @@ impl Engine {
             }
         }
         crate::monitor::unmount_rootfs(&self.containers.dir_of(&id));
-        kiln_exec::cgroup::remove(&crate::spec::cgroups_path(&id));
         let state = self.containers.update_state(&id, |s| {
             if s.status == Status::Created {
                 s.monitor = None;

@@ -9,7 +9,7 @@ use kiln_store::Store;
 use super::{gc_root_name, monitor_alive, open_snapshotter, Engine, POLL};
 use crate::containers::Container;
 use crate::error::{ContainerError, Result};
-use crate::record::{MountConfig, State, Status};
+use crate::record::{MountConfig, Status};
 
 impl Engine {
     /// Sends `signal` to container `id`'s process; a user's kill or stop
@@ -87,8 +87,10 @@ impl Engine {
         let end = Instant::now() + limit;
         loop {
             let c = self.reconciled(id)?;
+            // A live monitor still has work after the process ended: the
+            // restart decision, `--rm`.
             if !matches!(c.state.status, Status::Running | Status::Restarting)
-                && !monitor_busy(&c.state)
+                && !monitor_alive(c.state.monitor)
             {
                 return Ok(true);
             }
@@ -108,7 +110,7 @@ impl Engine {
                 Ok(c) => {
                     last = c.state.exit_code;
                     let done = match c.state.status {
-                        Status::Exited | Status::Dead => !monitor_busy(&c.state),
+                        Status::Exited | Status::Dead => !monitor_alive(c.state.monitor),
                         // Never started: docker's wait blocks until it is;
                         // a failed start has its code already.
                         Status::Created => !c.state.error.is_empty(),
@@ -178,7 +180,6 @@ impl Engine {
             }
         }
         crate::monitor::unmount_rootfs(&self.containers.dir_of(id));
-        kiln_exec::cgroup::remove(&crate::spec::cgroups_path(id));
         let snaps = open_snapshotter(&self.root)?;
         match snaps.remove(&c.config.snapshot) {
             Ok(()) | Err(kiln_snapshot::SnapshotError::NotFound(_)) => {}
@@ -204,10 +205,4 @@ impl Engine {
         }
         self.containers.remove_record(id)
     }
-}
-
-/// Whether the monitor still has work after the process ended (a state
-/// with a live monitor: `--rm` clean-up, a restart decision).
-fn monitor_busy(s: &State) -> bool {
-    monitor_alive(s.monitor)
 }

@@ -131,10 +131,12 @@ impl Monitor {
             .containers
             .update_state(&id, |s| s.monitor = None)?;
         if c.config.host.auto_remove {
-            let c = self.engine.containers.load(&id)?;
+            let c = crate::containers::Container {
+                config: c.config,
+                state,
+            };
             self.engine.destroy(&self.store, &c, true)?;
         }
-        let _ = state;
         Ok(code)
     }
 
@@ -207,7 +209,6 @@ impl Monitor {
             if let Err(e) = container.delete(true) {
                 tracing::warn!("removing the runtime container of {id}: {e}");
             }
-            kiln_exec::cgroup::remove(&crate::spec::cgroups_path(&id));
             let state = self
                 .engine
                 .containers

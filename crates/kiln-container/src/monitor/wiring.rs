@@ -15,6 +15,7 @@ use kiln_exec::{Container, Executor, ProcessIo, ProcessSpec};
 
 use crate::error::{io, ContainerError, Result};
 use crate::logs::{write_entry, Entry, LineSplitter, Stream};
+use crate::terminal::{copy_stdin, pass_window_size};
 
 /// What the caller asked for.
 pub(super) struct Wiring {
@@ -117,36 +118,6 @@ pub(super) fn launch(
         return Err(ContainerError::from(e));
     }
     Ok((container, pumps))
-}
-
-/// The caller's keystrokes into the terminal.
-fn copy_stdin(mut to: File) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut from = std::io::stdin().lock();
-        let mut buf = [0u8; 4096];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// The caller's terminal size (its stdin's, else its stdout's) onto the
-/// container's terminal.
-fn pass_window_size(master: &OwnedFd) {
-    let size = rustix::termios::tcgetwinsize(std::io::stdin())
-        .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdout()));
-    if let Ok(size) = size {
-        if let Err(e) = rustix::termios::tcsetwinsize(master, size) {
-            tracing::debug!("setting the container's window size: {e}");
-        }
-    }
 }
 
 /// The attached caller sends SIGWINCH here when its window changes

@@ -397,9 +397,23 @@ impl Container {
     }
 
     fn delete_with(&self, force: bool) -> Result<()> {
+        let cgroup = self.cgroups_path();
         self.runtime.delete(&self.id, force)?;
+        // The runtime's delete removes the cgroup, except when a runtime
+        // was killed half-way or its delete failed before: what it left
+        // goes too (an empty cgroup is kernel memory held for nothing).
+        if let Some(path) = cgroup {
+            crate::cgroup::remove(&path);
+        }
         self.remove_bundle();
         Ok(())
+    }
+
+    /// `linux.cgroupsPath` of the bundle's spec, if it names one.
+    fn cgroups_path(&self) -> Option<String> {
+        let spec = std::fs::read(self.bundle.join("config.json")).ok()?;
+        let spec: serde_json::Value = serde_json::from_slice(&spec).ok()?;
+        spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
     }
 
     fn remove_bundle(&self) {

@@ -11,7 +11,7 @@ use kiln_template::Value;
 use serde_json::json;
 
 use crate::format::OutputFormat;
-use crate::output::{ellipsis, human_duration};
+use crate::output::{ago, ellipsis, human_duration};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -267,10 +267,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             ("Names", c.config.name.clone()),
             ("Networks", c.config.host.network.clone()),
             ("Ports", String::new()),
-            (
-                "RunningFor",
-                format!("{} ago", human_duration(since(Some(&c.config.created)))),
-            ),
+            ("RunningFor", ago(Some(&c.config.created))),
             ("Size", "N/A".into()),
             ("State", c.state.status.as_str().to_string()),
             ("Status", status_text(c)),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use kiln_container::Volume;
+use kiln_container::{ContainerError, Volume};
 use kiln_store::Store;
 use kiln_template::Value;
 use serde_json::json;
@@ -174,8 +174,8 @@ pub(crate) fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             for n in &a.volumes {
                 match volumes.get(n) {
                     Ok(v) => docs.push(inspect_json(store, &v)),
-                    Err(_) => {
-                        eprintln!("Error response from daemon: get {n}: no such volume");
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
                         failed = true;
                     }
                 }
@@ -202,7 +202,8 @@ pub(crate) fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
                         "remove {n}: volume is in use - [{}]",
                         ids.join(", ")
                     ))
-                } else if a.force && volumes.get(n).is_err() {
+                } else if a.force && matches!(volumes.get(n), Err(ContainerError::NoSuchVolume(_)))
+                {
                     Ok(())
                 } else {
                     volumes.remove(n).map_err(anyhow::Error::from)
