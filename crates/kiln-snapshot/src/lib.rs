@@ -42,7 +42,8 @@
 //!   `upper/` and `work/` (overlay) or `fs/` (native) for an active one;
 //! - `leases/<id>`: one per owner, locked by it, the names it holds;
 //! - `empty/` (the lower of a snapshot without parent), `tmp/` (staging,
-//!   renamed into place), `trash/` (deleted off the critical path).
+//!   renamed into place), `trash/` (discarded trees, deleted
+//!   after the command by [`empty_trash`], off its critical path).
 //!
 //! Modules, one job each:
 //!
@@ -66,4 +67,6 @@ pub use layers::{
     chain_id, chain_ids, commit_layer, layer_from_active, unpack_layers, LayerBlob, NewLayer,
 };
 pub use mount::{mount, Mount, Mounted};
-pub use snapshotter::{copy_tree, Backend, Info, Kind, PruneReport, Snapshotter, Usage};
+pub use snapshotter::{
+    copy_tree, empty_trash, trash_pending, Backend, Info, Kind, PruneReport, Snapshotter, Usage,
+};

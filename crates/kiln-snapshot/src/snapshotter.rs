@@ -31,8 +31,7 @@ use crate::mount::{mount, Mount};
 pub use inspect::Usage;
 use lease::Lease;
 pub use prune::PruneReport;
-pub use trees::copy_tree;
-use trees::discard_in_background;
+pub use trees::{copy_tree, empty_trash, trash_pending};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -148,12 +147,6 @@ impl Snapshotter {
         for d in ["active", "empty", "tmp", "trash", "leases"] {
             let d = dir.join(d);
             fs::create_dir_all(&d).map_err(io("create", &d))?;
-        }
-        // What a killed kiln left in the trash goes now, in the background.
-        if let Ok(entries) = fs::read_dir(dir.join("trash")) {
-            for e in entries.flatten() {
-                discard_in_background(e.path());
-            }
         }
         let marker = dir.join("backend");
         let name = backend.name();

@@ -6,6 +6,7 @@
 mod commands;
 mod format;
 mod output;
+mod trash;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -271,6 +272,10 @@ fn main() -> ExitCode {
             kiln_container::run_exec_helper(&argv[2..], helper).clamp(0, 255) as u8,
         );
     }
+    // The snapshot trash's emptier (started after a command): likewise.
+    if argv.get(1).map(String::as_str) == Some(trash::EMPTY_TRASH_ARG) {
+        return ExitCode::from(trash::run_emptier(&argv[2..]));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -295,6 +300,8 @@ fn main() -> ExitCode {
     let result = Store::open(&root)
         .map_err(anyhow::Error::from)
         .and_then(|store| run(&store, cli.command));
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv[0]));
+    trash::empty_after(&root, &exe);
     report(result)
 }
 

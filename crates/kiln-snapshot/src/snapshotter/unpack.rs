@@ -81,8 +81,8 @@ impl Snapshotter {
             Err(_) if self.exists(name) => {
                 // Same content committed already (a --no-cache rebuild, a
                 // parallel twin): the copy goes, but deleting thousands of
-                // files is not this step's business. It moves to the trash
-                // and is deleted off the build's critical path.
+                // files is not this step's business. It moves to the trash,
+                // emptied after the command (see `Snapshotter::trash`).
                 self.trash(staged.keep(), false);
                 Ok(())
             }
