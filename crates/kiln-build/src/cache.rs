@@ -81,6 +81,16 @@ pub(crate) fn workdir_key(parent: &str, dir: &str, user: &str) -> String {
     key_of(&[parent, "WORKDIR", dir, user])
 }
 
+/// A layer step's key under the build's time clamp: the same step makes
+/// another layer when file times are clamped to another epoch (or not at
+/// all), so the epoch is part of the key. Unclamped keys are unchanged.
+pub(crate) fn clamped_key(key: String, clamp: Option<u64>) -> String {
+    match clamp {
+        None => key,
+        Some(epoch) => key_of(&[&key, "clamp", &epoch.to_string()]),
+    }
+}
+
 /// A config-only step: the expanded instruction is all it reads.
 pub(crate) fn meta_key(parent: &str, command: &kiln_dockerfile::Command) -> String {
     key_of(&[parent, &serde_json::to_string(command).unwrap_or_default()])
@@ -191,6 +201,14 @@ pub(crate) fn steps_dir(store: &Store) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clamp_changes_the_key_and_no_clamp_keeps_it() {
+        assert_eq!(clamped_key("k".into(), None), "k");
+        let a = clamped_key("k".into(), Some(1));
+        assert_ne!(a, "k");
+        assert_ne!(a, clamped_key("k".into(), Some(2)));
+    }
 
     #[test]
     fn keys_are_those_of_earlier_kilns() {

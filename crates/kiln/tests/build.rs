@@ -955,3 +955,44 @@ fn prune_in_a_loop_never_breaks_a_running_build() {
     assert_eq!(fs::read(dest.join("bb")).unwrap(), busybox);
     k.ok(&["system", "check"]);
 }
+
+#[test]
+fn the_epoch_is_part_of_a_layer_steps_cache_key() {
+    // Same inputs, same epoch ⇒ same image, whatever the cache holds: a
+    // COPY cached under one epoch must not be reused under another (its
+    // files' times are clamped to the epoch).
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("a.txt", "a\n"),
+            (
+                "Dockerfile",
+                "FROM base:1\nCOPY a.txt /a.txt\nRUN echo x > /x\n",
+            ),
+        ],
+    );
+    // Files newer than both epochs, so each clamp shows.
+    let c = ctx.to_str().unwrap();
+    let id = |extra: &[&str], epoch: &str| {
+        let mut args = vec!["build", "-q"];
+        args.extend_from_slice(extra);
+        args.push(c);
+        k.ok_with_env(&args, &[("SOURCE_DATE_EPOCH", epoch)])
+    };
+    let first = id(&[], "1600000000");
+    let other_epoch = id(&[], "1700000000");
+    assert_ne!(first, other_epoch, "another epoch is another image");
+    assert_eq!(
+        other_epoch,
+        id(&["--no-cache"], "1700000000"),
+        "the cached build under the second epoch equals a fresh one"
+    );
+    assert_eq!(
+        first,
+        id(&[], "1600000000"),
+        "and the first epoch's is kept"
+    );
+}

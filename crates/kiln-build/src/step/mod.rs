@@ -86,6 +86,7 @@ impl Engine<'_> {
             history,
             mountpoints,
         } = plan;
+        let key = crate::cache::clamped_key(key, self.clamp.then_some(self.epoch));
         let cached = if step.no_cache {
             None
         } else {
