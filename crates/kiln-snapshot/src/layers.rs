@@ -123,10 +123,22 @@ pub fn commit_layer(
     filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
 ) -> Result<Option<NewLayer>> {
     let parent = snaps.stat(key)?.parent;
-    let Some(blob) = layer_from_active(snaps, store, key, opts, filter)? else {
+    let changes = snaps.diff(key)?;
+    let added: Vec<std::path::PathBuf> = changes
+        .iter()
+        .filter(|c| c.kind == kiln_layer::ChangeKind::Added)
+        .map(|c| c.path.clone())
+        .collect();
+    let kept = filter(changes);
+    if kept.is_empty() {
         snaps.remove(key)?;
         return Ok(None);
-    };
+    }
+    // The committed snapshot must hold exactly parent + layer: what the
+    // filter left out of the layer (a RUN --mount's file stub) goes from
+    // the snapshot too, or later steps and COPY --from would see it.
+    drop_left_out(&snaps.changes_root(key), &added, &kept)?;
+    let blob = write_layer(store, &snaps.changes_root(key), opts, &kept)?;
     let snapshot = chain_id(parent.as_deref(), &blob.diff_id)?;
     snaps.commit(&snapshot, key)?;
     Ok(Some(NewLayer {
@@ -153,13 +165,53 @@ pub fn layer_from_active(
     if changes.is_empty() {
         return Ok(None);
     }
+    write_layer(store, &snaps.changes_root(key), opts, &changes).map(Some)
+}
+
+/// Removes from `root` the added paths the layer leaves out (shallowest
+/// first: a removed directory takes what is below it).
+fn drop_left_out(
+    root: &std::path::Path,
+    added: &[std::path::PathBuf],
+    kept: &[Change],
+) -> Result<()> {
+    let kept: std::collections::HashSet<&std::path::Path> =
+        kept.iter().map(|c| c.path.as_path()).collect();
+    let mut gone: Vec<&std::path::PathBuf> = added
+        .iter()
+        .filter(|p| !kept.contains(p.as_path()))
+        .collect();
+    gone.sort_by_key(|p| p.components().count());
+    for rel in gone {
+        let p = root.join(rel);
+        let removed = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove mount stub", &p)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// `changes` under `root` as a layer in the store, recorded with its
+/// diff_id.
+fn write_layer(
+    store: &Store,
+    root: &std::path::Path,
+    opts: &TarOptions,
+    changes: &[Change],
+) -> Result<LayerBlob> {
     // The stream is hashed once, by the store's verified ingest.
     let mut blob = store.blobs().ingest()?;
     // Overlap the blob's disk writes with writing it.
     blob.set_writeback(16 << 20);
-    let root = snaps.changes_root(key);
-    let (_, blob) = kiln_layer::write_layer_tar(&root, &changes, opts, blob)
-        .map_err(io("write layer from", &root))?;
+    let (_, blob) = kiln_layer::write_layer_tar(root, changes, opts, blob)
+        .map_err(io("write layer from", root))?;
     let (digest, size) = blob.commit(None, None)?;
     store.record_layer(
         &digest,
@@ -168,8 +220,8 @@ pub fn layer_from_active(
             uncompressed_size: size,
         },
     )?;
-    Ok(Some(LayerBlob {
+    Ok(LayerBlob {
         descriptor: Descriptor::new(media_types::OCI_LAYER_TAR, digest.clone(), size),
         diff_id: digest,
-    }))
+    })
 }

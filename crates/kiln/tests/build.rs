@@ -996,3 +996,27 @@ fn the_epoch_is_part_of_a_layer_steps_cache_key() {
         "and the first epoch's is kept"
     );
 }
+
+#[test]
+fn mount_stubs_never_reach_later_steps() {
+    // A RUN --mount whose target is a file leaves no empty stand-in behind:
+    // the stage's filesystem is exactly its layers, so later steps (and
+    // COPY --from) never see one.
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = context(
+        &k,
+        "ctx",
+        &[
+            ("a", "a\n"),
+            (
+                "Dockerfile",
+                "FROM base:1\nRUN --mount=type=secret,id=tok echo x > /made\nRUN test ! -e /run/secrets/tok && test -f /made\nRUN --mount=type=bind,source=a,target=/m/file true\nRUN test ! -e /m/file\n",
+            ),
+        ],
+    );
+    let sec = k.path("sec");
+    fs::write(&sec, "s3cret\n").unwrap();
+    let sec = format!("id=tok,src={}", sec.display());
+    k.ok(&["build", "-q", "--secret", &sec, ctx.to_str().unwrap()]);
+}
