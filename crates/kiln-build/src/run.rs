@@ -79,6 +79,8 @@ pub(crate) struct MountSources<'a> {
     pub secrets: &'a BTreeMap<String, PathBuf>,
     /// Mounted roots of stages/images named by `from=`.
     pub from_roots: &'a BTreeMap<String, PathBuf>,
+    /// Their cache keys (a cache mount seeded from one is its own cache).
+    pub from_keys: &'a BTreeMap<String, String>,
     /// Scratch space for what a mount needs made on the host: writable
     /// copies of bind sources, secret files with their mode and owner.
     pub scratch: &'a Path,
@@ -159,7 +161,14 @@ pub(crate) fn mounts(
         let target = mount_target(m, cwd)?;
         match m.kind {
             MountKind::Cache => {
-                let id = m.id.clone().unwrap_or_else(|| clean_id(&m.target));
+                let mut id = m.id.clone().unwrap_or_else(|| clean_id(&m.target));
+                // BuildKit keys a cache with a base by the base too: the
+                // same id seeded from another stage is another cache.
+                if let Some(f) = &m.from {
+                    let base = src.from_keys.get(f).map_or("", String::as_str);
+                    let source = m.source.as_deref().unwrap_or("");
+                    id = format!("{id}\n{base}\n{source}");
+                }
                 let mut dir = src.cache_dir.join(crate::cache::cache_mount_name(&id));
                 let fresh = !dir.exists();
                 std::fs::create_dir_all(&dir).map_err(io("create cache mount", &dir))?;
@@ -183,6 +192,25 @@ pub(crate) fn mounts(
                         }
                     }
                     _ => {}
+                }
+                // BuildKit: a new cache starts as `source` of the `from`
+                // stage or image (its base snapshot), else empty.
+                if fresh {
+                    if let Some(f) = &m.from {
+                        let base = src.from_roots.get(f).ok_or_else(|| {
+                            BuildError::NotFound(format!(
+                                "--mount from={f}: no such stage or image"
+                            ))
+                        })?;
+                        let rel = m.source.clone().unwrap_or_default();
+                        let seed = crate::paths::resolve_in_root(base, &rel);
+                        if !seed.is_dir() {
+                            return Err(BuildError::NotFound(format!(
+                                "--mount type=cache from={f} source={rel:?}: no such directory in {f}"
+                            )));
+                        }
+                        kiln_snapshot::copy_tree(&seed, &dir)?;
+                    }
                 }
                 // BuildKit: any of mode/uid/gid makes the cache directory
                 // with all three (defaults 0755, 0, 0).

@@ -213,6 +213,31 @@ fn run_mounts_take_buildkits_defaults() {
 }
 
 #[test]
+fn a_cache_mount_from_a_stage_starts_with_its_source() {
+    let p = Peers::new();
+    let ctx = p.context(
+        "cache-from",
+        &[(
+            "Dockerfile",
+            "FROM {BASE} AS other\nRUN mkdir -p /o/d && echo other > /o/d/f\n\
+             FROM {BASE}\n\
+             RUN --mount=type=cache,id=seeded,target=/c4,from=other,source=/o cat /c4/d/f > /out && echo more > /c4/more\n\
+             RUN --mount=type=cache,id=seeded,target=/c5 ls -A /c5 > /out-plain\n\
+             RUN --mount=type=cache,id=seeded,target=/c6,from=other,source=/o ls /c6 > /out-again\n",
+        )],
+    );
+    let (bk, kiln) = p.both(&[ctx.to_str().unwrap()]);
+    assert_eq!(bk.code, 0, "{}", bk.output);
+    assert_eq!(kiln.code, 0, "{}", kiln.output);
+    let (b, k) = (tree(&bk.image), tree(&kiln.image));
+    assert_eq!(k["out"], b["out"], "the seeded cache reads the same");
+    // The same id without the base is another cache (empty); with the
+    // same base again it is the first one, with what the step wrote.
+    assert_eq!(k["out-plain"], b["out-plain"]);
+    assert_eq!(k["out-again"], b["out-again"]);
+}
+
+#[test]
 fn an_escaped_escape_ends_the_line() {
     let p = Peers::new();
     let ctx = p.context(

@@ -132,9 +132,11 @@ impl Engine<'_> {
         let mut dirs = Vec::new();
         let mut views = Vec::new();
         let mut from_roots = BTreeMap::new();
+        let mut from_keys = BTreeMap::new();
         for m in &r.mounts {
             if let Some(f) = &m.from {
-                let (_, top) = self.source_of(step.stage, f)?;
+                let (key, top) = self.source_of(step.stage, f)?;
+                from_keys.insert(f.clone(), key);
                 let at = tempfile::Builder::new()
                     .prefix("view")
                     .tempdir_in(&self.tmp)
@@ -157,6 +159,7 @@ impl Engine<'_> {
             context: &self.ctx.root,
             secrets: &self.req.secrets,
             from_roots: &from_roots,
+            from_keys: &from_keys,
             scratch: &self.tmp,
         };
         let (mounts, secret_env, _held) = run::mounts(r, &cwd, &sources)?;
