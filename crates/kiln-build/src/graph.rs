@@ -43,6 +43,19 @@ impl Engine<'_> {
         for n in self.copied_from(stage) {
             if let Some(s) = self.df.stage_named(&n, stage.index) {
                 out.insert(s.index);
+            } else if let Ok(i) = n.parse::<usize>() {
+                // A number names a stage, never an image: BuildKit's
+                // errors, before any step runs.
+                return Err(BuildError::BadOption(if i >= self.df.stages.len() {
+                    format!("--from={n}: invalid stage index {i}")
+                } else if i == stage.index {
+                    format!(
+                        "--from={n}: circular dependency detected on stage: {}",
+                        stage.name.as_deref().unwrap_or(&n)
+                    )
+                } else {
+                    format!("--from={n} names a later stage; stages are built in order: move it before stage {}", stage.index)
+                }));
             }
         }
         Ok(out)
@@ -121,14 +134,20 @@ impl Engine<'_> {
             );
             for instruction in &stage.instructions {
                 let expanded = scope.expand(instruction)?;
-                if let Command::Run(r) = &expanded.command {
-                    crate::step::run::check_security(r, self.req.allow_insecure).map_err(|e| {
-                        BuildError::Step {
-                            line: instruction.span.line,
-                            instruction: expanded.original.lines().next().unwrap_or("").to_string(),
-                            message: e.to_string(),
-                        }
-                    })?;
+                let in_step = |message: String| BuildError::Step {
+                    line: instruction.span.line,
+                    instruction: expanded.original.lines().next().unwrap_or("").to_string(),
+                    message,
+                };
+                match &expanded.command {
+                    Command::Run(r) => {
+                        crate::step::run::check_security(r, self.req.allow_insecure)
+                            .map_err(|e| in_step(e.to_string()))?;
+                    }
+                    Command::StopSignal(sig) => {
+                        kiln_core::signal::parse(sig).map_err(in_step)?;
+                    }
+                    _ => {}
                 }
             }
             envs.insert(i, scope.env());

@@ -29,6 +29,7 @@ pub mod image;
 pub mod media_types;
 mod platform;
 mod reference;
+pub mod signal;
 mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Sha256Writer};

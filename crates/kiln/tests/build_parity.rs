@@ -276,6 +276,39 @@ fn validation_happens_before_any_step_runs() {
     assert!(!kiln.output.contains("ran-the-run-step"), "{}", kiln.output);
     assert!(kiln.output.contains("notaport"), "{}", kiln.output);
 
+    // A bad STOPSIGNAL and a --from index that names no earlier stage
+    // fail before any step, with BuildKit's words.
+    for (name, df, words) in [
+        (
+            "bad-signal",
+            "FROM {BASE}\nRUN echo ran-the-run-step\nSTOPSIGNAL NOTASIG\n",
+            "Invalid signal: NOTASIG",
+        ),
+        (
+            "from-self",
+            "FROM {BASE}\nRUN echo ran-the-run-step\nCOPY --from=0 /etc/passwd /p\n",
+            "circular dependency detected on stage",
+        ),
+        (
+            "from-missing",
+            "FROM {BASE}\nRUN echo ran-the-run-step\nCOPY --from=1 /etc/passwd /p\n",
+            "invalid stage index 1",
+        ),
+    ] {
+        let ctx = p.context(name, &[("Dockerfile", df)]);
+        let bk = p.buildkit(&[ctx.to_str().unwrap()], None);
+        let kiln = p.kiln(&[ctx.to_str().unwrap()], None);
+        assert_ne!(bk.code, 0, "{name}: {}", bk.output);
+        assert!(bk.output.contains(words), "{name}: {}", bk.output);
+        assert_eq!(kiln.code, 1, "{name}: {}", kiln.output);
+        assert!(kiln.output.contains(words), "{name}: {}", kiln.output);
+        assert!(
+            !kiln.output.contains("ran-the-run-step"),
+            "{name}: {}",
+            kiln.output
+        );
+    }
+
     // An unknown --from is the COPY line's fault, and says what it is.
     let ctx = p.context(
         "unknown-from",
