@@ -142,7 +142,15 @@ pub async fn pull(
                 .insert(REPO_DIGEST.into(), top.digest.to_string());
             e
         }
-        (false, _) => IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64),
+        (false, _) => {
+            let mut e =
+                IndexEntry::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+            // Pulled by this digest: `images --digests` and RepoDigests
+            // show it (a built image has none).
+            e.annotations
+                .insert(REPO_DIGEST.into(), top.digest.to_string());
+            e
+        }
     };
 
     // (config, layer count) per image, for the config check.

@@ -42,6 +42,10 @@ pub trait IndexEntryExt {
     /// The digest a registry knows this image by: [`REPO_DIGEST`] when
     /// recorded, else the manifest's own.
     fn repo_digest(&self) -> Digest;
+    /// The digest this entry was pulled by ([`REPO_DIGEST`]), if it was
+    /// pulled: a built, imported or loaded image has none (docker's empty
+    /// RepoDigests), whatever its local manifest's digest.
+    fn pulled_digest(&self) -> Option<Digest>;
     /// When this entry was named ([`NAMED`]), if kiln recorded it.
     fn named_at(&self) -> Option<std::time::SystemTime>;
 }
@@ -59,6 +63,12 @@ impl IndexEntryExt for Descriptor {
             .get(REPO_DIGEST)
             .and_then(|d| d.parse().ok())
             .unwrap_or_else(|| self.digest.clone())
+    }
+
+    fn pulled_digest(&self) -> Option<Digest> {
+        self.annotations
+            .get(REPO_DIGEST)
+            .and_then(|d| d.parse().ok())
     }
 
     fn named_at(&self) -> Option<std::time::SystemTime> {

@@ -109,13 +109,11 @@ impl Store {
                 .map_or(repo.clone(), |r| r.familiar_name());
             out.insert(format!("{name}@{digest}"));
         }
-        for n in &record.names {
-            if !pushed.iter().any(|(repo, _)| *repo == n.name()) {
-                out.insert(format!(
-                    "{}@{}",
-                    n.familiar_name(),
-                    record.entry.repo_digest()
-                ));
+        if let Some(pulled) = record.entry.pulled_digest() {
+            for n in &record.names {
+                if !pushed.iter().any(|(repo, _)| *repo == n.name()) {
+                    out.insert(format!("{}@{pulled}", n.familiar_name()));
+                }
             }
         }
         out.into_iter().collect()

@@ -153,6 +153,13 @@ fn push_gzips_stored_layers_remembers_them_and_docker_runs_the_result() {
     let local = k.inspect("big");
     let name = format!("{}/dist/big:1", reg.host());
     k.ok(&["tag", "big", &name]);
+    // Before a push the image has no registry digest: docker's empty
+    // RepoDigests, never the local manifest's digest.
+    assert_eq!(
+        k.inspect(&name)["RepoDigests"],
+        serde_json::json!([]),
+        "a local image has no repo digest"
+    );
 
     let (first, first_took, first_compressed) = timed_push(&k, &["push", &name]);
     assert_eq!(first_compressed, 1, "{}", stderr_of(&first));

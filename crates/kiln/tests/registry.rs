@@ -86,6 +86,11 @@ fn push_then_pull_anonymous_by_tag_and_by_digest() {
         doc["RepoDigests"][0].as_str().unwrap(),
         format!("{}/team/bb@{digest}", reg.host())
     );
+    let listed = dst.ok(&["images", "--digests"]);
+    assert!(
+        listed.contains(&digest),
+        "images --digests shows {digest}:\n{listed}"
+    );
     let again = dst.run(&["pull", &name]);
     assert!(stderr_of(&again).contains("Image is up to date"));
     assert!(dst.ok(&["system", "check"]).contains("consistent"));

@@ -86,11 +86,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
         let pushed = store.pushed_digests(&record.entry.digest);
         // A local manifest's digest is not what a registry serves (push
         // compresses layers): only a push or a pull gives a DIGEST.
-        let pulled = record
-            .entry
-            .annotations
-            .get(kiln_store::REPO_DIGEST)
-            .and_then(|d| d.parse::<Digest>().ok());
+        let pulled = record.entry.pulled_digest();
         if record.names.is_empty() {
             rows.push(Row {
                 name: None,
