@@ -77,6 +77,7 @@ pub fn import<R: Read + Send>(store: &Store, input: R, opts: &ImportOptions) -> 
         &LayerInfo {
             diff_id: diff_id.clone(),
             uncompressed_size,
+            content_size: None,
         },
     )?;
 

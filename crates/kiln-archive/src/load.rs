@@ -250,6 +250,7 @@ impl DiffIds {
                 LayerInfo {
                     diff_id: blob.clone(),
                     uncompressed_size: content.size(),
+                    content_size: None,
                 }
             } else {
                 let (_, mut plain) = decompress(r)?;
@@ -260,6 +261,7 @@ impl DiffIds {
                 LayerInfo {
                     diff_id,
                     uncompressed_size,
+                    content_size: None,
                 }
             };
             self.known.insert(blob.clone(), (info, compression));

@@ -252,6 +252,7 @@ async fn fetch_all(
                     &LayerInfo {
                         diff_id,
                         uncompressed_size,
+                        content_size: None,
                     },
                 )?;
             }

@@ -218,6 +218,7 @@ fn write_layer(
         &LayerInfo {
             diff_id: digest.clone(),
             uncompressed_size: size,
+            content_size: None,
         },
     )?;
     Ok(LayerBlob {

@@ -1,8 +1,10 @@
 //! Per-layer facts kept beside the blobs: the diff_id (digest of the
-//! uncompressed tar) and uncompressed size of a layer blob. Both are known
-//! when kiln writes or verifies a layer, and costly to recompute (a full
-//! decompression), so they are recorded then. A missing record is not an
-//! error: callers fall back to the blob itself.
+//! uncompressed tar) and uncompressed size of a layer blob, known when kiln
+//! writes or verifies a layer and costly to recompute (a full
+//! decompression), so recorded then; and docker's size of the layer (what
+//! it holds, `kiln_layer::content_size`), measured the first time it is
+//! asked for and recorded with them. A missing record is not an error:
+//! callers fall back to the blob itself.
 
 use std::fs;
 use std::path::PathBuf;
@@ -16,7 +18,12 @@ use crate::Store;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerInfo {
     pub diff_id: Digest,
+    /// Bytes of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// docker's size of the layer (files and link targets, no tar
+    /// headers), once measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_size: Option<u64>,
 }
 
 impl Store {
@@ -39,12 +46,39 @@ impl Store {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Uncompressed size of a layer blob: the recorded fact, else the blob's
-    /// own size (exact for uncompressed layers, an underestimate otherwise).
+    /// A layer's size as docker shows it (`images`, `history`, `system
+    /// df`): what the layer holds, measured once by reading the blob
+    /// (decompressed) and recorded; a blob that is no readable tar counts
+    /// its uncompressed bytes when known, else its stored bytes.
     pub fn layer_size(&self, blob: &Digest) -> Result<u64> {
-        match self.layer_info(blob) {
-            Some(info) => Ok(info.uncompressed_size),
-            None => self.blobs().size(blob),
+        let info = self.layer_info(blob);
+        if let Some(size) = info.as_ref().and_then(|i| i.content_size) {
+            return Ok(size);
+        }
+        let path = self.blobs().path(blob);
+        let measured = fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                let r = std::io::BufReader::with_capacity(1 << 20, f);
+                let (_, plain) = kiln_layer::decompress(r).map_err(|e| e.to_string())?;
+                kiln_layer::content_size(plain).map_err(|e| e.to_string())
+            });
+        match measured {
+            Ok(size) => {
+                if let Some(mut info) = info {
+                    info.content_size = Some(size);
+                    // Advisory: a lost record is measured again.
+                    let _ = self.record_layer(blob, &info);
+                }
+                Ok(size)
+            }
+            Err(e) => {
+                tracing::debug!("measuring layer {blob}: {e}");
+                match info {
+                    Some(info) => Ok(info.uncompressed_size),
+                    None => self.blobs().size(blob),
+                }
+            }
         }
     }
 

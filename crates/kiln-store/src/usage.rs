@@ -47,7 +47,11 @@ impl Store {
             .walk()?
             .into_iter()
             .map(|(d, on_disk)| {
-                let size = self.layer_info(&d).map_or(on_disk, |i| i.uncompressed_size);
+                // Layers as `images` measures them; other blobs as stored.
+                let size = match self.layer_info(&d) {
+                    Some(_) => self.layer_size(&d).unwrap_or(on_disk),
+                    None => on_disk,
+                };
                 (d, size)
             })
             .collect();

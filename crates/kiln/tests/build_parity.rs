@@ -605,3 +605,36 @@ fn workdir_and_entrypoint_as_buildkit_edits_the_config() {
     assert!(config(&bk.image).get("Cmd").is_none_or(|c| c.is_null()));
     assert!(history(&kiln.image).iter().any(|h| h == "WORKDIR /x/z"));
 }
+
+#[test]
+fn sizes_are_measured_as_docker_measures_them() {
+    // docker's SIZE is what a layer holds (files and link targets, hard
+    // links once), not its tar: a WORKDIR layer is 0 B, a 6-byte COPY 6 B.
+    let p = Peers::new();
+    let ctx = p.context(
+        "sizes",
+        &[
+            ("a", "hello\n"),
+            ("Dockerfile", "FROM {BASE}\nWORKDIR /w\nCOPY a /w/a\n"),
+        ],
+    );
+    let (bk, kiln) = p.both(&[ctx.to_str().unwrap()]);
+    let sizes = |history: String| -> Vec<String> { history.lines().map(str::to_string).collect() };
+    let docker_history = sizes(common::tool(
+        "/usr/bin/docker",
+        &["history", "--format", "{{.Size}}", &bk.image],
+    ));
+    let kiln_history = sizes(
+        p.kiln
+            .ok(&["history", "--format", "{{.Size}}", &kiln.image]),
+    );
+    assert_eq!(kiln_history, docker_history);
+    assert_eq!(kiln_history[..2], ["6B", "0B"]);
+    // The base layer and the image as a whole, to the byte.
+    let docker_size = common::tool(
+        "/usr/bin/docker",
+        &["inspect", "-f", "{{.Size}}", &bk.image],
+    );
+    let kiln_size = p.kiln.ok(&["inspect", "-f", "{{.Size}}", &kiln.image]);
+    assert_eq!(kiln_size.trim(), docker_size.trim());
+}

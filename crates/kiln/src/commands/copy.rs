@@ -345,5 +345,6 @@ fn measure_layer(store: &Store, d: &Digest) -> anyhow::Result<kiln_store::LayerI
     Ok(kiln_store::LayerInfo {
         diff_id,
         uncompressed_size,
+        content_size: None,
     })
 }
