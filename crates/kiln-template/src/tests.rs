@@ -96,6 +96,14 @@ fn errors_are_dockers() {
         .unwrap_err()
         .to_string();
     assert!(e.contains(":1:9: executing \"\" at <.Config.Nope>"), "{e}");
+    // A listing row marshals itself as Go's json.Marshal does (HTML
+    // escaped); its fields, through docker's encoder, are not.
+    let row = Value::strings("*formatter.imageContext", &[("Tag", "<none>".into())]);
+    let out = Template::parse("{{json .}} {{json .Tag}}")
+        .unwrap()
+        .execute(&row)
+        .unwrap();
+    assert_eq!(out, r#"{"Tag":"\u003cnone\u003e"} "<none>""#);
     let s = Value::strings("*formatter.imageContext", &[("ID", "x".into())]);
     let e = Template::parse("{{.Nope}}")
         .unwrap()

@@ -104,11 +104,23 @@ impl Value {
     }
 
     /// Go's `json.Marshal` (docker's `json` function): maps and structs with
-    /// sorted keys (docker's contexts marshal through a map), no HTML
-    /// escaping (docker turns it off).
+    /// sorted keys (docker's contexts marshal through a map). docker's
+    /// encoder turns HTML escaping off, but a listing's context marshals
+    /// itself with `json.Marshal` first, which escapes `<`, `>`, `&`, U+2028
+    /// and U+2029: so `{{json .}}` of an `images` row prints
+    /// `"\u003cnone\u003e"` and `{{json .Tag}}` prints `"<none>"`.
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         self.write_json(&mut out);
+        if matches!(self, Value::Struct { .. }) {
+            // Those characters occur in JSON text only inside strings.
+            out = out
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026")
+                .replace('\u{2028}', "\\u2028")
+                .replace('\u{2029}', "\\u2029");
+        }
         out
     }
 

@@ -117,7 +117,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             "ID": r.id,
             "Size": human_size(r.size),
         }));
-        items.push(TemplateValue::strings("*formatter.historyContext", &fields));
+        items.push(TemplateValue::strings("*image.historyContext", &fields));
     }
     print!("{}", format.render(&items, &json, &HEADERS)?);
     Ok(ExitCode::SUCCESS)
