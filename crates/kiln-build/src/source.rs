@@ -131,17 +131,14 @@ impl Engine<'_> {
         ))
     }
 
-    /// Resolves the base image of every stage to build before any step
-    /// runs, as BuildKit does (in parallel: some may be pulled), so later
-    /// stages start from what the store held when the build began; and the
-    /// images `--from` names that the store has (one it lacks is pulled, or
-    /// fails, at its step, which names its line).
+    /// Resolves the base image of every stage to build, and every image a
+    /// `--from` names, before any step runs, as BuildKit does (bases in
+    /// parallel: some may be pulled), so later stages start from what the
+    /// store held when the build began and a missing image fails the build
+    /// with nothing run, naming the line that wants it.
     pub(crate) fn resolve_bases(&self, needed: &BTreeMap<usize, BTreeSet<usize>>) -> Result<()> {
         for &i in needed.keys() {
-            let stage = &self.df.stages[i];
-            for name in self.images_copied_from(stage) {
-                let _ = self.image_state(&name);
-            }
+            self.resolve_images_copied_from(&self.df.stages[i])?;
         }
         let stages: Vec<&Stage> = needed
             .keys()
@@ -166,13 +163,37 @@ impl Engine<'_> {
         })
     }
 
-    /// The images (not stages) a stage's `--from`s name that the store has.
-    fn images_copied_from(&self, stage: &Stage) -> Vec<String> {
-        self.copied_from(stage)
-            .into_iter()
-            .filter(|n| self.df.stage_named(n, stage.index).is_none())
-            .filter(|n| n.parse::<usize>().is_err() && self.store.resolve(n).is_ok())
-            .collect()
+    /// Resolves (pulling when missing) the images, not stages, that the
+    /// stage's COPY and RUN --mount `from=` name; an error names the line.
+    fn resolve_images_copied_from(&self, stage: &Stage) -> Result<()> {
+        for instruction in &stage.instructions {
+            let names: Vec<&String> = match &instruction.command {
+                kiln_dockerfile::Command::Copy(c) => c.from.iter().collect(),
+                kiln_dockerfile::Command::Run(r) => {
+                    r.mounts.iter().filter_map(|m| m.from.as_ref()).collect()
+                }
+                _ => continue,
+            };
+            for raw in names {
+                let name = kiln_dockerfile::expand::expand_word(
+                    raw,
+                    &self.global,
+                    self.df.directives.escape,
+                )
+                .unwrap_or_else(|_| raw.clone());
+                if self.df.stage_named(&name, stage.index).is_some()
+                    || name.parse::<usize>().is_ok()
+                {
+                    continue;
+                }
+                self.image_state(&name).map_err(|e| BuildError::Step {
+                    line: instruction.span.line,
+                    instruction: instruction.original.clone(),
+                    message: format!("--from={name}: {}", kiln_core::error_chain(&e)),
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Cache keys of the stages and images RUN --mount from= names: their
