@@ -208,9 +208,14 @@ fn index(args: &[Value]) -> Result<Value, Fail> {
                 };
                 x.clone()
             }
-            (Value::Map(m) | Value::Object(m), Value::Str(key)) => {
-                m.get(key).cloned().unwrap_or(Value::Nil)
-            }
+            (Value::Map(m) | Value::Object(m), Value::Str(key)) => match m.get(key) {
+                Some(x) => x.clone(),
+                // Go's index gives the element type's zero value: "" for
+                // the string maps docker's templates index (labels,
+                // options), nil for anything else.
+                None if m.values().all(|x| matches!(x, Value::Str(_))) => Value::Str(String::new()),
+                None => Value::Nil,
+            },
             (Value::Nil, _) => return Err(Fail::Call("index of untyped nil".into())),
             (other, k) => {
                 return Err(Fail::Call(format!(

@@ -47,6 +47,9 @@ fn functions_builtin_and_docker() {
     for (t, want) in [
         ("{{index .L 1}}", "y"),
         ("{{index .M \"k\"}}", "v"),
+        // A missing key of a string map: Go's zero value, ""
+        // (docker's `{{index .Config.Labels "nokey"}}`).
+        ("[{{index .M \"nokey\"}}]", "[]"),
         ("{{len .L}}", "2"),
         ("{{json .Cmd}}", r#"["sh","-c","a && b"]"#),
         ("{{json .M}}", r#"{"k":"v"}"#),
