@@ -204,6 +204,17 @@ fn login_flow(reg: &Registry) {
     let out = with_config(&["push", &name], None);
     assert!(out.status.success(), "{}", stderr_of(&out));
 
+    // A login with no credentials given tries the stored ones first, as
+    // docker does: no terminal is needed while they work.
+    let out = with_config(&["login", &reg.host()], Some(""));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("Authenticating with existing credentials...")
+            && said.contains("Login Succeeded"),
+        "{said}"
+    );
+
     // docker's own CLI reads the same file: skopeo does too.
     let inspected = run_tool(
         "skopeo",

@@ -121,9 +121,42 @@ fn restore_on_interrupt(saved: rustix::termios::Termios) -> anyhow::Result<()> {
 pub(crate) fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
     let interactive = std::io::stdin().is_terminal() && !args.password_stdin;
+    let path = args
+        .registry
+        .authfile
+        .clone()
+        .unwrap_or_else(super::docker_config_path);
+    // docker first tries what it has stored when no credentials are given,
+    // and asks (offering the stored user name) only if they fail.
+    let mut stored_user = None;
+    if args.username.is_none() && args.password.is_none() && !args.password_stdin {
+        if let Some(creds) = DockerConfig::load(&path)?.credentials(&server)? {
+            println!("Authenticating with existing credentials...");
+            match try_login(&args.registry, &server, &creds) {
+                Ok(()) => {
+                    println!("Login Succeeded");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => eprintln!("Login did not succeed, error: {e}"),
+            }
+            stored_user = Some(creds.username);
+        }
+    }
     let username = match args.username {
         Some(u) => u,
-        None if interactive => prompt("Username: ")?.trim().to_string(),
+        None if interactive => match &stored_user {
+            Some(stored) => {
+                let typed = prompt(&format!("Username ({stored}): "))?
+                    .trim()
+                    .to_string();
+                if typed.is_empty() {
+                    stored.clone()
+                } else {
+                    typed
+                }
+            }
+            None => prompt("Username: ")?.trim().to_string(),
+        },
         None if args.password_stdin => {
             anyhow::bail!("Must provide --username with --password-stdin")
         }
@@ -151,15 +184,7 @@ pub(crate) fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         username,
         secret: password,
     };
-    let mut registry = args.registry.clone();
-    registry.creds = Some(format!("{}:{}", creds.username, creds.secret));
-    let client = registry.client()?;
-    block_on(client.ping(&server))?.map_err(|e| login_failed(&server, e))?;
-    let path = args
-        .registry
-        .authfile
-        .clone()
-        .unwrap_or_else(super::docker_config_path);
+    try_login(&args.registry, &server, &creds)?;
     let mut config = DockerConfig::load(&path)?;
     if !config.store(&server, &creds)? {
         eprintln!(
@@ -169,6 +194,14 @@ pub(crate) fn login(_store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks `creds` against the registry (a ping that must authenticate).
+fn try_login(registry: &RegistryArgs, server: &str, creds: &Credentials) -> anyhow::Result<()> {
+    let mut registry = registry.clone();
+    registry.creds = Some(format!("{}:{}", creds.username, creds.secret));
+    let client = registry.client()?;
+    block_on(client.ping(server))?.map_err(|e| login_failed(server, e))
 }
 
 /// A refused login says so, with the registry and the status; the
