@@ -80,7 +80,7 @@ impl State<'_> {
                 .iter()
                 .map(|(k, e)| (Value::Str(k.clone()), e.clone()))
                 .collect(),
-            Value::Nil => Vec::new(),
+            Value::Nil | Value::NilList => Vec::new(),
             other => {
                 let c = &p.cmds[0];
                 return Err(exec_err(
@@ -214,15 +214,29 @@ impl State<'_> {
                         }
                     }
                 },
-                Value::Struct { type_name, fields } => {
-                    match fields.into_iter().find(|(name, _)| name == f) {
+                Value::Struct {
+                    type_name,
+                    fields,
+                    json,
+                } => {
+                    let alias = self.tmpl.aliases.iter().find(|(field, _)| field == f);
+                    let wanted =
+                        |name: &String| name == f || alias.is_some_and(|(_, key)| name == key);
+                    match fields.into_iter().find(|(name, _)| wanted(name)) {
                         Some((_, x)) => x,
                         None => {
-                            return Err(exec_err(
-                                a.pos,
-                                &a.text,
-                                format!("can't evaluate field {f} in type {type_name}"),
-                            ))
+                            // docker inspect retries a failed template on
+                            // the document's JSON map: its error is the
+                            // map's.
+                            let reason = match json {
+                                crate::JsonForm::Typed { .. } => {
+                                    format!("map has no entry for key {f:?}")
+                                }
+                                crate::JsonForm::Context => {
+                                    format!("can't evaluate field {f} in type {type_name}")
+                                }
+                            };
+                            return Err(exec_err(a.pos, &a.text, reason));
                         }
                     }
                 }

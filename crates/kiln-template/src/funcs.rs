@@ -74,6 +74,7 @@ pub(crate) fn call(s: &State<'_>, name: &str, args: &[Value]) -> Result<Value, F
             Value::Int(match &args[0] {
                 Value::Str(s) => s.len(),
                 Value::List(l) => l.len(),
+                Value::NilList => 0,
                 Value::Map(m) | Value::Object(m) => m.len(),
                 other => return Err(Fail::Call(format!("len of type {}", other.type_name()))),
             } as i64)
@@ -119,11 +120,15 @@ pub(crate) fn call(s: &State<'_>, name: &str, args: &[Value]) -> Result<Value, F
         }
         "join" => {
             want(name, args, 2)?;
-            let Value::List(items) = &args[0] else {
-                return Err(Fail::Args(format!(
-                    "wrong type for value; expected []string; got {}",
-                    args[0].type_name()
-                )));
+            let items: &[Value] = match &args[0] {
+                Value::List(items) => items,
+                Value::NilList => &[],
+                other => {
+                    return Err(Fail::Args(format!(
+                        "wrong type for value; expected []string; got {}",
+                        other.type_name()
+                    )))
+                }
             };
             let parts: Vec<String> = items.iter().map(Value::to_string).collect();
             Value::Str(parts.join(&string(name, &args[1])?))

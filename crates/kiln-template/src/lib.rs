@@ -30,7 +30,7 @@ mod tabwriter;
 mod value;
 
 pub use tabwriter::tabwrite;
-pub use value::Value;
+pub use value::{JsonForm, Value};
 
 /// A template that failed to parse or to run. The message is docker's:
 /// `template parsing error: template: :1:2: executing "" at <.Nope>: …`.

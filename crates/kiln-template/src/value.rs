@@ -21,15 +21,34 @@ pub enum Value {
     Duration(i64),
     Str(String),
     List(Vec<Value>),
+    /// A Go `time.Time`, held as RFC 3339: prints as Go does (`2024-05-01
+    /// 12:00:00.5 +0000 UTC`), marshals to JSON as the RFC 3339 string.
+    Time(String),
+    /// A Go slice that is nil (a typed struct's unset `[]string`): prints
+    /// `[]` as Go does, but marshals to JSON `null`.
+    NilList,
     /// A Go map: a missing key gives [`Value::Nil`].
     Map(BTreeMap<String, Value>),
     /// A JSON object standing for a Go struct: a missing key is an error.
     Object(BTreeMap<String, Value>),
-    /// A Go struct: its type name (for error messages) and ordered fields.
+    /// A Go struct: its type name (for error messages), ordered fields,
+    /// and how `json` writes it.
     Struct {
         type_name: &'static str,
         fields: Vec<(String, Value)>,
+        json: JsonForm,
     },
+}
+
+/// How the `json` function writes a [`Value::Struct`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonForm {
+    /// A listing's context (`images`, `ps`…): docker marshals it through a
+    /// map, so keys sorted, HTML escaped.
+    Context,
+    /// A typed document (inspect's `Config`): fields in order, those
+    /// tagged `omitempty` left out when empty, as `encoding/json` does.
+    Typed { omit_empty: &'static [&'static str] },
 }
 
 impl Value {
@@ -70,6 +89,38 @@ impl Value {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Value::Str(v.clone())))
                 .collect(),
+            json: JsonForm::Context,
+        }
+    }
+
+    /// A typed Go struct (docker's inspect documents): `{{.Config}}`
+    /// prints its fields in order, `{{json .Config}}` writes them in order
+    /// without the empty `omit_empty` ones.
+    pub fn typed(
+        type_name: &'static str,
+        fields: Vec<(String, Value)>,
+        omit_empty: &'static [&'static str],
+    ) -> Value {
+        Value::Struct {
+            type_name,
+            fields,
+            json: JsonForm::Typed { omit_empty },
+        }
+    }
+
+    /// `encoding/json`'s empty, for `omitempty`.
+    fn is_empty_for_json(&self) -> bool {
+        match self {
+            Value::Nil => true,
+            Value::Bool(b) => !b,
+            Value::Int(i) | Value::Duration(i) => *i == 0,
+            Value::Float(f) => *f == 0.0,
+            Value::Str(s) => s.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::NilList => true,
+            Value::Time(_) => false,
+            Value::Map(m) | Value::Object(m) => m.is_empty(),
+            Value::Struct { .. } => false,
         }
     }
 
@@ -83,6 +134,8 @@ impl Value {
             Value::Duration(d) => *d != 0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
+            Value::NilList => false,
+            Value::Time(_) => true,
             Value::Map(m) | Value::Object(m) => !m.is_empty(),
             Value::Struct { .. } => true,
         }
@@ -98,6 +151,8 @@ impl Value {
             Value::Duration(_) => "time.Duration",
             Value::Str(_) => "string",
             Value::List(_) => "[]interface {}",
+            Value::NilList => "[]string",
+            Value::Time(_) => "time.Time",
             Value::Map(_) | Value::Object(_) => "map[string]interface {}",
             Value::Struct { type_name, .. } => type_name,
         }
@@ -112,7 +167,13 @@ impl Value {
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         self.write_json(&mut out);
-        if matches!(self, Value::Struct { .. }) {
+        if matches!(
+            self,
+            Value::Struct {
+                json: JsonForm::Context,
+                ..
+            }
+        ) {
             // Those characters occur in JSON text only inside strings.
             out = out
                 .replace('<', "\\u003c")
@@ -126,11 +187,13 @@ impl Value {
 
     fn write_json(&self, out: &mut String) {
         match self {
-            Value::Nil => out.push_str("null"),
+            Value::Nil | Value::NilList => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) | Value::Duration(i) => out.push_str(&i.to_string()),
             Value::Float(f) => out.push_str(&serde_json::Value::from(*f).to_string()),
-            Value::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
+            Value::Str(s) | Value::Time(s) => {
+                out.push_str(&serde_json::Value::from(s.as_str()).to_string())
+            }
             Value::List(l) => {
                 out.push('[');
                 for (i, v) in l.iter().enumerate() {
@@ -142,14 +205,27 @@ impl Value {
                 out.push(']');
             }
             Value::Map(_) | Value::Object(_) | Value::Struct { .. } => {
-                let entries: BTreeMap<&str, &Value> = match self {
+                let entries: Vec<(&str, &Value)> = match self {
                     Value::Map(m) | Value::Object(m) => {
                         m.iter().map(|(k, v)| (k.as_str(), v)).collect()
                     }
+                    Value::Struct {
+                        fields,
+                        json: JsonForm::Typed { omit_empty },
+                        ..
+                    } => fields
+                        .iter()
+                        .filter(|(k, v)| {
+                            !(omit_empty.contains(&k.as_str()) && v.is_empty_for_json())
+                        })
+                        .map(|(k, v)| (k.as_str(), v))
+                        .collect(),
                     Value::Struct { fields, .. } => {
-                        fields.iter().map(|(k, v)| (k.as_str(), v)).collect()
+                        let sorted: BTreeMap<&str, &Value> =
+                            fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                        sorted.into_iter().collect()
                     }
-                    _ => BTreeMap::new(),
+                    _ => Vec::new(),
                 };
                 out.push('{');
                 for (i, (k, v)) in entries.into_iter().enumerate() {
@@ -184,6 +260,8 @@ impl fmt::Display for Value {
             Value::Float(x) => f.write_str(&go_float(*x)),
             Value::Duration(d) => f.write_str(&kiln_core::gofmt::duration(*d)),
             Value::Str(s) => f.write_str(s),
+            Value::NilList => f.write_str("[]"),
+            Value::Time(t) => f.write_str(&go_time(t)),
             Value::List(l) => {
                 f.write_char('[')?;
                 for (i, v) in l.iter().enumerate() {
@@ -216,6 +294,19 @@ impl fmt::Display for Value {
                 f.write_char('}')
             }
         }
+    }
+}
+
+/// Go's `time.Time` printing of an RFC 3339 UTC time; the zero time for
+/// what does not parse (docker's `0001-01-01T00:00:00Z`).
+fn go_time(rfc3339: &str) -> String {
+    match kiln_core::parse_rfc3339(rfc3339) {
+        Some(t) => {
+            let text = kiln_core::rfc3339(t);
+            let (date, clock) = text.split_once('T').unwrap_or((&text, "00:00:00Z"));
+            format!("{date} {} +0000 UTC", clock.trim_end_matches('Z'))
+        }
+        None => "0001-01-01 00:00:00 +0000 UTC".to_string(),
     }
 }
 

@@ -283,11 +283,25 @@ fn inspect_and_images_templates_match_docker() {
         "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}}",
         "{{json .Config.Healthcheck.Test}}",
         "[{{.Variant}}] [{{.OsVersion}}] [{{.Container}}]",
+        // docker's typed structs: field order, omitempty, nil slices.
+        "{{json .Config}}",
+        "{{json .ContainerConfig}}",
+        "{{.Config.Entrypoint}} {{json .Config.Entrypoint}}",
+        "{{.ContainerConfig.Cmd}}",
+        "{{.RootFS}}",
+        "{{json .RootFS}}",
+        "{{.Config.Healthcheck}}",
+        "{{json .Config.Healthcheck}}",
+        "[{{index .Config.Labels \"nokey\"}}]",
+        "{{.Comment}}",
+        "{{.Size}} {{.VirtualSize}}",
     ];
-    let history_templates = ["{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.CreatedSince}}"];
-    // Not .Size: docker counts file bytes, kiln the layer tars' bytes.
+    let history_templates = [
+        "{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.CreatedSince}}",
+        "{{.Size}}",
+    ];
     let images_templates = [
-        "{{.Repository}}:{{.Tag}} {{.ID}} {{.CreatedAt}} {{.CreatedSince}}",
+        "{{.Repository}}:{{.Tag}} {{.ID}} {{.CreatedAt}} {{.CreatedSince}} {{.Size}}",
         "{{.Containers}} {{.SharedSize}} {{.UniqueSize}}",
     ];
     let mut diffs = Vec::new();

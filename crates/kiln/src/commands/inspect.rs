@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use kiln_store::{Image, ImageRecord, Store};
+use kiln_store::{Image, ImageRecord, IndexEntryExt, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -41,15 +41,18 @@ struct Inspect {
     parent: String,
     comment: String,
     created: String,
+    container: String,
+    container_config: DockerConfig,
     docker_version: String,
     author: String,
-    config: Value,
+    config: DockerConfig,
     architecture: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<String>,
     os: String,
     size: u64,
     virtual_size: u64,
+    graph_driver: Value,
     #[serde(rename = "RootFS")]
     root_fs: Value,
     history: Value,
@@ -72,11 +75,25 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
         repo_tags: super::familiar_tags(&record.names),
         repo_digests: store.repo_digests(record),
         parent: String::new(),
-        comment: text("comment"),
+        // docker: the config's comment, else the last history entry's
+        // (`buildkit.dockerfile.v0` for a BuildKit image).
+        comment: Some(text("comment"))
+            .filter(|c| !c.is_empty())
+            .or_else(|| {
+                raw.pointer("/history")
+                    .and_then(Value::as_array)
+                    .and_then(|h| h.last())
+                    .and_then(|h| h.get("comment"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default(),
         created: text("created"),
+        container: text("container"),
+        container_config: DockerConfig(raw.get("container_config").cloned()),
         docker_version: text("docker_version"),
         author: text("author"),
-        config: raw.get("config").cloned().unwrap_or(json!({})),
+        config: DockerConfig(raw.get("config").cloned()),
         architecture: text("architecture"),
         variant: raw
             .get("variant")
@@ -85,6 +102,9 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
         os: text("os"),
         size,
         virtual_size: size,
+        // The snapshotter that unpacks images here (docker names its
+        // graph driver); kiln has no per-image directories to list.
+        graph_driver: json!({"Data": null, "Name": store_backend(store)}),
         root_fs: json!({
             "Type": "layers",
             "Layers": raw.pointer("/rootfs/diff_ids").cloned().unwrap_or(json!([])),
@@ -95,7 +115,11 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
             "digest": image.manifest_digest.to_string(),
             "size": store.blobs().size(&image.manifest_digest)?,
         }),
-        metadata: json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
+        // When the image was last named here (docker's LastTagTime).
+        metadata: json!({"LastTagTime": record
+            .entry
+            .named_at()
+            .map_or("0001-01-01T00:00:00Z".to_string(), kiln_core::rfc3339)}),
     })
 }
 
@@ -136,6 +160,211 @@ const CONFIG_FIELDS: [(&str, Value); 25] = [
 /// `<no value>` (`{{.Config.Labels.nope}}`), not an error.
 const CONFIG_MAPS: [&str; 3] = ["Labels", "ExposedPorts", "Volumes"];
 
+/// docker's `json:",omitempty"` fields of `container.Config`.
+const CONFIG_OMIT_EMPTY: &[&str] = &[
+    "ExposedPorts",
+    "Healthcheck",
+    "ArgsEscaped",
+    "NetworkDisabled",
+    "MacAddress",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+];
+
+/// docker's `HealthConfig` (every field `omitempty`); its times are
+/// `time.Duration`s.
+const HEALTH_FIELDS: [&str; 5] = ["Test", "Interval", "Timeout", "StartPeriod", "Retries"];
+
+/// An image config's `config` written as docker's `container.Config`:
+/// every field in docker's order, the `omitempty` ones only when set, the
+/// others as their zero value (docker's struct has them all).
+struct DockerConfig(Option<Value>);
+
+impl DockerConfig {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let empty = serde_json::Map::new();
+        let raw = self.0.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+        CONFIG_FIELDS
+            .iter()
+            .map(|(k, zero)| (*k, raw.get(*k).cloned().unwrap_or_else(|| zero.clone())))
+            .filter(|(k, v)| !(CONFIG_OMIT_EMPTY.contains(k) && json_empty(v)))
+            .collect()
+    }
+}
+
+impl Serialize for DockerConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.fields();
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            map.serialize_entry(k, &v)?;
+        }
+        map.end()
+    }
+}
+
+/// `encoding/json`'s empty, for `omitempty`.
+fn json_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// A Config (as template data) as docker's typed struct: fields in
+/// docker's order, `{{json .Config}}` as docker writes it, `{{.Config}}`
+/// printed as Go prints a struct.
+fn typed_config(config: kiln_template::Value) -> kiln_template::Value {
+    use kiln_template::Value as T;
+    let T::Object(mut m) = config else {
+        return config;
+    };
+    let fields = CONFIG_FIELDS
+        .iter()
+        .map(|(k, _)| {
+            let v = m.remove(*k).unwrap_or(T::Nil);
+            let v = match (*k, v) {
+                // map[string]struct{}: each value is an empty struct, `{}`.
+                ("ExposedPorts" | "Volumes", T::Map(set) | T::Object(set)) => T::Map(
+                    set.into_keys()
+                        .map(|key| (key, T::typed("struct {}", Vec::new(), &[])))
+                        .collect(),
+                ),
+                ("Healthcheck", T::Object(mut h)) => T::typed(
+                    "container.HealthConfig",
+                    HEALTH_FIELDS
+                        .iter()
+                        .map(|f| {
+                            let v = match (h.remove(*f), *f) {
+                                (Some(T::Int(n)), "Interval" | "Timeout" | "StartPeriod") => {
+                                    T::Duration(n)
+                                }
+                                (Some(v), _) => v,
+                                (None, "Interval" | "Timeout" | "StartPeriod") => T::Duration(0),
+                                (None, "Retries") => T::Int(0),
+                                (None, _) => T::Nil,
+                            };
+                            (f.to_string(), v)
+                        })
+                        .collect(),
+                    &HEALTH_FIELDS,
+                ),
+                // strslice / []string left nil: Go prints `[]`, JSON null.
+                ("Env" | "Cmd" | "Entrypoint" | "OnBuild" | "Shell", T::Nil) => T::NilList,
+                (_, v) => v,
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    T::typed("*container.Config", fields, CONFIG_OMIT_EMPTY)
+}
+
+/// docker's `RootFS` and `ImageMetadata` as typed structs (`{{.RootFS}}`
+/// prints `{layers [...] }`, `{{.Metadata}}` the tag time as Go prints a
+/// `time.Time`).
+fn typed_image_parts(top: &mut std::collections::BTreeMap<String, kiln_template::Value>) {
+    use kiln_template::Value as T;
+    if let Some(T::Object(mut root)) = top.remove("RootFS") {
+        let layers = root.remove("Layers").unwrap_or(T::NilList);
+        top.insert(
+            "RootFS".into(),
+            T::typed(
+                "types.RootFS",
+                vec![
+                    (
+                        "Type".into(),
+                        root.remove("Type").unwrap_or(T::Str(String::new())),
+                    ),
+                    ("Layers".into(), layers),
+                    ("BaseLayer".into(), T::Str(String::new())),
+                ],
+                &["Layers", "BaseLayer"],
+            ),
+        );
+    }
+    if let Some(T::Object(mut meta)) = top.remove("Metadata") {
+        let when = match meta.remove("LastTagTime") {
+            Some(T::Str(t)) => t,
+            _ => "0001-01-01T00:00:00Z".to_string(),
+        };
+        top.insert(
+            "Metadata".into(),
+            T::typed(
+                "types.ImageMetadata",
+                vec![("LastTagTime".into(), T::Time(when))],
+                &[],
+            ),
+        );
+    }
+    if let Some(T::Object(mut g)) = top.remove("GraphDriver") {
+        let data = match g.remove("Data") {
+            Some(T::Object(m) | T::Map(m)) => T::Map(m),
+            _ => T::Map(Default::default()),
+        };
+        let name = g.remove("Name").unwrap_or(T::Str(String::new()));
+        top.insert(
+            "GraphDriver".into(),
+            T::typed(
+                "types.GraphDriverData",
+                vec![("Data".into(), data), ("Name".into(), name)],
+                &[],
+            ),
+        );
+    }
+}
+
+/// docker's `types.ImageInspect` field order (kiln's own fields after).
+const IMAGE_FIELDS: [&str; 20] = [
+    "Id",
+    "RepoTags",
+    "RepoDigests",
+    "Parent",
+    "Comment",
+    "Created",
+    "Container",
+    "ContainerConfig",
+    "DockerVersion",
+    "Author",
+    "Config",
+    "Architecture",
+    "Variant",
+    "Os",
+    "OsVersion",
+    "Size",
+    "VirtualSize",
+    "GraphDriver",
+    "RootFS",
+    "Metadata",
+];
+
+/// An image's document as docker's typed struct: `{{json .}}` in docker's
+/// order, `Variant` and `OsVersion` only when set.
+fn typed_image(
+    top: std::collections::BTreeMap<String, kiln_template::Value>,
+) -> kiln_template::Value {
+    let mut top = top;
+    let mut fields: Vec<(String, kiln_template::Value)> = IMAGE_FIELDS
+        .iter()
+        .filter_map(|k| top.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+    // What kiln shows beyond docker's struct (History, Descriptor).
+    fields.extend(top);
+    kiln_template::Value::typed("types.ImageInspect", fields, &["Variant", "OsVersion"])
+}
+
+/// The name of the snapshotter backend this store unpacks with.
+fn store_backend(store: &Store) -> String {
+    std::fs::read_to_string(store.root().join("snapshots/backend"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "overlay".to_string())
+}
+
 /// A document as template data, with docker's Config fields filled in.
 fn template_view(mut v: Value) -> anyhow::Result<kiln_template::Value> {
     use kiln_template::Value as T;
@@ -161,23 +390,27 @@ fn template_view(mut v: Value) -> anyhow::Result<kiln_template::Value> {
             config.entry(k).or_insert(zero);
         }
     }
+    if let Some(config) = v.get_mut("ContainerConfig").and_then(Value::as_object_mut) {
+        for (k, zero) in CONFIG_FIELDS {
+            config.entry(k).or_insert(zero);
+        }
+    }
     let mut view = T::from_json(&v);
     if let T::Object(top) = &mut view {
-        if let Some(T::Object(config)) = top.get_mut("Config") {
-            for key in CONFIG_MAPS {
-                if let Some(m) = config.remove(key) {
-                    config.insert(key.to_string(), m.into_go_map());
-                }
-            }
-            // docker's HealthConfig times are time.Durations: `30s`.
-            if let Some(T::Object(health)) = config.get_mut("Healthcheck") {
-                for key in ["Interval", "Timeout", "StartPeriod", "StartInterval"] {
-                    if let Some(T::Int(n)) = health.get(key) {
-                        let d = T::Duration(*n);
-                        health.insert(key.to_string(), d);
+        for which in ["Config", "ContainerConfig"] {
+            if let Some(T::Object(mut config)) = top.remove(which) {
+                for key in CONFIG_MAPS {
+                    if let Some(m) = config.remove(key) {
+                        config.insert(key.to_string(), m.into_go_map());
                     }
                 }
+                top.insert(which.to_string(), typed_config(T::Object(config)));
             }
+        }
+        if !top.contains_key("State") {
+            typed_image_parts(top);
+            let fields = std::mem::take(top);
+            view = typed_image(fields);
         }
     }
     Ok(view)
