@@ -324,7 +324,13 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", commands::describe(&e));
+            // docker prints a template's error as it is ("template parsing
+            // error: …"), every other one after "Error: ".
+            if e.downcast_ref::<kiln_template::Error>().is_some() {
+                eprintln!("{}", commands::describe(&e));
+            } else {
+                eprintln!("Error: {}", commands::describe(&e));
+            }
             commands::exit_code(commands::error_kind(&e))
         }
     }
