@@ -45,6 +45,11 @@ pub fn on_start(state: &mut State, check: Option<&Healthcheck>) {
     h.failing_streak = 0;
 }
 
+/// Whether `check` has probes to run (not none, `NONE` or empty).
+pub(crate) fn probes(check: Option<&Healthcheck>) -> bool {
+    probe_argv(check).is_some()
+}
+
 /// The argv a healthcheck runs; `None` when there is nothing to run
 /// (no check, `NONE`, an empty test).
 fn probe_argv(check: Option<&Healthcheck>) -> Option<Vec<String>> {
