@@ -19,7 +19,10 @@
 //! `execve`s back into kiln (`kiln __kiln-monitor ROOT ID --exited CODE
 //! …`, [`Back`]), which reads the OOM flag, deletes the runtime's
 //! container, writes the exit code and `FinishedAt`, and applies the
-//! restart policy (execing here again) or `--rm`. Should kiln not run, the
+//! restart policy (execing here again) or `--rm`. A healthcheck's timer
+//! is held here too: every interval after the last probe ended, a kiln
+//! runs one probe (`kiln __kiln-monitor ROOT ID --probe --rootfs PATH`)
+//! and records it. Should kiln not run, the
 //! exit is written here ([`update_state`], under the same `flock` as
 //! kiln-container's state writes) and the root unmounted, so the exit
 //! code is never lost.
@@ -35,7 +38,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub mod json;
 mod sys;
@@ -59,7 +62,7 @@ pub const LOCK_FILE: &str = ".lock";
 /// What kiln hands over when it execs this program, as its command line:
 /// `ROOT ID --kiln PATH --dir DIR --rootfs PATH --pid PID [--attach]
 /// [--out FD --err FD | --pty FD [--copy-stdin] [--winch]] [--keep FD]…
-/// [--hold FD]… --delay-ms N`.
+/// [--hold FD]… --delay-ms N [--probe-ms N]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handover {
     /// The store root and the container's ID (passed back to kiln).
@@ -93,6 +96,10 @@ pub struct Handover {
     pub hold: Vec<RawFd>,
     /// The restart back-off kiln is at, passed back unread.
     pub delay_ms: u64,
+    /// The healthcheck's interval (0: none): every interval after the
+    /// last probe ended, `kiln __kiln-monitor ROOT ID --probe --rootfs
+    /// PATH` runs one probe and records it.
+    pub probe_ms: u64,
 }
 
 impl Handover {
@@ -108,6 +115,9 @@ impl Handover {
         flag("--rootfs", self.rootfs.clone().into());
         flag("--pid", self.pid.to_string().into());
         flag("--delay-ms", self.delay_ms.to_string().into());
+        if self.probe_ms > 0 {
+            flag("--probe-ms", self.probe_ms.to_string().into());
+        }
         for (name, fd) in [
             ("--out", self.out),
             ("--err", self.err),
@@ -167,6 +177,7 @@ impl Handover {
                         "--rootfs" => h.rootfs = value.into(),
                         "--pid" => h.pid = number()? as i32,
                         "--delay-ms" => h.delay_ms = number()? as u64,
+                        "--probe-ms" => h.probe_ms = number()? as u64,
                         "--out" => h.out = Some(number()? as RawFd),
                         "--err" => h.err = Some(number()? as RawFd),
                         "--pty" => h.pty = Some(number()? as RawFd),
@@ -264,6 +275,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         hold: hold.iter().map(|f| f.as_raw_fd()).collect(),
         attached: h.attached,
     };
+    for fd in &hold {
+        if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
+            eprintln!("kiln-monitor: keeping a held descriptor across exec: {e}");
+        }
+    }
     let e = std::process::Command::new(&h.kiln)
         .arg(MONITOR_ARG)
         .arg(&h.root)
@@ -389,18 +405,35 @@ fn watch(h: &Handover) -> i32 {
     // Start-up is over: what it mapped of the binaries goes (see
     // `trim_file_pages`); the loop maps back the little it runs.
     sys::trim_file_pages();
+    let probe_every = (h.probe_ms > 0).then(|| Duration::from_millis(h.probe_ms));
+    let mut next_probe = probe_every.map(|d| Instant::now() + d);
+    let mut probing: Option<i32> = None;
     let mut code = None;
     let mut orphaned = false;
     let mut buf = vec![0u8; 16 * 1024];
     let mut lines = Vec::new();
     loop {
-        if code.is_none() {
-            code = reap(h.pid, &mut orphaned);
-        } else {
-            let _ = reap(h.pid, &mut orphaned);
+        let was_probing = probing.is_some();
+        let ended = reap(h.pid, &mut probing, &mut orphaned);
+        code = code.or(ended);
+        if let (true, None, Some(every)) = (was_probing, probing, probe_every) {
+            // docker's interval runs from the end of the last probe.
+            next_probe = Some(Instant::now() + every);
         }
-        if code.is_some() && sources.is_empty() {
+        // A probe in flight is waited for (its own timeout bounds it):
+        // no result lands after kiln recorded the end.
+        if code.is_some() && sources.is_empty() && probing.is_none() {
             break;
+        }
+        let now = Instant::now();
+        if let (None, None, Some(at)) = (code, probing, next_probe) {
+            if now >= at {
+                probing = spawn_probe(h);
+                next_probe = None;
+                if probing.is_none() {
+                    next_probe = probe_every.map(|d| now + d);
+                }
+            }
         }
         let mut fds = Vec::with_capacity(sources.len() + 2);
         let in_flags = rustix::event::PollFlags::IN;
@@ -420,7 +453,22 @@ fn watch(h: &Handover) -> i32 {
             tv_sec: 1,
             tv_nsec: 0,
         };
-        let timeout = (wake.is_none() || orphaned || code.is_some()).then_some(&tick);
+        let until_probe = match (code, probing, next_probe) {
+            (None, None, Some(at)) => {
+                let d = at.saturating_duration_since(Instant::now());
+                Some(rustix::event::Timespec {
+                    tv_sec: d.as_secs() as i64,
+                    tv_nsec: i64::from(d.subsec_nanos()),
+                })
+            }
+            _ => None,
+        };
+        let timeout = if wake.is_none() || orphaned || code.is_some() {
+            Some(until_probe.map_or(tick, |t| if t.tv_sec < 1 { t } else { tick }))
+        } else {
+            until_probe
+        };
+        let timeout = timeout.as_ref();
         match rustix::event::poll(&mut fds, timeout) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
@@ -484,16 +532,43 @@ fn watch(h: &Handover) -> i32 {
     code.unwrap_or(255)
 }
 
+/// Runs one health probe in a kiln of its own; its pid.
+fn spawn_probe(h: &Handover) -> Option<i32> {
+    let child = std::process::Command::new(&h.kiln)
+        .arg(MONITOR_ARG)
+        .arg(&h.root)
+        .arg(&h.id)
+        .arg("--probe")
+        .arg("--rootfs")
+        .arg(&h.rootfs)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    match child {
+        // Reaped by `reap` (dropping a `Child` does not wait).
+        Ok(c) => Some(c.id() as i32),
+        Err(e) => {
+            eprintln!("kiln-monitor: running a health probe: {e}");
+            None
+        }
+    }
+}
+
 /// Reaps every ended child (orphans re-parented to this subreaper too);
-/// the init's exit code once it ended. `orphaned` is set when this
-/// process has no children at all: the init is then watched in `/proc`.
-fn reap(init: i32, orphaned: &mut bool) -> Option<i32> {
+/// the init's exit code once it ended; `probe` cleared when it ended.
+/// `orphaned` is set when this process has no children at all: the init
+/// is then watched in `/proc`.
+fn reap(init: i32, probe: &mut Option<i32>, orphaned: &mut bool) -> Option<i32> {
     use rustix::process::{wait, WaitOptions};
     let mut code = None;
     loop {
         match wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => {
-                if pid.as_raw_nonzero().get() == init {
+                let pid = pid.as_raw_nonzero().get();
+                if Some(pid) == *probe {
+                    *probe = None;
+                }
+                if pid == init {
                     code = status
                         .exit_status()
                         .or_else(|| status.terminating_signal().map(|s| 128 + s));

@@ -18,6 +18,11 @@ pub(crate) fn adopt(n: RawFd) -> Option<OwnedFd> {
     if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
         return None;
     }
+    // Close-on-exec from now on: a probe's kiln must not inherit the
+    // output pipes or a stdin keeper (held descriptors are made
+    // inheritable again just before the exec back into kiln).
+    // SAFETY: setting a flag of an open descriptor.
+    unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: the descriptor is open (checked above) and nothing in this
     // process owns it: kiln handed it over, named once on the command
     // line (the caller adopts each number once).

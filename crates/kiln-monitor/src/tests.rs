@@ -132,6 +132,7 @@ fn handover_and_back_round_trip() {
         keep: vec![7],
         hold: vec![8, 9],
         delay_ms: 400,
+        probe_ms: 30_000,
     };
     assert_eq!(Handover::parse(h.to_args()).unwrap(), h);
     assert!(Handover::parse(vec![OsString::from("r"), OsString::from("i")]).is_err());

@@ -662,7 +662,32 @@ fn an_idle_container_is_watched_by_the_lean_monitor_in_two_megabytes() {
         "{{.Status}}",
     ]);
     assert!(status.starts_with("Exited (3)"), "{status}");
-    k.ok(&["rm", "-f", &idle, &talker]);
+    // A healthcheck keeps the lean monitor: it runs kiln for each probe.
+    let checked = k
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "echo fine",
+            "--health-interval",
+            "200ms",
+            img,
+            "/bin/busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let monitor = lean_monitor(&k, &checked);
+    wait_for("a healthy container", || {
+        k.ok(&["inspect", "--format", "{{.State.Health.Status}}", &checked])
+            .trim()
+            == "healthy"
+    });
+    assert!(std::fs::read_link(format!("/proc/{monitor}/exe"))
+        .unwrap()
+        .ends_with("kiln-monitor"));
+    k.ok(&["rm", "-f", &idle, &talker, &checked]);
 }
 
 #[test]

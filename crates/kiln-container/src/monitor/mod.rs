@@ -23,9 +23,10 @@
 //! monitor execs back into kiln (`kiln __kiln-monitor ROOT ID --exited
 //! CODE …`), which carries on here after the wait: OOM flag, runtime
 //! delete, exit state, restart (handing over again) or `--rm`. Health
-//! probes need kiln's runtime code, so a container with a healthcheck is
-//! monitored in kiln throughout, as is every container when the lean
-//! binary is missing.
+//! probes need kiln's runtime code: the lean monitor holds the timer and
+//! runs `kiln __kiln-monitor ROOT ID --probe --rootfs PATH` for each
+//! probe ([`Monitor::probe`]). Without the lean binary, every container
+//! is monitored in kiln throughout.
 
 use std::io::Write;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
@@ -55,6 +56,18 @@ pub fn run_monitor(args: &[String], helper: PathBuf) -> i32 {
     let [root, id, flags @ ..] = args else {
         return usage();
     };
+    // The lean monitor's health probe: one, recorded, then exit.
+    if let [probe, flag, rootfs] = flags {
+        if probe == "--probe" && flag == "--rootfs" {
+            let probed = Monitor::open(Path::new(root), id, helper, false)
+                .and_then(|m| m.probe(Path::new(rootfs)));
+            if let Err(e) = probed {
+                eprintln!("Error: {}", kiln_core::error_chain(&e));
+                return 125;
+            }
+            return 0;
+        }
+    }
     // Back from the lean monitor: the process ended with a code.
     let back = match kiln_monitor::Back::parse(flags) {
         Ok(b) => b,
@@ -138,6 +151,24 @@ impl Monitor {
     pub(crate) fn hold(&mut self, fd: OwnedFd) -> std::io::Result<()> {
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
         self.held.push(fd.into_raw_fd());
+        Ok(())
+    }
+
+    /// Runs one health probe of the running container (the lean
+    /// monitor's timer asks for each).
+    fn probe(self, rootfs: &Path) -> Result<()> {
+        let c = self.engine.containers.load(&self.id)?;
+        if c.state.status != Status::Running {
+            return Ok(());
+        }
+        let spec = crate::spec::process_spec(&c.config, rootfs, &self.engine.volumes)?;
+        let target = crate::health::ProbeTarget {
+            containers: self.engine.containers.clone(),
+            executor: self.engine.executor(&c.config.host)?,
+            id: self.id.clone(),
+            process: spec,
+        };
+        crate::health::probe_once(target, c.config.process.healthcheck.as_ref(), &c.state);
         Ok(())
     }
 
@@ -353,12 +384,9 @@ impl Monitor {
             })
             .map_err(fail)?;
         self.tell_ok();
-        if let (Some(lean), Some(pid), false) = (
-            &self.lean,
-            pid,
-            crate::health::probes(p.healthcheck.as_ref()),
-        ) {
-            let e = self.hand_over(lean, &streams, rootfs, pid, delay);
+        if let (Some(lean), Some(pid)) = (&self.lean, pid) {
+            let probe_every = crate::health::interval(p.healthcheck.as_ref());
+            let e = self.hand_over(lean, &streams, rootfs, pid, delay, probe_every);
             tracing::warn!(
                 "cannot run the lean monitor {} ({e}): monitoring in kiln",
                 lean.display()
@@ -393,6 +421,7 @@ impl Monitor {
         rootfs: &Path,
         pid: i32,
         delay: Duration,
+        probe_every: Option<Duration>,
     ) -> std::io::Error {
         let mut h = kiln_monitor::Handover {
             root: self.engine.root.clone(),
@@ -403,6 +432,7 @@ impl Monitor {
             pid,
             hold: self.held.clone(),
             delay_ms: delay.as_millis() as u64,
+            probe_ms: probe_every.map_or(0, |d| d.as_millis().max(1) as u64),
             ..Default::default()
         };
         if let Err(e) = streams.hand_over(&mut h) {
