@@ -384,9 +384,11 @@ impl Monitor {
             })
             .map_err(fail)?;
         self.tell_ok();
-        if let (Some(lean), Some(pid)) = (&self.lean, pid) {
+        let lean =
+            (self.lean.clone().zip(pid)).filter(|(_, pid)| !ends_within(*pid, HAND_OVER_AFTER));
+        if let Some((lean, pid)) = lean {
             let probe_every = crate::health::interval(p.healthcheck.as_ref());
-            let e = self.hand_over(lean, &streams, rootfs, pid, delay, probe_every);
+            let e = self.hand_over(&lean, &streams, rootfs, pid, delay, probe_every);
             tracing::warn!(
                 "cannot run the lean monitor {} ({e}): monitoring in kiln",
                 lean.display()
@@ -473,6 +475,41 @@ impl Monitor {
         let _ = out.flush();
         if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
             let _ = rustix::stdio::dup2_stdout(&null);
+        }
+    }
+}
+
+/// How long a process runs before the lean monitor takes over. One that
+/// ends sooner (`run --rm IMG true`, a failing command) is waited for
+/// here: the two execs, into the lean monitor and back into kiln, would
+/// cost it milliseconds for no memory saved. Its output waits in the
+/// pipe meanwhile; a detached caller was already told `ok`.
+const HAND_OVER_AFTER: Duration = Duration::from_millis(50);
+
+/// Whether process `pid` (a child of this one, not reaped) ends within
+/// `limit`; false when that cannot be watched.
+fn ends_within(pid: i32, limit: Duration) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let timeout = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+            Err(_) => return false,
         }
     }
 }
