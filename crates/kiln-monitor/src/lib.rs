@@ -5,7 +5,7 @@
 //! does everything heavy to start a container — leaves the caller's
 //! session, becomes a child subreaper, mounts the root, fills volumes,
 //! creates and starts the process through the runtime, tells a detached
-//! caller `ok` — and then `execve`s this program (the `kiln-monitor`
+//! caller `ok` — and, once the process has run 50 ms, `execve`s this program (the `kiln-monitor`
 //! binary next to `kiln`), keeping its pid (so the container's recorded
 //! monitor, pid and start time, stays true), its subreaper attribute (it
 //! survives `execve`) and the descriptors it names on the command line

@@ -15,7 +15,8 @@
 //! 127).
 //!
 //! While the process runs, this 100 MB program is not what waits: once
-//! the process started (and the caller was told), kiln `execve`s the lean
+//! the process has run [`HAND_OVER_AFTER`] (the caller was told at its
+//! start), kiln `execve`s the lean
 //! monitor, `kiln-monitor` next to it (the `kiln-monitor` crate), handing
 //! over the output descriptors and those held for the container's life
 //! ([`Monitor::hold`]); the pid stays, so the recorded monitor stays true,
