@@ -1,0 +1,221 @@
+//! The default bridge `kiln0` and the containers on it: attach (address
+//! from the IPAM file, namespace, veth, rules), detach, and the sweep of
+//! what dead monitors left. Everything happens under the IPAM lock, so
+//! two kiln processes never make the bridge twice or remove it under a
+//! container that is joining it.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::error::{NetworkError, Result};
+use crate::host::{netns_path, Endpoint, NetHost};
+use crate::ipam::{self, Bridge, Lease, Locked, Owner, Subnet};
+use crate::ports::PortMapping;
+
+/// The default bridge's name.
+pub const DEFAULT_BRIDGE: &str = "kiln0";
+
+/// Where the host-wide network state lives by default.
+pub const DEFAULT_STATE_DIR: &str = "/run/kiln/net";
+
+/// A container on the bridge: what its spec and files need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// The namespace the container joins.
+    pub netns: PathBuf,
+}
+
+pub struct Networks<H: NetHost> {
+    host: H,
+    dir: PathBuf,
+    bridge: String,
+}
+
+/// Names derived from a container id (at most 15 bytes for links).
+fn names(id: &str) -> (String, String) {
+    let short = &id[..id.len().min(12)];
+    (format!("kiln-{short}"), format!("kv{short}"))
+}
+
+/// docker's MAC for an address: `02:42` and the address's bytes.
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+impl<H: NetHost> Networks<H> {
+    pub fn new(host: H, dir: impl Into<PathBuf>) -> Networks<H> {
+        Networks {
+            host,
+            dir: dir.into(),
+            bridge: DEFAULT_BRIDGE.to_string(),
+        }
+    }
+
+    /// With another bridge name (tests that must not meet a real kiln0).
+    pub fn with_bridge(mut self, name: &str) -> Networks<H> {
+        self.bridge = name.to_string();
+        self
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// Puts container `id` on the bridge for `owner` (its monitor) with
+    /// `ports` published, making the bridge if it is the first.
+    pub fn attach(&self, id: &str, owner: Owner, ports: Vec<PortMapping>) -> Result<Attachment> {
+        let mut l = ipam::lock(&self.dir)?;
+        self.sweep_locked(&mut l);
+        if l.state.leases.contains_key(id) {
+            self.remove_locked(&mut l, id);
+        }
+        let subnet = self.ensure_bridge(&mut l)?;
+        let ip = l
+            .state
+            .free_address(&subnet)
+            .ok_or_else(|| NetworkError::NoAddress {
+                bridge: self.bridge.clone(),
+                subnet: subnet.to_string(),
+            })?;
+        let (netns, veth) = names(id);
+        let ep = Endpoint {
+            netns: netns.clone(),
+            veth: veth.clone(),
+            bridge: self.bridge.clone(),
+            ip,
+            subnet,
+            mac: mac_for(ip),
+        };
+        // Leftovers of an earlier life of this id (a crash mid-attach).
+        let _ = self.host.delete_link(&veth);
+        let _ = self.host.delete_netns(&netns);
+        l.state.leases.insert(
+            id.to_string(),
+            Lease {
+                ip,
+                owner,
+                veth: veth.clone(),
+                netns: netns.clone(),
+                ports,
+            },
+        );
+        let made = self.host.create_endpoint(&ep).and_then(|()| {
+            self.host
+                .apply_rules(crate::nat::ruleset(&l.state).as_deref())
+        });
+        if let Err(e) = made {
+            self.remove_locked(&mut l, id);
+            let _ = self.finish(&mut l);
+            return Err(e);
+        }
+        l.save()?;
+        Ok(Attachment {
+            ip,
+            subnet,
+            gateway: subnet.gateway(),
+            mac: ep.mac,
+            netns: netns_path(&netns),
+        })
+    }
+
+    /// Takes container `id` off the bridge (nothing if it is not on it);
+    /// the bridge and the rules go with the last container.
+    pub fn detach(&self, id: &str) -> Result<()> {
+        let mut l = ipam::lock(&self.dir)?;
+        if !l.state.leases.contains_key(id) {
+            return Ok(());
+        }
+        self.remove_locked(&mut l, id);
+        self.finish(&mut l)
+    }
+
+    /// Removes what monitors that died left: their namespaces, veths,
+    /// leases and rules, and the bridge if nobody is left.
+    pub fn sweep(&self) -> Result<()> {
+        let mut l = ipam::lock(&self.dir)?;
+        if self.sweep_locked(&mut l) {
+            self.finish(&mut l)?;
+        }
+        Ok(())
+    }
+
+    /// Container `id`'s lease, read without the lock.
+    pub fn lease(&self, id: &str) -> Option<Lease> {
+        ipam::read(&self.dir).leases.remove(id)
+    }
+
+    fn finish(&self, l: &mut Locked) -> Result<()> {
+        let rules = crate::nat::ruleset(&l.state);
+        if l.state.leases.is_empty() {
+            if let Some(b) = l.state.bridge.take() {
+                self.host.delete_link(&b.name)?;
+            }
+        }
+        l.save()?;
+        self.host.apply_rules(rules.as_deref())
+    }
+
+    /// Leases of dead owners removed (with their links); whether any was.
+    fn sweep_locked(&self, l: &mut Locked) -> bool {
+        let dead: Vec<String> = l
+            .state
+            .leases
+            .iter()
+            .filter(|(_, lease)| !lease.owner.alive())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            tracing::info!("removing the network of container {id}: its monitor is gone");
+            self.remove_locked(l, id);
+        }
+        !dead.is_empty()
+    }
+
+    fn remove_locked(&self, l: &mut Locked, id: &str) {
+        if let Some(lease) = l.state.leases.remove(id) {
+            // The namespace may outlive its mount (a process still in it):
+            // removing the host end takes the pair down at once.
+            if let Err(e) = self.host.delete_link(&lease.veth) {
+                tracing::warn!("removing {}: {e}", lease.veth);
+            }
+            if let Err(e) = self.host.delete_netns(&lease.netns) {
+                tracing::warn!("removing namespace {}: {e}", lease.netns);
+            }
+        }
+    }
+
+    /// The bridge's subnet, the bridge made first if it is not there.
+    fn ensure_bridge(&self, l: &mut Locked) -> Result<Subnet> {
+        if let Some(b) = &l.state.bridge {
+            if b.name == self.bridge && self.host.link_exists(&b.name) {
+                return Ok(b.subnet);
+            }
+        }
+        // A bridge with no record (a state directory lost) is remade.
+        if self.host.link_exists(&self.bridge) {
+            self.host.delete_link(&self.bridge)?;
+        }
+        let routes = self.host.routes()?;
+        let subnet = ipam::free_subnet(&routes).ok_or_else(|| NetworkError::NoSubnet {
+            bridge: self.bridge.clone(),
+        })?;
+        self.host.create_bridge(&self.bridge, &subnet)?;
+        l.state.bridge = Some(Bridge {
+            name: self.bridge.clone(),
+            subnet,
+        });
+        Ok(subnet)
+    }
+}
+
+#[cfg(test)]
+mod tests;
