@@ -73,7 +73,7 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HostConfig {
     pub mounts: Vec<MountConfig>,
-    /// `none` or `host` (bridge networks come with networking).
+    /// `bridge` (kiln0), `none` or `host`.
     pub network: String,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
@@ -90,6 +90,14 @@ pub struct HostConfig {
     pub extra_hosts: Vec<(String, String)>,
     /// The OCI runtime: none for kiln's builtin one, else a runc binary.
     pub runtime: Option<PathBuf>,
+    /// `-p`/`-P`, ranges expanded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<kiln_network::PortSpec>,
+    /// `--dns`, `--dns-search`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

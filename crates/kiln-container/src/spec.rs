@@ -65,6 +65,7 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
     Ok(ProcessSpec {
         network: match c.host.network.as_str() {
             "host" => Network::Host,
+            "bridge" => crate::net::joined(c)?,
             _ => Network::None,
         },
         hostname: c.process.hostname.clone(),

@@ -109,8 +109,12 @@ impl NetHost for IpCommands {
     }
 
     fn create_bridge(&self, name: &str, subnet: &Subnet) -> Result<()> {
+        // A fixed MAC: a bridge without one takes its lowest port's, and
+        // changes it as containers come and go, which strands the
+        // containers' ARP entries for the gateway.
         let script = format!(
-            "link add {name} type bridge\naddr add {}/{} dev {name}\nlink set {name} up\n",
+            "link add {name} address {} type bridge\naddr add {}/{} dev {name}\nlink set {name} up\n",
+            crate::bridge::mac_for(subnet.gateway()),
             subnet.gateway(),
             subnet.prefix
         );

@@ -135,11 +135,16 @@ impl Owner {
     }
 }
 
-/// Field 22 of `/proc/PID/stat`.
+/// Field 22 of `/proc/PID/stat`; `None` for a process that is gone or a
+/// zombie (a killed monitor nobody reaped yet is dead).
 fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// A container's place on the bridge, held by its monitor.

@@ -116,6 +116,8 @@ enum Command {
     Commit(container::commit::Args),
     /// Display the running processes of a container
     Top(container::top::Args),
+    /// List port mappings or a specific mapping for the container
+    Port(container::network::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
@@ -164,6 +166,8 @@ enum ContainerCommand {
     Commit(container::commit::Args),
     /// Display the running processes of a container
     Top(container::top::Args),
+    /// List port mappings or a specific mapping for the container
+    Port(container::network::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
@@ -385,6 +389,9 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
             container::top::run(store, a)
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::network::port(store, a)
         }
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
             container::stats::run(store, a)

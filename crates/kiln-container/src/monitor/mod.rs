@@ -153,6 +153,8 @@ impl Monitor {
                 }
             }
         }
+        // On the bridge until the container is done for good.
+        let _network = crate::net::attach(&c.config).map_err(fail)?;
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
         let log_path = self.engine.containers.log_path(&id);
         let log = std::fs::OpenOptions::new()
