@@ -24,8 +24,13 @@ fn networks() -> Networks<IpCommands> {
     Networks::new(IpCommands, DEFAULT_STATE_DIR)
 }
 
+/// On the default bridge or a user network: a namespace of its own.
 fn on_bridge(c: &ContainerConfig) -> bool {
-    c.host.network == "bridge"
+    !matches!(c.host.network.as_str(), "host" | "none" | "")
+}
+
+fn user_network(c: &ContainerConfig) -> bool {
+    on_bridge(c) && c.host.network != "bridge"
 }
 
 /// Host sockets bound for a start; kept open until the monitor has taken
@@ -66,9 +71,96 @@ pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
     }
     let sockets = proxy::take_handoff(Path::new(DEFAULT_STATE_DIR), &c.id)?;
     let ports = sockets.iter().map(|(m, _)| *m).collect();
-    let a = networks().attach(&c.id, Owner::me(), ports)?;
+    let network = c.host.network.as_str();
+    let names = if user_network(c) {
+        std::iter::once(c.name.clone())
+            .chain(c.host.network_aliases.iter().cloned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let a = networks().attach_to(&c.id, network, Owner::me(), ports, names)?;
+    let guard = OnBridge { id: c.id.clone() };
     proxy::serve(sockets, a.ip.into());
-    Ok(Some(OnBridge { id: c.id.clone() }))
+    if user_network(c) {
+        let upstream = if c.host.dns.is_empty() {
+            kiln_network::dns::nameservers(&host_resolv())
+        } else {
+            kiln_network::dns::nameservers(
+                &c.host
+                    .dns
+                    .iter()
+                    .map(|d| format!("nameserver {d}\n"))
+                    .collect::<String>(),
+            )
+        };
+        // Another container's responder may already answer: a failure
+        // here leaves name resolution to it.
+        if let Err(e) = kiln_network::dns::serve(
+            DEFAULT_STATE_DIR.into(),
+            network.to_string(),
+            a.gateway,
+            upstream,
+        ) {
+            tracing::warn!("the DNS responder of network {network}: {e}");
+        }
+    }
+    Ok(Some(guard))
+}
+
+fn host_resolv() -> String {
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+}
+
+/// Whether `name` is a network a container can join.
+pub fn network_exists(name: &str) -> bool {
+    matches!(name, "bridge" | "host" | "none") || networks().state().networks.contains_key(name)
+}
+
+/// `network create`: a new user network, its id.
+pub fn create_network(
+    name: &str,
+    subnet: Option<&str>,
+    internal: bool,
+) -> Result<kiln_network::UserNetwork> {
+    let subnet = subnet
+        .map(|s| s.parse::<kiln_network::Subnet>())
+        .transpose()
+        .map_err(ContainerError::InvalidConfig)?;
+    let id = crate::containers::new_id()?;
+    let created = crate::logs::fixed_nanos(std::time::SystemTime::now());
+    Ok(networks().create_network(name, subnet, internal, id, created)?)
+}
+
+pub fn remove_network(name: &str) -> Result<()> {
+    sweep();
+    Ok(networks().remove_network(name)?)
+}
+
+pub fn prune_networks() -> Result<Vec<String>> {
+    sweep();
+    Ok(networks().prune_networks()?)
+}
+
+/// The containers on a network: id and address.
+pub type Endpoints = Vec<(String, std::net::Ipv4Addr)>;
+
+/// The user networks and the containers on them.
+pub fn user_networks() -> Vec<(String, kiln_network::UserNetwork, Endpoints)> {
+    let state = networks().state();
+    state
+        .networks
+        .iter()
+        .map(|(name, n)| {
+            let on = state
+                .leases
+                .iter()
+                .filter(|(_, l)| &l.network == name && l.owner.alive())
+                .map(|(id, l)| (id.clone(), l.ip))
+                .collect();
+            (name.clone(), n.clone(), on)
+        })
+        .collect()
 }
 
 /// The namespace (and files) a process of container `c` joins.
@@ -79,15 +171,20 @@ pub(crate) fn joined(c: &ContainerConfig) -> Result<Network> {
             c.id
         ))
     })?;
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // A user network's containers ask its responder on the gateway.
+    let gateway = networks()
+        .state()
+        .networks
+        .get(&lease.network)
+        .map(|n| n.subnet.gateway().to_string());
+    let dns = match gateway {
+        Some(g) => vec![g],
+        None => c.host.dns.clone(),
+    };
     Ok(Network::Joined(JoinedNetwork {
         netns: kiln_network::netns_path(&lease.netns),
         hosts: kiln_network::files::hosts(lease.ip, &c.process.hostname, &c.host.extra_hosts),
-        resolv_conf: kiln_network::files::resolv_conf(
-            &host_resolv,
-            &c.host.dns,
-            &c.host.dns_search,
-        ),
+        resolv_conf: kiln_network::files::resolv_conf(&host_resolv(), &dns, &c.host.dns_search),
     }))
 }
 

@@ -73,7 +73,7 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HostConfig {
     pub mounts: Vec<MountConfig>,
-    /// `bridge` (kiln0), `none` or `host`.
+    /// `bridge` (kiln0), `none`, `host`, or a user network's name.
     pub network: String,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
@@ -98,6 +98,9 @@ pub struct HostConfig {
     pub dns: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<String>,
+    /// `--network-alias`: more names in a user network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -36,9 +36,20 @@ pub struct Networks<H: NetHost> {
 }
 
 /// Names derived from a container id (at most 15 bytes for links).
-fn names(id: &str) -> (String, String) {
+fn link_names(id: &str) -> (String, String) {
     let short = &id[..id.len().min(12)];
     (format!("kiln-{short}"), format!("kv{short}"))
+}
+
+/// The bridges iptables' FORWARD must let through: (name, internal).
+fn forwarded(state: &ipam::State) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = state
+        .networks
+        .values()
+        .map(|n| (n.bridge.clone(), n.internal))
+        .collect();
+    out.extend(state.bridge.as_ref().map(|b| (b.name.clone(), false)));
+    out
 }
 
 /// docker's MAC for an address: `02:42` and the address's bytes.
@@ -70,30 +81,58 @@ impl<H: NetHost> Networks<H> {
         &self.host
     }
 
-    /// Puts container `id` on the bridge for `owner` (its monitor) with
-    /// `ports` published, making the bridge if it is the first.
+    /// Puts container `id` on the default bridge for `owner` (its
+    /// monitor) with `ports` published, making the bridge if it is the
+    /// first.
     pub fn attach(&self, id: &str, owner: Owner, ports: Vec<PortMapping>) -> Result<Attachment> {
+        self.attach_to(id, "bridge", owner, ports, Vec::new())
+    }
+
+    /// Puts container `id` on `network` (`bridge`, or a user network),
+    /// answering to `names` in that network's DNS.
+    pub fn attach_to(
+        &self,
+        id: &str,
+        network: &str,
+        owner: Owner,
+        ports: Vec<PortMapping>,
+        names: Vec<String>,
+    ) -> Result<Attachment> {
         let mut l = ipam::lock(&self.dir)?;
         self.sweep_locked(&mut l);
         if l.state.leases.contains_key(id) {
             self.remove_locked(&mut l, id);
         }
-        let subnet = self.ensure_bridge(&mut l)?;
+        let (bridge, subnet, internal) = if network == "bridge" {
+            (self.bridge.clone(), self.ensure_bridge(&mut l)?, false)
+        } else {
+            let n = l
+                .state
+                .networks
+                .get(network)
+                .cloned()
+                .ok_or_else(|| NetworkError::NoSuchNetwork(network.to_string()))?;
+            if !self.host.link_exists(&n.bridge) {
+                self.host.create_bridge(&n.bridge, &n.subnet)?;
+            }
+            (n.bridge, n.subnet, n.internal)
+        };
         let ip = l
             .state
             .free_address(&subnet)
             .ok_or_else(|| NetworkError::NoAddress {
-                bridge: self.bridge.clone(),
+                bridge: bridge.clone(),
                 subnet: subnet.to_string(),
             })?;
-        let (netns, veth) = names(id);
+        let (netns, veth) = link_names(id);
         let ep = Endpoint {
             netns: netns.clone(),
             veth: veth.clone(),
-            bridge: self.bridge.clone(),
+            bridge: bridge.clone(),
             ip,
             subnet,
             mac: mac_for(ip),
+            default_route: !internal,
         };
         // Leftovers of an earlier life of this id (a crash mid-attach).
         let _ = self.host.delete_link(&veth);
@@ -106,12 +145,18 @@ impl<H: NetHost> Networks<H> {
                 veth: veth.clone(),
                 netns: netns.clone(),
                 ports,
+                network: network.to_string(),
+                names,
             },
         );
-        let made = self.host.create_endpoint(&ep).and_then(|()| {
-            self.host
-                .apply_rules(crate::nat::ruleset(&l.state).as_deref())
-        });
+        let made = self
+            .host
+            .create_endpoint(&ep)
+            .and_then(|()| {
+                self.host
+                    .apply_rules(crate::nat::ruleset(&l.state).as_deref())
+            })
+            .and_then(|()| self.host.allow_forward(&forwarded(&l.state)));
         if let Err(e) = made {
             self.remove_locked(&mut l, id);
             let _ = self.finish(&mut l);
@@ -153,15 +198,16 @@ impl<H: NetHost> Networks<H> {
         ipam::read(&self.dir).leases.remove(id)
     }
 
-    fn finish(&self, l: &mut Locked) -> Result<()> {
-        let rules = crate::nat::ruleset(&l.state);
-        if l.state.leases.is_empty() {
+    pub(crate) fn finish(&self, l: &mut Locked) -> Result<()> {
+        if !l.state.leases.values().any(|l| l.network == "bridge") {
             if let Some(b) = l.state.bridge.take() {
                 self.host.delete_link(&b.name)?;
             }
         }
+        let rules = crate::nat::ruleset(&l.state);
         l.save()?;
-        self.host.apply_rules(rules.as_deref())
+        self.host.apply_rules(rules.as_deref())?;
+        self.host.allow_forward(&forwarded(&l.state))
     }
 
     /// Leases of dead owners removed (with their links); whether any was.
@@ -180,7 +226,7 @@ impl<H: NetHost> Networks<H> {
         !dead.is_empty()
     }
 
-    fn remove_locked(&self, l: &mut Locked, id: &str) {
+    pub(crate) fn remove_locked(&self, l: &mut Locked, id: &str) {
         if let Some(lease) = l.state.leases.remove(id) {
             // The namespace may outlive its mount (a process still in it):
             // removing the host end takes the pair down at once.
@@ -204,7 +250,8 @@ impl<H: NetHost> Networks<H> {
         if self.host.link_exists(&self.bridge) {
             self.host.delete_link(&self.bridge)?;
         }
-        let routes = self.host.routes()?;
+        let mut routes = self.host.routes()?;
+        routes.extend(l.state.networks.values().map(|n| n.subnet));
         let subnet = ipam::free_subnet(&routes).ok_or_else(|| NetworkError::NoSubnet {
             bridge: self.bridge.clone(),
         })?;

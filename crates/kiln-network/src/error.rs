@@ -24,6 +24,14 @@ pub enum NetworkError {
     NoSubnet { bridge: String },
     #[error("the {bridge} network has no free address left in {subnet}")]
     NoAddress { bridge: String, subnet: String },
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("{0}")]
+    InvalidNetwork(String),
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    NetworkInUse { name: String, id: String },
     #[error("{program} {args}: {message}")]
     Command {
         program: &'static str,
@@ -48,7 +56,12 @@ pub enum NetworkError {
 impl NetworkError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            NetworkError::InvalidPort { .. } => ErrorKind::InvalidInput,
+            NetworkError::InvalidPort { .. } | NetworkError::InvalidNetwork(_) => {
+                ErrorKind::InvalidInput
+            }
+            NetworkError::NoSuchNetwork(_) => ErrorKind::NotFound,
+            NetworkError::NetworkExists(_) => ErrorKind::AlreadyExists,
+            NetworkError::NetworkInUse { .. } => ErrorKind::Conflict,
             NetworkError::PortAllocated { .. } => ErrorKind::Conflict,
             NetworkError::NeedsRoot => ErrorKind::Unsupported,
             NetworkError::NoSubnet { .. } | NetworkError::NoAddress { .. } => ErrorKind::Conflict,

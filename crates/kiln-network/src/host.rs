@@ -20,6 +20,8 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub subnet: Subnet,
     pub mac: String,
+    /// Not on an internal network, which has no way out.
+    pub default_route: bool,
 }
 
 pub trait NetHost {
@@ -38,6 +40,11 @@ pub trait NetHost {
     /// Replaces kiln's nftables table with `ruleset` atomically, or
     /// removes it (`None`).
     fn apply_rules(&self, ruleset: Option<&str>) -> Result<()>;
+    /// Lets the bridges' traffic through iptables' FORWARD chain (see
+    /// the crate doc): kiln's own chain `KILN-FORWARD` with an accept per
+    /// bridge (`(name, internal)`), jumped to from FORWARD; none left
+    /// (chain and jump removed) when `bridges` is empty.
+    fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()>;
 }
 
 /// iproute2 and nftables through their command-line tools.
@@ -139,13 +146,13 @@ impl NetHost for IpCommands {
             "netns add {netns}\nlink add {veth} type veth peer name eth0 netns {netns}\nlink set {veth} master {bridge} up\n"
         );
         run("ip", &["-batch", "-"], Some(&host))?;
-        let inside = format!(
-            "link set lo up\nlink set eth0 address {}\naddr add {}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n",
-            ep.mac,
-            ep.ip,
-            ep.subnet.prefix,
-            ep.subnet.gateway()
+        let mut inside = format!(
+            "link set lo up\nlink set eth0 address {}\naddr add {}/{} dev eth0\nlink set eth0 up\n",
+            ep.mac, ep.ip, ep.subnet.prefix,
         );
+        if ep.default_route {
+            inside.push_str(&format!("route add default via {}\n", ep.subnet.gateway()));
+        }
         run("ip", &["-n", netns, "-batch", "-"], Some(&inside)).map(drop)
     }
 
@@ -171,6 +178,65 @@ impl NetHost for IpCommands {
         }
         run("nft", &["-f", "-"], Some(&script)).map(drop)
     }
+
+    fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()> {
+        match allow_forward(bridges) {
+            // A host without iptables has no FORWARD chain to pass.
+            Err(e) if iptables_missing(&e) => Ok(()),
+            r => r,
+        }
+    }
+}
+
+const FORWARD_CHAIN: &str = "KILN-FORWARD";
+
+fn iptables_missing(e: &NetworkError) -> bool {
+    matches!(e, NetworkError::Command { message, .. } if message.contains("is not installed"))
+}
+
+impl IpCommands {
+    fn forward_rules(bridges: &[(String, bool)]) -> String {
+        let mut s = format!("*filter\n:{FORWARD_CHAIN} - [0:0]\n");
+        for (b, internal) in bridges {
+            if *internal {
+                s.push_str(&format!("-A {FORWARD_CHAIN} -i {b} -o {b} -j ACCEPT\n"));
+            } else {
+                s.push_str(&format!("-A {FORWARD_CHAIN} -i {b} -j ACCEPT\n"));
+                s.push_str(&format!("-A {FORWARD_CHAIN} -o {b} -j ACCEPT\n"));
+            }
+        }
+        s.push_str("COMMIT\n");
+        s
+    }
+}
+
+fn allow_forward(bridges: &[(String, bool)]) -> Result<()> {
+    let jump = ["-w", "-C", "FORWARD", "-j", FORWARD_CHAIN];
+    if bridges.is_empty() {
+        if run("iptables", &jump, None).is_ok() {
+            run(
+                "iptables",
+                &["-w", "-D", "FORWARD", "-j", FORWARD_CHAIN],
+                None,
+            )?;
+        }
+        let _ = run("iptables", &["-w", "-F", FORWARD_CHAIN], None);
+        let _ = run("iptables", &["-w", "-X", FORWARD_CHAIN], None);
+        return Ok(());
+    }
+    run(
+        "iptables-restore",
+        &["-w", "--noflush"],
+        Some(&IpCommands::forward_rules(bridges)),
+    )?;
+    if run("iptables", &jump, None).is_err() {
+        run(
+            "iptables",
+            &["-w", "-I", "FORWARD", "1", "-j", FORWARD_CHAIN],
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 /// Where `ip netns` keeps a named namespace: what a runtime spec joins.

@@ -158,6 +158,28 @@ pub struct Lease {
     pub netns: String,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// The network's name (`bridge`: the default one).
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// What the network's DNS answers with this address: the
+    /// container's name and `--network-alias`es (user networks only).
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+fn default_network() -> String {
+    "bridge".into()
+}
+
+/// A user-defined network (`network create`): its own bridge, kept until
+/// `network rm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNetwork {
+    pub id: String,
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub internal: bool,
+    pub created: String,
 }
 
 /// The bridge as made.
@@ -172,6 +194,9 @@ pub struct State {
     pub bridge: Option<Bridge>,
     /// By container id.
     pub leases: BTreeMap<String, Lease>,
+    /// By name.
+    #[serde(default)]
+    pub networks: BTreeMap<String, UserNetwork>,
 }
 
 impl State {
@@ -284,6 +309,8 @@ mod tests {
                     veth: String::new(),
                     netns: String::new(),
                     ports: Vec::new(),
+                    network: default_network(),
+                    names: Vec::new(),
                 },
             );
         }

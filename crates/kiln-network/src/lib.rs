@@ -35,6 +35,7 @@
 //! forwarded and is unaffected.
 
 mod bridge;
+pub mod dns;
 mod error;
 pub mod files;
 mod host;
@@ -43,9 +44,10 @@ pub mod nat;
 pub mod ports;
 pub mod proxy;
 pub mod testing;
+mod user;
 
 pub use bridge::{mac_for, Attachment, Networks, DEFAULT_BRIDGE, DEFAULT_STATE_DIR};
 pub use error::{NetworkError, Result};
 pub use host::{netns_path, Endpoint, IpCommands, NetHost};
-pub use ipam::{Owner, Subnet};
+pub use ipam::{Owner, Subnet, UserNetwork};
 pub use ports::{parse_publish, publish_all, PortMapping, PortSpec, Proto};

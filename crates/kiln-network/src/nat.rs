@@ -19,22 +19,65 @@ pub const TABLE: &str = "kiln";
 /// `route_localnet` and masquerade, losing the source anyway) and reaches
 /// the userland proxy on the host socket kiln bound.
 pub fn ruleset(state: &State) -> Option<String> {
-    let bridge = state.bridge.as_ref()?;
-    if state.leases.is_empty() {
+    // (bridge, subnet, internal) of every network that has a bridge.
+    let mut nets: Vec<(&str, String, bool)> = state
+        .networks
+        .values()
+        .map(|n| (n.bridge.as_str(), n.subnet.to_string(), n.internal))
+        .collect();
+    if let Some(b) = &state.bridge {
+        if state.leases.values().any(|l| l.network == "bridge") {
+            nets.push((b.name.as_str(), b.subnet.to_string(), false));
+        }
+    }
+    if nets.is_empty() {
         return None;
     }
+    let bridge_of = |network: &str| -> Option<&str> {
+        match network {
+            "bridge" => state.bridge.as_ref().map(|b| b.name.as_str()),
+            n => state.networks.get(n).map(|n| n.bridge.as_str()),
+        }
+    };
     let mut s = String::new();
     let _ = writeln!(s, "table ip {TABLE} {{");
     let _ = writeln!(
         s,
-        "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {} oifname != \"{}\" masquerade\n  }}",
-        bridge.subnet, bridge.name
+        "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;"
     );
+    // Between kiln's networks (a published port DNATed to another
+    // network's container) the source is kept.
+    let all: Vec<&str> = nets.iter().map(|(_, subnet, _)| subnet.as_str()).collect();
+    let all = all.join(", ");
+    for (bridge, subnet, internal) in &nets {
+        if !internal {
+            let _ = writeln!(
+                s,
+                "    ip saddr {subnet} ip daddr != {{ {all} }} oifname != \"{bridge}\" masquerade"
+            );
+        }
+    }
+    let _ = writeln!(s, "  }}");
+    // An internal network reaches nothing but itself.
+    let _ = writeln!(
+        s,
+        "  chain forward {{\n    type filter hook forward priority filter; policy accept;"
+    );
+    for (bridge, _, internal) in &nets {
+        if *internal {
+            let _ = writeln!(s, "    iifname \"{bridge}\" oifname != \"{bridge}\" drop");
+            let _ = writeln!(s, "    oifname \"{bridge}\" iifname != \"{bridge}\" drop");
+        }
+    }
+    let _ = writeln!(s, "  }}");
     let _ = writeln!(
         s,
         "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;"
     );
     for lease in state.leases.values() {
+        let Some(bridge) = bridge_of(&lease.network) else {
+            continue;
+        };
         for p in &lease.ports {
             let daddr = match p.host_ip {
                 IpAddr::V4(ip) if ip.is_loopback() => continue,
@@ -44,8 +87,8 @@ pub fn ruleset(state: &State) -> Option<String> {
             };
             let _ = writeln!(
                 s,
-                "    iifname != \"{}\" {daddr} {} dport {} dnat to {}:{}",
-                bridge.name, p.proto, p.host_port, lease.ip, p.container_port
+                "    iifname != \"{bridge}\" {daddr} {} dport {} dnat to {}:{}",
+                p.proto, p.host_port, lease.ip, p.container_port
             );
         }
     }
@@ -83,11 +126,15 @@ mod tests {
                 veth: "kvc1".into(),
                 netns: "kiln-c1".into(),
                 ports: vec![port("127.0.0.1", 18080), port("0.0.0.0", 8080)],
+                network: "bridge".into(),
+                names: Vec::new(),
             },
         );
         let r = ruleset(&st).expect("rules");
         assert!(
-            r.contains("ip saddr 172.18.0.0/16 oifname != \"kiln0\" masquerade"),
+            r.contains(
+                "ip saddr 172.18.0.0/16 ip daddr != { 172.18.0.0/16 } oifname != \"kiln0\" masquerade"
+            ),
             "{r}"
         );
         assert!(

@@ -14,6 +14,7 @@ pub struct FakeHost {
     pub links: Mutex<BTreeSet<String>>,
     pub namespaces: Mutex<BTreeSet<String>>,
     pub rules: Mutex<Option<String>>,
+    pub forward: Mutex<Vec<(String, bool)>>,
     /// Endpoint creation fails (a host without `ip`).
     pub fail_endpoints: bool,
 }
@@ -63,6 +64,10 @@ impl NetHost for FakeHost {
     }
     fn delete_netns(&self, name: &str) -> Result<()> {
         lock(&self.namespaces).remove(name);
+        Ok(())
+    }
+    fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()> {
+        *lock(&self.forward) = bridges.to_vec();
         Ok(())
     }
     fn apply_rules(&self, ruleset: Option<&str>) -> Result<()> {

@@ -130,6 +130,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand, arg_required_else_help = true)]
     Volume(container::volume::Command),
+    /// Manage networks
+    #[command(subcommand, arg_required_else_help = true)]
+    Network(container::netcmd::Command),
 }
 
 #[derive(Subcommand)]
@@ -405,6 +408,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Container(ContainerCommand::Inspect(a)) => inspect::run_containers(store, a),
         Command::Volume(c) => container::volume::run(store, c),
+        Command::Network(c) => container::netcmd::run(c),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),
         Command::Copy(a) => copy::run(store, a),

@@ -353,3 +353,166 @@ fn parallel_containers_get_distinct_addresses() {
     rm.extend(ids);
     k.ok(&rm);
 }
+
+/// The host's global IPv4 address (not a bridge's): routed to the host
+/// itself from a container, so nothing leaves the machine.
+fn host_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.contains("kiln") && !l.contains("docker") && !l.contains("cni") && !l.contains("kb-")
+        })
+        .find_map(|l| l.split_whitespace().nth(3))
+        .and_then(|a| a.split('/').next())
+        .expect("a global IPv4 address on the host")
+        .to_string()
+}
+
+/// Removes the test's networks even when it fails.
+struct Nets<'a>(&'a Kiln, Vec<&'static str>);
+
+impl Drop for Nets<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.run(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.0.run(&["rm", "-f", id]);
+        }
+        for n in &self.1 {
+            let _ = self.0.run(&["network", "rm", n]);
+        }
+    }
+}
+
+#[test]
+fn user_networks_resolve_names_and_internal_ones_have_no_way_out() {
+    let (k, www) = setup();
+    let _nets = Nets(&k, vec!["appnet", "innernet"]);
+    let id = k.ok(&["network", "create", "appnet"]).trim().to_string();
+    assert_eq!(id.len(), 64);
+    let (code, _, err) = run(&k, &["network", "create", "appnet"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("network with name appnet already exists"),
+        "{err}"
+    );
+    assert!(k.ok(&["network", "ls"]).contains(" appnet "));
+    httpd(
+        &k,
+        &www,
+        &[
+            "--name",
+            "srv",
+            "--network",
+            "appnet",
+            "--network-alias",
+            "web.alias",
+        ],
+    );
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "bb",
+        "sh",
+        "-c",
+        "busybox wget -qO- http://srv/index.html && busybox wget -qO- http://web.alias/index.html",
+    ]);
+    assert_eq!(out, "hello from kiln\nhello from kiln\n");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["network", "inspect", "appnet"])).unwrap();
+    assert_eq!(inspect[0]["Containers"].as_object().unwrap().len(), 1);
+    let (code, _, err) = run(&k, &["network", "rm", "appnet"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("has active endpoints"), "{err}");
+
+    // The default bridge has no name resolution: nothing answers on its
+    // gateway, and its resolv.conf is the host's.
+    let out = k.ok(&[
+        "run", "--rm", "bb", "sh", "-c",
+        "gw=$(busybox ip route | busybox awk '/default/ {print $3}'); busybox nslookup srv $gw >/dev/null 2>&1; echo nslookup=$?; cat /etc/resolv.conf",
+    ]);
+    assert!(out.starts_with("nslookup=1\n"), "{out}");
+    assert!(!out.contains("nameserver 172."), "{out}");
+
+    // --internal: no default route, the host unreachable.
+    k.ok(&["network", "create", "--internal", "innernet"]);
+    let url = format!("http://{}:1/", host_address());
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "innernet",
+        "bb",
+        "sh",
+        "-c",
+        &format!("busybox ip route; busybox wget -T 2 -qO- {url} >/dev/null 2>&1; echo wget=$?"),
+    ]);
+    assert!(!out.contains("default"), "{out}");
+    assert!(!out.contains("wget=0"), "{out}");
+
+    k.ok(&["rm", "-f", "srv"]);
+    assert_eq!(
+        k.ok(&["network", "rm", "appnet", "innernet"]),
+        "appnet\ninnernet\n"
+    );
+    assert!(!k.ok(&["network", "ls"]).contains("appnet"));
+    let links = links();
+    assert!(!links.contains(&format!("kb-{}", &id[..12])), "{links}");
+}
+
+#[test]
+fn remote_clients_are_dnated_with_their_address_kept() {
+    let (k, www) = setup();
+    let _nets = Nets(&k, vec!["clients"]);
+    // The server on the default bridge publishes on every address; a
+    // client on another network asks the host's address, which is the
+    // path a remote client takes (prerouting DNAT, forwarded).
+    let vol = format!("{www}:/www:ro");
+    let id = k
+        .ok(&[
+            "run", "-d", "-p", "18090:80", "-v", &vol, "bb", "busybox", "httpd", "-f", "-v", "-p",
+            "80", "-h", "/www",
+        ])
+        .trim()
+        .to_string();
+    // kiln's table holds the DNAT rule while the container runs.
+    assert!(
+        nft_table().contains("dport 18090 dnat to"),
+        "{}",
+        nft_table()
+    );
+    wait_for("the proxy", || get("127.0.0.1:18090", "/index.html"));
+    k.ok(&["network", "create", "clients"]);
+    let url = format!("http://{}:18090/index.html", host_address());
+    let out = k.ok(&[
+        "run", "--rm", "--network", "clients", "bb", "sh", "-c",
+        &format!("ok=0; for i in $(busybox seq 200); do busybox wget -qO- {url} >/dev/null && ok=$((ok+1)); done; echo ok=$ok; busybox ip -4 -o addr show eth0"),
+    ]);
+    assert!(out.starts_with("ok=200\n"), "{out}");
+    let client_ip = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|a| a.split('/').next())
+        .unwrap()
+        .to_string();
+    // The ports' path is DNAT, not the proxy: busybox httpd -v logs the
+    // client's own address.
+    let out = k.run(&["logs", &id]);
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_client = logs.matches(&format!("{client_ip}]:")).count();
+    assert!(
+        from_client >= 200,
+        "{from_client} requests logged from {client_ip}: {logs}"
+    );
+    k.ok(&["rm", "-f", &id]);
+}

@@ -113,3 +113,74 @@ fn parallel_attaches_get_distinct_addresses() {
     let distinct: std::collections::BTreeSet<_> = ips.iter().collect();
     assert_eq!(distinct.len(), 20);
 }
+
+#[test]
+fn user_networks_keep_their_bridge_until_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let id = "0123456789abcdef".to_string();
+    let net = n
+        .create_network("appnet", None, false, id.clone(), String::new())
+        .expect("create");
+    assert_eq!(net.subnet.to_string(), "172.18.0.0/16");
+    assert_eq!(net.bridge, "kb-0123456789ab");
+    n.create_network("appnet", None, false, id.clone(), String::new())
+        .expect_err("exists");
+    n.create_network("bridge", None, false, id.clone(), String::new())
+        .expect_err("reserved");
+    let internal = n
+        .create_network(
+            "inner",
+            Some("10.77.0.0/24".parse().expect("subnet")),
+            true,
+            "f".repeat(16),
+            String::new(),
+        )
+        .expect("create");
+    assert!(internal.internal);
+    // The default bridge avoids the user networks' subnets.
+    let a = n
+        .attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(a.subnet.to_string(), "172.19.0.0/16");
+    let b = n
+        .attach_to(
+            "bbbbbbbbbbbbbbbb",
+            "appnet",
+            Owner::me(),
+            vec![],
+            vec!["srv".into()],
+        )
+        .expect("attach");
+    assert_eq!(b.ip, Ipv4Addr::new(172, 18, 0, 2));
+    let rules = n.host().rules().expect("rules");
+    assert!(rules.contains("ip saddr 172.18.0.0/16"), "{rules}");
+    assert!(!rules.contains("ip saddr 10.77.0.0/24"), "{rules}");
+    assert!(
+        rules.contains("iifname \"kb-ffffffffffff\" oifname != \"kb-ffffffffffff\" drop"),
+        "{rules}"
+    );
+    let err = n.remove_network("appnet").expect_err("in use").to_string();
+    assert!(err.contains("has active endpoints"), "{err}");
+    n.detach("bbbbbbbbbbbbbbbb").expect("detach");
+    assert!(n.host().links().contains(&"kb-0123456789ab".to_string()));
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(!n.host().links().contains(&"kiln0".to_string()));
+    assert_eq!(n.prune_networks().expect("prune"), ["appnet", "inner"]);
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
+    assert_eq!(n.host().rules(), None);
+}
+
+#[test]
+fn forwarding_follows_the_bridges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    n.attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(
+        *n.host().forward.lock().expect("lock"),
+        [("kiln0".to_string(), false)]
+    );
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(n.host().forward.lock().expect("lock").is_empty());
+}

@@ -145,6 +145,9 @@ pub(crate) struct CreateFlags {
     /// Set custom DNS search domains
     #[arg(long = "dns-search")]
     pub dns_search: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
@@ -218,11 +221,13 @@ impl CreateFlags {
             bail!("Conflicting options: --restart and --rm");
         }
         let network = match self.network.as_str() {
-            "bridge" | "default" => "bridge",
-            "none" => "none",
-            "host" => "host",
-            n => bail!("network {n} not found: kiln has the bridge, none and host networks"),
+            "default" => "bridge",
+            n if kiln_container::net::network_exists(n) => n,
+            n => bail!("network {n} not found"),
         };
+        if !self.network_alias.is_empty() && matches!(network, "bridge" | "host" | "none") {
+            bail!("network-scoped alias is supported only for containers in user defined networks");
+        }
         let cfg = image.config.container();
         let exposed: Vec<String> = cfg
             .exposed_ports
@@ -362,6 +367,7 @@ impl CreateFlags {
                 publish,
                 dns: self.dns.clone(),
                 dns_search: self.dns_search.clone(),
+                network_aliases: self.network_alias.clone(),
                 auto_remove: self.rm,
                 restart,
                 read_only: self.read_only,
