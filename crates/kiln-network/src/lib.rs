@@ -26,13 +26,16 @@
 //! proxies loopback and hairpin clients (see [`proxy`]); remote clients
 //! are DNATed to the container, their source address kept.
 //!
-//! Known limit: forwarded traffic (outbound to other hosts, and DNATed
-//! remote clients) passes the `filter` table's FORWARD hook; where
-//! docker has set iptables' FORWARD policy to DROP, those packets are
-//! dropped unless the host accepts them there (kiln does not edit
-//! docker's or iptables' chains). Traffic between the host and its
-//! containers (the proxy, a container reaching a host address) is not
-//! forwarded and is unaffected.
+//! FORWARD: forwarded traffic (container to container under
+//! `br_netfilter`, outbound, DNATed clients) also passes iptables'
+//! `filter FORWARD`, whose policy docker sets to DROP; a drop there is
+//! final whatever kiln's table says, so kiln keeps its own chain
+//! `KILN-FORWARD` (accepts per bridge) jumped to from FORWARD, made and
+//! removed with the bridges, as CNI does with `CNI-FORWARD`. docker's
+//! chains are never touched.
+//!
+//! User networks ([`Networks::create_network`]) have a bridge each and a
+//! DNS responder ([`dns`]) run by their containers' monitors.
 
 mod bridge;
 pub mod dns;
