@@ -79,7 +79,14 @@ pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
     } else {
         Vec::new()
     };
-    let a = networks().attach_to(&c.id, network, Owner::me(), ports, names)?;
+    let join = kiln_network::Join {
+        network: network.to_string(),
+        ports,
+        names,
+        ip: c.host.ip,
+        mac: c.host.mac_address.clone(),
+    };
+    let a = networks().attach_to(&c.id, Owner::me(), join)?;
     let guard = OnBridge { id: c.id.clone() };
     proxy::serve(sockets, a.ip.into());
     if user_network(c) {

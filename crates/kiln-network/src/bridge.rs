@@ -18,6 +18,19 @@ pub const DEFAULT_BRIDGE: &str = "kiln0";
 /// Where the host-wide network state lives by default.
 pub const DEFAULT_STATE_DIR: &str = "/run/kiln/net";
 
+/// Where and how a container joins (see [`Networks::attach_to`]).
+#[derive(Debug, Clone, Default)]
+pub struct Join {
+    pub network: String,
+    pub ports: Vec<PortMapping>,
+    /// Names in the network's DNS (user networks).
+    pub names: Vec<String>,
+    /// `--ip` (user networks only).
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+}
+
 /// A container on the bridge: what its spec and files need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
@@ -85,19 +98,25 @@ impl<H: NetHost> Networks<H> {
     /// monitor) with `ports` published, making the bridge if it is the
     /// first.
     pub fn attach(&self, id: &str, owner: Owner, ports: Vec<PortMapping>) -> Result<Attachment> {
-        self.attach_to(id, "bridge", owner, ports, Vec::new())
+        let join = Join {
+            network: "bridge".into(),
+            ports,
+            ..Join::default()
+        };
+        self.attach_to(id, owner, join)
     }
 
-    /// Puts container `id` on `network` (`bridge`, or a user network),
-    /// answering to `names` in that network's DNS.
-    pub fn attach_to(
-        &self,
-        id: &str,
-        network: &str,
-        owner: Owner,
-        ports: Vec<PortMapping>,
-        names: Vec<String>,
-    ) -> Result<Attachment> {
+    /// Puts container `id` on `join.network` (`bridge`, or a user
+    /// network).
+    pub fn attach_to(&self, id: &str, owner: Owner, join: Join) -> Result<Attachment> {
+        let Join {
+            network,
+            ports,
+            names,
+            ip: wanted,
+            mac,
+        } = join;
+        let network = network.as_str();
         let mut l = ipam::lock(&self.dir)?;
         self.sweep_locked(&mut l);
         if l.state.leases.contains_key(id) {
@@ -117,13 +136,31 @@ impl<H: NetHost> Networks<H> {
             }
             (n.bridge, n.subnet, n.internal)
         };
-        let ip = l
-            .state
-            .free_address(&subnet)
-            .ok_or_else(|| NetworkError::NoAddress {
-                bridge: bridge.clone(),
-                subnet: subnet.to_string(),
-            })?;
+        let ip = match wanted {
+            Some(_) if network == "bridge" => {
+                return Err(NetworkError::InvalidNetwork(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ))
+            }
+            Some(ip) if !subnet.contains(ip) || ip == subnet.gateway() => {
+                return Err(NetworkError::InvalidNetwork(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )))
+            }
+            Some(ip) if l.state.leases.values().any(|x| x.ip == ip) => {
+                return Err(NetworkError::InvalidNetwork(
+                    "Address already in use".into(),
+                ))
+            }
+            Some(ip) => ip,
+            None => l
+                .state
+                .free_address(&subnet)
+                .ok_or_else(|| NetworkError::NoAddress {
+                    bridge: bridge.clone(),
+                    subnet: subnet.to_string(),
+                })?,
+        };
         let (netns, veth) = link_names(id);
         let ep = Endpoint {
             netns: netns.clone(),
@@ -131,7 +168,7 @@ impl<H: NetHost> Networks<H> {
             bridge: bridge.clone(),
             ip,
             subnet,
-            mac: mac_for(ip),
+            mac: mac.unwrap_or_else(|| mac_for(ip)),
             default_route: !internal,
         };
         // Leftovers of an earlier life of this id (a crash mid-attach).

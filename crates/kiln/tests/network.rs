@@ -283,11 +283,39 @@ fn a_container_on_the_bridge_reaches_the_host_and_gets_dockers_files() {
 #[test]
 fn a_killed_monitor_leaves_nothing_after_the_next_command() {
     let (k, www) = setup();
-    let id = httpd(&k, &www, &["-p", "127.0.0.1:18081:80"]);
+    let nets = Nets(&k, vec!["killnet"]);
+    let net_id = k.ok(&["network", "create", "--subnet", "10.123.45.0/24", "killnet"]);
+    let id = httpd(
+        &k,
+        &www,
+        &[
+            "-p",
+            "127.0.0.1:18081:80",
+            "--network",
+            "killnet",
+            "--ip",
+            "10.123.45.67",
+            "--mac-address",
+            "02:00:00:00:45:67",
+        ],
+    );
     wait_for("the published port", || {
         get("127.0.0.1:18081", "/index.html")
     });
     assert!(nft_table().contains("masquerade"));
+    assert_eq!(net_state()["leases"][&id]["ip"], "10.123.45.67");
+    let mac = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &format!("kiln-{}", &id[..12]),
+            "-br",
+            "link",
+            "show",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&mac.stdout).contains("02:00:00:00:45:67"));
     let state: serde_json::Value = serde_json::from_slice(
         &std::fs::read(k.root.join("containers").join(&id).join("state.json")).unwrap(),
     )
@@ -324,6 +352,10 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
     assert!(net_state()["leases"].get(&id).is_none());
     assert!(!nft_table().contains(&ip), "{}", nft_table());
     assert!(TcpListener::bind("127.0.0.1:18081").is_ok());
+    // Nothing holds the network any more.
+    k.ok(&["network", "rm", "killnet"]);
+    drop(nets);
+    assert!(!links().contains(&format!("kb-{}", &net_id[..12])), "{}", links());
 }
 
 #[test]

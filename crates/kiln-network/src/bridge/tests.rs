@@ -143,16 +143,43 @@ fn user_networks_keep_their_bridge_until_removed() {
         .attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
         .expect("attach");
     assert_eq!(a.subnet.to_string(), "172.19.0.0/16");
+    let join = |ip: Option<Ipv4Addr>| Join {
+        network: "appnet".into(),
+        names: vec!["srv".into()],
+        ip,
+        mac: Some("02:00:00:00:00:09".into()),
+        ..Join::default()
+    };
     let b = n
-        .attach_to(
-            "bbbbbbbbbbbbbbbb",
-            "appnet",
-            Owner::me(),
-            vec![],
-            vec!["srv".into()],
-        )
+        .attach_to("bbbbbbbbbbbbbbbb", Owner::me(), join(None))
         .expect("attach");
     assert_eq!(b.ip, Ipv4Addr::new(172, 18, 0, 2));
+    assert_eq!(b.mac, "02:00:00:00:00:09");
+    // --ip: in the subnet, free, not the gateway; user networks only.
+    let c = n
+        .attach_to(
+            "cccccccccccccccc",
+            Owner::me(),
+            join(Some(Ipv4Addr::new(172, 18, 9, 9))),
+        )
+        .expect("attach");
+    assert_eq!(c.ip, Ipv4Addr::new(172, 18, 9, 9));
+    for bad in [
+        Ipv4Addr::new(172, 18, 9, 9),
+        Ipv4Addr::new(172, 18, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 1),
+    ] {
+        n.attach_to("dddddddddddddddd", Owner::me(), join(Some(bad)))
+            .expect_err("refused");
+    }
+    let mut on_bridge = join(Some(Ipv4Addr::new(172, 19, 0, 9)));
+    on_bridge.network = "bridge".into();
+    let err = n
+        .attach_to("dddddddddddddddd", Owner::me(), on_bridge)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("user defined networks only"), "{err}");
+    n.detach("cccccccccccccccc").expect("detach");
     let rules = n.host().rules().expect("rules");
     assert!(rules.contains("ip saddr 172.18.0.0/16"), "{rules}");
     assert!(!rules.contains("ip saddr 10.77.0.0/24"), "{rules}");

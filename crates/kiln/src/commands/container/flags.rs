@@ -148,6 +148,12 @@ pub(crate) struct CreateFlags {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
@@ -368,6 +374,8 @@ impl CreateFlags {
                 dns: self.dns.clone(),
                 dns_search: self.dns_search.clone(),
                 network_aliases: self.network_alias.clone(),
+                ip: self.ip,
+                mac_address: super::network::mac_address(self.mac_address.as_deref())?,
                 auto_remove: self.rm,
                 restart,
                 read_only: self.read_only,

@@ -42,6 +42,20 @@ pub(crate) fn publish(
     }
 }
 
+/// `--mac-address`, checked as docker checks it.
+pub(crate) fn mac_address(mac: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(mac) = mac else { return Ok(None) };
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() != 6
+        || !parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        bail!("{mac} is not a valid mac address");
+    }
+    Ok(Some(mac.to_ascii_lowercase()))
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct PortArgs {
     /// Container name or ID
