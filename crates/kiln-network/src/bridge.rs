@@ -189,11 +189,7 @@ impl<H: NetHost> Networks<H> {
         let made = self
             .host
             .create_endpoint(&ep)
-            .and_then(|()| {
-                self.host
-                    .apply_rules(crate::nat::ruleset(&l.state).as_deref())
-            })
-            .and_then(|()| self.host.allow_forward(&forwarded(&l.state)));
+            .and_then(|()| self.sync_rules(&mut l));
         if let Err(e) = made {
             self.remove_locked(&mut l, id);
             let _ = self.finish(&mut l);
@@ -241,10 +237,29 @@ impl<H: NetHost> Networks<H> {
                 self.host.delete_link(&b.name)?;
             }
         }
-        let rules = crate::nat::ruleset(&l.state);
+        let synced = self.sync_rules(l);
         l.save()?;
-        self.host.apply_rules(rules.as_deref())?;
-        self.host.allow_forward(&forwarded(&l.state))
+        synced
+    }
+
+    /// Applies kiln's nft table and FORWARD chain when they differ from
+    /// what was last applied (recorded in the state): a container without
+    /// published ports joining a bridge that exists changes neither, and
+    /// spawns no `nft` or `iptables`.
+    fn sync_rules(&self, l: &mut Locked) -> Result<()> {
+        let rules = crate::nat::ruleset(&l.state);
+        if rules != l.state.applied.rules {
+            l.state.applied.rules = None;
+            self.host.apply_rules(rules.as_deref())?;
+            l.state.applied.rules = rules;
+        }
+        let forward = forwarded(&l.state);
+        if forward != l.state.applied.forward {
+            l.state.applied.forward = Vec::new();
+            self.host.allow_forward(&forward)?;
+            l.state.applied.forward = forward;
+        }
+        Ok(())
     }
 
     /// Leases of dead owners removed (with their links); whether any was.

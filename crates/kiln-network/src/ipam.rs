@@ -197,6 +197,17 @@ pub struct State {
     /// By name.
     #[serde(default)]
     pub networks: BTreeMap<String, UserNetwork>,
+    /// What was last applied to the host's firewall.
+    #[serde(default)]
+    pub applied: Applied,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// kiln's nft table.
+    pub rules: Option<String>,
+    /// The bridges in `KILN-FORWARD` (name, internal).
+    pub forward: Vec<(String, bool)>,
 }
 
 impl State {

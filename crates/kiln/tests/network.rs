@@ -355,7 +355,11 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
     // Nothing holds the network any more.
     k.ok(&["network", "rm", "killnet"]);
     drop(nets);
-    assert!(!links().contains(&format!("kb-{}", &net_id[..12])), "{}", links());
+    assert!(
+        !links().contains(&format!("kb-{}", &net_id[..12])),
+        "{}",
+        links()
+    );
 }
 
 #[test]
