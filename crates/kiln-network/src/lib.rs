@@ -44,6 +44,7 @@ pub mod files;
 mod host;
 pub mod ipam;
 pub mod nat;
+mod pool;
 pub mod ports;
 pub mod proxy;
 pub mod testing;

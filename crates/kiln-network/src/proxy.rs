@@ -203,9 +203,7 @@ pub fn serve(sockets: Vec<(PortMapping, HostSocket)>, target: IpAddr) {
 fn tcp_accept(listener: TcpListener, to: SocketAddr) {
     for client in listener.incoming() {
         let Ok(client) = client else { continue };
-        let _ = std::thread::Builder::new()
-            .name("proxy-conn".into())
-            .spawn(move || tcp_relay(client, to));
+        crate::pool::spawn(move || tcp_relay(client, to));
     }
 }
 
@@ -218,9 +216,8 @@ fn tcp_relay(client: TcpStream, to: SocketAddr) {
     let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    let up = std::thread::spawn(move || pipe(c2, s2));
+    crate::pool::spawn(move || pipe(c2, s2));
     pipe(server, client);
-    let _ = up.join();
 }
 
 /// Copies until end of stream, then passes the half-close on.
