@@ -26,7 +26,12 @@ fn networks() -> Networks<IpCommands> {
 
 /// On the default bridge or a user network: a namespace of its own.
 fn on_bridge(c: &ContainerConfig) -> bool {
-    !matches!(c.host.network.as_str(), "host" | "none" | "")
+    !matches!(c.host.network.as_str(), "host" | "none" | "") && shared(c).is_none()
+}
+
+/// `--network container:NAME`: the container whose namespace it joins.
+fn shared(c: &ContainerConfig) -> Option<&str> {
+    c.host.network.strip_prefix("container:")
 }
 
 fn user_network(c: &ContainerConfig) -> bool {
@@ -72,13 +77,11 @@ pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
     let sockets = proxy::take_handoff(Path::new(DEFAULT_STATE_DIR), &c.id)?;
     let ports = sockets.iter().map(|(m, _)| *m).collect();
     let network = c.host.network.as_str();
-    let names = if user_network(c) {
-        std::iter::once(c.name.clone())
-            .chain(c.host.network_aliases.iter().cloned())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Names are answered only by user networks' DNS; the default
+    // bridge's are kept for `--network container:NAME`.
+    let names = std::iter::once(c.name.clone())
+        .chain(c.host.network_aliases.iter().cloned())
+        .collect();
     let join = kiln_network::Join {
         network: network.to_string(),
         ports,
@@ -121,7 +124,11 @@ fn host_resolv() -> String {
 
 /// Whether `name` is a network a container can join.
 pub fn network_exists(name: &str) -> bool {
-    matches!(name, "bridge" | "host" | "none") || networks().state().networks.contains_key(name)
+    matches!(name, "bridge" | "host" | "none")
+        || name
+            .strip_prefix("container:")
+            .is_some_and(|t| !t.is_empty())
+        || networks().state().networks.contains_key(name)
 }
 
 /// `network create`: a new user network, its id.
@@ -172,6 +179,33 @@ pub fn user_networks() -> Vec<(String, kiln_network::UserNetwork, Endpoints)> {
 
 /// The namespace (and files) a process of container `c` joins.
 pub(crate) fn joined(c: &ContainerConfig) -> Result<Network> {
+    if let Some(target) = shared(c) {
+        // The running container of that name or id, on a kiln network.
+        let state = networks().state();
+        let (id, lease) = state
+            .leases
+            .iter()
+            .find(|(id, l)| {
+                l.owner.alive()
+                    && (id.starts_with(target) || l.names.first().is_some_and(|n| n == target))
+            })
+            .ok_or_else(|| {
+                ContainerError::InvalidConfig(format!(
+                    "cannot join the network namespace of container {target}: it is not running on a kiln network"
+                ))
+            })?;
+        tracing::debug!("joining the network namespace of container {id}");
+        let ns = lease.netns.clone();
+        return Ok(Network::Joined(JoinedNetwork {
+            netns: kiln_network::netns_path(&ns),
+            hosts: kiln_network::files::hosts(lease.ip, &c.process.hostname, &c.host.extra_hosts),
+            resolv_conf: kiln_network::files::resolv_conf(
+                &host_resolv(),
+                &c.host.dns,
+                &c.host.dns_search,
+            ),
+        }));
+    }
     let lease = networks().lease(&c.id).ok_or_else(|| {
         ContainerError::InvalidConfig(format!(
             "container {} is not on the bridge network (its monitor has not attached it)",

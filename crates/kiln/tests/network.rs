@@ -552,3 +552,36 @@ fn remote_clients_are_dnated_with_their_address_kept() {
     );
     k.ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn network_container_shares_the_namespace() {
+    let (k, www) = setup();
+    httpd(&k, &www, &["--name", "host-of-ns"]);
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:host-of-ns",
+        "bb",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:80/index.html",
+    ]);
+    assert_eq!(out, "hello from kiln\n");
+    let (code, _, err) = run(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:host-of-ns",
+            "-p",
+            "80",
+            "bb",
+            "true",
+        ],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("conflicting options"), "{err}");
+}

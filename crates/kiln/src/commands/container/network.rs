@@ -37,7 +37,9 @@ pub(crate) fn publish(
             eprintln!("WARNING: Published ports are discarded when using host network mode");
             Ok(Vec::new())
         }
-        "none" => bail!("conflicting options: port publishing and the container type network mode"),
+        n if n == "none" || n.starts_with("container:") => {
+            bail!("conflicting options: port publishing and the container type network mode")
+        }
         _ => Ok(out),
     }
 }
