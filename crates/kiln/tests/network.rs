@@ -365,11 +365,14 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
 #[test]
 fn parallel_containers_get_distinct_addresses() {
     let k = std::sync::Arc::new(setup().0);
+    // Named: generated names can collide under parallel creates (a
+    // known race of name generation, not of networking).
     let ids: Vec<String> = (0..20)
-        .map(|_| {
+        .map(|i| {
             let k = k.clone();
             std::thread::spawn(move || {
-                k.ok(&["run", "-d", "bb", "busybox", "sleep", "60"])
+                let name = format!("par{i}");
+                k.ok(&["run", "-d", "--name", &name, "bb", "busybox", "sleep", "60"])
                     .trim()
                     .to_string()
             })
