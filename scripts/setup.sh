@@ -12,6 +12,7 @@ packages=(
   pkg-config libseccomp-dev  # youki's libcontainer (seccomp) at build time
   runc             # the external OCI runtime backend (kiln-exec tests, --runtime)
   tini             # /usr/bin/tini-static: what `kiln run --init` runs as PID 1
+  iproute2 nftables iptables  # kiln-network: bridges, veths, namespaces (ip); NAT (nft); FORWARD accept (iptables)
   docker-registry  # the distribution registry: kiln pull/push tests and benchmarks
   apache2-utils openssl  # htpasswd (bcrypt) and token signing for registry auth tests
 )

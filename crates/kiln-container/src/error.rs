@@ -54,6 +54,8 @@ pub enum ContainerError {
     Archive(#[from] kiln_archive::ArchiveError),
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
+    #[error(transparent)]
+    Network(#[from] kiln_network::NetworkError),
 }
 
 pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
@@ -91,6 +93,7 @@ impl ContainerError {
             ContainerError::Store(e) => e.kind(),
             ContainerError::Archive(e) => e.kind(),
             ContainerError::Layer(e) => e.kind(),
+            ContainerError::Network(e) => e.kind(),
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod inspect;
 pub mod logs;
 pub mod monitor;
 mod names;
+pub mod net;
 pub mod record;
 pub mod signal;
 pub mod spec;

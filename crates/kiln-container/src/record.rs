@@ -73,7 +73,7 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HostConfig {
     pub mounts: Vec<MountConfig>,
-    /// `none` or `host` (bridge networks come with networking).
+    /// `bridge` (kiln0), `none`, `host`, or a user network's name.
     pub network: String,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
@@ -90,6 +90,22 @@ pub struct HostConfig {
     pub extra_hosts: Vec<(String, String)>,
     /// The OCI runtime: none for kiln's builtin one, else a runc binary.
     pub runtime: Option<PathBuf>,
+    /// `-p`/`-P`, ranges expanded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<kiln_network::PortSpec>,
+    /// `--dns`, `--dns-search`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--ip` (user networks), `--mac-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// `--network-alias`: more names in a user network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

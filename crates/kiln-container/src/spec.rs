@@ -65,7 +65,8 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
     Ok(ProcessSpec {
         network: match c.host.network.as_str() {
             "host" => Network::Host,
-            _ => Network::None,
+            "none" | "" => Network::None,
+            _ => crate::net::joined(c)?,
         },
         hostname: c.process.hostname.clone(),
         extra_hosts: c.host.extra_hosts.clone(),

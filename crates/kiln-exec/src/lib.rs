@@ -65,5 +65,5 @@ pub use runtime::{
     Status, BUILTIN_CHILD_ARG,
 };
 pub use seccomp::SeccompProfile;
-pub use spec::{ExtraMount, Network, ProcessSpec, Resources, RUNTIME_MOUNTPOINTS};
+pub use spec::{ExtraMount, JoinedNetwork, Network, ProcessSpec, Resources, RUNTIME_MOUNTPOINTS};
 pub use user::{resolve_user, User};

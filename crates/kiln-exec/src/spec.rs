@@ -13,12 +13,23 @@ use crate::error::Result;
 use crate::seccomp::SeccompProfile;
 use crate::user::User;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
     /// The host's network (docker build's default for RUN).
     Host,
     /// A private network namespace with only loopback.
     None,
+    /// A namespace made beforehand (a bridge network's, by kiln-network),
+    /// joined by path, with the `/etc/hosts` and `/etc/resolv.conf` made
+    /// for it.
+    Joined(JoinedNetwork),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedNetwork {
+    pub netns: PathBuf,
+    pub hosts: String,
+    pub resolv_conf: String,
 }
 
 /// An extra mount for the process (RUN --mount).
@@ -256,7 +267,7 @@ impl ProcessSpec {
             LinuxNamespaceType::Uts,
             LinuxNamespaceType::Mount,
         ];
-        if self.network == Network::None {
+        if self.network != Network::Host {
             namespaces.push(LinuxNamespaceType::Network);
         }
         let namespaces = namespaces
@@ -264,6 +275,9 @@ impl ProcessSpec {
             .map(|t| {
                 let mut ns = LinuxNamespace::default();
                 ns.set_typ(t);
+                if let (LinuxNamespaceType::Network, Network::Joined(j)) = (t, &self.network) {
+                    ns.set_path(Some(j.netns.clone()));
+                }
                 ns
             })
             .collect();
@@ -402,6 +416,13 @@ impl ProcessSpec {
 
     /// The bundle's support files, made for this run.
     pub(crate) fn support_files(&self) -> Vec<(&'static str, String)> {
+        if let Network::Joined(j) = &self.network {
+            return vec![
+                ("hosts", j.hosts.clone()),
+                ("resolv.conf", j.resolv_conf.clone()),
+                ("hostname", format!("{}\n", self.hostname)),
+            ];
+        }
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = if self.network == Network::None {
             String::new()

@@ -117,6 +117,8 @@ enum Command {
     Commit(container::commit::Args),
     /// Display the running processes of a container
     Top(container::top::Args),
+    /// List port mappings or a specific mapping for the container
+    Port(container::network::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
@@ -129,6 +131,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand, arg_required_else_help = true)]
     Volume(container::volume::Command),
+    /// Manage networks
+    #[command(subcommand, arg_required_else_help = true)]
+    Network(container::netcmd::Command),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +170,8 @@ enum ContainerCommand {
     Commit(container::commit::Args),
     /// Display the running processes of a container
     Top(container::top::Args),
+    /// List port mappings or a specific mapping for the container
+    Port(container::network::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(container::stats::Args),
     /// Inspect changes to files or directories on a container's filesystem
@@ -399,6 +406,9 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
             container::top::run(store, a)
         }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::network::port(store, a)
+        }
         Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
             container::stats::run(store, a)
         }
@@ -411,6 +421,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Container(ContainerCommand::Inspect(a)) => inspect::run_containers(store, a),
         Command::Volume(c) => container::volume::run(store, c),
+        Command::Network(c) => container::netcmd::run(c),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),
         Command::Copy(a) => copy::run(store, a),

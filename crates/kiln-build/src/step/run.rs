@@ -65,7 +65,7 @@ impl Engine<'_> {
         let network = match run.network {
             Some(kiln_dockerfile::Network::None) => Network::None,
             Some(_) => Network::Host,
-            None => self.req.network,
+            None => self.req.network.clone(),
         };
         // What the container needs of the state before the step (the state
         // itself is the step's to change): no copy of the whole state.

@@ -259,6 +259,7 @@ impl Engine {
             }
         }
         crate::monitor::unmount_rootfs(&self.containers.dir_of(&id));
+        crate::net::sweep();
         let state = self.containers.update_state(&id, |s| {
             if s.status == Status::Created {
                 s.monitor = None;
@@ -308,6 +309,9 @@ impl Engine {
                 self.helper.display()
             );
         }
+        // Published ports are bound here, so a taken one fails the start
+        // before the container runs; the monitor takes the sockets over.
+        let published = crate::net::publish(&c.config, &c.config.name)?;
         let mut cmd = std::process::Command::new(&self.helper);
         cmd.arg(MONITOR_ARG).arg(&self.root).arg(id);
         match attach {
@@ -329,6 +333,9 @@ impl Engine {
             source,
         })?;
         if let Attach::Foreground { .. } = attach {
+            // The monitor takes the sockets as it starts, and this
+            // process lives as long as the container: kept until exit.
+            std::mem::forget(published);
             return Ok(Some(child));
         }
         // The monitor says `ok` once the process runs, then lets go of the
@@ -337,6 +344,7 @@ impl Engine {
         if let Some(out) = child.stdout.take() {
             let _ = std::io::Read::read_to_string(&mut std::io::Read::take(out, 64), &mut said);
         }
+        drop(published);
         if said.starts_with("ok") {
             // Reaped by whoever adopts it once this process exits.
             drop(child);

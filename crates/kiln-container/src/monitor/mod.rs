@@ -274,6 +274,13 @@ impl Monitor {
                 }
             }
         }
+        // On the bridge until the container is done for good (attached
+        // already when the lean monitor hands back an ended container).
+        let _network = if exited.is_some() {
+            crate::net::still_attached(&c.config)
+        } else {
+            crate::net::attach(&c.config).map_err(fail)?
+        };
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
         let mut log = None;
         let mut restarts = c.state.restart_count;
@@ -385,8 +392,9 @@ impl Monitor {
             })
             .map_err(fail)?;
         self.tell_ok();
-        let lean =
-            (self.lean.clone().zip(pid)).filter(|(_, pid)| !ends_within(*pid, HAND_OVER_AFTER));
+        let lean = (self.lean.clone().zip(pid))
+            .filter(|_| !crate::net::needs_full_monitor(&c.config))
+            .filter(|(_, pid)| !ends_within(*pid, HAND_OVER_AFTER));
         if let Some((lean, pid)) = lean {
             let probe_every = crate::health::interval(p.healthcheck.as_ref());
             let e = self.hand_over(&lean, &streams, rootfs, pid, delay, probe_every);

@@ -235,7 +235,7 @@ fn cap_add_and_drop_apply_to_dockers_defaults() {
 fn container_settings_map_to_the_runtime_spec() {
     let d = ProcessSpec::default();
     assert_eq!(
-        (d.cwd.as_str(), d.user.uid, d.network, d.privileged),
+        (d.cwd.as_str(), d.user.uid, d.network.clone(), d.privileged),
         ("/", 0, Network::None, false)
     );
     let v = json_of(&d);

@@ -63,6 +63,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
         if let Some(e) = cause.downcast_ref::<kiln_exec::ExecError>() {
             return Some(e.kind());
         }
+        if let Some(e) = cause.downcast_ref::<kiln_network::NetworkError>() {
+            return Some(e.kind());
+        }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {
             return Some(e.kind());
         }

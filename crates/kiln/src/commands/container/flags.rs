@@ -130,9 +130,30 @@ pub(crate) struct CreateFlags {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// Network: none (default) or host; bridge networks are not there yet
-    #[arg(long, default_value = "none")]
+    /// Connect a container to a network: bridge (default), none or host
+    #[arg(long, default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
@@ -205,13 +226,21 @@ impl CreateFlags {
         if self.rm && restart != RestartPolicy::No {
             bail!("Conflicting options: --restart and --rm");
         }
-        if !matches!(self.network.as_str(), "none" | "host") {
-            bail!(
-                "network {:?}: only --network none and --network host exist yet (bridge networks come with kiln's networking)",
-                self.network
-            );
+        let network = match self.network.as_str() {
+            "default" => "bridge",
+            n if kiln_container::net::network_exists(n) => n,
+            n => bail!("network {n} not found"),
+        };
+        if !self.network_alias.is_empty() && matches!(network, "bridge" | "host" | "none") {
+            bail!("network-scoped alias is supported only for containers in user defined networks");
         }
         let cfg = image.config.container();
+        let exposed: Vec<String> = cfg
+            .exposed_ports
+            .as_ref()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let publish = super::network::publish(network, &self.publish, self.publish_all, &exposed)?;
         let flag = match self.entrypoint.as_deref() {
             None => EntrypointFlag::Image,
             Some("") => EntrypointFlag::Cleared,
@@ -335,16 +364,18 @@ impl CreateFlags {
                 stop_timeout: self.stop_timeout,
                 healthcheck,
                 volumes: image_volumes,
-                exposed_ports: cfg
-                    .exposed_ports
-                    .as_ref()
-                    .map(|p| p.keys().cloned().collect())
-                    .unwrap_or_default(),
+                exposed_ports: exposed,
                 on_build: cfg.on_build.clone(),
             },
             host: HostConfig {
                 mounts,
-                network: self.network.clone(),
+                network: network.to_string(),
+                publish,
+                dns: self.dns.clone(),
+                dns_search: self.dns_search.clone(),
+                network_aliases: self.network_alias.clone(),
+                ip: self.ip,
+                mac_address: super::network::mac_address(self.mac_address.as_deref())?,
                 auto_remove: self.rm,
                 restart,
                 read_only: self.read_only,

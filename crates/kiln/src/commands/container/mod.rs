@@ -11,6 +11,8 @@ pub(crate) mod flags;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
 pub(crate) mod mounts;
+pub(crate) mod netcmd;
+pub(crate) mod network;
 pub(crate) mod ps;
 pub(crate) mod run;
 pub(crate) mod stats;

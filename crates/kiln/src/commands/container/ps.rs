@@ -266,7 +266,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             ("Mounts", mounts),
             ("Names", c.config.name.clone()),
             ("Networks", c.config.host.network.clone()),
-            ("Ports", String::new()),
+            ("Ports", kiln_container::net::ps_column(c)),
             ("RunningFor", ago(Some(&c.config.created))),
             ("Size", "N/A".into()),
             ("State", c.state.status.as_str().to_string()),

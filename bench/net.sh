@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Networking: `run -d -p 127.0.0.1:PORT:80 IMG busybox httpd` to the first
+# HTTP 200 through the published port, and requests/s through that port
+# (wrk, keep-alive, loopback), for kiln (its host socket and userland
+# proxy in the monitor), docker (bridge + docker-proxy) and podman (CNI
+# bridge + portmap), in one run. Writes bench/results/net.md and
+# regenerates bench/RESULTS.md. Loopback only: nothing leaves the machine.
+source "$(dirname "$0")/common.sh"
+bench_setup
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+command -v podman >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null
+containers_conf
+W=$CACHE/net
+RUNS=${RUNS:-10}
+DURATION=${DURATION:-10}
+K=$W/kiln-root
+IMG=kiln-bench/httpd:net
+rm -rf "$W" && mkdir -p "$W"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+PODMAN=(podman run --ulimit nproc=4096:4096 --ulimit nofile=20000:20000)
+
+# The image: busybox-static and a 4 KB page in /www.
+R=$W/rootfs
+mkdir -p "$R"/{bin,etc,tmp,root,www}
+cp "$(command -v busybox)" "$R/bin/busybox"
+ln -s busybox "$R/bin/sh"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+head -c 4096 /dev/zero | tr '\0' 'k' > "$R/www/index.html"
+tar -C "$R" -cf "$W/httpd.tar" .
+$KILN --root "$K" import "$W/httpd.tar" "$IMG" >/dev/null
+docker import "$W/httpd.tar" "$IMG" >/dev/null
+podman import -q "$W/httpd.tar" "$IMG" >/dev/null
+
+kiln_run() { $KILN --root "$K" run -d --name "$1" -p "127.0.0.1:$2:80" "$IMG" busybox httpd -f -p 80 -h /www; }
+kiln_rm() { $KILN --root "$K" rm -f "$1"; }
+docker_run() { docker run -d --name "$1" -p "127.0.0.1:$2:80" "$IMG" busybox httpd -f -p 80 -h /www; }
+docker_rm() { docker rm -f "$1"; }
+podman_run() { "${PODMAN[@]}" -d --name "$1" -p "127.0.0.1:$2:80" "$IMG" busybox httpd -f -p 80 -h /www; }
+podman_rm() { podman rm -f -t 0 "$1"; }
+
+# Milliseconds from `run -d` to the first 200 through the port.
+first_200() {
+  local tool=$1 port=$2 name=nb$$
+  local t0 t1
+  t0=$(date +%s%N)
+  "${tool}_run" "$name" "$port" >/dev/null
+  until curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/index.html" | grep -q 200; do
+    sleep 0.002
+  done
+  t1=$(date +%s%N)
+  "${tool}_rm" "$name" >/dev/null
+  echo $(( (t1 - t0) / 1000 ))
+}
+
+declare -A PORT=([kiln]=18101 [docker]=18102 [podman]=18103)
+for tool in kiln docker podman; do
+  first_200 "$tool" "${PORT[$tool]}" >/dev/null  # warm-up
+  for _ in $(seq "$RUNS"); do
+    first_200 "$tool" "${PORT[$tool]}"
+  done > "$W/first-$tool.txt"
+done
+
+# Requests/s through the port: one container each, wrk with 2 threads
+# and 32 keep-alive connections for $DURATION s.
+for tool in kiln docker podman; do
+  "${tool}_run" "nbw$$" "${PORT[$tool]}" >/dev/null
+  until curl -s -o /dev/null "http://127.0.0.1:${PORT[$tool]}/index.html"; do sleep 0.01; done
+  wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:${PORT[$tool]}/index.html" > "$W/wrk-$tool.txt"
+  "${tool}_rm" "nbw$$" >/dev/null
+done
+
+LOAD="$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+python3 - "$W" "$RUNS" "$DURATION" "$(machine)" "$LOAD" \
+  "$(docker info --format '{{.ServerVersion}}')" "$(podman --version | awk '{print $3}')" > "$BENCH_DIR/results/net.md" <<'PY'
+import re, statistics, sys
+w, runs, duration, machine, load, dver, pver = sys.argv[1:]
+tools = ["kiln", "docker", "podman"]
+first = {t: statistics.median(int(x) for x in open(f"{w}/first-{t}.txt").read().split()) / 1000 for t in tools}
+rps = {}
+for t in tools:
+    text = open(f"{w}/wrk-{t}.txt").read()
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
+    rps[t] = (float(m.group(1)) if m else 0.0, errors.group(0) if errors else "none")
+print("## Networking: published ports, kiln vs docker and podman")
+print()
+print(f"Workload: `run -d -p 127.0.0.1:PORT:80 IMG busybox httpd -f -p 80 -h /www` (busybox-static, a 4 KB page). Machine: {machine}; load average {load}. docker {dver} (bridge, docker-proxy for loopback), podman {pver} (CNI bridge, portmap). kiln: the kiln0 bridge, its host socket and userland proxy in the monitor (loopback clients go through the proxy; remote clients are DNATed).")
+print()
+print(f"Time from `run -d` to the first HTTP 200 through the port (curl polled every 2 ms), median of {runs} runs after a warm-up, container removed after each:")
+print()
+print("| tool | median | / docker |")
+print("|---|---|---|")
+for t in tools:
+    print(f"| {t} | {first[t]:.0f} ms | {first[t]/first['docker']:.2f}× |")
+print()
+print(f"Throughput through the published port: wrk, 2 threads, 32 keep-alive connections, {duration} s, from the host's loopback:")
+print()
+print("| tool | requests/s | / docker | errors |")
+print("|---|---|---|---|")
+for t in tools:
+    print(f"| {t} | {rps[t][0]:.0f} | {rps[t][0]/rps['docker'][0]:.2f}× | {rps[t][1]} |")
+print()
+def met(ok):
+    return "yes" if ok else "NO"
+print("| goal | kiln | met |")
+print("|---|---|---|")
+print(f"| time to first response ≤ 0.3× docker's | {first['kiln']/first['docker']:.2f}× | {met(first['kiln']/first['docker'] <= 0.3)} |")
+print(f"| throughput through the port ≥ docker's | {rps['kiln'][0]/rps['docker'][0]:.2f}× | {met(rps['kiln'][0] >= rps['docker'][0])} |")
+PY
+cat "$BENCH_DIR/results/net.md"
+bash "$BENCH_DIR/collect.sh"

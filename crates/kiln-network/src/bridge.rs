@@ -1,0 +1,320 @@
+//! The default bridge `kiln0` and the containers on it: attach (address
+//! from the IPAM file, namespace, veth, rules), detach, and the sweep of
+//! what dead monitors left. Everything happens under the IPAM lock, so
+//! two kiln processes never make the bridge twice or remove it under a
+//! container that is joining it.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::error::{NetworkError, Result};
+use crate::host::{netns_path, Endpoint, NetHost};
+use crate::ipam::{self, Bridge, Lease, Locked, Owner, Subnet};
+use crate::ports::PortMapping;
+
+/// The default bridge's name.
+pub const DEFAULT_BRIDGE: &str = "kiln0";
+
+/// Where the host-wide network state lives by default.
+pub const DEFAULT_STATE_DIR: &str = "/run/kiln/net";
+
+/// Where and how a container joins (see [`Networks::attach_to`]).
+#[derive(Debug, Clone, Default)]
+pub struct Join {
+    pub network: String,
+    pub ports: Vec<PortMapping>,
+    /// Names in the network's DNS (user networks).
+    pub names: Vec<String>,
+    /// `--ip` (user networks only).
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+}
+
+/// A container on the bridge: what its spec and files need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// The namespace the container joins.
+    pub netns: PathBuf,
+}
+
+pub struct Networks<H: NetHost> {
+    host: H,
+    dir: PathBuf,
+    bridge: String,
+}
+
+/// Names derived from a container id (at most 15 bytes for links).
+fn link_names(id: &str) -> (String, String) {
+    let short = &id[..id.len().min(12)];
+    (format!("kiln-{short}"), format!("kv{short}"))
+}
+
+/// The bridges iptables' FORWARD must let through: (name, internal).
+fn forwarded(state: &ipam::State) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = state
+        .networks
+        .values()
+        .map(|n| (n.bridge.clone(), n.internal))
+        .collect();
+    out.extend(state.bridge.as_ref().map(|b| (b.name.clone(), false)));
+    out
+}
+
+/// docker's MAC for an address: `02:42` and the address's bytes.
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+impl<H: NetHost> Networks<H> {
+    pub fn new(host: H, dir: impl Into<PathBuf>) -> Networks<H> {
+        Networks {
+            host,
+            dir: dir.into(),
+            bridge: DEFAULT_BRIDGE.to_string(),
+        }
+    }
+
+    /// With another bridge name (tests that must not meet a real kiln0).
+    pub fn with_bridge(mut self, name: &str) -> Networks<H> {
+        self.bridge = name.to_string();
+        self
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// Puts container `id` on the default bridge for `owner` (its
+    /// monitor) with `ports` published, making the bridge if it is the
+    /// first.
+    pub fn attach(&self, id: &str, owner: Owner, ports: Vec<PortMapping>) -> Result<Attachment> {
+        let join = Join {
+            network: "bridge".into(),
+            ports,
+            ..Join::default()
+        };
+        self.attach_to(id, owner, join)
+    }
+
+    /// Puts container `id` on `join.network` (`bridge`, or a user
+    /// network).
+    pub fn attach_to(&self, id: &str, owner: Owner, join: Join) -> Result<Attachment> {
+        let Join {
+            network,
+            ports,
+            names,
+            ip: wanted,
+            mac,
+        } = join;
+        let network = network.as_str();
+        let mut l = ipam::lock(&self.dir)?;
+        self.sweep_locked(&mut l);
+        if l.state.leases.contains_key(id) {
+            self.remove_locked(&mut l, id);
+        }
+        let (bridge, subnet, internal) = if network == "bridge" {
+            (self.bridge.clone(), self.ensure_bridge(&mut l)?, false)
+        } else {
+            let n = l
+                .state
+                .networks
+                .get(network)
+                .cloned()
+                .ok_or_else(|| NetworkError::NoSuchNetwork(network.to_string()))?;
+            if !self.host.link_exists(&n.bridge) {
+                self.host.create_bridge(&n.bridge, &n.subnet)?;
+            }
+            (n.bridge, n.subnet, n.internal)
+        };
+        let ip = match wanted {
+            Some(_) if network == "bridge" => {
+                return Err(NetworkError::InvalidNetwork(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ))
+            }
+            Some(ip) if !subnet.contains(ip) || ip == subnet.gateway() => {
+                return Err(NetworkError::InvalidNetwork(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )))
+            }
+            Some(ip) if l.state.leases.values().any(|x| x.ip == ip) => {
+                return Err(NetworkError::InvalidNetwork(
+                    "Address already in use".into(),
+                ))
+            }
+            Some(ip) => ip,
+            None => l
+                .state
+                .free_address(&subnet)
+                .ok_or_else(|| NetworkError::NoAddress {
+                    bridge: bridge.clone(),
+                    subnet: subnet.to_string(),
+                })?,
+        };
+        let (netns, veth) = link_names(id);
+        let ep = Endpoint {
+            netns: netns.clone(),
+            veth: veth.clone(),
+            bridge: bridge.clone(),
+            ip,
+            subnet,
+            mac: mac.unwrap_or_else(|| mac_for(ip)),
+            default_route: !internal,
+        };
+        // Leftovers of an earlier life of this id (a crash mid-attach).
+        let _ = self.host.delete_link(&veth);
+        let _ = self.host.delete_netns(&netns);
+        l.state.leases.insert(
+            id.to_string(),
+            Lease {
+                ip,
+                owner,
+                veth: veth.clone(),
+                netns: netns.clone(),
+                ports,
+                network: network.to_string(),
+                names,
+            },
+        );
+        let made = self
+            .host
+            .create_endpoint(&ep)
+            .and_then(|()| self.sync_rules(&mut l));
+        if let Err(e) = made {
+            self.remove_locked(&mut l, id);
+            let _ = self.finish(&mut l);
+            return Err(e);
+        }
+        l.save()?;
+        Ok(Attachment {
+            ip,
+            subnet,
+            gateway: subnet.gateway(),
+            mac: ep.mac,
+            netns: netns_path(&netns),
+        })
+    }
+
+    /// Takes container `id` off the bridge (nothing if it is not on it);
+    /// the bridge and the rules go with the last container.
+    pub fn detach(&self, id: &str) -> Result<()> {
+        let mut l = ipam::lock(&self.dir)?;
+        if !l.state.leases.contains_key(id) {
+            return Ok(());
+        }
+        self.remove_locked(&mut l, id);
+        self.finish(&mut l)
+    }
+
+    /// Removes what monitors that died left: their namespaces, veths,
+    /// leases and rules, and the bridge if nobody is left.
+    pub fn sweep(&self) -> Result<()> {
+        let mut l = ipam::lock(&self.dir)?;
+        if self.sweep_locked(&mut l) {
+            self.finish(&mut l)?;
+        }
+        Ok(())
+    }
+
+    /// Container `id`'s lease, read without the lock.
+    pub fn lease(&self, id: &str) -> Option<Lease> {
+        ipam::read(&self.dir).leases.remove(id)
+    }
+
+    pub(crate) fn finish(&self, l: &mut Locked) -> Result<()> {
+        if !l.state.leases.values().any(|l| l.network == "bridge") {
+            if let Some(b) = l.state.bridge.take() {
+                self.host.delete_link(&b.name)?;
+            }
+        }
+        let synced = self.sync_rules(l);
+        l.save()?;
+        synced
+    }
+
+    /// Applies kiln's nft table and FORWARD chain when they differ from
+    /// what was last applied (recorded in the state): a container without
+    /// published ports joining a bridge that exists changes neither, and
+    /// spawns no `nft` or `iptables`.
+    fn sync_rules(&self, l: &mut Locked) -> Result<()> {
+        let rules = crate::nat::ruleset(&l.state);
+        if rules != l.state.applied.rules {
+            l.state.applied.rules = None;
+            self.host.apply_rules(rules.as_deref())?;
+            l.state.applied.rules = rules;
+        }
+        let forward = forwarded(&l.state);
+        if forward != l.state.applied.forward {
+            l.state.applied.forward = Vec::new();
+            self.host.allow_forward(&forward)?;
+            l.state.applied.forward = forward;
+        }
+        Ok(())
+    }
+
+    /// Leases of dead owners removed (with their links); whether any was.
+    fn sweep_locked(&self, l: &mut Locked) -> bool {
+        let dead: Vec<String> = l
+            .state
+            .leases
+            .iter()
+            .filter(|(_, lease)| !lease.owner.alive())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            tracing::info!("removing the network of container {id}: its monitor is gone");
+            self.remove_locked(l, id);
+        }
+        !dead.is_empty()
+    }
+
+    pub(crate) fn remove_locked(&self, l: &mut Locked, id: &str) {
+        if let Some(lease) = l.state.leases.remove(id) {
+            // The namespace may outlive its mount (a process still in it):
+            // removing the host end takes the pair down at once.
+            if let Err(e) = self.host.delete_link(&lease.veth) {
+                tracing::warn!("removing {}: {e}", lease.veth);
+            }
+            if let Err(e) = self.host.delete_netns(&lease.netns) {
+                tracing::warn!("removing namespace {}: {e}", lease.netns);
+            }
+        }
+    }
+
+    /// The bridge's subnet, the bridge made first if it is not there.
+    fn ensure_bridge(&self, l: &mut Locked) -> Result<Subnet> {
+        if let Some(b) = &l.state.bridge {
+            if b.name == self.bridge && self.host.link_exists(&b.name) {
+                return Ok(b.subnet);
+            }
+        }
+        // A bridge with no record (a state directory lost) is remade.
+        if self.host.link_exists(&self.bridge) {
+            self.host.delete_link(&self.bridge)?;
+        }
+        let mut routes = self.host.routes()?;
+        routes.extend(l.state.networks.values().map(|n| n.subnet));
+        let subnet = ipam::free_subnet(&routes).ok_or_else(|| NetworkError::NoSubnet {
+            bridge: self.bridge.clone(),
+        })?;
+        self.host.create_bridge(&self.bridge, &subnet)?;
+        l.state.bridge = Some(Bridge {
+            name: self.bridge.clone(),
+            subnet,
+        });
+        Ok(subnet)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+use super::*;
+use crate::ports::Proto;
+use crate::testing::FakeHost;
+
+fn nets(dir: &Path) -> Networks<FakeHost> {
+    let host = FakeHost {
+        routes: vec!["172.17.0.0/16".parse().expect("subnet")],
+        ..FakeHost::default()
+    };
+    Networks::new(host, dir)
+}
+
+fn port(h: u16) -> PortMapping {
+    PortMapping {
+        container_port: 80,
+        proto: Proto::Tcp,
+        host_ip: "0.0.0.0".parse().expect("ip"),
+        host_port: h,
+    }
+}
+
+#[test]
+fn the_bridge_lives_while_containers_are_on_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let a = n
+        .attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![port(8080)])
+        .expect("attach");
+    assert_eq!(
+        a.subnet.to_string(),
+        "172.18.0.0/16",
+        "docker's 172.17 is taken"
+    );
+    assert_eq!(a.ip, Ipv4Addr::new(172, 18, 0, 2));
+    assert_eq!(a.mac, "02:42:ac:12:00:02");
+    assert_eq!(a.netns, PathBuf::from("/run/netns/kiln-aaaaaaaaaaaa"));
+    let b = n
+        .attach("bbbbbbbbbbbbbbbb", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(b.ip, Ipv4Addr::new(172, 18, 0, 3));
+    assert_eq!(
+        n.host().links(),
+        ["kiln0", "kvaaaaaaaaaaaa", "kvbbbbbbbbbbbb"]
+    );
+    assert!(n.host().rules().expect("rules").contains("dport 8080"));
+    assert_eq!(n.lease("aaaaaaaaaaaaaaaa").map(|l| l.ports.len()), Some(1));
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(!n.host().rules().expect("rules").contains("dport 8080"));
+    n.detach("bbbbbbbbbbbbbbbb").expect("detach");
+    n.detach("bbbbbbbbbbbbbbbb").expect("twice is fine");
+    assert!(n.host().links().is_empty());
+    assert!(n.host().namespaces().is_empty());
+    assert_eq!(n.host().rules(), None);
+    assert_eq!(ipam::read(dir.path()), ipam::State::default());
+}
+
+#[test]
+fn a_dead_owners_lease_is_swept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let dead = Owner {
+        pid: i32::MAX,
+        start: 1,
+    };
+    n.attach("deaddeaddeaddead", dead, vec![port(8080)])
+        .expect("attach");
+    n.sweep().expect("sweep");
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
+    assert_eq!(n.host().rules(), None);
+    // A sweep also runs when the next container attaches.
+    n.attach("deaddeaddeaddead", dead, vec![]).expect("attach");
+    let a = n
+        .attach("cccccccccccccccc", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(
+        a.ip,
+        Ipv4Addr::new(172, 18, 0, 2),
+        "the dead lease's address is free again"
+    );
+    assert_eq!(n.host().links(), ["kiln0", "kvcccccccccccc"]);
+}
+
+#[test]
+fn a_failed_attach_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = FakeHost {
+        fail_endpoints: true,
+        ..FakeHost::default()
+    };
+    let n = Networks::new(host, dir.path());
+    n.attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
+        .expect_err("fails");
+    assert!(ipam::read(dir.path()).leases.is_empty());
+}
+
+#[test]
+fn parallel_attaches_get_distinct_addresses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = std::sync::Arc::new(nets(dir.path()));
+    let ips: Vec<Ipv4Addr> = (0..20)
+        .map(|i| {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                n.attach(&format!("{i:016}"), Owner::me(), vec![])
+                    .expect("attach")
+                    .ip
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = ips.iter().collect();
+    assert_eq!(distinct.len(), 20);
+}
+
+#[test]
+fn user_networks_keep_their_bridge_until_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let id = "0123456789abcdef".to_string();
+    let net = n
+        .create_network("appnet", None, false, id.clone(), String::new())
+        .expect("create");
+    assert_eq!(net.subnet.to_string(), "172.18.0.0/16");
+    assert_eq!(net.bridge, "kb-0123456789ab");
+    n.create_network("appnet", None, false, id.clone(), String::new())
+        .expect_err("exists");
+    n.create_network("bridge", None, false, id.clone(), String::new())
+        .expect_err("reserved");
+    let internal = n
+        .create_network(
+            "inner",
+            Some("10.77.0.0/24".parse().expect("subnet")),
+            true,
+            "f".repeat(16),
+            String::new(),
+        )
+        .expect("create");
+    assert!(internal.internal);
+    // The default bridge avoids the user networks' subnets.
+    let a = n
+        .attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(a.subnet.to_string(), "172.19.0.0/16");
+    let join = |ip: Option<Ipv4Addr>| Join {
+        network: "appnet".into(),
+        names: vec!["srv".into()],
+        ip,
+        mac: Some("02:00:00:00:00:09".into()),
+        ..Join::default()
+    };
+    let b = n
+        .attach_to("bbbbbbbbbbbbbbbb", Owner::me(), join(None))
+        .expect("attach");
+    assert_eq!(b.ip, Ipv4Addr::new(172, 18, 0, 2));
+    assert_eq!(b.mac, "02:00:00:00:00:09");
+    // --ip: in the subnet, free, not the gateway; user networks only.
+    let c = n
+        .attach_to(
+            "cccccccccccccccc",
+            Owner::me(),
+            join(Some(Ipv4Addr::new(172, 18, 9, 9))),
+        )
+        .expect("attach");
+    assert_eq!(c.ip, Ipv4Addr::new(172, 18, 9, 9));
+    for bad in [
+        Ipv4Addr::new(172, 18, 9, 9),
+        Ipv4Addr::new(172, 18, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 1),
+    ] {
+        n.attach_to("dddddddddddddddd", Owner::me(), join(Some(bad)))
+            .expect_err("refused");
+    }
+    let mut on_bridge = join(Some(Ipv4Addr::new(172, 19, 0, 9)));
+    on_bridge.network = "bridge".into();
+    let err = n
+        .attach_to("dddddddddddddddd", Owner::me(), on_bridge)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("user defined networks only"), "{err}");
+    n.detach("cccccccccccccccc").expect("detach");
+    let rules = n.host().rules().expect("rules");
+    assert!(rules.contains("ip saddr 172.18.0.0/16"), "{rules}");
+    assert!(!rules.contains("ip saddr 10.77.0.0/24"), "{rules}");
+    assert!(
+        rules.contains("iifname \"kb-ffffffffffff\" oifname != \"kb-ffffffffffff\" drop"),
+        "{rules}"
+    );
+    let err = n.remove_network("appnet").expect_err("in use").to_string();
+    assert!(err.contains("has active endpoints"), "{err}");
+    n.detach("bbbbbbbbbbbbbbbb").expect("detach");
+    assert!(n.host().links().contains(&"kb-0123456789ab".to_string()));
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(!n.host().links().contains(&"kiln0".to_string()));
+    assert_eq!(n.prune_networks().expect("prune"), ["appnet", "inner"]);
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
+    assert_eq!(n.host().rules(), None);
+}
+
+#[test]
+fn forwarding_follows_the_bridges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    n.attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(
+        *n.host().forward.lock().expect("lock"),
+        [("kiln0".to_string(), false)]
+    );
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(n.host().forward.lock().expect("lock").is_empty());
+}

@@ -1,0 +1,200 @@
+//! The DNS responder of a user network: containers on it resolve each
+//! other by name and `--network-alias`; other names are forwarded to the
+//! host's resolvers. Every monitor of a container on the network runs
+//! one on the bridge's gateway address, port 53, with `SO_REUSEPORT`, so
+//! the network answers while any container is on it and stops with the
+//! last one, without a daemon. Answers come from the state file, read
+//! per query (a rename makes every write atomic).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{NetworkError, Result};
+use crate::ipam;
+
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+
+/// Starts answering on `gateway:53` for `network`, forwarding to
+/// `upstream`; the thread lives as long as the process.
+pub fn serve(
+    dir: PathBuf,
+    network: String,
+    gateway: Ipv4Addr,
+    upstream: Vec<SocketAddr>,
+) -> Result<()> {
+    let addr = SocketAddrV4::new(gateway, 53);
+    let bind_err = |e: std::io::Error| NetworkError::Bind {
+        addr: addr.to_string(),
+        source: e,
+    };
+    let fd = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .map_err(|e| bind_err(e.into()))?;
+    rustix::net::sockopt::set_socket_reuseport(&fd, true).map_err(|e| bind_err(e.into()))?;
+    rustix::net::bind(&fd, &addr).map_err(|e| bind_err(e.into()))?;
+    let sock = Arc::new(UdpSocket::from(fd));
+    let _ = std::thread::Builder::new()
+        .name("dns".into())
+        .spawn(move || {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, client)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let query = buf[..n].to_vec();
+                let state = ipam::read(&dir);
+                if let Some(reply) = answer(&query, |name| {
+                    state
+                        .leases
+                        .values()
+                        .find(|l| {
+                            l.network == network
+                                && l.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+                        })
+                        .map(|l| l.ip)
+                }) {
+                    let _ = sock.send_to(&reply, client);
+                    continue;
+                }
+                let (sock, upstream) = (sock.clone(), upstream.clone());
+                let _ = std::thread::Builder::new()
+                    .name("dns-forward".into())
+                    .spawn(move || {
+                        if let Some(reply) = forward(&query, &upstream) {
+                            let _ = sock.send_to(&reply, client);
+                        }
+                    });
+            }
+        });
+    Ok(())
+}
+
+/// The question of a query: name (dotted, no trailing dot), type, and
+/// where the question ends.
+fn question(q: &[u8]) -> Option<(String, u16, usize)> {
+    if q.len() < 12 || q[2] & 0x80 != 0 || u16::from_be_bytes([q[4], q[5]]) != 1 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*q.get(i)?);
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(q.get(i..i + len)?).into_owned());
+        i += len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+    Some((labels.join("."), qtype, i + 4))
+}
+
+/// A reply for a name `lookup` knows (an A record; no records for other
+/// types of a known name), `None` to forward.
+pub fn answer(query: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Option<Vec<u8>> {
+    let (name, qtype, end) = question(query)?;
+    let ip = lookup(&name)?;
+    let mut r = query[..end].to_vec();
+    // QR, opcode copied, AA, RD copied, RA; one question, no other sections.
+    r[2] = 0x84 | (query[2] & 0x79);
+    r[3] = 0x80;
+    let count: u16 = if qtype == TYPE_A { 1 } else { 0 };
+    r[6..8].copy_from_slice(&count.to_be_bytes());
+    r[8..12].fill(0);
+    if qtype == TYPE_A {
+        r.extend_from_slice(&[0xc0, 0x0c]);
+        r.extend_from_slice(&TYPE_A.to_be_bytes());
+        r.extend_from_slice(&1u16.to_be_bytes());
+        r.extend_from_slice(&600u32.to_be_bytes());
+        r.extend_from_slice(&4u16.to_be_bytes());
+        r.extend_from_slice(&ip.octets());
+    } else if qtype != TYPE_AAAA {
+        // Anything but A/AAAA of a container name: no such data either.
+    }
+    Some(r)
+}
+
+fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
+    for server in upstream {
+        let any: SocketAddr = if server.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let Ok(s) = UdpSocket::bind(any) else {
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.connect(server).and_then(|()| s.send(query)).is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(n) = s.recv(&mut buf) {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+/// The nameservers of a resolv.conf, port 53.
+pub fn nameservers(resolv: &str) -> Vec<SocketAddr> {
+    resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q
+    }
+
+    #[test]
+    fn known_names_get_an_a_record() {
+        let lookup = |n: &str| (n == "srv").then_some(Ipv4Addr::new(172, 19, 0, 2));
+        let r = answer(&query("srv", TYPE_A), lookup).expect("answered");
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[3] & 0x0f, 0, "NOERROR");
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
+        assert_eq!(&r[r.len() - 4..], &[172, 19, 0, 2]);
+        let r = answer(&query("srv", TYPE_AAAA), lookup).expect("answered");
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 0);
+        assert!(answer(&query("example.com", TYPE_A), lookup).is_none());
+        assert!(answer(&[1, 2, 3], lookup).is_none());
+    }
+
+    #[test]
+    fn upstreams_from_resolv_conf() {
+        assert_eq!(
+            nameservers("search x\nnameserver 10.0.0.1\nnameserver ::1\n"),
+            vec![
+                "10.0.0.1:53".parse::<SocketAddr>().expect("addr"),
+                "[::1]:53".parse().expect("addr")
+            ]
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! A [`NetHost`] in memory: links, namespaces and the ruleset as the
+//! real one would leave them, for tests without root.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::error::{NetworkError, Result};
+use crate::host::{Endpoint, NetHost};
+use crate::ipam::Subnet;
+
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    pub routes: Vec<Subnet>,
+    pub links: Mutex<BTreeSet<String>>,
+    pub namespaces: Mutex<BTreeSet<String>>,
+    pub rules: Mutex<Option<String>>,
+    pub forward: Mutex<Vec<(String, bool)>>,
+    /// Endpoint creation fails (a host without `ip`).
+    pub fail_endpoints: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FakeHost {
+    pub fn links(&self) -> Vec<String> {
+        lock(&self.links).iter().cloned().collect()
+    }
+    pub fn namespaces(&self) -> Vec<String> {
+        lock(&self.namespaces).iter().cloned().collect()
+    }
+    pub fn rules(&self) -> Option<String> {
+        lock(&self.rules).clone()
+    }
+}
+
+impl NetHost for FakeHost {
+    fn routes(&self) -> Result<Vec<Subnet>> {
+        Ok(self.routes.clone())
+    }
+    fn link_exists(&self, name: &str) -> bool {
+        lock(&self.links).contains(name)
+    }
+    fn create_bridge(&self, name: &str, _subnet: &Subnet) -> Result<()> {
+        lock(&self.links).insert(name.to_string());
+        Ok(())
+    }
+    fn delete_link(&self, name: &str) -> Result<()> {
+        lock(&self.links).remove(name);
+        Ok(())
+    }
+    fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        if self.fail_endpoints {
+            return Err(NetworkError::Command {
+                program: "ip",
+                args: "link add".into(),
+                message: "fake failure".into(),
+            });
+        }
+        lock(&self.namespaces).insert(ep.netns.clone());
+        lock(&self.links).insert(ep.veth.clone());
+        Ok(())
+    }
+    fn delete_netns(&self, name: &str) -> Result<()> {
+        lock(&self.namespaces).remove(name);
+        Ok(())
+    }
+    fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()> {
+        *lock(&self.forward) = bridges.to_vec();
+        Ok(())
+    }
+    fn apply_rules(&self, ruleset: Option<&str>) -> Result<()> {
+        *lock(&self.rules) = ruleset.map(str::to_string);
+        Ok(())
+    }
+}

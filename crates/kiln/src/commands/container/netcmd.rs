@@ -1,0 +1,146 @@
+//! `kiln network create|ls|inspect|rm|prune`, docker's columns and
+//! document (the parts kiln has: bridge driver, local scope, one IPv4
+//! subnet).
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+#[derive(clap::Subcommand)]
+pub(crate) enum Command {
+    /// Create a network
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls,
+    /// Display detailed information on one or more networks
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all unused networks
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CreateArgs {
+    name: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    internal: bool,
+    /// Driver to manage the Network (only bridge)
+    #[arg(short, long, default_value = "bridge")]
+    driver: String,
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Create(a) => {
+            if a.driver != "bridge" {
+                anyhow::bail!(
+                    "plugin \"{}\" not found: kiln has the bridge driver",
+                    a.driver
+                );
+            }
+            let n = kiln_container::net::create_network(&a.name, a.subnet.as_deref(), a.internal)?;
+            println!("{}", n.id);
+        }
+        Command::Ls => {
+            let mut rows: Vec<(String, String, &str)> = ["bridge", "host", "none"]
+                .iter()
+                .map(|n| {
+                    (
+                        String::new(),
+                        n.to_string(),
+                        if *n == "none" { "null" } else { n },
+                    )
+                })
+                .collect();
+            for (name, n, _) in kiln_container::net::user_networks() {
+                rows.push((n.id[..12].to_string(), name, "bridge"));
+            }
+            rows.sort_by(|a, b| a.1.cmp(&b.1));
+            println!("{:<15}{:<15}{:<10}SCOPE", "NETWORK ID", "NAME", "DRIVER");
+            for (id, name, driver) in rows {
+                println!("{id:<15}{name:<15}{driver:<10}local");
+            }
+        }
+        Command::Inspect { names } => {
+            let user = kiln_container::net::user_networks();
+            let mut docs = Vec::new();
+            for name in &names {
+                let Some((name, n, on)) = user
+                    .iter()
+                    .find(|(x, n, _)| x == name || n.id.starts_with(name.as_str()))
+                else {
+                    anyhow::bail!("network {name} not found");
+                };
+                let containers: serde_json::Map<String, serde_json::Value> = on
+                    .iter()
+                    .map(|(id, ip)| {
+                        (
+                            id.clone(),
+                            json!({"IPv4Address": format!("{ip}/{}", n.subnet.prefix), "MacAddress": kiln_network::mac_for(*ip)}),
+                        )
+                    })
+                    .collect();
+                docs.push(json!({
+                    "Name": name,
+                    "Id": n.id,
+                    "Created": n.created,
+                    "Scope": "local",
+                    "Driver": "bridge",
+                    "EnableIPv6": false,
+                    "IPAM": {"Driver": "default", "Options": {}, "Config": [
+                        {"Subnet": n.subnet.to_string(), "Gateway": n.subnet.gateway().to_string()}
+                    ]},
+                    "Internal": n.internal,
+                    "Attachable": false,
+                    "Ingress": false,
+                    "Containers": containers,
+                    "Options": {"com.docker.network.bridge.name": n.bridge},
+                    "Labels": {},
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&docs)?);
+        }
+        Command::Rm { names } => {
+            let mut failed = false;
+            for name in names {
+                match kiln_container::net::remove_network(&name) {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Prune { .. } => {
+            let removed = kiln_container::net::prune_networks()?;
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in removed {
+                    println!("{n}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
