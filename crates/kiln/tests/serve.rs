@@ -1,0 +1,264 @@
+//! `kiln serve` end to end with real clients: kiln push/pull, skopeo both
+//! ways, docker push/pull (127.0.0.1 is an insecure registry to docker by
+//! default), hostile requests, and a graceful stop. Every server a test
+//! starts is stopped when the test ends; all traffic stays on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+
+use common::{run_tool, tool, Kiln};
+
+const DOCKER: &str = "/usr/bin/docker";
+
+/// A `kiln serve` on a free loopback port, with its own root.
+struct Serve {
+    child: Child,
+    port: u16,
+    kiln: Kiln,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let kiln = Kiln::new();
+        let mut child = kiln
+            .cmd()
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Serve { child, port, kiln }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `request` as written; returns the status code and the body.
+    fn raw(&self, head: &str, body: &[u8]) -> (u16, String) {
+        let mut c = std::net::TcpStream::connect(self.host()).unwrap();
+        write!(
+            c,
+            "{head} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.host(),
+            body.len()
+        )
+        .unwrap();
+        c.write_all(body).unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let status = out[9..12].parse().unwrap();
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        (status, body)
+    }
+
+    /// SIGTERM; the exit status and what it printed.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        tool("kill", &["-TERM", &self.child.id().to_string()]);
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        if let Some(out) = self.child.stdout.as_mut() {
+            let _ = out.read_to_string(&mut rest);
+        }
+        (status, rest)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(b))
+}
+
+fn kiln_with_image(name: &str) -> Kiln {
+    let k = Kiln::new();
+    k.import_busybox(name, &[("etc/motd", b"hello from kiln\n")], &[]);
+    k
+}
+
+#[test]
+fn kiln_pushes_and_pulls_through_kiln_serve() {
+    let s = Serve::start();
+    let k = kiln_with_image("bb");
+    let name = format!("{}/team/bb:1", s.host());
+    k.ok(&["tag", "bb", &name]);
+    k.ok(&["push", &name]);
+    let p = Kiln::new();
+    p.ok(&["pull", &name]);
+    assert_eq!(p.inspect(&name)["Id"], k.inspect("bb")["Id"]);
+    // The same layers pushed to another repository are stored once.
+    let other = format!("{}/other/bb:2", s.host());
+    k.ok(&["tag", "bb", &other]);
+    k.ok(&["push", &other]);
+    let blobs = s.kiln.root.join("registry/blobs/sha256");
+    let before = std::fs::read_dir(&blobs).unwrap().count();
+    let (code, body) = s.raw("GET /v2/_catalog", b"");
+    assert_eq!(code, 200);
+    assert_eq!(body, r#"{"repositories":["other/bb","team/bb"]}"#);
+    let (code, body) = s.raw("GET /v2/team/bb/tags/list", b"");
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"name":"team/bb","tags":["1"]}"#)
+    );
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), before);
+    let (status, out) = s.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(out.contains("stopped"), "{out}");
+}
+
+#[test]
+fn skopeo_copies_both_ways() {
+    let s = Serve::start();
+    let k = kiln_with_image("bb");
+    let archive = k.path("bb.tar");
+    k.ok(&["save", "-o", archive.to_str().unwrap(), "bb"]);
+    let name = format!("{}/interop/skopeo:1", s.host());
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{name}"),
+        ],
+    );
+    let layout = k.path("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+    assert!(layout.join("index.json").exists());
+    // And kiln reads what skopeo pushed.
+    let p = Kiln::new();
+    p.ok(&["pull", &name]);
+    assert_eq!(p.inspect(&name)["Id"], k.inspect("bb")["Id"]);
+    // skopeo copies between two repositories of kiln serve (mounts).
+    let copy = format!("{}/interop/copy:2", s.host());
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("docker://{copy}"),
+        ],
+    );
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{copy}"),
+        ],
+    );
+    assert!(raw.contains("schemaVersion"), "{raw}");
+}
+
+#[test]
+fn docker_pushes_and_pulls_through_kiln_serve() {
+    let s = Serve::start();
+    let k = kiln_with_image("bb");
+    let archive = k.path("bb.tar");
+    let name = format!("{}/docker/bb:1", s.host());
+    k.ok(&["tag", "bb", &name]);
+    k.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    tool(DOCKER, &["load", "-i", archive.to_str().unwrap()]);
+    let pushed = run_tool(DOCKER, &["push", &name]);
+    let _ = run_tool(DOCKER, &["rmi", &name]);
+    assert!(
+        pushed.status.success(),
+        "docker push: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    tool(DOCKER, &["pull", &name]);
+    let out = run_tool(
+        DOCKER,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "cat",
+            "/etc/motd",
+        ],
+    );
+    let _ = run_tool(DOCKER, &["rmi", &name]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from kiln\n");
+    // kiln pulls what docker pushed.
+    let p = Kiln::new();
+    p.ok(&["pull", &name]);
+}
+
+#[test]
+fn hostile_requests_store_nothing() {
+    let s = Serve::start();
+    // A wrong digest.
+    let wrong = sha256(b"not this");
+    let (code, body) = s.raw(
+        &format!("POST /v2/h/blobs/uploads/?digest={wrong}"),
+        b"content",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("DIGEST_INVALID"), "{body}");
+    let (code, _) = s.raw(&format!("HEAD /v2/h/blobs/{wrong}"), b"");
+    assert_eq!(code, 404);
+    // A manifest naming a blob the repository does not hold.
+    let missing = sha256(b"missing");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{missing}","size":7}},"layers":[]}}"#
+    );
+    let (code, body) = s.raw("PUT /v2/h/manifests/latest", manifest.as_bytes());
+    assert_eq!(code, 400);
+    assert!(body.contains("MANIFEST_BLOB_UNKNOWN"), "{body}");
+    // An oversized manifest.
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let (code, _) = s.raw("PUT /v2/h/manifests/big", &big);
+    assert_eq!(code, 413);
+    // Names that try to leave the registry's directories.
+    for path in [
+        "/v2/../../etc/blobs/uploads/",
+        "/v2/a/%2e%2e/%2e%2e/b/blobs/uploads/",
+        "/v2/a%2F..%2Fb/blobs/uploads/",
+        "/v2/UPPER/blobs/uploads/",
+        "/v2/_x/blobs/uploads/",
+    ] {
+        let (code, _) = s.raw(&format!("POST {path}"), b"");
+        assert!((400..500).contains(&code), "{path}: {code}");
+    }
+    let registry = s.kiln.root.join("registry");
+    for dir in ["blobs", "uploads", "repositories", "tmp"] {
+        assert_eq!(
+            std::fs::read_dir(registry.join(dir)).unwrap().count(),
+            0,
+            "{dir}"
+        );
+    }
+    assert!(!s.kiln.root.join("etc").exists());
+}
