@@ -123,6 +123,9 @@ impl ApiError {
     pub(crate) fn unsupported(message: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
     }
+    pub(crate) fn denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "DENIED", message)
+    }
     pub(crate) fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
     }

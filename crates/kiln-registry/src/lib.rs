@@ -22,6 +22,7 @@
 //! DELETE), `uploads` (POST, PATCH, PUT, mounts), `manifests` (manifests
 //! and referrers), `listing` (tags and catalog), `hash`, `fs`, `storage`.
 
+mod auth;
 mod blobs;
 mod error;
 mod fs;
@@ -29,6 +30,7 @@ mod hash;
 mod listing;
 mod manifests;
 mod names;
+mod policy;
 mod storage;
 mod uploads;
 
@@ -45,6 +47,7 @@ use axum::Router;
 
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use policy::{Htpasswd, HtpasswdError, Options};
 pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
 
 use error::{ApiError, ApiResult};
@@ -60,13 +63,22 @@ pub(crate) struct App {
     /// Per upload: a lock (one request writes an upload at a time) and the
     /// running hash of what it holds.
     uploads: Arc<Mutex<HashMap<String, uploads::Slot>>>,
+    options: Arc<Options>,
+    /// Held while a tag of an immutable repository is checked and written.
+    tag_lock: Arc<Mutex<()>>,
+    /// Authorization headers bcrypt already accepted (their sha256), so a
+    /// client's every request does not pay for bcrypt again.
+    accepted: Arc<Mutex<std::collections::HashSet<Vec<u8>>>>,
 }
 
-/// The registry's routes over `storage`.
-pub fn router(storage: Arc<dyn Storage>) -> Router {
+/// The registry's routes over `storage`, with `options`' policies.
+pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
     let app = App {
         storage,
         uploads: Arc::default(),
+        options: Arc::new(options),
+        tag_lock: Arc::default(),
+        accepted: Arc::default(),
     };
     Router::new()
         .route("/v2/", get(base))
@@ -74,6 +86,10 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .route("/v2/_catalog", get(listing::catalog))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::basic,
+        ))
         .with_state(app)
         .layer(axum::middleware::from_fn(access))
 }
@@ -83,12 +99,13 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     storage: Arc<dyn Storage>,
+    options: Options,
     shutdown: F,
 ) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(storage))
+    axum::serve(listener, router(storage, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

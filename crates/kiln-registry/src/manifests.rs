@@ -151,6 +151,36 @@ fn check(app: &App, name: &str, doc: &Value, media_type: &str) -> ApiResult<()> 
     Ok(())
 }
 
+/// Stores the manifest and points `tags` at it, unless the repository's
+/// tags are immutable and one of them names another manifest.
+fn store(
+    app: &App,
+    name: &str,
+    info: &ManifestInfo,
+    bytes: &[u8],
+    tags: &[String],
+) -> ApiResult<()> {
+    let immutable = app.options.tags_immutable(name);
+    let _guard = immutable.then(|| app.tag_lock.lock().unwrap_or_else(|e| e.into_inner()));
+    if immutable {
+        for t in tags {
+            match app.storage.resolve_tag(name, t)? {
+                Some(old) if old != info.digest => {
+                    return Err(ApiError::denied(format!(
+                        "tag {t} of {name} is immutable: it names {old}; push under a new tag"
+                    )))
+                }
+                _ => {}
+            }
+        }
+    }
+    app.storage.put_manifest(name, info, bytes)?;
+    for t in tags {
+        app.storage.tag(name, t, &info.digest)?;
+    }
+    Ok(())
+}
+
 async fn put(app: &App, name: &str, reference: &Reference, req: Request) -> ApiResult {
     let mut tags: Vec<String> = query(&req)
         .into_iter()
@@ -220,10 +250,7 @@ async fn put(app: &App, name: &str, reference: &Reference, req: Request) -> ApiR
         artifact_type,
         annotations: doc.get("annotations").filter(|a| a.is_object()).cloned(),
     };
-    app.storage.put_manifest(name, &info, &bytes)?;
-    for t in &tags {
-        app.storage.tag(name, t, &digest)?;
-    }
+    store(app, name, &info, &bytes, &tags)?;
     let mut headers = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),
         ("docker-content-digest", digest.to_string()),
@@ -246,6 +273,29 @@ fn delete(app: &App, name: &str, reference: &Reference) -> ApiResult {
             Body::empty(),
         )
     };
+    let immutable = app.options.tags_immutable(name);
+    let _guard = immutable.then(|| app.tag_lock.lock().unwrap_or_else(|e| e.into_inner()));
+    if immutable {
+        let tagged = match reference {
+            Reference::Tag(t) => app.storage.resolve_tag(name, t)?.is_some(),
+            Reference::Digest(d) => {
+                let mut tagged = false;
+                for t in app.storage.tags(name)?.unwrap_or_default() {
+                    tagged |= app.storage.resolve_tag(name, &t)?.as_ref() == Some(d);
+                }
+                tagged
+            }
+        };
+        if tagged {
+            return Err(ApiError::denied(format!(
+                "the tags of {name} are immutable: {} stays",
+                match reference {
+                    Reference::Tag(t) => t.clone(),
+                    Reference::Digest(d) => d.to_string(),
+                }
+            )));
+        }
+    }
     match reference {
         Reference::Tag(t) => match app.storage.untag(name, t)? {
             true => Ok(accepted()),

@@ -17,12 +17,16 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(kiln_registry::Options::default()).await
+}
+
+async fn server_with(options: kiln_registry::Options) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FsStorage::open(dir.path().join("registry")).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kiln_registry::serve(listener, storage, async {
+    tokio::spawn(kiln_registry::serve(listener, storage, options, async {
         let _ = stopped.await;
     }));
     Server {
@@ -893,4 +897,125 @@ async fn interleaved_chunks_on_one_upload_never_mix() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn immutable_tags() {
+    let s = server_with(kiln_registry::Options {
+        immutable_tags: vec!["prod/*".into()],
+        ..Default::default()
+    })
+    .await;
+    let one = s.image("prod/app", b"one").await;
+    let two = s.image("prod/app", b"two").await;
+    assert_eq!(
+        s.put_manifest("prod/app", "v1", &one, OCI_MANIFEST)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // The same digest again is fine; another one is refused.
+    assert_eq!(
+        s.put_manifest("prod/app", "v1", &one, OCI_MANIFEST)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let r = s.put_manifest("prod/app", "v1", &two, OCI_MANIFEST).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let v = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "DENIED");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("immutable"),
+        "{v}"
+    );
+    let r = s
+        .put_manifest(
+            "prod/app",
+            &format!("{}?tag=v1", sha256(&two)),
+            &two,
+            OCI_MANIFEST,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = s
+        .req(Method::GET, "/v2/prod/app/manifests/v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "docker-content-digest"), sha256(&one));
+    // Neither the tag nor the manifest it names can be deleted.
+    let r = s
+        .req(Method::DELETE, "/v2/prod/app/manifests/v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/v2/prod/app/manifests/{}", sha256(&one)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Other repositories keep mutable tags.
+    let dev = s.image("dev/app", b"one").await;
+    let dev2 = s.image("dev/app", b"two").await;
+    s.put_manifest("dev/app", "v1", &dev, OCI_MANIFEST).await;
+    assert_eq!(
+        s.put_manifest("dev/app", "v1", &dev2, OCI_MANIFEST)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth() {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let htpasswd = kiln_registry::Htpasswd::parse(&format!("# users\nkiln:{hash}\n")).unwrap();
+    assert!(kiln_registry::Htpasswd::parse("kiln:{SHA}abc").is_err());
+    let s = server_with(kiln_registry::Options {
+        htpasswd: Some(htpasswd),
+        ..Default::default()
+    })
+    .await;
+    let r = s.req(Method::GET, "/v2/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        "Basic realm=\"kiln-registry\""
+    );
+    assert_eq!(code(r).await, "UNAUTHORIZED");
+    let r = s
+        .req(Method::POST, "/v2/x/blobs/uploads/")
+        .basic_auth("kiln", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s
+        .req(Method::POST, "/v2/x/blobs/uploads/")
+        .basic_auth("nobody", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for _ in 0..2 {
+        let r = s
+            .req(Method::GET, "/v2/")
+            .basic_auth("kiln", Some("s3cret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = s.req(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(walk(&s.dir.path().join("registry/uploads")), 0);
 }

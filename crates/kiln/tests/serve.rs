@@ -22,10 +22,15 @@ struct Serve {
 
 impl Serve {
     fn start() -> Serve {
+        Serve::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Serve {
         let kiln = Kiln::new();
         let mut child = kiln
             .cmd()
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -261,4 +266,112 @@ fn hostile_requests_store_nothing() {
         );
     }
     assert!(!s.kiln.root.join("etc").exists());
+}
+
+#[test]
+fn htpasswd_logins_for_kiln_docker_and_skopeo() {
+    let work = tempfile::tempdir().unwrap();
+    let htpasswd = work.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        tool("htpasswd", &["-Bbn", "kiln", "s3cret-pass"]),
+    )
+    .unwrap();
+    let s = Serve::start_with(&["--htpasswd", htpasswd.to_str().unwrap()]);
+    let k = kiln_with_image("bb");
+    let name = format!("{}/secure/bb:1", s.host());
+    k.ok(&["tag", "bb", &name]);
+    let config = work.path().join("docker-config");
+    let config_env = [("DOCKER_CONFIG", config.to_str().unwrap())];
+    let out = k
+        .cmd()
+        .args(["push", &name])
+        .envs(config_env)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdin = work.path().join("password");
+    std::fs::write(&stdin, "s3cret-pass\n").unwrap();
+    let out = k
+        .cmd()
+        .args(["login", "-u", "kiln", "--password-stdin", &s.host()])
+        .envs(config_env)
+        .stdin(std::fs::File::open(&stdin).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    k.ok_with_env(&["push", &name], &config_env);
+    // docker logs in with the same file and pulls what kiln pushed.
+    let docker_config = work.path().join("docker-cli");
+    let dc = docker_config.to_str().unwrap();
+    let out = run_tool(
+        DOCKER,
+        &[
+            "--config",
+            dc,
+            "login",
+            "-u",
+            "kiln",
+            "-p",
+            "s3cret-pass",
+            &s.host(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = run_tool(DOCKER, &["--config", dc, "pull", &name]);
+    let _ = run_tool(DOCKER, &["rmi", &name]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    // skopeo with credentials, and without them refused.
+    let raw = format!("docker://{name}");
+    let out = run_tool(
+        "skopeo",
+        &["inspect", "--raw", "--tls-verify=false", "--no-creds", &raw],
+    );
+    assert!(!out.status.success());
+    tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "kiln:s3cret-pass",
+            &raw,
+        ],
+    );
+}
+
+#[test]
+fn immutable_tags_refuse_a_second_push() {
+    let s = Serve::start_with(&["--immutable-tags", "release/*"]);
+    let k = kiln_with_image("one");
+    k.import_busybox("two", &[("etc/motd", b"another\n")], &[]);
+    let name = format!("{}/release/app:1.0", s.host());
+    k.ok(&["tag", "one", &name]);
+    k.ok(&["push", &name]);
+    k.ok(&["push", &name]);
+    k.ok(&["tag", "two", &name]);
+    let err = k.fails(&["push", &name]);
+    assert!(err.contains("immutable"), "{err}");
+    let p = Kiln::new();
+    p.ok(&["pull", &name]);
+    assert_eq!(p.inspect(&name)["Id"], k.inspect("one")["Id"]);
+    // Elsewhere tags move.
+    let dev = format!("{}/dev/app:1.0", s.host());
+    k.ok(&["tag", "one", &dev]);
+    k.ok(&["push", &dev]);
+    k.ok(&["tag", "two", &dev]);
+    k.ok(&["push", &dev]);
 }

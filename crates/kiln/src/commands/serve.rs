@@ -17,6 +17,14 @@ pub(crate) struct Args {
     /// Registry content directory [default: <root>/registry]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Tags of repositories matching PATTERN (`*`, `?`) never change once
+    /// pushed (repeatable)
+    #[arg(long = "immutable-tags", value_name = "PATTERN")]
+    immutable_tags: Vec<String>,
+    /// Require Basic auth by the users of this htpasswd file (bcrypt, as
+    /// `htpasswd -B` writes)
+    #[arg(long, value_name = "FILE")]
+    htpasswd: Option<PathBuf>,
 }
 
 pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -24,6 +32,20 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let storage = Arc::new(
         FsStorage::open(&dir).with_context(|| format!("open registry at {}", dir.display()))?,
     );
+    let htpasswd = match &args.htpasswd {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let parsed = kiln_registry::Htpasswd::parse(&text)
+                .with_context(|| format!("read {}", path.display()))?;
+            Some(parsed)
+        }
+    };
+    let options = kiln_registry::Options {
+        immutable_tags: args.immutable_tags,
+        htpasswd,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,7 +62,7 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        kiln_registry::serve(listener, storage, shutdown())
+        kiln_registry::serve(listener, storage, options, shutdown())
             .await
             .context("serve")?;
         println!("kiln serve: stopped");
