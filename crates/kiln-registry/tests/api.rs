@@ -13,7 +13,8 @@ struct Server {
     base: String,
     dir: tempfile::TempDir,
     client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn server() -> Server {
@@ -26,14 +27,15 @@ async fn server_with(options: kiln_registry::Options) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kiln_registry::serve(listener, storage, options, async {
+    let served = tokio::spawn(kiln_registry::serve(listener, storage, options, async {
         let _ = stopped.await;
     }));
     Server {
         base: format!("http://{addr}"),
         dir,
         client: reqwest::Client::new(),
-        _stop: stop,
+        stop: Some(stop),
+        served,
     }
 }
 
@@ -1018,4 +1020,36 @@ async fn htpasswd_basic_auth() {
     let r = s.req(Method::GET, "/healthz").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(walk(&s.dir.path().join("registry/uploads")), 0);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_upload_finish() {
+    let mut s = server().await;
+    let loc = s.start_upload("r").await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let patch = tokio::spawn(
+        s.client
+            .patch(&loc)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    tx.send(vec![1; 1000]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!s.served.is_finished(), "stopped with an upload running");
+    tx.send(vec![2; 1000]).await.unwrap();
+    drop(tx);
+    let r = patch.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&r, "range"), "0-1999");
+    drop(r);
+    tokio::time::timeout(std::time::Duration::from_secs(10), &mut s.served)
+        .await
+        .expect("the server stops once the upload is done")
+        .unwrap()
+        .unwrap();
 }
