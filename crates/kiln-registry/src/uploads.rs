@@ -61,7 +61,11 @@ impl App {
         if state.hashed != offset {
             state.hasher = None;
         }
-        let mut writer = self.storage.upload_writer(name, id, offset)?;
+        // Request bodies arrive in small frames; write in large blocks.
+        let mut writer = tokio::io::BufWriter::with_capacity(
+            1 << 20,
+            self.storage.upload_writer(name, id, offset)?,
+        );
         let mut stream = body.into_data_stream();
         let mut written = 0u64;
         let mut failure = None;
