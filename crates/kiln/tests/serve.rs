@@ -375,3 +375,24 @@ fn immutable_tags_refuse_a_second_push() {
     k.ok(&["tag", "two", &dev]);
     k.ok(&["push", &dev]);
 }
+
+#[test]
+fn clients_hanging_up_mid_download_do_not_stop_the_server() {
+    let s = Serve::start();
+    let blob = vec![7u8; 20 << 20];
+    let d = sha256(&blob);
+    let (code, _) = s.raw(&format!("POST /v2/big/blobs/uploads/?digest={d}"), &blob);
+    assert_eq!(code, 201);
+    for _ in 0..5 {
+        let mut c = std::net::TcpStream::connect(s.host()).unwrap();
+        write!(c, "GET /v2/big/blobs/{d} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut some = [0u8; 4096];
+        c.read_exact(&mut some).unwrap();
+        drop(c);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, _) = s.raw("GET /v2/", b"");
+    assert_eq!(code, 200);
+    let (status, _) = s.stop();
+    assert!(status.success(), "{status:?}");
+}

@@ -51,6 +51,11 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("start the async runtime")?;
     runtime.block_on(async {
+        // main resets SIGPIPE to its default (a CLI piped into `head` must
+        // die quietly); a server must not die when a client hangs up
+        // mid-response. A handler makes writes fail with EPIPE instead.
+        let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
+            .context("handle SIGPIPE")?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("listen on {}", args.addr))?;
