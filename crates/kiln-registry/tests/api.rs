@@ -1053,3 +1053,60 @@ async fn shutdown_lets_a_running_upload_finish() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_upload_that_stops_halfway_keeps_only_what_came_before() {
+    let s = server().await;
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // A second chunk whose client dies after some bytes.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(1);
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let patch = tokio::spawn(
+        s.client
+            .patch(&loc)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    tx.send(Ok(vec![2u8; 5000])).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tx.send(Err(std::io::Error::other("client died")))
+        .await
+        .unwrap();
+    assert!(patch.await.unwrap().is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = s.req(Method::GET, &loc).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "range"), "0-999");
+    // The upload continues from there and finishes verified.
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "1000-1999")
+        .body(vec![3u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let mut all = vec![1u8; 1000];
+    all.extend(vec![3u8; 1000]);
+    let d = sha256(&all);
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .req(Method::GET, &format!("/v2/r/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &all[..]);
+}
