@@ -2,7 +2,9 @@
 # Two kiln binaries on bench/build.sh's workload, in one run: "did this
 # change make builds slower?" (cold --no-cache, no-op, one file changed;
 # medians; each series after `sync` and a pause, as in build.sh).
-# Usage: bash bench/build-ab.sh OLD_KILN NEW_KILN   (release binaries)
+# Usage: bash bench/build-ab.sh OLD_KILN NEW_KILN   (release binaries; a
+# kiln copied elsewhere takes its kiln-monitor along, though builds run
+# no container monitor)
 # Writes bench/results/build-ab.md.
 source "$(dirname "$0")/common.sh"
 OLD=${1:?usage: build-ab.sh OLD_KILN NEW_KILN}

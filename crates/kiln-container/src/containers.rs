@@ -326,6 +326,63 @@ mod tests {
         }
     }
 
+    /// The lean monitor's state writer (used when it cannot exec back
+    /// into kiln) takes the same lock and writes a state this crate reads,
+    /// every other field kept.
+    #[test]
+    fn the_lean_monitors_state_writer_is_compatible() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = Containers::open(t.path()).unwrap();
+        let id = format!("ab{}", "0".repeat(62));
+        cs.create(&config(&id, "web", "2026-01-01T00:00:00Z"))
+            .unwrap();
+        let before = cs
+            .update_state(&id, |s| {
+                s.status = Status::Running;
+                s.pid = Some(42);
+                s.monitor = Some((7, 99));
+                s.restart_count = 3;
+                s.error = "a \"quoted\" } error".into();
+                s.started_at = Some("2026-01-01T00:00:01.000000000Z".into());
+                s.health = Some(crate::record::Health {
+                    status: "healthy".into(),
+                    failing_streak: 0,
+                    log: vec![crate::record::HealthResult {
+                        output: "]} {".into(),
+                        ..Default::default()
+                    }],
+                });
+            })
+            .unwrap();
+        let dir = cs.dir_of(&id);
+        // Held by a writer here: the lean monitor waits for it.
+        let held = cs.lock(&id).unwrap();
+        let writer = std::thread::spawn(move || {
+            kiln_monitor::update_state(
+                &dir,
+                &[
+                    ("status", "\"exited\""),
+                    ("exit_code", "137"),
+                    ("pid", "null"),
+                    ("finished_at", "\"2026-01-01T00:00:02.000000000Z\""),
+                    ("monitor", "null"),
+                ],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the lean monitor ignored the lock");
+        drop(held);
+        writer.join().unwrap().unwrap();
+        let after = cs.load(&id).unwrap().state;
+        let mut expected = before;
+        expected.status = Status::Exited;
+        expected.exit_code = 137;
+        expected.pid = None;
+        expected.monitor = None;
+        expected.finished_at = Some("2026-01-01T00:00:02.000000000Z".into());
+        assert_eq!(after, expected);
+    }
+
     #[test]
     fn names_are_unique_and_lookup_takes_ids_prefixes_and_names() {
         let t = tempfile::tempdir().unwrap();

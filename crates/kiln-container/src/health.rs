@@ -126,20 +126,75 @@ fn nanos(n: i64, default: Duration) -> Duration {
     }
 }
 
+/// docker's timing of a check: interval, timeout, start period, retries
+/// (its defaults for what is unset).
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    start_period: Duration,
+    retries: u32,
+}
+
+impl Timing {
+    fn of(check: &Healthcheck) -> Timing {
+        Timing {
+            interval: nanos(check.interval, Duration::from_secs(30)),
+            timeout: nanos(check.timeout, Duration::from_secs(30)),
+            start_period: nanos(check.start_period, Duration::ZERO),
+            retries: if check.retries > 0 {
+                check.retries as u32
+            } else {
+                3
+            },
+        }
+    }
+}
+
+/// How often the lean monitor runs [`probe_once`] (counted from the end
+/// of the last probe); `None` without probes.
+pub(crate) fn interval(check: Option<&Healthcheck>) -> Option<Duration> {
+    probe_argv(check)?;
+    Some(Timing::of(check?).interval)
+}
+
+/// One probe of `target`'s container, now, recorded in its state: what
+/// the lean monitor has a kiln run every interval (the prober thread's
+/// loop body). The start period counts from the process's `StartedAt`.
+pub(crate) fn probe_once(target: ProbeTarget, check: Option<&Healthcheck>, state: &State) {
+    let (Some(argv), Some(check)) = (probe_argv(check), check) else {
+        return;
+    };
+    let t = Timing::of(check);
+    let up = state
+        .started_at
+        .as_deref()
+        .and_then(kiln_core::parse_rfc3339)
+        .and_then(|s| SystemTime::now().duration_since(s).ok())
+        .unwrap_or_default();
+    let in_start_period = up < t.start_period;
+    let mut process = target.process.clone();
+    process.args = argv;
+    let result = run_probe(&target, &process, t.timeout);
+    let recorded = target.containers.update_state(&target.id, |s| {
+        record(s, result, t.retries, in_start_period)
+    });
+    if let Err(e) = recorded {
+        tracing::warn!("recording the health of {}: {e}", target.id);
+    }
+}
+
 fn probe_loop(
     target: ProbeTarget,
     argv: Vec<String>,
     check: Healthcheck,
     stop: mpsc::Receiver<()>,
 ) {
-    let interval = nanos(check.interval, Duration::from_secs(30));
-    let timeout = nanos(check.timeout, Duration::from_secs(30));
-    let start_period = nanos(check.start_period, Duration::ZERO);
-    let retries = if check.retries > 0 {
-        check.retries as u32
-    } else {
-        3
-    };
+    let Timing {
+        interval,
+        timeout,
+        start_period,
+        retries,
+    } = Timing::of(&check);
     let started = Instant::now();
     let mut process = target.process.clone();
     process.args = argv;

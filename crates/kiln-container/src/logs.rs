@@ -198,6 +198,55 @@ mod tests {
         assert_eq!(got[0].time.len(), "2026-12-06T14:00:00.123456789Z".len());
     }
 
+    /// The lean monitor writes the log by hand: the same bytes as
+    /// `write_entry`, split the same way, read back by `read`.
+    #[test]
+    fn the_lean_monitors_log_lines_are_the_same_bytes() {
+        let mut weird = String::from("tab\tquote\"back\\slash/ é 😀 \u{7f}");
+        weird.extend((0u8..0x20).map(char::from));
+        for text in ["hello\n", "", weird.as_str()] {
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let e = Entry {
+                    log: text.into(),
+                    stream,
+                    time: "2026-12-06T14:00:00.123456789Z".into(),
+                };
+                let mut ours = Vec::new();
+                write_entry(&mut ours, &e).unwrap();
+                let lean_stream = match stream {
+                    Stream::Stdout => kiln_monitor::Stream::Stdout,
+                    Stream::Stderr => kiln_monitor::Stream::Stderr,
+                };
+                let mut lean = Vec::new();
+                kiln_monitor::json::log_line(&mut lean, text.as_bytes(), lean_stream, &e.time);
+                assert_eq!(text_of(&lean), text_of(&ours));
+            }
+        }
+        // Split alike, invalid UTF-8 and 16 KiB parts included.
+        let input: Vec<&[u8]> = vec![b"one\ntw", b"o\xff\n", &[b'y'; 40_000], b"\nend"];
+        let mut ours = LineSplitter::new(Stream::Stderr);
+        let mut lean = kiln_monitor::LineSplitter::new(kiln_monitor::Stream::Stderr);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        for chunk in input {
+            ours.feed(chunk, &mut |e| want.push(e));
+            lean.feed(chunk, &mut got);
+        }
+        ours.finish(&mut |e| want.push(e));
+        lean.finish(&mut got);
+        let read_back = read(&got[..], &Filter::default()).unwrap();
+        let logs = |v: &[Entry]| {
+            v.iter()
+                .map(|e| (e.log.clone(), e.stream))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(logs(&read_back), logs(&want));
+        assert!(read_back.iter().all(|e| e.time.len() == 30));
+    }
+
+    fn text_of(b: &[u8]) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
     #[test]
     fn tail_since_and_until() {
         let at = |s: u64| fixed_nanos(UNIX_EPOCH + Duration::from_secs(s));

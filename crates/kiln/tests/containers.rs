@@ -595,6 +595,121 @@ fn a_killed_monitor_leaves_an_exited_container_and_no_hang() {
     assert!(!mounts.contains(&id), "{mounts}");
 }
 
+/// The monitor of running container `id` (its pid), once kiln handed it
+/// over to the lean `kiln-monitor` binary.
+fn lean_monitor(k: &Kiln, id: &str) -> i32 {
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(k.root.join(format!("containers/{id}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let monitor = state["monitor"][0].as_i64().unwrap() as i32;
+    wait_for("the lean monitor", || {
+        std::fs::read_link(format!("/proc/{monitor}/exe"))
+            .is_ok_and(|p| p.file_name().is_some_and(|n| n == "kiln-monitor"))
+    });
+    monitor
+}
+
+/// `VmRSS` of process `pid`, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_idle_container_is_watched_by_the_lean_monitor_in_two_megabytes() {
+    let k = Kiln::new();
+    let img = image(&k);
+    let idle = k
+        .ok(&["run", "-d", img, "/bin/busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    let monitor = lean_monitor(&k, &idle);
+    // Idle as bench/run.sh measures it: a moment after the start.
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = rss_kib(monitor);
+    assert!(rss <= 2048, "the lean monitor holds {rss} KiB");
+    let threads = std::fs::read_to_string(format!("/proc/{monitor}/status")).unwrap();
+    assert!(threads.contains("Threads:\t1\n"), "{threads}");
+    // Output written while the lean monitor watches reaches the log, and
+    // the exit code comes back through kiln.
+    let talker = k
+        .ok(&[
+            "run",
+            "-d",
+            img,
+            "/bin/sh",
+            "-c",
+            "sleep 1; echo out; echo err >&2; printf partial; exit 3",
+        ])
+        .trim()
+        .to_string();
+    lean_monitor(&k, &talker);
+    assert_eq!(k.ok(&["wait", &talker]).trim(), "3");
+    let (_, out, err) = kiln(&k, &["logs", &talker]);
+    assert_eq!(out, "out\npartial");
+    assert_eq!(err, "err\n");
+    let status = k.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("id={talker}"),
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(status.starts_with("Exited (3)"), "{status}");
+    // A healthcheck keeps the lean monitor: it runs kiln for each probe.
+    let checked = k
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "echo fine",
+            "--health-interval",
+            "200ms",
+            img,
+            "/bin/busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let monitor = lean_monitor(&k, &checked);
+    wait_for("a healthy container", || {
+        k.ok(&["inspect", "--format", "{{.State.Health.Status}}", &checked])
+            .trim()
+            == "healthy"
+    });
+    assert!(std::fs::read_link(format!("/proc/{monitor}/exe"))
+        .unwrap()
+        .ends_with("kiln-monitor"));
+    k.ok(&["rm", "-f", &idle, &talker, &checked]);
+}
+
+#[test]
+fn a_killed_lean_monitor_leaves_an_exited_container() {
+    let k = Kiln::new();
+    let img = image(&k);
+    let id = k
+        .ok(&["run", "-d", img, "/bin/busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    let monitor = lean_monitor(&k, &id);
+    common::tool("kill", &["-9", &monitor.to_string()]);
+    wait_for("the monitor to die", || {
+        !std::fs::read_to_string(format!("/proc/{monitor}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    });
+    let status = k.ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(status.starts_with("Exited (255)"), "{status}");
+    k.ok(&["rm", &id]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "{mounts}");
+}
+
 #[test]
 fn ps_lists_filters_and_formats_like_docker() {
     let k = Kiln::new();

@@ -21,7 +21,7 @@ mod stop;
 
 /// The hidden first argument that makes kiln a container's monitor:
 /// `kiln __kiln-monitor STORE_ROOT ID [--attach]`.
-pub const MONITOR_ARG: &str = "__kiln-monitor";
+pub const MONITOR_ARG: &str = kiln_monitor::MONITOR_ARG;
 
 /// How often state is polled while waiting for a change another process
 /// makes.
@@ -301,6 +301,13 @@ impl Engine {
             s.stopped_by_user = false;
             s.error.clear();
         })?;
+        if crate::monitor::lean_monitor(&self.helper).is_none() {
+            tracing::warn!(
+                "{} is not next to {}: the container is monitored by kiln itself, which holds more memory",
+                kiln_monitor::BINARY,
+                self.helper.display()
+            );
+        }
         let mut cmd = std::process::Command::new(&self.helper);
         cmd.arg(MONITOR_ARG).arg(&self.root).arg(id);
         match attach {

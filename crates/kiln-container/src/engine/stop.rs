@@ -22,7 +22,14 @@ impl Engine {
         self.containers
             .update_state(id, |s| s.stopped_by_user = true)?;
         let exec = self.executor(&c.config.host)?;
-        exec.container(id)?.kill(signal)?;
+        match exec.container(id) {
+            Ok(container) => container.kill(signal)?,
+            // Ended since the state was read (see `stop_with`).
+            Err(kiln_exec::ExecError::NotFound(_)) => {
+                return Err(ContainerError::NotRunning(id.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 
@@ -68,7 +75,16 @@ impl Engine {
             Duration::from_secs(c.config.process.stop_timeout.unwrap_or(10).max(0) as u64)
         });
         let exec = self.executor(&c.config.host)?;
-        let container = exec.container(id)?;
+        let container = match exec.container(id) {
+            Ok(container) => container,
+            // It ended since the state was read, and its monitor deleted
+            // the runtime's container (the lean monitor's exec back into
+            // kiln makes that moment longer): nothing left to signal.
+            Err(kiln_exec::ExecError::NotFound(_)) => {
+                return self.wait_stopped(id, Duration::from_secs(30)).map(drop)
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Err(e) = container.kill(signal) {
             tracing::debug!("stop signal to {id}: {e}");
         }

@@ -13,8 +13,25 @@
 //! stdout once the process runs; a start that fails leaves its reason in
 //! the state (`.State.Error`) and the exit code docker gives (125, 126,
 //! 127).
+//!
+//! While the process runs, this 100 MB program is not what waits: once
+//! the process has run [`HAND_OVER_AFTER`] (the caller was told at its
+//! start), kiln `execve`s the lean
+//! monitor, `kiln-monitor` next to it (the `kiln-monitor` crate), handing
+//! over the output descriptors and those held for the container's life
+//! ([`Monitor::hold`]); the pid stays, so the recorded monitor stays true,
+//! and so does the subreaper attribute. When the process ends the lean
+//! monitor execs back into kiln (`kiln __kiln-monitor ROOT ID --exited
+//! CODE …`), which carries on here after the wait: OOM flag, runtime
+//! delete, exit state, restart (handing over again) or `--rm`. Health
+//! probes need kiln's runtime code: the lean monitor holds the timer and
+//! runs `kiln __kiln-monitor ROOT ID --probe --rootfs PATH` for each
+//! probe ([`Monitor::probe`]). Without the lean binary, every container
+//! is monitored in kiln throughout.
 
 use std::io::Write;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,18 +50,49 @@ mod wiring;
 /// Runs a monitor with the arguments after [`MONITOR_ARG`](crate::MONITOR_ARG);
 /// returns the process's exit code (what a foreground `run` exits with).
 pub fn run_monitor(args: &[String], helper: PathBuf) -> i32 {
-    let (root, id, attached) = match args {
-        [root, id] => (root, id, false),
-        [root, id, flag] if flag == "--attach" => (root, id, true),
-        _ => {
-            eprintln!("usage: kiln {} ROOT ID [--attach]", crate::MONITOR_ARG);
-            return 125;
+    let usage = || {
+        eprintln!("usage: kiln {} ROOT ID [--attach]", crate::MONITOR_ARG);
+        125
+    };
+    let [root, id, flags @ ..] = args else {
+        return usage();
+    };
+    // The lean monitor's health probe: one, recorded, then exit.
+    if let [probe, flag, rootfs] = flags {
+        if probe == "--probe" && flag == "--rootfs" {
+            let probed = Monitor::open(Path::new(root), id, helper, false)
+                .and_then(|m| m.probe(Path::new(rootfs)));
+            if let Err(e) = probed {
+                eprintln!("Error: {}", kiln_core::error_chain(&e));
+                return 125;
+            }
+            return 0;
+        }
+    }
+    // Back from the lean monitor: the process ended with a code.
+    let back = match kiln_monitor::Back::parse(flags) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return usage();
         }
     };
-    // Out of the caller's session: its Ctrl-C and hang-up are the
-    // caller's to forward, not ours to die of.
-    let _ = rustix::process::setsid();
-    match Monitor::open(Path::new(root), id, helper, attached).and_then(|m| m.run()) {
+    let attached = match (&back, flags) {
+        (Some(b), _) => b.attached,
+        (None, []) => false,
+        (None, [flag]) if flag == "--attach" => true,
+        _ => return usage(),
+    };
+    let result = Monitor::open(Path::new(root), id, helper, attached).and_then(|m| match back {
+        Some(b) => m.resume(b),
+        None => {
+            // Out of the caller's session: its Ctrl-C and hang-up are the
+            // caller's to forward, not ours to die of.
+            let _ = rustix::process::setsid();
+            m.run()
+        }
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {}", kiln_core::error_chain(&e));
@@ -60,6 +108,11 @@ struct Monitor {
     attached: bool,
     /// Told `ok` when the process first runs (detached only).
     told: bool,
+    /// Descriptors held for the container's life (across restarts and
+    /// hand-overs to the lean monitor), as numbers: see [`Monitor::hold`].
+    held: Vec<RawFd>,
+    /// The lean monitor to hand over to, when there is one.
+    lean: Option<PathBuf>,
 }
 
 /// Lazily unmounts the container's root under `dir` if a monitor that
@@ -78,6 +131,7 @@ struct Failed(i32, String);
 impl Monitor {
     fn open(root: &Path, id: &str, helper: PathBuf, attached: bool) -> Result<Monitor> {
         let store = Store::open(root)?;
+        let lean = lean_monitor(&helper);
         let engine = Engine::new(&store, helper)?;
         Ok(Monitor {
             store,
@@ -85,7 +139,49 @@ impl Monitor {
             id: id.to_string(),
             attached,
             told: false,
+            held: Vec::new(),
+            lean,
         })
+    }
+
+    /// Keeps `fd` open for as long as the container lives (this process
+    /// and the lean monitor it hands over to): published ports' listeners
+    /// and the like. It stays open across `execve`, named on the lean
+    /// monitor's command line and handed back.
+    #[allow(dead_code)] // The first holder comes with published ports.
+    pub(crate) fn hold(&mut self, fd: OwnedFd) -> std::io::Result<()> {
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
+        self.held.push(fd.into_raw_fd());
+        Ok(())
+    }
+
+    /// Runs one health probe of the running container (the lean
+    /// monitor's timer asks for each).
+    fn probe(self, rootfs: &Path) -> Result<()> {
+        let c = self.engine.containers.load(&self.id)?;
+        if c.state.status != Status::Running {
+            return Ok(());
+        }
+        let spec = crate::spec::process_spec(&c.config, rootfs, &self.engine.volumes)?;
+        let target = crate::health::ProbeTarget {
+            containers: self.engine.containers.clone(),
+            executor: self.engine.executor(&c.config.host)?,
+            id: self.id.clone(),
+            process: spec,
+        };
+        crate::health::probe_once(target, c.config.process.healthcheck.as_ref(), &c.state);
+        Ok(())
+    }
+
+    /// Carries on after the lean monitor saw the process end with
+    /// `back.code`: the root is still mounted and the caller was told.
+    fn resume(mut self, back: kiln_monitor::Back) -> Result<i32> {
+        self.told = true;
+        self.held = back.hold.clone();
+        let c = self.engine.containers.load(&self.id)?;
+        let delay = Duration::from_millis(back.delay_ms);
+        let code = self.supervise(&back.rootfs, Some(back.code), delay);
+        self.finish(c, code, None)
     }
 
     fn run(mut self) -> Result<i32> {
@@ -106,7 +202,20 @@ impl Monitor {
         let snaps = open_snapshotter(&self.engine.root)?;
         let mounted = kiln_snapshot::mount(&snaps.mounts(&c.config.snapshot)?, &target)?;
         let rootfs = mounted.path().to_path_buf();
-        let code = match self.supervise(&rootfs) {
+        let code = self.supervise(&rootfs, None, Duration::from_millis(100));
+        self.finish(c, code, Some(mounted))
+    }
+
+    /// The end of the monitor: a failed start recorded, the root
+    /// unmounted, the monitor cleared, `--rm`.
+    fn finish(
+        &mut self,
+        c: crate::containers::Container,
+        code: Result<i32, Failed>,
+        mounted: Option<kiln_snapshot::Mounted>,
+    ) -> Result<i32> {
+        let id = self.id.clone();
+        let code = match code {
             Ok(code) => code,
             Err(Failed(code, message)) => {
                 let first = !self.told;
@@ -125,7 +234,11 @@ impl Monitor {
                 code
             }
         };
-        drop(mounted);
+        match mounted {
+            Some(m) => drop(m),
+            // Mounted before a hand-over to the lean monitor: by path.
+            None => unmount_rootfs(&self.engine.containers.dir_of(&id)),
+        }
         let state = self
             .engine
             .containers
@@ -141,73 +254,44 @@ impl Monitor {
     }
 
     /// Runs the process, and again as the restart policy says; its last
-    /// exit code.
-    fn supervise(&mut self, rootfs: &Path) -> Result<i32, Failed> {
+    /// exit code. `exited`: the process already ran and ended so (back
+    /// from the lean monitor); `delay`: the restart back-off so far.
+    fn supervise(
+        &mut self,
+        rootfs: &Path,
+        mut exited: Option<i32>,
+        mut delay: Duration,
+    ) -> Result<i32, Failed> {
         let fail = |e: ContainerError| Failed(125, kiln_core::error_chain(&e));
         let id = self.id.clone();
         let c = self.engine.containers.load(&id).map_err(fail)?;
-        for m in &c.config.host.mounts {
-            if let MountConfig::Volume { name, target, .. } = m {
-                if let Some(inside) = inside_root(rootfs, target) {
-                    self.engine.volumes.copy_up(name, &inside).map_err(fail)?;
+        if exited.is_none() {
+            for m in &c.config.host.mounts {
+                if let MountConfig::Volume { name, target, .. } = m {
+                    if let Some(inside) = inside_root(rootfs, target) {
+                        self.engine.volumes.copy_up(name, &inside).map_err(fail)?;
+                    }
                 }
             }
         }
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
-        let log_path = self.engine.containers.log_path(&id);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| fail(io("open", &log_path)(e)))?;
-        let log = Arc::new(Mutex::new(log));
+        let mut log = None;
         let mut restarts = c.state.restart_count;
-        let mut delay = Duration::from_millis(100);
         loop {
-            let spec =
-                crate::spec::process_spec(&c.config, rootfs, &self.engine.volumes).map_err(fail)?;
-            let p = &c.config.process;
-            crate::command::ensure_dir(rootfs, &spec.cwd)
-                .map_err(|e| fail(io("create the working directory", &spec.cwd)(e)))?;
-            check_executable(rootfs, &p.path, &spec.env, &spec.cwd)
-                .map_err(|n| Failed(n.code, n.message))?;
-            let (container, pumps) = wiring::launch(
-                &exec,
-                &id,
-                &spec,
-                rootfs,
-                &log,
-                wiring::Wiring {
-                    attached: self.attached,
-                    open_stdin: p.open_stdin,
-                    first: !self.told,
-                },
-            )
-            .map_err(fail)?;
-            let started = Instant::now();
-            let pid = container.state().ok().and_then(|s| s.pid);
-            self.engine
-                .containers
-                .update_state(&id, |s| {
-                    s.status = Status::Running;
-                    s.pid = pid;
-                    s.exit_code = 0;
-                    s.error.clear();
-                    s.oom_killed = false;
-                    s.restart_count = restarts;
-                    s.started_at = Some(fixed_nanos(SystemTime::now()));
-                    crate::health::on_start(s, p.healthcheck.as_ref());
-                })
-                .map_err(fail)?;
-            self.tell_ok();
-            let prober = Prober::for_process(&self.engine.containers, &exec, &c.config, &spec);
-            let code = container.wait().map_err(|e| fail(e.into()))?.unwrap_or(255);
-            drop(prober);
+            let code = match exited.take() {
+                Some(code) => code,
+                None => self.launch_and_wait(&c, &exec, rootfs, restarts, delay, &mut log)?,
+            };
             // Read before the runtime removes the cgroup.
             let oom = kiln_exec::cgroup::oom_killed(&crate::spec::cgroups_path(&id));
-            pumps.join();
-            if let Err(e) = container.delete(true) {
-                tracing::warn!("removing the runtime container of {id}: {e}");
+            match exec.container(&id) {
+                Ok(container) => {
+                    if let Err(e) = container.delete(true) {
+                        tracing::warn!("removing the runtime container of {id}: {e}");
+                    }
+                }
+                Err(kiln_exec::ExecError::NotFound(_)) => {}
+                Err(e) => tracing::warn!("removing the runtime container of {id}: {e}"),
             }
             let state = self
                 .engine
@@ -229,7 +313,13 @@ impl Monitor {
                 return Ok(code);
             }
             restarts += 1;
-            if started.elapsed() >= Duration::from_secs(10) {
+            let up = state
+                .started_at
+                .as_deref()
+                .and_then(kiln_core::parse_rfc3339)
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            if up >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
             self.engine
@@ -245,6 +335,115 @@ impl Monitor {
             }
             delay = (delay * 2).min(Duration::from_secs(60));
         }
+    }
+
+    /// Starts the process (the `restarts`-th restart) and waits for its
+    /// end: here, or in the lean monitor this process becomes (then it
+    /// does not return: kiln comes back with the exit code).
+    fn launch_and_wait(
+        &mut self,
+        c: &crate::containers::Container,
+        exec: &kiln_exec::Executor,
+        rootfs: &Path,
+        restarts: u32,
+        delay: Duration,
+        log: &mut Option<Arc<Mutex<std::fs::File>>>,
+    ) -> Result<i32, Failed> {
+        let fail = |e: ContainerError| Failed(125, kiln_core::error_chain(&e));
+        let id = self.id.clone();
+        let spec =
+            crate::spec::process_spec(&c.config, rootfs, &self.engine.volumes).map_err(fail)?;
+        let p = &c.config.process;
+        crate::command::ensure_dir(rootfs, &spec.cwd)
+            .map_err(|e| fail(io("create the working directory", &spec.cwd)(e)))?;
+        check_executable(rootfs, &p.path, &spec.env, &spec.cwd)
+            .map_err(|n| Failed(n.code, n.message))?;
+        let (container, streams) = wiring::launch(
+            exec,
+            &id,
+            &spec,
+            rootfs,
+            wiring::Wiring {
+                attached: self.attached,
+                open_stdin: p.open_stdin,
+                first: !self.told,
+            },
+        )
+        .map_err(fail)?;
+        let pid = container.state().ok().and_then(|s| s.pid);
+        self.engine
+            .containers
+            .update_state(&id, |s| {
+                s.status = Status::Running;
+                s.pid = pid;
+                s.exit_code = 0;
+                s.error.clear();
+                s.oom_killed = false;
+                s.restart_count = restarts;
+                s.started_at = Some(fixed_nanos(SystemTime::now()));
+                crate::health::on_start(s, p.healthcheck.as_ref());
+            })
+            .map_err(fail)?;
+        self.tell_ok();
+        let lean =
+            (self.lean.clone().zip(pid)).filter(|(_, pid)| !ends_within(*pid, HAND_OVER_AFTER));
+        if let Some((lean, pid)) = lean {
+            let probe_every = crate::health::interval(p.healthcheck.as_ref());
+            let e = self.hand_over(&lean, &streams, rootfs, pid, delay, probe_every);
+            tracing::warn!(
+                "cannot run the lean monitor {} ({e}): monitoring in kiln",
+                lean.display()
+            );
+        }
+        let log = match log {
+            Some(log) => log.clone(),
+            None => {
+                let path = self.engine.containers.log_path(&id);
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| fail(io("open", &path)(e)))?;
+                log.insert(Arc::new(Mutex::new(file))).clone()
+            }
+        };
+        let pumps = streams.pump(&log).map_err(fail)?;
+        let prober = Prober::for_process(&self.engine.containers, exec, &c.config, &spec);
+        let code = container.wait().map_err(|e| fail(e.into()))?.unwrap_or(255);
+        drop(prober);
+        pumps.join();
+        Ok(code)
+    }
+
+    /// Becomes the lean monitor (`execve`), which waits for init `pid`
+    /// with `streams`; returns only the reason that failed.
+    fn hand_over(
+        &self,
+        lean: &Path,
+        streams: &wiring::Streams,
+        rootfs: &Path,
+        pid: i32,
+        delay: Duration,
+        probe_every: Option<Duration>,
+    ) -> std::io::Error {
+        let mut h = kiln_monitor::Handover {
+            root: self.engine.root.clone(),
+            id: self.id.clone(),
+            kiln: self.engine.helper.clone(),
+            dir: self.engine.containers.dir_of(&self.id),
+            rootfs: rootfs.to_path_buf(),
+            pid,
+            hold: self.held.clone(),
+            delay_ms: delay.as_millis() as u64,
+            probe_ms: probe_every.map_or(0, |d| d.as_millis().max(1) as u64),
+            ..Default::default()
+        };
+        if let Err(e) = streams.hand_over(&mut h) {
+            return e;
+        }
+        // Every other descriptor of this process is close-on-exec (std
+        // and rustix open them so): the log, the store's, the locks'.
+        std::process::Command::new(lean).args(h.to_args()).exec()
     }
 
     /// Sleeps `delay` before a restart; true when a user stopped the
@@ -279,6 +478,47 @@ impl Monitor {
             let _ = rustix::stdio::dup2_stdout(&null);
         }
     }
+}
+
+/// How long a process runs before the lean monitor takes over. One that
+/// ends sooner (`run --rm IMG true`, a failing command) is waited for
+/// here: the two execs, into the lean monitor and back into kiln, would
+/// cost it milliseconds for no memory saved. Its output waits in the
+/// pipe meanwhile; a detached caller was already told `ok`.
+const HAND_OVER_AFTER: Duration = Duration::from_millis(50);
+
+/// Whether process `pid` (a child of this one, not reaped) ends within
+/// `limit`; false when that cannot be watched.
+fn ends_within(pid: i32, limit: Duration) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let timeout = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The lean monitor next to kiln (`helper`), if it is there.
+pub(crate) fn lean_monitor(helper: &Path) -> Option<PathBuf> {
+    let p = helper.parent()?.join(kiln_monitor::BINARY);
+    p.is_file().then_some(p)
 }
 
 /// `target` inside `rootfs` when it resolves there (an image's link

@@ -2,11 +2,13 @@
 //! (stdout and stderr apart, stdin the attached caller's or a pipe kept
 //! open for `-i`) or a terminal (one stream; the caller's keystrokes
 //! copied in, its window size passed on, again on SIGWINCH). Every byte
-//! out goes to the json-file log, and to the caller when attached.
+//! out goes to the json-file log, and to the caller when attached: copied
+//! by threads of this process, or by the lean monitor the streams are
+//! handed over to.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -43,39 +45,95 @@ impl Pumps {
     }
 }
 
+/// The container's output as the runtime left it, not yet copied
+/// anywhere: pumped by this process ([`Streams::pump`]) or handed over to
+/// the lean monitor ([`Streams::hand_over`]).
+pub(super) struct Streams {
+    output: Output,
+    /// See [`Pumps`].
+    stdin_keeper: Option<OwnedFd>,
+    attached: bool,
+    first: bool,
+}
+
+enum Output {
+    Pipes { out: OwnedFd, err: OwnedFd },
+    Terminal { master: OwnedFd },
+}
+
+impl Streams {
+    /// Copies the output into the log (and to the caller) on threads of
+    /// this process; an attached terminal gets the caller's keystrokes
+    /// and window size too.
+    pub(super) fn pump(self, log: &Arc<Mutex<File>>) -> Result<Pumps> {
+        let pipe_err = |e| io("copy the output of", "a container")(e);
+        let threads = match self.output {
+            Output::Terminal { master } => {
+                let reader = File::from(master.try_clone().map_err(pipe_err)?);
+                let threads = vec![pump(reader, Stream::Stdout, log.clone(), self.attached)];
+                if self.attached && self.first {
+                    let writer = File::from(master.try_clone().map_err(pipe_err)?);
+                    // Blocked on the caller's stdin until it ends or this
+                    // process exits: never joined.
+                    drop(copy_stdin(writer));
+                    watch_window_size(master);
+                }
+                // `threads` holds the only joinable ones; `master` itself
+                // may go: the pump's copy keeps the terminal open.
+                threads
+            }
+            Output::Pipes { out, err } => vec![
+                pump(File::from(out), Stream::Stdout, log.clone(), self.attached),
+                pump(File::from(err), Stream::Stderr, log.clone(), self.attached),
+            ],
+        };
+        Ok(Pumps {
+            threads,
+            _stdin_keeper: self.stdin_keeper,
+        })
+    }
+
+    /// Fills in what the lean monitor takes over, the descriptors left
+    /// open across `execve` (they stay owned here, should the exec fail).
+    pub(super) fn hand_over(&self, h: &mut kiln_monitor::Handover) -> std::io::Result<()> {
+        let inherit = |fd: &OwnedFd| -> std::io::Result<RawFd> {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(fd.as_raw_fd())
+        };
+        match &self.output {
+            Output::Pipes { out, err } => {
+                h.out = Some(inherit(out)?);
+                h.err = Some(inherit(err)?);
+            }
+            Output::Terminal { master } => {
+                h.pty = Some(inherit(master)?);
+                h.copy_stdin = self.attached && self.first;
+                h.winch = self.attached && self.first;
+            }
+        }
+        if let Some(k) = &self.stdin_keeper {
+            h.keep.push(inherit(k)?);
+        }
+        h.attached = self.attached;
+        Ok(())
+    }
+}
+
 /// Creates and starts the container's process with its streams wired.
 pub(super) fn launch(
     exec: &Executor,
     id: &str,
     spec: &ProcessSpec,
     rootfs: &Path,
-    log: &Arc<Mutex<File>>,
     w: Wiring,
-) -> Result<(Container, Pumps)> {
+) -> Result<(Container, Streams)> {
     let pipe_err = |e| io("create a pipe for", id)(e);
-    let (container, pumps) = if spec.terminal {
+    let (container, output, keeper) = if spec.terminal {
         let (container, master) = exec.create_with_terminal(id, spec, rootfs)?;
-        let reader = File::from(master.try_clone().map_err(pipe_err)?);
-        let threads = vec![pump(reader, Stream::Stdout, log.clone(), w.attached)];
         if w.attached {
             pass_window_size(&master);
-            if w.first {
-                let writer = File::from(master.try_clone().map_err(pipe_err)?);
-                // Blocked on the caller's stdin until it ends or this
-                // process exits: never joined.
-                drop(copy_stdin(writer));
-                watch_window_size(master.try_clone().map_err(pipe_err)?);
-            }
         }
-        // `threads` holds the only joinable ones; `master` itself may go:
-        // the pump's copy keeps the terminal open.
-        (
-            container,
-            Pumps {
-                threads,
-                _stdin_keeper: None,
-            },
-        )
+        (container, Output::Terminal { master }, None)
     } else {
         let (out_r, out_w) = std::io::pipe().map_err(pipe_err)?;
         let (err_r, err_w) = std::io::pipe().map_err(pipe_err)?;
@@ -101,23 +159,23 @@ pub(super) fn launch(
                 stdin,
             },
         )?;
-        let threads = vec![
-            pump(out_r, Stream::Stdout, log.clone(), w.attached),
-            pump(err_r, Stream::Stderr, log.clone(), w.attached),
-        ];
-        (
-            container,
-            Pumps {
-                threads,
-                _stdin_keeper: keeper,
-            },
-        )
+        let output = Output::Pipes {
+            out: out_r.into(),
+            err: err_r.into(),
+        };
+        (container, output, keeper)
     };
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(ContainerError::from(e));
     }
-    Ok((container, pumps))
+    let streams = Streams {
+        output,
+        stdin_keeper: keeper,
+        attached: w.attached,
+        first: w.first,
+    };
+    Ok((container, streams))
 }
 
 /// The attached caller sends SIGWINCH here when its window changes
