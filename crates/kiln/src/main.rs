@@ -84,6 +84,8 @@ enum Command {
     Logout(commands::login::LogoutArgs),
     /// Copy an image between registries, layouts, archives and the store
     Copy(commands::copy::Args),
+    /// Serve a registry (OCI distribution API) from <root>/registry
+    Serve(commands::serve::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand, arg_required_else_help = true)]
     Dockerfile(commands::dockerfile::Command),
@@ -304,6 +306,10 @@ fn main() -> ExitCode {
         let path = std::env::var_os("PATH");
         return report(commands::version::run(&root, path.as_deref(), a));
     }
+    // `serve` keeps its own layout and needs no store.
+    if let Command::Serve(a) = cli.command {
+        return report(commands::serve::run(&root, a));
+    }
     let result = Store::open(&root)
         .map_err(anyhow::Error::from)
         .and_then(|store| run(&store, cli.command));
@@ -427,6 +433,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Copy(a) => copy::run(store, a),
         // Normally answered before the store opens (see main).
         Command::Version(a) => version::run(store.root(), std::env::var_os("PATH").as_deref(), a),
+        Command::Serve(a) => serve::run(store.root(), a),
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) mod referrers;
 pub(crate) mod registry;
 pub(crate) mod rmi;
 pub(crate) mod save;
+pub(crate) mod serve;
 pub(crate) mod system;
 pub(crate) mod tag;
 pub(crate) mod version;

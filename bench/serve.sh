@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# kiln serve against the distribution registry (Debian's docker-registry
+# 2.8), in one run, both on loopback with filesystem storage: manifest GET
+# by tag and by digest (req/s, p50/p99 latency under wrk load), 1 MiB and
+# 100 MiB blob GET throughput, monolithic and chunked push throughput
+# (100 MiB of fresh random bytes per push), and the idle server's RSS.
+# Usage: bash bench/serve.sh   (KILN=path skips the setup and release build)
+# Writes bench/results/serve.md and regenerates bench/RESULTS.md; deletes
+# its registries' data at the end.
+source "$(dirname "$0")/common.sh"
+if [ -z "${KILN:-}" ]; then bench_setup; fi
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+W=$CACHE/serve
+DUR=${DUR:-10s}
+CONN=${CONN:-16}
+rm -rf "$W"; mkdir -p "$W"
+KPORT=${KPORT:-5101}
+DPORT=${DPORT:-5102}
+cat > "$W/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $W/dist
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$DPORT
+YML
+docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
+DPID=$!
+"$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" > "$W/kiln.log" 2>&1 &
+KPID=$!
+trap 'kill $KPID $DPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/kiln-root"' EXIT
+for p in $KPORT $DPORT; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/v2/" >/dev/null && break; sleep 0.1; done
+done
+sleep 1
+rss() { awk '/VmRSS/{printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
+KRSS=$(rss $KPID); DRSS=$(rss $DPID)
+
+# The same content in both: a 1 MiB and a 100 MiB blob, a manifest naming
+# them, tagged; then the timed pushes.
+python3 - "$W" "$KPORT" "$DPORT" <<'PY'
+import hashlib, http.client, json, os, statistics, sys, time
+w, kport, dport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def req(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+def start(port, repo):
+    r, _ = req(port, "POST", f"/v2/{repo}/blobs/uploads/")
+    assert r.status == 202, r.status
+    return r.getheader("Location")
+def path_of(loc):
+    return loc.split("127.0.0.1", 1)[-1].split(":", 1)[-1].lstrip("0123456789") if loc.startswith("http") else loc
+def monolithic(port, repo, data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = path_of(start(port, repo))
+    sep = "&" if "?" in loc else "?"
+    r, body = req(port, "PUT", f"{loc}{sep}digest={d}", data, {"Content-Type": "application/octet-stream"})
+    assert r.status == 201, (r.status, body)
+    return d
+def chunked(port, repo, data, chunk=8 << 20):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = path_of(start(port, repo))
+    for off in range(0, len(data), chunk):
+        part = data[off:off + chunk]
+        r, body = req(port, "PATCH", loc, part, {"Content-Type": "application/octet-stream",
+            "Content-Range": f"{off}-{off + len(part) - 1}"})
+        assert r.status == 202, (r.status, body)
+        loc = path_of(r.getheader("Location"))
+    sep = "&" if "?" in loc else "?"
+    r, body = req(port, "PUT", f"{loc}{sep}digest={d}")
+    assert r.status == 201, (r.status, body)
+    return d
+small = os.urandom(1 << 20)
+big = os.urandom(100 << 20)
+config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+out = {}
+for name, port in [("kiln", kport), ("dist", dport)]:
+    digests = [monolithic(port, "bench/app", b) for b in (config, small, big)]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0], "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}
+                   for d, n in ((digests[1], len(small)), (digests[2], len(big)))]}).encode()
+    r, body = req(port, "PUT", "/v2/bench/app/manifests/v1", manifest,
+                  {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status == 201, (r.status, body)
+    out[name] = {"small": digests[1], "big": digests[2], "manifest": r.getheader("Docker-Content-Digest")}
+# Pushes: 3 of each kind per registry, interleaved, fresh bytes each time.
+times = {(n, k): [] for n in ("kiln", "dist") for k in ("mono", "chunked")}
+for i in range(3):
+    for kind, fn in (("mono", monolithic), ("chunked", chunked)):
+        for name, port in [("kiln", kport), ("dist", dport)]:
+            data = os.urandom(100 << 20)
+            t = time.monotonic()
+            fn(port, f"bench/push{i}", data)
+            times[(name, kind)].append(time.monotonic() - t)
+for (name, kind), ts in times.items():
+    out[name][kind] = 100 / statistics.median(ts)  # MiB/s
+json.dump(out, open(f"{w}/seed.json", "w"))
+PY
+
+ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
+load() { # name port path -> wrk output file
+  if ! kill -0 "$KPID" 2>/dev/null; then
+    wait "$KPID" || echo "kiln serve exited with status $?" >&2
+    cat "$W/kiln.log" >&2
+    exit 1
+  fi
+  wrk -t2 -c"$CONN" -d"$DUR" --latency -H "$ACCEPT" "http://127.0.0.1:$2$3" > "$W/wrk-$1-$4.txt"
+}
+for name in kiln dist; do
+  port=$KPORT; [ $name = dist ] && port=$DPORT
+  m=$(python3 -c "import json;print(json.load(open('$W/seed.json'))['$name']['manifest'])")
+  s=$(python3 -c "import json;print(json.load(open('$W/seed.json'))['$name']['small'])")
+  b=$(python3 -c "import json;print(json.load(open('$W/seed.json'))['$name']['big'])")
+  load $name $port /v2/bench/app/manifests/v1 tag
+  load $name $port "/v2/bench/app/manifests/$m" digest
+  load $name $port "/v2/bench/app/blobs/$s" small
+  CONN=4 load $name $port "/v2/bench/app/blobs/$b" big
+done
+
+python3 - "$W" "$(machine)" "$KRSS" "$DRSS" "$DUR" "$CONN" > "$BENCH_DIR/results/serve.md" <<'PY'
+import json, re, sys
+w, machine, krss, drss, dur, conn = sys.argv[1:]
+seed = json.load(open(f"{w}/seed.json"))
+def unit(v, u):
+    return float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[u]
+def parse(name, kind):
+    t = open(f"{w}/wrk-{name}-{kind}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+    tr = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", t)
+    mb = float(tr.group(1)) * {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}[tr.group(2)]
+    lat = {p: unit(*re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", t).groups()) for p in ("50", "99")}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    return rps, mb, lat, int(errors.group(1)) if errors else 0
+print("## Registry server: kiln serve vs the distribution registry")
+print()
+print(f"Both on loopback with filesystem storage, one run; wrk 2 threads, {conn} connections (4 for the 100 MiB blob), {dur} per row; pushes: medians of 3 of 100 MiB fresh random bytes (chunked: 8 MiB PATCHes with Content-Range), from one Python client. Machine: {machine}. distribution: Debian's docker-registry 2.8.2.")
+print()
+print("| operation | kiln serve | distribution | kiln / distribution |")
+print("|---|---|---|---|")
+for kind, label in (("tag", "manifest GET by tag"), ("digest", "manifest GET by digest")):
+    k, d = parse("kiln", kind), parse("dist", kind)
+    print(f"| {label} | {k[0]:.0f} req/s | {d[0]:.0f} req/s | {k[0] / d[0]:.2f}× |")
+    print(f"| … latency p50 / p99 | {k[2]['50']:.2f} / {k[2]['99']:.2f} ms | {d[2]['50']:.2f} / {d[2]['99']:.2f} ms | |")
+for kind, label in (("small", "1 MiB blob GET"), ("big", "100 MiB blob GET")):
+    k, d = parse("kiln", kind), parse("dist", kind)
+    print(f"| {label} | {k[1]:.0f} MiB/s | {d[1]:.0f} MiB/s | {k[1] / d[1]:.2f}× |")
+for kind, label in (("mono", "monolithic push (POST, PUT)"), ("chunked", "chunked push (PATCH × 13, PUT)")):
+    k, d = seed["kiln"][kind], seed["dist"][kind]
+    print(f"| {label} | {k:.0f} MiB/s | {d:.0f} MiB/s | {k / d:.2f}× |")
+print(f"| idle RSS | {krss} | {drss} | |")
+bad = [(n, k) for n in ("kiln", "dist") for k in ("tag", "digest", "small", "big") if parse(n, k)[3]]
+if bad:
+    print()
+    print(f"Non-2xx answers under load: {bad}")
+PY
+bash "$BENCH_DIR/collect.sh"
+cat "$BENCH_DIR/results/serve.md"

@@ -1,0 +1,116 @@
+//! The storage seam, in containerd's shape: blobs stored once by digest
+//! across every repository, a repository's *links* saying which blobs it
+//! holds, named uploads, and per repository manifests, tags and referrers.
+//!
+//! The server verifies; the storage keeps. Every method that makes content
+//! visible (`put_blob`, `finish_upload`, `put_manifest`) is called only with
+//! bytes whose digest the server computed and compared, and must make them
+//! visible atomically (a reader sees the whole blob or none of it).
+//! Names, tags, upload ids and digests reaching a storage are validated.
+
+use std::pin::Pin;
+
+use kiln_core::Digest;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::StorageError;
+
+pub(crate) type Result<T> = std::result::Result<T, StorageError>;
+/// A blob's bytes from some offset on.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+/// Appends to an upload.
+pub type UploadWriter = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// What a stored manifest is, beside its bytes.
+#[derive(Debug, Clone)]
+pub struct ManifestInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// The manifest this one refers to (`subject`): it is then one of its
+    /// referrers.
+    pub subject: Option<Digest>,
+    /// `artifactType`, else an image manifest's config media type.
+    pub artifact_type: Option<String>,
+    pub annotations: Option<serde_json::Value>,
+}
+
+impl ManifestInfo {
+    /// The descriptor a referrers list shows for it.
+    pub fn descriptor(&self) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest.to_string(),
+            "size": self.size,
+        });
+        if let Some(t) = &self.artifact_type {
+            d["artifactType"] = t.clone().into();
+        }
+        if let Some(a) = &self.annotations {
+            d["annotations"] = a.clone();
+        }
+        d
+    }
+}
+
+/// Where a registry keeps its content. Methods are synchronous and quick
+/// (metadata and small documents); bulk bytes move through the returned
+/// async readers and writers.
+pub trait Storage: Send + Sync + 'static {
+    /// The size of a stored blob, whatever repository holds it.
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// The blob's bytes from `offset`.
+    fn open_blob(&self, digest: &Digest, offset: u64) -> Result<BlobReader>;
+    /// Stores verified bytes (a manifest's) as the blob `digest`.
+    fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()>;
+
+    /// Whether `repo` holds the blob.
+    fn has_link(&self, repo: &str, digest: &Digest) -> Result<bool>;
+    /// `repo` now holds the (stored) blob.
+    fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()>;
+    /// `repo` no longer holds the blob; false when it did not.
+    fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool>;
+
+    /// A new, empty upload for `repo`; its id (32 lowercase hex characters).
+    fn new_upload(&self, repo: &str) -> Result<String>;
+    /// Bytes received so far, or `None` when `repo` has no such upload.
+    fn upload_size(&self, repo: &str, id: &str) -> Result<Option<u64>>;
+    /// Writes at `offset` (the upload's size: uploads only grow at the end).
+    fn upload_writer(&self, repo: &str, id: &str, offset: u64) -> Result<UploadWriter>;
+    /// Drops what was written past `size` (a failed chunk).
+    fn truncate_upload(&self, repo: &str, id: &str, size: u64) -> Result<()>;
+    /// The upload's bytes, to hash them.
+    fn open_upload(&self, repo: &str, id: &str) -> Result<BlobReader>;
+    /// The upload, verified by the caller to have `digest`, becomes that
+    /// blob, held by `repo`; the upload is gone.
+    fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<()>;
+    /// Drops an upload; false when there was none.
+    fn cancel_upload(&self, repo: &str, id: &str) -> Result<bool>;
+
+    /// Whether the repository holds anything.
+    fn repo_exists(&self, repo: &str) -> Result<bool>;
+    /// Every repository, sorted.
+    fn repositories(&self) -> Result<Vec<String>>;
+
+    /// Stores a verified manifest in `repo` (its bytes become a blob too),
+    /// and records it as a referrer of its subject.
+    fn put_manifest(&self, repo: &str, info: &ManifestInfo, bytes: &[u8]) -> Result<()>;
+    /// A manifest of `repo`: its media type and bytes.
+    fn manifest(&self, repo: &str, digest: &Digest) -> Result<Option<(String, Vec<u8>)>>;
+    /// Removes a manifest from `repo`, the tags naming it and its referrer
+    /// record under `subject`; false when `repo` had no such manifest.
+    fn delete_manifest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        subject: Option<&Digest>,
+    ) -> Result<bool>;
+    /// The referrers of `subject` in `repo`, as descriptors.
+    fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<serde_json::Value>>;
+
+    fn tag(&self, repo: &str, tag: &str, digest: &Digest) -> Result<()>;
+    fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>>;
+    fn untag(&self, repo: &str, tag: &str) -> Result<bool>;
+    /// The repository's tags, sorted; `None` when the repository is unknown.
+    fn tags(&self, repo: &str) -> Result<Option<Vec<String>>>;
+}
