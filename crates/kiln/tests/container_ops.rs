@@ -553,3 +553,29 @@ fn stats_no_stream_shows_docker_s_columns() {
         "{out}"
     );
 }
+
+/// Without `--no-stream`, docker's table is redrawn (screen cleared, cursor
+/// home) each second until interrupted; docker prints the same frames.
+#[test]
+fn stats_streams_until_interrupted() {
+    let k = kiln_with_busybox();
+    let _c = Running::start(&k, &["--name", "streamed"]);
+    let child = k
+        .cmd()
+        .args(["stats", "--format", "{{.Name}} {{.PIDs}}"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Ended by the signal, as docker's CLI is by Ctrl-C.
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let frames: Vec<&str> = text.split("\x1b[2J\x1b[H").skip(1).collect();
+    assert!(frames.len() >= 2, "{text:?}");
+    for f in frames {
+        assert_eq!(f, "streamed 1\n", "{text:?}");
+    }
+}
