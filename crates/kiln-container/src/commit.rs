@@ -164,6 +164,15 @@ impl Engine {
                 empty_layer: layer.is_none().then_some(true),
                 rest: Default::default(),
             }));
+        // docker records the container and its config as they were.
+        let container_config = serde_json::to_value(self.inspect(c)?.config)
+            .map_err(|e| bad("the container's config", e.to_string()))?;
+        config
+            .rest
+            .insert("container".into(), Value::String(c.config.id.clone()));
+        config
+            .rest
+            .insert("container_config".into(), container_config);
         let bytes = config.to_bytes();
         let entry = store.write_image(&bytes, &layers)?;
         store.name_image(&entry, &opts.names)?;

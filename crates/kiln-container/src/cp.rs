@@ -21,6 +21,7 @@
 //! (docker's `-a`) keeps the source's owners; files copied to the host are
 //! owned by the caller; a tar stream keeps what it says.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -402,19 +403,31 @@ fn write_tar(
             std::os::unix::ffi::OsStringExt::from_vec(target.into_bytes());
         tar.append_link(&mut h, name, target).map_err(fail)?;
     } else {
-        append(&mut tar, &src.path(), Path::new(name), owner, true).map_err(fail)?;
+        let mut links = HashMap::new();
+        append(
+            &mut tar,
+            &src.path(),
+            Path::new(name),
+            owner,
+            true,
+            &mut links,
+        )
+        .map_err(fail)?;
     }
     tar.into_inner().and_then(|mut w| w.flush()).map_err(fail)
 }
 
 /// Appends `path` (and what is below it) as `name`; an empty `name` (the
-/// top only) stands for the contents alone.
+/// top only) stands for the contents alone. A file already appended under
+/// another name (`links`: by device and inode) is a hard link to that
+/// name, as docker's archive keeps them, so extraction links them again.
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
     owner: Option<(u32, u32)>,
     top: bool,
+    links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> std::io::Result<()> {
     // The top is a descriptor's /proc path: stat follows it to the file.
     let meta = if top {
@@ -431,7 +444,20 @@ fn append<W: Write>(
             h.set_uid(uid as u64);
             h.set_gid(gid as u64);
         }
-        if ft.is_file() {
+        let first = (ft.is_file() && meta.nlink() > 1)
+            .then(|| links.entry((meta.dev(), meta.ino())))
+            .and_then(|e| match e {
+                std::collections::hash_map::Entry::Occupied(o) => Some(o.get().clone()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name.to_path_buf());
+                    None
+                }
+            });
+        if let Some(first) = first {
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            tar.append_link(&mut h, name, first)?;
+        } else if ft.is_file() {
             tar.append_data(&mut h, name, fs::File::open(path)?)?;
         } else if ft.is_symlink() {
             tar.append_link(&mut h, name, fs::read_link(path)?)?;
@@ -453,7 +479,14 @@ fn append<W: Write>(
             .collect::<std::io::Result<_>>()?;
         children.sort();
         for child in children {
-            append(tar, &path.join(&child), &name.join(&child), owner, false)?;
+            append(
+                tar,
+                &path.join(&child),
+                &name.join(&child),
+                owner,
+                false,
+                links,
+            )?;
         }
     }
     Ok(())

@@ -10,16 +10,18 @@ use crate::containers::Container;
 use crate::engine::{open_snapshotter, Engine};
 use crate::error::Result;
 use crate::record::ContainerConfig;
-use crate::spec::INIT_PATH;
+use crate::spec::{DOCKER_INIT_FILES, INIT_PATH};
 
-/// The paths container `c` mounts over: its volumes, binds and tmpfs, and
-/// `--init`'s program.
+/// The paths container `c` mounts over (its volumes, binds and tmpfs, and
+/// `--init`'s program) and the files docker's init layer holds
+/// (`spec::DOCKER_INIT_FILES`).
 pub(crate) fn mount_targets(c: &ContainerConfig) -> Vec<String> {
     let mut targets: Vec<String> = c
         .host
         .mounts
         .iter()
         .map(|m| m.target().to_string())
+        .chain(DOCKER_INIT_FILES.iter().map(|f| f.to_string()))
         .collect();
     if c.host.init {
         targets.push(INIT_PATH.to_string());

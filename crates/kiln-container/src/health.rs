@@ -262,6 +262,19 @@ fn run_probe(target: &ProbeTarget, process: &ProcessSpec, timeout: Duration) -> 
         Ok(c) => c,
         Err(e) => return failed(kiln_core::error_chain(&e)),
     };
+    // A program that cannot start is docker's -1 with the runtime's words
+    // (the runtime's own exit status would read as the probe's).
+    if let Ok(Some(pid)) = container.pid() {
+        let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+        let program = process.args.first().map_or("", String::as_str);
+        if let Err(n) = crate::command::check_executable(&root, program, &process.env, &process.cwd)
+        {
+            return failed(format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown",
+                n.message
+            ));
+        }
+    }
     let (reader, io) = match ProcessIo::pipe() {
         Ok(p) => p,
         Err(e) => return failed(format!("cannot create a pipe for the probe: {e}")),

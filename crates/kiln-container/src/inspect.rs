@@ -52,6 +52,11 @@ pub struct ContainerInspect {
     pub exec_ids: Option<Vec<String>>,
     pub host_config: InspectHostConfig,
     pub graph_driver: GraphDriver,
+    /// `inspect -s`: the writable layer's size, and with the image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
     pub mounts: Vec<InspectMount>,
     pub config: InspectConfig,
     pub network_settings: Value,
@@ -394,6 +399,8 @@ impl Engine {
             exec_ids: None,
             host_config,
             graph_driver: self.graph_driver(c),
+            size_rw: None,
+            size_root_fs: None,
             mounts,
             config,
             network_settings: network_settings(&h.network),
@@ -402,6 +409,13 @@ impl Engine {
             doc.driver = doc.graph_driver.name.clone();
             doc
         })
+    }
+
+    /// The bytes in container `c`'s writable layer (docker's `SizeRw`).
+    pub fn size_rw(&self, c: &Container) -> Result<u64> {
+        Ok(open_snapshotter(&self.root)?
+            .usage(&c.config.snapshot)?
+            .size)
     }
 
     /// The writable layer's directories as the snapshotter mounts them.

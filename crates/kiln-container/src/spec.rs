@@ -69,6 +69,7 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
             _ => crate::net::joined(c)?,
         },
         hostname: c.process.hostname.clone(),
+        hosts: Some(docker_hosts(&c.host.network)),
         extra_hosts: c.host.extra_hosts.clone(),
         privileged: c.host.privileged,
         cap_add: c.host.cap_add.clone(),
@@ -91,6 +92,24 @@ pub fn container_process(c: &ContainerConfig) -> Result<ProcessSpec> {
         cgroups_path: Some(cgroups_path(&c.id)),
         ..ProcessSpec::default()
     })
+}
+
+/// `/etc/hosts` as docker 20.10 writes it for a container: the host's own
+/// with `--network host`; otherwise docker's loopback and IPv6 names (with
+/// `--network none` no line names the container, as it has no address).
+fn docker_hosts(network: &str) -> String {
+    if network == "host" {
+        if let Ok(mut hosts) = std::fs::read_to_string("/etc/hosts") {
+            if !hosts.is_empty() && !hosts.ends_with('\n') {
+                hosts.push('\n');
+            }
+            return hosts;
+        }
+    }
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+     fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+     ff02::2\tip6-allrouters\n"
+        .to_string()
 }
 
 /// Whether the host's memory cgroup limits swap (docker's
@@ -149,8 +168,62 @@ pub fn container_user(user: &str, rootfs: &Path) -> Result<kiln_exec::User> {
     Ok(u)
 }
 
-/// The process of container `c`, its root mounted at `rootfs`.
+/// The files docker's init layer gives every container, which `diff` and
+/// `commit` leave out as docker does (it never shows that layer).
+pub const DOCKER_INIT_FILES: &[&str] = &["/.dockerenv", "/etc/mtab"];
+
+/// Makes docker's init-layer files in the root at `rootfs`: an empty
+/// `/.dockerenv` (mode 0755) and, when the image has none, `/etc/mtab`
+/// linking to `/proc/mounts`. Paths resolve inside the root, and nothing
+/// the image has is replaced.
+fn docker_init_files(rootfs: &Path) -> Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let fail = |what: &str, e: Errno| {
+        ContainerError::InvalidConfig(format!("make {what} in {}: {e}", rootfs.display()))
+    };
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("/", e))?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(&root, ".dockerenv", flags, Mode::from_raw_mode(0o755)) {
+        Ok(fd) => rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))
+            .map_err(|e| fail("/.dockerenv", e))?,
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(fail("/.dockerenv", e)),
+    }
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let dir = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let etc = match rustix::fs::openat2(&root, "etc", dir, Mode::empty(), resolve) {
+        Err(Errno::NOENT) => {
+            match rustix::fs::mkdirat(&root, "etc", Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(fail("/etc", e)),
+            }
+            rustix::fs::openat2(&root, "etc", dir, Mode::empty(), resolve)
+        }
+        r => r,
+    };
+    let etc = match etc {
+        Ok(etc) => etc,
+        // `/etc` is not a directory in this image: docker's init layer
+        // would fail the same way; the container does without.
+        Err(Errno::NOTDIR | Errno::LOOP) => return Ok(()),
+        Err(e) => return Err(fail("/etc", e)),
+    };
+    match rustix::fs::symlinkat("/proc/mounts", &etc, "mtab") {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(fail("/etc/mtab", e)),
+    }
+}
+
+/// The process of container `c`, its root mounted at `rootfs` (which gets
+/// docker's init-layer files first).
 pub fn process_spec(c: &ContainerConfig, rootfs: &Path, volumes: &Volumes) -> Result<ProcessSpec> {
+    docker_init_files(rootfs)?;
     let p = &c.process;
     let user = container_user(&p.user, rootfs)?;
     let mut mounts = Vec::new();

@@ -51,6 +51,15 @@ pub struct ProcessIo {
 }
 
 impl ProcessIo {
+    /// Copies of the same descriptors.
+    pub(crate) fn try_clone(&self) -> std::io::Result<ProcessIo> {
+        Ok(ProcessIo {
+            stdin: self.stdin.as_ref().map(OwnedFd::try_clone).transpose()?,
+            stdout: self.stdout.try_clone()?,
+            stderr: self.stderr.try_clone()?,
+        })
+    }
+
     /// One pipe for both stdout and stderr (interleaved, as a terminal
     /// shows them): its read end, and the io to give the container.
     pub fn pipe() -> std::io::Result<(std::io::PipeReader, ProcessIo)> {

@@ -79,6 +79,10 @@ pub struct ProcessSpec {
     pub network: Network,
     pub hostname: String,
     pub mounts: Vec<ExtraMount>,
+    /// `/etc/hosts` before the `extra_hosts` lines, when the caller makes
+    /// it (a container's, as docker writes it); `None`: localhost, the
+    /// IPv6 loopback and the hostname on 127.0.1.1 (a RUN step's).
+    pub hosts: Option<String>,
     /// `--add-host NAME:IP` lines appended to `/etc/hosts`.
     pub extra_hosts: Vec<(String, String)>,
     /// `RUN --security=insecure` (with `--allow security.insecure`): every
@@ -119,6 +123,7 @@ impl Default for ProcessSpec {
             network: Network::None,
             hostname: String::new(),
             mounts: Vec::new(),
+            hosts: None,
             extra_hosts: Vec::new(),
             privileged: false,
             terminal: false,
@@ -353,7 +358,11 @@ impl ProcessSpec {
                     size,
                     noexec,
                 } => {
-                    let mut options = strings(&["nosuid", "nodev", "mode=1777"]);
+                    // Over an existing directory, its mode (runc chmods
+                    // the tmpfs to it, as docker shows); a new one, 1777.
+                    let mode = crate::user::dir_mode_in_root(rootfs, target).unwrap_or(0o1777);
+                    let mut options = strings(&["nosuid", "nodev"]);
+                    options.push(format!("mode={mode:o}"));
                     if *noexec {
                         options.push("noexec".into());
                     }
@@ -433,10 +442,12 @@ impl ProcessSpec {
         };
         vec![
             ("hosts", {
-                let mut hosts = format!(
+                let mut hosts = self.hosts.clone().unwrap_or_else(|| {
+                    format!(
                         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
                         self.hostname
-                    );
+                    )
+                });
                 for (name, ip) in &self.extra_hosts {
                     hosts.push_str(&format!("{ip}\t{name}\n"));
                 }

@@ -85,6 +85,28 @@ pub(crate) fn read_in_root(rootfs: &Path, path: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The permission bits of directory `path` in the image at `rootfs`,
+/// resolved as [`read_in_root`] resolves; `None` when it is not a
+/// directory there.
+pub(crate) fn dir_mode_in_root(rootfs: &Path, path: &str) -> Option<u32> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        &root,
+        path.trim_start_matches('/'),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    Some(st.st_mode & 0o7777)
+}
+
 fn passwd(text: &str) -> Vec<PasswdEntry> {
     text.lines()
         .filter_map(|l| {

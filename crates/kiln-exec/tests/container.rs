@@ -88,15 +88,10 @@ fn a_terminal_container_and_a_terminal_exec() {
         assert_eq!(lines[0], "go", "{runtime:?}: {text:?}");
         assert!(lines[1].starts_with("/dev/pts/"), "{runtime:?}: {text:?}");
         assert_eq!(lines[2], "24 81", "{runtime:?}: {text:?}");
-        // libcontainer 0.7 leaves the seccomp filter out of the spec it
-        // gives exec'd processes (its tenant builder keeps only namespaces,
-        // cgroups path, personality, time offsets); runc applies it.
-        let filtered = if matches!(runtime, kiln_exec::Runtime::Binary(_)) {
-            "1"
-        } else {
-            "0"
-        };
-        assert_eq!(lines[3], filtered, "{runtime:?}: {text:?}");
+        // The container's filter applies to exec'd processes too (runc's
+        // behaviour; the builtin runtime installs it itself, libcontainer
+        // 0.7's tenant builder dropping `linux.seccomp`).
+        assert_eq!(lines[3], "1", "{runtime:?}: {text:?}");
 
         c.kill(9).unwrap();
         assert_eq!(c.wait().unwrap(), Some(137), "{runtime:?}");
@@ -278,4 +273,75 @@ fn dockers_capabilities_and_seccomp_profile() {
         let e = exec.run(&bad, &rootfs, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("CAP_NOPE"), "{e}");
     }
+}
+
+/// An exec'd process gets the container's seccomp filter and docker's
+/// capabilities, as the container's own process does (runc's behaviour):
+/// a syscall the profile refuses fails in both, and the capabilities the
+/// builtin runtime keeps to install the filter are gone.
+#[test]
+fn exec_gets_the_containers_seccomp_filter_and_capabilities() {
+    let probe = "mkdir /tmp/d$$ && echo made || echo no-mkdir; \
+                 unshare -m true && echo unshared; \
+                 grep -E '^(CapEff|CapPrm|CapBnd|Seccomp):' /proc/self/status";
+    let mut per_runtime = Vec::new();
+    for runtime in runtimes() {
+        let (_dir, rootfs, exec) = setup(&runtime);
+        let mut seen = Vec::new();
+        for (name, profile) in [
+            ("default", SeccompProfile::Default),
+            (
+                "custom",
+                SeccompProfile::Custom(serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+                })),
+            ),
+        ] {
+            let mut spec = sh(&format!("{probe}; exec sleep 60"));
+            spec.seccomp = profile.clone();
+            let (mut out, io) = ProcessIo::pipe().unwrap();
+            let c = exec.create(name, &spec, &rootfs, io).unwrap();
+            c.start().unwrap();
+            let (mut exec_out, io) = ProcessIo::pipe().unwrap();
+            let mut probe_spec = sh(probe);
+            probe_spec.seccomp = profile;
+            let code = c.exec(&probe_spec, io).unwrap();
+            assert_eq!(code, 0, "{runtime:?}");
+            let mut in_exec = String::new();
+            exec_out.read_to_string(&mut in_exec).unwrap();
+            c.kill(9).unwrap();
+            c.wait().unwrap();
+            let mut in_init = String::new();
+            out.read_to_string(&mut in_init).unwrap();
+            c.delete(true).unwrap();
+            let lines = |t: &str| {
+                t.lines()
+                    .filter(|l| !l.contains("unshare:") && !l.contains("mkdir:"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(lines(&in_exec), lines(&in_init), "{runtime:?} {name}");
+            seen.push(lines(&in_exec));
+        }
+        // docker's default: mkdir allowed, unshare refused, the 14
+        // capabilities; the custom profile refuses mkdir.
+        assert_eq!(seen[0][0], "made", "{runtime:?}");
+        assert!(
+            seen[0].contains(&"CapEff:\t00000000a80425fb".to_string()),
+            "{runtime:?} {seen:?}"
+        );
+        assert!(
+            seen[0].contains(&"Seccomp:\t2".to_string()),
+            "{runtime:?} {seen:?}"
+        );
+        assert_eq!(seen[1][0], "no-mkdir", "{runtime:?}");
+        assert!(
+            !seen.concat().contains(&"unshared".to_string()),
+            "{runtime:?} {seen:?}"
+        );
+        per_runtime.push(seen);
+    }
+    // The builtin runtime and runc agree.
+    assert_eq!(per_runtime[0], per_runtime[1]);
 }

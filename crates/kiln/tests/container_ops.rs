@@ -553,3 +553,81 @@ fn stats_no_stream_shows_docker_s_columns() {
         "{out}"
     );
 }
+
+/// Without `--no-stream`, docker's table is redrawn (screen cleared, cursor
+/// home) each second until interrupted; docker prints the same frames.
+#[test]
+fn stats_streams_until_interrupted() {
+    let k = kiln_with_busybox();
+    let _c = Running::start(&k, &["--name", "streamed"]);
+    let child = k
+        .cmd()
+        .args(["stats", "--format", "{{.Name}} {{.PIDs}}"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Ended by the signal, as docker's CLI is by Ctrl-C.
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let frames: Vec<&str> = text.split("\x1b[2J\x1b[H").skip(1).collect();
+    assert!(frames.len() >= 2, "{text:?}");
+    for f in frames {
+        assert_eq!(f, "streamed 1\n", "{text:?}");
+    }
+}
+
+/// Hard links stay hard links, in the tar stream and once extracted, both
+/// ways (docker's archive keeps a map of the inodes it has written).
+#[test]
+fn cp_keeps_hard_links() {
+    let k = kiln_with_busybox();
+    let c = Running::start(&k, &[]);
+    k.ok(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "mkdir /d && echo hi > /d/a && busybox ln /d/a /d/b",
+    ]);
+    let out = k.path("out");
+    fs::create_dir_all(&out).unwrap();
+    k.ok(&["cp", &format!("{}:/d", c.id), out.to_str().unwrap()]);
+    let (a, b) = (
+        fs::metadata(out.join("d/a")).unwrap(),
+        fs::metadata(out.join("d/b")).unwrap(),
+    );
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(a.nlink(), 2);
+    // The stream names the second as a link to the first.
+    let tar = k.ok(&["cp", &format!("{}:/d", c.id), "-"]);
+    let listed = run_tool_stdin("tar", &["-tvf", "-"], tar.as_bytes());
+    assert!(listed.contains("d/b link to d/a"), "{listed}");
+    // And into a container: linked there too.
+    k.ok(&[
+        "cp",
+        out.join("d").to_str().unwrap(),
+        &format!("{}:/e", c.id),
+    ]);
+    let inodes = k.ok(&[
+        "exec", &c.id, "busybox", "stat", "-c", "%i %h", "/e/a", "/e/b",
+    ]);
+    let rows = lines(&inodes);
+    assert_eq!(rows[0], rows[1], "{inodes}");
+    assert!(rows[0].ends_with(" 2"), "{inodes}");
+}
+
+fn run_tool_stdin(program: &str, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}

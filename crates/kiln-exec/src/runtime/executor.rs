@@ -170,9 +170,25 @@ impl Executor {
         } else {
             None
         };
-        self.runtime
-            .create(id, &bundle, stdio, console.as_ref().map(|c| c.path()))
-            .map_err(remove_bundle)?;
+        let socket = console.as_ref().map(|c| c.path());
+        // Copies of the stdio for a second try, closed when this returns.
+        let spare = stdio.try_clone().ok();
+        let created = match (self.runtime.create(id, &bundle, stdio, socket), spare) {
+            // The bundle directory was free, so no live container of ours
+            // has this id: what the runtime still holds is a stopped
+            // one's state that its delete raced with (a restart right
+            // after a stop). It goes, and the create is tried again.
+            (Err(ExecError::Runtime { message, .. }), Some(spare))
+                if message.contains("already exists") =>
+            {
+                tracing::warn!("removing the runtime's stale state of {id}: {message}");
+                self.runtime
+                    .delete(id, true)
+                    .and_then(|()| self.runtime.create(id, &bundle, spare, socket))
+            }
+            (r, _) => r,
+        };
+        created.map_err(remove_bundle)?;
         let container = Container {
             runtime: self.runtime.clone(),
             id: id.to_string(),

@@ -13,6 +13,7 @@
 
 mod default;
 mod docker;
+pub(crate) mod program;
 
 use oci_spec::runtime::LinuxSeccomp;
 

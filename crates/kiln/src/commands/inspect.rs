@@ -431,6 +431,18 @@ enum Doc {
     Image(Box<Inspect>),
 }
 
+/// The uncompressed size of container `c`'s image's layers (docker's
+/// `SizeRootFs` less `SizeRw`), from the manifest the container holds.
+fn image_layers_size(store: &Store, c: &kiln_container::Container) -> anyhow::Result<u64> {
+    let digest: kiln_core::Digest = c.config.image_manifest.parse()?;
+    let manifest = store.read_manifest(&digest)?;
+    let mut total = 0;
+    for layer in &manifest.layers {
+        total += store.layer_size(&layer.digest)?;
+    }
+    Ok(total)
+}
+
 /// One name's document: a container first, then an image (docker's
 /// order), each only when `--type` allows it.
 fn find(
@@ -438,10 +450,19 @@ fn find(
     engine: &kiln_container::Engine,
     input: &str,
     kind: Option<Kind>,
+    size: bool,
 ) -> anyhow::Result<Doc> {
     if kind != Some(Kind::Image) {
         match engine.get(input) {
-            Ok(c) => return Ok(Doc::Container(Box::new(engine.inspect(&c)?))),
+            Ok(c) => {
+                let mut doc = engine.inspect(&c)?;
+                if size {
+                    let rw = engine.size_rw(&c)?;
+                    doc.size_rw = Some(rw);
+                    doc.size_root_fs = Some(rw + image_layers_size(store, &c)?);
+                }
+                return Ok(Doc::Container(Box::new(doc)));
+            }
             Err(kiln_container::ContainerError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -459,7 +480,6 @@ fn find(
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
-    let _ = args.size;
     // A bad template fails before anything is looked up, as in docker.
     let template = match args.format.as_deref() {
         None | Some("") | Some("json") => None,
@@ -470,7 +490,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let mut docs = Vec::new();
     let mut failed = false;
     for input in &args.names {
-        match find(store, &engine, input, args.kind) {
+        match find(store, &engine, input, args.kind, args.size) {
             Ok(doc) => docs.push(doc),
             Err(e) => {
                 eprintln!("Error: {}", super::describe(&e));

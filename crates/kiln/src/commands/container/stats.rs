@@ -1,13 +1,14 @@
-//! `kiln stats --no-stream [CONTAINER...]`: docker's columns from each
-//! running container's cgroup, one reading (CPU use over half a second).
+//! `kiln stats [--no-stream] [CONTAINER...]`: docker's columns from each
+//! running container's cgroup, redrawn each second until interrupted, or
+//! one reading (CPU use over half a second) with `--no-stream`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
 use kiln_container::stats::Stats;
 use kiln_store::Store;
 use kiln_template::Value;
+use std::io::Write;
 
 use crate::format::OutputFormat;
 use crate::output::{bytes_size, human_size};
@@ -83,23 +84,46 @@ fn row(s: &Stats, no_trunc: bool) -> Vec<(&'static str, String)> {
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
-    if !args.no_stream {
-        bail!("kiln stats streams no updates yet: use --no-stream");
-    }
     let format = OutputFormat::parse(args.format.as_deref(), TABLE)?;
     let engine = super::engine(store)?;
-    let stats = match engine.stats(&args.containers, args.all, Duration::from_millis(500)) {
-        Ok(s) => s,
-        Err(e @ kiln_container::ContainerError::NotRunning(_)) => {
-            eprintln!("Error response from daemon: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
+    // Streaming: docker's table redrawn (screen cleared, cursor home) each
+    // time a reading is in, CPU use over the second since the last one,
+    // until interrupted (Ctrl-C) or, for named containers, one stops.
+    let interval = if args.no_stream {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(1)
     };
+    let mut out = std::io::stdout();
+    loop {
+        let started = std::time::Instant::now();
+        let stats = match engine.stats(&args.containers, args.all, interval) {
+            Ok(s) => s,
+            Err(e @ kiln_container::ContainerError::NotRunning(_)) => {
+                eprintln!("Error response from daemon: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let text = render(&format, &stats, args.no_trunc)?;
+        if args.no_stream {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        write!(out, "\x1b[2J\x1b[H{text}")?;
+        out.flush()?;
+        // Nothing to read (no container runs): wait the interval anyway.
+        if let Some(rest) = interval.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
+fn render(format: &OutputFormat, stats: &[Stats], no_trunc: bool) -> anyhow::Result<String> {
     let mut items = Vec::new();
     let mut json = Vec::new();
-    for s in &stats {
-        let fields = row(s, args.no_trunc);
+    for s in stats {
+        let fields = row(s, no_trunc);
         json.push(serde_json::Value::Object(
             fields
                 .iter()
@@ -113,6 +137,5 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         ));
     }
-    print!("{}", format.render(&items, &json, HEADERS)?);
-    Ok(ExitCode::SUCCESS)
+    format.render(&items, &json, HEADERS)
 }

@@ -16,6 +16,8 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use crate::runtime::wait_child;
 
+mod filter;
+
 /// Runs one verb of the builtin runtime (the arguments after
 /// [`BUILTIN_CHILD_ARG`](crate::BUILTIN_CHILD_ARG)) and returns the code to
 /// exit with: 0, the exec'd process's code for `exec`, or 1 with the
@@ -129,6 +131,7 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
         "create" => {
             let a = args(rest, &["--bundle", "--pid-file", "--console-socket"])?;
             let bundle = a.value("--bundle").ok_or("create needs --bundle")?;
+            let (spec_bundle, executor) = filter::init(root, Path::new(bundle))?;
             // The init inherits this process's stdio (the caller's pipes
             // or log files), or gets a pty whose master goes to the
             // console socket. It outlives this process.
@@ -141,8 +144,11 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
                     .with_pid_file(Some(PathBuf::from(p)))
                     .map_err(|e| e.to_string())?;
             }
+            if let Some(e) = executor {
+                builder = builder.with_executor(e);
+            }
             let container = builder
-                .as_init(PathBuf::from(bundle))
+                .as_init(spec_bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
@@ -208,12 +214,19 @@ fn run(root: &Path, verb: &str, rest: &[String]) -> Result<i32, String> {
             let a = args(rest, &["--process", "--pid-file", "--console-socket"])?;
             let process = a.value("--process").ok_or("exec needs --process")?;
             let detach = a.has("--detach");
-            let pid = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
+            let container = load(root, &a.id)?;
+            let (copy, executor) = filter::exec(root, container.bundle(), Path::new(process))?;
+            let process = copy.as_ref().map_or(Path::new(process), |c| c.path());
+            let mut builder = ContainerBuilder::new(a.id.clone(), SyscallType::Linux)
                 .with_root_path(root.to_path_buf())
                 .map_err(|e| e.to_string())?
-                .with_console_socket(a.value("--console-socket"))
+                .with_console_socket(a.value("--console-socket"));
+            if let Some(e) = executor {
+                builder = builder.with_executor(e);
+            }
+            let pid = builder
                 .as_tenant()
-                .with_process(Some(PathBuf::from(process)))
+                .with_process(Some(process.to_path_buf()))
                 .with_detach(detach)
                 .build()
                 .map_err(|e| format!("exec: {e}"))?;
