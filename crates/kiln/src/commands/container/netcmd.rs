@@ -15,12 +15,14 @@ pub(crate) enum Command {
     Ls,
     /// Display detailed information on one or more networks
     Inspect {
+        /// Networks, by name or ID
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Remove one or more networks
     #[command(alias = "remove")]
     Rm {
+        /// Networks, by name or ID
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -34,6 +36,7 @@ pub(crate) enum Command {
 
 #[derive(clap::Args)]
 pub(crate) struct CreateArgs {
+    /// Name of the new network
     name: String,
     /// Subnet in CIDR format that represents a network segment
     #[arg(long)]
