@@ -36,5 +36,7 @@ pub use digest::{Algorithm, Digest, DigestError, Sha256Writer};
 pub use error::{error_chain, ErrorKind};
 pub use oci_spec::image as oci;
 pub use platform::Platform;
-pub use reference::{ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG};
+pub use reference::{
+    valid_repository_name, ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG,
+};
 pub use time::{parse_rfc3339, rfc3339};

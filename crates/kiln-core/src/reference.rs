@@ -293,6 +293,14 @@ fn validate_domain(domain: &str) -> Result<(), ReferenceError> {
     Ok(())
 }
 
+/// The distribution spec's repository name: path components of
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`, at most 255
+/// characters (what a registry accepts in its URLs; none can climb out of
+/// a directory).
+pub fn valid_repository_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.split('/').all(valid_component)
+}
+
 /// `[a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*`
 fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();

@@ -5,47 +5,10 @@
 
 use kiln_core::Digest;
 
-/// The spec's repository name grammar:
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
-/// at most 255 characters.
+/// The spec's repository name grammar (kiln-core's, shared with image
+/// references), at most 255 characters.
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 255 && name.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator: '.', '_', '__' or a run of '-', between alphanumerics.
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || i >= b.len() || !alnum(b[i]) {
-            return false;
-        }
-    }
-    true
+    kiln_core::valid_repository_name(name)
 }
 
 /// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
