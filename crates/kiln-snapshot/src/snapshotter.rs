@@ -66,10 +66,23 @@ impl Backend {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Backend::Overlay => "overlay",
             Backend::Native => "native",
+        }
+    }
+
+    /// The backend whose snapshots store `store_root` holds, if it has
+    /// made any (its `snapshots/backend` marker).
+    pub fn recorded(store_root: &Path) -> Option<Backend> {
+        match fs::read_to_string(store_root.join("snapshots/backend"))
+            .ok()?
+            .trim()
+        {
+            "native" => Some(Backend::Native),
+            "overlay" => Some(Backend::Overlay),
+            _ => None,
         }
     }
 }
@@ -171,12 +184,7 @@ impl Snapshotter {
     /// Opens the snapshots with the backend that made them (for listing
     /// and pruning).
     pub fn open_existing(store_root: &Path) -> Result<Snapshotter> {
-        let recorded = fs::read_to_string(store_root.join("snapshots/backend")).unwrap_or_default();
-        let backend = if recorded.trim() == "native" {
-            Backend::Native
-        } else {
-            Backend::Overlay
-        };
+        let backend = Backend::recorded(store_root).unwrap_or(Backend::Overlay);
         Snapshotter::open(store_root, backend)
     }
 

@@ -51,7 +51,12 @@ impl Store {
     /// (decompressed) and recorded; a blob that is no readable tar counts
     /// its uncompressed bytes when known, else its stored bytes.
     pub fn layer_size(&self, blob: &Digest) -> Result<u64> {
-        let info = self.layer_info(blob);
+        self.layer_size_with(blob, self.layer_info(blob))
+    }
+
+    /// [`layer_size`](Store::layer_size) for a caller that has read the
+    /// layer's facts already.
+    pub(crate) fn layer_size_with(&self, blob: &Digest, info: Option<LayerInfo>) -> Result<u64> {
         if let Some(size) = info.as_ref().and_then(|i| i.content_size) {
             return Ok(size);
         }

@@ -49,7 +49,7 @@ impl Store {
             .map(|(d, on_disk)| {
                 // Layers as `images` measures them; other blobs as stored.
                 let size = match self.layer_info(&d) {
-                    Some(_) => self.layer_size(&d).unwrap_or(on_disk),
+                    Some(info) => self.layer_size_with(&d, Some(info)).unwrap_or(on_disk),
                     None => on_disk,
                 };
                 (d, size)

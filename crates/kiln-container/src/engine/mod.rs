@@ -61,11 +61,8 @@ pub enum Attach {
 }
 
 pub(crate) fn open_snapshotter(root: &Path) -> Result<Snapshotter> {
-    if root.join("snapshots/backend").is_file() {
-        Ok(Snapshotter::open_existing(root)?)
-    } else {
-        Ok(Snapshotter::open(root, Backend::detect(root))?)
-    }
+    let backend = Backend::recorded(root).unwrap_or_else(|| Backend::detect(root));
+    Ok(Snapshotter::open(root, backend)?)
 }
 
 pub(crate) fn gc_root_name(id: &str) -> String {

@@ -359,10 +359,10 @@ fn typed_image(
 }
 
 /// The name of the snapshotter backend this store unpacks with.
-fn store_backend(store: &Store) -> String {
-    std::fs::read_to_string(store.root().join("snapshots/backend"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "overlay".to_string())
+fn store_backend(store: &Store) -> &'static str {
+    kiln_snapshot::Backend::recorded(store.root())
+        .unwrap_or(kiln_snapshot::Backend::Overlay)
+        .name()
 }
 
 /// A document as template data, with docker's Config fields filled in.

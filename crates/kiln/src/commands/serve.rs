@@ -58,7 +58,12 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .context("handle SIGPIPE")?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
-            .with_context(|| format!("listen on {}", args.addr))?;
+            .with_context(|| {
+                format!(
+                    "listen on {}: is another server there? choose another address with --addr",
+                    args.addr
+                )
+            })?;
         let addr = listener.local_addr().context("listening address")?;
         // Tests and scripts read the address (port 0 picks one).
         println!(
