@@ -392,4 +392,32 @@ impl Storage for FsStorage {
         tags.sort();
         Ok(Some(tags))
     }
+
+    fn tag_times(&self, repo: &str) -> Result<Vec<(String, std::time::SystemTime)>> {
+        // A tag file is replaced whole (write_atomic) on every push, so its
+        // mtime is when the tag was last pushed.
+        let dir = self.repo(repo).join("_tags");
+        let mut out = Vec::new();
+        let Some(entries) =
+            not_found_is_none(fs::read_dir(&dir)).map_err(|e| StorageError::io(dir.display(), e))?
+        else {
+            return Ok(out);
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir.display(), e))?;
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| StorageError::io(entry.path().display(), e))?;
+            out.push((entry.file_name().to_string_lossy().into_owned(), modified));
+        }
+        Ok(out)
+    }
+
+    fn check_ready(&self) -> Result<()> {
+        // What an upload does first: a file made, written and removed.
+        let probe = self.root.join("tmp").join(format!("ready-{}", random_hex()?));
+        self.write_atomic(&probe, b"ready")?;
+        fs::remove_file(&probe).map_err(|e| StorageError::io(probe.display(), e))
+    }
 }

@@ -21,8 +21,19 @@
 //! Modules: `names` (grammar and routing), `blobs` (GET/HEAD with ranges,
 //! DELETE), `uploads` (POST, PATCH, PUT, mounts), `manifests` (manifests
 //! and referrers), `listing` (tags and catalog), `hash`, `fs`, `storage`.
+//! Operating it: `config` (`kiln-registry.toml`), `auth` (Basic and
+//! Bearer, the `/token` endpoint), `access` (`[[access]]` rules), `token`
+//! (JWTs), `tls`, `policy` (the `Options` the server holds), `retention`,
+//! `metrics` (`/metrics`), `access_log`.
 
+mod access;
+mod access_log;
 mod auth;
+mod config;
+mod metrics;
+pub mod retention;
+mod tls;
+mod token;
 mod blobs;
 mod error;
 mod fs;
@@ -47,7 +58,14 @@ use axum::Router;
 
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use access::{Action, Rule};
+pub use access_log::{AccessLog, LogFormat};
+pub use config::{AuthConfig, Config, ConfigError, PolicyConfig, TlsConfig, TokenConfig};
+pub use metrics::Metrics;
 pub use policy::{Htpasswd, HtpasswdError, Options};
+pub use retention::RetentionRule;
+pub use tls::{server_config, TlsError, TlsListener};
+pub use token::{SigningKey, TokenAuth};
 pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
 
 use error::{ApiError, ApiResult};
@@ -85,24 +103,37 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
         .route("/v2", get(base))
         .route("/v2/_catalog", get(listing::catalog))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/token",
+            get(auth::token_endpoint).post(auth::token_endpoint),
+        )
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::basic,
+            auth::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            access_log::access,
         ))
         .with_state(app)
-        .layer(axum::middleware::from_fn(access))
 }
 
 /// Serves `storage` on `listener` until `shutdown` completes; requests in
 /// flight (uploads included) finish first.
-pub async fn serve<F>(
-    listener: tokio::net::TcpListener,
+/// `listener` is a `tokio::net::TcpListener` or, for https, a
+/// [`TlsListener`].
+pub async fn serve<L, F>(
+    listener: L,
     storage: Arc<dyn Storage>,
     options: Options,
     shutdown: F,
 ) -> std::io::Result<()>
 where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
     F: Future<Output = ()> + Send + 'static,
 {
     axum::serve(listener, router(storage, options))
@@ -110,17 +141,23 @@ where
         .await
 }
 
-/// Access log, and the API version header on every answer.
-async fn access(req: Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let mut response = next.run(req).await;
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
-    response.headers_mut().insert(
-        "docker-distribution-api-version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    response
+/// Ready when the storage can be written (`503` with the reason if not).
+async fn readyz(State(app): State<App>) -> Response {
+    let storage = app.storage.clone();
+    match tokio::task::spawn_blocking(move || storage.check_ready()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("storage: {e}\n")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let uploads = app.uploads.lock().unwrap_or_else(|e| e.into_inner()).len();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.options.metrics.render(uploads),
+    )
+        .into_response()
 }
 
 async fn base() -> Response {
@@ -150,6 +187,22 @@ async fn route(app: App, req: Request) -> ApiResult {
         return Err(ApiError::name_invalid(&name));
     }
     let method = req.method().clone();
+    if method == Method::DELETE
+        && app.options.delete_disabled
+        && matches!(route, Route::Blob { .. } | Route::Manifest { .. })
+    {
+        return Err(ApiError::unsupported(
+            "deletes are disabled on this registry ([policy] delete = false)",
+        ));
+    }
+    if let (Route::Manifest { reference, .. }, &Method::PUT) = (&route, &method) {
+        let put = manifests::handle(&app, &name, reference, Method::PUT, req).await?;
+        if put.status() == StatusCode::CREATED && !app.options.retention.is_empty() {
+            let immutable = app.options.tags_immutable(&name);
+            retention::apply(&*app.storage, &app.options.retention, immutable, &name)?;
+        }
+        return Ok(put);
+    }
     match (route, method) {
         (Route::Tags { .. }, Method::GET) => listing::tags(&app, &name, &req),
         (Route::Referrers { digest, .. }, Method::GET) => {

@@ -1,53 +1,151 @@
 //! `kiln serve`: an OCI distribution registry (`kiln_registry`) on
-//! `--addr`, its content under `<root>/registry` (or `--data DIR`). Stops
-//! on SIGINT or SIGTERM once the requests in flight have finished.
+//! `--addr`, its content under `<root>/registry` (or `--data DIR`),
+//! configured by `--config kiln-registry.toml` (see docs/serve.md) with
+//! flags overriding the file. Stops on SIGINT or SIGTERM once the requests
+//! in flight have finished.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kiln_registry::FsStorage;
+use kiln_registry::{Config, FsStorage, LogFormat};
+
+const CONFIG_HELP: &str = "\
+Configuration file (--config, TOML; flags override it):
+  addr = \"127.0.0.1:5000\"        data = \"/srv/registry\"
+  log_format = \"text\"            # text, json or off
+  [auth]
+  htpasswd = \"FILE\"              # bcrypt users (htpasswd -B)
+  anonymous = false              # serve requests without credentials
+  [auth.token]                   # Bearer tokens from the built-in /token
+  realm = \"https://host/token\"   issuer = \"kiln-registry\"
+  service = \"kiln-registry\"      key = \"FILE\"  # P-256 PKCS#8 PEM
+  expires_in = 300               # default key: <data>/token-key.pem
+  [[access]]                     # repeatable; grants add up
+  repository = \"team-a/*\"        # glob, default \"*\"
+  users = [\"alice\", \"*\", \"anonymous\"]
+  actions = [\"pull\", \"push\", \"delete\", \"catalog\"]
+  [tls]
+  cert = \"cert.pem\"              key = \"key.pem\"
+  [policy]
+  immutable_tags = [\"prod/*\"]    delete = true
+  [[policy.retention]]           # repeatable; first match applies
+  repository = \"ci/*\"            keep_last = 10   keep = [\"latest\", \"v*\"]
+Endpoints besides /v2/: /token, /metrics (Prometheus), /healthz, /readyz.
+See docs/serve.md for the whole format.";
 
 #[derive(clap::Args)]
+#[command(after_long_help = CONFIG_HELP)]
 pub(crate) struct Args {
-    /// Address to listen on (port 0: any free port; the address is printed)
-    #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
-    addr: String,
+    /// Address to listen on (port 0: any free port; the address is
+    /// printed) [default: 127.0.0.1:5000]
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<String>,
     /// Registry content directory [default: <root>/registry]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Read settings from this TOML file (see --help's end and
+    /// docs/serve.md); the flags given override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Tags of repositories matching PATTERN (`*`, `?`) never change once
-    /// pushed (repeatable)
+    /// pushed (repeatable; replaces the file's [policy] immutable_tags)
     #[arg(long = "immutable-tags", value_name = "PATTERN")]
     immutable_tags: Vec<String>,
     /// Require Basic auth by the users of this htpasswd file (bcrypt, as
-    /// `htpasswd -B` writes)
+    /// `htpasswd -B` writes); with --token, the users the token server
+    /// accepts
     #[arg(long, value_name = "FILE")]
     htpasswd: Option<PathBuf>,
+    /// Bearer token auth with the built-in token server at /token
+    /// ([auth.token] with its defaults)
+    #[arg(long)]
+    token: bool,
+    /// Serve requests without credentials, as the user `anonymous`
+    #[arg(long)]
+    anonymous: bool,
+    /// Serve https with this PEM certificate chain (needs --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse manifest and blob deletes (405 UNSUPPORTED)
+    #[arg(long)]
+    no_delete: bool,
+    /// Access log lines on stderr: text, json or off [default: text]
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json", "off"])]
+    log_format: Option<String>,
+}
+
+impl Args {
+    /// The file's settings with the flags given laid over them.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(a) = &self.addr {
+            c.addr = Some(a.clone());
+        }
+        if let Some(d) = &self.data {
+            c.data = Some(d.clone());
+        }
+        if !self.immutable_tags.is_empty() {
+            c.policy.immutable_tags = self.immutable_tags.clone();
+        }
+        if let Some(h) = &self.htpasswd {
+            c.auth.htpasswd = Some(h.clone());
+        }
+        if self.token && c.auth.token.is_none() {
+            c.auth.token = Some(Default::default());
+        }
+        if self.anonymous {
+            c.auth.anonymous = true;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            c.tls = Some(kiln_registry::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        if self.no_delete {
+            c.policy.delete = false;
+        }
+        if let Some(f) = &self.log_format {
+            c.log_format = Some(f.parse().map_err(anyhow::Error::msg)?);
+        }
+        // The flags may have made a combination the file alone did not.
+        c.check().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
 }
 
 pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = args.data.unwrap_or_else(|| root.join("registry"));
+    let config = args.config()?;
+    let dir = config.data.clone().unwrap_or_else(|| root.join("registry"));
+    let addr = config
+        .addr
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:5000".into());
     let storage = Arc::new(
         FsStorage::open(&dir).with_context(|| format!("open registry at {}", dir.display()))?,
     );
-    let htpasswd = match &args.htpasswd {
+    let mut options = config.options(&dir)?;
+    options.access_log =
+        kiln_registry::AccessLog::stderr(config.log_format.unwrap_or(LogFormat::Text));
+    let tls = match &config.tls {
+        Some(t) => Some(kiln_registry::server_config(&t.cert, &t.key)?),
         None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read {}", path.display()))?;
-            let parsed = kiln_registry::Htpasswd::parse(&text)
-                .with_context(|| format!("read {}", path.display()))?;
-            Some(parsed)
-        }
     };
-    let options = kiln_registry::Options {
-        immutable_tags: args.immutable_tags,
-        htpasswd,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    options.https = tls.is_some();
+    // A registry's handlers are short (metadata and streamed bodies), so a
+    // current-thread runtime with a few blocking threads serves it; a
+    // worker per core would mostly add idle threads and memory.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
         .context("start the async runtime")?;
     runtime.block_on(async {
@@ -56,25 +154,29 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // mid-response. A handler makes writes fail with EPIPE instead.
         let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
             .context("handle SIGPIPE")?;
-        let listener = tokio::net::TcpListener::bind(&args.addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "listen on {}: is another server there? choose another address with --addr",
-                    args.addr
-                )
-            })?;
-        let addr = listener.local_addr().context("listening address")?;
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| {
+            format!(
+                "listen on {addr}: is another server there? choose another address with --addr"
+            )
+        })?;
+        let local = listener.local_addr().context("listening address")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         // Tests and scripts read the address (port 0 picks one).
         println!(
-            "kiln serve: listening on http://{addr}, content in {}",
+            "kiln serve: listening on {scheme}://{local}, content in {}",
             dir.display()
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        kiln_registry::serve(listener, storage, options, shutdown())
-            .await
-            .context("serve")?;
+        match tls {
+            Some(config) => {
+                let listener =
+                    kiln_registry::TlsListener::new(listener, config).context("listen")?;
+                kiln_registry::serve(listener, storage, options, shutdown()).await
+            }
+            None => kiln_registry::serve(listener, storage, options, shutdown()).await,
+        }
+        .context("serve")?;
         println!("kiln serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
