@@ -141,7 +141,12 @@ mod tests {
         assert!(!granted(&rules, Some("bob"), "team-a/app", Action::Push));
         assert!(granted(&rules, None, "public/x", Action::Pull));
         assert!(!granted(&rules, None, "team-a/app", Action::Pull));
-        assert!(!granted(&rules, Some("alice"), "team-a/app", Action::Delete));
+        assert!(!granted(
+            &rules,
+            Some("alice"),
+            "team-a/app",
+            Action::Delete
+        ));
         assert!(granted(&rules, Some("admin"), "team-a/app", Action::Delete));
         assert!(granted(&rules, Some("admin"), "", Action::Catalog));
         assert!(!granted(&rules, Some("alice"), "", Action::Catalog));

@@ -281,6 +281,9 @@ mod tests {
             "GET /v2/{name}/manifests/{reference} repo=a/b status=200 in=0 out=527 ms=1.500 user=alice"
         ), "{}", lines[1]);
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
-        assert!("xml".parse::<LogFormat>().unwrap_err().contains("text, json or off"));
+        assert!("xml"
+            .parse::<LogFormat>()
+            .unwrap_err()
+            .contains("text, json or off"));
     }
 }

@@ -132,7 +132,11 @@ fn realm(app: &App, req: &Request) -> String {
 }
 
 fn bearer_challenge(app: &App, req: &Request, need: &Need, error: Option<&str>) -> String {
-    let service = app.options.token.as_ref().map_or("", |t| t.service.as_str());
+    let service = app
+        .options
+        .token
+        .as_ref()
+        .map_or("", |t| t.service.as_str());
     let mut c = format!("Bearer realm=\"{}\",service=\"{service}\"", realm(app, req));
     if let Some(scope) = scope_of(need) {
         c.push_str(&format!(",scope=\"{scope}\""));
@@ -168,7 +172,10 @@ pub(crate) async fn authorize(State(app): State<App>, req: Request, next: Next) 
         let claims = match token.verify(jwt.trim()) {
             Ok(c) => c,
             Err(why) => {
-                return unauthorized(why, bearer_challenge(&app, &req, &need, Some("invalid_token")))
+                return unauthorized(
+                    why,
+                    bearer_challenge(&app, &req, &need, Some("invalid_token")),
+                )
             }
         };
         let allowed = match &need {
@@ -300,7 +307,11 @@ pub(crate) async fn token_endpoint(State(app): State<App>, req: Request) -> Resp
         }
     } else {
         let q = crate::query(&req);
-        scopes.extend(q.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()));
+        scopes.extend(
+            q.iter()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.clone()),
+        );
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -321,8 +332,7 @@ pub(crate) async fn token_endpoint(State(app): State<App>, req: Request) -> Resp
             return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e).into_response();
         }
     };
-    let issued_at =
-        kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(iat));
+    let issued_at = kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(iat));
     let body = serde_json::json!({
         "token": token,
         "access_token": token,

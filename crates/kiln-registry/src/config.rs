@@ -210,10 +210,12 @@ impl Config {
             }
         }
         if self.auth.token.is_some() && self.auth.htpasswd.is_none() && !self.auth.anonymous {
-            return Err("token auth ([auth.token], --token) needs users (auth.htpasswd, \
+            return Err(
+                "token auth ([auth.token], --token) needs users (auth.htpasswd, \
                  --htpasswd) or anonymous access (anonymous = true, --anonymous), \
                  else nobody can get a token"
-                .into());
+                    .into(),
+            );
         }
         for r in &self.access {
             if r.users.is_empty() {
@@ -326,10 +328,7 @@ keep = ["latest"]
         assert_eq!(c.tls.unwrap().key, PathBuf::from("k.pem"));
         assert!(!c.policy.delete);
         assert_eq!(c.policy.retention[0].keep_last, Some(3));
-        assert_eq!(
-            c.log_format,
-            Some(crate::access_log::LogFormat::Json)
-        );
+        assert_eq!(c.log_format, Some(crate::access_log::LogFormat::Json));
     }
 
     #[test]

@@ -398,8 +398,8 @@ impl Storage for FsStorage {
         // mtime is when the tag was last pushed.
         let dir = self.repo(repo).join("_tags");
         let mut out = Vec::new();
-        let Some(entries) =
-            not_found_is_none(fs::read_dir(&dir)).map_err(|e| StorageError::io(dir.display(), e))?
+        let Some(entries) = not_found_is_none(fs::read_dir(&dir))
+            .map_err(|e| StorageError::io(dir.display(), e))?
         else {
             return Ok(out);
         };
@@ -416,7 +416,10 @@ impl Storage for FsStorage {
 
     fn check_ready(&self) -> Result<()> {
         // What an upload does first: a file made, written and removed.
-        let probe = self.root.join("tmp").join(format!("ready-{}", random_hex()?));
+        let probe = self
+            .root
+            .join("tmp")
+            .join(format!("ready-{}", random_hex()?));
         self.write_atomic(&probe, b"ready")?;
         fs::remove_file(&probe).map_err(|e| StorageError::io(probe.display(), e))
     }

@@ -29,20 +29,20 @@
 mod access;
 mod access_log;
 mod auth;
-mod config;
-mod metrics;
-pub mod retention;
-mod tls;
-mod token;
 mod blobs;
+mod config;
 mod error;
 mod fs;
 mod hash;
 mod listing;
 mod manifests;
+mod metrics;
 mod names;
 mod policy;
+pub mod retention;
 mod storage;
+mod tls;
+mod token;
 mod uploads;
 
 use std::collections::HashMap;
@@ -56,17 +56,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-pub use error::StorageError;
-pub use fs::FsStorage;
 pub use access::{Action, Rule};
 pub use access_log::{AccessLog, LogFormat};
 pub use config::{AuthConfig, Config, ConfigError, PolicyConfig, TlsConfig, TokenConfig};
+pub use error::StorageError;
+pub use fs::FsStorage;
 pub use metrics::Metrics;
 pub use policy::{Htpasswd, HtpasswdError, Options};
 pub use retention::RetentionRule;
+pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
 pub use tls::{server_config, TlsError, TlsListener};
 pub use token::{SigningKey, TokenAuth};
-pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
 
 use error::{ApiError, ApiResult};
 use names::Route;

@@ -86,7 +86,10 @@ impl Metrics {
             ),
         ];
         for (name, help, kind, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }
@@ -127,8 +130,14 @@ mod tests {
         m.bytes(10, 20);
         m.clone().gc_run();
         let text = m.render(3);
-        assert!(text.contains("kiln_registry_requests_total{route=\"/v2/\",method=\"GET\",status=\"200\"} 2\n"), "{text}");
-        assert!(text.contains("route=\"/v2/{name}/blobs/{digest}\",method=\"HEAD\",status=\"404\"} 1\n"));
+        assert!(
+            text.contains(
+                "kiln_registry_requests_total{route=\"/v2/\",method=\"GET\",status=\"200\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text
+            .contains("route=\"/v2/{name}/blobs/{digest}\",method=\"HEAD\",status=\"404\"} 1\n"));
         assert!(text.contains("kiln_registry_received_bytes_total 10\n"));
         assert!(text.contains("kiln_registry_sent_bytes_total 20\n"));
         assert!(text.contains("kiln_registry_uploads_in_progress 3\n"));
@@ -141,7 +150,10 @@ mod tests {
             route_of("/v2/a/b/manifests/latest"),
             ("/v2/{name}/manifests/{reference}", Some("a/b".to_string()))
         );
-        assert_eq!(route_of("/v2/x/blobs/uploads/").0, "/v2/{name}/blobs/uploads/");
+        assert_eq!(
+            route_of("/v2/x/blobs/uploads/").0,
+            "/v2/{name}/blobs/uploads/"
+        );
         assert_eq!(route_of("/nope"), ("other", None));
     }
 }

@@ -61,7 +61,12 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .map_err(|e| err(cert, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| err(key, format!("does not match the certificate or is unusable: {e}")))?;
+        .map_err(|e| {
+            err(
+                key,
+                format!("does not match the certificate or is unusable: {e}"),
+            )
+        })?;
     Ok(Arc::new(config))
 }
 

@@ -169,9 +169,7 @@ impl Claims {
         self.access.iter().any(|g| {
             g.kind == kind
                 && g.name == name
-                && g.actions
-                    .iter()
-                    .any(|a| a == "*" || a == action.as_str())
+                && g.actions.iter().any(|a| a == "*" || a == action.as_str())
         })
     }
 }
@@ -340,7 +338,9 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_say_what_they_grant() {
         let a = auth();
-        let (token, _) = a.issue(Some("alice"), vec![grant("team/app", &["pull"])]).unwrap();
+        let (token, _) = a
+            .issue(Some("alice"), vec![grant("team/app", &["pull"])])
+            .unwrap();
         assert_eq!(token.split('.').count(), 3);
         let c = a.verify(&token).unwrap();
         assert_eq!(c.user(), Some("alice"));
@@ -369,10 +369,7 @@ mod tests {
         let (other, _) = auth().issue(Some("bob"), vec![]).unwrap();
         assert_eq!(a.verify(&other).unwrap_err(), "token signature invalid");
         // Expired.
-        let short = TokenAuth {
-            expires_in: 0,
-            ..a
-        };
+        let short = TokenAuth { expires_in: 0, ..a };
         let (old, _) = short.issue(Some("bob"), vec![]).unwrap();
         assert_eq!(short.verify(&old).unwrap_err(), "token expired");
         assert!(short.verify("garbage").is_err());
@@ -417,7 +414,10 @@ mod tests {
         let g = grants(&rules, None, &scopes);
         assert_eq!(
             g,
-            vec![grant("team-a/app", &["pull"]), grant("team-b/app", &["pull"])]
+            vec![
+                grant("team-a/app", &["pull"]),
+                grant("team-b/app", &["pull"])
+            ]
         );
         // No rules: signed-in users get what they ask, the catalog too.
         let g = grants(&[], Some("bob"), &scopes);

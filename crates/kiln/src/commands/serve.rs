@@ -12,26 +12,30 @@ use anyhow::Context;
 use kiln_registry::{Config, FsStorage, LogFormat};
 
 const CONFIG_HELP: &str = "\
-Configuration file (--config, TOML; flags override it):
-  addr = \"127.0.0.1:5000\"        data = \"/srv/registry\"
-  log_format = \"text\"            # text, json or off
+Configuration file (--config FILE, TOML; every key optional; flags override it):
+  addr = \"127.0.0.1:5000\"
+  data = \"/srv/registry\"
+  log_format = \"text\"              # text, json or off
   [auth]
-  htpasswd = \"FILE\"              # bcrypt users (htpasswd -B)
-  anonymous = false              # serve requests without credentials
-  [auth.token]                   # Bearer tokens from the built-in /token
-  realm = \"https://host/token\"   issuer = \"kiln-registry\"
-  service = \"kiln-registry\"      key = \"FILE\"  # P-256 PKCS#8 PEM
-  expires_in = 300               # default key: <data>/token-key.pem
-  [[access]]                     # repeatable; grants add up
-  repository = \"team-a/*\"        # glob, default \"*\"
+  htpasswd = \"/etc/kiln/htpasswd\"  # bcrypt users (htpasswd -B)
+  anonymous = false                # serve requests without credentials
+  [auth.token]                     # Bearer tokens from the built-in /token
+  issuer = \"kiln-registry\"         # also realm, service, expires_in (s),
+  key = \"/etc/kiln/token-key.pem\"  # P-256 PKCS#8; default <data>/token-key.pem
+  [[access]]                       # repeatable; grants add up
+  repository = \"team-a/*\"          # glob; default \"*\"
   users = [\"alice\", \"*\", \"anonymous\"]
   actions = [\"pull\", \"push\", \"delete\", \"catalog\"]
   [tls]
-  cert = \"cert.pem\"              key = \"key.pem\"
+  cert = \"/etc/kiln/cert.pem\"
+  key = \"/etc/kiln/key.pem\"
   [policy]
-  immutable_tags = [\"prod/*\"]    delete = true
-  [[policy.retention]]           # repeatable; first match applies
-  repository = \"ci/*\"            keep_last = 10   keep = [\"latest\", \"v*\"]
+  immutable_tags = [\"prod/*\"]
+  delete = true                    # false: DELETE answers 405
+  [[policy.retention]]             # repeatable; the first match applies
+  repository = \"ci/*\"
+  keep_last = 10
+  keep = [\"latest\", \"v*\"]
 Endpoints besides /v2/: /token, /metrics (Prometheus), /healthz, /readyz.
 See docs/serve.md for the whole format.";
 
@@ -154,11 +158,13 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // mid-response. A handler makes writes fail with EPIPE instead.
         let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
             .context("handle SIGPIPE")?;
-        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| {
-            format!(
-                "listen on {addr}: is another server there? choose another address with --addr"
-            )
-        })?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "listen on {addr}: is another server there? choose another address with --addr"
+                )
+            })?;
         let local = listener.local_addr().context("listening address")?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         // Tests and scripts read the address (port 0 picks one).
