@@ -32,7 +32,8 @@ http:
 YML
 docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
 DPID=$!
-"$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" > "$W/kiln.log" 2>&1 &
+# Access logs off on both sides (distribution's accesslog is disabled above).
+"$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" --log-format off > "$W/kiln.log" 2>&1 &
 KPID=$!
 trap 'kill $KPID $DPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/kiln-root"' EXIT
 for p in $KPORT $DPORT; do

@@ -141,6 +141,18 @@ where
         .await
 }
 
+/// `listener` with TCP_NODELAY on each connection: without it a response
+/// written in two pieces (headers, then a body) waits for the client's
+/// delayed ACK, 40 ms tails under load.
+pub fn tcp_nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 /// Ready when the storage can be written (`503` with the reason if not).
 async fn readyz(State(app): State<App>) -> Response {
     let storage = app.storage.clone();

@@ -180,7 +180,10 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     kiln_registry::TlsListener::new(listener, config).context("listen")?;
                 kiln_registry::serve(listener, storage, options, shutdown()).await
             }
-            None => kiln_registry::serve(listener, storage, options, shutdown()).await,
+            None => {
+                let listener = kiln_registry::tcp_nodelay(listener);
+                kiln_registry::serve(listener, storage, options, shutdown()).await
+            }
         }
         .context("serve")?;
         println!("kiln serve: stopped");
