@@ -742,6 +742,16 @@ fn metrics_readyz_and_json_access_log() {
         after.contains("kiln_registry_uploads_in_progress 0"),
         "{after}"
     );
+    // Storage that cannot be written is not ready.
+    let tmp = s.kiln.root.join("registry/tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+    let (code, _, body) = s.http("GET /readyz", &[]);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("storage"), "{body}");
+    std::fs::remove_file(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    assert_eq!(s.http("GET /readyz", &[]).0, 200);
     let log = s.stop();
     let lines: Vec<serde_json::Value> = log
         .lines()
