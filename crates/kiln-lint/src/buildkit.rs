@@ -426,14 +426,16 @@ fn dispatch_stage(
         let result = expand_word(p, &rec, escape).unwrap_or_default();
         report_from(ctx, &rec);
         let (matched, unmatched) = (rec.matched.borrow(), rec.unmatched.borrow());
-        if matched.len() == 1 && unmatched.is_empty() && matched.contains("TARGETPLATFORM") {
-            if Some(result.as_str()) == global.get("TARGETPLATFORM") {
-                ctx.warn(
-                    &REDUNDANT_TARGET_PLATFORM,
-                    format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
-                    at.clone(),
-                );
-            }
+        if matched.len() == 1
+            && unmatched.is_empty()
+            && matched.contains("TARGETPLATFORM")
+            && Some(result.as_str()) == global.get("TARGETPLATFORM")
+        {
+            ctx.warn(
+                &REDUNDANT_TARGET_PLATFORM,
+                format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
+                at.clone(),
+            );
         }
         platform = parse_platform(&result, &ctx.opts.target_platform);
         if matched.is_empty() && unmatched.is_empty() {
