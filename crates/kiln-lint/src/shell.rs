@@ -130,6 +130,17 @@ pub fn parse(script: &str) -> Script {
                 while i < chars.len() && chars[i] != '"' {
                     if chars[i] == '\\' && i + 1 < chars.len() && "\"\\$`".contains(chars[i + 1]) {
                         i += 1;
+                    } else if chars[i] == '$' && chars.get(i + 1) == Some(&'(') {
+                        // A command substitution inside quotes still runs
+                        // commands (and pipes): read it as a script too.
+                        let end = closing_paren(&chars, i + 1);
+                        let inner: String = chars[i + 2..end.min(chars.len())].iter().collect();
+                        let sub = parse(&inner);
+                        out.has_pipe |= sub.has_pipe;
+                        out.commands.extend(sub.commands);
+                        word.extend(&chars[i..(end + 1).min(chars.len())]);
+                        i = end + 1;
+                        continue;
                     }
                     word.push(chars[i]);
                     i += 1;
@@ -210,6 +221,24 @@ pub fn parse(script: &str) -> Script {
     out
 }
 
+/// The index of the `)` matching the `(` at `open` (or the end).
+fn closing_paren(chars: &[char], open: usize) -> usize {
+    let mut depth = 0;
+    for (i, c) in chars.iter().enumerate().skip(open) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    chars.len()
+}
+
 fn is_assignment(w: &str) -> bool {
     match w.split_once('=') {
         Some((k, _)) => {
@@ -239,6 +268,9 @@ mod tests {
         assert!(!parse("a || b && c").has_pipe);
         assert!(parse("set -o pipefail; a | b").has_pipe);
         assert!(!parse("echo 'a | b' \"c|d\"").has_pipe);
+        let s = parse("arch=\"$(dpkg --print-architecture | awk '{ print $NF }')\"");
+        assert!(s.has_pipe);
+        assert_eq!(s.commands[0].name(), "dpkg");
         let c = &parse("bash -eo pipefail --rcfile=x -c").commands[0];
         assert_eq!(c.flags(), ["e", "o", "rcfile", "c"]);
         assert!(c.has_flag("o"));
