@@ -74,3 +74,43 @@ fn the_same_dl_codes_on_the_same_lines_as_hadolint() {
         codes
     );
 }
+
+#[test]
+fn the_same_dl_codes_as_hadolint_on_the_realistic_corpus() {
+    // kiln-dockerfile's corpus: Dockerfiles in the style of popular
+    // projects' (official images, multi-stage language builds…).
+    let codes: BTreeSet<&str> = rules::ALL
+        .iter()
+        .filter(|r| r.origin == Origin::Hadolint)
+        .map(|r| r.name)
+        .collect();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-dockerfile/testdata/corpus");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path().join("Dockerfile");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let report = lint(&text, &Options::new("Dockerfile"), &NoBaseImages);
+        assert!(
+            report.error.is_none(),
+            "{}: {:?}",
+            path.display(),
+            report.error
+        );
+        let ours: BTreeSet<(usize, String)> = report
+            .warnings
+            .iter()
+            .filter(|w| w.rule.origin == Origin::Hadolint)
+            .map(|w| (w.line(), w.rule.name.to_string()))
+            .collect();
+        assert_eq!(
+            ours,
+            hadolint(&path, &codes),
+            "{} (ours, hadolint's)",
+            path.display()
+        );
+        compared += 1;
+    }
+    assert!(compared >= 40, "only {compared} corpus Dockerfiles");
+}
