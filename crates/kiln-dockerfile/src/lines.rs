@@ -59,6 +59,9 @@ pub struct LogicalLine {
     /// Last physical line it used (continuations and heredocs included).
     pub end_line: usize,
     pub heredocs: Vec<Heredoc>,
+    /// A blank line inside the continuation (BuildKit warns: a future
+    /// release will make it an error).
+    pub empty_continuation: bool,
 }
 
 fn err(line: usize, col: usize, message: impl Into<String>) -> Error {
@@ -133,6 +136,7 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error
         let col = raw.len() - trimmed.len() + 1;
         // Join continuations.
         let mut joined = String::new();
+        let mut empty_continuation = false;
         let mut line = trimmed;
         loop {
             let body = line.trim_end_matches([' ', '\t', '\r']);
@@ -147,9 +151,9 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error
                                 line = "";
                                 break;
                             }
-                            Some(next)
-                                if next.trim().is_empty() || next.trim_start().starts_with('#') =>
-                            {
+                            Some(next) if next.trim_start().starts_with('#') => i += 1,
+                            Some(next) if next.trim().is_empty() => {
+                                empty_continuation = true;
                                 i += 1
                             }
                             Some(next) => {
@@ -225,6 +229,7 @@ pub fn logical_lines(text: &str) -> Result<(Directives, Vec<LogicalLine>), Error
             },
             end_line: i.max(start_line),
             heredocs,
+            empty_continuation,
         });
     }
     Ok((directives, out))
@@ -328,6 +333,11 @@ mod tests {
         let all = logical_lines(text).unwrap().1;
         assert_eq!(all[1].span, Span { line: 2, col: 1 });
         assert_eq!(all[2].span.line, 8);
+        // Line 4 is blank inside RUN's continuation; a comment is not.
+        assert!(all[1].empty_continuation);
+        assert!(!all[2].empty_continuation);
+        let (_, l) = logical_lines("RUN a \\\n  # only a comment\n  b\n").unwrap();
+        assert!(!l[0].empty_continuation);
     }
 
     #[test]

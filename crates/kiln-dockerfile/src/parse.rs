@@ -33,6 +33,17 @@ pub const INSTRUCTIONS: &[&str] = &[
 
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile, Error> {
+    parse_checked(text, true)
+}
+
+/// Parses a whole Dockerfile but lets two stages share a name (the last
+/// one wins, as in BuildKit): for the linter, which reports the duplicate
+/// as BuildKit's `DuplicateStageName` instead of failing.
+pub fn parse_lenient(text: &str) -> Result<Dockerfile, Error> {
+    parse_checked(text, false)
+}
+
+fn parse_checked(text: &str, unique_stage_names: bool) -> Result<Dockerfile, Error> {
     let (directives, lines) = logical_lines(text)?;
     let escape = directives.escape;
     let mut global_args = Vec::new();
@@ -46,7 +57,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, Error> {
         let at = |e: String| Error::new(line.span, e).with_snippet(snippet());
         if line.keyword.eq_ignore_ascii_case("FROM") {
             let stage = parse_from(line, stages.len()).map_err(at)?;
-            if let Some(name) = &stage.name {
+            if let Some(name) = stage.name.as_ref().filter(|_| unique_stage_names) {
                 if stages.iter().any(|s| s.name.as_ref() == Some(name)) {
                     return Err(at(format!("duplicate stage name {name:?}"))
                         .with_hint("give each stage its own AS name"));

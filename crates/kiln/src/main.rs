@@ -86,6 +86,11 @@ enum Command {
     Copy(commands::copy::Args),
     /// Serve a registry (OCI distribution API) from <root>/registry
     Serve(commands::serve::Args),
+    /// Check Dockerfiles: BuildKit's build checks, hadolint's rules, kiln's own
+    #[command(
+        long_about = "Check Dockerfiles: every rule of BuildKit's `docker build --check` (the # check= directive applies), hadolint's DL3002 DL3006 DL3007 DL3009 DL3015 DL3020 DL3025 DL3064 DL4006, and kiln's own (a file deleted in a later layer than the one that created it; an unpinned base image in a Dockerfile that asks for reproducibility).\n\nkiln lint reads no image store: InvalidBaseImagePlatform is skipped, and UndefinedVar skips stages built on images (their environment is unknown). `kiln build --check` looks the base images up in the store and checks both."
+    )]
+    Lint(commands::lint::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand, arg_required_else_help = true)]
     Dockerfile(commands::dockerfile::Command),
@@ -306,6 +311,10 @@ fn main() -> ExitCode {
         let path = std::env::var_os("PATH");
         return report(commands::version::run(&root, path.as_deref(), a));
     }
+    // `lint` reads Dockerfiles only.
+    if let Command::Lint(a) = cli.command {
+        return report(commands::lint::run(a));
+    }
     // `serve` keeps its own layout and needs no store.
     if let Command::Serve(a) = cli.command {
         return report(commands::serve::run(&root, a));
@@ -366,6 +375,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
         Command::Layer(c) => layer::run(c),
         Command::Dockerfile(c) => dockerfile::run(c),
+        Command::Lint(a) => lint::run(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(store, *a),
         Command::Builder(c) => builder::run(store, c),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),

@@ -82,6 +82,12 @@ pub(crate) struct Args {
     /// How base images missing from the store are pulled
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+    /// Only check the Dockerfile (as docker build --check) and exit: build nothing
+    #[arg(long)]
+    check: bool,
+    /// With --check: the output format and failure threshold
+    #[command(flatten)]
+    lint: super::lint::OutputArgs,
 }
 
 /// Pulls a FROM image that is not in the store, for the build engine.
@@ -274,6 +280,19 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", candidate.display()))?;
             break;
         }
+    }
+    // The build checks (kiln-lint): --check stops here; else warnings.
+    let check = args.check.then_some(&args.lint);
+    if let Some(code) = super::lint::before_build(
+        store,
+        &dockerfile,
+        &dockerfile_path,
+        &context_dir,
+        &args.build_args,
+        check,
+        args.quiet,
+    )? {
+        return Ok(code);
     }
     let tags = args
         .tags

@@ -11,6 +11,7 @@ pub(crate) mod images;
 pub(crate) mod import;
 pub(crate) mod inspect;
 pub(crate) mod layer;
+pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod login;
 pub(crate) mod prune;
