@@ -162,6 +162,11 @@ pub fn open(source: &Source, store: Option<&Store>) -> Result<ImageSource> {
 
 fn from_store(store: &Store, name: &str) -> Result<ImageSource> {
     let (_, image) = store.resolve(name)?;
+    from_image(store, name, image)
+}
+
+/// An image of the store already loaded (`kiln build`'s result).
+pub fn from_image(store: &Store, name: &str, image: kiln_store::Image) -> Result<ImageSource> {
     let layers = image
         .manifest
         .layers

@@ -9,9 +9,13 @@ use crate::humanize::bytes;
 
 /// A step's command on one line, shortened to `max` characters.
 fn short(step: &str, max: usize) -> String {
+    // `RUN /bin/sh -c cmd # buildkit` reads as `RUN cmd`.
+    let step = step.strip_suffix(" # buildkit").unwrap_or(step);
+    let step = match step.strip_prefix("RUN /bin/sh -c ") {
+        Some(cmd) => format!("RUN {cmd}"),
+        None => step.strip_prefix("/bin/sh -c ").unwrap_or(step).to_string(),
+    };
     let one: String = step
-        .strip_prefix("/bin/sh -c ")
-        .unwrap_or(step)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");

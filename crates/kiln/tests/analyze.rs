@@ -297,3 +297,150 @@ fn bad_sources_say_what_to_do() {
     let err = k.fails(&["dive", "no-such-image:1"]);
     assert!(err.contains("no-such-image"), "{err}");
 }
+
+#[test]
+fn build_prints_the_waste_and_its_steps_after_naming_the_image() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    let ctx = k.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\n\
+         RUN dd if=/dev/urandom of=/tmp/download.bin bs=1k count=2000 2>/dev/null\n\
+         RUN echo small > /small && rm /tmp/download.bin\n",
+    )
+    .unwrap();
+    let out = k.run(&["build", "-t", "w:1", ctx.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("#analyze")).collect();
+    let named = err.find("#done naming to").unwrap();
+    assert!(err.find("#analyze").unwrap() > named, "after the name:\n{err}");
+    assert!(lines[0].starts_with("#analyze efficiency "), "{lines:?}");
+    assert!(lines[0].contains("2.0 MB wasted"), "{lines:?}");
+    assert!(lines[1].contains("/tmp/download.bin [file deleted later]"), "{lines:?}");
+    assert!(lines[1].contains("added by `RUN dd if=/dev/urandom of=/tmp/download.bin"), "{lines:?}");
+    assert!(lines[1].contains("removed by `RUN echo small > /small && rm /tmp/download.bin"), "{lines:?}");
+    assert!(lines[2].contains("combine the download and the cleanup in one RUN"), "{lines:?}");
+    // Off: nothing; a small waste: nothing either.
+    let out = k.run(&["build", "--analyze=off", "-t", "w:2", ctx.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("#analyze"));
+    fs::write(ctx.join("Dockerfile"), "FROM base:1\nRUN echo a > /a\nRUN echo b > /a\n").unwrap();
+    let out = k.run(&["build", "-t", "w:3", ctx.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("#analyze"));
+    let out = k.run(&["build", "--analyze=full", "-t", "w:4", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("#analyze      2 B  /a [file overwritten]"), "{err}");
+}
+
+/// A tmux session running the explorer; killed on drop (also on failure).
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let st = Command::new("tmux")
+            .args(["new-session", "-d", "-x", "200", "-y", "50", "-s", name, cmd])
+            .status()
+            .expect("tmux is not installed: run scripts/setup.sh");
+        assert!(st.success());
+        Tmux(name.to_string())
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `what`; returns the screen.
+    fn wait_for(&self, what: &str) -> String {
+        let mut screen = String::new();
+        for _ in 0..100 {
+            screen = self.screen();
+            if screen.contains(what) {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what:?} never appeared; the screen:\n{screen}");
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn the_explorer_under_tmux_shows_dives_panes_and_follows_its_keys() {
+    let k = Kiln::new();
+    wasteful_archive(&k, WASTEFUL);
+    let name = format!("kiln-dive-{}", std::process::id());
+    let cmd = format!(
+        "{} --root {} dive waste:1",
+        env!("CARGO_BIN_EXE_kiln"),
+        k.root.display()
+    );
+    let t = Tmux::start(&name, &cmd);
+    let s = t.wait_for("Image efficiency score");
+    for pane in ["Layers", "Layer Details", "Image Details", "Current Layer Contents"] {
+        assert!(s.contains(pane), "no {pane} pane:\n{s}");
+    }
+    assert!(s.contains("Potential wasted space: 430 kB"), "{s}");
+    assert!(s.contains("/data/big"), "inefficient files table:\n{s}");
+    assert!(s.contains("^L Show aggregated changes"), "{s}");
+    // Layer 0 (the busybox base): its files, all added.
+    assert!(s.contains("+drwxr-xr-x") && s.contains("busybox"), "{s}");
+    // Down to the third layer: /data/big modified, /data/sub removed.
+    t.keys(&["Down", "Down"]);
+    let s = t.wait_for("rm -rf /data/sub");
+    assert!(s.lines().any(|l| l.contains("~-rw-r--r--") && l.contains("big")), "{s}");
+    assert!(s.lines().any(|l| l.contains("│-drwxr-xr-x") && l.contains("sub")), "{s}");
+    // Hide unmodified files (Ctrl+U): busybox goes.
+    t.keys(&["C-u"]);
+    let s = t.wait_for("○Unmodified");
+    assert!(!s.contains("busybox"), "{s}");
+    t.keys(&["C-u"]);
+    // Filter to "apt" (Ctrl+F), then the file pane shows only that branch.
+    t.keys(&["C-f"]);
+    t.keys(&["-l", "apt"]);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Path Filter: apt");
+    assert!(s.contains("lists") && !s.contains("busybox"), "{s}");
+    // Aggregated view (Ctrl+L), then quit with q.
+    t.keys(&["C-l"]);
+    t.wait_for("Aggregated Layer Contents");
+    t.keys(&["q"]);
+    for _ in 0..50 {
+        if !t.alive() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!t.alive(), "q did not quit:\n{}", t.screen());
+}

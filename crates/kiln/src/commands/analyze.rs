@@ -20,6 +20,51 @@ pub(crate) enum ReportFormat {
     Json,
 }
 
+/// What `kiln build --analyze` prints after the image is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AfterBuild {
+    Off,
+    Summary,
+    Full,
+}
+
+/// Waste under this many bytes is not worth a line after a build.
+const BUILD_WASTE_THRESHOLD: u64 = 1_000_000;
+
+/// The build's hook: analyses the image just built and prints, on stderr,
+/// the efficiency and waste line and the largest waste with its steps
+/// (three groups for `summary`, all for `full`) when the waste is over
+/// 1 MB (always for `full`). An analysis that fails is a warning, never a
+/// failed build.
+pub(crate) fn after_build(store: &Store, entry: &kiln_store::IndexEntry, mode: AfterBuild) {
+    if mode == AfterBuild::Off {
+        return;
+    }
+    let analysis = store
+        .load_image(entry)
+        .map_err(kiln_analyze::AnalyzeError::from)
+        .and_then(|image| kiln_analyze::source::from_image(store, "the image", image))
+        .and_then(|source| analyze(&source));
+    let a = match analysis {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("#analyze skipped: {e}");
+            return;
+        }
+    };
+    let waste = a.wasted_bytes.max(a.waste.total);
+    if mode == AfterBuild::Summary && waste <= BUILD_WASTE_THRESHOLD {
+        return;
+    }
+    eprintln!("#analyze {}", summary::one_line(&a));
+    let n = if mode == AfterBuild::Full { usize::MAX } else { 3 };
+    for line in summary::top_waste(&a, n) {
+        for l in line.lines() {
+            eprintln!("#analyze {l}");
+        }
+    }
+}
+
 /// dive's `--source` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum SourceKind {
