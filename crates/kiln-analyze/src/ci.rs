@@ -74,10 +74,7 @@ impl CiConfig {
             let indent = line.len() - line.trim_start().len();
             let body = line.trim();
             let (key, value) = body.split_once(':').ok_or_else(|| {
-                AnalyzeError::Config(format!(
-                    "line {}: {body:?} is not `key: value` YAML",
-                    n + 1
-                ))
+                AnalyzeError::Config(format!("line {}: {body:?} is not `key: value` YAML", n + 1))
             })?;
             let key = unquote(key).to_ascii_lowercase();
             let value = value.trim();
@@ -199,7 +196,8 @@ fn rules(config: &CiConfig) -> Vec<Rule> {
             key: "highestUserWastedPercent",
             value: config.highest_user_wasted_percent.clone(),
             validate: |v| ratio("highestUserWastedPercent", v).map(drop),
-            evaluate: |a, v| match parse_float(v) {
+            evaluate: |a, v| {
+                match parse_float(v) {
                 Err(e) => (Status::Failed, format!("invalid config value ('{v}'): {e}")),
                 Ok(t) if t < a.wasted_user_percent => (
                     Status::Failed,
@@ -210,6 +208,7 @@ fn rules(config: &CiConfig) -> Vec<Rule> {
                     ),
                 ),
                 Ok(_) => (Status::Passed, String::new()),
+            }
             },
         },
     ]
@@ -262,7 +261,11 @@ pub fn evaluate(analysis: &Analysis, config: &CiConfig) -> CiOutcome {
 
     let mut out = String::new();
     let _ = writeln!(out, "Inefficient Files:");
-    let _ = writeln!(out, "{:>5}  {:>12}  {}", "Count", "Wasted Space", "File Path");
+    let _ = writeln!(
+        out,
+        "{:>5}  {:>12}  {}",
+        "Count", "Wasted Space", "File Path"
+    );
     if files.is_empty() {
         let _ = writeln!(out, "None");
     }

@@ -92,7 +92,9 @@ impl Stacked {
         let mut end = 0;
         while let Some(i) = path[end + 1..].find('/') {
             end += 1 + i;
-            self.map.entry(path[..end].to_string()).or_insert((0, false));
+            self.map
+                .entry(path[..end].to_string())
+                .or_insert((0, false));
         }
         self.map.insert(path.to_string(), value);
     }
@@ -258,7 +260,12 @@ mod tests {
     #[test]
     fn a_deleted_file_weighs_nothing_and_a_deleted_dir_weighs_its_contents() {
         let trees = vec![
-            LayerTree::build(vec![dir("d"), file("d/x", 30), file("d/y", 12), file("f", 7)]),
+            LayerTree::build(vec![
+                dir("d"),
+                file("d/x", 30),
+                file("d/y", 12),
+                file("f", 7),
+            ]),
             LayerTree::build(vec![file(".wh.d", 0), file(".wh.f", 0)]),
         ];
         let e = efficiency(&trees);

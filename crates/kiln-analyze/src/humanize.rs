@@ -59,7 +59,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 pub fn parse_float(s: &str) -> Result<f64, String> {
     let t = s.trim_start_matches(['+', '-']);
     let ok = !t.is_empty()
-        && (t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_'))
+        && (t
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_'))
             || matches!(t.to_ascii_lowercase().as_str(), "inf" | "infinity" | "nan"));
     match s.replace('_', "").parse::<f64>() {
         Ok(v) if ok => Ok(v),

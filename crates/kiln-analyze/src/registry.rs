@@ -78,7 +78,10 @@ impl ContentWriter for PipeWriter {
 }
 
 impl Ingester for PipeIngester {
-    fn writer(&self, _name: Option<&str>) -> std::result::Result<Box<dyn ContentWriter>, ContentError> {
+    fn writer(
+        &self,
+        _name: Option<&str>,
+    ) -> std::result::Result<Box<dyn ContentWriter>, ContentError> {
         let tx = self.tx.lock().ok().and_then(|mut t| t.take()).ok_or_else(|| {
             ContentError::other(
                 ErrorKind::Io,
@@ -160,7 +163,10 @@ impl ContentWriter for MemWriter {
 }
 
 impl Ingester for MemIngester {
-    fn writer(&self, _name: Option<&str>) -> std::result::Result<Box<dyn ContentWriter>, ContentError> {
+    fn writer(
+        &self,
+        _name: Option<&str>,
+    ) -> std::result::Result<Box<dyn ContentWriter>, ContentError> {
         if let Ok(mut v) = self.0.lock() {
             v.clear();
         }
@@ -191,13 +197,20 @@ pub fn open_registry(client: Client, reference: &str) -> Result<ImageSource> {
     );
     let client = Arc::new(client);
     let (manifest, config_bytes) = runtime.block_on(async {
-        let mut raw = client.get_manifest(&repo, &tag).await.map_err(registry_error)?;
+        let mut raw = client
+            .get_manifest(&repo, &tag)
+            .await
+            .map_err(registry_error)?;
         if raw.is_index() {
             let index = raw
                 .index(reference)
                 .map_err(|e| AnalyzeError::Invalid(e.to_string()))?;
-            let d = kiln_registry_client::manifest::select_platform(&index, &Platform::host(), reference)
-                .map_err(registry_error)?;
+            let d = kiln_registry_client::manifest::select_platform(
+                &index,
+                &Platform::host(),
+                reference,
+            )
+            .map_err(registry_error)?;
             raw = client
                 .get_manifest(&repo, &d.digest.to_string())
                 .await
@@ -209,7 +222,14 @@ pub fn open_registry(client: Client, reference: &str) -> Result<ImageSource> {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let mem = MemIngester(buf.clone());
         client
-            .fetch_blob(&repo, &manifest.config.digest, manifest.config.size, &mem, None, &|_| {})
+            .fetch_blob(
+                &repo,
+                &manifest.config.digest,
+                manifest.config.size,
+                &mem,
+                None,
+                &|_| {},
+            )
             .await
             .map_err(registry_error)?;
         let bytes = buf.lock().map(|v| v.clone()).unwrap_or_default();

@@ -72,7 +72,11 @@ pub type Fetch = Arc<dyn Fn() -> Result<Box<dyn Read + Send>> + Send + Sync>;
 #[derive(Clone)]
 pub enum LayerBytes {
     /// `len` bytes of `path` from `start`.
-    File { path: PathBuf, start: u64, len: u64 },
+    File {
+        path: PathBuf,
+        start: u64,
+        len: u64,
+    },
     Fetch(Fetch),
 }
 
@@ -378,7 +382,10 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     if parts.len() == 3 && parts[0] == "blobs" {
         return format!("{}:{}", parts[1], parts[2]).parse().ok();
     }
-    let hex = parts.first()?.trim_end_matches(".tar").trim_end_matches(".json");
+    let hex = parts
+        .first()?
+        .trim_end_matches(".tar")
+        .trim_end_matches(".json");
     format!("sha256:{hex}").parse().ok()
 }
 
@@ -426,17 +433,14 @@ fn oci(files: &dyn Files, path: &Path, want: Option<&str>) -> Result<ImageSource
             break;
         }
         let inner: Index = json(&files.read(&blob_name(&desc.digest))?, "image index")?;
-        desc = inner
-            .select(&Platform::host())
-            .cloned()
-            .ok_or_else(|| {
-                AnalyzeError::Invalid(format!(
-                    "{}: no image for this platform ({}); it offers {}",
-                    path.display(),
-                    Platform::host(),
-                    inner.platforms().join(", ")
-                ))
-            })?;
+        desc = inner.select(&Platform::host()).cloned().ok_or_else(|| {
+            AnalyzeError::Invalid(format!(
+                "{}: no image for this platform ({}); it offers {}",
+                path.display(),
+                Platform::host(),
+                inner.platforms().join(", ")
+            ))
+        })?;
     }
     let manifest: Manifest = json(&files.read(&blob_name(&desc.digest))?, "image manifest")?;
     let cfg = config(

@@ -15,10 +15,7 @@ fn short(step: &str, max: usize) -> String {
         Some(cmd) => format!("RUN {cmd}"),
         None => step.strip_prefix("/bin/sh -c ").unwrap_or(step).to_string(),
     };
-    let one: String = step
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let one: String = step.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() <= max {
         one
     } else {
@@ -30,7 +27,10 @@ fn short(step: &str, max: usize) -> String {
 /// `efficiency 87.5 %, 12 MB wasted (25.0 % of the layers above the base)`.
 pub fn one_line(a: &Analysis) -> String {
     let user = if a.wasted_user_percent.is_finite() {
-        format!(" ({:.1} % of the bytes the build added)", a.wasted_user_percent * 100.0)
+        format!(
+            " ({:.1} % of the bytes the build added)",
+            a.wasted_user_percent * 100.0
+        )
     } else {
         String::new()
     };
@@ -77,11 +77,21 @@ pub fn text_report(a: &Analysis) -> String {
     let _ = writeln!(out, "Layers:");
     let _ = writeln!(out, "  {:>3}  {:>9}  COMMAND", "#", "SIZE");
     for l in &a.layers {
-        let _ = writeln!(out, "  {:>3}  {:>9}  {}", l.index, bytes(l.size), short(&l.created_by, 100));
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:>9}  {}",
+            l.index,
+            bytes(l.size),
+            short(&l.created_by, 100)
+        );
     }
     let _ = writeln!(out, "Total Image size: {}", bytes(a.size_bytes));
     let _ = writeln!(out, "Potential wasted space: {}", bytes(a.wasted_bytes));
-    let _ = writeln!(out, "Image efficiency score: {:.0} %", a.efficiency.score * 100.0);
+    let _ = writeln!(
+        out,
+        "Image efficiency score: {:.0} %",
+        a.efficiency.score * 100.0
+    );
     let _ = writeln!(out, "Inefficient files (dive):");
     let _ = writeln!(out, "  {:>5}  {:>12}  PATH", "COUNT", "TOTAL SPACE");
     if a.efficiency.inefficient.is_empty() {

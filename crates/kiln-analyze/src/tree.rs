@@ -190,6 +190,9 @@ mod tests {
         // ".wh.gone" sorts before "b"; children before parents.
         assert_eq!(order, vec!["/a/gone", "/a/b/c", "/a/b", "/a"]);
         let b = t.find("/a/b").unwrap();
-        assert!(t.nodes[b].info.is_none(), "a parent without an entry has no facts");
+        assert!(
+            t.nodes[b].info.is_none(),
+            "a parent without an entry has no facts"
+        );
     }
 }

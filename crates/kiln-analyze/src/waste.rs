@@ -224,14 +224,16 @@ pub fn waste(trees: &[LayerTree]) -> Waste {
     let mut groups: Vec<WasteGroup> = r
         .groups
         .into_iter()
-        .map(|((cause, path, added_in, removed_in), (files, bytes))| WasteGroup {
-            cause,
-            path,
-            files,
-            bytes,
-            added_in,
-            removed_in,
-        })
+        .map(
+            |((cause, path, added_in, removed_in), (files, bytes))| WasteGroup {
+                cause,
+                path,
+                files,
+                bytes,
+                added_in,
+                removed_in,
+            },
+        )
         .collect();
     groups.sort_by(|a, b| {
         b.bytes
@@ -279,7 +281,12 @@ mod tests {
     #[test]
     fn deleted_dirs_overwrites_opaque_dirs_and_caches_are_grouped_by_step() {
         let trees = vec![
-            LayerTree::build(vec![dir("src"), file("src/a", 10), file("src/b", 5), file("cfg", 3)]),
+            LayerTree::build(vec![
+                dir("src"),
+                file("src/a", 10),
+                file("src/b", 5),
+                file("cfg", 3),
+            ]),
             LayerTree::build(vec![
                 file(".wh.src", 0),
                 file("cfg", 4),
@@ -288,13 +295,26 @@ mod tests {
                 dir("opt"),
                 file("opt/old", 20),
             ]),
-            LayerTree::build(vec![dir("opt"), file("opt/.wh..wh..opq", 0), file("opt/new", 1)]),
+            LayerTree::build(vec![
+                dir("opt"),
+                file("opt/.wh..wh..opq", 0),
+                file("opt/new", 1),
+            ]),
         ];
         let w = waste(&trees);
         let got: Vec<(Cause, &str, usize, u64, usize, Option<usize>)> = w
             .groups
             .iter()
-            .map(|g| (g.cause, g.path.as_str(), g.files, g.bytes, g.added_in, g.removed_in))
+            .map(|g| {
+                (
+                    g.cause,
+                    g.path.as_str(),
+                    g.files,
+                    g.bytes,
+                    g.added_in,
+                    g.removed_in,
+                )
+            })
             .collect();
         assert_eq!(
             got,

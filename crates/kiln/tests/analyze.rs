@@ -108,7 +108,9 @@ fn strip_ansi(s: &str) -> String {
 /// its own source syntax).
 fn ci_report(stdout: &[u8]) -> String {
     let text = strip_ansi(&String::from_utf8_lossy(stdout));
-    let start = text.find("  efficiency:").unwrap_or_else(|| panic!("no report in {text}"));
+    let start = text
+        .find("  efficiency:")
+        .unwrap_or_else(|| panic!("no report in {text}"));
     text[start..].to_string()
 }
 
@@ -137,9 +139,17 @@ fn dives_numbers_and_export_shape_on_the_same_archive() {
     let dir = k.dir.path();
     let out = dive(
         dir,
-        &["--json", "dive.json", &format!("docker-archive://{}", tar.display())],
+        &[
+            "--json",
+            "dive.json",
+            &format!("docker-archive://{}", tar.display()),
+        ],
     );
-    assert!(out.status.success(), "dive: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let archive = format!("docker-archive:{}", tar.display());
     let kiln_json = k.path("kiln.json");
     k.ok(&["dive", "--json", kiln_json.to_str().unwrap(), &archive]);
@@ -161,7 +171,12 @@ fn dives_numbers_and_export_shape_on_the_same_archive() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| (l["sizeBytes"].as_u64().unwrap(), l["fileList"].as_array().unwrap().len()))
+            .map(|l| {
+                (
+                    l["sizeBytes"].as_u64().unwrap(),
+                    l["fileList"].as_array().unwrap().len(),
+                )
+            })
             .collect()
     };
     assert_eq!(layers(&d), layers(&kd));
@@ -234,8 +249,18 @@ fn ci_mode_prints_dives_report_and_exit_codes_with_its_rules_file() {
             "case {i} exit code; kiln said {}",
             String::from_utf8_lossy(&kl.stderr)
         );
-        assert_eq!(ci_report(&kl.stdout), ci_report(&d.stdout), "case {i}: {file}");
-        let first = |o: &[u8]| String::from_utf8_lossy(o).lines().next().unwrap_or_default().to_string();
+        assert_eq!(
+            ci_report(&kl.stdout),
+            ci_report(&d.stdout),
+            "case {i}: {file}"
+        );
+        let first = |o: &[u8]| {
+            String::from_utf8_lossy(o)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
         assert_eq!(first(&kl.stdout), first(&d.stdout), "case {i}: config line");
     }
 }
@@ -258,8 +283,14 @@ fn kilns_report_names_causes_steps_and_fixes() {
     assert_eq!(sub["cause"], "deleted-later");
     assert_eq!(sub["files"], 2);
     assert_eq!(sub["bytes"], 55 * 1024);
-    assert!(sub["addedBy"]["step"].as_str().unwrap().contains("mkdir -p /data/sub/deep"));
-    assert!(sub["removedBy"]["step"].as_str().unwrap().contains("rm -rf /data/sub"));
+    assert!(sub["addedBy"]["step"]
+        .as_str()
+        .unwrap()
+        .contains("mkdir -p /data/sub/deep"));
+    assert!(sub["removedBy"]["step"]
+        .as_str()
+        .unwrap()
+        .contains("rm -rf /data/sub"));
     assert!(sub["fix"].as_str().unwrap().contains("one RUN"));
     let big = find("/data/big");
     assert_eq!(big["cause"], "overwritten");
@@ -275,14 +306,20 @@ fn kilns_report_names_causes_steps_and_fixes() {
     let apt = find("/var/lib/apt/lists");
     assert_eq!(apt["cause"], "apt-lists");
     assert!(apt["removedBy"].is_null());
-    assert!(apt["fix"].as_str().unwrap().contains("rm -rf /var/lib/apt/lists/*"));
+    assert!(apt["fix"]
+        .as_str()
+        .unwrap()
+        .contains("rm -rf /var/lib/apt/lists/*"));
     // dive's numbers are in kiln's report too.
     assert!(v["efficiency"].as_f64().unwrap() < 0.9);
     assert_eq!(v["layers"].as_array().unwrap().len(), 4);
     // Plain text when stdout is not a terminal.
     let text = k.ok(&["dive", "waste:1"]);
     assert!(text.contains("Waste by cause:"), "{text}");
-    assert!(text.contains("/data/sub (2 files) [file deleted later]"), "{text}");
+    assert!(
+        text.contains("/data/sub (2 files) [file deleted later]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -316,22 +353,50 @@ fn build_prints_the_waste_and_its_steps_after_naming_the_image() {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("#analyze")).collect();
     let named = err.find("#done naming to").unwrap();
-    assert!(err.find("#analyze").unwrap() > named, "after the name:\n{err}");
+    assert!(
+        err.find("#analyze").unwrap() > named,
+        "after the name:\n{err}"
+    );
     assert!(lines[0].starts_with("#analyze efficiency "), "{lines:?}");
     assert!(lines[0].contains("2.0 MB wasted"), "{lines:?}");
-    assert!(lines[1].contains("/tmp/download.bin [file deleted later]"), "{lines:?}");
-    assert!(lines[1].contains("added by `RUN dd if=/dev/urandom of=/tmp/download.bin"), "{lines:?}");
-    assert!(lines[1].contains("removed by `RUN echo small > /small && rm /tmp/download.bin"), "{lines:?}");
-    assert!(lines[2].contains("combine the download and the cleanup in one RUN"), "{lines:?}");
+    assert!(
+        lines[1].contains("/tmp/download.bin [file deleted later]"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("added by `RUN dd if=/dev/urandom of=/tmp/download.bin"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("removed by `RUN echo small > /small && rm /tmp/download.bin"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].contains("combine the download and the cleanup in one RUN"),
+        "{lines:?}"
+    );
     // Off: nothing; a small waste: nothing either.
     let out = k.run(&["build", "--analyze=off", "-t", "w:2", ctx.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("#analyze"));
-    fs::write(ctx.join("Dockerfile"), "FROM base:1\nRUN echo a > /a\nRUN echo b > /a\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nRUN echo a > /a\nRUN echo b > /a\n",
+    )
+    .unwrap();
     let out = k.run(&["build", "-t", "w:3", ctx.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("#analyze"));
-    let out = k.run(&["build", "--analyze=full", "-t", "w:4", ctx.to_str().unwrap()]);
+    let out = k.run(&[
+        "build",
+        "--analyze=full",
+        "-t",
+        "w:4",
+        ctx.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("#analyze      2 B  /a [file overwritten]"), "{err}");
+    assert!(
+        err.contains("#analyze      2 B  /a [file overwritten]"),
+        "{err}"
+    );
 }
 
 /// A tmux session running the explorer; killed on drop (also on failure).
@@ -340,7 +405,17 @@ struct Tmux(String);
 impl Tmux {
     fn start(name: &str, cmd: &str) -> Tmux {
         let st = Command::new("tmux")
-            .args(["new-session", "-d", "-x", "200", "-y", "50", "-s", name, cmd])
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "-s",
+                name,
+                cmd,
+            ])
             .status()
             .expect("tmux is not installed: run scripts/setup.sh");
         assert!(st.success());
@@ -408,7 +483,12 @@ fn the_explorer_under_tmux_shows_dives_panes_and_follows_its_keys() {
     );
     let t = Tmux::start(&name, &cmd);
     let s = t.wait_for("Image efficiency score");
-    for pane in ["Layers", "Layer Details", "Image Details", "Current Layer Contents"] {
+    for pane in [
+        "Layers",
+        "Layer Details",
+        "Image Details",
+        "Current Layer Contents",
+    ] {
         assert!(s.contains(pane), "no {pane} pane:\n{s}");
     }
     assert!(s.contains("Potential wasted space: 430 kB"), "{s}");
@@ -419,8 +499,16 @@ fn the_explorer_under_tmux_shows_dives_panes_and_follows_its_keys() {
     // Down to the third layer: /data/big modified, /data/sub removed.
     t.keys(&["Down", "Down"]);
     let s = t.wait_for("rm -rf /data/sub");
-    assert!(s.lines().any(|l| l.contains("~-rw-r--r--") && l.contains("big")), "{s}");
-    assert!(s.lines().any(|l| l.contains("│-drwxr-xr-x") && l.contains("sub")), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.contains("~-rw-r--r--") && l.contains("big")),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.contains("│-drwxr-xr-x") && l.contains("sub")),
+        "{s}"
+    );
     // Hide unmodified files (Ctrl+U): busybox goes.
     t.keys(&["C-u"]);
     let s = t.wait_for("○Unmodified");

@@ -95,7 +95,9 @@ fn selected(on: bool) -> Style {
 /// A window of `len` rows of `height` that keeps `at` visible.
 fn window(at: usize, len: usize, height: usize) -> std::ops::Range<usize> {
     let height = height.max(1);
-    let start = at.saturating_sub(height - 1).min(len.saturating_sub(height));
+    let start = at
+        .saturating_sub(height - 1)
+        .min(len.saturating_sub(height));
     start..(start + height).min(len)
 }
 
@@ -137,14 +139,23 @@ fn draw(f: &mut Frame<'_>, m: &mut Model<'_>) {
     // Layer details.
     let layer = &a.layers[m.layer.min(a.layers.len().saturating_sub(1))];
     let details = vec![
-        Line::from(vec![Span::styled("Tags:   ", bold()), Span::raw("(unavailable)")]),
+        Line::from(vec![
+            Span::styled("Tags:   ", bold()),
+            Span::raw("(unavailable)"),
+        ]),
         Line::from(vec![
             Span::styled("Id:     ", bold()),
             Span::raw(layer.id()),
         ]),
         Line::from(vec![
             Span::styled("Digest: ", bold()),
-            Span::raw(layer.digest.as_ref().map(ToString::to_string).unwrap_or_default()),
+            Span::raw(
+                layer
+                    .digest
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
         ]),
         Line::from(vec![
             Span::styled("DiffID: ", bold()),
@@ -162,7 +173,10 @@ fn draw(f: &mut Frame<'_>, m: &mut Model<'_>) {
 
     // Image details.
     let mut img = vec![
-        Line::from(vec![Span::styled("Image name: ", bold()), Span::raw(a.name.clone())]),
+        Line::from(vec![
+            Span::styled("Image name: ", bold()),
+            Span::raw(a.name.clone()),
+        ]),
         Line::from(vec![
             Span::styled("Total Image size: ", bold()),
             Span::raw(bytes(a.size_bytes)),
@@ -204,7 +218,10 @@ fn draw(f: &mut Frame<'_>, m: &mut Model<'_>) {
         "│ Current Layer Contents │"
     };
     let mut tree = vec![Line::styled(
-        format!("{:<11} {:>8}:{:<8} {:>8}  Filetree", "Permission", "UID", "GID", "Size"),
+        format!(
+            "{:<11} {:>8}:{:<8} {:>8}  Filetree",
+            "Permission", "UID", "GID", "Size"
+        ),
         bold(),
     )];
     for i in window(m.file_row, rows.len(), height) {

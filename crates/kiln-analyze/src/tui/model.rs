@@ -360,9 +360,7 @@ impl<'a> Model<'a> {
             Pane::Layers => (self.layer, self.analysis.layers.len()),
             Pane::Files => (self.file_row, self.rows().len()),
         };
-        let next = cur
-            .saturating_add_signed(by)
-            .min(len.saturating_sub(1));
+        let next = cur.saturating_add_signed(by).min(len.saturating_sub(1));
         match self.pane {
             Pane::Layers => {
                 if next != self.layer {
@@ -426,15 +424,34 @@ mod tests {
     fn marks(m: &Model<'_>) -> Vec<String> {
         m.rows()
             .iter()
-            .map(|r| format!("{}{}{} {}", r.change.mark(), "  ".repeat(r.depth), r.name, r.size))
+            .map(|r| {
+                format!(
+                    "{}{}{} {}",
+                    r.change.mark(),
+                    "  ".repeat(r.depth),
+                    r.name,
+                    r.size
+                )
+            })
             .collect()
     }
 
     #[test]
     fn layers_marks_filter_collapse_and_keys() {
         let a = analysis(vec![
-            vec![dir("etc"), file("etc/a", 5), file("etc/b", 7), dir("bin"), file("bin/sh", 100)],
-            vec![dir("etc"), file("etc/a", 6), file("etc/.wh.b", 0), file("new", 1)],
+            vec![
+                dir("etc"),
+                file("etc/a", 5),
+                file("etc/b", 7),
+                dir("bin"),
+                file("bin/sh", 100),
+            ],
+            vec![
+                dir("etc"),
+                file("etc/a", 6),
+                file("etc/.wh.b", 0),
+                file("new", 1),
+            ],
         ]);
         let mut m = Model::new(&a);
         // Layer 0: everything added; directories carry their totals.
@@ -446,7 +463,14 @@ mod tests {
         assert_eq!(m.layer, 1);
         assert_eq!(
             marks(&m),
-            vec![" bin 100", "   sh 100", " etc 13", "~  a 6", "-  b 7", "+new 1"]
+            vec![
+                " bin 100",
+                "   sh 100",
+                " etc 13",
+                "~  a 6",
+                "-  b 7",
+                "+new 1"
+            ]
         );
         // Hide unmodified rows (Ctrl+U): bin goes.
         m.key(Key::Ctrl('u'));
@@ -458,7 +482,10 @@ mod tests {
         m.key(Key::Down);
         m.key(Key::Down);
         m.key(Key::Space);
-        assert_eq!(marks(&m), vec![" bin 100", "   sh 100", " etc 13", "+new 1"]);
+        assert_eq!(
+            marks(&m),
+            vec![" bin 100", "   sh 100", " etc 13", "+new 1"]
+        );
         assert!(m.rows()[2].collapsed);
         m.key(Key::Space);
         // Filter: only paths with "sh", with their parents.
@@ -476,7 +503,10 @@ mod tests {
         // Removed and added hidden.
         m.key(Key::Ctrl('r'));
         m.key(Key::Ctrl('a'));
-        assert_eq!(marks(&m), vec![" bin 100", "   sh 100", " etc 13", "~  a 6"]);
+        assert_eq!(
+            marks(&m),
+            vec![" bin 100", "   sh 100", " etc 13", "~  a 6"]
+        );
         // Ctrl+L: aggregated, q quits.
         m.key(Key::Ctrl('l'));
         assert!(m.aggregated);

@@ -57,7 +57,11 @@ pub(crate) fn after_build(store: &Store, entry: &kiln_store::IndexEntry, mode: A
         return;
     }
     eprintln!("#analyze {}", summary::one_line(&a));
-    let n = if mode == AfterBuild::Full { usize::MAX } else { 3 };
+    let n = if mode == AfterBuild::Full {
+        usize::MAX
+    } else {
+        3
+    };
     for line in summary::top_waste(&a, n) {
         for l in line.lines() {
             eprintln!("#analyze {l}");
