@@ -532,3 +532,186 @@ fn the_explorer_under_tmux_shows_dives_panes_and_follows_its_keys() {
     }
     assert!(!t.alive(), "q did not quit:\n{}", t.screen());
 }
+
+/// One entry of a hand-made layer.
+enum E {
+    Dir(&'static str),
+    File(&'static str, usize),
+    Link(&'static str, &'static str),
+}
+
+fn layer_tar(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        match e {
+            E::Dir(p) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, p, std::io::empty()).unwrap();
+            }
+            E::File(p, n) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(*n as u64);
+                b.append_data(&mut h, p, &vec![7u8; *n][..]).unwrap();
+            }
+            E::Link(p, target) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
+                h.set_size(0);
+                b.append_link(&mut h, p, target).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// A legacy docker-archive (`ID/layer.tar`, `manifest.json`) of `layers`.
+fn hand_made_archive(path: &Path, layers: &[Vec<u8>]) {
+    use sha2::Digest as _;
+    let mut out = tar::Builder::new(fs::File::create(path).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        h.set_mtime(0);
+        out.append_data(&mut h, name, bytes).unwrap();
+    };
+    let mut names = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut history = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let hex = format!("{:x}", sha2::Sha256::digest(l));
+        let name = format!("{hex}/layer.tar");
+        add(&name, l);
+        names.push(name);
+        diff_ids.push(format!("sha256:{hex}"));
+        history.push(serde_json::json!({"created_by": format!("/bin/sh -c step {i}")}));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
+    });
+    add("config.json", config.to_string().as_bytes());
+    let manifest =
+        serde_json::json!([{"Config": "config.json", "RepoTags": ["hand:1"], "Layers": names}]);
+    add("manifest.json", manifest.to_string().as_bytes());
+    out.finish().unwrap();
+}
+
+#[test]
+fn hand_made_opaque_dirs_hard_links_and_stray_whiteouts_match_dive() {
+    let k = Kiln::new();
+    let layers = vec![
+        layer_tar(&[
+            E::Dir("a"),
+            E::File("a/x", 1000),
+            E::File("a/y", 500),
+            E::Dir("b"),
+            E::Dir("b/c"),
+            E::File("b/c/z", 300),
+            E::File("b/w", 40),
+            E::File("f", 200),
+            E::Dir("empty"),
+            E::File("deep/implicit/file", 70),
+        ]),
+        layer_tar(&[
+            E::Dir("a"),
+            E::File("a/.wh..wh..opq", 0),
+            E::File("a/new", 10),
+            E::File("b/c/.wh.z", 0),
+            E::File("f", 100),
+            E::File("h1", 50),
+            E::Link("h2", "h1"),
+            E::File(".wh.empty", 0),
+            E::Dir("empty2"),
+        ]),
+        layer_tar(&[
+            E::File(".wh.b", 0),
+            E::File(".wh.deep", 0),
+            E::File("h1", 60),
+            E::Dir("empty2"),
+            E::File("zz", 5),
+        ]),
+        // A whiteout of a path no layer had: dive's walk of this layer stops.
+        layer_tar(&[
+            E::File(".wh.aaa-ghost", 0),
+            E::File("zzz", 9),
+            E::File("f", 1),
+        ]),
+    ];
+    let tar = k.path("hand.tar");
+    hand_made_archive(&tar, &layers);
+    let dir = k.dir.path();
+    let out = dive(
+        dir,
+        &[
+            "--json",
+            "dive.json",
+            &format!("docker-archive://{}", tar.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "dive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kj = k.path("kiln.json");
+    k.ok(&[
+        "dive",
+        "--json",
+        kj.to_str().unwrap(),
+        "--source",
+        "docker-archive",
+        tar.to_str().unwrap(),
+    ]);
+    let (d, kd) = (json(&dir.join("dive.json")), json(&kj));
+    assert_same_numbers(&d, &kd, "hand-made");
+    let (mut dk, mut kk) = (BTreeSet::new(), BTreeSet::new());
+    keys(&d, "", &mut dk);
+    keys(&kd, "", &mut kk);
+    assert_eq!(dk, kk, "export keys");
+    // The file lists agree entry for entry (path, type, size, mode, dir).
+    let files = |v: &Value| -> Vec<Vec<(String, u64, u64, u64, bool)>> {
+        v["layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["fileList"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["path"].as_str().unwrap().to_string(),
+                            f["typeFlag"].as_u64().unwrap(),
+                            f["size"].as_u64().unwrap(),
+                            f["fileMode"].as_u64().unwrap(),
+                            f["isDir"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(files(&d), files(&kd));
+    assert_eq!(
+        d["layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["command"].clone())
+            .collect::<Vec<_>>(),
+        kd["layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["command"].clone())
+            .collect::<Vec<_>>()
+    );
+}
