@@ -261,11 +261,7 @@ pub fn evaluate(analysis: &Analysis, config: &CiConfig) -> CiOutcome {
 
     let mut out = String::new();
     let _ = writeln!(out, "Inefficient Files:");
-    let _ = writeln!(
-        out,
-        "{:>5}  {:>12}  {}",
-        "Count", "Wasted Space", "File Path"
-    );
+    let _ = writeln!(out, "{:>5}  {:>12}  File Path", "Count", "Wasted Space");
     if files.is_empty() {
         let _ = writeln!(out, "None");
     }

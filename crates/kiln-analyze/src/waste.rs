@@ -302,7 +302,8 @@ mod tests {
             ]),
         ];
         let w = waste(&trees);
-        let got: Vec<(Cause, &str, usize, u64, usize, Option<usize>)> = w
+        type Row<'a> = (Cause, &'a str, usize, u64, usize, Option<usize>);
+        let got: Vec<Row<'_>> = w
             .groups
             .iter()
             .map(|g| {
