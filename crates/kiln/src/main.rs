@@ -71,6 +71,8 @@ enum Command {
     Layer(commands::layer::Command),
     /// Build an image from a Dockerfile and a context
     Build(Box<commands::build::Args>),
+    /// Explore an image's layers and wasted space (kiln image analyze)
+    Dive(Box<commands::analyze::Args>),
     /// Manage the build cache
     #[command(subcommand, arg_required_else_help = true)]
     Builder(commands::builder::Command),
@@ -203,6 +205,8 @@ enum ImageCommand {
     Rm(commands::rmi::Args),
     /// Build an image from a Dockerfile and a context
     Build(Box<commands::build::Args>),
+    /// Explore an image's layers: efficiency, wasted space and its causes
+    Analyze(Box<commands::analyze::Args>),
     /// Show low-level information about images
     Inspect(commands::inspect::Args),
     /// Show the history of an image
@@ -378,6 +382,9 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Lint(a) => lint::run(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(store, *a),
         Command::Builder(c) => builder::run(store, c),
+        Command::Dive(a) | Command::Image(ImageCommand::Analyze(a)) => {
+            analyze::run(store, *a, analyze::ci_from_env())
+        }
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {

@@ -77,6 +77,10 @@ pub(crate) struct Args {
     /// Always remove intermediate containers (always: kiln keeps none)
     #[arg(long)]
     force_rm: bool,
+    /// After naming the image: its waste summary when over 1 MB (summary),
+    /// every waste group (full), or nothing (off)
+    #[arg(long, value_enum, default_value = "summary", value_name = "MODE")]
+    analyze: super::analyze::AfterBuild,
     /// The build context: a directory; "-" reads a tar archive (plain, gzip, bzip2, xz, zstd) or a lone Dockerfile from standard input
     context: String,
     /// How base images missing from the store are pulled
@@ -372,6 +376,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         for t in &tags {
             eprintln!("#done naming to {}", t);
         }
+        super::analyze::after_build(store, &result.entry, args.analyze);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! One module per command. Each has an `Args` (clap) and a `run`.
 
+pub(crate) mod analyze;
 pub(crate) mod build;
 pub(crate) mod build_progress;
 pub(crate) mod builder;
@@ -66,6 +67,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_network::NetworkError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_analyze::AnalyzeError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {
