@@ -48,7 +48,10 @@ use axum::Router;
 pub use error::StorageError;
 pub use fs::FsStorage;
 pub use policy::{Htpasswd, HtpasswdError, Options};
-pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
+pub use storage::{
+    BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
+    UploadWriter,
+};
 
 use error::{ApiError, ApiResult};
 use names::Route;
