@@ -26,6 +26,7 @@ mod auth;
 mod blobs;
 mod error;
 mod fs;
+pub mod gc;
 mod hash;
 mod listing;
 mod manifests;
@@ -47,6 +48,7 @@ use axum::Router;
 
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use gc::{Garbage, GcOptions, GcReport};
 pub use policy::{Htpasswd, HtpasswdError, Options};
 pub use storage::{
     BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
