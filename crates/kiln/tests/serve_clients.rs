@@ -16,7 +16,7 @@ use common::Kiln;
 struct Serve {
     child: Child,
     host: String,
-    kiln: Kiln,
+    _kiln: Kiln,
 }
 
 impl Serve {
@@ -38,7 +38,11 @@ impl Serve {
             .and_then(|s| s.split(',').next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
-        Serve { child, host, kiln }
+        Serve {
+            child,
+            host,
+            _kiln: kiln,
+        }
     }
 }
 
@@ -101,7 +105,6 @@ fn podman_pulls_what_kiln_pushed_and_pushes_it_back() {
         p.inspect(&dst)["RootFS"]["Layers"],
         k.inspect("bb")["RootFS"]["Layers"]
     );
-    drop(s.kiln);
 }
 
 const ORAS_SCRIPT: &str = r#"
@@ -112,15 +115,12 @@ os.chdir(workdir)
 open("image.txt", "w").write("the subject\n")
 open("sig.txt", "w").write("a signature\n")
 client.push(target=f"{host}/oras/app:v1", files=["image.txt"])
-subject = client.get_manifest(f"{host}/oras/app:v1")
-raw = json.dumps(subject, separators=(",", ":"))
 reg = oras.provider.Registry(hostname=host, insecure=True)
 resp = reg.do_request(f"http://{host}/v2/oras/app/manifests/v1", "HEAD",
     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
 digest = resp.headers["Docker-Content-Digest"]
 size = int(resp.headers["Content-Length"])
-subj = oras.oci.Subject.from_dict({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                   "digest": digest, "size": size})
+subj = oras.oci.Subject("application/vnd.oci.image.manifest.v1+json", digest, size)
 client.push(target=f"{host}/oras/app:sig", files=["sig.txt"], subject=subj,
             manifest_annotations={"org.example.kind": "signature"})
 resp = reg.do_request(f"http://{host}/v2/oras/app/referrers/{digest}", "GET")
