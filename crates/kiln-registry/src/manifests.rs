@@ -146,7 +146,8 @@ fn check(app: &App, name: &str, doc: &Value, media_type: &str) -> ApiResult<()> 
                 .and_then(Value::as_str)
                 .is_some_and(|t| t.contains("nondistributable") || t.contains(".foreign."));
         // The refresh keeps GC from removing it under us (gc.rs).
-        if !foreign && !(app.storage.has_link(name, &d)? && app.storage.touch_blob(&d)?) {
+        let held = foreign || (app.storage.has_link(name, &d)? && app.storage.touch_blob(&d)?);
+        if !held {
             return Err(ApiError::manifest_blob_unknown(d));
         }
     }

@@ -88,7 +88,7 @@ async fn keeps_what_tags_name_deletes_orphans_and_idle_uploads() {
     assert_eq!(wet.live_blobs, 3, "manifest, config, layer");
     assert!(s.storage.blob_size(&digest(&orphan)).unwrap().is_none());
     assert!(s.storage.list_uploads().unwrap().is_empty());
-    let (status, _) = c.get(&format!("{location}")).await.unwrap();
+    let (status, _) = c.get(&location).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "the swept upload is gone");
     c.pull_verify("app", "v1", &m).await.unwrap();
     // A second run finds nothing more.

@@ -101,7 +101,7 @@ async fn eight_clients_push_for_two_minutes_while_gc_runs_every_second() {
                 }
                 outcome.lock().unwrap().pushes += 1;
                 mine.push((tag, m, vec![config, unique]));
-                if i % 4 == 0 {
+                if i.is_multiple_of(4) {
                     // A blob no manifest will ever name.
                     let orphan = bytes(seed + 700_000, 4 << 10);
                     assert_eq!(c.upload(&repo, &orphan).await.unwrap(), StatusCode::CREATED);

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use common::Kiln;
 use kiln_registry::{FsStorage, Storage};
 
+/// A completed push: repository, tag, manifest bytes.
+type Pushed = (String, String, Vec<u8>);
+
 struct Server {
     child: Child,
     host: String,
@@ -274,7 +277,7 @@ fn kill_9_during_ten_pushes_loses_nothing_completed_and_gc_cleans_up() {
     let server = Server::start(&kiln, &data);
     let host = server.host.clone();
     let shared = Arc::new(bytes(7, 1 << 20));
-    let done: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    let done: Arc<Mutex<Vec<Pushed>>> = Arc::default();
     let mut pushers = Vec::new();
     for client in 0..10u64 {
         let (host, shared, done) = (host.clone(), shared.clone(), done.clone());
