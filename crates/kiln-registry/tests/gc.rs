@@ -225,3 +225,67 @@ async fn conditional_deletes_lose_to_a_refresh() {
         .unwrap());
     assert!(s.storage.manifest("x", &md).unwrap().is_some());
 }
+
+/// The race the module doc argues about, run head-on: a blob old enough
+/// to collect and named by no manifest, a client that HEADs it (present,
+/// so it skips the upload) and PUTs a manifest naming it, and a
+/// collection running at the same moment. Whichever wins, the registry is
+/// whole: either the PUT succeeded and the blob is there, or the PUT was
+/// refused and nothing names the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_racing_a_collection_never_names_a_deleted_blob() {
+    let s = server(None).await;
+    let c = Client {
+        base: &s.base,
+        http: &s.client,
+    };
+    let config = bytes(40, 50);
+    c.upload("race", &config).await.unwrap();
+    let (mut created, mut refused) = (0, 0);
+    for round in 0..150u64 {
+        let layer = bytes(1000 + round, 100);
+        c.upload("race", &layer).await.unwrap();
+        // Ten minutes old: past the grace period below.
+        let old = SystemTime::now() - Duration::from_secs(600);
+        let path = s
+            .dir
+            .path()
+            .join("registry/blobs/sha256")
+            .join(digest(&layer).hex());
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(c.blob_exists("race", &layer).await.unwrap());
+        let m = manifest(&config, &[&layer], None);
+        let storage = s.storage.clone();
+        let gc = tokio::task::spawn_blocking(move || {
+            let options = GcOptions {
+                grace: Duration::from_secs(60),
+                ..GcOptions::default()
+            };
+            collect(&*storage, &options).unwrap()
+        });
+        let (status, body) = c
+            .put_manifest("race", &format!("r{round}"), &m)
+            .await
+            .unwrap();
+        gc.await.unwrap();
+        let present = s.storage.blob_size(&digest(&layer)).unwrap().is_some();
+        if status == StatusCode::CREATED {
+            created += 1;
+            assert!(
+                present,
+                "round {round}: the PUT succeeded over a deleted blob"
+            );
+        } else {
+            refused += 1;
+            assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+            assert!(s.storage.manifest("race", &digest(&m)).unwrap().is_none());
+        }
+    }
+    assert!(common::violations(&*s.storage, &s.dir.path().join("registry")).is_empty());
+    eprintln!("race: {created} PUTs won, {refused} were refused after the sweep");
+}
