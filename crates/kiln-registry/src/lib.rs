@@ -32,6 +32,7 @@ mod listing;
 mod manifests;
 mod names;
 mod policy;
+mod slow;
 mod storage;
 mod uploads;
 
@@ -50,6 +51,7 @@ pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
 pub use policy::{Htpasswd, HtpasswdError, Options};
+pub use slow::HEAD_TIMEOUT;
 pub use storage::{
     BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
     UploadWriter,
@@ -100,7 +102,8 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
 }
 
 /// Serves `storage` on `listener` until `shutdown` completes; requests in
-/// flight (uploads included) finish first.
+/// flight (uploads included) finish first. A connection that takes longer
+/// than [`HEAD_TIMEOUT`] to send a request's headers is closed.
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     storage: Arc<dyn Storage>,
@@ -110,7 +113,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(storage, options))
+    axum::serve(slow::Listener { inner: listener }, router(storage, options))
         .with_graceful_shutdown(shutdown)
         .await
 }
