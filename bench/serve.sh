@@ -32,13 +32,15 @@ http:
 YML
 docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
 DPID=$!
-"$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" > "$W/kiln.log" 2>&1 &
+# Access logs off on both sides (distribution's accesslog is disabled above).
+"$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" --log-format off > "$W/kiln.log" 2>&1 &
 KPID=$!
 trap 'kill $KPID $DPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/kiln-root"' EXIT
 for p in $KPORT $DPORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/v2/" >/dev/null && break; sleep 0.1; done
 done
 sleep 1
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 rss() { awk '/VmRSS/{printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 KRSS=$(rss $KPID); DRSS=$(rss $DPID)
 
@@ -128,9 +130,9 @@ for name in kiln dist; do
   CONN=4 load $name $port "/v2/bench/app/blobs/$b" big
 done
 
-python3 - "$W" "$(machine)" "$KRSS" "$DRSS" "$DUR" "$CONN" > "$BENCH_DIR/results/serve.md" <<'PY'
+python3 - "$W" "$(machine)" "$KRSS" "$DRSS" "$DUR" "$CONN" "$LOAD" > "$BENCH_DIR/results/serve.md" <<'PY'
 import json, re, sys
-w, machine, krss, drss, dur, conn = sys.argv[1:]
+w, machine, krss, drss, dur, conn, load = sys.argv[1:]
 seed = json.load(open(f"{w}/seed.json"))
 def unit(v, u):
     return float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[u]
@@ -144,7 +146,7 @@ def parse(name, kind):
     return rps, mb, lat, int(errors.group(1)) if errors else 0
 print("## Registry server: kiln serve vs the distribution registry")
 print()
-print(f"Both on loopback with filesystem storage, one run; wrk 2 threads, {conn} connections (4 for the 100 MiB blob), {dur} per row; pushes: medians of 3 of 100 MiB fresh random bytes (chunked: 8 MiB PATCHes with Content-Range), from one Python client. Machine: {machine}. distribution: Debian's docker-registry 2.8.2.")
+print(f"Both on loopback with filesystem storage, one run; wrk 2 threads, {conn} connections (4 for the 100 MiB blob), {dur} per row; pushes: medians of 3 of 100 MiB fresh random bytes (chunked: 8 MiB PATCHes with Content-Range), from one Python client. Machine: {machine}. distribution: Debian's docker-registry 2.8.2. Access logs off on both (kiln serve --log-format off; distribution's accesslog disabled).")
 print()
 print("| operation | kiln serve | distribution | kiln / distribution |")
 print("|---|---|---|---|")
@@ -159,6 +161,21 @@ for kind, label in (("mono", "monolithic push (POST, PUT)"), ("chunked", "chunke
     k, d = seed["kiln"][kind], seed["dist"][kind]
     print(f"| {label} | {k:.0f} MiB/s | {d:.0f} MiB/s | {k / d:.2f}× |")
 print(f"| idle RSS | {krss} | {drss} | |")
+def mb(s):
+    return float(s.split()[0])
+goals = []
+rps = min(parse("kiln", k)[0] / parse("dist", k)[0] for k in ("tag", "digest"))
+goals.append(("manifest req/s ≥ 2× distribution's", rps >= 2, f"{rps:.1f}× at the lower of tag and digest"))
+blob = min(parse("kiln", k)[1] / parse("dist", k)[1] for k in ("small", "big"))
+goals.append(("blob GET throughput ≥ distribution's", blob >= 1, f"{blob:.2f}× at the lower of 1 and 100 MiB"))
+p99 = max(parse("kiln", k)[2]["99"] for k in ("tag", "digest"))
+p50 = min(parse("dist", k)[2]["50"] for k in ("tag", "digest"))
+goals.append(("p99 under load below distribution's p50", p99 < p50, f"kiln's worst p99 {p99:.2f} ms, distribution's best p50 {p50:.2f} ms"))
+goals.append(("idle RSS ≤ 10 MB", mb(krss) <= 10, f"{krss}"))
+print()
+print("Against issue 15's goals (computed by the script from the rows above): " + "; ".join(
+    f"{g} — {'met' if ok else 'NOT met'} ({why})" for g, ok, why in goals) + ".")
+print(f"Load average when the run started (other work on the machine): {load}.")
 bad = [(n, k) for n in ("kiln", "dist") for k in ("tag", "digest", "small", "big") if parse(n, k)[3]]
 if bad:
     print()

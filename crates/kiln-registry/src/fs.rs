@@ -552,6 +552,27 @@ impl Storage for FsStorage {
         Ok(out)
     }
 
+    fn tag_times(&self, repo: &str) -> Result<Vec<(String, std::time::SystemTime)>> {
+        // A tag file is replaced whole (write_atomic) on every push, so its
+        // mtime is when the tag was last pushed.
+        let dir = self.repo(repo).join("_tags");
+        let mut out = Vec::new();
+        let Some(entries) = not_found_is_none(fs::read_dir(&dir))
+            .map_err(|e| StorageError::io(dir.display(), e))?
+        else {
+            return Ok(out);
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir.display(), e))?;
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| StorageError::io(entry.path().display(), e))?;
+            out.push((entry.file_name().to_string_lossy().into_owned(), modified));
+        }
+        Ok(out)
+    }
+
     fn list_manifests(&self, repo: &str) -> Result<Vec<crate::ManifestEntry>> {
         Self::digests_under(&self.repo(repo).join("_manifests"))?
             .into_iter()
@@ -600,5 +621,15 @@ impl Storage for FsStorage {
             return Err(StorageError::Corrupt(format!("no staged file {name:?}")));
         }
         Self::remove(&self.root.join("tmp").join(name))
+    }
+
+    fn check_ready(&self) -> Result<()> {
+        // What an upload does first: a file made, written and removed.
+        let probe = self
+            .root
+            .join("tmp")
+            .join(format!("ready-{}", random_hex()?));
+        self.write_atomic(&probe, b"ready")?;
+        fs::remove_file(&probe).map_err(|e| StorageError::io(probe.display(), e))
     }
 }

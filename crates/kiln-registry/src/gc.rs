@@ -335,11 +335,13 @@ pub fn collect(storage: &dyn Storage, options: &GcOptions) -> Result<GcReport, S
 }
 
 /// Collects every `interval` while the registry serves, until the returned
-/// task is aborted; each run is logged (and counted in [`gc_runs`]).
+/// task is aborted; each run is logged and counted (in [`gc_runs`] and in
+/// `metrics`, the server's `/metrics` handle).
 pub fn spawn(
     storage: Arc<dyn Storage>,
     options: GcOptions,
     interval: Duration,
+    metrics: crate::Metrics,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -351,6 +353,7 @@ pub fn spawn(
             match tokio::task::spawn_blocking(move || collect(&*s, &o)).await {
                 Ok(Ok(report)) => {
                     GC_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics.gc_run();
                     tracing::info!(
                         deleted = report.garbage.len(),
                         bytes = report.bytes(),

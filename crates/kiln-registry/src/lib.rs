@@ -21,19 +21,30 @@
 //! Modules: `names` (grammar and routing), `blobs` (GET/HEAD with ranges,
 //! DELETE), `uploads` (POST, PATCH, PUT, mounts), `manifests` (manifests
 //! and referrers), `listing` (tags and catalog), `hash`, `fs`, `storage`.
+//! Operating it: `config` (`kiln-registry.toml`), `auth` (Basic and
+//! Bearer, the `/token` endpoint), `access` (`[[access]]` rules), `token`
+//! (JWTs), `tls`, `policy` (the `Options` the server holds), `retention`,
+//! `metrics` (`/metrics`), `access_log`.
 
+mod access;
+mod access_log;
 mod auth;
 mod blobs;
+mod config;
 mod error;
 mod fs;
 pub mod gc;
 mod hash;
 mod listing;
 mod manifests;
+mod metrics;
 mod names;
 mod policy;
+pub mod retention;
 mod slow;
 mod storage;
+mod tls;
+mod token;
 mod uploads;
 
 use std::collections::HashMap;
@@ -47,15 +58,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use access::{Action, Rule};
+pub use access_log::{AccessLog, LogFormat};
+pub use config::{AuthConfig, Config, ConfigError, PolicyConfig, TlsConfig, TokenConfig};
 pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
+pub use metrics::Metrics;
 pub use policy::{Htpasswd, HtpasswdError, Options};
+pub use retention::RetentionRule;
 pub use slow::HEAD_TIMEOUT;
 pub use storage::{
     BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
     UploadWriter,
 };
+pub use tls::{server_config, TlsError, TlsListener};
+pub use token::{SigningKey, TokenAuth};
 
 use error::{ApiError, ApiResult};
 use names::Route;
@@ -92,25 +110,38 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
         .route("/v2", get(base))
         .route("/v2/_catalog", get(listing::catalog))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/token",
+            get(auth::token_endpoint).post(auth::token_endpoint),
+        )
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::basic,
+            auth::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            access_log::access,
         ))
         .with_state(app)
-        .layer(axum::middleware::from_fn(access))
 }
 
 /// Serves `storage` on `listener` until `shutdown` completes; requests in
 /// flight (uploads included) finish first. A connection that takes longer
 /// than [`HEAD_TIMEOUT`] to send a request's headers is closed.
-pub async fn serve<F>(
-    listener: tokio::net::TcpListener,
+/// `listener` is a `tokio::net::TcpListener` or, for https, a
+/// [`TlsListener`].
+pub async fn serve<L, F>(
+    listener: L,
     storage: Arc<dyn Storage>,
     options: Options,
     shutdown: F,
 ) -> std::io::Result<()>
 where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
     F: Future<Output = ()> + Send + 'static,
 {
     axum::serve(slow::Listener { inner: listener }, router(storage, options))
@@ -118,17 +149,35 @@ where
         .await
 }
 
-/// Access log, and the API version header on every answer.
-async fn access(req: Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let mut response = next.run(req).await;
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
-    response.headers_mut().insert(
-        "docker-distribution-api-version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    response
+/// `listener` with TCP_NODELAY on each connection: without it a response
+/// written in two pieces (headers, then a body) waits for the client's
+/// delayed ACK, 40 ms tails under load.
+pub fn tcp_nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
+/// Ready when the storage can be written (`503` with the reason if not).
+async fn readyz(State(app): State<App>) -> Response {
+    let storage = app.storage.clone();
+    match tokio::task::spawn_blocking(move || storage.check_ready()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("storage: {e}\n")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let uploads = app.uploads.lock().unwrap_or_else(|e| e.into_inner()).len();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.options.metrics.render(uploads),
+    )
+        .into_response()
 }
 
 async fn base() -> Response {
@@ -158,6 +207,22 @@ async fn route(app: App, req: Request) -> ApiResult {
         return Err(ApiError::name_invalid(&name));
     }
     let method = req.method().clone();
+    if method == Method::DELETE
+        && app.options.delete_disabled
+        && matches!(route, Route::Blob { .. } | Route::Manifest { .. })
+    {
+        return Err(ApiError::unsupported(
+            "deletes are disabled on this registry ([policy] delete = false)",
+        ));
+    }
+    if let (Route::Manifest { reference, .. }, &Method::PUT) = (&route, &method) {
+        let put = manifests::handle(&app, &name, reference, Method::PUT, req).await?;
+        if put.status() == StatusCode::CREATED && !app.options.retention.is_empty() {
+            let immutable = app.options.tags_immutable(&name);
+            retention::apply(&*app.storage, &app.options.retention, immutable, &name)?;
+        }
+        return Ok(put);
+    }
     match (route, method) {
         (Route::Tags { .. }, Method::GET) => listing::tags(&app, &name, &req),
         (Route::Referrers { digest, .. }, Method::GET) => {

@@ -1,9 +1,18 @@
-//! What the operator configures: tag immutability per repository pattern,
-//! and who may talk to the registry (htpasswd Basic auth).
+//! What the operator configures, as the server holds it: [`Options`]
+//! (built from a `kiln-registry.toml` by `Config::options`, or by hand),
+//! the repository glob every pattern uses, and htpasswd files.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// The registry's policies. `Default` is an open registry with mutable tags.
+use crate::access::Rule;
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::retention::RetentionRule;
+use crate::token::TokenAuth;
+
+/// The registry's policies. `Default` is an open registry with mutable
+/// tags, deletes allowed and no access log.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Repositories (glob patterns: `*` any run of characters, `/`
@@ -11,9 +20,27 @@ pub struct Options {
     /// the same manifest: re-pushing a tag to another digest, deleting the
     /// tag or the manifest it names are refused (409, `DENIED`).
     pub immutable_tags: Vec<String>,
-    /// Users and bcrypt hashes; when set, every `/v2/` request needs Basic
-    /// credentials of one of them.
+    /// Users and bcrypt hashes; when set (and no `token`), every `/v2/`
+    /// request needs Basic credentials of one of them (or none, with
+    /// `anonymous`). With `token`, the token server checks them.
     pub htpasswd: Option<Htpasswd>,
+    /// Bearer tokens from the built-in token server on every request.
+    pub token: Option<Arc<TokenAuth>>,
+    /// Requests without credentials are served as `anonymous`.
+    pub anonymous: bool,
+    /// Per-repository grants (see `access::granted`); empty: signed-in
+    /// users may do anything, anonymous may pull.
+    pub access: Vec<Rule>,
+    /// Manifest and blob DELETE answer 405 UNSUPPORTED.
+    pub delete_disabled: bool,
+    /// Tag retention, applied after every manifest PUT.
+    pub retention: Vec<RetentionRule>,
+    /// The server is reached over https (the token realm's scheme).
+    pub https: bool,
+    /// Counters for `/metrics`; clone the handle to count GC runs.
+    pub metrics: Metrics,
+    /// Access-log lines.
+    pub access_log: AccessLog,
 }
 
 impl Options {
@@ -85,7 +112,7 @@ impl Htpasswd {
     }
 
     /// Whether `user` with `password` is allowed in.
-    pub(crate) fn check(&self, user: &str, password: &str) -> bool {
+    pub fn check(&self, user: &str, password: &str) -> bool {
         self.users
             .get(user)
             .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))

@@ -17,20 +17,24 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
 /// How long a client may take to send a request's headers.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts like `TcpListener`, handing out [`HeadTimeout`] connections.
-pub(crate) struct Listener {
-    pub(crate) inner: TcpListener,
+/// Accepts like the listener it wraps (TCP, TLS), handing out
+/// [`HeadTimeout`] connections.
+pub(crate) struct Listener<L> {
+    pub(crate) inner: L,
 }
 
-impl axum::serve::Listener for Listener {
-    type Io = HeadTimeout;
-    type Addr = std::net::SocketAddr;
+impl<L> axum::serve::Listener for Listener<L>
+where
+    L: axum::serve::Listener,
+    L::Io: Unpin,
+{
+    type Io = HeadTimeout<L::Io>;
+    type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
@@ -52,13 +56,13 @@ enum State {
     Idle,
 }
 
-pub(crate) struct HeadTimeout {
-    io: TcpStream,
+pub(crate) struct HeadTimeout<Io> {
+    io: Io,
     state: State,
 }
 
-impl HeadTimeout {
-    fn new(io: TcpStream) -> HeadTimeout {
+impl<Io> HeadTimeout<Io> {
+    fn new(io: Io) -> HeadTimeout<Io> {
         HeadTimeout {
             io,
             state: State::Head(Box::pin(tokio::time::sleep(HEAD_TIMEOUT)), 0),
@@ -86,7 +90,7 @@ fn scan(mut matched: usize, bytes: &[u8]) -> usize {
     matched
 }
 
-impl AsyncRead for HeadTimeout {
+impl<Io: AsyncRead + Unpin> AsyncRead for HeadTimeout<Io> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -120,7 +124,7 @@ impl AsyncRead for HeadTimeout {
     }
 }
 
-impl AsyncWrite for HeadTimeout {
+impl<Io: AsyncWrite + Unpin> AsyncWrite for HeadTimeout<Io> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

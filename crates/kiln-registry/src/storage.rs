@@ -152,6 +152,12 @@ pub trait Storage: Send + Sync + 'static {
     fn untag(&self, repo: &str, tag: &str) -> Result<bool>;
     /// The repository's tags, sorted; `None` when the repository is unknown.
     fn tags(&self, repo: &str) -> Result<Option<Vec<String>>>;
+    /// Each tag of `repo` with when it was last pushed (for retention);
+    /// empty when the repository is unknown.
+    fn tag_times(&self, repo: &str) -> Result<Vec<(String, std::time::SystemTime)>>;
+
+    /// Whether the storage can be read and written now (`/readyz`).
+    fn check_ready(&self) -> Result<()>;
 
     // Garbage collection (`crate::gc`). Online GC is safe under concurrent
     // pushes because of two rules these methods keep (the argument is in

@@ -50,7 +50,9 @@ pub(crate) async fn server(gc: Option<(kiln_registry::GcOptions, Duration)>) -> 
             let _ = stopped.await;
         },
     ));
-    let gc = gc.map(|(o, every)| kiln_registry::gc::spawn(storage.clone(), o, every));
+    let gc = gc.map(|(o, every)| {
+        kiln_registry::gc::spawn(storage.clone(), o, every, kiln_registry::Metrics::default())
+    });
     Server {
         base: format!("http://{addr}"),
         addr,

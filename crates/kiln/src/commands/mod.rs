@@ -73,6 +73,12 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
         if let Some(e) = cause.downcast_ref::<kiln_dockerfile::Error>() {
             return Some(e.kind());
         }
+        if let Some(e) = cause.downcast_ref::<kiln_registry::ConfigError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_registry::TlsError>() {
+            return Some(e.kind());
+        }
         cause
             .downcast_ref::<kiln_template::Error>()
             .map(kiln_template::Error::kind)
