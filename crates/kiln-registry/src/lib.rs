@@ -33,6 +33,7 @@ mod blobs;
 mod config;
 mod error;
 mod fs;
+pub mod gc;
 mod hash;
 mod listing;
 mod manifests;
@@ -40,6 +41,7 @@ mod metrics;
 mod names;
 mod policy;
 pub mod retention;
+mod slow;
 mod storage;
 mod tls;
 mod token;
@@ -61,10 +63,15 @@ pub use access_log::{AccessLog, LogFormat};
 pub use config::{AuthConfig, Config, ConfigError, PolicyConfig, TlsConfig, TokenConfig};
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use gc::{Garbage, GcOptions, GcReport};
 pub use metrics::Metrics;
 pub use policy::{Htpasswd, HtpasswdError, Options};
 pub use retention::RetentionRule;
-pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
+pub use slow::HEAD_TIMEOUT;
+pub use storage::{
+    BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
+    UploadWriter,
+};
 pub use tls::{server_config, TlsError, TlsListener};
 pub use token::{SigningKey, TokenAuth};
 
@@ -122,7 +129,8 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
 }
 
 /// Serves `storage` on `listener` until `shutdown` completes; requests in
-/// flight (uploads included) finish first.
+/// flight (uploads included) finish first. A connection that takes longer
+/// than [`HEAD_TIMEOUT`] to send a request's headers is closed.
 /// `listener` is a `tokio::net::TcpListener` or, for https, a
 /// [`TlsListener`].
 pub async fn serve<L, F>(
@@ -136,7 +144,7 @@ where
     L::Addr: std::fmt::Debug,
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(storage, options))
+    axum::serve(slow::Listener { inner: listener }, router(storage, options))
         .with_graceful_shutdown(shutdown)
         .await
 }
