@@ -30,7 +30,9 @@ mod hash;
 mod listing;
 mod manifests;
 mod names;
+mod object;
 mod policy;
+mod signed_location;
 mod storage;
 mod uploads;
 
@@ -47,8 +49,9 @@ use axum::Router;
 
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
-pub use storage::{BlobReader, ManifestInfo, Storage, UploadWriter};
+pub use storage::{BlobReader, ManifestInfo, Storage, UploadSink, UploadState, UploadWriter};
 
 use error::{ApiError, ApiResult};
 use names::Route;
@@ -69,6 +72,8 @@ pub(crate) struct App {
     /// Authorization headers bcrypt already accepted (their sha256), so a
     /// client's every request does not pay for bcrypt again.
     accepted: Arc<Mutex<std::collections::HashSet<Vec<u8>>>>,
+    /// Signs the upload state a storage leaves in `Location` URLs.
+    signer: Arc<signed_location::Signer>,
 }
 
 /// The registry's routes over `storage`, with `options`' policies.
@@ -76,6 +81,9 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
     let app = App {
         storage,
         uploads: Arc::default(),
+        signer: Arc::new(signed_location::Signer::new(
+            options.upload_secret.as_deref(),
+        )),
         options: Arc::new(options),
         tag_lock: Arc::default(),
         accepted: Arc::default(),

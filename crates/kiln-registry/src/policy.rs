@@ -14,6 +14,9 @@ pub struct Options {
     /// Users and bcrypt hashes; when set, every `/v2/` request needs Basic
     /// credentials of one of them.
     pub htpasswd: Option<Htpasswd>,
+    /// The key that signs upload state in `Location` URLs; replicas
+    /// sharing a bucket must share it. `None`: a random key per process.
+    pub upload_secret: Option<Vec<u8>>,
 }
 
 impl Options {
