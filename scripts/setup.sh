@@ -28,6 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Garage (an S3-compatible object store): kiln serve's object-storage
+# tests run a 3-node cluster of it on loopback. Not packaged by Debian;
+# `cargo install` compiles it (about 17 minutes), so only when it is missing.
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/garage" ]; then
+  echo "setup: installing garage (cargo install garage --locked, ~17 min)"
+  garage_target=$(mktemp -d)
+  CARGO_TARGET_DIR="$garage_target" cargo install garage --locked --quiet
+  rm -rf "$garage_target"
+fi
+
 # dockerd: start it by hand (no init system here) and wait until it answers.
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd (log: /tmp/dockerd.log)"
