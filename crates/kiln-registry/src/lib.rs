@@ -34,6 +34,8 @@ mod object;
 mod policy;
 mod signed_location;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testsuite;
 mod uploads;
 
 use std::collections::HashMap;
