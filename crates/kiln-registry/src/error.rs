@@ -32,9 +32,7 @@ impl StorageError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StorageError::Io { .. } => ErrorKind::Io,
-            StorageError::Corrupt(_) | StorageError::DigestMismatch { .. } => {
-                ErrorKind::Integrity
-            }
+            StorageError::Corrupt(_) | StorageError::DigestMismatch { .. } => ErrorKind::Integrity,
         }
     }
 }

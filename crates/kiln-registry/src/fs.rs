@@ -209,13 +209,7 @@ impl Storage for FsStorage {
             .map_err(|e| StorageError::io(data.display(), e))
     }
 
-    fn upload_writer(
-        &self,
-        repo: &str,
-        id: &str,
-        _: &str,
-        offset: u64,
-    ) -> Result<UploadWriter> {
+    fn upload_writer(&self, repo: &str, id: &str, _: &str, offset: u64) -> Result<UploadWriter> {
         let data = self
             .upload_data(repo, id)?
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;

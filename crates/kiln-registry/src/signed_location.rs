@@ -141,7 +141,10 @@ mod tests {
             b.verify("team/app", "00ff", &forged),
             Err(Refused::Signature)
         );
-        assert_eq!(b.verify("team/app", "00ff", "nodot"), Err(Refused::Malformed));
+        assert_eq!(
+            b.verify("team/app", "00ff", "nodot"),
+            Err(Refused::Malformed)
+        );
     }
 
     #[test]

@@ -98,13 +98,8 @@ pub trait Storage: Send + Sync + 'static {
     /// `state` is the one the last write left (see [`UploadState`]).
     fn upload_size(&self, repo: &str, id: &str, state: &str) -> Result<Option<u64>>;
     /// Writes at `offset` (the upload's size: uploads only grow at the end).
-    fn upload_writer(
-        &self,
-        repo: &str,
-        id: &str,
-        state: &str,
-        offset: u64,
-    ) -> Result<UploadWriter>;
+    fn upload_writer(&self, repo: &str, id: &str, state: &str, offset: u64)
+        -> Result<UploadWriter>;
     /// Drops what was written past `size` (a failed chunk).
     fn truncate_upload(&self, repo: &str, id: &str, size: u64) -> Result<()>;
     /// The upload's bytes, to hash them.

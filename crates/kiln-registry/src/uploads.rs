@@ -122,8 +122,8 @@ impl App {
                 expected.algorithm(),
                 self.storage.open_upload(name, id, stored)?,
             )
-                .await
-                .map_err(|e| StorageError::io(format!("upload {id}"), e))?,
+            .await
+            .map_err(|e| StorageError::io(format!("upload {id}"), e))?,
         };
         if &actual != expected {
             self.storage.cancel_upload(name, id, stored)?;
@@ -222,12 +222,7 @@ pub(crate) async fn start(app: &App, name: &str, req: Request) -> ApiResult {
     let expected = query_value(&q, "digest").map(parse_digest).transpose()?;
     let (id, stored) = app.storage.new_upload(name)?;
     let Some(expected) = expected else {
-        return Ok(session(
-            app,
-            StatusCode::ACCEPTED,
-            (name, &id, &stored),
-            0,
-        ));
+        return Ok(session(app, StatusCode::ACCEPTED, (name, &id, &stored), 0));
     };
     let slot = app.slot(&id);
     let mut state = slot.lock().await;

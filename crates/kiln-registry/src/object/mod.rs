@@ -286,7 +286,12 @@ impl ObjectStorage {
                 let rel = meta
                     .location
                     .prefix_match(&prefix)
-                    .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+                    .map(|parts| {
+                        parts
+                            .map(|p| p.as_ref().to_string())
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
                     .unwrap_or_default();
                 out.push(rel);
                 if limit.is_some_and(|l| out.len() >= l) {
@@ -501,7 +506,9 @@ impl Storage for ObjectStorage {
     }
 
     fn repo_exists(&self, repo: &str) -> Result<bool> {
-        Ok(!self.list(self.repo(repo, "_manifests"), Some(1))?.is_empty()
+        Ok(!self
+            .list(self.repo(repo, "_manifests"), Some(1))?
+            .is_empty()
             || !self.list(self.repo(repo, "_layers"), Some(1))?.is_empty())
     }
 
@@ -512,9 +519,7 @@ impl Storage for ObjectStorage {
             .filter_map(|key| {
                 // A repository's name ends where its metadata starts (name
                 // components cannot start with `_`).
-                let at = key
-                    .find("/_manifests/")
-                    .or_else(|| key.find("/_layers/"))?;
+                let at = key.find("/_manifests/").or_else(|| key.find("/_layers/"))?;
                 Some(key[..at].to_string())
             })
             .collect();
@@ -572,7 +577,11 @@ impl Storage for ObjectStorage {
     fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<serde_json::Value>> {
         let dir = self.repo(
             repo,
-            &format!("_referrers/{}-{}", subject.algorithm().as_str(), subject.hex()),
+            &format!(
+                "_referrers/{}-{}",
+                subject.algorithm().as_str(),
+                subject.hex()
+            ),
         );
         let mut out = Vec::new();
         for name in self.list(dir.clone(), None)? {
@@ -636,8 +645,16 @@ mod tests {
         assert_eq!(c.region, "garage");
         assert_eq!(c.part_size, 5 << 20);
         let plain = S3Config::parse("s3://reg").unwrap();
-        assert_eq!((plain.prefix.as_str(), plain.part_size), ("", DEFAULT_PART_SIZE));
-        for bad in ["reg", "s3://", "s3://reg?part_size=10", "s3://reg?color=blue"] {
+        assert_eq!(
+            (plain.prefix.as_str(), plain.part_size),
+            ("", DEFAULT_PART_SIZE)
+        );
+        for bad in [
+            "reg",
+            "s3://",
+            "s3://reg?part_size=10",
+            "s3://reg?color=blue",
+        ] {
             let e = S3Config::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

@@ -162,7 +162,10 @@ async fn write_parts(
     } else {
         let nonce = super::random_hex()?;
         bucket
-            .put(&tail_key(&prefix, &nonce), PutPayload::from_bytes(buf.freeze()))
+            .put(
+                &tail_key(&prefix, &nonce),
+                PutPayload::from_bytes(buf.freeze()),
+            )
             .await
             .map_err(|e| io("write the upload's tail", e))?;
         Some(nonce)
@@ -249,10 +252,17 @@ impl UploadSink for PartWriter {
 
 impl Drop for PartWriter {
     fn drop(&mut self) {
-        // A writer dropped before shutdown (a failed request) leaves its
-        // task to end on its own: the channel closes, and whatever it
-        // wrote is in no state anyone holds.
-        self.tx.close();
+        // A writer dropped before shutdown (a failed request): stop its
+        // task now, or it would go on writing parts under numbers the
+        // client's retry (from the state before this request) writes
+        // again, and a late part would replace the retry's. Should a part
+        // request already on the wire still land after the retry's, its
+        // ETag differs from the one in the retry's state and completing
+        // fails (`InvalidPart`): the upload must be restarted, but no
+        // wrong byte is stored.
+        if self.done.is_none() {
+            self.task.abort();
+        }
     }
 }
 
