@@ -1,13 +1,16 @@
 //! `kiln serve`: an OCI distribution registry (`kiln_registry`) on
-//! `--addr`, its content under `<root>/registry` (or `--data DIR`). Stops
-//! on SIGINT or SIGTERM once the requests in flight have finished.
+//! `--addr`, its content under `<root>/registry` (or `--data DIR`), or in
+//! an S3 bucket (`--storage s3://...`, credentials from
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) shared by replicas that
+//! share `--upload-secret-file`. Stops on SIGINT or SIGTERM once the
+//! requests in flight have finished.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kiln_registry::FsStorage;
+use kiln_registry::{FsStorage, ObjectStorage, S3Config, Storage};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -25,13 +28,53 @@ pub(crate) struct Args {
     /// `htpasswd -B` writes)
     #[arg(long, value_name = "FILE")]
     htpasswd: Option<PathBuf>,
+    /// Keep content in an S3 bucket instead of --data:
+    /// s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME[&part_size=BYTES]
+    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    storage: Option<String>,
+    /// File holding the secret that signs upload state in Location URLs;
+    /// replicas sharing a bucket must share it [default: a random secret
+    /// per process]
+    #[arg(long, value_name = "FILE")]
+    upload_secret_file: Option<PathBuf>,
 }
 
 pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = args.data.unwrap_or_else(|| root.join("registry"));
-    let storage = Arc::new(
-        FsStorage::open(&dir).with_context(|| format!("open registry at {}", dir.display()))?,
-    );
+    let (storage, place): (Arc<dyn Storage>, String) = match &args.storage {
+        Some(url) => {
+            let mut config = S3Config::parse(url)?;
+            // Credentials never sit in the URL (it is printed and logged).
+            config.access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+            config.secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+            let storage = ObjectStorage::s3(&config)
+                .with_context(|| format!("open the bucket of {url}"))?;
+            (Arc::new(storage), format!("bucket {}", config.bucket))
+        }
+        None => {
+            let dir = args.data.unwrap_or_else(|| root.join("registry"));
+            let storage = FsStorage::open(&dir)
+                .with_context(|| format!("open registry at {}", dir.display()))?;
+            (Arc::new(storage), dir.display().to_string())
+        }
+    };
+    let upload_secret = match &args.upload_secret_file {
+        None => None,
+        Some(path) => {
+            let secret = std::fs::read(path)
+                .with_context(|| format!("read the upload secret {}", path.display()))?;
+            let secret = secret.trim_ascii().to_vec();
+            if secret.len() < 16 {
+                anyhow::bail!(
+                    "the upload secret in {} has {} bytes: use at least 16 (e.g. `openssl rand -hex 32 > {}`)",
+                    path.display(),
+                    secret.len(),
+                    path.display()
+                );
+            }
+            Some(secret)
+        }
+    };
     let htpasswd = match &args.htpasswd {
         None => None,
         Some(path) => {
@@ -45,6 +88,7 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let options = kiln_registry::Options {
         immutable_tags: args.immutable_tags,
         htpasswd,
+        upload_secret,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,10 +110,7 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             })?;
         let addr = listener.local_addr().context("listening address")?;
         // Tests and scripts read the address (port 0 picks one).
-        println!(
-            "kiln serve: listening on http://{addr}, content in {}",
-            dir.display()
-        );
+        println!("kiln serve: listening on http://{addr}, content in {place}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         kiln_registry::serve(listener, storage, options, shutdown())
