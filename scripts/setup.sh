@@ -15,6 +15,8 @@ packages=(
   iproute2 nftables iptables  # kiln-network: bridges, veths, namespaces (ip); NAT (nft); FORWARD accept (iptables)
   docker-registry  # the distribution registry: kiln pull/push tests and benchmarks
   apache2-utils openssl  # htpasswd (bcrypt) and token signing for registry auth tests
+  podman curl      # kiln serve's real clients (serve_clients.rs)
+  python3 python3-pip  # the Python `oras` package, a client of kiln serve
 )
 
 missing=()
@@ -36,6 +38,14 @@ if ! command -v garage >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bi
   garage_target=$(mktemp -d)
   CARGO_TARGET_DIR="$garage_target" cargo install garage --locked --quiet
   rm -rf "$garage_target"
+fi
+
+# The Python `oras` package (PyPI): artifacts with a subject and the
+# referrers API against kiln serve (serve_clients.rs).
+if ! python3 -c 'import oras' >/dev/null 2>&1; then
+  echo "setup: installing the Python oras package"
+  python3 -m pip install -q oras 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages oras
 fi
 
 # dockerd: start it by hand (no init system here) and wait until it answers.

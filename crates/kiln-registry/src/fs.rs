@@ -13,10 +13,21 @@
 //! Repository name components cannot start with `_` (the grammar), so no
 //! repository nests into another's metadata. Everything visible appears by
 //! `rename`, so a crash leaves whole files or none.
+//!
+//! Garbage collection's conditional deletes ([`Storage::delete_blob`],
+//! [`Storage::delete_manifest_if_older`]) first rename the file into
+//! `tmp/`, out of every client's sight, and only then read its
+//! modification time: a file refreshed before the rename is seen fresh and
+//! renamed back, and a refresh after the rename fails (`touch` checks that
+//! the path still names the inode it refreshed), so the client writes the
+//! file anew or reports the blob unknown — it never relies on a file that
+//! is about to go.
 
 use std::fs;
 use std::io::{ErrorKind as IoKind, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use kiln_core::Digest;
 
@@ -113,6 +124,88 @@ impl FsStorage {
             .map_err(io)
     }
 
+    /// Sets `path`'s modification time to now; false when it is absent or
+    /// was renamed away while being refreshed (see the module doc).
+    fn refresh(path: &Path) -> Result<bool> {
+        let io = |e| StorageError::io(path.display(), e);
+        let Some(f) =
+            not_found_is_none(fs::OpenOptions::new().write(true).open(path)).map_err(io)?
+        else {
+            return Ok(false);
+        };
+        f.set_modified(SystemTime::now()).map_err(io)?;
+        let ino = f.metadata().map_err(io)?.ino();
+        let now = not_found_is_none(fs::metadata(path)).map_err(io)?;
+        Ok(now.is_some_and(|m| m.ino() == ino))
+    }
+
+    /// Removes `path` unless it was modified at or after `older_than`
+    /// (see the module doc for why the rename comes first).
+    fn remove_if_older(&self, path: &Path, older_than: SystemTime) -> Result<bool> {
+        let io = |e| StorageError::io(path.display(), e);
+        let aside = self.root.join("tmp").join(format!("gc-{}", random_hex()?));
+        if not_found_is_none(fs::rename(path, &aside))
+            .map_err(io)?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let modified = fs::metadata(&aside).and_then(|m| m.modified());
+        match modified {
+            Ok(t) if t < older_than => {
+                fs::remove_file(&aside).map_err(io)?;
+                Ok(true)
+            }
+            _ => {
+                // Fresh (or unreadable): put it back. A client that wrote
+                // the same path meanwhile wrote the same bytes.
+                fs::rename(&aside, path).map_err(io)?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn modified(meta: &fs::Metadata, path: &Path) -> Result<SystemTime> {
+        meta.modified()
+            .map_err(|e| StorageError::io(path.display(), e))
+    }
+
+    /// Every `<alg>/<hex>` file under `dir`, as digests, with metadata.
+    fn digests_under(dir: &Path) -> Result<Vec<(Digest, fs::Metadata, PathBuf)>> {
+        let mut out = Vec::new();
+        let Some(algs) =
+            not_found_is_none(fs::read_dir(dir)).map_err(|e| StorageError::io(dir.display(), e))?
+        else {
+            return Ok(out);
+        };
+        for alg in algs {
+            let alg = alg.map_err(|e| StorageError::io(dir.display(), e))?;
+            let algorithm = alg.file_name().to_string_lossy().into_owned();
+            let sub = alg.path();
+            let entries = match not_found_is_none(fs::read_dir(&sub)) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(e) => return Err(StorageError::io(sub.display(), e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io(sub.display(), e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(digest) = format!("{algorithm}:{name}").parse::<Digest>() else {
+                    continue;
+                };
+                // A file deleted since the listing is simply not listed.
+                if let Ok(meta) = entry.metadata() {
+                    out.push((digest, meta, entry.path()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn manifest_link(&self, repo: &str, digest: &Digest) -> PathBuf {
+        self.repo(repo).join("_manifests").join(digest_path(digest))
+    }
+
     fn remove(path: &Path) -> Result<bool> {
         not_found_is_none(fs::remove_file(path))
             .map(|r| r.is_some())
@@ -172,7 +265,7 @@ impl Storage for FsStorage {
 
     fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let p = self.blob(digest);
-        if p.exists() {
+        if Self::refresh(&p)? {
             return Ok(());
         }
         self.write_atomic(&p, bytes)
@@ -184,7 +277,10 @@ impl Storage for FsStorage {
     }
 
     fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()> {
-        self.touch(&self.repo(repo).join("_layers").join(digest_path(digest)))
+        self.touch(&self.repo(repo).join("_layers").join(digest_path(digest)))?;
+        // A blob linked again (a mount, an upload of stored bytes) is about
+        // to be named by a manifest: GC's grace counts from now.
+        Self::refresh(&self.blob(digest)).map(drop)
     }
 
     fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool> {
@@ -245,9 +341,15 @@ impl Storage for FsStorage {
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
         let dest = self.blob(digest);
         let io = |e| StorageError::io(dest.display(), e);
-        if !dest.exists() {
-            fs::File::open(&data)
-                .and_then(|f| f.sync_data())
+        if !Self::refresh(&dest)? {
+            // The upload may have sat idle: the blob's age starts now.
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&data)
+                .and_then(|f| {
+                    f.set_modified(SystemTime::now())?;
+                    f.sync_data()
+                })
                 .map_err(io)?;
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(io)?;
@@ -345,9 +447,17 @@ impl Storage for FsStorage {
                 .map_err(|e| StorageError::io(dir.display(), e))?
                 .path();
             let bytes = fs::read(&p).map_err(|e| StorageError::io(p.display(), e))?;
-            let d = serde_json::from_slice(&bytes)
+            let d: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| StorageError::Corrupt(format!("{}: {e}", p.display())))?;
-            out.push(d);
+            // The record of a manifest GC removed stays behind (see
+            // `delete_manifest_if_older`): only held manifests are listed.
+            let held = d["digest"]
+                .as_str()
+                .and_then(|s| s.parse::<Digest>().ok())
+                .is_some_and(|m| self.manifest_link(repo, &m).exists());
+            if held {
+                out.push(d);
+            }
         }
         out.sort_by(|a: &serde_json::Value, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
         Ok(out)
@@ -391,5 +501,104 @@ impl Storage for FsStorage {
         }
         tags.sort();
         Ok(Some(tags))
+    }
+
+    fn list_blobs(&self) -> Result<Vec<crate::BlobEntry>> {
+        Self::digests_under(&self.root.join("blobs"))?
+            .into_iter()
+            .map(|(digest, meta, path)| {
+                Ok(crate::BlobEntry {
+                    digest,
+                    size: meta.len(),
+                    modified: Self::modified(&meta, &path)?,
+                })
+            })
+            .collect()
+    }
+
+    fn touch_blob(&self, digest: &Digest) -> Result<bool> {
+        Self::refresh(&self.blob(digest))
+    }
+
+    fn delete_blob(&self, digest: &Digest, older_than: SystemTime) -> Result<bool> {
+        self.remove_if_older(&self.blob(digest), older_than)
+    }
+
+    fn list_uploads(&self) -> Result<Vec<crate::UploadEntry>> {
+        let dir = self.root.join("uploads");
+        let entries = fs::read_dir(&dir).map_err(|e| StorageError::io(dir.display(), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir.display(), e))?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            // An upload finished or cancelled since the listing is gone; one
+            // whose `repo` a crash never wrote is listed with no repository.
+            let Ok(dir_meta) = entry.metadata() else {
+                continue;
+            };
+            let repo = fs::read_to_string(path.join("repo")).unwrap_or_default();
+            let (size, modified) = match fs::metadata(path.join("data")) {
+                Ok(m) => (m.len(), Self::modified(&m, &path)?),
+                Err(_) => (0, Self::modified(&dir_meta, &path)?),
+            };
+            out.push(crate::UploadEntry {
+                repo,
+                id,
+                size,
+                modified,
+            });
+        }
+        Ok(out)
+    }
+
+    fn list_manifests(&self, repo: &str) -> Result<Vec<crate::ManifestEntry>> {
+        Self::digests_under(&self.repo(repo).join("_manifests"))?
+            .into_iter()
+            .map(|(digest, meta, path)| {
+                Ok(crate::ManifestEntry {
+                    digest,
+                    modified: Self::modified(&meta, &path)?,
+                })
+            })
+            .collect()
+    }
+
+    fn touch_manifest(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        Self::refresh(&self.manifest_link(repo, digest))
+    }
+
+    fn delete_manifest_if_older(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        older_than: SystemTime,
+    ) -> Result<bool> {
+        self.remove_if_older(&self.manifest_link(repo, digest), older_than)
+    }
+
+    fn list_staged(&self) -> Result<Vec<crate::StagedEntry>> {
+        let dir = self.root.join("tmp");
+        let entries = fs::read_dir(&dir).map_err(|e| StorageError::io(dir.display(), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir.display(), e))?;
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            out.push(crate::StagedEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                size: meta.len(),
+                modified: Self::modified(&meta, &entry.path())?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn remove_staged(&self, name: &str) -> Result<bool> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(StorageError::Corrupt(format!("no staged file {name:?}")));
+        }
+        Self::remove(&self.root.join("tmp").join(name))
     }
 }

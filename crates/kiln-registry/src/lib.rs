@@ -26,6 +26,7 @@ mod auth;
 mod blobs;
 mod error;
 mod fs;
+pub mod gc;
 mod hash;
 mod listing;
 mod manifests;
@@ -51,9 +52,13 @@ use axum::Router;
 
 pub use error::StorageError;
 pub use fs::FsStorage;
+pub use gc::{Garbage, GcOptions, GcReport};
 pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
-pub use storage::{BlobReader, ManifestInfo, Storage, UploadSink, UploadState, UploadWriter};
+pub use storage::{
+    BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
+    UploadSink, UploadState, UploadWriter,
+};
 
 use error::{ApiError, ApiResult};
 use names::Route;

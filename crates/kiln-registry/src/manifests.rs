@@ -123,7 +123,8 @@ fn check(app: &App, name: &str, doc: &Value, media_type: &str) -> ApiResult<()> 
     if media_type == OCI_INDEX || media_type == DOCKER_LIST {
         for m in list("manifests")? {
             let d = descriptor_digest(&m)?;
-            if app.storage.manifest(name, &d)?.is_none() {
+            // The refresh keeps GC from removing it under us (gc.rs).
+            if !app.storage.touch_manifest(name, &d)? || app.storage.manifest(name, &d)?.is_none() {
                 return Err(ApiError::manifest_blob_unknown(d));
             }
         }
@@ -144,7 +145,9 @@ fn check(app: &App, name: &str, doc: &Value, media_type: &str) -> ApiResult<()> 
             || b.get("mediaType")
                 .and_then(Value::as_str)
                 .is_some_and(|t| t.contains("nondistributable") || t.contains(".foreign."));
-        if !foreign && !app.storage.has_link(name, &d)? {
+        // The refresh keeps GC from removing it under us (gc.rs).
+        let held = foreign || (app.storage.has_link(name, &d)? && app.storage.touch_blob(&d)?);
+        if !held {
             return Err(ApiError::manifest_blob_unknown(d));
         }
     }

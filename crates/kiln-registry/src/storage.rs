@@ -9,6 +9,7 @@
 //! Names, tags, upload ids and digests reaching a storage are validated.
 
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use kiln_core::Digest;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -71,6 +72,44 @@ impl ManifestInfo {
         }
         d
     }
+}
+
+/// A stored blob, as garbage collection lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub digest: Digest,
+    pub size: u64,
+    /// When it was stored, or last refreshed by [`Storage::touch_blob`].
+    pub modified: SystemTime,
+}
+
+/// An upload in progress, as garbage collection lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadEntry {
+    pub repo: String,
+    pub id: String,
+    /// Bytes received so far.
+    pub size: u64,
+    /// When bytes last arrived (or the upload began).
+    pub modified: SystemTime,
+}
+
+/// A manifest of a repository, as garbage collection lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub digest: Digest,
+    /// When it was last put (or refreshed by [`Storage::touch_manifest`]).
+    pub modified: SystemTime,
+}
+
+/// Something a crash or a failed write left half made in the storage's
+/// own staging area (a temporary file, an abandoned multipart upload), by
+/// a name the storage understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedEntry {
+    pub name: String,
+    pub size: u64,
+    pub modified: SystemTime,
 }
 
 /// Where a registry keeps its content. Methods are synchronous and quick
@@ -142,4 +181,46 @@ pub trait Storage: Send + Sync + 'static {
     fn untag(&self, repo: &str, tag: &str) -> Result<bool>;
     /// The repository's tags, sorted; `None` when the repository is unknown.
     fn tags(&self, repo: &str) -> Result<Option<Vec<String>>>;
+
+    // Garbage collection (`crate::gc`). Online GC is safe under concurrent
+    // pushes because of two rules these methods keep (the argument is in
+    // gc.rs): whoever is about to rely on a blob or manifest existing
+    // refreshes its modification time first (`touch_*`, and `put_blob`,
+    // `finish_upload`, `put_manifest`, `link_blob` refresh what they make
+    // visible), and GC deletes only conditionally (`delete_*`: never a blob
+    // or manifest refreshed at or after `older_than`).
+
+    /// Every stored blob (a listing of the blob prefix).
+    fn list_blobs(&self) -> Result<Vec<BlobEntry>>;
+    /// Sets the blob's modification time to now; false when it is absent.
+    /// When this returns true, a `delete_blob(_, t)` with `t` earlier than
+    /// the call's start does not delete the blob (whichever runs first).
+    fn touch_blob(&self, digest: &Digest) -> Result<bool>;
+    /// Deletes the blob unless it was modified at or after `older_than`;
+    /// true when it deleted it. Repository links to it are left (a link to
+    /// an absent blob is no link: `has_link` is false).
+    fn delete_blob(&self, digest: &Digest, older_than: SystemTime) -> Result<bool>;
+    /// Every upload in progress, of every repository.
+    fn list_uploads(&self) -> Result<Vec<UploadEntry>>;
+    /// The manifests `repo` holds (tagged or not), with their put times.
+    fn list_manifests(&self, repo: &str) -> Result<Vec<ManifestEntry>>;
+    /// Sets the manifest's modification time in `repo` to now; false when
+    /// `repo` does not hold it. Same guarantee as `touch_blob`.
+    fn touch_manifest(&self, repo: &str, digest: &Digest) -> Result<bool>;
+    /// Removes the manifest from `repo` unless it was modified at or after
+    /// `older_than`; true when it removed it. Tags are not touched (GC
+    /// removes only untagged manifests, and a tag is only ever written
+    /// right after a `put_manifest` that refreshes the manifest); its
+    /// referrer record stays but is no longer listed by `referrers`.
+    fn delete_manifest_if_older(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        older_than: SystemTime,
+    ) -> Result<bool>;
+    /// Half-made things in the storage's staging area.
+    fn list_staged(&self) -> Result<Vec<StagedEntry>>;
+    /// Removes a staged leftover by the name `list_staged` gave; false when
+    /// it was already gone.
+    fn remove_staged(&self, name: &str) -> Result<bool>;
 }

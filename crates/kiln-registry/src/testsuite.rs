@@ -5,6 +5,7 @@
 //! Garage cluster are held to the same contract.
 //!
 //! Behind the `testing` feature; the checks panic with what went wrong.
+#![allow(clippy::unwrap_used)] // test code: a panic is the report
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("manifests_tags_and_referrers", |s| {
         Box::pin(manifests_tags_and_referrers(s))
     }),
+    ("gc_deletes_only_what_nobody_refreshed", |s| {
+        Box::pin(gc_deletes_only_what_nobody_refreshed(s))
+    }),
 ];
 
 /// Runs every check, each on a storage from `make`.
@@ -62,7 +66,8 @@ macro_rules! storage_suite {
             a_failed_write_leaves_the_upload_as_it_was
             empty_and_cancelled_uploads
             a_wrong_digest_stores_nothing
-            manifests_tags_and_referrers);
+            manifests_tags_and_referrers
+            gc_deletes_only_what_nobody_refreshed);
     };
     (@tests $make:expr; $($name:ident)*) => {
         $(
@@ -333,4 +338,75 @@ pub async fn manifests_tags_and_referrers(s: Arc<dyn Storage>) {
     assert!(!s.delete_manifest("team/app", &info.digest, None).unwrap());
     assert_eq!(s.manifest("team/app", &info.digest).unwrap(), None);
     assert!(s.manifest("other", &info.digest).unwrap().is_some());
+}
+
+/// Past the next whole second: object stores keep times to the second.
+async fn next_second() -> std::time::SystemTime {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::time::SystemTime::now()
+}
+
+pub async fn gc_deletes_only_what_nobody_refreshed(s: Arc<dyn Storage>) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let bytes = pattern(200_000, 8);
+    let digest = push_blob(&*s, "r", &bytes, bytes.len()).await;
+    assert!(s.list_blobs().unwrap().iter().any(|b| b.digest == digest));
+    assert!(
+        !s.delete_blob(&digest, old).unwrap(),
+        "younger than the cut"
+    );
+
+    let cut = next_second().await;
+    next_second().await;
+    assert!(s.touch_blob(&digest).unwrap());
+    assert!(
+        !s.delete_blob(&digest, cut).unwrap(),
+        "refreshed after the cut"
+    );
+    assert_eq!(s.blob_size(&digest).unwrap(), Some(bytes.len() as u64));
+    let later = next_second().await + std::time::Duration::from_secs(1);
+    assert!(s.delete_blob(&digest, later).unwrap());
+    assert_eq!(s.blob_size(&digest).unwrap(), None);
+    assert!(!s.touch_blob(&digest).unwrap(), "nothing to refresh");
+    assert!(
+        !s.has_link("r", &digest).unwrap(),
+        "a link to nothing is no link"
+    );
+
+    let m = br#"{"schemaVersion":2,"gc":1}"#.to_vec();
+    let info = ManifestInfo {
+        digest: sha256(&m),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: m.len() as u64,
+        subject: None,
+        artifact_type: None,
+        annotations: None,
+    };
+    s.put_manifest("r", &info, &m).unwrap();
+    assert!(s
+        .list_manifests("r")
+        .unwrap()
+        .iter()
+        .any(|e| e.digest == info.digest));
+    assert!(s.touch_manifest("r", &info.digest).unwrap());
+    assert!(!s.delete_manifest_if_older("r", &info.digest, old).unwrap());
+    let later = next_second().await + std::time::Duration::from_secs(1);
+    assert!(s
+        .delete_manifest_if_older("r", &info.digest, later)
+        .unwrap());
+    assert_eq!(s.manifest("r", &info.digest).unwrap(), None);
+    assert!(!s.touch_manifest("r", &info.digest).unwrap());
+
+    // An upload abandoned mid-way (past one part) is listed, and GC's
+    // cancel, which has no state, removes it.
+    let (id, state) = s.new_upload("r").unwrap();
+    append(&*s, "r", &id, &state, &pattern(1_200_000, 9)).await;
+    let uploads = s.list_uploads().unwrap();
+    assert!(
+        uploads.iter().any(|u| u.id == id && u.repo == "r"),
+        "{uploads:?}"
+    );
+    assert!(s.cancel_upload("r", &id, "").unwrap());
+    assert!(!s.list_uploads().unwrap().iter().any(|u| u.id == id));
+    assert!(s.list_staged().unwrap().is_empty());
 }

@@ -9,6 +9,7 @@
 //! repositories/<name>/_manifests/<alg>/<hex>          the manifest's media type
 //! repositories/<name>/_tags/<tag>                     the digest it names
 //! repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>.json  descriptors
+//! gc/touched/<key>, gc/aside/<key>                    garbage collection (see `gc`)
 //! ```
 //!
 //! under an optional prefix. The same shape as [`crate::FsStorage`]'s
@@ -23,6 +24,7 @@
 //! (`bridge`).
 
 mod bridge;
+mod gc;
 mod upload;
 
 use std::sync::Arc;
@@ -315,8 +317,7 @@ impl ObjectStorage {
         let prefix = upload::upload_prefix(self, id);
         self.bridge.block(async move {
             if let Some((nonce, upload)) = list.and_then(|l| l.m) {
-                // Gone already when it completed; S3 lifecycle rules sweep
-                // multipart uploads nobody aborted.
+                // Gone already when it completed.
                 let _ = bucket
                     .abort_multipart(&prefix.clone().join(format!("mp-{nonce}")), &upload)
                     .await;
@@ -327,6 +328,17 @@ impl ObjectStorage {
                 .try_collect()
                 .await
                 .map_err(|e| io(&prefix, e))?;
+            // Without a state (GC), the multipart uploads are found by the
+            // `mp-<nonce>.id` records written when each began.
+            for key in keys.iter().filter(|k| k.as_ref().ends_with(".id")) {
+                if let Ok(got) = bucket.get(key).await {
+                    if let Ok(upload) = got.bytes().await {
+                        let target = Path::from(key.as_ref().trim_end_matches(".id"));
+                        let upload = String::from_utf8_lossy(&upload).into_owned();
+                        let _ = bucket.abort_multipart(&target, &upload).await;
+                    }
+                }
+            }
             for key in keys {
                 found(bucket.delete(&key).await).map_err(|e| io(&key, e))?;
             }
@@ -358,7 +370,8 @@ impl Storage for ObjectStorage {
     }
 
     fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
-        if self.blob_size(digest)?.is_some() {
+        // A stored blob is refreshed (GC's rule), not written again.
+        if self.touch(self.blob(digest))? {
             return Ok(());
         }
         self.write(self.blob(digest), bytes.to_vec())
@@ -370,6 +383,7 @@ impl Storage for ObjectStorage {
     }
 
     fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()> {
+        self.touch(self.blob(digest))?;
         self.write(
             self.repo(repo, &format!("_layers/{}", digest_key(digest))),
             Vec::new(),
@@ -410,7 +424,7 @@ impl Storage for ObjectStorage {
                 list.n
             )));
         }
-        Ok(Box::pin(PartWriter::start(self, id, list)))
+        Ok(Box::pin(PartWriter::start(self, repo, id, list)))
     }
 
     fn truncate_upload(&self, _: &str, _: &str, _: u64) -> Result<()> {
@@ -617,6 +631,47 @@ impl Storage for ObjectStorage {
 
     fn untag(&self, repo: &str, tag: &str) -> Result<bool> {
         self.remove(self.repo(repo, &format!("_tags/{tag}")))
+    }
+
+    fn list_blobs(&self) -> Result<Vec<crate::BlobEntry>> {
+        self.gc_list_blobs()
+    }
+
+    fn touch_blob(&self, digest: &Digest) -> Result<bool> {
+        self.touch(self.blob(digest))
+    }
+
+    fn delete_blob(&self, digest: &Digest, older_than: std::time::SystemTime) -> Result<bool> {
+        self.gc_delete_blob(digest, older_than)
+    }
+
+    fn list_uploads(&self) -> Result<Vec<crate::UploadEntry>> {
+        self.gc_list_uploads()
+    }
+
+    fn list_manifests(&self, repo: &str) -> Result<Vec<crate::ManifestEntry>> {
+        self.gc_list_manifests(repo)
+    }
+
+    fn touch_manifest(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        self.touch(self.repo(repo, &format!("_manifests/{}", digest_key(digest))))
+    }
+
+    fn delete_manifest_if_older(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        older_than: std::time::SystemTime,
+    ) -> Result<bool> {
+        self.gc_delete_manifest(repo, digest, older_than)
+    }
+
+    fn list_staged(&self) -> Result<Vec<crate::StagedEntry>> {
+        self.gc_list_staged()
+    }
+
+    fn remove_staged(&self, name: &str) -> Result<bool> {
+        self.gc_remove_staged(name)
     }
 
     fn tags(&self, repo: &str) -> Result<Option<Vec<String>>> {

@@ -101,7 +101,7 @@ fn io(what: &str, e: object_store::Error) -> StorageError {
 /// Streams a PATCH's bytes into parts on the storage's runtime.
 async fn write_parts(
     bucket: std::sync::Arc<dyn Bucket>,
-    prefix: Path,
+    (prefix, marker, repo): (Path, Path, String),
     mut list: PartList,
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<PartList> {
@@ -137,6 +137,15 @@ async fn write_parts(
                         .create_multipart(&mp_key(&prefix, &nonce))
                         .await
                         .map_err(|e| io("start a multipart upload", e))?;
+                    // Recorded so that a cancel without the state (GC of
+                    // an abandoned upload) can abort it.
+                    bucket
+                        .put(
+                            &prefix.clone().join(format!("mp-{nonce}.id")),
+                            PutPayload::from(upload.clone().into_bytes()),
+                        )
+                        .await
+                        .map_err(|e| io("record the multipart upload", e))?;
                     list.m = Some((nonce.clone(), upload.clone()));
                     (nonce, upload)
                 }
@@ -156,6 +165,12 @@ async fn write_parts(
     if received == 0 {
         return Ok(list);
     }
+    // The upload's age for GC is its marker's: refresh it (parts of an
+    // open multipart upload are not listed objects).
+    bucket
+        .put(&marker, PutPayload::from(repo.into_bytes()))
+        .await
+        .map_err(|e| io("refresh the upload's marker", e))?;
     list.n += received;
     list.t = if buf.is_empty() {
         None
@@ -181,11 +196,20 @@ pub(super) struct PartWriter {
 }
 
 impl PartWriter {
-    pub(super) fn start(storage: &ObjectStorage, id: &str, list: PartList) -> PartWriter {
+    pub(super) fn start(
+        storage: &ObjectStorage,
+        repo: &str,
+        id: &str,
+        list: PartList,
+    ) -> PartWriter {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let task = storage.bridge.handle().spawn(write_parts(
             storage.bucket.clone(),
-            upload_prefix(storage, id),
+            (
+                upload_prefix(storage, id),
+                marker(storage, id),
+                repo.to_string(),
+            ),
             list,
             rx,
         ));
