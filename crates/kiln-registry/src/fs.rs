@@ -32,7 +32,7 @@ use std::time::SystemTime;
 use kiln_core::Digest;
 
 use crate::error::StorageError;
-use crate::storage::{BlobReader, ManifestInfo, Result, Storage, UploadWriter};
+use crate::storage::{BlobReader, ManifestInfo, Result, Storage, UploadState, UploadWriter};
 
 /// A registry's content in a directory.
 #[derive(Debug, Clone)]
@@ -287,17 +287,17 @@ impl Storage for FsStorage {
         Self::remove(&self.repo(repo).join("_layers").join(digest_path(digest)))
     }
 
-    fn new_upload(&self, repo: &str) -> Result<String> {
+    fn new_upload(&self, repo: &str) -> Result<(String, UploadState)> {
         let id = random_hex()?;
         let dir = self.upload_dir(&id);
         let io = |e| StorageError::io(dir.display(), e);
         fs::create_dir(&dir).map_err(io)?;
         fs::File::create(dir.join("data")).map_err(io)?;
         fs::write(dir.join("repo"), repo).map_err(io)?;
-        Ok(id)
+        Ok((id, UploadState::new()))
     }
 
-    fn upload_size(&self, repo: &str, id: &str) -> Result<Option<u64>> {
+    fn upload_size(&self, repo: &str, id: &str, _: &str) -> Result<Option<u64>> {
         let Some(data) = self.upload_data(repo, id)? else {
             return Ok(None);
         };
@@ -305,7 +305,7 @@ impl Storage for FsStorage {
             .map_err(|e| StorageError::io(data.display(), e))
     }
 
-    fn upload_writer(&self, repo: &str, id: &str, offset: u64) -> Result<UploadWriter> {
+    fn upload_writer(&self, repo: &str, id: &str, _: &str, offset: u64) -> Result<UploadWriter> {
         let data = self
             .upload_data(repo, id)?
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
@@ -327,7 +327,7 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    fn open_upload(&self, repo: &str, id: &str) -> Result<BlobReader> {
+    fn open_upload(&self, repo: &str, id: &str, _: &str) -> Result<BlobReader> {
         let data = self
             .upload_data(repo, id)?
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
@@ -335,7 +335,7 @@ impl Storage for FsStorage {
         Ok(Box::pin(tokio::fs::File::from_std(f)))
     }
 
-    fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<()> {
+    fn finish_upload(&self, repo: &str, id: &str, _: &str, digest: &Digest) -> Result<()> {
         let data = self
             .upload_data(repo, id)?
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
@@ -357,10 +357,10 @@ impl Storage for FsStorage {
             fs::rename(&data, &dest).map_err(io)?;
         }
         self.link_blob(repo, digest)?;
-        self.cancel_upload(repo, id).map(drop)
+        self.cancel_upload(repo, id, "").map(drop)
     }
 
-    fn cancel_upload(&self, repo: &str, id: &str) -> Result<bool> {
+    fn cancel_upload(&self, repo: &str, id: &str, _: &str) -> Result<bool> {
         if self.upload_data(repo, id)?.is_none() {
             return Ok(false);
         }

@@ -312,7 +312,7 @@ pub fn collect(storage: &dyn Storage, options: &GcOptions) -> Result<GcReport, S
         if upload.modified >= cutoff {
             continue;
         }
-        if options.dry_run || storage.cancel_upload(&upload.repo, &upload.id)? {
+        if options.dry_run || storage.cancel_upload(&upload.repo, &upload.id, "")? {
             report.garbage.push(Garbage::Upload {
                 repo: upload.repo,
                 id: upload.id,

@@ -39,10 +39,14 @@ mod listing;
 mod manifests;
 mod metrics;
 mod names;
+mod object;
 mod policy;
 pub mod retention;
+mod signed_location;
 mod slow;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testsuite;
 mod tls;
 mod token;
 mod uploads;
@@ -65,12 +69,13 @@ pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
 pub use metrics::Metrics;
+pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
 pub use retention::RetentionRule;
 pub use slow::HEAD_TIMEOUT;
 pub use storage::{
     BlobEntry, BlobReader, ManifestEntry, ManifestInfo, StagedEntry, Storage, UploadEntry,
-    UploadWriter,
+    UploadSink, UploadState, UploadWriter,
 };
 pub use tls::{server_config, TlsError, TlsListener};
 pub use token::{SigningKey, TokenAuth};
@@ -94,6 +99,8 @@ pub(crate) struct App {
     /// Authorization headers bcrypt already accepted (their sha256), so a
     /// client's every request does not pay for bcrypt again.
     accepted: Arc<Mutex<std::collections::HashSet<Vec<u8>>>>,
+    /// Signs the upload state a storage leaves in `Location` URLs.
+    signer: Arc<signed_location::Signer>,
 }
 
 /// The registry's routes over `storage`, with `options`' policies.
@@ -101,6 +108,9 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
     let app = App {
         storage,
         uploads: Arc::default(),
+        signer: Arc::new(signed_location::Signer::new(
+            options.upload_secret.as_deref(),
+        )),
         options: Arc::new(options),
         tag_lock: Arc::default(),
         accepted: Arc::default(),

@@ -41,6 +41,9 @@ pub struct Options {
     pub metrics: Metrics,
     /// Access-log lines.
     pub access_log: AccessLog,
+    /// The key that signs upload state in `Location` URLs; replicas
+    /// sharing a bucket must share it. `None`: a random key per process.
+    pub upload_secret: Option<Vec<u8>>,
 }
 
 impl Options {

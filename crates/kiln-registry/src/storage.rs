@@ -20,7 +20,27 @@ pub(crate) type Result<T> = std::result::Result<T, StorageError>;
 /// A blob's bytes from some offset on.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 /// Appends to an upload.
-pub type UploadWriter = Pin<Box<dyn AsyncWrite + Send>>;
+pub type UploadWriter = Pin<Box<dyn UploadSink>>;
+
+/// What a storage needs, beyond an upload's id, to continue the upload in
+/// a later request: opaque to the server, which carries it in the upload's
+/// `Location` URL, HMAC-signed (`crate::signed_location`), so it comes back
+/// exactly as the storage wrote it, to whichever replica the client talks
+/// to next. Empty for storages that keep an upload's state themselves
+/// ([`crate::FsStorage`]); the object storage keeps its part list here.
+pub type UploadState = String;
+
+/// An upload's writer. Once shut down (every byte stored), `state` is the
+/// upload's state for the next request.
+pub trait UploadSink: AsyncWrite + Send {
+    fn state(&self) -> UploadState;
+}
+
+impl UploadSink for tokio::fs::File {
+    fn state(&self) -> UploadState {
+        UploadState::new()
+    }
+}
 
 /// What a stored manifest is, beside its bytes.
 #[derive(Debug, Clone)]
@@ -110,21 +130,30 @@ pub trait Storage: Send + Sync + 'static {
     /// `repo` no longer holds the blob; false when it did not.
     fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool>;
 
-    /// A new, empty upload for `repo`; its id (32 lowercase hex characters).
-    fn new_upload(&self, repo: &str) -> Result<String>;
+    /// A new, empty upload for `repo`: its id (32 lowercase hex
+    /// characters) and its first state.
+    fn new_upload(&self, repo: &str) -> Result<(String, UploadState)>;
     /// Bytes received so far, or `None` when `repo` has no such upload.
-    fn upload_size(&self, repo: &str, id: &str) -> Result<Option<u64>>;
+    /// `state` is the one the last write left (see [`UploadState`]).
+    fn upload_size(&self, repo: &str, id: &str, state: &str) -> Result<Option<u64>>;
     /// Writes at `offset` (the upload's size: uploads only grow at the end).
-    fn upload_writer(&self, repo: &str, id: &str, offset: u64) -> Result<UploadWriter>;
+    fn upload_writer(&self, repo: &str, id: &str, state: &str, offset: u64)
+        -> Result<UploadWriter>;
     /// Drops what was written past `size` (a failed chunk).
     fn truncate_upload(&self, repo: &str, id: &str, size: u64) -> Result<()>;
     /// The upload's bytes, to hash them.
-    fn open_upload(&self, repo: &str, id: &str) -> Result<BlobReader>;
-    /// The upload, verified by the caller to have `digest`, becomes that
-    /// blob, held by `repo`; the upload is gone.
-    fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<()>;
+    fn open_upload(&self, repo: &str, id: &str, state: &str) -> Result<BlobReader>;
+    /// Whether `finish_upload` checks the digest of what it assembled
+    /// itself (the server then does not read the upload to hash it).
+    fn verifies_uploads(&self) -> bool {
+        false
+    }
+    /// The upload, verified by the caller (or, when `verifies_uploads`, by
+    /// the storage: [`StorageError::DigestMismatch`]) to have `digest`,
+    /// becomes that blob, held by `repo`; the upload is gone.
+    fn finish_upload(&self, repo: &str, id: &str, state: &str, digest: &Digest) -> Result<()>;
     /// Drops an upload; false when there was none.
-    fn cancel_upload(&self, repo: &str, id: &str) -> Result<bool>;
+    fn cancel_upload(&self, repo: &str, id: &str, state: &str) -> Result<bool>;
 
     /// Whether the repository holds anything.
     fn repo_exists(&self, repo: &str) -> Result<bool>;

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use crate::error::{ApiError, ApiResult, StorageError};
 use crate::hash::{digest_reader, Hasher};
 use crate::names::valid_name;
+use crate::signed_location::Refused;
 use crate::{parse_digest, query, query_value, respond, App};
 
 /// An upload's lock and the running sha256 of its first `hashed` bytes
@@ -49,22 +50,23 @@ impl App {
     }
 
     /// Streams `body` onto the upload at `offset` (its end); returns the
-    /// bytes written. On failure what this request wrote is cut off again.
+    /// bytes written and the storage's state after them. On failure what
+    /// this request wrote is cut off again.
     async fn append(
         &self,
         name: &str,
         id: &str,
-        offset: u64,
+        (stored, offset): (&str, u64),
         body: Body,
         state: &mut UploadState,
-    ) -> ApiResult<u64> {
+    ) -> ApiResult<(u64, String)> {
         if state.hashed != offset {
             state.hasher = None;
         }
         // Request bodies arrive in small frames; write in large blocks.
         let mut writer = tokio::io::BufWriter::with_capacity(
             1 << 20,
-            self.storage.upload_writer(name, id, offset)?,
+            self.storage.upload_writer(name, id, stored, offset)?,
         );
         let mut stream = body.into_data_stream();
         let mut written = 0u64;
@@ -91,6 +93,7 @@ impl App {
                 failure = Some(StorageError::io(format!("upload {id}"), e).into());
             }
         }
+        let next = writer.get_ref().state();
         drop(writer);
         if let Some(e) = failure {
             self.storage.truncate_upload(name, id, offset)?;
@@ -98,7 +101,7 @@ impl App {
             return Err(e);
         }
         state.hashed = offset + written;
-        Ok(written)
+        Ok((written, next))
     }
 
     /// Verifies the upload against `expected` and makes it that blob; a
@@ -107,25 +110,31 @@ impl App {
         &self,
         name: &str,
         id: &str,
-        size: u64,
+        (stored, size): (&str, u64),
         state: &mut UploadState,
         expected: &Digest,
     ) -> ApiResult {
         let actual = match state.hasher.take() {
+            // The storage hashes what it assembled as it stores it.
+            _ if self.storage.verifies_uploads() => expected.clone(),
             Some(h) if state.hashed == size && h.algorithm() == expected.algorithm() => h.finish(),
-            _ => digest_reader(expected.algorithm(), self.storage.open_upload(name, id)?)
-                .await
-                .map_err(|e| StorageError::io(format!("upload {id}"), e))?,
+            _ => digest_reader(
+                expected.algorithm(),
+                self.storage.open_upload(name, id, stored)?,
+            )
+            .await
+            .map_err(|e| StorageError::io(format!("upload {id}"), e))?,
         };
         if &actual != expected {
-            self.storage.cancel_upload(name, id)?;
+            self.storage.cancel_upload(name, id, stored)?;
             self.forget(id);
             return Err(ApiError::digest_invalid(format!(
                 "the content ({size} bytes) has digest {actual}, not {expected}"
             )));
         }
-        self.storage.finish_upload(name, id, expected)?;
+        let stored = self.storage.finish_upload(name, id, stored, expected);
         self.forget(id);
+        stored?;
         Ok(created(name, expected))
     }
 }
@@ -142,11 +151,47 @@ fn created(name: &str, digest: &Digest) -> axum::response::Response {
     )
 }
 
-fn session(status: StatusCode, name: &str, id: &str, size: u64) -> axum::response::Response {
+impl App {
+    /// Where the client continues upload `id`: with the storage's `state`
+    /// signed into `_state` when there is one.
+    fn upload_location(&self, name: &str, id: &str, state: &str) -> String {
+        if state.is_empty() {
+            return format!("/v2/{name}/blobs/uploads/{id}");
+        }
+        format!(
+            "/v2/{name}/blobs/uploads/{id}?_state={}",
+            self.signer.sign(name, id, state)
+        )
+    }
+
+    /// The storage's state of upload `id` from the request's `_state`
+    /// (empty without one); a `_state` this registry did not sign for this
+    /// upload is refused.
+    fn upload_state(&self, name: &str, id: &str, req: &Request) -> ApiResult<String> {
+        let q = query(req);
+        let Some(token) = query_value(&q, "_state") else {
+            return Ok(String::new());
+        };
+        self.signer.verify(name, id, token).map_err(|why| {
+            ApiError::upload_invalid(match why {
+                Refused::Signature => "the upload URL's _state is not signed by this registry's upload secret: replicas must share --upload-secret-file; restart the upload",
+                Refused::Mismatch => "the upload URL's _state belongs to another upload; use the Location the registry returned",
+                Refused::Malformed => "the upload URL's _state is malformed; use the Location the registry returned",
+            })
+        })
+    }
+}
+
+fn session(
+    app: &App,
+    status: StatusCode,
+    (name, id, state): (&str, &str, &str),
+    size: u64,
+) -> axum::response::Response {
     respond(
         status,
         &[
-            ("location", format!("/v2/{name}/blobs/uploads/{id}")),
+            ("location", app.upload_location(name, id, state)),
             ("range", format!("0-{}", size.saturating_sub(1))),
             ("docker-upload-uuid", id.to_string()),
             ("oci-chunk-min-length", "0".into()),
@@ -175,21 +220,24 @@ pub(crate) async fn start(app: &App, name: &str, req: Request) -> ApiResult {
         }
     }
     let expected = query_value(&q, "digest").map(parse_digest).transpose()?;
-    let id = app.storage.new_upload(name)?;
+    let (id, stored) = app.storage.new_upload(name)?;
     let Some(expected) = expected else {
-        return Ok(session(StatusCode::ACCEPTED, name, &id, 0));
+        return Ok(session(app, StatusCode::ACCEPTED, (name, &id, &stored), 0));
     };
     let slot = app.slot(&id);
     let mut state = slot.lock().await;
+    let mut last = stored.clone();
     let result = async {
-        let size = app
-            .append(name, &id, 0, req.into_body(), &mut state)
+        let (size, next) = app
+            .append(name, &id, (&stored, 0), req.into_body(), &mut state)
             .await?;
-        app.finish(name, &id, size, &mut state, &expected).await
+        last = next;
+        app.finish(name, &id, (&last, size), &mut state, &expected)
+            .await
     }
     .await;
     if result.is_err() {
-        app.storage.cancel_upload(name, &id)?;
+        app.storage.cancel_upload(name, &id, &last)?;
         app.forget(&id);
     }
     result
@@ -223,17 +271,23 @@ pub(crate) async fn handle(
     if !crate::names::valid_upload_id(id) {
         return Err(ApiError::upload_unknown());
     }
+    let stored = app.upload_state(name, id, &req)?;
     let slot = app.slot(id);
     let mut state = slot.lock().await;
-    let Some(size) = app.storage.upload_size(name, id)? else {
+    let Some(size) = app.storage.upload_size(name, id, &stored)? else {
         drop(state);
         app.forget(id);
         return Err(ApiError::upload_unknown());
     };
     match method {
-        Method::GET => Ok(session(StatusCode::NO_CONTENT, name, id, size)),
+        Method::GET => Ok(session(
+            app,
+            StatusCode::NO_CONTENT,
+            (name, id, &stored),
+            size,
+        )),
         Method::DELETE => {
-            app.storage.cancel_upload(name, id)?;
+            app.storage.cancel_upload(name, id, &stored)?;
             app.forget(id);
             Ok(respond(
                 StatusCode::NO_CONTENT,
@@ -258,13 +312,13 @@ pub(crate) async fn handle(
                         "BLOB_UPLOAD_INVALID",
                         format!("chunk starts at {a}, the upload has {size} bytes"),
                     )
-                    .header("location", format!("/v2/{name}/blobs/uploads/{id}"))
+                    .header("location", app.upload_location(name, id, &stored))
                     .header("range", format!("0-{}", size.saturating_sub(1)))
                     .header("docker-upload-uuid", id));
                 }
             }
-            let written = app
-                .append(name, id, size, req.into_body(), &mut state)
+            let (written, next) = app
+                .append(name, id, (&stored, size), req.into_body(), &mut state)
                 .await?;
             if let Some((a, b)) = range {
                 if written != b - a + 1 {
@@ -277,8 +331,11 @@ pub(crate) async fn handle(
             }
             let size = size + written;
             match expected {
-                None => Ok(session(StatusCode::ACCEPTED, name, id, size)),
-                Some(expected) => app.finish(name, id, size, &mut state, &expected).await,
+                None => Ok(session(app, StatusCode::ACCEPTED, (name, id, &next), size)),
+                Some(expected) => {
+                    app.finish(name, id, (&next, size), &mut state, &expected)
+                        .await
+                }
             }
         }
         _ => Err(ApiError::unsupported(

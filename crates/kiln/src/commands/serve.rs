@@ -1,8 +1,10 @@
 //! `kiln serve`: an OCI distribution registry (`kiln_registry`) on
-//! `--addr`, its content under `<root>/registry` (or `--data DIR`),
-//! configured by `--config kiln-registry.toml` (see docs/serve.md) with
-//! flags overriding the file. Stops on SIGINT or SIGTERM once the requests
-//! in flight have finished.
+//! `--addr`, its content under `<root>/registry` (or `--data DIR`), or in
+//! an S3 bucket (`--storage s3://...`, credentials from
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) shared by replicas that
+//! share `--upload-secret-file`; configured by `--config
+//! kiln-registry.toml` (see docs/serve.md) with flags overriding the file.
+//! Stops on SIGINT or SIGTERM once the requests in flight have finished.
 //! `--gc-interval` collects garbage while serving; `kiln serve gc DATADIR`
 //! collects once and prints what it deleted (or, `--dry-run`, would).
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use kiln_registry::{Config, FsStorage, LogFormat};
+use kiln_registry::{Config, FsStorage, LogFormat, ObjectStorage, S3Config, Storage};
 
 const CONFIG_HELP: &str = "\
 Configuration file (--config FILE, TOML; every key optional; flags override it):
@@ -87,6 +89,16 @@ pub(crate) struct Args {
     /// Access log lines on stderr: text, json or off [default: text]
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json", "off"])]
     log_format: Option<String>,
+    /// Keep content in an S3 bucket instead of --data:
+    /// s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME[&part_size=BYTES]
+    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    storage: Option<String>,
+    /// File holding the secret that signs upload state in Location URLs;
+    /// replicas sharing a bucket must share it [default: a random secret
+    /// per process]
+    #[arg(long, value_name = "FILE")]
+    upload_secret_file: Option<PathBuf>,
     /// Collect garbage every INTERVAL while serving (`1h`, `10m`, `30s`);
     /// off by default
     #[arg(long, value_name = "INTERVAL", value_parser = duration)]
@@ -219,21 +231,44 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         .addr
         .clone()
         .unwrap_or_else(|| "127.0.0.1:5000".into());
-    let storage = Arc::new(
-        FsStorage::open(&dir).with_context(|| format!("open registry at {}", dir.display()))?,
-    );
+    let (storage, place): (Arc<dyn Storage>, String) = match &args.storage {
+        Some(url) => {
+            let mut s3 = S3Config::parse(url)?;
+            // Credentials never sit in the URL (it is printed and logged).
+            s3.access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+            s3.secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+            let storage =
+                ObjectStorage::s3(&s3).with_context(|| format!("open the bucket of {url}"))?;
+            (Arc::new(storage), format!("bucket {}", s3.bucket))
+        }
+        None => {
+            let storage = FsStorage::open(&dir)
+                .with_context(|| format!("open registry at {}", dir.display()))?;
+            (Arc::new(storage), dir.display().to_string())
+        }
+    };
     let mut options = config.options(&dir)?;
     options.access_log =
         kiln_registry::AccessLog::stderr(config.log_format.unwrap_or(LogFormat::Text));
+    options.upload_secret = upload_secret(args.upload_secret_file.as_deref())?;
     let tls = match &config.tls {
         Some(t) => Some(kiln_registry::server_config(&t.cert, &t.key)?),
         None => None,
     };
     options.https = tls.is_some();
     // A registry's handlers are short (metadata and streamed bodies), so a
-    // current-thread runtime with a few blocking threads serves it; a
-    // worker per core would mostly add idle threads and memory.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // current-thread runtime with a few blocking threads serves the
+    // filesystem; a worker per core would mostly add idle threads and
+    // memory. The object store's synchronous bridge waits with
+    // `block_in_place`, which only a multi-thread runtime allows.
+    let mut builder = if args.storage.is_some() {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder
         .enable_all()
         .max_blocking_threads(16)
         .build()
@@ -254,10 +289,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         let local = listener.local_addr().context("listening address")?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         // Tests and scripts read the address (port 0 picks one).
-        println!(
-            "kiln serve: listening on {scheme}://{local}, content in {}",
-            dir.display()
-        );
+        println!("kiln serve: listening on {scheme}://{local}, content in {place}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let collector = args.gc_interval.map(|interval| {
@@ -330,6 +362,26 @@ mod trim {
             }
         }
     }
+}
+
+/// The secret that signs upload state in `Location` URLs, from `path`
+/// (replicas sharing a bucket share it); `None`: a random one per process.
+fn upload_secret(path: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let secret =
+        std::fs::read(path).with_context(|| format!("read the upload secret {}", path.display()))?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.len() < 16 {
+        anyhow::bail!(
+            "the upload secret in {} has {} bytes: use at least 16 (e.g. `openssl rand -hex 32 > {}`)",
+            path.display(),
+            secret.len(),
+            path.display()
+        );
+    }
+    Ok(Some(secret))
 }
 
 /// Completes on SIGINT or SIGTERM.
