@@ -11,7 +11,7 @@ use crate::ipam::State;
 
 pub const TABLE: &str = "kiln";
 
-/// The table for `state`, or `None` when nothing is on the bridge.
+/// The table for `state`, or `None` when there is no bridge.
 ///
 /// DNAT takes packets for a published port that arrive from anywhere but
 /// the bridge (the client's address is kept: the container sees the real
@@ -25,10 +25,10 @@ pub fn ruleset(state: &State) -> Option<String> {
         .values()
         .map(|n| (n.bridge.as_str(), n.subnet.to_string(), n.internal))
         .collect();
+    // The default bridge's masquerade lingers with the bridge, so a
+    // container without published ports changes no rule.
     if let Some(b) = &state.bridge {
-        if state.leases.values().any(|l| l.network == "bridge") {
-            nets.push((b.name.as_str(), b.subnet.to_string(), false));
-        }
+        nets.push((b.name.as_str(), b.subnet.to_string(), false));
     }
     if nets.is_empty() {
         return None;
@@ -111,7 +111,9 @@ mod tests {
             }),
             ..State::default()
         };
-        assert_eq!(ruleset(&st), None);
+        assert_eq!(ruleset(&State::default()), None);
+        let idle = ruleset(&st).expect("the bridge's masquerade");
+        assert!(!idle.contains("dnat"), "{idle}");
         let port = |ip: &str, h| PortMapping {
             container_port: 80,
             proto: Proto::Tcp,
