@@ -310,6 +310,60 @@ pub fn ps_column(c: &Container) -> String {
     kiln_network::ports::ps_column(&ports(c), &c.config.process.exposed_ports)
 }
 
+/// A running container's place on its network, as `inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The network's name (`bridge` for the default one).
+    pub network: String,
+    pub network_id: String,
+    pub ip: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
+    pub mac: String,
+    /// docker's: the `--network-alias`es and the short id (user networks).
+    pub aliases: Vec<String>,
+    /// The namespace's path.
+    pub sandbox: String,
+}
+
+/// Where a running container is on its network; `None` for one that is
+/// not running or has no network of its own.
+pub fn endpoint(c: &Container) -> Option<Endpoint> {
+    if !matches!(c.state.status, Status::Running | Status::Restarting) || !on_bridge(&c.config) {
+        return None;
+    }
+    let state = networks().state();
+    let lease = state.leases.get(c.id())?;
+    let (network_id, subnet, aliases) = match state.networks.get(&lease.network) {
+        Some(n) => {
+            // The lease's names are the container's name, then its aliases.
+            let mut aliases: Vec<String> = lease.names.iter().skip(1).cloned().collect();
+            aliases.push(c.id()[..12.min(c.id().len())].to_string());
+            (n.id.clone(), n.subnet, aliases)
+        }
+        None => {
+            let b = state.bridge.as_ref()?;
+            (b.id.clone(), b.subnet, Vec::new())
+        }
+    };
+    Some(Endpoint {
+        network: lease.network.clone(),
+        network_id,
+        ip: lease.ip,
+        prefix: subnet.prefix,
+        gateway: subnet.gateway(),
+        mac: if lease.mac.is_empty() {
+            kiln_network::mac_for(lease.ip)
+        } else {
+            lease.mac.clone()
+        },
+        aliases,
+        sandbox: kiln_network::netns_path(&lease.netns)
+            .to_string_lossy()
+            .into_owned(),
+    })
+}
+
 /// The address a container has on the bridge, while it runs.
 pub fn address(c: &Container) -> Option<std::net::Ipv4Addr> {
     on_bridge(&c.config)

@@ -206,6 +206,7 @@ impl<H: NetHost> Networks<H> {
                 ports,
                 network: network.to_string(),
                 names,
+                mac: ep.mac.clone(),
             },
         );
         if let Err(e) = self.host.create_netns(&netns).and_then(|()| l.save()) {
@@ -352,8 +353,12 @@ impl<H: NetHost> Networks<H> {
 
     /// The bridge's subnet, the bridge made first if it is not there.
     fn ensure_bridge(&self, l: &mut Locked) -> Result<Subnet> {
-        if let Some(b) = &l.state.bridge {
+        if let Some(b) = &mut l.state.bridge {
             if b.name == self.bridge && self.host.link_exists(&b.name) {
+                // Made by a kiln that kept no id.
+                if b.id.is_empty() {
+                    b.id = ipam::new_id()?;
+                }
                 return Ok(b.subnet);
             }
         }
@@ -370,6 +375,7 @@ impl<H: NetHost> Networks<H> {
         l.state.bridge = Some(Bridge {
             name: self.bridge.clone(),
             subnet,
+            id: ipam::new_id()?,
         });
         Ok(subnet)
     }

@@ -108,6 +108,7 @@ mod tests {
             bridge: Some(Bridge {
                 name: "kiln0".into(),
                 subnet: "172.18.0.0/16".parse().expect("subnet"),
+                id: String::new(),
             }),
             ..State::default()
         };
@@ -130,6 +131,7 @@ mod tests {
                 ports: vec![port("127.0.0.1", 18080), port("0.0.0.0", 8080)],
                 network: "bridge".into(),
                 names: Vec::new(),
+                mac: "02:42:ac:12:00:02".into(),
             },
         );
         let r = ruleset(&st).expect("rules");
