@@ -403,7 +403,7 @@ impl Engine {
             size_root_fs: None,
             mounts,
             config,
-            network_settings: network_settings(&h.network),
+            network_settings: crate::net_settings::network_settings(c),
         })
         .map(|mut doc| {
             doc.driver = doc.graph_driver.name.clone();
@@ -461,46 +461,4 @@ fn ro_suffix(read_only: bool) -> &'static str {
     } else {
         ""
     }
-}
-
-/// docker's `NetworkSettings` for a container without networking of its
-/// own: no addresses, one entry under its network mode.
-fn network_settings(mode: &str) -> Value {
-    let mode = if mode.is_empty() { "none" } else { mode };
-    json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
-        "SandboxKey": "",
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": {
-            mode: {
-                "IPAMConfig": null,
-                "Links": null,
-                "Aliases": null,
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "MacAddress": "",
-                "DriverOpts": null
-            }
-        }
-    })
 }

@@ -41,6 +41,7 @@ pub mod logs;
 pub mod monitor;
 mod names;
 pub mod net;
+mod net_settings;
 pub mod record;
 pub mod signal;
 pub mod spec;

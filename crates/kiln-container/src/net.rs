@@ -17,7 +17,7 @@ use kiln_network::proxy::{self, HostSocket};
 use kiln_network::{IpCommands, Networks, Owner, PortMapping, DEFAULT_STATE_DIR};
 
 use crate::containers::Container;
-use crate::error::{ContainerError, Result};
+use crate::error::{io, ContainerError, Result};
 use crate::record::{ContainerConfig, Status};
 
 fn networks() -> Networks<IpCommands> {
@@ -58,10 +58,32 @@ pub fn publish(c: &ContainerConfig, name: &str) -> Result<Published> {
 /// The container is on the bridge while this lives.
 pub struct OnBridge {
     id: String,
+    /// The wiring of the namespace (veth, address, rules), made on a
+    /// thread while the runtime creates the container; joined by
+    /// [`ready`](Self::ready) before its process starts.
+    wiring: Option<std::thread::JoinHandle<kiln_network::Result<()>>>,
+}
+
+impl OnBridge {
+    /// Waits for the namespace's wiring: the container's process must not
+    /// start before its network is up.
+    pub(crate) fn ready(&mut self) -> Result<()> {
+        match self.wiring.take().map(|t| t.join()) {
+            None => Ok(()),
+            Some(Ok(r)) => Ok(r?),
+            Some(Err(_)) => Err(ContainerError::InvalidConfig(format!(
+                "wiring the network of container {} panicked",
+                self.id
+            ))),
+        }
+    }
 }
 
 impl Drop for OnBridge {
     fn drop(&mut self) {
+        if let Some(t) = self.wiring.take() {
+            let _ = t.join();
+        }
         if let Err(e) = networks().detach(&self.id) {
             tracing::warn!("taking container {} off the bridge: {e}", self.id);
         }
@@ -80,11 +102,16 @@ pub(crate) fn needs_full_monitor(c: &ContainerConfig) -> bool {
 /// attachment made before the hand-over still stands; this guard takes the
 /// container off the bridge when the monitor is done with it.
 pub(crate) fn still_attached(c: &ContainerConfig) -> Option<OnBridge> {
-    on_bridge(c).then(|| OnBridge { id: c.id.clone() })
+    on_bridge(c).then(|| OnBridge {
+        id: c.id.clone(),
+        wiring: None,
+    })
 }
 
 /// In the monitor: the container's namespace on the bridge, its ports
-/// proxied; `None` for `host` and `none`.
+/// proxied; `None` for `host` and `none`. The namespace exists on return;
+/// its wiring goes on while the runtime creates the container (call
+/// [`OnBridge::ready`] before starting it).
 pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
     if !on_bridge(c) {
         return Ok(None);
@@ -104,8 +131,15 @@ pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
         ip: c.host.ip,
         mac: c.host.mac_address.clone(),
     };
-    let a = networks().attach_to(&c.id, Owner::me(), join)?;
-    let guard = OnBridge { id: c.id.clone() };
+    let (a, pending) = networks().reserve(&c.id, Owner::me(), join)?;
+    let wiring = std::thread::Builder::new()
+        .name("net-wiring".into())
+        .spawn(move || networks().wire(pending))
+        .map_err(|e| io("start a thread for", "the network")(e))?;
+    let guard = OnBridge {
+        id: c.id.clone(),
+        wiring: Some(wiring),
+    };
     proxy::serve(sockets, a.ip.into());
     if user_network(c) {
         let upstream = if c.host.dns.is_empty() {
@@ -274,6 +308,60 @@ pub fn ps_column(c: &Container) -> String {
         return String::new();
     }
     kiln_network::ports::ps_column(&ports(c), &c.config.process.exposed_ports)
+}
+
+/// A running container's place on its network, as `inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The network's name (`bridge` for the default one).
+    pub network: String,
+    pub network_id: String,
+    pub ip: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
+    pub mac: String,
+    /// docker's: the `--network-alias`es and the short id (user networks).
+    pub aliases: Vec<String>,
+    /// The namespace's path.
+    pub sandbox: String,
+}
+
+/// Where a running container is on its network; `None` for one that is
+/// not running or has no network of its own.
+pub fn endpoint(c: &Container) -> Option<Endpoint> {
+    if !matches!(c.state.status, Status::Running | Status::Restarting) || !on_bridge(&c.config) {
+        return None;
+    }
+    let state = networks().state();
+    let lease = state.leases.get(c.id())?;
+    let (network_id, subnet, aliases) = match state.networks.get(&lease.network) {
+        Some(n) => {
+            // The lease's names are the container's name, then its aliases.
+            let mut aliases: Vec<String> = lease.names.iter().skip(1).cloned().collect();
+            aliases.push(c.id()[..12.min(c.id().len())].to_string());
+            (n.id.clone(), n.subnet, aliases)
+        }
+        None => {
+            let b = state.bridge.as_ref()?;
+            (b.id.clone(), b.subnet, Vec::new())
+        }
+    };
+    Some(Endpoint {
+        network: lease.network.clone(),
+        network_id,
+        ip: lease.ip,
+        prefix: subnet.prefix,
+        gateway: subnet.gateway(),
+        mac: if lease.mac.is_empty() {
+            kiln_network::mac_for(lease.ip)
+        } else {
+            lease.mac.clone()
+        },
+        aliases,
+        sandbox: kiln_network::netns_path(&lease.netns)
+            .to_string_lossy()
+            .into_owned(),
+    })
 }
 
 /// The address a container has on the bridge, while it runs.

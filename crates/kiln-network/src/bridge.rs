@@ -31,6 +31,13 @@ pub struct Join {
     pub mac: Option<String>,
 }
 
+/// What [`Networks::wire`] has left to make of a reserved attachment.
+#[derive(Debug)]
+pub struct Pending {
+    id: String,
+    ep: Endpoint,
+}
+
 /// A container on the bridge: what its spec and files need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
@@ -107,8 +114,20 @@ impl<H: NetHost> Networks<H> {
     }
 
     /// Puts container `id` on `join.network` (`bridge`, or a user
-    /// network).
+    /// network): [`reserve`](Self::reserve) then [`wire`](Self::wire).
     pub fn attach_to(&self, id: &str, owner: Owner, join: Join) -> Result<Attachment> {
+        let (a, pending) = self.reserve(id, owner, join)?;
+        self.wire(pending)?;
+        Ok(a)
+    }
+
+    /// The first half of an attach, what a runtime needs to create the
+    /// container: under the lock, the address leased and the namespace
+    /// made (the bridge too, if it is the first). The veth, addresses and
+    /// rules ([`wire`](Self::wire)) can then be made while the runtime
+    /// creates the container, as long as they are done before its process
+    /// starts.
+    pub fn reserve(&self, id: &str, owner: Owner, join: Join) -> Result<(Attachment, Pending)> {
         let Join {
             network,
             ports,
@@ -171,8 +190,11 @@ impl<H: NetHost> Networks<H> {
             mac: mac.unwrap_or_else(|| mac_for(ip)),
             default_route: !internal,
         };
-        // Leftovers of an earlier life of this id (a crash mid-attach).
-        let _ = self.host.delete_link(&veth);
+        // Leftovers of an earlier life of this id (a crash mid-attach);
+        // looked up first, as a spawn of `ip` costs milliseconds.
+        if self.host.link_exists(&veth) {
+            let _ = self.host.delete_link(&veth);
+        }
         let _ = self.host.delete_netns(&netns);
         l.state.leases.insert(
             id.to_string(),
@@ -184,29 +206,52 @@ impl<H: NetHost> Networks<H> {
                 ports,
                 network: network.to_string(),
                 names,
+                mac: ep.mac.clone(),
             },
         );
-        let made = self
-            .host
-            .create_endpoint(&ep)
-            .and_then(|()| self.sync_rules(&mut l));
-        if let Err(e) = made {
+        if let Err(e) = self.host.create_netns(&netns).and_then(|()| l.save()) {
             self.remove_locked(&mut l, id);
             let _ = self.finish(&mut l);
             return Err(e);
         }
-        l.save()?;
-        Ok(Attachment {
+        let a = Attachment {
             ip,
             subnet,
             gateway: subnet.gateway(),
-            mac: ep.mac,
+            mac: ep.mac.clone(),
             netns: netns_path(&netns),
-        })
+        };
+        Ok((
+            a,
+            Pending {
+                id: id.to_string(),
+                ep,
+            },
+        ))
+    }
+
+    /// The second half of an attach: the veth into the reserved
+    /// namespace, its address and route, and the rules. On failure the
+    /// container is taken off again.
+    pub fn wire(&self, p: Pending) -> Result<()> {
+        let made = self.host.create_endpoint(&p.ep).and_then(|()| {
+            let mut l = ipam::lock(&self.dir)?;
+            // Swept meanwhile (its owner died): nothing to add rules for.
+            if l.state.leases.get(&p.id).map(|x| x.ip) != Some(p.ep.ip) {
+                return Ok(());
+            }
+            let synced = self.sync_rules(&mut l);
+            l.save().and(synced)
+        });
+        if let Err(e) = made {
+            let _ = self.detach(&p.id);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Takes container `id` off the bridge (nothing if it is not on it);
-    /// the bridge and the rules go with the last container.
+    /// its rules go with it, the bridge stays (see [`finish`](Self::finish)).
     pub fn detach(&self, id: &str) -> Result<()> {
         let mut l = ipam::lock(&self.dir)?;
         if !l.state.leases.contains_key(id) {
@@ -217,7 +262,7 @@ impl<H: NetHost> Networks<H> {
     }
 
     /// Removes what monitors that died left: their namespaces, veths,
-    /// leases and rules, and the bridge if nobody is left.
+    /// leases and rules.
     pub fn sweep(&self) -> Result<()> {
         let mut l = ipam::lock(&self.dir)?;
         if self.sweep_locked(&mut l) {
@@ -226,17 +271,32 @@ impl<H: NetHost> Networks<H> {
         Ok(())
     }
 
+    /// Removes the default bridge when no container is on it (`network
+    /// prune`); whether it did.
+    pub fn remove_idle_bridge(&self) -> Result<bool> {
+        let mut l = ipam::lock(&self.dir)?;
+        self.sweep_locked(&mut l);
+        if l.state.leases.values().any(|x| x.network == "bridge") {
+            return self.finish(&mut l).map(|()| false);
+        }
+        let Some(b) = l.state.bridge.take() else {
+            return self.finish(&mut l).map(|()| false);
+        };
+        self.host.delete_link(&b.name)?;
+        self.finish(&mut l).map(|()| true)
+    }
+
     /// Container `id`'s lease, read without the lock.
     pub fn lease(&self, id: &str) -> Option<Lease> {
         ipam::read(&self.dir).leases.remove(id)
     }
 
+    /// Brings the rules in line with the state and saves it. The default
+    /// bridge lingers after its last container, as docker's does: making
+    /// it again (bridge, FORWARD chain, masquerade) was most of a
+    /// container's network set-up. `network prune` removes it
+    /// ([`remove_idle_bridge`](Self::remove_idle_bridge)).
     pub(crate) fn finish(&self, l: &mut Locked) -> Result<()> {
-        if !l.state.leases.values().any(|l| l.network == "bridge") {
-            if let Some(b) = l.state.bridge.take() {
-                self.host.delete_link(&b.name)?;
-            }
-        }
         let synced = self.sync_rules(l);
         l.save()?;
         synced
@@ -293,8 +353,12 @@ impl<H: NetHost> Networks<H> {
 
     /// The bridge's subnet, the bridge made first if it is not there.
     fn ensure_bridge(&self, l: &mut Locked) -> Result<Subnet> {
-        if let Some(b) = &l.state.bridge {
+        if let Some(b) = &mut l.state.bridge {
             if b.name == self.bridge && self.host.link_exists(&b.name) {
+                // Made by a kiln that kept no id.
+                if b.id.is_empty() {
+                    b.id = ipam::new_id()?;
+                }
                 return Ok(b.subnet);
             }
         }
@@ -311,6 +375,7 @@ impl<H: NetHost> Networks<H> {
         l.state.bridge = Some(Bridge {
             name: self.bridge.clone(),
             subnet,
+            id: ipam::new_id()?,
         });
         Ok(subnet)
     }

@@ -32,8 +32,11 @@ pub trait NetHost {
     fn create_bridge(&self, name: &str, subnet: &Subnet) -> Result<()>;
     /// Removes a link; a missing one is not an error.
     fn delete_link(&self, name: &str) -> Result<()>;
-    /// A named namespace with `eth0` (a veth whose peer is on the
-    /// bridge), the address, loopback up and the default route.
+    /// A named namespace (under `/run/netns`), empty.
+    fn create_netns(&self, name: &str) -> Result<()>;
+    /// In the namespace [`create_netns`](Self::create_netns) made: `eth0`
+    /// (a veth whose peer is on the bridge), the address, loopback up and
+    /// the default route.
     fn create_endpoint(&self, ep: &Endpoint) -> Result<()>;
     /// Removes a named namespace; a missing one is not an error.
     fn delete_netns(&self, name: &str) -> Result<()>;
@@ -143,7 +146,7 @@ impl NetHost for IpCommands {
             ..
         } = ep;
         let host = format!(
-            "netns add {netns}\nlink add {veth} type veth peer name eth0 netns {netns}\nlink set {veth} master {bridge} up\n"
+            "link add {veth} type veth peer name eth0 netns {netns}\nlink set {veth} master {bridge} up\n"
         );
         run("ip", &["-batch", "-"], Some(&host))?;
         let mut inside = format!(
@@ -154,6 +157,10 @@ impl NetHost for IpCommands {
             inside.push_str(&format!("route add default via {}\n", ep.subnet.gateway()));
         }
         run("ip", &["-n", netns, "-batch", "-"], Some(&inside)).map(drop)
+    }
+
+    fn create_netns(&self, name: &str) -> Result<()> {
+        run("ip", &["netns", "add", name], None).map(drop)
     }
 
     fn delete_netns(&self, name: &str) -> Result<()> {

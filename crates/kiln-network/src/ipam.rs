@@ -165,6 +165,9 @@ pub struct Lease {
     /// container's name and `--network-alias`es (user networks only).
     #[serde(default)]
     pub names: Vec<String>,
+    /// `eth0`'s MAC address (docker's from the address, or `--mac-address`).
+    #[serde(default)]
+    pub mac: String,
 }
 
 fn default_network() -> String {
@@ -187,6 +190,20 @@ pub struct UserNetwork {
 pub struct Bridge {
     pub name: String,
     pub subnet: Subnet,
+    /// Its network id (64 hex digits, as docker's `bridge` has one), new
+    /// each time the bridge is made.
+    #[serde(default)]
+    pub id: String,
+}
+
+/// A new network id: 32 random bytes in hex.
+pub fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(io("read", Path::new("/dev/urandom")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +339,7 @@ mod tests {
                     ports: Vec::new(),
                     network: default_network(),
                     names: Vec::new(),
+                    mac: String::new(),
                 },
             );
         }
@@ -337,6 +355,7 @@ mod tests {
         l.state.bridge = Some(Bridge {
             name: "kiln0".into(),
             subnet: net("172.18.0.0/16"),
+            id: new_id().expect("id"),
         });
         l.save().expect("save");
         drop(l);

@@ -50,7 +50,7 @@ pub mod proxy;
 pub mod testing;
 mod user;
 
-pub use bridge::{mac_for, Attachment, Join, Networks, DEFAULT_BRIDGE, DEFAULT_STATE_DIR};
+pub use bridge::{mac_for, Attachment, Join, Networks, Pending, DEFAULT_BRIDGE, DEFAULT_STATE_DIR};
 pub use error::{NetworkError, Result};
 pub use host::{netns_path, Endpoint, IpCommands, NetHost};
 pub use ipam::{Owner, Subnet, UserNetwork};

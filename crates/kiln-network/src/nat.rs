@@ -11,7 +11,7 @@ use crate::ipam::State;
 
 pub const TABLE: &str = "kiln";
 
-/// The table for `state`, or `None` when nothing is on the bridge.
+/// The table for `state`, or `None` when there is no bridge.
 ///
 /// DNAT takes packets for a published port that arrive from anywhere but
 /// the bridge (the client's address is kept: the container sees the real
@@ -25,10 +25,10 @@ pub fn ruleset(state: &State) -> Option<String> {
         .values()
         .map(|n| (n.bridge.as_str(), n.subnet.to_string(), n.internal))
         .collect();
+    // The default bridge's masquerade lingers with the bridge, so a
+    // container without published ports changes no rule.
     if let Some(b) = &state.bridge {
-        if state.leases.values().any(|l| l.network == "bridge") {
-            nets.push((b.name.as_str(), b.subnet.to_string(), false));
-        }
+        nets.push((b.name.as_str(), b.subnet.to_string(), false));
     }
     if nets.is_empty() {
         return None;
@@ -108,10 +108,13 @@ mod tests {
             bridge: Some(Bridge {
                 name: "kiln0".into(),
                 subnet: "172.18.0.0/16".parse().expect("subnet"),
+                id: String::new(),
             }),
             ..State::default()
         };
-        assert_eq!(ruleset(&st), None);
+        assert_eq!(ruleset(&State::default()), None);
+        let idle = ruleset(&st).expect("the bridge's masquerade");
+        assert!(!idle.contains("dnat"), "{idle}");
         let port = |ip: &str, h| PortMapping {
             container_port: 80,
             proto: Proto::Tcp,
@@ -128,6 +131,7 @@ mod tests {
                 ports: vec![port("127.0.0.1", 18080), port("0.0.0.0", 8080)],
                 network: "bridge".into(),
                 names: Vec::new(),
+                mac: "02:42:ac:12:00:02".into(),
             },
         );
         let r = ruleset(&st).expect("rules");

@@ -58,8 +58,18 @@ impl NetHost for FakeHost {
                 message: "fake failure".into(),
             });
         }
-        lock(&self.namespaces).insert(ep.netns.clone());
+        if !lock(&self.namespaces).contains(&ep.netns) {
+            return Err(NetworkError::Command {
+                program: "ip",
+                args: "link add".into(),
+                message: format!("no namespace {}", ep.netns),
+            });
+        }
         lock(&self.links).insert(ep.veth.clone());
+        Ok(())
+    }
+    fn create_netns(&self, name: &str) -> Result<()> {
+        lock(&self.namespaces).insert(name.to_string());
         Ok(())
     }
     fn delete_netns(&self, name: &str) -> Result<()> {

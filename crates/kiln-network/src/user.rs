@@ -100,8 +100,12 @@ impl<H: NetHost> Networks<H> {
         self.finish(&mut l)
     }
 
-    /// `network prune`: every user network without containers; their names.
+    /// `network prune`: every user network without containers; their
+    /// names. The default bridge goes too when it is idle (it lingers
+    /// otherwise, see `Networks::finish`), unlisted, as docker lists only
+    /// user networks.
     pub fn prune_networks(&self) -> Result<Vec<String>> {
+        self.remove_idle_bridge()?;
         let state = ipam::read(self.state_dir());
         let mut removed = Vec::new();
         for name in state.networks.keys() {

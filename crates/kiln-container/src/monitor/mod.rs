@@ -113,6 +113,8 @@ struct Monitor {
     held: Vec<RawFd>,
     /// The lean monitor to hand over to, when there is one.
     lean: Option<PathBuf>,
+    /// The container's json-file log, opened by its first start here.
+    log: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 /// Lazily unmounts the container's root under `dir` if a monitor that
@@ -141,6 +143,7 @@ impl Monitor {
             told: false,
             held: Vec::new(),
             lean,
+            log: None,
         })
     }
 
@@ -276,18 +279,17 @@ impl Monitor {
         }
         // On the bridge until the container is done for good (attached
         // already when the lean monitor hands back an ended container).
-        let _network = if exited.is_some() {
+        let mut network = if exited.is_some() {
             crate::net::still_attached(&c.config)
         } else {
             crate::net::attach(&c.config).map_err(fail)?
         };
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
-        let mut log = None;
         let mut restarts = c.state.restart_count;
         loop {
             let code = match exited.take() {
                 Some(code) => code,
-                None => self.launch_and_wait(&c, &exec, rootfs, restarts, delay, &mut log)?,
+                None => self.launch_and_wait(&c, &exec, rootfs, restarts, delay, &mut network)?,
             };
             // Read before the runtime removes the cgroup.
             let oom = kiln_exec::cgroup::oom_killed(&crate::spec::cgroups_path(&id));
@@ -354,7 +356,7 @@ impl Monitor {
         rootfs: &Path,
         restarts: u32,
         delay: Duration,
-        log: &mut Option<Arc<Mutex<std::fs::File>>>,
+        network: &mut Option<crate::net::OnBridge>,
     ) -> Result<i32, Failed> {
         let fail = |e: ContainerError| Failed(125, kiln_core::error_chain(&e));
         let id = self.id.clone();
@@ -375,6 +377,7 @@ impl Monitor {
                 open_stdin: p.open_stdin,
                 first: !self.told,
             },
+            || network.as_mut().map_or(Ok(()), |n| n.ready()),
         )
         .map_err(fail)?;
         let pid = container.state().ok().and_then(|s| s.pid);
@@ -403,7 +406,7 @@ impl Monitor {
                 lean.display()
             );
         }
-        let log = match log {
+        let log = match &self.log {
             Some(log) => log.clone(),
             None => {
                 let path = self.engine.containers.log_path(&id);
@@ -412,7 +415,7 @@ impl Monitor {
                     .append(true)
                     .open(&path)
                     .map_err(|e| fail(io("open", &path)(e)))?;
-                log.insert(Arc::new(Mutex::new(file))).clone()
+                self.log.insert(Arc::new(Mutex::new(file))).clone()
             }
         };
         let pumps = streams.pump(&log).map_err(fail)?;

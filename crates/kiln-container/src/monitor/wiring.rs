@@ -119,13 +119,16 @@ impl Streams {
     }
 }
 
-/// Creates and starts the container's process with its streams wired.
+/// Creates and starts the container's process with its streams wired;
+/// `before_start` runs between the two (what may overlap the runtime's
+/// create, such as the network's wiring, must be done by then).
 pub(super) fn launch(
     exec: &Executor,
     id: &str,
     spec: &ProcessSpec,
     rootfs: &Path,
     w: Wiring,
+    before_start: impl FnOnce() -> Result<()>,
 ) -> Result<(Container, Streams)> {
     let pipe_err = |e| io("create a pipe for", id)(e);
     let (container, output, keeper) = if spec.terminal {
@@ -165,6 +168,10 @@ pub(super) fn launch(
         };
         (container, output, keeper)
     };
+    if let Err(e) = before_start() {
+        let _ = container.delete(true);
+        return Err(e);
+    }
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(ContainerError::from(e));

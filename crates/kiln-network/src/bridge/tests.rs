@@ -48,8 +48,18 @@ fn the_bridge_lives_while_containers_are_on_it() {
     assert!(!n.host().rules().expect("rules").contains("dport 8080"));
     n.detach("bbbbbbbbbbbbbbbb").expect("detach");
     n.detach("bbbbbbbbbbbbbbbb").expect("twice is fine");
-    assert!(n.host().links().is_empty());
+    // The bridge and its masquerade linger, as docker's do.
+    assert_eq!(n.host().links(), ["kiln0"]);
     assert!(n.host().namespaces().is_empty());
+    let rules = n.host().rules().expect("rules");
+    assert!(
+        rules.contains("masquerade") && !rules.contains("dnat"),
+        "{rules}"
+    );
+    assert!(ipam::read(dir.path()).leases.is_empty());
+    // Until pruned.
+    assert!(n.prune_networks().expect("prune").is_empty());
+    assert!(n.host().links().is_empty());
     assert_eq!(n.host().rules(), None);
     assert_eq!(ipam::read(dir.path()), ipam::State::default());
 }
@@ -65,8 +75,8 @@ fn a_dead_owners_lease_is_swept() {
     n.attach("deaddeaddeaddead", dead, vec![port(8080)])
         .expect("attach");
     n.sweep().expect("sweep");
-    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
-    assert_eq!(n.host().rules(), None);
+    assert_eq!(n.host().links(), ["kiln0"]);
+    assert!(!n.host().rules().expect("rules").contains("dport"));
     // A sweep also runs when the next container attaches.
     n.attach("deaddeaddeaddead", dead, vec![]).expect("attach");
     let a = n
@@ -91,6 +101,7 @@ fn a_failed_attach_leaves_nothing() {
     n.attach("aaaaaaaaaaaaaaaa", Owner::me(), vec![])
         .expect_err("fails");
     assert!(ipam::read(dir.path()).leases.is_empty());
+    assert!(n.host().namespaces().is_empty());
 }
 
 #[test]
@@ -192,7 +203,7 @@ fn user_networks_keep_their_bridge_until_removed() {
     n.detach("bbbbbbbbbbbbbbbb").expect("detach");
     assert!(n.host().links().contains(&"kb-0123456789ab".to_string()));
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
-    assert!(!n.host().links().contains(&"kiln0".to_string()));
+    assert!(n.host().links().contains(&"kiln0".to_string()), "lingers");
     assert_eq!(n.prune_networks().expect("prune"), ["appnet", "inner"]);
     assert!(n.host().links().is_empty(), "{:?}", n.host().links());
     assert_eq!(n.host().rules(), None);
@@ -209,5 +220,37 @@ fn forwarding_follows_the_bridges() {
         [("kiln0".to_string(), false)]
     );
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert_eq!(
+        *n.host().forward.lock().expect("lock"),
+        [("kiln0".to_string(), false)],
+        "lingers with the bridge"
+    );
+    n.prune_networks().expect("prune");
     assert!(n.host().forward.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_reserved_attachment_has_its_namespace_and_the_wiring_adds_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let (a, pending) = n
+        .reserve(
+            "aaaaaaaaaaaaaaaa",
+            Owner::me(),
+            Join {
+                network: "bridge".into(),
+                ports: vec![port(8080)],
+                ..Join::default()
+            },
+        )
+        .expect("reserve");
+    // What a runtime needs to create the container is there...
+    assert_eq!(n.host().namespaces(), ["kiln-aaaaaaaaaaaa"]);
+    assert_eq!(n.lease("aaaaaaaaaaaaaaaa").map(|l| l.ip), Some(a.ip));
+    // ...the veth and the port's rule are not yet.
+    assert_eq!(n.host().links(), ["kiln0"]);
+    assert!(!n.host().rules().unwrap_or_default().contains("dport 8080"));
+    n.wire(pending).expect("wire");
+    assert_eq!(n.host().links(), ["kiln0", "kvaaaaaaaaaaaa"]);
+    assert!(n.host().rules().expect("rules").contains("dport 8080"));
 }
