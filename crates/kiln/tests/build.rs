@@ -1020,3 +1020,95 @@ fn mount_stubs_never_reach_later_steps() {
     let sec = format!("id=tok,src={}", sec.display());
     k.ok(&["build", "-q", "--secret", &sec, ctx.to_str().unwrap()]);
 }
+
+/// A stage the final image does not contain keeps its steps as snapshots
+/// only (no layer tar, no digest); building an image that contains it
+/// later writes those layers then. They must be the layers a build that
+/// wrote them at once makes: same image ID, same saved, exported and
+/// pushed digests.
+#[test]
+fn a_layer_written_late_is_the_layer_written_at_once() {
+    use common::registry::{Auth, Registry};
+    let dockerfile = "FROM base:1 AS work\nCOPY app/ /app/\nRUN --mount=type=cache,target=/var/cache/w echo made > /app/made && echo c > /var/cache/w/c\nFROM base:1\nCOPY --from=work /app/made /made\n";
+    let files = [
+        ("app/main.txt", "main\n"),
+        ("app/lib/util.txt", "util\n"),
+        ("Dockerfile", dockerfile),
+    ];
+    let reg = Registry::start(Auth::Anonymous);
+    let mut ids = Vec::new();
+    let mut pushed = Vec::new();
+    let mut saved = Vec::new();
+    let mut exported = Vec::new();
+    for late in [true, false] {
+        let k = Kiln::new();
+        import_pinned_base(&k);
+        let ctx = context(&k, "ctx", &files);
+        let c = ctx.to_str().unwrap();
+        let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+        let records = |k: &Kiln| -> String {
+            fs::read_dir(k.root.join("buildcache/steps"))
+                .unwrap()
+                .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        };
+        if late {
+            let mut args = epoch.to_vec();
+            args.extend(["-t", "final:1", c]);
+            build(&k, &args);
+            // The work stage's two steps: snapshots, no layer.
+            assert_eq!(
+                records(&k).matches("\"snapshot-only\"").count(),
+                2,
+                "{}",
+                records(&k)
+            );
+        }
+        let mut args = epoch.to_vec();
+        args.extend(["--progress", "plain", "--target", "work", "-t", "work:1", c]);
+        let (_, err) = build(&k, &args);
+        if late {
+            // Cache hits whose layers are written now, and kept.
+            assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+            assert_eq!(records(&k).matches("\"snapshot-only\"").count(), 0);
+        }
+        ids.push(k.inspect("work:1")["Id"].as_str().unwrap().to_string());
+        k.ok(&["system", "check"]);
+        let tar = k.dir.path().join("work.tar");
+        k.ok(&["save", "-o", tar.to_str().unwrap(), "work:1"]);
+        saved.push(common::tool("sha256sum", &[tar.to_str().unwrap()])[..64].to_string());
+        let root = export(
+            &k,
+            &ctx,
+            &[
+                "--target",
+                "work",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+            ],
+        );
+        exported.push(common::tool(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "cd {} && find . -mindepth 1 -printf '%p %s %m %T@\\n' | sort && cat app/made",
+                    root.display()
+                ),
+            ],
+        ));
+        let name = format!("{}/late-{late}/work:1", reg.host());
+        k.ok(&["tag", "work:1", &name]);
+        k.ok(&["push", "-q", &name]);
+        // The registry's manifest digest, which push records.
+        let repo_digest = k.inspect(&name)["RepoDigests"][0].clone();
+        let repo_digest = repo_digest.as_str().unwrap();
+        pushed.push(repo_digest.split_once('@').unwrap().1.to_string());
+    }
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert_eq!(ids[0], ids[1], "image IDs");
+    assert_eq!(saved[0], saved[1], "saved archives");
+    assert_eq!(exported[0], exported[1], "exported trees");
+    assert!(exported[0].contains("made"), "{}", exported[0]);
+    assert_eq!(pushed[0], pushed[1], "pushed manifests");
+}
