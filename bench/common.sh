@@ -15,8 +15,13 @@ bench_setup() {
   if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
-  (cd "$REPO" && cargo build --release --locked -q -p kiln)
-  KILN=${CARGO_TARGET_DIR:-$REPO/target}/release/kiln
+  # KILN_BIN: time a kiln binary built elsewhere (a baseline) instead.
+  if [ -n "${KILN_BIN:-}" ]; then
+    KILN=$KILN_BIN
+  else
+    (cd "$REPO" && cargo build --release --locked -q -p kiln)
+    KILN=${CARGO_TARGET_DIR:-$REPO/target}/release/kiln
+  fi
 }
 
 # buildah and podman on these machines (see ARCHITECTURE.md): cgroupfs,

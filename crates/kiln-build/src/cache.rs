@@ -97,14 +97,40 @@ pub(crate) fn meta_key(parent: &str, command: &kiln_dockerfile::Command) -> Stri
 }
 
 /// What a cached step made: its layer (descriptor and diff_id; stored
-/// uncompressed, so the two digests are equal), or none for a step that
-/// changed no file; and the committed snapshot of the layer's chain, which
-/// snapshot GC keeps while the record lives.
+/// uncompressed, so the two digests are equal), a layer not written yet
+/// ([`Made::SnapshotOnly`]: a step of a stage no exported image contained,
+/// kept as its snapshot alone, its tar and digest made when an image wants
+/// it), or none for a step that changed no file; and the committed
+/// snapshot of the layer's chain, which snapshot GC keeps while the record
+/// lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CacheRecord {
-    pub layer: Option<(Descriptor, Digest)>,
+    pub layer: Option<Made>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// The paths the step's layer leaves out (its RUN --mount targets),
+    /// for writing a snapshot-only layer later as the step would have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+}
+
+/// The layer a record names. On disk a written layer is the pair kiln has
+/// always written; a snapshot-only one is the string `"snapshot-only"`,
+/// which kilns from before it fail to read, so for them it is a miss
+/// rather than a step without a layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Made {
+    /// Boxed: a record is read once per step, and most are small.
+    Blob(Box<Descriptor>, Digest),
+    SnapshotOnly(SnapshotOnly),
+}
+
+/// The marker of [`Made::SnapshotOnly`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) enum SnapshotOnly {
+    #[serde(rename = "snapshot-only")]
+    Marker,
 }
 
 impl CacheRecord {
@@ -116,7 +142,10 @@ impl CacheRecord {
 
     /// The layer blob the record keeps.
     pub(crate) fn layer_digest(&self) -> Option<&Digest> {
-        self.layer.as_ref().map(|(l, _)| &l.digest)
+        match &self.layer {
+            Some(Made::Blob(l, _)) => Some(&l.digest),
+            _ => None,
+        }
     }
 }
 
@@ -258,9 +287,47 @@ mod tests {
             CacheRecord::read(&p),
             Some(CacheRecord {
                 layer: None,
-                snapshot: None
+                snapshot: None,
+                left_out: Vec::new(),
             })
         );
         assert_eq!(CacheRecord::read(&dir.path().join("absent")), None);
+    }
+
+    #[test]
+    fn written_layers_keep_their_format_and_snapshot_only_ones_are_new() {
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let blob = CacheRecord {
+            layer: Some(Made::Blob(
+                Box::new(Descriptor::new(
+                    kiln_core::media_types::OCI_LAYER_TAR,
+                    digest.clone(),
+                    3,
+                )),
+                digest.clone(),
+            )),
+            snapshot: Some("s".into()),
+            left_out: Vec::new(),
+        };
+        // The pair earlier kilns wrote and read.
+        let v = serde_json::to_value(&blob).unwrap();
+        assert_eq!(v["layer"][1], json!(digest.to_string()));
+        assert_eq!(v["layer"][0]["size"], json!(3));
+        assert!(v.get("left_out").is_none());
+        let lazy = CacheRecord {
+            layer: Some(Made::SnapshotOnly(SnapshotOnly::Marker)),
+            snapshot: Some("s".into()),
+            left_out: vec!["/run/x".into()],
+        };
+        let v = serde_json::to_value(&lazy).unwrap();
+        assert_eq!(v["layer"], json!("snapshot-only"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        for rec in [&blob, &lazy] {
+            fs::write(&p, serde_json::to_vec(rec).unwrap()).unwrap();
+            assert_eq!(CacheRecord::read(&p).as_ref(), Some(rec));
+        }
+        assert_eq!(lazy.layer_digest(), None);
+        assert_eq!(blob.layer_digest(), Some(&digest));
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use kiln_core::image::Descriptor;
@@ -115,6 +115,9 @@ pub(crate) struct Engine<'a> {
     pub pull_lock: Mutex<BTreeSet<String>>,
     /// Base and `--from` images as first resolved (see `image_state`).
     pub images: Mutex<HashMap<String, (StageState, Vec<String>)>>,
+    /// The stages whose new layers stay snapshots only (set once the
+    /// target is known; see `snapshot_only_stages`).
+    pub snapshot_only: OnceLock<BTreeSet<usize>>,
 }
 
 /// A time as the config and history write it.
@@ -180,6 +183,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         step_ids: Mutex::new(0),
         pull_lock: Mutex::new(BTreeSet::new()),
         images: Mutex::new(HashMap::new()),
+        snapshot_only: OnceLock::new(),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
@@ -188,6 +192,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let target = engine.target()?;
     let needed = engine.needed(target)?;
     engine.validate(&needed)?;
+    let _ = engine
+        .snapshot_only
+        .set(engine.snapshot_only_stages(target, &needed)?);
     engine.resolve_bases(&needed)?;
     run_stages(&engine, &needed)?;
     engine.ctx.save_cache();

@@ -12,6 +12,12 @@ use crate::state::StageState;
 impl Engine<'_> {
     /// The final image: labels, defaults, timestamps, into the store.
     pub(crate) fn finish(&self, mut state: StageState) -> Result<BuildResult> {
+        if state.snapshot_top.is_some() {
+            // `snapshot_only_stages` never picks the target's FROM chain.
+            return Err(BuildError::Internal(
+                "the target stage has layers that were not written".into(),
+            ));
+        }
         if !self.req.labels.is_empty() {
             let labels = state.cfg().entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {

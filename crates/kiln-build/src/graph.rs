@@ -96,6 +96,29 @@ impl Engine<'_> {
         Ok(deps)
     }
 
+    /// The needed stages whose new layers may stay snapshots only: those
+    /// the target image does not contain, which are the stages off the
+    /// target's FROM chain (read by `COPY --from` and `RUN --mount from=`
+    /// alone). BuildKit writes no layer for them either.
+    pub(crate) fn snapshot_only_stages(
+        &self,
+        target: usize,
+        needed: &BTreeMap<usize, BTreeSet<usize>>,
+    ) -> Result<BTreeSet<usize>> {
+        let mut lazy: BTreeSet<usize> = needed.keys().copied().collect();
+        let mut at = Some(target);
+        while let Some(i) = at {
+            lazy.remove(&i);
+            let stage = &self.df.stages[i];
+            let from = self.df.resolve_from(stage, &self.global)?;
+            at = self
+                .df
+                .stage_named(&from.base, stage.index)
+                .map(|s| s.index);
+        }
+        Ok(lazy)
+    }
+
     /// Checks every instruction of the stages to build before any step
     /// runs, as BuildKit converts the whole Dockerfile first: a bad EXPOSE
     /// or expansion, or an insecure RUN that was not allowed, fails the

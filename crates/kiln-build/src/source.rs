@@ -125,6 +125,7 @@ impl Engine<'_> {
                 layers,
                 diff_ids,
                 key: crate::cache::image_key(&image.manifest_digest),
+                snapshot_top: None,
                 cmd_set: false,
             },
             triggers,
@@ -240,6 +241,10 @@ impl Engine<'_> {
     /// Makes sure every layer of `state` is unpacked as a snapshot, held
     /// by the build's lease; returns the top one.
     pub(crate) fn ensure_snapshots(&self, state: &StageState) -> Result<Option<String>> {
+        // Held by the build's lease since it was committed or hit.
+        if let Some(top) = &state.snapshot_top {
+            return Ok(Some(top.clone()));
+        }
         Ok(kiln_snapshot::unpack_layers(
             &self.snaps,
             self.store,

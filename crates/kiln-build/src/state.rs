@@ -15,6 +15,10 @@ pub(crate) struct StageState {
     pub diff_ids: Vec<Digest>,
     /// Cache key of everything so far (hex sha256).
     pub key: String,
+    /// The top snapshot when the stage's latest layers are snapshots only
+    /// (a stage no exported image contains): its files are there, and
+    /// `layers`/`diff_ids` stop below them.
+    pub snapshot_top: Option<String>,
     /// A CMD instruction ran in this stage (ENTRYPOINT then keeps it;
     /// otherwise ENTRYPOINT drops the CMD inherited from the base, as
     /// docker does).
@@ -43,6 +47,7 @@ impl StageState {
             layers: Vec::new(),
             diff_ids: Vec::new(),
             key: crate::cache::scratch_key(os, architecture, variant),
+            snapshot_top: None,
             cmd_set: false,
         }
     }

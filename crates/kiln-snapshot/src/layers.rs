@@ -123,6 +123,62 @@ pub fn commit_layer(
     filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
 ) -> Result<Option<NewLayer>> {
     let parent = snaps.stat(key)?.parent;
+    let Some(kept) = kept_changes(snaps, key, filter)? else {
+        return Ok(None);
+    };
+    let blob = write_layer(store, &snaps.changes_root(key), opts, &kept)?;
+    let snapshot = chain_id(parent.as_deref(), &blob.diff_id)?;
+    snaps.commit(&snapshot, key)?;
+    Ok(Some(NewLayer {
+        descriptor: blob.descriptor,
+        diff_id: blob.diff_id,
+        snapshot,
+    }))
+}
+
+/// [`commit_layer`] without the layer: active snapshot `key`, less what
+/// `filter` leaves out, committed as `name` with no tar written and
+/// nothing hashed (a build step no exported image contains yet; BuildKit
+/// keeps such steps as snapshots only). [`layer_of_committed`] writes the
+/// layer later, byte for byte the one [`commit_layer`] would have written.
+/// No changes: false, and the active snapshot is removed. Call with
+/// nothing mounted.
+pub fn commit_snapshot(
+    snaps: &Snapshotter,
+    key: &str,
+    name: &str,
+    filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
+) -> Result<bool> {
+    if kept_changes(snaps, key, filter)?.is_none() {
+        return Ok(false);
+    }
+    snaps.commit(name, key)?;
+    Ok(true)
+}
+
+/// The layer of committed snapshot `name`, one [`commit_snapshot`] made
+/// (`filter` as it was then): the tar [`commit_layer`] would have written
+/// for it, into the store and recorded with its diff_id. Hold a store
+/// lease until the layer is named somewhere.
+pub fn layer_of_committed(
+    snaps: &Snapshotter,
+    store: &Store,
+    name: &str,
+    opts: &TarOptions,
+    filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
+) -> Result<LayerBlob> {
+    let changes = filter(snaps.diff_committed(name)?);
+    write_layer(store, &snaps.committed_changes_root(name), opts, &changes)
+}
+
+/// What active snapshot `key` changed, less what `filter` leaves out,
+/// which also goes from the snapshot; `None` (and the snapshot removed)
+/// when nothing is left.
+fn kept_changes(
+    snaps: &Snapshotter,
+    key: &str,
+    filter: impl FnOnce(Vec<Change>) -> Vec<Change>,
+) -> Result<Option<Vec<Change>>> {
     let changes = snaps.diff(key)?;
     let added: Vec<std::path::PathBuf> = changes
         .iter()
@@ -138,14 +194,7 @@ pub fn commit_layer(
     // filter left out of the layer (a RUN --mount's file stub) goes from
     // the snapshot too, or later steps and COPY --from would see it.
     drop_left_out(&snaps.changes_root(key), &added, &kept)?;
-    let blob = write_layer(store, &snaps.changes_root(key), opts, &kept)?;
-    let snapshot = chain_id(parent.as_deref(), &blob.diff_id)?;
-    snaps.commit(&snapshot, key)?;
-    Ok(Some(NewLayer {
-        descriptor: blob.descriptor,
-        diff_id: blob.diff_id,
-        snapshot,
-    }))
+    Ok(Some(kept))
 }
 
 /// [`commit_layer`]'s layer without the commit: active snapshot `key`

@@ -64,7 +64,8 @@ mod snapshotter;
 
 pub use error::{Result, SnapshotError};
 pub use layers::{
-    chain_id, chain_ids, commit_layer, layer_from_active, unpack_layers, LayerBlob, NewLayer,
+    chain_id, chain_ids, commit_layer, commit_snapshot, layer_from_active, layer_of_committed,
+    unpack_layers, LayerBlob, NewLayer,
 };
 pub use mount::{mount, Mount, Mounted};
 pub use snapshotter::{

@@ -599,26 +599,50 @@ fn a_cached_rebuild_unpacks_and_mounts_nothing() {
     build(&k, &["-t", "cached:1", c]);
     let id = k.ok(&["images", "-q", "--no-trunc", "cached:1"]);
     // Committed snapshots are the directories with an `fs` tree; remove
-    // them all (the cache records stay), so anything a cached rebuild
-    // unpacks shows up again.
+    // every one that layers in the store can make again (the cache
+    // records stay), so anything a cached rebuild unpacks shows up again.
+    // The tmp and mnt stages' steps are snapshots only (no image contains
+    // them): those and the base they stand on stay, as any prune keeps
+    // what a cache record names and its parents.
     let snapshots = |k: &Kiln| -> Vec<String> {
-        fs::read_dir(k.root.join("snapshots"))
+        let mut names: Vec<String> = fs::read_dir(k.root.join("snapshots"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.join("fs").is_dir())
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect()
+            .collect();
+        names.sort();
+        names
     };
-    for name in snapshots(&k) {
-        fs::remove_dir_all(k.root.join("snapshots").join(name)).unwrap();
+    let mut kept = Vec::new();
+    for e in fs::read_dir(k.root.join("buildcache/steps")).unwrap() {
+        let rec: serde_json::Value =
+            serde_json::from_slice(&fs::read(e.unwrap().path()).unwrap()).unwrap();
+        if rec["layer"] == "snapshot-only" {
+            let name = rec["snapshot"].as_str().unwrap().to_string();
+            let parent = k.root.join("snapshots").join(&name).join("parent");
+            kept.push(fs::read_to_string(parent).unwrap().trim().to_string());
+            kept.push(name);
+        }
     }
+    kept.sort();
+    kept.dedup();
+    // The two RUN steps of tmp and mnt, on the base.
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    for name in snapshots(&k) {
+        if !kept.contains(&name) {
+            fs::remove_dir_all(k.root.join("snapshots").join(name)).unwrap();
+        }
+    }
+    assert_eq!(snapshots(&k), kept);
     let (_, err) = build(&k, &["-t", "cached:1", c]);
     assert_eq!(err.matches(" CACHED").count(), 5, "{err}");
     assert_eq!(k.ok(&["images", "-q", "--no-trunc", "cached:1"]), id);
     // Only COPY --from reads its source to plan (its key is the files it
-    // copies): the tmp stage's two layers. The RUN --mount source and the
-    // COPY destinations were neither unpacked nor mounted.
-    assert_eq!(snapshots(&k).len(), 2, "{:?}", snapshots(&k));
+    // copies): the tmp stage's top, a snapshot already there. The RUN
+    // --mount source and the COPY destinations were neither unpacked nor
+    // mounted: no snapshot was made.
+    assert_eq!(snapshots(&k), kept);
 }
 
 #[test]
@@ -1019,4 +1043,105 @@ fn mount_stubs_never_reach_later_steps() {
     fs::write(&sec, "s3cret\n").unwrap();
     let sec = format!("id=tok,src={}", sec.display());
     k.ok(&["build", "-q", "--secret", &sec, ctx.to_str().unwrap()]);
+}
+
+/// A stage the final image does not contain keeps its steps as snapshots
+/// only (no layer tar, no digest); building an image that contains it
+/// later writes those layers then. They must be the layers a build that
+/// wrote them at once makes: same image ID, same saved, exported and
+/// pushed digests.
+#[test]
+fn a_layer_written_late_is_the_layer_written_at_once() {
+    use common::registry::{Auth, Registry};
+    let dockerfile = "FROM base:1 AS work\nCOPY app/ /app/\nRUN --mount=type=cache,target=/var/cache/w echo made > /app/made && echo c > /var/cache/w/c\nFROM base:1\nCOPY --from=work /app/made /made\n";
+    let files = [
+        ("app/main.txt", "main\n"),
+        ("app/lib/util.txt", "util\n"),
+        ("Dockerfile", dockerfile),
+    ];
+    let reg = Registry::start(Auth::Anonymous);
+    let mut ids = Vec::new();
+    let mut pushed = Vec::new();
+    let mut saved = Vec::new();
+    let mut exported = Vec::new();
+    for late in [true, false] {
+        let k = Kiln::new();
+        import_pinned_base(&k);
+        let ctx = context(&k, "ctx", &files);
+        let c = ctx.to_str().unwrap();
+        let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+        let records = |k: &Kiln| -> String {
+            fs::read_dir(k.root.join("buildcache/steps"))
+                .unwrap()
+                .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        };
+        if late {
+            let mut args = epoch.to_vec();
+            args.extend(["-t", "final:1", c]);
+            build(&k, &args);
+            // The work stage's two steps: snapshots, no layer.
+            assert_eq!(
+                records(&k).matches("\"snapshot-only\"").count(),
+                2,
+                "{}",
+                records(&k)
+            );
+        }
+        let mut args = epoch.to_vec();
+        args.extend(["--progress", "plain", "--target", "work", "-t", "work:1", c]);
+        let (_, err) = build(&k, &args);
+        if late {
+            // Cache hits whose layers are written now, and kept.
+            assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+            assert_eq!(records(&k).matches("\"snapshot-only\"").count(), 0);
+        }
+        let id = k.inspect("work:1")["Id"].as_str().unwrap().to_string();
+        if late {
+            // A --no-cache rebuild (its stage written at once, on new
+            // snapshots) is the same image.
+            let mut args = epoch.to_vec();
+            args.extend(["--no-cache", "--target", "work", "-t", "again:1", c]);
+            build(&k, &args);
+            assert_eq!(k.inspect("again:1")["Id"].as_str().unwrap(), id);
+        }
+        ids.push(id);
+        k.ok(&["system", "check"]);
+        let tar = k.dir.path().join("work.tar");
+        k.ok(&["save", "-o", tar.to_str().unwrap(), "work:1"]);
+        saved.push(common::tool("sha256sum", &[tar.to_str().unwrap()])[..64].to_string());
+        let root = export(
+            &k,
+            &ctx,
+            &[
+                "--target",
+                "work",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+            ],
+        );
+        exported.push(common::tool(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "cd {} && find . -mindepth 1 -printf '%p %s %m %T@\\n' | sort && cat app/made",
+                    root.display()
+                ),
+            ],
+        ));
+        let name = format!("{}/late-{late}/work:1", reg.host());
+        k.ok(&["tag", "work:1", &name]);
+        k.ok(&["push", "-q", &name]);
+        // The registry's manifest digest, which push records.
+        let repo_digest = k.inspect(&name)["RepoDigests"][0].clone();
+        let repo_digest = repo_digest.as_str().unwrap();
+        pushed.push(repo_digest.split_once('@').unwrap().1.to_string());
+    }
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert_eq!(ids[0], ids[1], "image IDs");
+    assert_eq!(saved[0], saved[1], "saved archives");
+    assert_eq!(exported[0], exported[1], "exported trees");
+    assert!(exported[0].contains("made"), "{}", exported[0]);
+    assert_eq!(pushed[0], pushed[1], "pushed manifests");
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use kiln_dockerfile::Stage;
 use kiln_layer::TarOptions;
 
-use crate::cache::CacheRecord;
+use crate::cache::{CacheRecord, Made, SnapshotOnly};
 use crate::engine::Engine;
 use crate::error::{io, BuildError, Result};
 use crate::state::StageState;
@@ -71,6 +71,13 @@ pub(crate) struct LayerPlan<'m> {
 }
 
 impl Engine<'_> {
+    /// Whether `stage`'s new layers stay snapshots only.
+    fn snapshot_only(&self, stage: &Stage) -> bool {
+        self.snapshot_only
+            .get()
+            .is_some_and(|s| s.contains(&stage.index))
+    }
+
     /// A step that may make a layer: from the cache, or by running `work`
     /// on a writable snapshot (mounted at the path it gets) of the
     /// current state.
@@ -87,40 +94,111 @@ impl Engine<'_> {
             mountpoints,
         } = plan;
         let key = crate::cache::clamped_key(key, self.clamp.then_some(self.epoch));
+        let lazy = self.snapshot_only(step.stage);
         let cached = if step.no_cache {
             None
         } else {
-            self.cache.get(&key)
+            self.cache
+                .get(&key)
+                .map(|rec| self.use_record(state, &key, rec, lazy))
+                .transpose()?
+                .flatten()
         };
         let hit = cached.is_some();
-        let rec = match cached {
-            Some(rec) => rec,
-            None => self.make_layer(state, &key, mountpoints, work)?,
+        let made = match cached {
+            Some(made) => made,
+            None => self.make_layer(state, &key, mountpoints, lazy, work)?,
         };
-        let made = rec.layer.is_some();
-        if let Some((l, diff_id)) = rec.layer {
-            state.push_layer(l, diff_id);
-        }
         state.history(&step.created, history, made);
         state.key = key;
         self.progress.done(step.id, hit, step.t0.elapsed());
         Ok(())
     }
 
+    /// A cache hit onto `state`: whether it made a layer, or `None` when
+    /// the record cannot be used (its snapshot-only layer's snapshot is
+    /// gone): a miss. A snapshot-only layer wanted by a stage an image
+    /// contains is written now, and the record keeps it from then on.
+    fn use_record(
+        &self,
+        state: &mut StageState,
+        key: &str,
+        rec: CacheRecord,
+        lazy: bool,
+    ) -> Result<Option<bool>> {
+        let snapshot = rec.snapshot.clone();
+        let held = |s: &Option<String>| -> Result<Option<String>> {
+            match s {
+                Some(s) if self.snaps.hold(s)? => Ok(Some(s.clone())),
+                _ => Ok(None),
+            }
+        };
+        Ok(match rec.layer {
+            None => Some(false),
+            // A written layer on top of snapshot-only ones: the stage goes
+            // on from the record's snapshot (the same files).
+            Some(Made::Blob(..)) if state.snapshot_top.is_some() => held(&snapshot)?.map(|s| {
+                state.snapshot_top = Some(s);
+                true
+            }),
+            Some(Made::Blob(l, diff_id)) => {
+                state.push_layer(*l, diff_id);
+                Some(true)
+            }
+            Some(Made::SnapshotOnly(_)) => {
+                let Some(s) = held(&snapshot)? else {
+                    return Ok(None);
+                };
+                if lazy || state.snapshot_top.is_some() {
+                    state.snapshot_top = Some(s);
+                } else {
+                    let blob = kiln_snapshot::layer_of_committed(
+                        &self.snaps,
+                        self.store,
+                        &s,
+                        &self.tar_options(),
+                        |changes| filter_mountpoints(changes, &rec.left_out),
+                    )?;
+                    self.cache.put(
+                        key,
+                        &CacheRecord {
+                            layer: Some(Made::Blob(
+                                Box::new(blob.descriptor.clone()),
+                                blob.diff_id.clone(),
+                            )),
+                            snapshot: Some(s),
+                            left_out: rec.left_out,
+                        },
+                    )?;
+                    state.push_layer(blob.descriptor, blob.diff_id);
+                }
+                Some(true)
+            }
+        })
+    }
+
+    fn tar_options(&self) -> TarOptions {
+        TarOptions {
+            clamp_mtime: self.clamp.then_some(self.epoch),
+        }
+    }
+
     /// Runs `work` on a writable snapshot of `state` and records what it
-    /// changed (minus mountpoints) as the layer of `key`: none when it
-    /// changed nothing.
+    /// changed (minus mountpoints) as the layer of `key` (snapshot only
+    /// when `lazy`), onto `state`; whether it changed anything.
     fn make_layer(
         &self,
-        state: &StageState,
+        state: &mut StageState,
         key: &str,
         mountpoints: &[String],
+        lazy: bool,
         work: impl FnOnce(&Path) -> Result<()>,
-    ) -> Result<CacheRecord> {
+    ) -> Result<bool> {
         let parent = self.ensure_snapshots(state)?;
         let snap = self.snaps.new_key("step");
         let mounts = self.snaps.prepare(&snap, parent.as_deref())?;
-        let made = (|| -> Result<Option<kiln_snapshot::NewLayer>> {
+        let keep = |changes| filter_mountpoints(changes, mountpoints);
+        let made = (|| -> Result<CacheRecord> {
             {
                 let at = tempfile::Builder::new()
                     .prefix("rootfs")
@@ -129,32 +207,71 @@ impl Engine<'_> {
                 let mounted = kiln_snapshot::mount(&mounts, at.path())?;
                 work(mounted.path())?;
             }
-            let opts = TarOptions {
-                clamp_mtime: self.clamp.then_some(self.epoch),
-            };
-            Ok(kiln_snapshot::commit_layer(
+            let lazy = lazy || state.snapshot_top.is_some();
+            if lazy {
+                let name = snapshot_only_name(key);
+                let made = kiln_snapshot::commit_snapshot(&self.snaps, &snap, &name, keep)?;
+                return Ok(CacheRecord {
+                    layer: made.then_some(Made::SnapshotOnly(SnapshotOnly::Marker)),
+                    snapshot: made.then_some(name),
+                    left_out: if made {
+                        mountpoints.to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+            let made = kiln_snapshot::commit_layer(
                 &self.snaps,
                 self.store,
                 &snap,
-                &opts,
-                |changes| filter_mountpoints(changes, mountpoints),
-            )?)
+                &self.tar_options(),
+                keep,
+            )?;
+            Ok(match made {
+                Some(l) => CacheRecord {
+                    layer: Some(Made::Blob(Box::new(l.descriptor), l.diff_id)),
+                    snapshot: Some(l.snapshot),
+                    left_out: mountpoints.to_vec(),
+                },
+                None => CacheRecord {
+                    layer: None,
+                    snapshot: None,
+                    left_out: Vec::new(),
+                },
+            })
         })();
-        let made = made.inspect_err(|_| {
+        let rec = made.inspect_err(|_| {
             // A failed step's snapshot goes now, not at the next prune.
             let _ = self.snaps.remove(&snap);
         })?;
-        let rec = match made {
-            Some(l) => CacheRecord {
-                layer: Some((l.descriptor, l.diff_id)),
-                snapshot: Some(l.snapshot),
-            },
-            None => CacheRecord {
-                layer: None,
-                snapshot: None,
-            },
-        };
         self.cache.put(key, &rec)?;
-        Ok(rec)
+        Ok(match rec.layer {
+            None => false,
+            Some(Made::Blob(l, diff_id)) => {
+                state.push_layer(*l, diff_id);
+                true
+            }
+            Some(Made::SnapshotOnly(_)) => {
+                state.snapshot_top = rec.snapshot;
+                true
+            }
+        })
     }
+}
+
+/// A new name for a snapshot-only layer's snapshot: hex like the chain
+/// ids other snapshots are named by, unique to this commit (a `--no-cache`
+/// rebuild of the same step may make other files).
+fn snapshot_only_name(key: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(nanos.to_le_bytes());
+    hex::encode(h.finalize())
 }

@@ -198,6 +198,46 @@ impl Snapshotter {
         changes.map_err(io("diff", dir))
     }
 
+    /// What committed snapshot `name` changed on its parent: what
+    /// [`Snapshotter::diff`] gave for the active snapshot it was committed
+    /// from (the same files against the same lowers), read from
+    /// [`Snapshotter::committed_changes_root`]. For a snapshot committed
+    /// without a layer (a build's intermediate stage) whose layer is
+    /// wanted later.
+    pub fn diff_committed(&self, name: &str) -> Result<Vec<Change>> {
+        if !self.exists(name) {
+            return Err(SnapshotError::NotFound(name.to_string()));
+        }
+        let lowers = self.lowers_of(self.parent_of(name)?.as_deref())?;
+        let own = self.path(name).join("fs");
+        let changes = match self.backend {
+            Backend::Native => diff_trees(&lowers[0], &own),
+            Backend::Overlay => {
+                // The lowers mounted in staging; unmounted (the view
+                // dropped) before the staging directory goes.
+                let staged = self.staging()?;
+                let at = staged.path().join("lower");
+                let view = match lowers.as_slice() {
+                    [one] => mount(&[Mount::bind(one.clone(), true)], &at)?,
+                    many => {
+                        fs::create_dir_all(&at).map_err(io("create", &at))?;
+                        mount(&[Mount::overlay(many, None)], &at)?
+                    }
+                };
+                let changes = diff_overlay(view.path(), &own);
+                drop(view);
+                changes
+            }
+        };
+        changes.map_err(io("diff", own))
+    }
+
+    /// The tree [`Snapshotter::diff_committed`]'s file contents are read
+    /// from: the snapshot's own directory.
+    pub fn committed_changes_root(&self, name: &str) -> PathBuf {
+        self.path(name).join("fs")
+    }
+
     /// The tree a diff's file contents are read from: the upper dir
     /// (overlay) or the whole tree (native) of active snapshot `key`.
     pub fn changes_root(&self, key: &str) -> PathBuf {
