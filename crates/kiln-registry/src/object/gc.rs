@@ -196,6 +196,17 @@ impl ObjectStorage {
         Ok(out)
     }
 
+    /// Each tag of `repo` with its object's last-modified time: a tag
+    /// object is written whole on every push, so that is when it was
+    /// last pushed (retention's order).
+    pub(super) fn gc_tag_times(&self, repo: &str) -> Result<Vec<(String, SystemTime)>> {
+        Ok(self
+            .list_meta(self.repo(repo, "_tags"))?
+            .into_iter()
+            .map(|(tag, _, modified)| (tag, modified))
+            .collect())
+    }
+
     pub(super) fn gc_delete_manifest(
         &self,
         repo: &str,

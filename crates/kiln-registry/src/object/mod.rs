@@ -674,6 +674,17 @@ impl Storage for ObjectStorage {
         self.gc_remove_staged(name)
     }
 
+    fn tag_times(&self, repo: &str) -> Result<Vec<(String, std::time::SystemTime)>> {
+        self.gc_tag_times(repo)
+    }
+
+    fn check_ready(&self) -> Result<()> {
+        // What an upload does first: an object written, then removed.
+        let probe = self.key(&format!("ready/{}", random_hex()?));
+        self.write(probe.clone(), b"ready".to_vec())?;
+        self.remove(probe).map(|_| ())
+    }
+
     fn tags(&self, repo: &str) -> Result<Option<Vec<String>>> {
         if !self.repo_exists(repo)? {
             return Ok(None);

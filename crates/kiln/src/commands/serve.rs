@@ -370,8 +370,8 @@ fn upload_secret(path: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
     let Some(path) = path else {
         return Ok(None);
     };
-    let secret =
-        std::fs::read(path).with_context(|| format!("read the upload secret {}", path.display()))?;
+    let secret = std::fs::read(path)
+        .with_context(|| format!("read the upload secret {}", path.display()))?;
     let secret = secret.trim_ascii().to_vec();
     if secret.len() < 16 {
         anyhow::bail!(
