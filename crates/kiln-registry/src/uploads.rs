@@ -93,6 +93,14 @@ impl App {
                 failure = Some(StorageError::io(format!("upload {id}"), e).into());
             }
         }
+        if failure.is_some() {
+            // A write the sink accepted may still be in flight (tokio's
+            // File hands writes to a blocking thread); dropping the writer
+            // does not wait for it, and one landing after the truncate
+            // would leave bytes past `offset`. Flushing waits for it; its
+            // own error changes nothing, as the truncate follows.
+            let _ = writer.flush().await;
+        }
         let next = writer.get_ref().state();
         drop(writer);
         if let Some(e) = failure {
