@@ -132,11 +132,13 @@ impl Stacked {
     }
 }
 
-#[derive(Default)]
+/// One path's running sums. Most paths are sighted in one layer only, so
+/// the first sighting is kept inline and only later ones allocate.
 struct Data {
     cumulative: i64,
     smallest: i64,
-    layers: Vec<usize>,
+    first_layer: usize,
+    later_layers: Vec<usize>,
 }
 
 /// dive's efficiency of `trees` (bottom layer first).
@@ -158,10 +160,18 @@ pub fn efficiency(trees: &[LayerTree]) -> Efficiency {
                 continue;
             }
             let path = tree.path(id);
-            let data = map.entry(path.clone()).or_insert_with(|| Data {
-                smallest: -1,
-                ..Data::default()
-            });
+            let (data, new) = match map.entry(path.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => (e.into_mut(), false),
+                std::collections::hash_map::Entry::Vacant(e) => (
+                    e.insert(Data {
+                        cumulative: 0,
+                        smallest: -1,
+                        first_layer: index,
+                        later_layers: Vec::new(),
+                    }),
+                    true,
+                ),
+            };
             let size = if node.is_whiteout() {
                 match below.get(&path) {
                     // dive's walk of this layer ends here.
@@ -177,9 +187,11 @@ pub fn efficiency(trees: &[LayerTree]) -> Efficiency {
             if data.smallest < 0 || size < data.smallest {
                 data.smallest = size;
             }
-            data.layers.push(index);
-            if data.layers.len() == 2 {
-                inefficient.push(path);
+            if !new {
+                data.later_layers.push(index);
+                if data.later_layers.len() == 1 {
+                    inefficient.push(path);
+                }
             }
         }
         stacked.stack(tree);
@@ -202,7 +214,9 @@ pub fn efficiency(trees: &[LayerTree]) -> Efficiency {
                 path: p,
                 cumulative: d.cumulative,
                 smallest: d.smallest,
-                layers: d.layers,
+                layers: std::iter::once(d.first_layer)
+                    .chain(d.later_layers)
+                    .collect(),
             })
         })
         .collect();

@@ -77,11 +77,16 @@ impl LayerTree {
     /// The tree of a layer's entries (in archive order).
     pub fn build(entries: Vec<FileInfo>) -> LayerTree {
         let mut tree = LayerTree::default();
+        // About one node per entry (parents without entries are few): a
+        // reservation instead of doubling, and the slack given back, keep
+        // the trees of every layer (alive together) at their size.
+        tree.nodes.reserve_exact(entries.len());
         for info in entries {
             tree.entries += 1;
             tree.size += info.size;
             tree.add(info);
         }
+        tree.nodes.shrink_to_fit();
         tree
     }
 

@@ -5,6 +5,7 @@
 
 mod commands;
 mod format;
+mod memory;
 mod output;
 mod trash;
 

@@ -199,6 +199,7 @@ pub(crate) fn run(store: &Store, args: Args, ci_env: bool) -> anyhow::Result<Exi
         )?;
         writeln!(out, "Analyzing image...")?;
     }
+    crate::memory::release_startup_code();
     let analysis = analyze(&image)?;
 
     if let Some(path) = &args.json {

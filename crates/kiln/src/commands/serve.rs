@@ -300,7 +300,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
             };
             kiln_registry::gc::spawn(storage.clone(), gc, interval, options.metrics.clone())
         });
-        trim::startup_code();
+        crate::memory::release_startup_code();
         match tls {
             Some(config) => {
                 let listener =
@@ -319,49 +319,6 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         println!("kiln serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// An idle server's memory. Starting touched code the server never runs
-/// again (the whole CLI's argument parser, config parsing, TLS setup), and
-/// the kernel mapped 64 KiB around each page touched: about 5 MB of the
-/// process's resident set. Those pages are clean and private to this
-/// mapping of the executable, so they are let go; what the server runs
-/// afterwards is faulted back a page at a time.
-mod trim {
-    #![allow(unsafe_code)]
-
-    pub(super) fn startup_code() {
-        let (Ok(exe), Ok(maps)) = (
-            std::fs::read_link("/proc/self/exe"),
-            std::fs::read_to_string("/proc/self/maps"),
-        ) else {
-            return;
-        };
-        for line in maps.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // start-end perms offset dev inode path
-            if f.len() != 6 || f[1] != "r-xp" || Some(f[5]) != exe.to_str() {
-                continue;
-            }
-            let Some((Ok(start), Ok(end))) = f[0]
-                .split_once('-')
-                .map(|(a, b)| (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)))
-            else {
-                continue;
-            };
-            let addr = start as *mut libc::c_void;
-            // SAFETY: the range is this process's own private, read-only
-            // (never written, never relocated: position-independent code)
-            // mapping of its executable. MADV_DONTNEED only unmaps its
-            // pages; the next instruction fetched from one faults it back
-            // in, unchanged, from the file. MADV_RANDOM first turns off
-            // fault-around, so a refault maps one page, not sixteen.
-            unsafe {
-                libc::madvise(addr, end - start, libc::MADV_RANDOM);
-                libc::madvise(addr, end - start, libc::MADV_DONTNEED);
-            }
-        }
-    }
 }
 
 /// The secret that signs upload state in `Location` URLs, from `path`
