@@ -236,25 +236,7 @@ pub fn efficiency(trees: &[LayerTree]) -> Efficiency {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::entry::FileInfo;
-
-    fn file(path: &str, size: u64) -> FileInfo {
-        FileInfo {
-            path: path.into(),
-            type_flag: b'0',
-            size,
-            ..FileInfo::default()
-        }
-    }
-
-    fn dir(path: &str) -> FileInfo {
-        FileInfo {
-            path: path.into(),
-            type_flag: b'5',
-            is_dir: true,
-            ..FileInfo::default()
-        }
-    }
+    use crate::entry::fixtures::{dir, file};
 
     #[test]
     fn overwrite_counts_both_copies_as_waste() {

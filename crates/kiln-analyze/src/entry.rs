@@ -271,6 +271,31 @@ fn collect<R: Read>(entries: tar::Entries<'_, R>) -> Result<Vec<FileInfo>> {
     Ok(out)
 }
 
+/// Entries for unit tests: a regular file and a directory, every other
+/// fact left at its default.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::FileInfo;
+
+    pub(crate) fn file(path: &str, size: u64) -> FileInfo {
+        FileInfo {
+            path: path.into(),
+            type_flag: b'0',
+            size,
+            ..FileInfo::default()
+        }
+    }
+
+    pub(crate) fn dir(path: &str) -> FileInfo {
+        FileInfo {
+            path: path.into(),
+            type_flag: b'5',
+            is_dir: true,
+            ..FileInfo::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,15 +172,7 @@ impl LayerTree {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn file(path: &str, size: u64) -> FileInfo {
-        FileInfo {
-            path: path.into(),
-            type_flag: b'0',
-            size,
-            ..FileInfo::default()
-        }
-    }
+    use crate::entry::fixtures::file;
 
     #[test]
     fn parents_are_made_and_whiteouts_keep_their_target_path() {

@@ -258,25 +258,7 @@ pub fn waste(trees: &[LayerTree]) -> Waste {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::FileInfo;
-
-    fn file(path: &str, size: u64) -> FileInfo {
-        FileInfo {
-            path: path.into(),
-            type_flag: b'0',
-            size,
-            ..FileInfo::default()
-        }
-    }
-
-    fn dir(path: &str) -> FileInfo {
-        FileInfo {
-            path: path.into(),
-            type_flag: b'5',
-            is_dir: true,
-            ..FileInfo::default()
-        }
-    }
+    use crate::entry::fixtures::{dir, file};
 
     #[test]
     fn deleted_dirs_overwrites_opaque_dirs_and_caches_are_grouped_by_step() {
