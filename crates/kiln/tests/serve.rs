@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
+use std::io::{Read, Write};
+use std::process::Child;
 
 use common::{run_tool, tool, Kiln};
 
@@ -27,23 +27,16 @@ impl Serve {
 
     fn start_with(args: &[&str]) -> Serve {
         let kiln = Kiln::new();
-        let mut child = kiln
-            .cmd()
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
+        let (child, host) = common::serve::listening(
+            kiln.cmd()
+                .args(["serve", "--addr", "127.0.0.1:0"])
+                .args(args),
+            None,
+        );
+        let port = host
+            .strip_prefix("127.0.0.1:")
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+            .unwrap_or_else(|| panic!("not a loopback address: {host}"));
         Serve { child, port, kiln }
     }
 

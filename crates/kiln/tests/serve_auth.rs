@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
@@ -139,29 +139,13 @@ fn start_with_kiln(kiln: Kiln, addr: &str, config: &str, args: &[&str]) -> Serve
     let path = kiln.path("kiln-registry.toml");
     std::fs::write(&path, config.replace("{dir}", &dir)).unwrap();
     let stderr = kiln.path("serve.log");
-    let mut child = kiln
-        .cmd()
-        .args(["serve", "--addr", addr, "--config", path.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let host = line
-        .split("://")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or_else(|| {
-            panic!(
-                "no address in {line:?}; stderr: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        })
-        .to_string();
+    let (child, host) = common::serve::listening(
+        kiln.cmd()
+            .args(["serve", "--addr", addr, "--config", path.to_str().unwrap()])
+            .args(args)
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+        Some(&stderr),
+    );
     Serve {
         child,
         host,

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use common::Kiln;
@@ -22,22 +21,8 @@ struct Serve {
 impl Serve {
     fn start() -> Serve {
         let kiln = Kiln::new();
-        let mut child = kiln
-            .cmd()
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let host = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let (child, host) =
+            common::serve::listening(kiln.cmd().args(["serve", "--addr", "127.0.0.1:0"]), None);
         Serve {
             child,
             host,

@@ -12,10 +12,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,23 +32,12 @@ struct Server {
 
 impl Server {
     fn start(kiln: &Kiln, data: &Path) -> Server {
-        let mut child = kiln
-            .cmd()
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let host = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let (child, host) = common::serve::listening(
+            kiln.cmd()
+                .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+                .arg(data),
+            None,
+        );
         Server { child, host }
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod buildkit;
 pub(crate) mod http;
 pub(crate) mod pty;
 pub(crate) mod registry;
+pub(crate) mod serve;
 
 use std::fs;
 use std::path::{Path, PathBuf};
