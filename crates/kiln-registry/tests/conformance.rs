@@ -125,6 +125,13 @@ const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// An upload's `Location` with `digest=` added to its query (a Location
+/// may already carry one: kiln's signed state, distribution's `_state`).
+fn with_digest(loc: &str, digest: &str) -> String {
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    format!("{loc}{sep}digest={digest}")
+}
+
 impl Target {
     async fn send(
         &self,
@@ -169,11 +176,10 @@ impl Target {
             .await;
         want!(r.status == StatusCode::ACCEPTED, "POST {}", r.status);
         let loc = r.header("location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r = self
             .send(
                 Method::PUT,
-                &format!("{loc}{sep}digest={}", sha256(b)),
+                &with_digest(&loc, &sha256(b)),
                 &[("content-type", "application/octet-stream")],
                 b.to_vec(),
             )
@@ -274,11 +280,10 @@ async fn push(t: &mut Target) {
     } else if r.status == StatusCode::ACCEPTED {
         // The spec lets a registry answer with a session instead; finish it.
         let loc = r.header("location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r2 = t
             .send(
                 Method::PUT,
-                &format!("{loc}{sep}digest={}", sha256(&b)),
+                &with_digest(&loc, &sha256(&b)),
                 &[("content-type", "application/octet-stream")],
                 b.clone(),
             )
@@ -339,14 +344,8 @@ async fn push(t: &mut Target) {
             "status Range {}",
             r.header("range")
         );
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r = t
-            .send(
-                Method::PUT,
-                &format!("{loc}{sep}digest={}", sha256(&b)),
-                &[],
-                vec![],
-            )
+            .send(Method::PUT, &with_digest(&loc, &sha256(&b)), &[], vec![])
             .await;
         want!(r.status == StatusCode::CREATED, "PUT {}", r.status);
         Ok(())
@@ -413,14 +412,8 @@ async fn push(t: &mut Target) {
             .await;
         want!(r.status == StatusCode::ACCEPTED, "PATCH {}", r.status);
         let loc = r.header("location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r = t
-            .send(
-                Method::PUT,
-                &format!("{loc}{sep}digest={}", sha256(&b)),
-                &[],
-                vec![],
-            )
+            .send(Method::PUT, &with_digest(&loc, &sha256(&b)), &[], vec![])
             .await;
         want!(r.status == StatusCode::CREATED, "PUT {}", r.status);
         Ok(())
@@ -703,11 +696,10 @@ async fn bad_digests(t: &mut Target) {
             )
             .await;
         let loc = r.header("location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r = t
             .send(
                 Method::PUT,
-                &format!("{loc}{sep}digest={}", sha256(b"other")),
+                &with_digest(&loc, &sha256(b"other")),
                 &[("content-type", "application/octet-stream")],
                 b"content".to_vec(),
             )
@@ -732,11 +724,10 @@ async fn bad_digests(t: &mut Target) {
             )
             .await;
         let loc = r.header("location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
         let r = t
             .send(
                 Method::PUT,
-                &format!("{loc}{sep}digest=sha256:nothex"),
+                &with_digest(&loc, "sha256:nothex"),
                 &[],
                 b"x".to_vec(),
             )

@@ -9,14 +9,15 @@
 
 #[path = "garage/cluster.rs"]
 mod cluster;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::Cluster;
+use common::sha256;
 use kiln_registry::Storage;
 use reqwest::StatusCode;
-use sha2::Digest as _;
 
 const SECRET: &[u8] = b"replicas share this upload secret";
 
@@ -65,10 +66,6 @@ impl Drop for Replica {
             rt.shutdown_background();
         }
     }
-}
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(b))
 }
 
 fn location(r: &reqwest::Response) -> String {
