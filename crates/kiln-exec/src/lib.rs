@@ -45,6 +45,7 @@
 //! - [`seccomp`], [`cgroup`], [`user`], `mountpoints`
 //!   ([`filter_mountpoints`]), [`testing`], `error` ([`ExecError`]).
 
+pub mod binfmt;
 mod builtin;
 mod caps;
 pub mod cgroup;

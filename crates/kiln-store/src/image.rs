@@ -55,8 +55,14 @@ impl Store {
     /// Loads the image an index entry names. An entry that is an index
     /// (multi-platform) resolves to the host platform's manifest.
     pub fn load_image(&self, entry: &IndexEntry) -> Result<Image> {
+        self.load_image_for(entry, &Platform::host())
+    }
+
+    /// [`Store::load_image`] choosing `platform`'s manifest of an index (a
+    /// single manifest is loaded whatever its platform).
+    pub fn load_image_for(&self, entry: &IndexEntry, platform: &Platform) -> Result<Image> {
         let (digest, media_type) = if media_types::is_index(&entry.media_type) {
-            self.platform_manifest(&entry.digest, &Platform::host())?
+            self.platform_manifest(&entry.digest, platform)?
         } else {
             (entry.digest.clone(), entry.media_type.clone())
         };

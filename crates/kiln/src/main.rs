@@ -144,6 +144,12 @@ enum Command {
     /// Manage networks
     #[command(subcommand, arg_required_else_help = true)]
     Network(container::netcmd::Command),
+    /// Manage manifest lists (multi-platform images) in the store and in registries
+    #[command(subcommand, arg_required_else_help = true)]
+    Manifest(commands::manifest::Command),
+    /// Inspect and assemble images in a registry (buildx's imagetools)
+    #[command(subcommand, arg_required_else_help = true)]
+    Imagetools(commands::imagetools::Command),
 }
 
 #[derive(Subcommand)]
@@ -446,6 +452,8 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Inspect(a)) => inspect::run_containers(store, a),
         Command::Volume(c) => container::volume::run(store, c),
         Command::Network(c) => container::netcmd::run(c),
+        Command::Manifest(c) => commands::manifest::run(store, c),
+        Command::Imagetools(c) => commands::imagetools::run(store, c),
         Command::Login(a) => login::login(store, a),
         Command::Logout(a) => login::logout(store, a),
         Command::Copy(a) => copy::run(store, a),

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use common::http::{self, Reply, Request};
 use common::registry::{fault_proxy, Auth, Fault, Registry, PASSWORD, USER};
 use common::{run_tool, tool, Kiln};
-use sha2::Digest as _;
 
 fn sha(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+    common::sha256_digest(bytes)
 }
 
 /// A store holding busybox with a few extra files as `name`.

@@ -1,5 +1,6 @@
-//! Blobs in: whether the registry has one, and downloading one into the
-//! store, verified on every byte and resumed after a break.
+//! Blobs in: whether the registry has one, downloading one into the
+//! store, verified on every byte and resumed after a break, and reading a
+//! small one (a config) into memory, verified and capped.
 
 use std::io::Write;
 
@@ -40,6 +41,28 @@ impl Client {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()))
+    }
+
+    /// Reads a small blob (an image config) into memory: at most `limit`
+    /// bytes, and only if they hash to `digest`.
+    pub async fn read_blob(&self, repo: &Repo, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let url = self.url(repo, &format!("blobs/{digest}"));
+        let scopes = [repo.pull_scope()];
+        let resp = self
+            .send(&repo.registry, &scopes, || self.http().get(&url))
+            .await?;
+        let what = format!("blob {digest} of {repo}");
+        let resp = check(resp, repo, &what, "pull").await?;
+        let bytes = super::read_capped(resp, limit, &what, &repo.registry).await?;
+        let actual = Digest::sha256(&bytes);
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Downloads a blob into the store. Every byte is hashed on the way in;

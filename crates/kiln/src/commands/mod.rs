@@ -9,12 +9,14 @@ pub(crate) mod copy;
 pub(crate) mod dockerfile;
 pub(crate) mod history;
 pub(crate) mod images;
+pub(crate) mod imagetools;
 pub(crate) mod import;
 pub(crate) mod inspect;
 pub(crate) mod layer;
 pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod login;
+pub(crate) mod manifest;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;
@@ -64,6 +66,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_exec::ExecError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_exec::binfmt::BinfmtError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_network::NetworkError>() {

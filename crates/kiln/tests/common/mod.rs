@@ -226,3 +226,9 @@ pub(crate) fn run_tool(program: &str, args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("{program} is required for this test and could not run: {e}"))
 }
+
+/// `sha256:<hex>` of `bytes`, as registries name content.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}

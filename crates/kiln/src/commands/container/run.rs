@@ -7,8 +7,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::path::Path;
+
 use anyhow::{bail, Context};
 use kiln_container::{Attach, Engine};
+use kiln_core::Platform;
+use kiln_exec::binfmt;
 use kiln_store::{Image, Store};
 
 use super::flags::{CreateFlags, PullPolicy};
@@ -111,12 +115,56 @@ fn start_failed(engine: &Engine, id: &str, e: anyhow::Error) -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// The image `flags` names: from the store, pulled when `--pull` says.
+/// The image `flags` names: from the store, pulled when `--pull` says;
+/// `--platform`'s image of a multi-platform one. Checked to run here
+/// (natively or through QEMU) before any container exists.
 fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> anyhow::Result<Image> {
-    let local = store.resolve(&flags.image);
+    let image = find_image(store, flags, registry)?;
+    check_platform(&image, flags.platform.as_ref())?;
+    Ok(image)
+}
+
+/// docker's warning for an image of another platform run without
+/// `--platform`, and QEMU's presence for a foreign one.
+fn check_platform(image: &Image, requested: Option<&Platform>) -> anyhow::Result<()> {
+    let host = Platform::host();
+    let config = &image.config;
+    let arch = config.architecture.clone().unwrap_or_default();
+    if arch.is_empty() {
+        return Ok(());
+    }
+    let have = Platform::new(
+        config.os.as_deref().unwrap_or("linux"),
+        &arch,
+        config.variant.as_deref(),
+    );
+    if requested.is_none() && have.architecture != host.architecture {
+        eprintln!(
+            "WARNING: The requested image's platform ({have}) does not match the detected host platform ({}/{}) and no specific platform was requested",
+            host.os, host.architecture
+        );
+    }
+    binfmt::check(&have, &host, Path::new(binfmt::BINFMT_DIR))?;
+    Ok(())
+}
+
+fn find_image(
+    store: &Store,
+    flags: &CreateFlags,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Image> {
+    let local = store.resolve(&flags.image).and_then(|(record, image)| {
+        match &flags.platform {
+            // A multi-platform image: the requested platform's manifest.
+            Some(p) if kiln_core::media_types::is_index(&record.entry.media_type) => {
+                store.load_image_for(&record.entry, p)
+            }
+            _ => Ok(image),
+        }
+    });
     match (flags.pull, local) {
         (PullPolicy::Always, _) => {}
-        (_, Ok((_, image))) => return Ok(image),
+        (_, Ok(image)) => return Ok(image),
         (PullPolicy::Never, Err(e)) => {
             return Err(anyhow::Error::from(e).context(format!(
                 "No such image: {} (and --pull never: pull it first, or use --pull missing)",
