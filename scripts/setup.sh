@@ -65,6 +65,14 @@ if ! python3 -c 'import oras' >/dev/null 2>&1; then
     python3 -m pip install -q --break-system-packages oras
 fi
 
+# PyPI's `packaging`: the reference PEP 440 order kiln-vuln's version
+# tests compare against (crates/kiln-vuln/tests/versions.rs).
+if ! python3 -c 'import packaging.version' >/dev/null 2>&1; then
+  echo "setup: installing the Python packaging package"
+  python3 -m pip install -q packaging 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages packaging
+fi
+
 # dockerd: start it by hand (no init system here) and wait until it answers.
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd (log: /tmp/dockerd.log)"
