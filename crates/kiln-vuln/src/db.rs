@@ -14,6 +14,27 @@ use crate::osv::Record;
 use crate::query::{normalize_name, Query};
 use crate::Error;
 
+/// A record's package names and withdrawal, nothing else.
+#[derive(serde::Deserialize)]
+struct Light {
+    #[serde(default)]
+    withdrawn: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    affected: Vec<LightAffected>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightAffected {
+    #[serde(default)]
+    package: Option<LightPackage>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightPackage {
+    ecosystem: String,
+    name: String,
+}
+
 /// The largest OSV record read (the biggest real ones are ~1 MiB).
 const MAX_RECORD: u64 = 16 << 20;
 
@@ -104,19 +125,23 @@ fn read_zip(path: &Path, keys: &HashSet<(String, String)>, index: &mut Index) ->
                 format!("record larger than {MAX_RECORD} bytes"),
             ));
         }
-        let record: Record = serde_json::from_slice(&buf).map_err(|e| {
+        let bad = |e: serde_json::Error| {
             Error::invalid(
                 format!("{}:{name}", path.display()),
                 format!("not an OSV record: {e}"),
             )
-        })?;
-        if record.withdrawn.is_some() {
+        };
+        // Most records name none of the packages asked about: a first
+        // pass reads only the package names (no strings kept but those).
+        let light: Light = serde_json::from_slice(&buf).map_err(bad)?;
+        if light.withdrawn.is_some() {
             continue;
         }
         let mut hits = Vec::new();
-        for a in &record.affected {
-            let Some(p) = &a.package else { continue };
-            let key = (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name));
+        for a in light.affected {
+            let Some(p) = a.package else { continue };
+            let name = normalize_name(&p.ecosystem, &p.name);
+            let key = (p.ecosystem, name);
             if keys.contains(&key) && !hits.contains(&key) {
                 hits.push(key);
             }
@@ -124,6 +149,7 @@ fn read_zip(path: &Path, keys: &HashSet<(String, String)>, index: &mut Index) ->
         if hits.is_empty() {
             continue;
         }
+        let record: Record = serde_json::from_slice(&buf).map_err(bad)?;
         let record = Arc::new(record);
         for key in hits {
             index.entry(key).or_default().push(Arc::clone(&record));

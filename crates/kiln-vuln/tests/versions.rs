@@ -1,6 +1,7 @@
 //! The version orders against their reference implementations: dpkg's
-//! against `dpkg --compare-versions` and PEP 440's against PyPI's
-//! `packaging`, on pairs generated deterministically here; apk's against
+//! against `dpkg --compare-versions`, PEP 440's against PyPI's
+//! `packaging` and SemVer's against npm's `semver` package, on pairs
+//! generated deterministically here; apk's against
 //! apk-tools' own test vectors (`testdata/apk-version.data`; apk itself
 //! is not on a Debian machine).
 
@@ -8,7 +9,7 @@ use std::cmp::Ordering;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use kiln_vuln::version::{apk, dpkg, pep440};
+use kiln_vuln::version::{apk, dpkg, pep440, semver};
 
 /// A small deterministic generator (an LCG: the pairs are the same on
 /// every run and machine).
@@ -300,6 +301,146 @@ fn pep440_agrees_with_packaging() {
         }
         if got != want {
             wrong.push(format!("{a} vs {b}: packaging {want}, kiln {got}"));
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 200), "answers by kind: {seen:?}");
+    assert!(
+        wrong.is_empty(),
+        "{} of {} differ:\n{}",
+        wrong.len(),
+        pairs.len(),
+        wrong.join("\n")
+    );
+}
+
+fn semver_version(g: &mut Gen) -> String {
+    let mut s = String::new();
+    if g.chance(20) {
+        s.push('v');
+    }
+    let n = ["0", "1", "2", "10", "11"];
+    s.push_str(&format!("{}.{}.{}", g.pick(&n), g.pick(&n), g.pick(&n)));
+    if g.chance(45) {
+        let ids = [
+            "alpha",
+            "beta",
+            "rc",
+            "0",
+            "1",
+            "2",
+            "10",
+            "11",
+            "alpha-1",
+            "x-y",
+            "pre",
+            "20191109021931-daa7c04131f5",
+            "0.20191109021931-daa7c04131f5",
+            "20200101000000-aaaaaaaaaaaa",
+            "RC",
+            "a1",
+        ];
+        s.push('-');
+        s.push_str(g.pick(&ids));
+        for _ in 0..g.below(3) {
+            s.push('.');
+            s.push_str(g.pick(&ids));
+        }
+    }
+    if g.chance(20) {
+        s.push_str(g.pick(&["+incompatible", "+build.5", "+001", "+sha.5114f85"]));
+    }
+    s
+}
+
+/// npm's `semver.compare` (the reference for npm, and SemVer 2.0's order
+/// that Go and crates.io share) for many pairs in one node process.
+fn npm_semver_says(pairs: &[(String, String)]) -> Vec<String> {
+    let root = Command::new("npm")
+        .args(["root", "-g"])
+        .output()
+        .expect("run npm (scripts/setup.sh installs node, npm and npm's semver)");
+    let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
+    let script = r#"
+const semver = require(process.argv[1] + "/semver");
+const lines = require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean);
+for (const l of lines) {
+  const [a, b] = l.split("\t");
+  if (!semver.valid(a) || !semver.valid(b)) { console.log("invalid"); continue; }
+  console.log(String(semver.compare(a, b)));
+}
+"#;
+    let mut child = Command::new("node")
+        .args(["-e", script, &root])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (scripts/setup.sh installs it)");
+    let mut input = String::new();
+    for (a, b) in pairs {
+        input.push_str(&format!("{a}\t{b}\n"));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("node");
+    writer.join().expect("writer").expect("write pairs");
+    assert!(
+        out.status.success(),
+        "node with npm's semver failed (scripts/setup.sh installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn semver_agrees_with_npm_semver() {
+    // A quarter of the second versions are the first with other build
+    // metadata or without its `v` (equal by SemVer), a third share its
+    // release with another pre-release; `mutate` would make strings that
+    // are not SemVer.
+    let mut g = Gen(0x73656d76);
+    let pairs: Vec<(String, String)> = (0..4000)
+        .map(|_| {
+            let a = semver_version(&mut g);
+            let b = if g.chance(25) {
+                let core = a.split('+').next().unwrap_or(&a).to_string();
+                match g.below(3) {
+                    0 => format!("{core}+incompatible"),
+                    1 => core.trim_start_matches('v').to_string(),
+                    _ => core,
+                }
+            } else if g.chance(50) {
+                // The same release, another pre-release (or none): the
+                // identifier rules decide.
+                let core = a.split(['-', '+']).next().unwrap_or(&a).to_string();
+                let other = semver_version(&mut g);
+                let tail = other.find(['-', '+']).map_or("", |i| &other[i..]);
+                format!("{core}{tail}")
+            } else {
+                semver_version(&mut g)
+            };
+            (a, b)
+        })
+        .collect();
+    let answers = npm_semver_says(&pairs);
+    assert_eq!(answers.len(), pairs.len());
+    let mut wrong = Vec::new();
+    let mut seen = [0usize; 3];
+    for ((a, b), want) in pairs.iter().zip(&answers) {
+        let i: i32 = want
+            .parse()
+            .unwrap_or_else(|_| panic!("npm's semver refused {a} or {b}"));
+        seen[(i + 1) as usize] += 1;
+        let got = match semver::compare(a, b) {
+            Ordering::Less => -1,
+            Ordering::Equal => 0,
+            Ordering::Greater => 1,
+        };
+        if got != i {
+            wrong.push(format!("{a} vs {b}: npm {i}, kiln {got}"));
         }
     }
     assert!(seen.iter().all(|&n| n > 200), "answers by kind: {seen:?}");

@@ -2,6 +2,7 @@
 //! one against small OSV databases made here (osv-scanner's layout,
 //! `<Ecosystem>/all.zip`), every report format, `--fail-on`'s exit codes,
 //! and `--update-db` from a loopback server. No network beyond 127.0.0.1.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -43,7 +43,8 @@ impl PartialOrd for Num {
 enum Pre {
     /// A dev release with neither pre nor post: before every pre-release.
     DevOnly,
-    Pre(u8, Num),
+    /// A pre-release: its kind (a, b, rc) and number.
+    Release(u8, Num),
     /// No pre-release.
     Final,
 }
@@ -182,7 +183,7 @@ pub fn parse(v: &str) -> Option<Version> {
         release.pop();
     }
     let pre = match (pre, &post, &dev) {
-        (Some((r, n)), _, _) => Pre::Pre(r, n),
+        (Some((r, n)), _, _) => Pre::Release(r, n),
         (None, None, Some(_)) => Pre::DevOnly,
         (None, _, _) => Pre::Final,
     };
