@@ -96,7 +96,7 @@ enum Command {
     Lint(commands::lint::Args),
     /// Scan an image or an SBOM for known vulnerabilities (OSV database, offline)
     #[command(
-        long_about = "Scan an image or an SBOM for known vulnerabilities, offline, against an OSV database in osv-scanner's layout (<Ecosystem>/all.zip; Debian, Alpine, Ubuntu, PyPI, npm, Go, crates.io). Distro packages match by their source package, as OSV's distro records name them. `kiln scan --update-db` downloads the database.\n\nExit status: 0; 1 when --fail-on LEVEL is given and a vulnerability at or above LEVEL matched (as grype's --fail-on), or on an error."
+        long_about = "Scan an image or an SBOM for known vulnerabilities, offline, against an OSV database in osv-scanner's layout (<Ecosystem>/all.zip; Debian, Alpine, Ubuntu, PyPI, npm, Go, crates.io). Distro packages match by their source package, as OSV's distro records name them. `kiln scan --update-db` downloads the database.\n\nExit status: 0; 1 when --fail-on LEVEL is given and a vulnerability at or above LEVEL matched (as grype's --fail-on; a match without any rating, `unknown`, never trips it), or on an error. Severity: the package entry's own rating, then the record's (GitHub's HIGH/MODERATE…), then the highest CVSS v3 base score computed from the vectors."
     )]
     Scan(commands::scan::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
