@@ -94,6 +94,30 @@ if ! python3 -c 'import oras' >/dev/null 2>&1; then
     python3 -m pip install -q --break-system-packages oras
 fi
 
+# PyPI's `packaging`: the reference PEP 440 order kiln-vuln's version
+# tests compare against (crates/kiln-vuln/tests/versions.rs).
+if ! python3 -c 'import packaging.version' >/dev/null 2>&1; then
+  echo "setup: installing the Python packaging package"
+  python3 -m pip install -q packaging 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages packaging
+fi
+
+# Node's npm and npm's own `semver` package: the reference SemVer order
+# kiln-vuln's version tests compare against (crates/kiln-vuln/tests/versions.rs).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs and npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  node_pkgs=()
+  command -v node >/dev/null 2>&1 || node_pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || node_pkgs+=(npm)
+  apt-get install -y -qq --no-install-recommends "${node_pkgs[@]}" >/dev/null
+fi
+if ! node -e "require('$(npm root -g)/semver')" >/dev/null 2>&1; then
+  echo "setup: installing npm's semver package"
+  npm install -g -s semver
+fi
+
 # dockerd: start it by hand (no init system here) and wait until it answers.
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd (log: /tmp/dockerd.log)"

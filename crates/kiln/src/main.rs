@@ -94,6 +94,11 @@ enum Command {
         long_about = "Check Dockerfiles: every rule of BuildKit's `docker build --check` (the # check= directive applies), hadolint's DL3002 DL3006 DL3007 DL3009 DL3015 DL3020 DL3025 DL3064 DL4006, and kiln's own (a file deleted in a later layer than the one that created it; an unpinned base image in a Dockerfile that asks for reproducibility).\n\nkiln lint reads no image store: InvalidBaseImagePlatform is skipped, and UndefinedVar skips stages built on images (their environment is unknown). `kiln build --check` looks the base images up in the store and checks both."
     )]
     Lint(commands::lint::Args),
+    /// Scan an image or an SBOM for known vulnerabilities (OSV database, offline)
+    #[command(
+        long_about = "Scan an image or an SBOM for known vulnerabilities, offline, against an OSV database in osv-scanner's layout (<Ecosystem>/all.zip; Debian, Alpine, Ubuntu, PyPI, npm, Go, crates.io). Distro packages match by their source package, as OSV's distro records name them. `kiln scan --update-db` downloads the database.\n\nExit status: 0; 1 when --fail-on LEVEL is given and a vulnerability at or above LEVEL matched (as grype's --fail-on; a match without any rating, `unknown`, never trips it), or on an error. Severity: the package entry's own rating, then the record's (GitHub's HIGH/MODERATE…), then the highest CVSS v3 base score computed from the vectors."
+    )]
+    Scan(commands::scan::Args),
     /// Inspect Dockerfiles: parse (and expand) as a build would
     #[command(subcommand, arg_required_else_help = true)]
     Dockerfile(commands::dockerfile::Command),
@@ -326,6 +331,10 @@ fn main() -> ExitCode {
     if let Command::Lint(a) = cli.command {
         return report(commands::lint::run(a));
     }
+    // `scan` opens the store only for an image (not yet: see scan.rs).
+    if let Command::Scan(a) = cli.command {
+        return report(commands::scan::run(&root, a));
+    }
     // `serve` keeps its own layout and needs no store.
     if let Command::Serve(a) = cli.command {
         return report(commands::serve::run(&root, a));
@@ -460,6 +469,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         // Normally answered before the store opens (see main).
         Command::Version(a) => version::run(store.root(), std::env::var_os("PATH").as_deref(), a),
         Command::Serve(a) => serve::run(store.root(), a),
+        Command::Scan(a) => scan::run(store.root(), a),
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod referrers;
 pub(crate) mod registry;
 pub(crate) mod rmi;
 pub(crate) mod save;
+pub(crate) mod scan;
 pub(crate) mod serve;
 pub(crate) mod system;
 pub(crate) mod tag;
@@ -87,6 +88,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_registry::TlsError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_vuln::Error>() {
             return Some(e.kind());
         }
         cause
