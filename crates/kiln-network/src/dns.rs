@@ -49,16 +49,11 @@ pub fn serve(
                 };
                 let query = buf[..n].to_vec();
                 let state = ipam::read(&dir);
-                if let Some(reply) = answer(&query, |name| {
-                    state
-                        .leases
-                        .values()
-                        .find(|l| {
-                            l.network == network
-                                && l.names.iter().any(|n| n.eq_ignore_ascii_case(name))
-                        })
-                        .map(|l| l.ip)
-                }) {
+                let from = match client.ip() {
+                    std::net::IpAddr::V4(ip) => Some(ip),
+                    std::net::IpAddr::V6(_) => None,
+                };
+                if let Some(reply) = answer(&query, |name| lookup(&state, &network, from, name)) {
                     let _ = sock.send_to(&reply, client);
                     continue;
                 }
@@ -73,6 +68,48 @@ pub fn serve(
             }
         });
     Ok(())
+}
+
+/// The address of `name` for a client at `client` asking the responder
+/// of `network`: a container's name or alias on any network the client's
+/// container is on (docker's scope: a container resolves the names of
+/// every network it shares with the other), looked up on that network's
+/// address.
+pub fn lookup(
+    state: &ipam::State,
+    network: &str,
+    client: Option<Ipv4Addr>,
+    name: &str,
+) -> Option<Ipv4Addr> {
+    // The client's container, by its address on this network.
+    let mine = client.and_then(|ip| {
+        state
+            .leases
+            .iter()
+            .find(|(_, l)| l.network == network && l.ip == ip)
+            .map(|(k, _)| ipam::key_container(k))
+    });
+    let mut networks = vec![network];
+    if let Some(id) = mine {
+        networks.extend(
+            state
+                .leases_of(id)
+                .into_iter()
+                .map(|(_, l)| l.network.as_str()),
+        );
+    }
+    // This network's answer first, then the client's other networks'.
+    networks.iter().find_map(|net| {
+        state
+            .leases
+            .values()
+            .find(|l| {
+                l.network == *net
+                    && state.networks.contains_key(*net)
+                    && l.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+            })
+            .map(|l| l.ip)
+    })
 }
 
 /// The question of a query: name (dotted, no trailing dot), type, and
@@ -185,6 +222,72 @@ mod tests {
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 0);
         assert!(answer(&query("example.com", TYPE_A), lookup).is_none());
         assert!(answer(&[1, 2, 3], lookup).is_none());
+    }
+
+    fn lease(ip: [u8; 4], network: &str, names: &[&str]) -> ipam::Lease {
+        ipam::Lease {
+            ip: Ipv4Addr::from(ip),
+            owner: ipam::Owner::me(),
+            veth: String::new(),
+            netns: String::new(),
+            ports: Vec::new(),
+            network: network.into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            mac: String::new(),
+            ifname: "eth0".into(),
+            default_route: true,
+        }
+    }
+
+    #[test]
+    fn names_resolve_on_every_network_the_client_shares() {
+        let mut st = ipam::State::default();
+        for (name, subnet) in [("a", "10.1.0.0/24"), ("b", "10.2.0.0/24")] {
+            st.networks.insert(
+                name.into(),
+                ipam::UserNetwork {
+                    id: String::new(),
+                    bridge: format!("kb-{name}"),
+                    subnet: subnet.parse().expect("subnet"),
+                    internal: false,
+                    created: String::new(),
+                },
+            );
+        }
+        // c1 on a and b; c2 on b only; c3 on a only; c4 on the bridge.
+        let put = |st: &mut ipam::State, id: &str, l: ipam::Lease| {
+            st.leases.insert(ipam::lease_key(id, &l.network.clone()), l);
+        };
+        put(&mut st, "c1", lease([10, 1, 0, 2], "a", &["one"]));
+        put(&mut st, "c1", lease([10, 2, 0, 2], "b", &["one", "uno"]));
+        put(&mut st, "c2", lease([10, 2, 0, 3], "b", &["two"]));
+        put(&mut st, "c3", lease([10, 1, 0, 3], "a", &["three"]));
+        put(&mut st, "c4", lease([172, 17, 0, 2], "bridge", &["four"]));
+        let c1_on_a = Some(Ipv4Addr::new(10, 1, 0, 2));
+        // c1 asks a's responder for c2, which is on b only: answered.
+        assert_eq!(
+            lookup(&st, "a", c1_on_a, "two"),
+            Some(Ipv4Addr::new(10, 2, 0, 3))
+        );
+        assert_eq!(
+            lookup(&st, "a", c1_on_a, "three"),
+            Some(Ipv4Addr::new(10, 1, 0, 3))
+        );
+        // An alias given on b only is b's.
+        assert_eq!(
+            lookup(&st, "a", c1_on_a, "UNO"),
+            Some(Ipv4Addr::new(10, 2, 0, 2))
+        );
+        // c3 shares only a with c1: it sees c1 on a, not c2.
+        let c3 = Some(Ipv4Addr::new(10, 1, 0, 3));
+        assert_eq!(
+            lookup(&st, "a", c3, "one"),
+            Some(Ipv4Addr::new(10, 1, 0, 2))
+        );
+        assert_eq!(lookup(&st, "a", c3, "two"), None);
+        // The default bridge resolves nothing, and a stranger gets a's names only.
+        assert_eq!(lookup(&st, "a", c1_on_a, "four"), None);
+        assert_eq!(lookup(&st, "a", None, "two"), None);
     }
 
     #[test]
