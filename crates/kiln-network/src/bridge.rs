@@ -29,6 +29,8 @@ pub struct Join {
     pub ip: Option<Ipv4Addr>,
     /// `--mac-address`.
     pub mac: Option<String>,
+    /// `--dns`: the upstreams of this container's names (user networks).
+    pub dns: Vec<String>,
 }
 
 /// What [`Networks::wire`] has left to make of a reserved attachment.
@@ -142,6 +144,7 @@ impl<H: NetHost> Networks<H> {
             names,
             ip: wanted,
             mac,
+            dns,
         } = join;
         let network = network.as_str();
         let key = ipam::lease_key(id, network);
@@ -235,6 +238,7 @@ impl<H: NetHost> Networks<H> {
                 mac: ep.mac.clone(),
                 ifname: ep.ifname.clone(),
                 default_route: ep.default_route,
+                dns,
             },
         );
         let made = if fresh {

@@ -123,7 +123,11 @@ pub struct Owner {
 
 impl Owner {
     pub fn me() -> Owner {
-        let pid = std::process::id() as i32;
+        Owner::of(std::process::id() as i32)
+    }
+
+    /// Process `pid` (a child just spawned).
+    pub fn of(pid: i32) -> Owner {
         Owner {
             pid,
             start: start_time(pid).unwrap_or(0),
@@ -176,6 +180,10 @@ pub struct Lease {
     /// Whether the container's default route goes through this network.
     #[serde(default = "default_true")]
     pub default_route: bool,
+    /// `--dns`: where the network's responder forwards this container's
+    /// other names (the host's resolvers when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
 }
 
 fn default_ifname() -> String {
@@ -210,6 +218,9 @@ pub struct UserNetwork {
     pub subnet: Subnet,
     pub internal: bool,
     pub created: String,
+    /// The process answering its DNS while containers are on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Owner>,
 }
 
 /// The bridge as made.
@@ -408,6 +419,7 @@ mod tests {
                     mac: String::new(),
                     ifname: default_ifname(),
                     default_route: true,
+                    dns: Vec::new(),
                 },
             );
         }

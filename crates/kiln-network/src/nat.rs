@@ -134,6 +134,7 @@ mod tests {
                 mac: "02:42:ac:12:00:02".into(),
                 ifname: "eth0".into(),
                 default_route: true,
+                dns: Vec::new(),
             },
         );
         let r = ruleset(&st).expect("rules");

@@ -62,6 +62,7 @@ impl<H: NetHost> Networks<H> {
             subnet,
             internal,
             created,
+            dns: None,
         };
         self.host().create_bridge(&net.bridge, &subnet)?;
         l.state.networks.insert(name.to_string(), net.clone());
