@@ -428,7 +428,6 @@ pub fn endpoints(c: &Container) -> Vec<Endpoint> {
     };
     std::iter::once(first)
         .chain(leases.iter().filter(|l| l.network != first.network))
-        .into_iter()
         .filter_map(|lease| {
             let (network_id, subnet, aliases) = match state.networks.get(&lease.network) {
                 Some(n) => {

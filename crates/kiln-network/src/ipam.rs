@@ -274,7 +274,7 @@ impl State {
             .iter()
             .filter(|(k, _)| key_container(k) == id)
             .collect();
-        v.sort_by(|a, b| ifindex(&a.1.ifname).cmp(&ifindex(&b.1.ifname)));
+        v.sort_by_key(|a| ifindex(&a.1.ifname));
         v
     }
 

@@ -321,3 +321,50 @@ fn a_container_on_several_networks_shares_one_namespace() {
     let links = n.host().links();
     assert!(!links.iter().any(|l| l.contains("aaaa")), "{links:?}");
 }
+
+#[test]
+fn one_dns_responder_per_network_while_it_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    n.create_network("appnet", None, false, "1".repeat(16), String::new())
+        .expect("create");
+    let me = Owner::me();
+    let mut started = 0;
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("start");
+    // Alive: not started twice; the bridge has none.
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("kept");
+    n.ensure_responder("bridge", || panic!("the default bridge has no DNS"))
+        .expect("none");
+    assert_eq!(started, 1);
+    let join = Join {
+        network: "appnet".into(),
+        ..Join::default()
+    };
+    n.attach_to("aaaaaaaaaaaaaaaa", me, join).expect("attach");
+    assert!(!n.responder_done("appnet", me).expect("in use"));
+    // Another process's record: this one is not the responder.
+    let other = Owner {
+        pid: me.pid,
+        start: me.start + 1,
+    };
+    assert!(n.responder_done("appnet", other).expect("not mine"));
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(n.responder_done("appnet", me).expect("empty"));
+    assert_eq!(n.state().networks["appnet"].dns, None);
+    // A dead responder is replaced.
+    n.ensure_responder("appnet", || Ok(other)).expect("record");
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("replaced");
+    assert_eq!(started, 2);
+}
