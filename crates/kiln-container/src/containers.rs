@@ -268,6 +268,20 @@ impl Containers {
         Ok(state)
     }
 
+    /// Changes container `id`'s config under its lock (`network
+    /// connect`/`disconnect`); returns the new one.
+    pub fn update_config(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ContainerConfig) -> Result<()>,
+    ) -> Result<ContainerConfig> {
+        let _l = self.lock(id)?;
+        let mut config = self.read_config(id)?;
+        f(&mut config)?;
+        write_atomic(&self.dir_of(id).join(CONFIG), &to_json(&config))?;
+        Ok(config)
+    }
+
     /// `docker rename`.
     pub fn rename(&self, id: &str, new_name: &str) -> Result<()> {
         if !valid_name(new_name) {

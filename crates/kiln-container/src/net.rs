@@ -1,6 +1,8 @@
 //! A container's networking, from kiln-network: its ports bound by the
-//! starting kiln, its place on the `kiln0` bridge held by its monitor,
-//! and what `ps` and `port` show of it.
+//! starting kiln, its places on the `kiln0` bridge and user networks
+//! (its first network and those `network connect` added) held by its
+//! monitor, `network connect`/`disconnect`, and what `ps`, `port` and
+//! `inspect` show of it.
 //!
 //! Who does what: [`publish`] (in `Engine::start`, before the monitor is
 //! spawned) binds the host sockets, so a taken port fails the start with
@@ -13,12 +15,17 @@
 use std::path::Path;
 
 use kiln_exec::{JoinedNetwork, Network};
+use kiln_network::ipam::Lease;
 use kiln_network::proxy::{self, HostSocket};
-use kiln_network::{IpCommands, Networks, Owner, PortMapping, DEFAULT_STATE_DIR};
+use kiln_network::{IpCommands, Join, Networks, Owner, PortMapping, DEFAULT_STATE_DIR};
 
 use crate::containers::Container;
 use crate::error::{io, ContainerError, Result};
-use crate::record::{ContainerConfig, Status};
+use crate::record::{Connection, ContainerConfig, Status};
+
+/// The first argument of kiln that makes it a network's DNS responder
+/// (`kiln __kiln-dns NETWORK`), started by [`attach`] and [`connect`].
+pub const DNS_ARG: &str = "__kiln-dns";
 
 fn networks() -> Networks<IpCommands> {
     Networks::new(IpCommands, DEFAULT_STATE_DIR)
@@ -32,10 +39,6 @@ fn on_bridge(c: &ContainerConfig) -> bool {
 /// `--network container:NAME`: the container whose namespace it joins.
 fn shared(c: &ContainerConfig) -> Option<&str> {
     c.host.network.strip_prefix("container:")
-}
-
-fn user_network(c: &ContainerConfig) -> bool {
-    on_bridge(c) && c.host.network != "bridge"
 }
 
 /// Host sockets bound for a start; kept open until the monitor has taken
@@ -55,10 +58,10 @@ pub fn publish(c: &ContainerConfig, name: &str) -> Result<Published> {
     Ok(Published(sockets))
 }
 
-/// The container is on the bridge while this lives.
+/// The container is on its networks while this lives.
 pub struct OnBridge {
     id: String,
-    /// The wiring of the namespace (veth, address, rules), made on a
+    /// The wiring of the namespace (veths, addresses, rules), made on a
     /// thread while the runtime creates the container; joined by
     /// [`ready`](Self::ready) before its process starts.
     wiring: Option<std::thread::JoinHandle<kiln_network::Result<()>>>,
@@ -85,22 +88,22 @@ impl Drop for OnBridge {
             let _ = t.join();
         }
         if let Err(e) = networks().detach(&self.id) {
-            tracing::warn!("taking container {} off the bridge: {e}", self.id);
+            tracing::warn!("taking container {} off its networks: {e}", self.id);
         }
     }
 }
 
 /// Whether the container's monitor must stay kiln while it runs: the
-/// userland proxy of its published ports and its user network's DNS
-/// responder are threads of the monitor, which the lean `kiln-monitor`
-/// (exec'd over it) does not have.
+/// userland proxy of its published ports is a thread of the monitor,
+/// which the lean `kiln-monitor` (exec'd over it) does not have. (DNS is
+/// a process of its own per network, see `kiln_network::dns`.)
 pub(crate) fn needs_full_monitor(c: &ContainerConfig) -> bool {
-    on_bridge(c) && (user_network(c) || !c.host.publish.is_empty())
+    on_bridge(c) && !c.host.publish.is_empty()
 }
 
 /// In a monitor the lean one handed back to (the container ended): the
 /// attachment made before the hand-over still stands; this guard takes the
-/// container off the bridge when the monitor is done with it.
+/// container off its networks when the monitor is done with it.
 pub(crate) fn still_attached(c: &ContainerConfig) -> Option<OnBridge> {
     on_bridge(c).then(|| OnBridge {
         id: c.id.clone(),
@@ -108,63 +111,121 @@ pub(crate) fn still_attached(c: &ContainerConfig) -> Option<OnBridge> {
     })
 }
 
-/// In the monitor: the container's namespace on the bridge, its ports
+/// Where container `c` joins network `conn` (its names in the DNS: its
+/// name, then the aliases).
+fn join_for(c: &ContainerConfig, conn: &Connection, ports: Vec<PortMapping>) -> Join {
+    Join {
+        network: conn.network.clone(),
+        ports,
+        names: std::iter::once(c.name.clone())
+            .chain(conn.aliases.iter().cloned())
+            .collect(),
+        ip: conn.ip,
+        mac: None,
+        dns: c.host.dns.clone(),
+    }
+}
+
+/// Container `c`'s networks: its first (`--network`) and those connected.
+fn connections(c: &ContainerConfig) -> Vec<Connection> {
+    let first = Connection {
+        network: c.host.network.clone(),
+        aliases: c.host.network_aliases.clone(),
+        ip: c.host.ip,
+    };
+    std::iter::once(first)
+        .chain(c.host.connected.iter().cloned())
+        .collect()
+}
+
+/// In the monitor: the container's namespace on its networks, its ports
 /// proxied; `None` for `host` and `none`. The namespace exists on return;
 /// its wiring goes on while the runtime creates the container (call
-/// [`OnBridge::ready`] before starting it).
-pub fn attach(c: &ContainerConfig) -> Result<Option<OnBridge>> {
+/// [`OnBridge::ready`] before starting it). `kiln` is the kiln binary
+/// (for the networks' DNS responders).
+pub fn attach(c: &ContainerConfig, kiln: &Path) -> Result<Option<OnBridge>> {
     if !on_bridge(c) {
         return Ok(None);
     }
     let sockets = proxy::take_handoff(Path::new(DEFAULT_STATE_DIR), &c.id)?;
-    let ports = sockets.iter().map(|(m, _)| *m).collect();
-    let network = c.host.network.as_str();
-    // Names are answered only by user networks' DNS; the default
-    // bridge's are kept for `--network container:NAME`.
-    let names = std::iter::once(c.name.clone())
-        .chain(c.host.network_aliases.iter().cloned())
-        .collect();
-    let join = kiln_network::Join {
-        network: network.to_string(),
-        ports,
-        names,
-        ip: c.host.ip,
-        mac: c.host.mac_address.clone(),
+    let ports: Vec<PortMapping> = sockets.iter().map(|(m, _)| *m).collect();
+    let mut pendings = Vec::new();
+    let mut first = None;
+    let mut guard = OnBridge {
+        id: c.id.clone(),
+        wiring: None,
     };
-    let (a, pending) = networks().reserve(&c.id, Owner::me(), join)?;
+    for (i, conn) in connections(c).iter().enumerate() {
+        // Published ports and `--mac-address` belong to the first network.
+        let mut join = join_for(c, conn, if i == 0 { ports.clone() } else { Vec::new() });
+        if i == 0 {
+            join.mac = c.host.mac_address.clone();
+        }
+        let (a, pending) = networks().reserve(&c.id, Owner::me(), join)?;
+        first.get_or_insert(a);
+        pendings.push(pending);
+        start_responder(&conn.network, kiln);
+    }
     let wiring = std::thread::Builder::new()
         .name("net-wiring".into())
-        .spawn(move || networks().wire(pending))
+        .spawn(move || pendings.into_iter().try_for_each(|p| networks().wire(p)))
         .map_err(|e| io("start a thread for", "the network")(e))?;
-    let guard = OnBridge {
-        id: c.id.clone(),
-        wiring: Some(wiring),
-    };
-    proxy::serve(sockets, a.ip.into());
-    if user_network(c) {
-        let upstream = if c.host.dns.is_empty() {
-            kiln_network::dns::nameservers(&host_resolv())
-        } else {
-            kiln_network::dns::nameservers(
-                &c.host
-                    .dns
-                    .iter()
-                    .map(|d| format!("nameserver {d}\n"))
-                    .collect::<String>(),
-            )
-        };
-        // Another container's responder may already answer: a failure
-        // here leaves name resolution to it.
-        if let Err(e) = kiln_network::dns::serve(
-            DEFAULT_STATE_DIR.into(),
-            network.to_string(),
-            a.gateway,
-            upstream,
-        ) {
-            tracing::warn!("the DNS responder of network {network}: {e}");
-        }
+    guard.wiring = Some(wiring);
+    if let Some(a) = first {
+        proxy::serve(sockets, a.ip.into());
     }
     Ok(Some(guard))
+}
+
+/// Makes sure user network `network` has its DNS responder (a process
+/// of its own: `kiln __kiln-dns NETWORK`); a failure leaves the network
+/// without name resolution, with a warning.
+fn start_responder(network: &str, kiln: &Path) {
+    let started = networks().ensure_responder(network, || {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(kiln)
+            .arg(DNS_ARG)
+            .arg(network)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // Out of the caller's process group: a ^C of `kiln run` is not
+            // the network's.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| kiln_network::NetworkError::Command {
+                program: "kiln",
+                args: format!("{DNS_ARG} {network}"),
+                message: e.to_string(),
+            })?;
+        let owner = Owner::of(child.id() as i32);
+        // Reaped when it ends (a monitor lives longer than the network's
+        // use, a CLI does not: then init reaps it).
+        let _ = std::thread::Builder::new()
+            .name("dns-reaper".into())
+            .spawn(move || child.wait());
+        Ok(owner)
+    });
+    if let Err(e) = started {
+        tracing::warn!("the DNS responder of network {network}: {e}");
+    }
+}
+
+/// `kiln __kiln-dns NETWORK`: answers network `NETWORK`'s DNS until no
+/// container is on it.
+pub fn run_dns_responder(args: &[String]) -> i32 {
+    let Some(network) = args.first() else {
+        eprintln!("usage: kiln {DNS_ARG} NETWORK");
+        return 2;
+    };
+    let upstream = kiln_network::dns::nameservers(&host_resolv());
+    match kiln_network::dns::run(&networks(), network, upstream) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kiln: the DNS responder of network {network}: {e}");
+            1
+        }
+    }
 }
 
 fn host_resolv() -> String {
@@ -205,8 +266,8 @@ pub fn prune_networks() -> Result<Vec<String>> {
     Ok(networks().prune_networks()?)
 }
 
-/// The containers on a network: id and address.
-pub type Endpoints = Vec<(String, std::net::Ipv4Addr)>;
+/// The containers on a network: id and lease.
+pub type Endpoints = Vec<(String, Lease)>;
 
 /// The user networks and the containers on them.
 pub fn user_networks() -> Vec<(String, kiln_network::UserNetwork, Endpoints)> {
@@ -219,7 +280,12 @@ pub fn user_networks() -> Vec<(String, kiln_network::UserNetwork, Endpoints)> {
                 .leases
                 .iter()
                 .filter(|(_, l)| &l.network == name && l.owner.alive())
-                .map(|(id, l)| (id.clone(), l.ip))
+                .map(|(key, l)| {
+                    (
+                        kiln_network::ipam::key_container(key).to_string(),
+                        l.clone(),
+                    )
+                })
                 .collect();
             (name.clone(), n.clone(), on)
         })
@@ -231,19 +297,20 @@ pub(crate) fn joined(c: &ContainerConfig) -> Result<Network> {
     if let Some(target) = shared(c) {
         // The running container of that name or id, on a kiln network.
         let state = networks().state();
-        let (id, lease) = state
+        let (key, lease) = state
             .leases
             .iter()
-            .find(|(id, l)| {
+            .find(|(key, l)| {
                 l.owner.alive()
-                    && (id.starts_with(target) || l.names.first().is_some_and(|n| n == target))
+                    && (kiln_network::ipam::key_container(key).starts_with(target)
+                        || l.names.first().is_some_and(|n| n == target))
             })
             .ok_or_else(|| {
                 ContainerError::InvalidConfig(format!(
                     "cannot join the network namespace of container {target}: it is not running on a kiln network"
                 ))
             })?;
-        tracing::debug!("joining the network namespace of container {id}");
+        tracing::debug!("joining the network namespace of {key}");
         let ns = lease.netns.clone();
         return Ok(Network::Joined(JoinedNetwork {
             netns: kiln_network::netns_path(&ns),
@@ -255,27 +322,46 @@ pub(crate) fn joined(c: &ContainerConfig) -> Result<Network> {
             ),
         }));
     }
-    let lease = networks().lease(&c.id).ok_or_else(|| {
+    let leases = networks().leases(&c.id);
+    let lease = primary(c, &leases).ok_or_else(|| {
         ContainerError::InvalidConfig(format!(
             "container {} is not on the bridge network (its monitor has not attached it)",
             c.id
         ))
     })?;
-    // A user network's containers ask its responder on the gateway.
-    let gateway = networks()
-        .state()
-        .networks
-        .get(&lease.network)
+    Ok(Network::Joined(JoinedNetwork {
+        netns: kiln_network::netns_path(&lease.netns),
+        hosts: kiln_network::files::hosts(lease.ip, &c.process.hostname, &c.host.extra_hosts),
+        resolv_conf: resolv_conf(c, &leases),
+    }))
+}
+
+/// The lease of container `c`'s first network (`--network`), or of the
+/// first it is on when it left that one.
+fn primary<'a>(c: &ContainerConfig, leases: &'a [Lease]) -> Option<&'a Lease> {
+    leases
+        .iter()
+        .find(|l| l.network == c.host.network)
+        .or_else(|| leases.first())
+}
+
+/// Container `c`'s resolv.conf on `leases`: a user network's containers
+/// ask its responder on the gateway (the first user network's: it
+/// answers for every network the container is on); on the default bridge
+/// only, the host's resolvers or `--dns`.
+fn resolv_conf(c: &ContainerConfig, leases: &[Lease]) -> String {
+    let state = networks().state();
+    let mut order: Vec<&Lease> = primary(c, leases).into_iter().collect();
+    order.extend(leases.iter());
+    let gateway = order
+        .iter()
+        .find_map(|l| state.networks.get(&l.network))
         .map(|n| n.subnet.gateway().to_string());
     let dns = match gateway {
         Some(g) => vec![g],
         None => c.host.dns.clone(),
     };
-    Ok(Network::Joined(JoinedNetwork {
-        netns: kiln_network::netns_path(&lease.netns),
-        hosts: kiln_network::files::hosts(lease.ip, &c.process.hostname, &c.host.extra_hosts),
-        resolv_conf: kiln_network::files::resolv_conf(&host_resolv(), &dns, &c.host.dns_search),
-    }))
+    kiln_network::files::resolv_conf(&host_resolv(), &dns, &c.host.dns_search)
 }
 
 /// Removes what dead monitors left on the bridge (as root; nothing to do
@@ -294,10 +380,11 @@ pub fn ports(c: &Container) -> Vec<PortMapping> {
     if !matches!(c.state.status, Status::Running | Status::Restarting) || !on_bridge(&c.config) {
         return Vec::new();
     }
-    let mut p = networks()
-        .lease(c.id())
-        .map(|l| l.ports)
-        .unwrap_or_default();
+    let mut p: Vec<PortMapping> = networks()
+        .leases(c.id())
+        .into_iter()
+        .flat_map(|l| l.ports)
+        .collect();
     p.sort();
     p
 }
@@ -310,7 +397,8 @@ pub fn ps_column(c: &Container) -> String {
     kiln_network::ports::ps_column(&ports(c), &c.config.process.exposed_ports)
 }
 
-/// A running container's place on its network, as `inspect` shows it.
+/// A running container's place on one of its networks, as `inspect`
+/// shows it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The network's name (`bridge` for the default one).
@@ -326,47 +414,231 @@ pub struct Endpoint {
     pub sandbox: String,
 }
 
-/// Where a running container is on its network; `None` for one that is
-/// not running or has no network of its own.
-pub fn endpoint(c: &Container) -> Option<Endpoint> {
+/// Where a running container is on each of its networks (its first
+/// network first); empty for one that is not running or has no network
+/// of its own.
+pub fn endpoints(c: &Container) -> Vec<Endpoint> {
     if !matches!(c.state.status, Status::Running | Status::Restarting) || !on_bridge(&c.config) {
-        return None;
+        return Vec::new();
     }
     let state = networks().state();
-    let lease = state.leases.get(c.id())?;
-    let (network_id, subnet, aliases) = match state.networks.get(&lease.network) {
-        Some(n) => {
-            // The lease's names are the container's name, then its aliases.
-            let mut aliases: Vec<String> = lease.names.iter().skip(1).cloned().collect();
-            aliases.push(c.id()[..12.min(c.id().len())].to_string());
-            (n.id.clone(), n.subnet, aliases)
-        }
-        None => {
-            let b = state.bridge.as_ref()?;
-            (b.id.clone(), b.subnet, Vec::new())
-        }
+    let leases: Vec<Lease> = networks().leases(c.id());
+    let Some(first) = primary(&c.config, &leases) else {
+        return Vec::new();
     };
-    Some(Endpoint {
-        network: lease.network.clone(),
-        network_id,
-        ip: lease.ip,
-        prefix: subnet.prefix,
-        gateway: subnet.gateway(),
-        mac: if lease.mac.is_empty() {
-            kiln_network::mac_for(lease.ip)
-        } else {
-            lease.mac.clone()
-        },
-        aliases,
-        sandbox: kiln_network::netns_path(&lease.netns)
-            .to_string_lossy()
-            .into_owned(),
-    })
+    std::iter::once(first)
+        .chain(leases.iter().filter(|l| l.network != first.network))
+        .filter_map(|lease| {
+            let (network_id, subnet, aliases) = match state.networks.get(&lease.network) {
+                Some(n) => {
+                    // The lease's names are the container's name, then its aliases.
+                    let mut aliases: Vec<String> = lease.names.iter().skip(1).cloned().collect();
+                    aliases.push(c.id()[..12.min(c.id().len())].to_string());
+                    (n.id.clone(), n.subnet, aliases)
+                }
+                None => {
+                    let b = state.bridge.as_ref()?;
+                    (b.id.clone(), b.subnet, Vec::new())
+                }
+            };
+            Some(Endpoint {
+                network: lease.network.clone(),
+                network_id,
+                ip: lease.ip,
+                prefix: subnet.prefix,
+                gateway: subnet.gateway(),
+                mac: if lease.mac.is_empty() {
+                    kiln_network::mac_for(lease.ip)
+                } else {
+                    lease.mac.clone()
+                },
+                aliases,
+                sandbox: kiln_network::netns_path(&lease.netns)
+                    .to_string_lossy()
+                    .into_owned(),
+            })
+        })
+        .collect()
 }
 
-/// The address a container has on the bridge, while it runs.
+/// The address a container has on its first network, while it runs.
 pub fn address(c: &Container) -> Option<std::net::Ipv4Addr> {
-    on_bridge(&c.config)
-        .then(|| networks().lease(c.id()).map(|l| l.ip))
-        .flatten()
+    if !on_bridge(&c.config) {
+        return None;
+    }
+    let leases = networks().leases(c.id());
+    primary(&c.config, &leases).map(|l| l.ip)
+}
+
+/// `network connect [--alias A] [--ip IP] NETWORK CONTAINER`, docker's
+/// rules: recorded in the container (a start puts it on the network), and
+/// for a running container its new interface made at once, its
+/// resolv.conf pointed at a user network's responder if it had none.
+pub fn connect(
+    engine: &crate::Engine,
+    network: &str,
+    container: &str,
+    aliases: Vec<String>,
+    ip: Option<std::net::Ipv4Addr>,
+) -> Result<()> {
+    let c = engine.get(container)?;
+    check_connectable(&c.config, network)?;
+    let conn = Connection {
+        network: network.to_string(),
+        aliases,
+        ip,
+    };
+    let running = matches!(c.state.status, Status::Running | Status::Restarting);
+    let on_it = connections(&c.config).iter().any(|x| x.network == network);
+    if on_it && running {
+        return Err(kiln_network::NetworkError::EndpointExists {
+            name: c.config.name.clone(),
+            network: network.to_string(),
+        }
+        .into());
+    }
+    if ip.is_some() && network == "bridge" {
+        return Err(kiln_network::NetworkError::InvalidNetwork(
+            "user specified IP address is supported on user defined networks only".into(),
+        )
+        .into());
+    }
+    // The monitor's claim on the container's other networks: the new
+    // lease is its too, so it goes when the monitor does.
+    let owner = networks().leases(c.id()).first().map(|l| l.owner);
+    let live = running.then_some(owner).flatten();
+    if let Some(owner) = live {
+        let join = join_for(&c.config, &conn, Vec::new());
+        let (_, pending) = networks().reserve(c.id(), owner, join)?;
+        networks().wire(pending)?;
+        start_responder(network, &engine.helper);
+    }
+    let config = engine.containers().update_config(c.id(), |cfg| {
+        // Connected again while stopped: the new options replace the old
+        // (docker's too).
+        if cfg.host.network == network {
+            cfg.host.network_aliases = conn.aliases.clone();
+            cfg.host.ip = conn.ip;
+        } else {
+            cfg.host.connected.retain(|x| x.network != network);
+            cfg.host.connected.push(conn.clone());
+        }
+        Ok(())
+    });
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            if live.is_some() {
+                let _ = networks().detach_from(c.id(), network);
+            }
+            return Err(e);
+        }
+    };
+    if live.is_some() {
+        rewrite_resolv_conf(engine, &config);
+    }
+    Ok(())
+}
+
+/// docker's refusals of a connect: a container that shares a namespace
+/// (`host`, `container:`) or has none (`none`) joins no other network;
+/// the network must exist.
+fn check_connectable(c: &ContainerConfig, network: &str) -> Result<()> {
+    let refuse = |m: &str| Err(kiln_network::NetworkError::InvalidNetwork(m.to_string()).into());
+    if network == "host" || c.host.network == "host" {
+        return refuse(
+            "container cannot be disconnected from host network or connected to host network",
+        );
+    }
+    if shared(c).is_some() {
+        return refuse("container sharing network namespace with another container or host cannot be connected to any other network");
+    }
+    if matches!(c.host.network.as_str(), "none" | "") || network == "none" {
+        return refuse("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+    }
+    if !network_exists(network) || network.starts_with("container:") {
+        return Err(kiln_network::NetworkError::NoSuchNetwork(network.to_string()).into());
+    }
+    Ok(())
+}
+
+/// `network disconnect [-f] NETWORK CONTAINER`: off the network at once
+/// if it runs, and out of its record. Leaving its first network makes
+/// the next connected one first; leaving the last leaves it on none.
+/// `-f` is accepted for docker's sake (kiln has no stale cluster
+/// endpoints to force away).
+pub fn disconnect(engine: &crate::Engine, network: &str, container: &str) -> Result<()> {
+    let c = engine.get(container)?;
+    if network == "host" || c.config.host.network == "host" {
+        return Err(kiln_network::NetworkError::InvalidNetwork(
+            "container cannot be disconnected from host network or connected to host network"
+                .into(),
+        )
+        .into());
+    }
+    if !network_exists(network) {
+        return Err(kiln_network::NetworkError::NoSuchNetwork(network.to_string()).into());
+    }
+    let not_connected = || -> ContainerError {
+        kiln_network::NetworkError::NotConnected {
+            id: c.id().to_string(),
+            network: network.to_string(),
+        }
+        .into()
+    };
+    if !on_bridge(&c.config) || !connections(&c.config).iter().any(|x| x.network == network) {
+        return Err(not_connected());
+    }
+    let config = engine.containers().update_config(c.id(), |cfg| {
+        if cfg.host.network == network {
+            match cfg.host.connected.first().cloned() {
+                Some(next) => {
+                    cfg.host.connected.remove(0);
+                    cfg.host.network = next.network;
+                    cfg.host.network_aliases = next.aliases;
+                    cfg.host.ip = next.ip;
+                }
+                None => {
+                    cfg.host.network = "none".into();
+                    cfg.host.network_aliases.clear();
+                    cfg.host.ip = None;
+                    cfg.host.publish.clear();
+                }
+            }
+        } else {
+            cfg.host.connected.retain(|x| x.network != network);
+        }
+        Ok(())
+    })?;
+    if networks().detach_from(c.id(), network)? {
+        rewrite_resolv_conf(engine, &config);
+    }
+    Ok(())
+}
+
+/// A running container's `/etc/resolv.conf` (the bundle's file, bind
+/// mounted) brought in line with its networks now: written in place, as
+/// a rename would not reach the mount.
+fn rewrite_resolv_conf(engine: &crate::Engine, c: &ContainerConfig) {
+    if c.host.network == "none" {
+        return;
+    }
+    let leases = networks().leases(&c.id);
+    let conf = resolv_conf(c, &leases);
+    let bundle = engine
+        .executor(&c.host)
+        .and_then(|e| Ok(e.container(&c.id)?.bundle().to_path_buf()));
+    let path = match bundle {
+        Ok(b) => b.join("resolv.conf"),
+        Err(e) => {
+            tracing::warn!("the resolv.conf of container {}: {e}", c.id);
+            return;
+        }
+    };
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == conf) {
+        return;
+    }
+    if let Err(e) = std::fs::write(&path, conf) {
+        tracing::warn!("rewriting {}: {e}", path.display());
+    }
 }

@@ -1,5 +1,6 @@
 //! docker's `NetworkSettings` of `inspect CONTAINER`: the running
-//! container's address, gateway, MAC and aliases under `Networks.<name>`,
+//! container's address, gateway, MAC and aliases under `Networks.<name>`
+//! for each network it is on,
 //! the published and exposed ports under `Ports`, and for the default
 //! bridge the same address at the top level (docker's legacy fields, which
 //! it leaves empty for user networks). A container that is not running,
@@ -17,14 +18,18 @@ pub(crate) fn network_settings(c: &Container) -> Value {
         "" => "none",
         m => m,
     };
-    let ep = crate::net::endpoint(c);
-    let ports = ports(c, ep.is_some());
-    let (name, entry) = match &ep {
-        Some(e) => (e.network.as_str(), network_entry(Some(e))),
-        None => (mode, network_entry(None)),
-    };
+    let eps = crate::net::endpoints(c);
+    let ports = ports(c, !eps.is_empty());
+    let mut networks = Map::new();
+    for e in &eps {
+        networks.insert(e.network.clone(), network_entry(Some(e)));
+    }
+    if eps.is_empty() {
+        networks.insert(mode.to_string(), network_entry(None));
+    }
     // docker's top-level fields describe the default bridge only.
-    let top = ep.as_ref().filter(|e| e.network == "bridge");
+    let top = eps.iter().find(|e| e.network == "bridge");
+    let ep = eps.first();
     let s = |f: fn(&Endpoint) -> String| top.map(f).unwrap_or_default();
     json!({
         "Bridge": "",
@@ -33,7 +38,7 @@ pub(crate) fn network_settings(c: &Container) -> Value {
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
         "Ports": ports,
-        "SandboxKey": ep.as_ref().map(|e| e.sandbox.clone()).unwrap_or_default(),
+        "SandboxKey": ep.map(|e| e.sandbox.clone()).unwrap_or_default(),
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
         "EndpointID": "",
@@ -44,7 +49,7 @@ pub(crate) fn network_settings(c: &Container) -> Value {
         "IPPrefixLen": top.map_or(0, |e| e.prefix),
         "IPv6Gateway": "",
         "MacAddress": s(|e| e.mac.clone()),
-        "Networks": { name: entry },
+        "Networks": networks,
     })
 }
 

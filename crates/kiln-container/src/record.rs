@@ -106,6 +106,22 @@ pub struct HostConfig {
     /// `--network-alias`: more names in a user network's DNS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_aliases: Vec<String>,
+    /// Networks joined after create (`network connect`), beside `network`;
+    /// a start puts the container on all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<Connection>,
+}
+
+/// A network a container was connected to (`network connect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Connection {
+    pub network: String,
+    /// `--alias`: its names in that network's DNS, beside its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

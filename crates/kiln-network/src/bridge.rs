@@ -29,12 +29,14 @@ pub struct Join {
     pub ip: Option<Ipv4Addr>,
     /// `--mac-address`.
     pub mac: Option<String>,
+    /// `--dns`: the upstreams of this container's names (user networks).
+    pub dns: Vec<String>,
 }
 
 /// What [`Networks::wire`] has left to make of a reserved attachment.
 #[derive(Debug)]
 pub struct Pending {
-    id: String,
+    key: String,
     ep: Endpoint,
 }
 
@@ -55,10 +57,18 @@ pub struct Networks<H: NetHost> {
     bridge: String,
 }
 
-/// Names derived from a container id (at most 15 bytes for links).
-fn link_names(id: &str) -> (String, String) {
+/// Names derived from a container id (at most 15 bytes for links): its
+/// namespace, and the host end of its `index`th interface's veth.
+fn link_names(id: &str, index: u32) -> (String, String) {
     let short = &id[..id.len().min(12)];
-    (format!("kiln-{short}"), format!("kv{short}"))
+    let veth = if index == 0 {
+        format!("kv{short}")
+    } else {
+        let mut v = format!("k{index}{short}");
+        v.truncate(15);
+        v
+    };
+    (format!("kiln-{short}"), veth)
 }
 
 /// The bridges iptables' FORWARD must let through: (name, internal).
@@ -134,12 +144,15 @@ impl<H: NetHost> Networks<H> {
             names,
             ip: wanted,
             mac,
+            dns,
         } = join;
         let network = network.as_str();
+        let key = ipam::lease_key(id, network);
         let mut l = ipam::lock(&self.dir)?;
         self.sweep_locked(&mut l);
-        if l.state.leases.contains_key(id) {
-            self.remove_locked(&mut l, id);
+        // An earlier life on this network (a restart): replaced.
+        if l.state.leases.contains_key(&key) {
+            self.remove_locked(&mut l, &key);
         }
         let (bridge, subnet, internal) = if network == "bridge" {
             (self.bridge.clone(), self.ensure_bridge(&mut l)?, false)
@@ -180,24 +193,40 @@ impl<H: NetHost> Networks<H> {
                     subnet: subnet.to_string(),
                 })?,
         };
-        let (netns, veth) = link_names(id);
+        // The container's other networks share its namespace; the new
+        // one gets the lowest free `ethN` and takes the default route
+        // only if none of them has it.
+        let others: Vec<Lease> = l
+            .state
+            .leases_of(id)
+            .into_iter()
+            .map(|(_, x)| x.clone())
+            .collect();
+        let index = (0..)
+            .find(|n| !others.iter().any(|x| x.ifname == format!("eth{n}")))
+            .unwrap_or(0);
+        let (netns, veth) = link_names(id, index);
         let ep = Endpoint {
             netns: netns.clone(),
             veth: veth.clone(),
+            ifname: format!("eth{index}"),
             bridge: bridge.clone(),
             ip,
             subnet,
             mac: mac.unwrap_or_else(|| mac_for(ip)),
-            default_route: !internal,
+            default_route: !internal && !others.iter().any(|x| x.default_route),
         };
         // Leftovers of an earlier life of this id (a crash mid-attach);
         // looked up first, as a spawn of `ip` costs milliseconds.
         if self.host.link_exists(&veth) {
             let _ = self.host.delete_link(&veth);
         }
-        let _ = self.host.delete_netns(&netns);
+        let fresh = others.is_empty();
+        if fresh {
+            let _ = self.host.delete_netns(&netns);
+        }
         l.state.leases.insert(
-            id.to_string(),
+            key.clone(),
             Lease {
                 ip,
                 owner,
@@ -207,10 +236,18 @@ impl<H: NetHost> Networks<H> {
                 network: network.to_string(),
                 names,
                 mac: ep.mac.clone(),
+                ifname: ep.ifname.clone(),
+                default_route: ep.default_route,
+                dns,
             },
         );
-        if let Err(e) = self.host.create_netns(&netns).and_then(|()| l.save()) {
-            self.remove_locked(&mut l, id);
+        let made = if fresh {
+            self.host.create_netns(&netns)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = made.and_then(|()| l.save()) {
+            self.remove_locked(&mut l, &key);
             let _ = self.finish(&mut l);
             return Err(e);
         }
@@ -221,13 +258,7 @@ impl<H: NetHost> Networks<H> {
             mac: ep.mac.clone(),
             netns: netns_path(&netns),
         };
-        Ok((
-            a,
-            Pending {
-                id: id.to_string(),
-                ep,
-            },
-        ))
+        Ok((a, Pending { key, ep }))
     }
 
     /// The second half of an attach: the veth into the reserved
@@ -237,28 +268,52 @@ impl<H: NetHost> Networks<H> {
         let made = self.host.create_endpoint(&p.ep).and_then(|()| {
             let mut l = ipam::lock(&self.dir)?;
             // Swept meanwhile (its owner died): nothing to add rules for.
-            if l.state.leases.get(&p.id).map(|x| x.ip) != Some(p.ep.ip) {
+            if l.state.leases.get(&p.key).map(|x| x.ip) != Some(p.ep.ip) {
                 return Ok(());
             }
             let synced = self.sync_rules(&mut l);
             l.save().and(synced)
         });
         if let Err(e) = made {
-            let _ = self.detach(&p.id);
+            let mut l = ipam::lock(&self.dir)?;
+            if l.state.leases.get(&p.key).map(|x| x.ip) == Some(p.ep.ip) {
+                self.remove_locked(&mut l, &p.key);
+                let _ = self.finish(&mut l);
+            }
             return Err(e);
         }
         Ok(())
     }
 
-    /// Takes container `id` off the bridge (nothing if it is not on it);
-    /// its rules go with it, the bridge stays (see [`finish`](Self::finish)).
+    /// Takes container `id` off every network it is on (nothing if none);
+    /// its rules go with it, the bridges stay (see [`finish`](Self::finish)).
     pub fn detach(&self, id: &str) -> Result<()> {
         let mut l = ipam::lock(&self.dir)?;
-        if !l.state.leases.contains_key(id) {
+        let keys: Vec<String> = l
+            .state
+            .leases_of(id)
+            .into_iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if keys.is_empty() {
             return Ok(());
         }
-        self.remove_locked(&mut l, id);
+        for k in keys {
+            self.remove_locked(&mut l, &k);
+        }
         self.finish(&mut l)
+    }
+
+    /// Takes container `id` off `network` only (`network disconnect`);
+    /// whether it was on it.
+    pub fn detach_from(&self, id: &str, network: &str) -> Result<bool> {
+        let mut l = ipam::lock(&self.dir)?;
+        let key = ipam::lease_key(id, network);
+        if !l.state.leases.contains_key(&key) {
+            return Ok(false);
+        }
+        self.remove_locked(&mut l, &key);
+        self.finish(&mut l).map(|()| true)
     }
 
     /// Removes what monitors that died left: their namespaces, veths,
@@ -286,9 +341,15 @@ impl<H: NetHost> Networks<H> {
         self.finish(&mut l).map(|()| true)
     }
 
-    /// Container `id`'s lease, read without the lock.
-    pub fn lease(&self, id: &str) -> Option<Lease> {
-        ipam::read(&self.dir).leases.remove(id)
+    /// Container `id`'s leases, its first network first, read without
+    /// the lock.
+    pub fn leases(&self, id: &str) -> Vec<Lease> {
+        let state = ipam::read(&self.dir);
+        state
+            .leases_of(id)
+            .into_iter()
+            .map(|(_, l)| l.clone())
+            .collect()
     }
 
     /// Brings the rules in line with the state and saves it. The default
@@ -331,22 +392,60 @@ impl<H: NetHost> Networks<H> {
             .filter(|(_, lease)| !lease.owner.alive())
             .map(|(id, _)| id.clone())
             .collect();
-        for id in &dead {
-            tracing::info!("removing the network of container {id}: its monitor is gone");
-            self.remove_locked(l, id);
+        for key in &dead {
+            tracing::info!("removing the network endpoint {key}: its container's monitor is gone");
+            self.remove_locked(l, key);
         }
         !dead.is_empty()
     }
 
-    pub(crate) fn remove_locked(&self, l: &mut Locked, id: &str) {
-        if let Some(lease) = l.state.leases.remove(id) {
-            // The namespace may outlive its mount (a process still in it):
-            // removing the host end takes the pair down at once.
-            if let Err(e) = self.host.delete_link(&lease.veth) {
-                tracing::warn!("removing {}: {e}", lease.veth);
-            }
+    /// Removes the lease `key` and its veth; the namespace too when it
+    /// was the container's last network, else the default route moves to
+    /// another network if it went through this one.
+    pub(crate) fn remove_locked(&self, l: &mut Locked, key: &str) {
+        let Some(lease) = l.state.leases.remove(key) else {
+            return;
+        };
+        // The namespace may outlive its mount (a process still in it):
+        // removing the host end takes the pair down at once.
+        if let Err(e) = self.host.delete_link(&lease.veth) {
+            tracing::warn!("removing {}: {e}", lease.veth);
+        }
+        let id = ipam::key_container(key).to_string();
+        let rest: Vec<String> = l
+            .state
+            .leases_of(&id)
+            .into_iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if rest.is_empty() {
             if let Err(e) = self.host.delete_netns(&lease.netns) {
                 tracing::warn!("removing namespace {}: {e}", lease.netns);
+            }
+            return;
+        }
+        if !lease.default_route || !lease.owner.alive() {
+            return;
+        }
+        let next = rest.iter().find_map(|k| {
+            let x = &l.state.leases[k];
+            let internal = l.state.networks.get(&x.network).is_some_and(|n| n.internal);
+            let subnet = match x.network.as_str() {
+                "bridge" => l.state.bridge.as_ref().map(|b| b.subnet),
+                n => l.state.networks.get(n).map(|n| n.subnet),
+            };
+            subnet
+                .filter(|_| !internal)
+                .map(|s| (k.clone(), s.gateway()))
+        });
+        if let Some((k, via)) = next {
+            match self.host.set_default_route(&lease.netns, via) {
+                Ok(()) => {
+                    if let Some(x) = l.state.leases.get_mut(&k) {
+                        x.default_route = true;
+                    }
+                }
+                Err(e) => tracing::warn!("moving the default route of {}: {e}", lease.netns),
             }
         }
     }

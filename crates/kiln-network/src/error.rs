@@ -32,6 +32,12 @@ pub enum NetworkError {
     InvalidNetwork(String),
     #[error("error while removing network: network {name} id {id} has active endpoints")]
     NetworkInUse { name: String, id: String },
+    /// `network connect` of a container already on the network.
+    #[error("endpoint with name {name} already exists in network {network}")]
+    EndpointExists { name: String, network: String },
+    /// `network disconnect` of a container not on the network.
+    #[error("container {id} is not connected to the network {network}")]
+    NotConnected { id: String, network: String },
     #[error("{program} {args}: {message}")]
     Command {
         program: &'static str,
@@ -62,6 +68,8 @@ impl NetworkError {
             NetworkError::NoSuchNetwork(_) => ErrorKind::NotFound,
             NetworkError::NetworkExists(_) => ErrorKind::AlreadyExists,
             NetworkError::NetworkInUse { .. } => ErrorKind::Conflict,
+            NetworkError::EndpointExists { .. } => ErrorKind::AlreadyExists,
+            NetworkError::NotConnected { .. } => ErrorKind::Conflict,
             NetworkError::PortAllocated { .. } => ErrorKind::Conflict,
             NetworkError::NeedsRoot => ErrorKind::Unsupported,
             NetworkError::NoSubnet { .. } | NetworkError::NoAddress { .. } => ErrorKind::Conflict,

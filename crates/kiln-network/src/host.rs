@@ -15,7 +15,10 @@ use crate::ipam::Subnet;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub netns: String,
+    /// The host's end.
     pub veth: String,
+    /// The container's end (`eth0`, `eth1`…).
+    pub ifname: String,
     pub bridge: String,
     pub ip: Ipv4Addr,
     pub subnet: Subnet,
@@ -34,10 +37,13 @@ pub trait NetHost {
     fn delete_link(&self, name: &str) -> Result<()>;
     /// A named namespace (under `/run/netns`), empty.
     fn create_netns(&self, name: &str) -> Result<()>;
-    /// In the namespace [`create_netns`](Self::create_netns) made: `eth0`
-    /// (a veth whose peer is on the bridge), the address, loopback up and
-    /// the default route.
+    /// In the namespace [`create_netns`](Self::create_netns) made: the
+    /// endpoint's interface (a veth whose peer is on the bridge), the
+    /// address, loopback up and, if asked, the default route.
     fn create_endpoint(&self, ep: &Endpoint) -> Result<()>;
+    /// Points namespace `netns`'s default route at `via` (the container
+    /// left the network its route went through).
+    fn set_default_route(&self, netns: &str, via: Ipv4Addr) -> Result<()>;
     /// Removes a named namespace; a missing one is not an error.
     fn delete_netns(&self, name: &str) -> Result<()>;
     /// Replaces kiln's nftables table with `ruleset` atomically, or
@@ -142,21 +148,32 @@ impl NetHost for IpCommands {
         let Endpoint {
             netns,
             veth,
+            ifname,
             bridge,
             ..
         } = ep;
         let host = format!(
-            "link add {veth} type veth peer name eth0 netns {netns}\nlink set {veth} master {bridge} up\n"
+            "link add {veth} type veth peer name {ifname} netns {netns}\nlink set {veth} master {bridge} up\n"
         );
         run("ip", &["-batch", "-"], Some(&host))?;
         let mut inside = format!(
-            "link set lo up\nlink set eth0 address {}\naddr add {}/{} dev eth0\nlink set eth0 up\n",
+            "link set lo up\nlink set {ifname} address {}\naddr add {}/{} dev {ifname}\nlink set {ifname} up\n",
             ep.mac, ep.ip, ep.subnet.prefix,
         );
         if ep.default_route {
             inside.push_str(&format!("route add default via {}\n", ep.subnet.gateway()));
         }
         run("ip", &["-n", netns, "-batch", "-"], Some(&inside)).map(drop)
+    }
+
+    fn set_default_route(&self, netns: &str, via: Ipv4Addr) -> Result<()> {
+        let via = via.to_string();
+        run(
+            "ip",
+            &["-n", netns, "route", "replace", "default", "via", &via],
+            None,
+        )
+        .map(drop)
     }
 
     fn create_netns(&self, name: &str) -> Result<()> {

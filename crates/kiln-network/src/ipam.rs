@@ -123,7 +123,11 @@ pub struct Owner {
 
 impl Owner {
     pub fn me() -> Owner {
-        let pid = std::process::id() as i32;
+        Owner::of(std::process::id() as i32)
+    }
+
+    /// Process `pid` (a child just spawned).
+    pub fn of(pid: i32) -> Owner {
         Owner {
             pid,
             start: start_time(pid).unwrap_or(0),
@@ -165,9 +169,40 @@ pub struct Lease {
     /// container's name and `--network-alias`es (user networks only).
     #[serde(default)]
     pub names: Vec<String>,
-    /// `eth0`'s MAC address (docker's from the address, or `--mac-address`).
+    /// The interface's MAC address (docker's from the address, or
+    /// `--mac-address`).
     #[serde(default)]
     pub mac: String,
+    /// The interface inside the container: `eth0` for its first network,
+    /// `eth1`… for those connected after.
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
+    /// Whether the container's default route goes through this network.
+    #[serde(default = "default_true")]
+    pub default_route: bool,
+    /// `--dns`: where the network's responder forwards this container's
+    /// other names (the host's resolvers when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+}
+
+fn default_ifname() -> String {
+    "eth0".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A lease's key in [`State::leases`]: a container has one per network
+/// it is on.
+pub fn lease_key(container: &str, network: &str) -> String {
+    format!("{container}/{network}")
+}
+
+/// The container of a lease's key.
+pub fn key_container(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(c, _)| c)
 }
 
 fn default_network() -> String {
@@ -183,6 +218,9 @@ pub struct UserNetwork {
     pub subnet: Subnet,
     pub internal: bool,
     pub created: String,
+    /// The process answering its DNS while containers are on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Owner>,
 }
 
 /// The bridge as made.
@@ -209,7 +247,7 @@ pub fn new_id() -> Result<String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub bridge: Option<Bridge>,
-    /// By container id.
+    /// By container and network ([`lease_key`]).
     pub leases: BTreeMap<String, Lease>,
     /// By name.
     #[serde(default)]
@@ -228,12 +266,48 @@ pub struct Applied {
 }
 
 impl State {
+    /// Container `id`'s leases (one per network it is on): key and lease,
+    /// the first network first.
+    pub fn leases_of<'a>(&'a self, id: &'a str) -> Vec<(&'a String, &'a Lease)> {
+        let mut v: Vec<_> = self
+            .leases
+            .iter()
+            .filter(|(k, _)| key_container(k) == id)
+            .collect();
+        v.sort_by_key(|a| ifindex(&a.1.ifname));
+        v
+    }
+
+    /// Keys of state files written when a container had one lease, keyed
+    /// by its id alone, moved to [`lease_key`].
+    fn rekey(&mut self) {
+        let old: Vec<String> = self
+            .leases
+            .keys()
+            .filter(|k| !k.contains('/'))
+            .cloned()
+            .collect();
+        for k in old {
+            if let Some(l) = self.leases.remove(&k) {
+                self.leases.insert(lease_key(&k, &l.network), l);
+            }
+        }
+    }
+
     /// The lowest free address after the gateway.
     pub fn free_address(&self, subnet: &Subnet) -> Option<Ipv4Addr> {
         (2..)
             .map_while(|n| subnet.nth(n))
             .find(|ip| !self.leases.values().any(|l| l.ip == *ip))
     }
+}
+
+/// `ethN`'s N, for ordering.
+fn ifindex(ifname: &str) -> u32 {
+    ifname
+        .strip_prefix("eth")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// The state file, locked for as long as this lives.
@@ -255,7 +329,7 @@ pub fn lock(dir: &Path) -> Result<Locked> {
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| io("lock", &lock_path)(e.into()))?;
     let path = dir.join("state.json");
-    let state = match std::fs::read(&path) {
+    let mut state: State = match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|source| NetworkError::State {
             path: path.clone(),
             source,
@@ -263,6 +337,7 @@ pub fn lock(dir: &Path) -> Result<Locked> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
         Err(e) => return Err(io("read", &path)(e)),
     };
+    state.rekey();
     Ok(Locked {
         _lock: lock,
         path,
@@ -285,10 +360,12 @@ impl Locked {
 
 /// Reads the state without the lock (a snapshot for `port` and `ps`).
 pub fn read(dir: &Path) -> State {
-    std::fs::read(dir.join("state.json"))
+    let mut s: State = std::fs::read(dir.join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    s.rekey();
+    s
 }
 
 #[cfg(test)]
@@ -340,6 +417,9 @@ mod tests {
                     network: default_network(),
                     names: Vec::new(),
                     mac: String::new(),
+                    ifname: default_ifname(),
+                    default_route: true,
+                    dns: Vec::new(),
                 },
             );
         }

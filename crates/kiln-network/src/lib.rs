@@ -35,7 +35,8 @@
 //! chains are never touched.
 //!
 //! User networks ([`Networks::create_network`]) have a bridge each and a
-//! DNS responder ([`dns`]) run by their containers' monitors.
+//! DNS responder ([`dns`]), one small process per network while containers
+//! are on it.
 
 mod bridge;
 pub mod dns;

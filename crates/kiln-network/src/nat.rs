@@ -132,6 +132,9 @@ mod tests {
                 network: "bridge".into(),
                 names: Vec::new(),
                 mac: "02:42:ac:12:00:02".into(),
+                ifname: "eth0".into(),
+                default_route: true,
+                dns: Vec::new(),
             },
         );
         let r = ruleset(&st).expect("rules");

@@ -15,6 +15,8 @@ pub struct FakeHost {
     pub namespaces: Mutex<BTreeSet<String>>,
     pub rules: Mutex<Option<String>>,
     pub forward: Mutex<Vec<(String, bool)>>,
+    /// Default routes set after a namespace was made: (namespace, via).
+    pub default_routes: Mutex<Vec<(String, std::net::Ipv4Addr)>>,
     /// Endpoint creation fails (a host without `ip`).
     pub fail_endpoints: bool,
 }
@@ -66,6 +68,10 @@ impl NetHost for FakeHost {
             });
         }
         lock(&self.links).insert(ep.veth.clone());
+        Ok(())
+    }
+    fn set_default_route(&self, netns: &str, via: std::net::Ipv4Addr) -> Result<()> {
+        lock(&self.default_routes).push((netns.to_string(), via));
         Ok(())
     }
     fn create_netns(&self, name: &str) -> Result<()> {

@@ -62,6 +62,7 @@ impl<H: NetHost> Networks<H> {
             subnet,
             internal,
             created,
+            dns: None,
         };
         self.host().create_bridge(&net.bridge, &subnet)?;
         l.state.networks.insert(name.to_string(), net.clone());
@@ -90,10 +91,10 @@ impl<H: NetHost> Networks<H> {
             .leases
             .iter()
             .filter(|(_, x)| x.network == name)
-            .map(|(id, _)| id.clone())
+            .map(|(key, _)| key.clone())
             .collect();
-        for id in stale {
-            self.remove_locked(&mut l, &id);
+        for key in stale {
+            self.remove_locked(&mut l, &key);
         }
         self.host().delete_link(&net.bridge)?;
         l.state.networks.remove(name);

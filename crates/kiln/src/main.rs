@@ -302,6 +302,13 @@ fn main() -> ExitCode {
             kiln_container::run_exec_helper(&argv[2..], helper).clamp(0, 255) as u8,
         );
     }
+    // A user network's DNS responder (started by a container's monitor or
+    // `network connect`): likewise.
+    if argv.get(1).map(String::as_str) == Some(kiln_container::net::DNS_ARG) {
+        return ExitCode::from(
+            kiln_container::net::run_dns_responder(&argv[2..]).clamp(0, 255) as u8,
+        );
+    }
     // The snapshot trash's emptier (started after a command): likewise.
     if argv.get(1).map(String::as_str) == Some(trash::EMPTY_TRASH_ARG) {
         return ExitCode::from(trash::run_emptier(&argv[2..]));
@@ -460,7 +467,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(a)) => container::lifecycle::prune(store, a),
         Command::Container(ContainerCommand::Inspect(a)) => inspect::run_containers(store, a),
         Command::Volume(c) => container::volume::run(store, c),
-        Command::Network(c) => container::netcmd::run(c),
+        Command::Network(c) => container::netcmd::run(store, c),
         Command::Manifest(c) => commands::manifest::run(store, c),
         Command::Imagetools(c) => commands::imagetools::run(store, c),
         Command::Login(a) => login::login(store, a),

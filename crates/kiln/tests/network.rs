@@ -92,6 +92,19 @@ fn net_state() -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// Container `id`'s leases in the network state (one per network).
+fn leases_of(id: &str) -> Vec<serde_json::Value> {
+    net_state()["leases"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with(&format!("{id}/")))
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn links() -> String {
     let out = std::process::Command::new("ip")
         .args(["-br", "link"])
@@ -168,7 +181,10 @@ fn a_published_port_serves_until_the_container_goes() {
 
     // The container's address answers directly too, from the host.
     let state = net_state();
-    let ip = state["leases"][&id]["ip"].as_str().unwrap().to_string();
+    let ip = state["leases"][format!("{id}/bridge")]["ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         get(&format!("{ip}:80"), "/index.html").as_deref(),
         Some("hello from kiln\n")
@@ -178,7 +194,7 @@ fn a_published_port_serves_until_the_container_goes() {
     wait_for("the port to be free", || {
         TcpListener::bind("127.0.0.1:18080").ok()
     });
-    assert!(net_state()["leases"].get(&id).is_none());
+    assert!(leases_of(&id).is_empty());
     assert!(!links().contains(&format!("kv{}", &id[..12])));
 }
 
@@ -303,7 +319,17 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
         get("127.0.0.1:18081", "/index.html")
     });
     assert!(nft_table().contains("masquerade"));
-    assert_eq!(net_state()["leases"][&id]["ip"], "10.123.45.67");
+    assert_eq!(
+        net_state()["leases"][format!("{id}/killnet")]["ip"],
+        "10.123.45.67"
+    );
+    // On a second network too, connected while it runs.
+    k.ok(&["network", "connect", "bridge", &id]);
+    assert_eq!(leases_of(&id).len(), 2);
+    assert!(links().contains(&format!("k1{}", &id[..12])), "{}", links());
+    let responder = net_state()["networks"]["killnet"]["dns"]["pid"]
+        .as_i64()
+        .expect("killnet's DNS responder");
     let mac = std::process::Command::new("ip")
         .args([
             "-n",
@@ -321,7 +347,7 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
     )
     .unwrap();
     let monitor = state["monitor"][0].as_i64().unwrap();
-    let ip = net_state()["leases"][&id]["ip"]
+    let ip = net_state()["leases"][format!("{id}/killnet")]["ip"]
         .as_str()
         .unwrap()
         .to_string();
@@ -349,8 +375,20 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
         "{}",
         links()
     );
-    assert!(net_state()["leases"].get(&id).is_none());
+    assert!(
+        !links().contains(&format!("k1{}", &id[..12])),
+        "{}",
+        links()
+    );
+    assert!(leases_of(&id).is_empty());
     assert!(!nft_table().contains(&ip), "{}", nft_table());
+    // The network's DNS responder saw it empty and went.
+    wait_for("killnet's DNS responder to exit", || {
+        (!std::path::Path::new(&format!("/proc/{responder}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{responder}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
     assert!(TcpListener::bind("127.0.0.1:18081").is_ok());
     // Nothing holds the network any more.
     k.ok(&["network", "rm", "killnet"]);
@@ -384,7 +422,12 @@ fn parallel_containers_get_distinct_addresses() {
     let state = net_state();
     let ips: std::collections::BTreeSet<String> = ids
         .iter()
-        .map(|id| state["leases"][id]["ip"].as_str().unwrap().to_string())
+        .map(|id| {
+            state["leases"][format!("{id}/bridge")]["ip"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ips.len(), 20, "{ips:?}");
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -587,4 +630,182 @@ fn network_container_shares_the_namespace() {
     );
     assert_eq!(code, 125);
     assert!(err.contains("conflicting options"), "{err}");
+}
+
+/// `kiln exec NAME sh -c SCRIPT`'s output.
+fn sh(k: &Kiln, name: &str, script: &str) -> String {
+    k.ok(&["exec", name, "sh", "-c", script])
+}
+
+#[test]
+fn network_connect_and_disconnect_as_docker_does() {
+    let (k, www) = setup();
+    let _nets = Nets(&k, vec!["frontnet", "backnet"]);
+    k.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.123.46.0/24",
+        "frontnet",
+    ]);
+    k.ok(&["network", "create", "--subnet", "10.123.47.0/24", "backnet"]);
+    let srv = httpd(&k, &www, &["--name", "srv", "--network", "backnet"]);
+    let cli = k
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "cli",
+            "--network",
+            "frontnet",
+            "bb",
+            "busybox",
+            "sleep",
+            "120",
+        ])
+        .trim()
+        .to_string();
+    // (busybox's wget crashes under `exec`: nc instead.) How many lines
+    // of srv's page come back.
+    let fetch = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 srv 80 2>/dev/null | busybox grep -c 'hello from kiln'; true";
+    let out = sh(&k, "cli", fetch);
+    assert_eq!(out.trim(), "0", "not on backnet yet");
+
+    // Connected while it runs: a second interface at once, and the
+    // names of both its networks resolve.
+    k.ok(&["network", "connect", "--alias", "api", "backnet", "cli"]);
+    let addrs = sh(&k, "cli", "busybox ip -4 -o addr");
+    assert!(
+        addrs.contains("eth0") && addrs.contains("10.123.46."),
+        "{addrs}"
+    );
+    assert!(
+        addrs.contains("eth1") && addrs.contains("10.123.47."),
+        "{addrs}"
+    );
+    assert_eq!(sh(&k, "cli", fetch).trim(), "1");
+    assert!(
+        sh(&k, "cli", "cat /etc/resolv.conf").contains("nameserver 10.123.46.1"),
+        "asks its first user network's responder"
+    );
+    // srv, on backnet only, resolves cli's alias there.
+    let cli_back = wait_for("cli's backnet lease", || {
+        leases_of(&cli)
+            .into_iter()
+            .find(|l| l["network"] == "backnet")
+            .and_then(|l| l["ip"].as_str().map(str::to_string))
+    });
+    let looked = sh(&k, "srv", "busybox nslookup api 2>&1; true");
+    assert!(looked.contains(&cli_back), "{looked}");
+
+    // docker's message for a second connect of a running container.
+    let (code, _, err) = run(&k, &["network", "connect", "backnet", "cli"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("endpoint with name cli already exists in network backnet"),
+        "{err}"
+    );
+
+    // inspect shows both networks; network inspect both containers.
+    let doc: serde_json::Value = serde_json::from_str(&k.ok(&["inspect", "cli"])).unwrap();
+    let nets = &doc[0]["NetworkSettings"]["Networks"];
+    assert!(nets["frontnet"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.123.46."));
+    assert_eq!(nets["backnet"]["IPAddress"], cli_back.as_str());
+    assert_eq!(nets["backnet"]["Aliases"][0], "api");
+    let doc: serde_json::Value =
+        serde_json::from_str(&k.ok(&["network", "inspect", "backnet"])).unwrap();
+    let on = doc[0]["Containers"].as_object().unwrap();
+    assert_eq!(on.len(), 2, "{on:?}");
+    assert_eq!(on[&cli]["Name"], "cli");
+    assert_eq!(on[&srv]["Name"], "srv");
+
+    // Disconnected: the interface goes at once; a second time is docker's error.
+    k.ok(&["network", "disconnect", "backnet", "cli"]);
+    assert!(!sh(&k, "cli", "busybox ip -4 -o addr").contains("10.123.47."));
+    let out = sh(&k, "cli", fetch);
+    assert_eq!(out.trim(), "0", "off backnet");
+    let (code, _, err) = run(&k, &["network", "disconnect", "backnet", "cli"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "container {cli} is not connected to the network backnet"
+        )),
+        "{err}"
+    );
+    assert_eq!(leases_of(&cli).len(), 1);
+
+    // Leaving its first network: the default route moves to the next.
+    k.ok(&["network", "connect", "bridge", "cli"]);
+    k.ok(&["network", "disconnect", "frontnet", "cli"]);
+    let route = sh(&k, "cli", "busybox ip route");
+    let bridge_gw = wait_for("cli's bridge lease", || {
+        leases_of(&cli)
+            .into_iter()
+            .find(|l| l["network"] == "bridge")
+            .and_then(|l| l["ip"].as_str().map(str::to_string))
+    });
+    let prefix = &bridge_gw[..bridge_gw.rfind('.').unwrap()];
+    assert!(route.contains(&format!("default via {prefix}")), "{route}");
+
+    // A stopped container gets the network at its next start.
+    k.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "frontnet",
+        "bb",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    k.ok(&["network", "connect", "backnet", "later"]);
+    k.ok(&["start", "later"]);
+    let addrs = sh(&k, "later", "busybox ip -4 -o addr");
+    assert!(
+        addrs.contains("10.123.46.") && addrs.contains("10.123.47."),
+        "{addrs}"
+    );
+    assert_eq!(sh(&k, "later", fetch).trim(), "1");
+
+    // docker's refusals.
+    k.ok(&[
+        "create",
+        "--name",
+        "lonely",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    let (code, _, err) = run(&k, &["network", "connect", "backnet", "lonely"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("one of the networks in private (none) mode"),
+        "{err}"
+    );
+    let (code, _, err) = run(&k, &["network", "connect", "nonet", "cli"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("network nonet not found"), "{err}");
+
+    // Nothing of them left after rm -f.
+    let later = k
+        .ok(&["inspect", "-f", "{{.Id}}", "later"])
+        .trim()
+        .to_string();
+    k.ok(&["rm", "-f", "cli", "later", "srv", "lonely"]);
+    for id in [&cli, &later, &srv] {
+        assert!(leases_of(id).is_empty(), "{id}");
+        let links = links();
+        assert!(!links.contains(&id[..12]), "{links}");
+        assert!(!std::path::Path::new(&format!("/run/netns/kiln-{}", &id[..12])).exists());
+    }
+    wait_for("the responders to go", || {
+        let st = net_state();
+        (st["networks"]["frontnet"]["dns"].is_null() && st["networks"]["backnet"]["dns"].is_null())
+            .then_some(())
+    });
 }

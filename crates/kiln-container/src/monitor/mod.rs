@@ -282,7 +282,7 @@ impl Monitor {
         let mut network = if exited.is_some() {
             crate::net::still_attached(&c.config)
         } else {
-            crate::net::attach(&c.config).map_err(fail)?
+            crate::net::attach(&c.config, &self.engine.helper).map_err(fail)?
         };
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
         let mut restarts = c.state.restart_count;

@@ -43,7 +43,10 @@ fn the_bridge_lives_while_containers_are_on_it() {
         ["kiln0", "kvaaaaaaaaaaaa", "kvbbbbbbbbbbbb"]
     );
     assert!(n.host().rules().expect("rules").contains("dport 8080"));
-    assert_eq!(n.lease("aaaaaaaaaaaaaaaa").map(|l| l.ports.len()), Some(1));
+    assert_eq!(
+        n.leases("aaaaaaaaaaaaaaaa").first().map(|l| l.ports.len()),
+        Some(1)
+    );
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
     assert!(!n.host().rules().expect("rules").contains("dport 8080"));
     n.detach("bbbbbbbbbbbbbbbb").expect("detach");
@@ -246,11 +249,122 @@ fn a_reserved_attachment_has_its_namespace_and_the_wiring_adds_the_rest() {
         .expect("reserve");
     // What a runtime needs to create the container is there...
     assert_eq!(n.host().namespaces(), ["kiln-aaaaaaaaaaaa"]);
-    assert_eq!(n.lease("aaaaaaaaaaaaaaaa").map(|l| l.ip), Some(a.ip));
+    assert_eq!(
+        n.leases("aaaaaaaaaaaaaaaa").first().map(|l| l.ip),
+        Some(a.ip)
+    );
     // ...the veth and the port's rule are not yet.
     assert_eq!(n.host().links(), ["kiln0"]);
     assert!(!n.host().rules().unwrap_or_default().contains("dport 8080"));
     n.wire(pending).expect("wire");
     assert_eq!(n.host().links(), ["kiln0", "kvaaaaaaaaaaaa"]);
     assert!(n.host().rules().expect("rules").contains("dport 8080"));
+}
+
+#[test]
+fn a_container_on_several_networks_shares_one_namespace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    for (name, id) in [("front", "1".repeat(16)), ("back", "2".repeat(16))] {
+        n.create_network(name, None, false, id, String::new())
+            .expect("create");
+    }
+    let id = "aaaaaaaaaaaaaaaa";
+    let on = |network: &str| Join {
+        network: network.into(),
+        names: vec!["web".into()],
+        ..Join::default()
+    };
+    let a = n.attach_to(id, Owner::me(), on("front")).expect("attach");
+    let b = n.attach_to(id, Owner::me(), on("bridge")).expect("connect");
+    let c = n.attach_to(id, Owner::me(), on("back")).expect("connect");
+    assert_eq!(a.netns, b.netns);
+    assert_eq!(a.netns, c.netns);
+    assert_eq!(n.host().namespaces(), ["kiln-aaaaaaaaaaaa"]);
+    let leases = n.leases(id);
+    let ifs: Vec<(&str, &str, bool)> = leases
+        .iter()
+        .map(|l| (l.network.as_str(), l.ifname.as_str(), l.default_route))
+        .collect();
+    // The first network keeps eth0 and the default route.
+    assert_eq!(
+        ifs,
+        [
+            ("front", "eth0", true),
+            ("bridge", "eth1", false),
+            ("back", "eth2", false)
+        ]
+    );
+    let veths: Vec<&str> = leases.iter().map(|l| l.veth.as_str()).collect();
+    assert_eq!(
+        veths,
+        ["kvaaaaaaaaaaaa", "k1aaaaaaaaaaaa", "k2aaaaaaaaaaaa"]
+    );
+    // Off the first network: the default route moves, the namespace stays.
+    assert!(n.detach_from(id, "front").expect("disconnect"));
+    assert!(!n.detach_from(id, "front").expect("not on it"));
+    assert_eq!(
+        *n.host().default_routes.lock().expect("lock"),
+        [("kiln-aaaaaaaaaaaa".to_string(), b.gateway)]
+    );
+    assert_eq!(n.host().namespaces(), ["kiln-aaaaaaaaaaaa"]);
+    assert!(!n.host().links().contains(&"kvaaaaaaaaaaaa".to_string()));
+    // A connect after that takes the free eth0.
+    let d = n.attach_to(id, Owner::me(), on("front")).expect("connect");
+    assert_eq!(n.leases(id)[0].ifname, "eth0");
+    assert!(!n.leases(id)[0].default_route);
+    assert_eq!(d.subnet, a.subnet);
+    // Off all of them (rm -f): nothing of it left.
+    n.detach(id).expect("detach");
+    assert!(n.host().namespaces().is_empty());
+    assert!(n.leases(id).is_empty());
+    let links = n.host().links();
+    assert!(!links.iter().any(|l| l.contains("aaaa")), "{links:?}");
+}
+
+#[test]
+fn one_dns_responder_per_network_while_it_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    n.create_network("appnet", None, false, "1".repeat(16), String::new())
+        .expect("create");
+    let me = Owner::me();
+    let mut started = 0;
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("start");
+    // Alive: not started twice; the bridge has none.
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("kept");
+    n.ensure_responder("bridge", || panic!("the default bridge has no DNS"))
+        .expect("none");
+    assert_eq!(started, 1);
+    let join = Join {
+        network: "appnet".into(),
+        ..Join::default()
+    };
+    n.attach_to("aaaaaaaaaaaaaaaa", me, join).expect("attach");
+    assert!(!n.responder_done("appnet", me).expect("in use"));
+    // Another process's record: this one is not the responder.
+    let other = Owner {
+        pid: me.pid,
+        start: me.start + 1,
+    };
+    assert!(n.responder_done("appnet", other).expect("not mine"));
+    n.detach("aaaaaaaaaaaaaaaa").expect("detach");
+    assert!(n.responder_done("appnet", me).expect("empty"));
+    assert_eq!(n.state().networks["appnet"].dns, None);
+    // A dead responder is replaced.
+    n.ensure_responder("appnet", || Ok(other)).expect("record");
+    n.ensure_responder("appnet", || {
+        started += 1;
+        Ok(me)
+    })
+    .expect("replaced");
+    assert_eq!(started, 2);
 }

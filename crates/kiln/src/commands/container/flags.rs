@@ -374,6 +374,7 @@ impl CreateFlags {
                 dns: self.dns.clone(),
                 dns_search: self.dns_search.clone(),
                 network_aliases: self.network_alias.clone(),
+                connected: Vec::new(),
                 ip: self.ip,
                 mac_address: super::network::mac_address(self.mac_address.as_deref())?,
                 auto_remove: self.rm,

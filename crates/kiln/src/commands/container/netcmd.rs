@@ -1,6 +1,6 @@
-//! `kiln network create|ls|inspect|rm|prune`, docker's columns and
-//! document (the parts kiln has: bridge driver, local scope, one IPv4
-//! subnet).
+//! `kiln network create|ls|inspect|rm|prune|connect|disconnect`, docker's
+//! columns and document (the parts kiln has: bridge driver, local scope,
+//! one IPv4 subnet).
 
 use std::process::ExitCode;
 
@@ -32,6 +32,29 @@ pub(crate) enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Connect a container to a network
+    Connect {
+        /// Add network-scoped alias for the container
+        #[arg(long = "alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// IPv4 address (e.g., 172.30.100.104)
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+        /// The network, by name
+        network: String,
+        /// The container, by name or ID
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        /// The network, by name
+        network: String,
+        /// The container, by name or ID
+        container: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -49,8 +72,25 @@ pub(crate) struct CreateArgs {
     driver: String,
 }
 
-pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &kiln_store::Store, command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Connect {
+            aliases,
+            ip,
+            network,
+            container,
+        } => {
+            let engine = super::engine(store)?;
+            kiln_container::net::connect(&engine, &network, &container, aliases, ip)?;
+        }
+        Command::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            let engine = super::engine(store)?;
+            kiln_container::net::disconnect(&engine, &network, &container)?;
+        }
         Command::Create(a) => {
             if a.driver != "bridge" {
                 anyhow::bail!(
@@ -93,10 +133,21 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 };
                 let containers: serde_json::Map<String, serde_json::Value> = on
                     .iter()
-                    .map(|(id, ip)| {
+                    .map(|(id, l)| {
+                        let mac = if l.mac.is_empty() {
+                            kiln_network::mac_for(l.ip)
+                        } else {
+                            l.mac.clone()
+                        };
                         (
                             id.clone(),
-                            json!({"IPv4Address": format!("{ip}/{}", n.subnet.prefix), "MacAddress": kiln_network::mac_for(*ip)}),
+                            json!({
+                                "Name": l.names.first().cloned().unwrap_or_default(),
+                                "EndpointID": "",
+                                "MacAddress": mac,
+                                "IPv4Address": format!("{}/{}", l.ip, n.subnet.prefix),
+                                "IPv6Address": "",
+                            }),
                         )
                     })
                     .collect();
