@@ -31,10 +31,7 @@
 //! keep = ["latest", "v*"]
 //! ```
 //!
-//! Room for the sections other parts of the server own: the storage
-//! backend (`[storage]`), the pull-through cache (`[proxy]`) and garbage
-//! collection (`[gc]`) add their own fields to [`Config`] next to the
-//! marked place; until then those sections are refused like any unknown key.
+//! `[proxy]` makes the registry a pull-through cache (`crate::proxy`).
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +39,8 @@ use serde::Deserialize;
 
 use crate::access::Rule;
 use crate::policy::{Htpasswd, Options};
+use crate::proxy::{Proxy, ProxySettings};
+use kiln_registry_client::Credentials;
 use crate::retention::RetentionRule;
 use crate::token::{SigningKey, TokenAuth};
 
@@ -67,9 +66,38 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `text` or `json` access log lines on stderr, or `off`.
     pub log_format: Option<crate::access_log::LogFormat>,
-    // Other sections ([storage], [proxy], [gc]) are added here by the
-    // modules that own them, each as an `Option<TheirSection>` field.
+    /// Serve as a pull-through cache of another registry; `--proxy URL`
+    /// overrides its `url`.
+    pub proxy: Option<ProxyConfig>,
+    // Other sections ([storage], [gc]) are added here by the modules that
+    // own them, each as an `Option<TheirSection>` field.
 }
+
+/// `[proxy]`: a pull-through cache of another registry (see `crate::proxy`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `https://HOST[:PORT][/PREFIX]` (`http://` for a registry without
+    /// TLS); repository `NAME` here is `PREFIX/NAME` upstream.
+    pub url: String,
+    /// User name for upstream (with `password` or `password_file`).
+    pub username: Option<String>,
+    /// Its password or token.
+    pub password: Option<String>,
+    /// A file holding it (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// A docker `config.json` whose entry for upstream's host gives the
+    /// credentials (helpers included), instead of `username`.
+    pub credentials_file: Option<PathBuf>,
+    /// Seconds a tag is served from the cache before upstream is asked
+    /// again (by HEAD); default 300.
+    pub tag_ttl: Option<u64>,
+    /// Extra PEM CA certificate trusted for upstream's TLS.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Default of `[proxy] tag_ttl`, in seconds.
+pub const DEFAULT_TAG_TTL: u64 = 300;
 
 /// `[auth]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -225,6 +253,26 @@ impl Config {
                 ));
             }
         }
+        if let Some(p) = &self.proxy {
+            crate::proxy::parse_url(&p.url)?;
+            match (&p.username, &p.password, &p.password_file) {
+                (Some(_), Some(_), Some(_)) => {
+                    return Err("[proxy] has both password and password_file: keep one".into())
+                }
+                (Some(_), None, None) => {
+                    return Err("[proxy] username needs password or password_file".into())
+                }
+                (None, Some(_), _) | (None, _, Some(_)) => {
+                    return Err("[proxy] password needs a username".into())
+                }
+                _ => {}
+            }
+            if p.username.is_some() && p.credentials_file.is_some() {
+                return Err(
+                    "[proxy] has both username and credentials_file: keep one".into(),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -261,7 +309,12 @@ impl Config {
                 })
             }
         };
+        let proxy = match &self.proxy {
+            None => None,
+            Some(p) => Some(std::sync::Arc::new(proxy(p, data)?)),
+        };
         Ok(Options {
+            proxy,
             immutable_tags: self.policy.immutable_tags.clone(),
             htpasswd,
             token: token.map(std::sync::Arc::new),
@@ -272,6 +325,35 @@ impl Config {
             ..Options::default()
         })
     }
+}
+
+/// The pull-through cache `[proxy]` describes; blobs are staged under
+/// `<data>/proxy-staging` while they download.
+fn proxy(p: &ProxyConfig, data: &Path) -> Result<Proxy, ConfigError> {
+    let password = match (&p.password, &p.password_file) {
+        (Some(pw), _) => Some(pw.clone()),
+        (None, Some(path)) => Some(read(path)?.trim_end_matches(['\r', '\n']).to_string()),
+        (None, None) => None,
+    };
+    let credentials = match (&p.username, password) {
+        (Some(u), Some(secret)) => Some(Credentials {
+            username: u.clone(),
+            secret,
+        }),
+        _ => None,
+    };
+    Proxy::new(ProxySettings {
+        url: p.url.clone(),
+        credentials,
+        docker_config: p.credentials_file.clone(),
+        tag_ttl: std::time::Duration::from_secs(p.tag_ttl.unwrap_or(DEFAULT_TAG_TTL)),
+        ca_certificates: p.ca_cert.iter().cloned().collect(),
+        staging: data.join("proxy-staging"),
+    })
+    .map_err(|m| ConfigError::Invalid {
+        path: PathBuf::from("[proxy]"),
+        message: m,
+    })
 }
 
 #[cfg(test)]

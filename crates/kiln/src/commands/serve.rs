@@ -5,6 +5,7 @@
 //! share `--upload-secret-file`; configured by `--config
 //! kiln-registry.toml` (see docs/serve.md) with flags overriding the file.
 //! Stops on SIGINT or SIGTERM once the requests in flight have finished.
+//! `--proxy URL` makes it a pull-through cache of another registry.
 //! `--gc-interval` collects garbage while serving; `kiln serve gc DATADIR`
 //! collects once and prints what it deleted (or, `--dry-run`, would).
 
@@ -41,6 +42,11 @@ Configuration file (--config FILE, TOML; every key optional; flags override it):
   repository = \"ci/*\"
   keep_last = 10
   keep = [\"latest\", \"v*\"]
+  [proxy]                          # a pull-through cache (--proxy URL)
+  url = \"https://registry-1.docker.io\"  # [/PREFIX]; http:// without TLS
+  username = \"me\"                  # with password or password_file,
+  password_file = \"/etc/kiln/hub\"  # or credentials_file (config.json)
+  tag_ttl = 300                    # seconds before a tag is re-checked
 Endpoints besides /v2/: /token, /metrics (Prometheus), /healthz, /readyz.
 See docs/serve.md for the whole format.";
 
@@ -99,6 +105,12 @@ pub(crate) struct Args {
     /// per process]
     #[arg(long, value_name = "FILE")]
     upload_secret_file: Option<PathBuf>,
+    /// Serve as a pull-through cache of this registry,
+    /// https://HOST[:PORT][/PREFIX] (http:// for one without TLS): pulls
+    /// fill the cache, pushes and deletes are refused; [proxy] in --config
+    /// holds credentials and the tag TTL
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
     /// Collect garbage every INTERVAL while serving (`1h`, `10m`, `30s`);
     /// off by default
     #[arg(long, value_name = "INTERVAL", value_parser = duration)]
@@ -149,6 +161,9 @@ impl Args {
         }
         if let Some(f) = &self.log_format {
             c.log_format = Some(f.parse().map_err(anyhow::Error::msg)?);
+        }
+        if let Some(url) = &self.proxy {
+            c.proxy.get_or_insert_with(Default::default).url = url.clone();
         }
         // The flags may have made a combination the file alone did not.
         c.check().map_err(anyhow::Error::msg)?;
