@@ -68,8 +68,8 @@ use axum::Router;
 pub use access::{Action, Rule};
 pub use access_log::{AccessLog, LogFormat};
 pub use config::{
-    AuthConfig, Config, ConfigError, PolicyConfig, ProxyConfig, TlsConfig, TokenConfig,
-    DEFAULT_TAG_TTL,
+    AuthConfig, Config, ConfigError, GcConfig, PolicyConfig, ProxyConfig, StorageConfig, TlsConfig,
+    TokenConfig, DEFAULT_TAG_TTL,
 };
 pub use error::StorageError;
 pub use fs::FsStorage;

@@ -161,7 +161,9 @@ fn kiln_skopeo_and_docker_pull_upstream_digests_through_the_cache() {
         "docker pull: {}",
         String::from_utf8_lossy(&pulled.stderr)
     );
-    let repo_digest = String::from_utf8_lossy(&repo_digest.stdout).trim().to_string();
+    let repo_digest = String::from_utf8_lossy(&repo_digest.stdout)
+        .trim()
+        .to_string();
     assert_eq!(repo_digest, format!("{}/mirror/bb@{first}", cache.host));
 
     // Pushes to the cache are refused, as distribution's proxy does.
@@ -214,7 +216,8 @@ fn fake_upstream() -> Fake {
     let good_bytes = b"layer bytes, good ones".repeat(1000);
     let good = (sha256(&good_bytes), good_bytes.clone());
     let bad = sha256(b"what the bad blob should hold");
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let manifest_bytes = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
         sha256(config),
@@ -267,7 +270,12 @@ fn fake_upstream() -> Fake {
 
 impl Fake {
     fn count(&self, what: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|l| *l == what).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == what)
+            .count()
     }
 }
 
@@ -282,7 +290,10 @@ fn a_hostile_upstream_stores_nothing_and_a_blob_is_fetched_once() {
     let (code, _, body) = cache.raw(&format!("GET /v2/r/blobs/{}", fake.bad));
     let body = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(code, 502, "{body}");
-    assert!(body.contains(&fake.bad) && body.contains("upstream"), "{body}");
+    assert!(
+        body.contains(&fake.bad) && body.contains("upstream"),
+        "{body}"
+    );
     assert!(!stored(&fake.bad));
     let staging = cache.data().join("proxy-staging");
     let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
@@ -330,6 +341,9 @@ fn a_hostile_upstream_stores_nothing_and_a_blob_is_fetched_once() {
         let (code, _, body) = cache.raw(&head);
         let body = String::from_utf8_lossy(&body).into_owned();
         assert_eq!(code, 405, "{head}: {body}");
-        assert!(body.contains("UNSUPPORTED") && body.contains("pull-through"), "{body}");
+        assert!(
+            body.contains("UNSUPPORTED") && body.contains("pull-through"),
+            "{body}"
+        );
     }
 }

@@ -64,7 +64,13 @@ impl Client {
             return Ok(None);
         }
         let sep = if reference.contains(':') { '@' } else { ':' };
-        let resp = check(resp, repo, &format!("manifest {repo}{sep}{reference}"), "pull").await?;
+        let resp = check(
+            resp,
+            repo,
+            &format!("manifest {repo}{sep}{reference}"),
+            "pull",
+        )
+        .await?;
         match claimed_digest(&resp) {
             Some(d) => Ok(Some(d)),
             None => Ok(Some(self.get_manifest(repo, reference).await?.digest)),

@@ -197,7 +197,12 @@ impl Proxy {
 
     /// Makes the cache's `name:tag` what upstream says (within the TTL,
     /// what it said last); a cached tag stays when upstream cannot answer.
-    pub(crate) async fn sync_tag(&self, storage: &dyn Storage, name: &str, tag: &str) -> ApiResult<()> {
+    pub(crate) async fn sync_tag(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        tag: &str,
+    ) -> ApiResult<()> {
         let cached = storage.resolve_tag(name, tag)?;
         if cached.is_some() && self.fresh(name, tag) {
             return Ok(());
@@ -222,7 +227,10 @@ impl Proxy {
                 Err(ApiError::manifest_unknown(tag))
             }
             Err(e) if cached.is_some() => {
-                tracing::warn!("upstream {}: {e}; serving the cached {name}:{tag}", self.url);
+                tracing::warn!(
+                    "upstream {}: {e}; serving the cached {name}:{tag}",
+                    self.url
+                );
                 Ok(())
             }
             Err(e) => Err(self.upstream_error(e)),
@@ -230,14 +238,24 @@ impl Proxy {
     }
 
     /// Caches the manifest `digest` of `name` unless it is cached.
-    pub(crate) async fn sync_manifest(&self, storage: &dyn Storage, name: &str, digest: &Digest) -> ApiResult<()> {
+    pub(crate) async fn sync_manifest(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        digest: &Digest,
+    ) -> ApiResult<()> {
         if storage.manifest(name, digest)?.is_some() {
             return Ok(());
         }
         self.fetch_manifest(storage, name, digest).await
     }
 
-    async fn fetch_manifest(&self, storage: &dyn Storage, name: &str, digest: &Digest) -> ApiResult<()> {
+    async fn fetch_manifest(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        digest: &Digest,
+    ) -> ApiResult<()> {
         let repo = self.repo(name);
         let m = match self.client.get_manifest(&repo, &digest.to_string()).await {
             Ok(m) => m,
@@ -260,7 +278,11 @@ impl Proxy {
 
     /// Upstream's tags of `name`, sorted (`None`: upstream has no such
     /// repository); the cached tags when upstream cannot answer.
-    pub(crate) async fn tags(&self, storage: &dyn Storage, name: &str) -> ApiResult<Option<Vec<String>>> {
+    pub(crate) async fn tags(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+    ) -> ApiResult<Option<Vec<String>>> {
         match self.client.list_tags(&self.repo(name)).await {
             Ok(mut tags) => {
                 tags.sort();
@@ -270,7 +292,10 @@ impl Proxy {
             Err(RegistryError::NotFound { .. }) => Ok(None),
             Err(e) => match storage.tags(name)? {
                 Some(tags) => {
-                    tracing::warn!("upstream {}: {e}; listing the cached tags of {name}", self.url);
+                    tracing::warn!(
+                        "upstream {}: {e}; listing the cached tags of {name}",
+                        self.url
+                    );
                     Ok(Some(tags))
                 }
                 None => Err(self.upstream_error(e)),
@@ -290,7 +315,12 @@ impl Proxy {
     /// Caches the blob `digest` of `name` unless it is cached: downloads,
     /// verifies, stores. Concurrent callers for one blob share one
     /// download. `Ok(false)` when upstream has no such blob.
-    pub(crate) async fn sync_blob(&self, storage: &dyn Storage, name: &str, digest: &Digest) -> ApiResult<bool> {
+    pub(crate) async fn sync_blob(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        digest: &Digest,
+    ) -> ApiResult<bool> {
         let cached = |s: &dyn Storage| -> ApiResult<bool> {
             Ok(s.has_link(name, digest)? && s.blob_size(digest)?.is_some())
         };
