@@ -481,7 +481,7 @@ keep = ["latest"]
             "[storage]\nurl = \"s3://b/p?endpoint=http://127.0.0.1:3900&region=garage\"\n\
              upload_secret_file = \"/s\"\n[gc]\ninterval = 60\ngrace = 120\n\
              delete_untagged = true\n[policy]\nimmutable_tags = [\"prod/*\"]\n\
-             [[policy.retention]]\nkeep_last = 2\n\
+             [[policy.retention]]\nrepository = \"*\"\nkeep_last = 2\n\
              [proxy]\nurl = \"https://r.example/library\"\ntag_ttl = 5\n",
         )
         .unwrap();

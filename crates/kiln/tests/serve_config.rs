@@ -26,7 +26,14 @@ fn gc_applies_retention_and_flags_override_the_file() {
     // Three images pushed to a registry with no retention.
     let (child, host) = common::serve::listening(
         kiln.cmd()
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .args([
+                "serve",
+                "--log-format",
+                "off",
+                "--addr",
+                "127.0.0.1:0",
+                "--data",
+            ])
             .arg(&data),
         None,
     );
