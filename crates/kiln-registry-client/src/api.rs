@@ -1,5 +1,6 @@
 //! The distribution API calls, one method each on [`Client`], by job:
-//! - `manifests`: get (capped in size, verified against the digest) and put;
+//! - `manifests`: get (capped in size, verified against the digest), the
+//!   digest a tag names (HEAD) and put;
 //! - `tags`: the tag list, following the registry's pagination;
 //! - `blob_fetch`: whether a blob exists, and fetching one into the store
 //!   with verification and resume;

@@ -31,10 +31,9 @@
 //! keep = ["latest", "v*"]
 //! ```
 //!
-//! Room for the sections other parts of the server own: the storage
-//! backend (`[storage]`), the pull-through cache (`[proxy]`) and garbage
-//! collection (`[gc]`) add their own fields to [`Config`] next to the
-//! marked place; until then those sections are refused like any unknown key.
+//! `[proxy]` makes the registry a pull-through cache (`crate::proxy`);
+//! `[storage]` names an S3 bucket and the upload secret; `[gc]` runs
+//! garbage collection while serving.
 
 use std::path::{Path, PathBuf};
 
@@ -42,8 +41,10 @@ use serde::Deserialize;
 
 use crate::access::Rule;
 use crate::policy::{Htpasswd, Options};
+use crate::proxy::{Proxy, ProxySettings};
 use crate::retention::RetentionRule;
 use crate::token::{SigningKey, TokenAuth};
+use kiln_registry_client::Credentials;
 
 /// The whole file. Every field is optional; an empty file is an open
 /// registry on the default address.
@@ -67,9 +68,85 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `text` or `json` access log lines on stderr, or `off`.
     pub log_format: Option<crate::access_log::LogFormat>,
-    // Other sections ([storage], [proxy], [gc]) are added here by the
-    // modules that own them, each as an `Option<TheirSection>` field.
+    /// Serve as a pull-through cache of another registry; `--proxy URL`
+    /// overrides its `url`.
+    pub proxy: Option<ProxyConfig>,
+    /// Where content lives besides `data`; `--storage` and
+    /// `--upload-secret-file` override it.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Online garbage collection; the `--gc-*` flags override it.
+    #[serde(default)]
+    pub gc: GcConfig,
 }
+
+/// `[storage]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An S3 bucket instead of `data`:
+    /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME[&part_size=BYTES]`
+    /// (credentials from the environment, never the file).
+    pub url: Option<String>,
+    /// The file holding the secret that signs upload state in `Location`
+    /// URLs; replicas sharing a bucket share it.
+    pub upload_secret_file: Option<PathBuf>,
+}
+
+/// `[gc]`: garbage collection while serving (see `crate::gc`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// Seconds between collections; none (the default) means no online
+    /// collection.
+    pub interval: Option<u64>,
+    /// Seconds: nothing younger is deleted; default 3600. It must cover
+    /// the longest pause of a client mid-upload.
+    pub grace: Option<u64>,
+    /// Also delete untagged manifests no index or live subject reaches.
+    #[serde(default)]
+    pub delete_untagged: bool,
+}
+
+impl GcConfig {
+    /// The collection's options, with `policy`'s retention and immutable
+    /// tags (retention runs on every collection, not only after a push).
+    pub fn options(&self, policy: &PolicyConfig) -> crate::GcOptions {
+        crate::GcOptions {
+            grace: std::time::Duration::from_secs(self.grace.unwrap_or(3600)),
+            delete_untagged: self.delete_untagged,
+            dry_run: false,
+            retention: policy.retention.clone(),
+            immutable_tags: policy.immutable_tags.clone(),
+        }
+    }
+}
+
+/// `[proxy]`: a pull-through cache of another registry (see `crate::proxy`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `https://HOST[:PORT][/PREFIX]` (`http://` for a registry without
+    /// TLS); repository `NAME` here is `PREFIX/NAME` upstream.
+    pub url: String,
+    /// User name for upstream (with `password` or `password_file`).
+    pub username: Option<String>,
+    /// Its password or token.
+    pub password: Option<String>,
+    /// A file holding it (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// A docker `config.json` whose entry for upstream's host gives the
+    /// credentials (helpers included), instead of `username`.
+    pub credentials_file: Option<PathBuf>,
+    /// Seconds a tag is served from the cache before upstream is asked
+    /// again (by HEAD); default 300.
+    pub tag_ttl: Option<u64>,
+    /// Extra PEM CA certificate trusted for upstream's TLS.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Default of `[proxy] tag_ttl`, in seconds.
+pub const DEFAULT_TAG_TTL: u64 = 300;
 
 /// `[auth]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -225,6 +302,39 @@ impl Config {
                 ));
             }
         }
+        if self.gc.interval == Some(0) {
+            return Err(
+                "[gc] interval = 0: give seconds between collections, or leave it out for none"
+                    .into(),
+            );
+        }
+        if let Some(url) = &self.storage.url {
+            crate::S3Config::parse(url).map_err(|e| format!("[storage] url: {e}"))?;
+            if self.data.is_some() {
+                return Err(
+                    "both data and [storage] url are set: content lives in one place; keep one"
+                        .into(),
+                );
+            }
+        }
+        if let Some(p) = &self.proxy {
+            crate::proxy::parse_url(&p.url)?;
+            match (&p.username, &p.password, &p.password_file) {
+                (Some(_), Some(_), Some(_)) => {
+                    return Err("[proxy] has both password and password_file: keep one".into())
+                }
+                (Some(_), None, None) => {
+                    return Err("[proxy] username needs password or password_file".into())
+                }
+                (None, Some(_), _) | (None, _, Some(_)) => {
+                    return Err("[proxy] password needs a username".into())
+                }
+                _ => {}
+            }
+            if p.username.is_some() && p.credentials_file.is_some() {
+                return Err("[proxy] has both username and credentials_file: keep one".into());
+            }
+        }
         Ok(())
     }
 
@@ -261,7 +371,12 @@ impl Config {
                 })
             }
         };
+        let proxy = match &self.proxy {
+            None => None,
+            Some(p) => Some(std::sync::Arc::new(proxy(p, data)?)),
+        };
         Ok(Options {
+            proxy,
             immutable_tags: self.policy.immutable_tags.clone(),
             htpasswd,
             token: token.map(std::sync::Arc::new),
@@ -272,6 +387,35 @@ impl Config {
             ..Options::default()
         })
     }
+}
+
+/// The pull-through cache `[proxy]` describes; blobs are staged under
+/// `<data>/proxy-staging` while they download.
+fn proxy(p: &ProxyConfig, data: &Path) -> Result<Proxy, ConfigError> {
+    let password = match (&p.password, &p.password_file) {
+        (Some(pw), _) => Some(pw.clone()),
+        (None, Some(path)) => Some(read(path)?.trim_end_matches(['\r', '\n']).to_string()),
+        (None, None) => None,
+    };
+    let credentials = match (&p.username, password) {
+        (Some(u), Some(secret)) => Some(Credentials {
+            username: u.clone(),
+            secret,
+        }),
+        _ => None,
+    };
+    Proxy::new(ProxySettings {
+        url: p.url.clone(),
+        credentials,
+        docker_config: p.credentials_file.clone(),
+        tag_ttl: std::time::Duration::from_secs(p.tag_ttl.unwrap_or(DEFAULT_TAG_TTL)),
+        ca_certificates: p.ca_cert.iter().cloned().collect(),
+        staging: data.join("proxy-staging"),
+    })
+    .map_err(|m| ConfigError::Invalid {
+        path: PathBuf::from("[proxy]"),
+        message: m,
+    })
 }
 
 #[cfg(test)]
@@ -332,9 +476,43 @@ keep = ["latest"]
     }
 
     #[test]
+    fn storage_gc_and_proxy_sections() {
+        let c = Config::parse(
+            "[storage]\nurl = \"s3://b/p?endpoint=http://127.0.0.1:3900&region=garage\"\n\
+             upload_secret_file = \"/s\"\n[gc]\ninterval = 60\ngrace = 120\n\
+             delete_untagged = true\n[policy]\nimmutable_tags = [\"prod/*\"]\n\
+             [[policy.retention]]\nrepository = \"*\"\nkeep_last = 2\n\
+             [proxy]\nurl = \"https://r.example/library\"\ntag_ttl = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.upload_secret_file, Some(PathBuf::from("/s")));
+        let gc = c.gc.options(&c.policy);
+        assert_eq!(gc.grace, std::time::Duration::from_secs(120));
+        assert!(gc.delete_untagged && !gc.dry_run);
+        assert_eq!(gc.retention[0].keep_last, Some(2));
+        assert_eq!(gc.immutable_tags, vec!["prod/*".to_string()]);
+        assert_eq!(c.proxy.as_ref().unwrap().tag_ttl, Some(5));
+        let e = Config::parse("[gc]\ninterval = 0\n").unwrap_err();
+        assert!(e.contains("interval"), "{e}");
+        let e = Config::parse("data = \"/d\"\n[storage]\nurl = \"s3://b?endpoint=http://h\"\n")
+            .unwrap_err();
+        assert!(e.contains("keep one"), "{e}");
+        let e = Config::parse("[storage]\nurl = \"ftp://b\"\n").unwrap_err();
+        assert!(e.contains("[storage] url"), "{e}");
+        let e = Config::parse("[proxy]\nurl = \"r.example\"\n").unwrap_err();
+        assert!(e.contains("https://HOST"), "{e}");
+        let e = Config::parse("[proxy]\nurl = \"https://r\"\nusername = \"u\"\n").unwrap_err();
+        assert!(e.contains("password"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Config::parse("[storage]\nkind = \"s3\"\n").unwrap_err();
-        assert!(e.contains("storage"), "{e}");
+        assert!(e.contains("kind"), "{e}");
+        let e = Config::parse("[gc]\ngrace_period = 3\n").unwrap_err();
+        assert!(e.contains("grace_period") && e.contains("line 2"), "{e}");
+        let e = Config::parse("[proxy]\nurl = \"https://r\"\nttl = 3\n").unwrap_err();
+        assert!(e.contains("ttl"), "{e}");
         let e = Config::parse("[policy]\nkeep_lats = 3\n").unwrap_err();
         assert!(e.contains("keep_lats") && e.contains("line 2"), "{e}");
         let e = Config::parse("[[access]]\nusers=[\"a\"]\nactions=[\"fly\"]\n").unwrap_err();

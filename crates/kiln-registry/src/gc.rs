@@ -72,6 +72,13 @@ pub struct GcOptions {
     pub delete_untagged: bool,
     /// Report what would be deleted, delete nothing.
     pub dry_run: bool,
+    /// Tag retention (`[[policy.retention]]`), applied to every repository
+    /// before marking, so the manifests of dropped tags go in the same
+    /// run (once past the grace, with `delete_untagged`). A dry run lists
+    /// the tags it would drop and still counts them as live.
+    pub retention: Vec<crate::RetentionRule>,
+    /// Repository patterns whose tags are immutable: retention skips them.
+    pub immutable_tags: Vec<String>,
 }
 
 impl Default for GcOptions {
@@ -80,6 +87,8 @@ impl Default for GcOptions {
             grace: Duration::from_secs(3600),
             delete_untagged: false,
             dry_run: false,
+            retention: Vec::new(),
+            immutable_tags: Vec::new(),
         }
     }
 }
@@ -99,6 +108,8 @@ pub enum Garbage {
     Upload { repo: String, id: String, size: u64 },
     /// A leftover of an interrupted write in the storage's staging area.
     Staged { name: String, size: u64 },
+    /// A tag retention drops (its manifest stays until it is garbage).
+    Tag { repo: String, tag: String },
 }
 
 impl Garbage {
@@ -108,6 +119,7 @@ impl Garbage {
             | Garbage::Manifest { size, .. }
             | Garbage::Upload { size, .. }
             | Garbage::Staged { size, .. } => *size,
+            Garbage::Tag { .. } => 0,
         }
     }
 
@@ -118,6 +130,7 @@ impl Garbage {
             Garbage::Manifest { .. } => "untagged, and no index or live subject reaches it",
             Garbage::Upload { .. } => "upload idle past the grace period",
             Garbage::Staged { .. } => "leftover of an interrupted write",
+            Garbage::Tag { .. } => "past the repository's retention",
         }
     }
 }
@@ -131,6 +144,7 @@ impl std::fmt::Display for Garbage {
             }
             Garbage::Upload { repo, id, size } => write!(f, "upload {repo}/{id} {size} bytes"),
             Garbage::Staged { name, size } => write!(f, "staged {name} {size} bytes"),
+            Garbage::Tag { repo, tag } => write!(f, "tag {repo}:{tag}"),
         }?;
         write!(f, ": {}", self.reason())
     }
@@ -266,12 +280,40 @@ fn mark_repo(
 
 /// Runs one collection over `storage` (blocking: call it off the async
 /// runtime).
+/// Applies tag retention to `repo` (or, dry, lists what it would drop).
+fn retain(
+    storage: &dyn Storage,
+    options: &GcOptions,
+    repo: &str,
+    report: &mut GcReport,
+) -> Result<(), StorageError> {
+    let immutable = options
+        .immutable_tags
+        .iter()
+        .any(|p| crate::policy::glob(p.as_bytes(), repo.as_bytes()));
+    if options.retention.is_empty() || immutable {
+        return Ok(());
+    }
+    let dropped = match options.dry_run {
+        true => crate::retention::tags_to_drop(&options.retention, repo, &storage.tag_times(repo)?),
+        false => crate::retention::apply(storage, &options.retention, false, repo)?,
+    };
+    report
+        .garbage
+        .extend(dropped.into_iter().map(|tag| Garbage::Tag {
+            repo: repo.to_string(),
+            tag,
+        }));
+    Ok(())
+}
+
 pub fn collect(storage: &dyn Storage, options: &GcOptions) -> Result<GcReport, StorageError> {
     let start = SystemTime::now();
     let cutoff = start.checked_sub(options.grace).unwrap_or(start);
     let mut report = GcReport::default();
     let mut live_blobs: HashSet<Digest> = HashSet::new();
     for repo in storage.repositories()? {
+        retain(storage, options, &repo, &mut report)?;
         let mut dead = Vec::new();
         report.live_manifests +=
             mark_repo(storage, &repo, options, cutoff, &mut live_blobs, &mut dead)?;

@@ -24,7 +24,9 @@
 //! Operating it: `config` (`kiln-registry.toml`), `auth` (Basic and
 //! Bearer, the `/token` endpoint), `access` (`[[access]]` rules), `token`
 //! (JWTs), `tls`, `policy` (the `Options` the server holds), `retention`,
-//! `metrics` (`/metrics`), `access_log`.
+//! `metrics` (`/metrics`), `access_log`; `proxy`, the pull-through cache
+//! (`--proxy`), which fills the storage from an upstream registry before
+//! the ordinary handlers serve it.
 
 mod access;
 mod access_log;
@@ -41,6 +43,7 @@ mod metrics;
 mod names;
 mod object;
 mod policy;
+mod proxy;
 pub mod retention;
 mod signed_location;
 mod slow;
@@ -64,13 +67,17 @@ use axum::Router;
 
 pub use access::{Action, Rule};
 pub use access_log::{AccessLog, LogFormat};
-pub use config::{AuthConfig, Config, ConfigError, PolicyConfig, TlsConfig, TokenConfig};
+pub use config::{
+    AuthConfig, Config, ConfigError, GcConfig, PolicyConfig, ProxyConfig, StorageConfig, TlsConfig,
+    TokenConfig, DEFAULT_TAG_TTL,
+};
 pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
 pub use metrics::Metrics;
 pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
+pub use proxy::{Proxy, ProxySettings};
 pub use retention::RetentionRule;
 pub use slow::HEAD_TIMEOUT;
 pub use storage::{
@@ -224,6 +231,12 @@ async fn route(app: App, req: Request) -> ApiResult {
         return Err(ApiError::unsupported(
             "deletes are disabled on this registry ([policy] delete = false)",
         ));
+    }
+    if let Some(proxy) = app.options.proxy.clone() {
+        let q = query(&req);
+        if let Some(answer) = proxy::route(&app, &proxy, &name, &route, &method, &q).await? {
+            return Ok(answer);
+        }
     }
     if let (Route::Manifest { reference, .. }, &Method::PUT) = (&route, &method) {
         let put = manifests::handle(&app, &name, reference, Method::PUT, req).await?;

@@ -10,9 +10,12 @@ use crate::{query, query_value, respond, App};
 
 /// The page of sorted `items` after `last`, at most `n` long, and the
 /// `Link` to the next page when there is one.
-fn page(items: Vec<String>, req: &Request, path: &str) -> ApiResult<(Vec<String>, Option<String>)> {
-    let q = query(req);
-    let n = match query_value(&q, "n") {
+fn page(
+    items: Vec<String>,
+    q: &[(String, String)],
+    path: &str,
+) -> ApiResult<(Vec<String>, Option<String>)> {
+    let n = match query_value(q, "n") {
         None => None,
         Some(n) => Some(n.parse::<usize>().map_err(|_| {
             ApiError::new(
@@ -22,7 +25,7 @@ fn page(items: Vec<String>, req: &Request, path: &str) -> ApiResult<(Vec<String>
             )
         })?),
     };
-    let mut rest: Vec<String> = match query_value(&q, "last") {
+    let mut rest: Vec<String> = match query_value(q, "last") {
         Some(last) => items.into_iter().filter(|i| i.as_str() > last).collect(),
         None => items,
     };
@@ -60,7 +63,12 @@ pub(crate) fn tags(app: &App, name: &str, req: &Request) -> ApiResult {
         .storage
         .tags(name)?
         .ok_or_else(|| ApiError::name_unknown(name))?;
-    let (tags, link) = page(all, req, &format!("/v2/{name}/tags/list"))?;
+    tag_page(name, all, &query(req))
+}
+
+/// A page of `all`, the sorted tags of `name`.
+pub(crate) fn tag_page(name: &str, all: Vec<String>, q: &[(String, String)]) -> ApiResult {
+    let (tags, link) = page(all, q, &format!("/v2/{name}/tags/list"))?;
     Ok(json_page(
         serde_json::json!({"name": name, "tags": tags}),
         link,
@@ -70,7 +78,7 @@ pub(crate) fn tags(app: &App, name: &str, req: &Request) -> ApiResult {
 /// `GET /v2/_catalog`
 pub(crate) async fn catalog(State(app): State<App>, req: Request) -> Response {
     let result = (|| {
-        let (repos, link) = page(app.storage.repositories()?, &req, "/v2/_catalog")?;
+        let (repos, link) = page(app.storage.repositories()?, &query(&req), "/v2/_catalog")?;
         Ok::<_, ApiError>(json_page(serde_json::json!({"repositories": repos}), link))
     })();
     result.unwrap_or_else(IntoResponse::into_response)

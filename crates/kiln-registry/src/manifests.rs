@@ -154,6 +154,34 @@ fn check(app: &App, name: &str, doc: &Value, media_type: &str) -> ApiResult<()> 
     Ok(())
 }
 
+/// What the storage records of a manifest beside its bytes (`doc`, with
+/// `digest`, `media_type` and `size`): its subject, artifact type and
+/// annotations.
+pub(crate) fn info(
+    digest: Digest,
+    media_type: String,
+    doc: &Value,
+    size: usize,
+) -> ApiResult<ManifestInfo> {
+    let subject = match doc.get("subject") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(descriptor_digest(s)?),
+    };
+    let artifact_type = doc
+        .get("artifactType")
+        .or_else(|| doc.get("config").and_then(|c| c.get("mediaType")))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(ManifestInfo {
+        digest,
+        media_type,
+        size: size as u64,
+        subject,
+        artifact_type,
+        annotations: doc.get("annotations").filter(|a| a.is_object()).cloned(),
+    })
+}
+
 /// Stores the manifest and points `tags` at it, unless the repository's
 /// tags are immutable and one of them names another manifest.
 fn store(
@@ -236,23 +264,8 @@ async fn put(app: &App, name: &str, reference: &Reference, req: Request) -> ApiR
         )));
     }
     check(app, name, &doc, &media_type)?;
-    let subject = match doc.get("subject") {
-        None | Some(Value::Null) => None,
-        Some(s) => Some(descriptor_digest(s)?),
-    };
-    let artifact_type = doc
-        .get("artifactType")
-        .or_else(|| doc.get("config").and_then(|c| c.get("mediaType")))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let info = ManifestInfo {
-        digest: digest.clone(),
-        media_type,
-        size: bytes.len() as u64,
-        subject: subject.clone(),
-        artifact_type,
-        annotations: doc.get("annotations").filter(|a| a.is_object()).cloned(),
-    };
+    let info = info(digest.clone(), media_type, &doc, bytes.len())?;
+    let subject = info.subject.clone();
     store(app, name, &info, &bytes, &tags)?;
     let mut headers = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),

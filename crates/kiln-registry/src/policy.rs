@@ -44,6 +44,9 @@ pub struct Options {
     /// The key that signs upload state in `Location` URLs; replicas
     /// sharing a bucket must share it. `None`: a random key per process.
     pub upload_secret: Option<Vec<u8>>,
+    /// Serve as a pull-through cache of this upstream (pushes and deletes
+    /// answer 405 UNSUPPORTED).
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 impl Options {

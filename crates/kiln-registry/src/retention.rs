@@ -18,7 +18,7 @@ use crate::storage::Storage;
 
 /// One `[[policy.retention]]` entry. The first rule whose `repository`
 /// pattern matches a repository is the one applied to it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
     /// Repository pattern (`*` any run of characters, `?` one).

@@ -19,6 +19,7 @@ fn now_gc(delete_untagged: bool, dry_run: bool) -> GcOptions {
         grace: Duration::ZERO,
         delete_untagged,
         dry_run,
+        ..GcOptions::default()
     }
 }
 

@@ -42,7 +42,7 @@ async fn eight_clients_push_for_two_minutes_while_gc_runs_every_second() {
     let gc = GcOptions {
         grace: GRACE,
         delete_untagged: true,
-        dry_run: false,
+        ..GcOptions::default()
     };
     let s = Arc::new(server(Some((gc, Duration::from_secs(1)))).await);
     // Layers every image shares, and layers of deleted images that later

@@ -767,3 +767,102 @@ fn bad_configs_are_refused_with_the_key_named() {
     let e = k.fails(&["serve", "--config", "/nonexistent/kiln-registry.toml"]);
     assert!(e.contains("/nonexistent/kiln-registry.toml"), "{e}");
 }
+
+/// `/etc/docker/certs.d/HOST/`, removed when dropped (even when the test
+/// fails): docker reads it on every connection, so nothing else changes.
+struct CertsD(PathBuf);
+
+impl Drop for CertsD {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// docker login, push and pull over https against kiln serve's rustls,
+/// with token auth and the test CA in docker's certs.d. kiln serve here
+/// speaks only https, so a docker that fell back to plain HTTP would fail.
+/// (docker counts 127.0.0.0/8 as an insecure registry range, within which
+/// it tries https without insisting on the chain; the tests may not leave
+/// loopback, so certs.d's CA is installed as a user would but this test
+/// cannot prove docker checked it: the kiln and skopeo test above proves
+/// the chain verifies.)
+#[test]
+fn docker_over_tls_with_the_ca_in_certs_d() {
+    let kiln = Kiln::new();
+    std::fs::create_dir_all(kiln.dir.path()).unwrap();
+    htpasswd(kiln.dir.path(), USERS);
+    let (ca, crt, key) = test_ca(kiln.dir.path());
+    let config = format!(
+        "[auth]\nhtpasswd = \"{{dir}}/htpasswd\"\n[auth.token]\n{RULES}[tls]\ncert = {:?}\nkey = {:?}\n",
+        crt.to_str().unwrap(),
+        key.to_str().unwrap()
+    );
+    let s = start_with_kiln(kiln, "127.0.0.2:0", &config, &[]);
+    let certs = CertsD(Path::new("/etc/docker/certs.d").join(&s.host));
+    std::fs::create_dir_all(&certs.0).unwrap();
+    std::fs::copy(&ca, certs.0.join("ca.crt")).unwrap();
+
+    let k = kiln_with_image("bb", b"docker over tls\n");
+    let name = format!("{}/team-a/docker-tls:1", s.host);
+    let archive = k.path("bb.tar");
+    k.ok(&["tag", "bb", &name]);
+    k.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    let cfg = k.path("docker-cli");
+    let cfg = cfg.to_str().unwrap();
+    let mut child = std::process::Command::new(DOCKER)
+        .args([
+            "--config",
+            cfg,
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            &s.host,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "pw-a").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tool(DOCKER, &["load", "-i", archive.to_str().unwrap()]);
+    let pushed = run_tool(DOCKER, &["--config", cfg, "push", &name]);
+    let _ = run_tool(DOCKER, &["rmi", &name]);
+    assert!(
+        pushed.status.success(),
+        "docker push over https: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let pulled = run_tool(DOCKER, &["--config", cfg, "pull", &name]);
+    let out = run_tool(
+        DOCKER,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "cat",
+            "/etc/motd",
+        ],
+    );
+    let _ = run_tool(DOCKER, &["rmi", &name]);
+    assert!(
+        pulled.status.success(),
+        "docker pull over https: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "docker over tls\n");
+    // The server logged https requests from docker (its access log).
+    let log = std::fs::read_to_string(&s.stderr).unwrap();
+    assert!(
+        log.contains("PUT /v2/{name}/manifests/{reference}"),
+        "no manifest PUT in the log: {log}"
+    );
+}

@@ -78,7 +78,7 @@ impl Client {
         repo: &Repo,
         digest: &Digest,
         size: u64,
-        blobs: &dyn Ingester,
+        blobs: &(dyn Ingester + Sync),
         layer: Option<kiln_layer::Compression>,
         on_bytes: OnBytes<'_>,
     ) -> Result<Option<(Digest, u64)>> {

@@ -47,6 +47,36 @@ impl Client {
         Ok(m)
     }
 
+    /// The digest a tag or digest names on the registry, by HEAD (no body
+    /// moves: what a pull-through cache asks to see whether a tag moved);
+    /// `None` when the registry has no such manifest. A registry that
+    /// answers HEAD without `Docker-Content-Digest` is asked by GET, and
+    /// the digest is that of the bytes.
+    pub async fn manifest_digest(&self, repo: &Repo, reference: &str) -> Result<Option<Digest>> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let scopes = [repo.pull_scope()];
+        let resp = self
+            .send(&repo.registry, &scopes, || {
+                self.http().head(&url).header("Accept", ACCEPT)
+            })
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        let resp = check(
+            resp,
+            repo,
+            &format!("manifest {repo}{sep}{reference}"),
+            "pull",
+        )
+        .await?;
+        match claimed_digest(&resp) {
+            Some(d) => Ok(Some(d)),
+            None => Ok(Some(self.get_manifest(repo, reference).await?.digest)),
+        }
+    }
+
     /// Uploads a manifest under a tag or its digest; returns the digest the
     /// registry reports, checked against the bytes.
     pub async fn put_manifest(

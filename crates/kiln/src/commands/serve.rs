@@ -5,6 +5,7 @@
 //! share `--upload-secret-file`; configured by `--config
 //! kiln-registry.toml` (see docs/serve.md) with flags overriding the file.
 //! Stops on SIGINT or SIGTERM once the requests in flight have finished.
+//! `--proxy URL` makes it a pull-through cache of another registry.
 //! `--gc-interval` collects garbage while serving; `kiln serve gc DATADIR`
 //! collects once and prints what it deleted (or, `--dry-run`, would).
 
@@ -41,6 +42,18 @@ Configuration file (--config FILE, TOML; every key optional; flags override it):
   repository = \"ci/*\"
   keep_last = 10
   keep = [\"latest\", \"v*\"]
+  [storage]
+  url = \"s3://bucket/prefix?endpoint=URL&region=NAME\"  # instead of data
+  upload_secret_file = \"/etc/kiln/upload-secret\"   # shared by replicas
+  [gc]                             # online garbage collection
+  interval = 3600                  # seconds; none: no online collection
+  grace = 3600                     # seconds; must cover a paused upload
+  delete_untagged = false
+  [proxy]                          # a pull-through cache (--proxy URL)
+  url = \"https://registry-1.docker.io\"  # [/PREFIX]; http:// without TLS
+  username = \"me\"                  # with password or password_file,
+  password_file = \"/etc/kiln/hub\"  # or credentials_file (config.json)
+  tag_ttl = 300                    # seconds before a tag is re-checked
 Endpoints besides /v2/: /token, /metrics (Prometheus), /healthz, /readyz.
 See docs/serve.md for the whole format.";
 
@@ -99,14 +112,20 @@ pub(crate) struct Args {
     /// per process]
     #[arg(long, value_name = "FILE")]
     upload_secret_file: Option<PathBuf>,
+    /// Serve as a pull-through cache of this registry,
+    /// https://HOST[:PORT][/PREFIX] (http:// for one without TLS): pulls
+    /// fill the cache, pushes and deletes are refused; [proxy] in --config
+    /// holds credentials and the tag TTL
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
     /// Collect garbage every INTERVAL while serving (`1h`, `10m`, `30s`);
     /// off by default
     #[arg(long, value_name = "INTERVAL", value_parser = duration)]
     gc_interval: Option<Duration>,
     /// The online collection deletes nothing younger than this: it must
-    /// cover the longest pause of a client mid-upload
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
-    gc_grace: Duration,
+    /// cover the longest pause of a client mid-upload [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    gc_grace: Option<Duration>,
     /// The online collection also deletes untagged manifests that no index
     /// or live subject reaches
     #[arg(long)]
@@ -150,6 +169,24 @@ impl Args {
         if let Some(f) = &self.log_format {
             c.log_format = Some(f.parse().map_err(anyhow::Error::msg)?);
         }
+        if let Some(url) = &self.proxy {
+            c.proxy.get_or_insert_with(Default::default).url = url.clone();
+        }
+        if let Some(url) = &self.storage {
+            c.storage.url = Some(url.clone());
+        }
+        if let Some(f) = &self.upload_secret_file {
+            c.storage.upload_secret_file = Some(f.clone());
+        }
+        if let Some(i) = self.gc_interval {
+            c.gc.interval = Some(i.as_secs().max(1));
+        }
+        if let Some(g) = self.gc_grace {
+            c.gc.grace = Some(g.as_secs());
+        }
+        if self.gc_delete_untagged {
+            c.gc.delete_untagged = true;
+        }
         // The flags may have made a combination the file alone did not.
         c.check().map_err(anyhow::Error::msg)?;
         Ok(c)
@@ -169,9 +206,14 @@ struct GcArgs {
     #[arg(long)]
     dry_run: bool,
     /// Delete nothing younger than this (`10m`, `1h`): it must cover the
-    /// longest pause of a client mid-upload
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
-    grace: Duration,
+    /// longest pause of a client mid-upload [default: the file's [gc]
+    /// grace, else 1h]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    grace: Option<Duration>,
+    /// The server's TOML file: its data, [gc] and [policy] retention
+    /// (applied before collecting) are used; flags override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Also delete untagged manifests that no index or live subject reaches
     #[arg(long)]
     delete_untagged: bool,
@@ -187,7 +229,14 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 /// `kiln serve gc`: one collection, each deletion on a line, then totals.
 fn gc(root: &Path, args: GcArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.datadir.unwrap_or_else(|| root.join("registry"));
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let dir = args
+        .datadir
+        .or_else(|| config.data.clone())
+        .unwrap_or_else(|| root.join("registry"));
     if !dir.join("blobs").is_dir() {
         anyhow::bail!(
             "{} is not a registry directory (no blobs/): give the directory `kiln serve --data` uses",
@@ -196,11 +245,12 @@ fn gc(root: &Path, args: GcArgs) -> anyhow::Result<ExitCode> {
     }
     let storage =
         FsStorage::open(&dir).with_context(|| format!("open registry at {}", dir.display()))?;
-    let options = kiln_registry::GcOptions {
-        grace: args.grace,
-        delete_untagged: args.delete_untagged,
-        dry_run: args.dry_run,
-    };
+    let mut options = config.gc.options(&config.policy);
+    if let Some(g) = args.grace {
+        options.grace = g;
+    }
+    options.delete_untagged |= args.delete_untagged;
+    options.dry_run = args.dry_run;
     let report = kiln_registry::gc::collect(&storage, &options)
         .with_context(|| format!("collect garbage in {}", dir.display()))?;
     let verb = if args.dry_run {
@@ -231,7 +281,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         .addr
         .clone()
         .unwrap_or_else(|| "127.0.0.1:5000".into());
-    let (storage, place): (Arc<dyn Storage>, String) = match &args.storage {
+    let (storage, place): (Arc<dyn Storage>, String) = match &config.storage.url {
         Some(url) => {
             let mut s3 = S3Config::parse(url)?;
             // Credentials never sit in the URL (it is printed and logged).
@@ -250,7 +300,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     let mut options = config.options(&dir)?;
     options.access_log =
         kiln_registry::AccessLog::stderr(config.log_format.unwrap_or(LogFormat::Text));
-    options.upload_secret = upload_secret(args.upload_secret_file.as_deref())?;
+    options.upload_secret = upload_secret(config.storage.upload_secret_file.as_deref())?;
     let tls = match &config.tls {
         Some(t) => Some(kiln_registry::server_config(&t.cert, &t.key)?),
         None => None,
@@ -261,7 +311,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     // filesystem; a worker per core would mostly add idle threads and
     // memory. The object store's synchronous bridge waits with
     // `block_in_place`, which only a multi-thread runtime allows.
-    let mut builder = if args.storage.is_some() {
+    let mut builder = if config.storage.url.is_some() {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);
         b
@@ -292,12 +342,9 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         println!("kiln serve: listening on {scheme}://{local}, content in {place}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let collector = args.gc_interval.map(|interval| {
-            let gc = kiln_registry::GcOptions {
-                grace: args.gc_grace,
-                delete_untagged: args.gc_delete_untagged,
-                dry_run: false,
-            };
+        let collector = config.gc.interval.map(|secs| {
+            let gc = config.gc.options(&config.policy);
+            let interval = Duration::from_secs(secs);
             kiln_registry::gc::spawn(storage.clone(), gc, interval, options.metrics.clone())
         });
         crate::memory::release_startup_code();
