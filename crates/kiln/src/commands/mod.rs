@@ -11,6 +11,7 @@ pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;
 pub(crate) mod inspect;
+pub(crate) mod keys;
 pub(crate) mod layer;
 pub(crate) mod lint;
 pub(crate) mod load;
@@ -23,8 +24,10 @@ pub(crate) mod registry;
 pub(crate) mod rmi;
 pub(crate) mod save;
 pub(crate) mod serve;
+pub(crate) mod sign;
 pub(crate) mod system;
 pub(crate) mod tag;
+pub(crate) mod trust;
 pub(crate) mod version;
 
 use kiln_core::ImageRef;
@@ -70,6 +73,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_analyze::AnalyzeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_sign::SignError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {

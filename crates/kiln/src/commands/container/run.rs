@@ -13,6 +13,7 @@ use kiln_store::{Image, Store};
 
 use super::flags::{CreateFlags, PullPolicy};
 use crate::commands::registry::RegistryArgs;
+use crate::commands::trust::TrustArgs;
 
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
@@ -23,6 +24,8 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     flags: CreateFlags,
     #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -31,6 +34,8 @@ pub(crate) struct RunArgs {
 pub(crate) struct CreateArgs {
     #[command(flatten)]
     flags: CreateFlags,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -44,7 +49,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 pub(crate) fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
-    match create_container(store, &args.flags, &args.registry) {
+    match create_container(store, &args.flags, &args.trust, &args.registry) {
         Ok((_, id)) => {
             println!("{id}");
             Ok(ExitCode::SUCCESS)
@@ -59,7 +64,7 @@ pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(fail(&e));
         }
     }
-    let (engine, id) = match create_container(store, &args.flags, &args.registry) {
+    let (engine, id) = match create_container(store, &args.flags, &args.trust, &args.registry) {
         Ok(made) => made,
         Err(e) => return Ok(fail(&e)),
     };
@@ -112,7 +117,29 @@ fn start_failed(engine: &Engine, id: &str, e: anyhow::Error) -> ExitCode {
 }
 
 /// The image `flags` names: from the store, pulled when `--pull` says.
-fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> anyhow::Result<Image> {
+/// With `--verify-key`/`--signature-policy` the image must pass the policy
+/// (a pull checks it in the registry first; the stored image is checked
+/// against the signatures kept beside it).
+fn image_for(
+    store: &Store,
+    flags: &CreateFlags,
+    trust: &TrustArgs,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Image> {
+    let policy = trust.policy()?;
+    let image = pulled_or_local(store, flags, policy.as_ref(), registry)?;
+    if let Some(p) = &policy {
+        crate::commands::trust::enforce_stored(store, p, &flags.image)?;
+    }
+    Ok(image)
+}
+
+fn pulled_or_local(
+    store: &Store,
+    flags: &CreateFlags,
+    policy: Option<&kiln_sign::Policy>,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Image> {
     let local = store.resolve(&flags.image);
     match (flags.pull, local) {
         (PullPolicy::Always, _) => {}
@@ -127,7 +154,13 @@ fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> any
             eprintln!("Unable to find image '{}' locally", flags.image);
         }
     }
-    crate::commands::pull::pull_for_run(store, &flags.image, flags.platform.clone(), registry)?;
+    crate::commands::pull::pull_for_run(
+        store,
+        &flags.image,
+        flags.platform.clone(),
+        registry,
+        policy,
+    )?;
     Ok(store.resolve(&flags.image)?.1)
 }
 
@@ -135,6 +168,7 @@ fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> any
 fn create_container(
     store: &Store,
     flags: &CreateFlags,
+    trust: &TrustArgs,
     registry: &RegistryArgs,
 ) -> anyhow::Result<(Engine, String)> {
     if let Some(path) = &flags.cidfile {
@@ -145,7 +179,7 @@ fn create_container(
             );
         }
     }
-    let image = image_for(store, flags, registry)?;
+    let image = image_for(store, flags, trust, registry)?;
     let request = flags.request(&image)?;
     let engine = super::engine(store)?;
     let container = engine.create(store, &image, request)?;
