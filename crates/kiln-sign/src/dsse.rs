@@ -44,7 +44,11 @@ pub fn predicate_type(kind: &str) -> Result<String> {
         format!("--type {kind}"),
         format!(
             "unknown predicate type; use one of {} or a URI",
-            PREDICATE_TYPES.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            PREDICATE_TYPES
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     ))
 }
@@ -70,20 +74,36 @@ impl Statement {
     /// The statement cosign writes for `predicate` (the file's bytes) of
     /// `predicate_type` about `repository@digest`. A `custom` predicate is
     /// wrapped as cosign does: `{"Data": …, "Timestamp": …}`.
-    pub fn new(repository: &ImageRef, digest: &Digest, predicate_type: &str, predicate: &[u8], now_rfc3339: &str) -> Result<Statement> {
+    pub fn new(
+        repository: &ImageRef,
+        digest: &Digest,
+        predicate_type: &str,
+        predicate: &[u8],
+        now_rfc3339: &str,
+    ) -> Result<Statement> {
         let parsed: Option<serde_json::Value> = serde_json::from_slice(predicate).ok();
         let predicate = if predicate_type == "https://cosign.sigstore.dev/attestation/v1" {
-            let data = parsed.unwrap_or_else(|| serde_json::Value::String(String::from_utf8_lossy(predicate).into_owned()));
+            let data = parsed.unwrap_or_else(|| {
+                serde_json::Value::String(String::from_utf8_lossy(predicate).into_owned())
+            });
             serde_json::json!({"Data": data, "Timestamp": now_rfc3339})
         } else {
-            parsed.ok_or_else(|| SignError::invalid("predicate", format!("a {predicate_type} predicate must be JSON")))?
+            parsed.ok_or_else(|| {
+                SignError::invalid(
+                    "predicate",
+                    format!("a {predicate_type} predicate must be JSON"),
+                )
+            })?
         };
         Ok(Statement {
             kind: STATEMENT_V01.to_string(),
             predicate_type: predicate_type.to_string(),
             subject: vec![Subject {
                 name: crate::payload::docker_reference(repository),
-                digest: BTreeMap::from([(digest.algorithm().as_str().to_string(), digest.hex().to_string())]),
+                digest: BTreeMap::from([(
+                    digest.algorithm().as_str().to_string(),
+                    digest.hex().to_string(),
+                )]),
             }],
             predicate,
         })
@@ -91,9 +111,12 @@ impl Statement {
 
     /// Whether the statement is about `digest`.
     pub fn is_about(&self, digest: &Digest) -> bool {
-        self.subject
-            .iter()
-            .any(|s| s.digest.get(digest.algorithm().as_str()).map(String::as_str) == Some(digest.hex()))
+        self.subject.iter().any(|s| {
+            s.digest
+                .get(digest.algorithm().as_str())
+                .map(String::as_str)
+                == Some(digest.hex())
+        })
     }
 }
 
@@ -117,7 +140,13 @@ pub struct EnvelopeSignature {
 
 /// DSSE's pre-authentication encoding: `DSSEv1 <len> <type> <len> <body>`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
     out.extend_from_slice(payload);
     out
 }
@@ -139,22 +168,36 @@ impl Envelope {
 
     /// The statement, if one of the signatures is `key`'s over the PAE.
     pub fn verify(&self, key: &PublicKey) -> Result<Statement> {
-        let body = B64
-            .decode(&self.payload)
-            .map_err(|e| SignError::invalid("DSSE envelope", format!("payload is not base64: {e}")))?;
+        let body = B64.decode(&self.payload).map_err(|e| {
+            SignError::invalid("DSSE envelope", format!("payload is not base64: {e}"))
+        })?;
         let message = pae(&self.payload_type, &body);
         let signed = self.signatures.iter().any(|s| {
-            B64.decode(&s.sig).map(|sig| key.verify(&message, &sig)).unwrap_or(false)
+            B64.decode(&s.sig)
+                .map(|sig| key.verify(&message, &sig))
+                .unwrap_or(false)
         });
         if !signed {
-            return Err(SignError::Verification("no signature of the envelope verifies with the given key".into()));
+            return Err(SignError::Verification(
+                "no signature of the envelope verifies with the given key".into(),
+            ));
         }
         if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
-            return Err(SignError::invalid("DSSE envelope", format!("payload type {:?}, not {IN_TOTO_PAYLOAD_TYPE}", self.payload_type)));
+            return Err(SignError::invalid(
+                "DSSE envelope",
+                format!(
+                    "payload type {:?}, not {IN_TOTO_PAYLOAD_TYPE}",
+                    self.payload_type
+                ),
+            ));
         }
-        let st: Statement = serde_json::from_slice(&body).map_err(|e| SignError::invalid("in-toto statement", e))?;
+        let st: Statement = serde_json::from_slice(&body)
+            .map_err(|e| SignError::invalid("in-toto statement", e))?;
         if st.kind != STATEMENT_V01 && st.kind != STATEMENT_V1 {
-            return Err(SignError::invalid("in-toto statement", format!("_type {:?}", st.kind)));
+            return Err(SignError::invalid(
+                "in-toto statement",
+                format!("_type {:?}", st.kind),
+            ));
         }
         Ok(st)
     }
@@ -167,14 +210,24 @@ mod tests {
 
     #[test]
     fn pae_is_dsse_v1() {
-        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec());
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
     }
 
     #[test]
     fn envelope_round_trip_and_tampering() {
         let k = PrivateKey::generate();
         let d = Digest::sha256(b"img");
-        let st = Statement::new(&"127.0.0.1:5000/a".parse().unwrap(), &d, &predicate_type("slsaprovenance").unwrap(), b"{\"builder\":{\"id\":\"x\"}}", "t").unwrap();
+        let st = Statement::new(
+            &"127.0.0.1:5000/a".parse().unwrap(),
+            &d,
+            &predicate_type("slsaprovenance").unwrap(),
+            b"{\"builder\":{\"id\":\"x\"}}",
+            "t",
+        )
+        .unwrap();
         let env = Envelope::sign(&st, &k).unwrap();
         let back = env.verify(&k.public()).unwrap();
         assert!(back.is_about(&d));

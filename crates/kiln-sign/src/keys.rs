@@ -145,7 +145,11 @@ impl PrivateKey {
     /// Reads a private key file: cosign's encrypted format (opened with
     /// `password`), or a plain PKCS#8 `PRIVATE KEY` / SEC1 `EC PRIVATE
     /// KEY` PEM (as `cosign import-key-pair` takes). `what` names the file.
-    pub fn from_pem(text: &str, password: impl FnOnce() -> Result<Zeroizing<Vec<u8>>>, what: &str) -> Result<PrivateKey> {
+    pub fn from_pem(
+        text: &str,
+        password: impl FnOnce() -> Result<Zeroizing<Vec<u8>>>,
+        what: &str,
+    ) -> Result<PrivateKey> {
         let (label, body) = pem_decode(text, what)?;
         match label.as_str() {
             SIGSTORE_PEM | COSIGN_PEM => {
@@ -202,14 +206,21 @@ impl PublicKey {
     pub fn from_pem(text: &str, what: &str) -> Result<PublicKey> {
         let (label, body) = pem_decode(text, what)?;
         match label.as_str() {
-            "PUBLIC KEY" => VerifyingKey::from_public_key_der(&body).map(PublicKey).map_err(|e| {
-                SignError::bad_key(what, format!("not an ECDSA P-256 public key ({e})"))
-            }),
-            SIGSTORE_PEM | COSIGN_PEM | "PRIVATE KEY" | "EC PRIVATE KEY" => Err(SignError::bad_key(
+            "PUBLIC KEY" => VerifyingKey::from_public_key_der(&body)
+                .map(PublicKey)
+                .map_err(|e| {
+                    SignError::bad_key(what, format!("not an ECDSA P-256 public key ({e})"))
+                }),
+            SIGSTORE_PEM | COSIGN_PEM | "PRIVATE KEY" | "EC PRIVATE KEY" => {
+                Err(SignError::bad_key(
+                    what,
+                    "this is a private key; verify with the public key (cosign.pub)",
+                ))
+            }
+            other => Err(SignError::bad_key(
                 what,
-                "this is a private key; verify with the public key (cosign.pub)",
+                format!("PEM block {other:?} is no public key kiln reads"),
             )),
-            other => Err(SignError::bad_key(what, format!("PEM block {other:?} is no public key kiln reads"))),
         }
     }
 
@@ -329,7 +340,9 @@ mod tests {
     fn private_key_as_public_is_named() {
         let k = PrivateKey::generate();
         let pem = k.to_cosign_pem(b"").unwrap();
-        let err = PublicKey::from_pem(&pem, "cosign.key").unwrap_err().to_string();
+        let err = PublicKey::from_pem(&pem, "cosign.key")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cosign.pub"), "{err}");
     }
 }

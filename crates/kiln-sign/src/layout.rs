@@ -66,7 +66,12 @@ impl Kind {
 
 /// cosign's tag for the signatures (`kind`) of `digest`: `sha256-<hex>.sig`.
 pub fn tag(digest: &Digest, kind: Kind) -> String {
-    format!("{}-{}.{}", digest.algorithm().as_str(), digest.hex(), kind.suffix())
+    format!(
+        "{}-{}.{}",
+        digest.algorithm().as_str(),
+        digest.hex(),
+        kind.suffix()
+    )
 }
 
 /// A manifest with the blobs it needs, ready to be written.
@@ -81,7 +86,10 @@ pub struct Built {
 /// digest and annotations) is there already.
 pub fn tag_manifest(existing: Option<&Manifest>, layer: Descriptor, layer_bytes: Vec<u8>) -> Built {
     let mut layers = existing.map(|m| m.layers.clone()).unwrap_or_default();
-    if !layers.iter().any(|l| l.digest == layer.digest && l.annotations == layer.annotations) {
+    if !layers
+        .iter()
+        .any(|l| l.digest == layer.digest && l.annotations == layer.annotations)
+    {
         layers.push(layer.clone());
     }
     let config = image_config(&layers);
@@ -89,7 +97,10 @@ pub fn tag_manifest(existing: Option<&Manifest>, layer: Descriptor, layer_bytes:
     let manifest = Manifest::oci(config_desc, layers);
     Built {
         manifest: RawManifest::from_manifest(&manifest),
-        blobs: vec![(media_types::OCI_CONFIG.to_string(), config), (layer.media_type, layer_bytes)],
+        blobs: vec![
+            (media_types::OCI_CONFIG.to_string(), config),
+            (layer.media_type, layer_bytes),
+        ],
     }
 }
 
@@ -109,18 +120,35 @@ fn image_config(layers: &[Descriptor]) -> Vec<u8> {
 }
 
 /// An OCI 1.1 referrer holding `layer`, about `subject`.
-pub fn referrer_manifest(subject: &Descriptor, kind: Kind, layer: Descriptor, layer_bytes: Vec<u8>) -> Built {
+pub fn referrer_manifest(
+    subject: &Descriptor,
+    kind: Kind,
+    layer: Descriptor,
+    layer_bytes: Vec<u8>,
+) -> Built {
     let config = Descriptor::of(EMPTY, EMPTY_JSON);
     let mut manifest = Manifest::oci(config, vec![layer.clone()]);
     manifest.artifact_type = Some(kind.artifact_type().to_string());
-    manifest.subject = Some(Descriptor::new(&subject.media_type, subject.digest.clone(), subject.size));
-    let created = layer.annotations.get("org.opencontainers.image.created").cloned();
+    manifest.subject = Some(Descriptor::new(
+        &subject.media_type,
+        subject.digest.clone(),
+        subject.size,
+    ));
+    let created = layer
+        .annotations
+        .get("org.opencontainers.image.created")
+        .cloned();
     if let Some(c) = created {
-        manifest.annotations.insert("org.opencontainers.image.created".into(), c);
+        manifest
+            .annotations
+            .insert("org.opencontainers.image.created".into(), c);
     }
     Built {
         manifest: RawManifest::from_manifest(&manifest),
-        blobs: vec![(EMPTY.to_string(), EMPTY_JSON.to_vec()), (layer.media_type, layer_bytes)],
+        blobs: vec![
+            (EMPTY.to_string(), EMPTY_JSON.to_vec()),
+            (layer.media_type, layer_bytes),
+        ],
     }
 }
 
@@ -145,14 +173,26 @@ mod tests {
         let d = Digest::sha256(b"img");
         assert_eq!(tag(&d, Kind::Signature), format!("sha256-{}.sig", d.hex()));
         let mut l = Descriptor::of(SIMPLESIGNING, b"p1");
-        l.annotations.insert(SIGNATURE_ANNOTATION.into(), "s1".into());
+        l.annotations
+            .insert(SIGNATURE_ANNOTATION.into(), "s1".into());
         let first = tag_manifest(None, l.clone(), b"p1".to_vec());
         let m1 = first.manifest.manifest("m").unwrap();
         let mut l2 = Descriptor::of(SIMPLESIGNING, b"p2");
-        l2.annotations.insert(SIGNATURE_ANNOTATION.into(), "s2".into());
-        let m2 = tag_manifest(Some(&m1), l2, b"p2".to_vec()).manifest.manifest("m").unwrap();
+        l2.annotations
+            .insert(SIGNATURE_ANNOTATION.into(), "s2".into());
+        let m2 = tag_manifest(Some(&m1), l2, b"p2".to_vec())
+            .manifest
+            .manifest("m")
+            .unwrap();
         assert_eq!(m2.layers.len(), 2);
-        let m3 = tag_manifest(Some(&m2), l, b"p1".to_vec()).manifest.manifest("m").unwrap();
-        assert_eq!(m3.layers.len(), 2, "the same signature is not appended twice");
+        let m3 = tag_manifest(Some(&m2), l, b"p1".to_vec())
+            .manifest
+            .manifest("m")
+            .unwrap();
+        assert_eq!(
+            m3.layers.len(),
+            2,
+            "the same signature is not appended twice"
+        );
     }
 }

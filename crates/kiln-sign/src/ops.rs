@@ -34,7 +34,9 @@ impl Subject {
     }
 
     fn digests(&self) -> Vec<&Digest> {
-        std::iter::once(&self.descriptor.digest).chain(self.also.iter()).collect()
+        std::iter::once(&self.descriptor.digest)
+            .chain(self.also.iter())
+            .collect()
     }
 }
 
@@ -58,29 +60,55 @@ pub struct Stored {
 }
 
 /// Signs `subject` with `key` and stores the signature on `target`.
-pub fn sign(target: &dyn Target, subject: &Subject, key: &PrivateKey, annotations: BTreeMap<String, String>, mode: ReferrersMode) -> Result<Stored> {
+pub fn sign(
+    target: &dyn Target,
+    subject: &Subject,
+    key: &PrivateKey,
+    annotations: BTreeMap<String, String>,
+    mode: ReferrersMode,
+) -> Result<Stored> {
     let payload = SimpleSigning::new(&subject.repository, subject.digest(), annotations).to_bytes();
     let signature = key.sign(&payload);
     let mut layer = Descriptor::of(layout::SIMPLESIGNING, &payload);
-    layer.annotations.insert(SIGNATURE_ANNOTATION.into(), B64.encode(signature));
+    layer
+        .annotations
+        .insert(SIGNATURE_ANNOTATION.into(), B64.encode(signature));
     store_layer(target, subject, Kind::Signature, layer, payload, mode)
 }
 
 /// Attests `statement` about `subject` with `key` (a DSSE envelope).
-pub fn attest(target: &dyn Target, subject: &Subject, key: &PrivateKey, statement: &Statement, mode: ReferrersMode) -> Result<Stored> {
+pub fn attest(
+    target: &dyn Target,
+    subject: &Subject,
+    key: &PrivateKey,
+    statement: &Statement,
+    mode: ReferrersMode,
+) -> Result<Stored> {
     let envelope = Envelope::sign(statement, key)?;
     let bytes = serde_json::to_vec(&envelope).map_err(|e| SignError::invalid("envelope", e))?;
     let mut layer = Descriptor::of(layout::DSSE, &bytes);
     // cosign's layer annotations: an empty signature (the envelope holds
     // it) and the predicate type.
-    layer.annotations.insert(SIGNATURE_ANNOTATION.into(), String::new());
-    layer.annotations.insert(PREDICATE_TYPE_ANNOTATION.into(), statement.predicate_type.clone());
+    layer
+        .annotations
+        .insert(SIGNATURE_ANNOTATION.into(), String::new());
+    layer.annotations.insert(
+        PREDICATE_TYPE_ANNOTATION.into(),
+        statement.predicate_type.clone(),
+    );
     store_layer(target, subject, Kind::Attestation, layer, bytes, mode)
 }
 
 /// Writes one signature/attestation layer the way `mode` and the target
 /// allow.
-pub fn store_layer(target: &dyn Target, subject: &Subject, kind: Kind, layer: Descriptor, bytes: Vec<u8>, mode: ReferrersMode) -> Result<Stored> {
+pub fn store_layer(
+    target: &dyn Target,
+    subject: &Subject,
+    kind: Kind,
+    layer: Descriptor,
+    bytes: Vec<u8>,
+    mode: ReferrersMode,
+) -> Result<Stored> {
     let as_referrer = !target.supports_tags() || mode == ReferrersMode::Oci11;
     let mut fell_back = false;
     if as_referrer {
@@ -88,7 +116,12 @@ pub fn store_layer(target: &dyn Target, subject: &Subject, kind: Kind, layer: De
             let built = layout::referrer_manifest(&subject.descriptor, kind, layer, bytes);
             write(target, &built, None)?;
             return Ok(Stored {
-                location: format!("{}@{} (referrer of {})", target.describe(), built.manifest.digest, subject.digest()),
+                location: format!(
+                    "{}@{} (referrer of {})",
+                    target.describe(),
+                    built.manifest.digest,
+                    subject.digest()
+                ),
                 fell_back,
             });
         }
@@ -96,7 +129,10 @@ pub fn store_layer(target: &dyn Target, subject: &Subject, kind: Kind, layer: De
     }
     let tag = layout::tag(subject.digest(), kind);
     let existing = match target.manifest(&tag)? {
-        Some(raw) => Some(raw.manifest(&tag).map_err(|e| SignError::invalid(format!("existing {tag}"), e))?),
+        Some(raw) => Some(
+            raw.manifest(&tag)
+                .map_err(|e| SignError::invalid(format!("existing {tag}"), e))?,
+        ),
         None => None,
     };
     let built = layout::tag_manifest(existing.as_ref(), layer, bytes);
@@ -120,7 +156,10 @@ pub fn find_layers(target: &dyn Target, subject: &Subject, kind: Kind) -> Result
     let mut out: Vec<Descriptor> = Vec::new();
     let mut add = |m: &Manifest| {
         for l in layout::layers_of(m, kind) {
-            if !out.iter().any(|o| o.digest == l.digest && o.annotations == l.annotations) {
+            if !out
+                .iter()
+                .any(|o| o.digest == l.digest && o.annotations == l.annotations)
+            {
                 out.push(l);
             }
         }
@@ -129,7 +168,9 @@ pub fn find_layers(target: &dyn Target, subject: &Subject, kind: Kind) -> Result
         if target.supports_tags() {
             let tag = layout::tag(digest, kind);
             if let Some(raw) = target.manifest(&tag)? {
-                add(&raw.manifest(&tag).map_err(|e| SignError::invalid(tag.clone(), e))?);
+                add(&raw
+                    .manifest(&tag)
+                    .map_err(|e| SignError::invalid(tag.clone(), e))?);
             }
         }
         for r in target.referrers(digest)?.unwrap_or_default() {
@@ -137,7 +178,9 @@ pub fn find_layers(target: &dyn Target, subject: &Subject, kind: Kind) -> Result
                 continue;
             }
             if let Some(raw) = target.manifest(&r.digest.to_string())? {
-                let m = raw.manifest(&r.digest.to_string()).map_err(|e| SignError::invalid(r.digest.to_string(), e))?;
+                let m = raw
+                    .manifest(&r.digest.to_string())
+                    .map_err(|e| SignError::invalid(r.digest.to_string(), e))?;
                 add(&m);
             }
         }
@@ -156,7 +199,12 @@ pub struct Verified {
 /// Checks the subject's signatures against `key`: signature, payload
 /// digest, `docker-reference` and that each of `annotations` is in the
 /// payload. The ones that pass; an error saying why when none does.
-pub fn verify(target: &dyn Target, subject: &Subject, key: &PublicKey, annotations: &BTreeMap<String, String>) -> Result<Vec<Verified>> {
+pub fn verify(
+    target: &dyn Target,
+    subject: &Subject,
+    key: &PublicKey,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<Verified>> {
     let layers = find_layers(target, subject, Kind::Signature)?;
     if layers.is_empty() {
         return Err(SignError::Verification(format!(
@@ -187,19 +235,37 @@ pub fn verify(target: &dyn Target, subject: &Subject, key: &PublicKey, annotatio
     Ok(good)
 }
 
-fn check_signature(target: &dyn Target, subject: &Subject, key: &PublicKey, annotations: &BTreeMap<String, String>, layer: &Descriptor) -> std::result::Result<Verified, String> {
+fn check_signature(
+    target: &dyn Target,
+    subject: &Subject,
+    key: &PublicKey,
+    annotations: &BTreeMap<String, String>,
+    layer: &Descriptor,
+) -> std::result::Result<Verified, String> {
     let sig = layer
         .annotations
         .get(SIGNATURE_ANNOTATION)
         .ok_or("a signature layer without its signature annotation")?;
-    let sig = B64.decode(sig).map_err(|_| "a signature that is not base64".to_string())?;
+    let sig = B64
+        .decode(sig)
+        .map_err(|_| "a signature that is not base64".to_string())?;
     let payload = target.blob(layer).map_err(|e| e.to_string())?;
     if !key.verify(&payload, &sig) {
-        return Err(format!("invalid signature when validating ASN.1 encoded signature (key {})", key.key_id()));
+        return Err(format!(
+            "invalid signature when validating ASN.1 encoded signature (key {})",
+            key.key_id()
+        ));
     }
     let claims = SimpleSigning::parse(&payload).map_err(|e| e.to_string())?;
-    if !subject.digests().iter().any(|d| d.to_string() == claims.manifest_digest) {
-        return Err(format!("the payload is for {}, not this image", claims.manifest_digest));
+    if !subject
+        .digests()
+        .iter()
+        .any(|d| d.to_string() == claims.manifest_digest)
+    {
+        return Err(format!(
+            "the payload is for {}, not this image",
+            claims.manifest_digest
+        ));
     }
     if !same_repository(&claims.docker_reference, &subject.repository) {
         return Err(format!(
@@ -225,7 +291,12 @@ pub struct VerifiedAttestation {
 
 /// Checks the subject's attestations: the DSSE signature over the PAE,
 /// that the statement is about the image, and (given) its predicate type.
-pub fn verify_attestations(target: &dyn Target, subject: &Subject, key: &PublicKey, predicate_type: Option<&str>) -> Result<Vec<VerifiedAttestation>> {
+pub fn verify_attestations(
+    target: &dyn Target,
+    subject: &Subject,
+    key: &PublicKey,
+    predicate_type: Option<&str>,
+) -> Result<Vec<VerifiedAttestation>> {
     let layers = find_layers(target, subject, Kind::Attestation)?;
     if layers.is_empty() {
         return Err(SignError::Verification(format!(
@@ -240,17 +311,24 @@ pub fn verify_attestations(target: &dyn Target, subject: &Subject, key: &PublicK
     for l in layers {
         let one = || -> std::result::Result<VerifiedAttestation, String> {
             let bytes = target.blob(&l).map_err(|e| e.to_string())?;
-            let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+            let envelope: Envelope =
+                serde_json::from_slice(&bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
             let statement = envelope.verify(key).map_err(|e| e.to_string())?;
             if !subject.digests().iter().any(|d| statement.is_about(d)) {
                 return Err("the statement's subject is another image".into());
             }
             if let Some(t) = predicate_type {
                 if statement.predicate_type != t {
-                    return Err(format!("predicate type {} is not {t}", statement.predicate_type));
+                    return Err(format!(
+                        "predicate type {} is not {t}",
+                        statement.predicate_type
+                    ));
                 }
             }
-            Ok(VerifiedAttestation { envelope, statement })
+            Ok(VerifiedAttestation {
+                envelope,
+                statement,
+            })
         };
         match one() {
             Ok(v) => good.push(v),
@@ -283,7 +361,12 @@ pub struct Carried {
 /// payload names `to`'s digest (a push that recompressed layers changes
 /// the digest: a signature of the old digest would not verify there, so
 /// it is reported, not copied).
-pub fn carry(from: &dyn Target, from_subject: &Subject, to: &dyn Target, to_subject: &Subject) -> Result<Carried> {
+pub fn carry(
+    from: &dyn Target,
+    from_subject: &Subject,
+    to: &dyn Target,
+    to_subject: &Subject,
+) -> Result<Carried> {
     let mut out = Carried::default();
     for kind in [Kind::Signature, Kind::Attestation] {
         for l in find_layers(from, from_subject, kind)? {

@@ -28,7 +28,11 @@ pub struct SimpleSigning {
 impl SimpleSigning {
     /// The payload for `repository` (as [`docker_reference`] names it) at
     /// `digest`.
-    pub fn new(repository: &ImageRef, digest: &Digest, annotations: BTreeMap<String, String>) -> SimpleSigning {
+    pub fn new(
+        repository: &ImageRef,
+        digest: &Digest,
+        annotations: BTreeMap<String, String>,
+    ) -> SimpleSigning {
         SimpleSigning {
             docker_reference: docker_reference(repository),
             manifest_digest: digest.to_string(),
@@ -124,7 +128,10 @@ pub fn docker_reference(r: &ImageRef) -> String {
 /// (Docker Hub's spellings are one registry).
 pub fn same_repository(docker_ref: &str, r: &ImageRef) -> bool {
     let norm = |s: &str| -> String {
-        let s = s.strip_prefix("index.docker.io/").map(|p| format!("docker.io/{p}")).unwrap_or_else(|| s.to_string());
+        let s = s
+            .strip_prefix("index.docker.io/")
+            .map(|p| format!("docker.io/{p}"))
+            .unwrap_or_else(|| s.to_string());
         match ImageRef::parse(&s) {
             Ok(p) => format!("{}/{}", p.domain(), p.path()),
             Err(_) => s,
@@ -143,7 +150,9 @@ pub(crate) fn go_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -165,11 +174,20 @@ mod tests {
             String::from_utf8(p.to_bytes()).unwrap(),
             format!("{{\"critical\":{{\"identity\":{{\"docker-reference\":\"127.0.0.1:5000/app\"}},\"image\":{{\"docker-manifest-digest\":\"{d}\"}},\"type\":\"cosign container image signature\"}},\"optional\":null}}")
         );
-        let ann = BTreeMap::from([("z".to_string(), "1".to_string()), ("a".to_string(), "<&>".to_string())]);
+        let ann = BTreeMap::from([
+            ("z".to_string(), "1".to_string()),
+            ("a".to_string(), "<&>".to_string()),
+        ]);
         let p = SimpleSigning::new(&"busybox".parse().unwrap(), &d, ann);
         let text = String::from_utf8(p.to_bytes()).unwrap();
-        assert!(text.contains("\"docker-reference\":\"index.docker.io/library/busybox\""), "{text}");
-        assert!(text.ends_with("\"optional\":{\"a\":\"\\u003c\\u0026\\u003e\",\"z\":\"1\"}}"), "{text}");
+        assert!(
+            text.contains("\"docker-reference\":\"index.docker.io/library/busybox\""),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\"optional\":{\"a\":\"\\u003c\\u0026\\u003e\",\"z\":\"1\"}}"),
+            "{text}"
+        );
         assert_eq!(SimpleSigning::parse(text.as_bytes()).unwrap(), p);
     }
 

@@ -80,17 +80,30 @@ impl Policy {
     /// directory.
     pub fn load(path: &Path) -> Result<Policy> {
         let what = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SignError::Io { what: format!("read policy {what}"), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| SignError::Io {
+            what: format!("read policy {what}"),
+            source: e,
+        })?;
         Policy::parse(&text, path.parent().unwrap_or(Path::new(".")), &what)
     }
 
     pub fn parse(text: &str, dir: &Path, what: &str) -> Result<Policy> {
-        let raw: RawPolicy = serde_json::from_str(text).map_err(|e| SignError::invalid(what, format!("not a policy.json (containers-policy.json(5)): {e}")))?;
+        let raw: RawPolicy = serde_json::from_str(text).map_err(|e| {
+            SignError::invalid(
+                what,
+                format!("not a policy.json (containers-policy.json(5)): {e}"),
+            )
+        })?;
         if raw.default.is_empty() {
-            return Err(SignError::invalid(what, "\"default\" is empty: give at least one requirement, e.g. [{\"type\":\"reject\"}]"));
+            return Err(SignError::invalid(
+                what,
+                "\"default\" is empty: give at least one requirement, e.g. [{\"type\":\"reject\"}]",
+            ));
         }
         let reqs = |list: Vec<RawRequirement>| -> Result<Vec<Requirement>> {
-            list.into_iter().map(|r| requirement(r, dir, what)).collect()
+            list.into_iter()
+                .map(|r| requirement(r, dir, what))
+                .collect()
         };
         let mut docker = BTreeMap::new();
         for (transport, scopes) in raw.transports {
@@ -113,7 +126,11 @@ impl Policy {
     pub fn requirements(&self, image: &ImageRef) -> (String, &[Requirement]) {
         for scope in scopes(image) {
             if let Some(r) = self.docker.get(&scope) {
-                let label = if scope.is_empty() { "docker transport default".to_string() } else { format!("scope {scope}") };
+                let label = if scope.is_empty() {
+                    "docker transport default".to_string()
+                } else {
+                    format!("scope {scope}")
+                };
                 return (label, r);
             }
         }
@@ -204,9 +221,19 @@ mod tests {
         let p = Policy::parse(text, dir.path(), "policy.json").unwrap();
         let kind = |r: &str| {
             let (scope, reqs) = p.requirements(&r.parse().unwrap());
-            (scope, format!("{:?}", reqs.first().unwrap()).split(['(', ' ']).next().unwrap().to_string())
+            (
+                scope,
+                format!("{:?}", reqs.first().unwrap())
+                    .split(['(', ' '])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            )
         };
-        assert_eq!(kind("127.0.0.1:5000/signed:v1"), ("scope 127.0.0.1:5000/signed".into(), "Signed".into()));
+        assert_eq!(
+            kind("127.0.0.1:5000/signed:v1"),
+            ("scope 127.0.0.1:5000/signed".into(), "Signed".into())
+        );
         assert_eq!(kind("127.0.0.1:5000/other:v1").1, "Accept");
         assert_eq!(kind("reg.example.com/x").1, "Accept");
         assert_eq!(kind("busybox"), ("default".into(), "Reject".into()));
@@ -215,11 +242,21 @@ mod tests {
     #[test]
     fn unknown_types_and_transports_are_named() {
         let d = Path::new(".");
-        let e = Policy::parse(r#"{"default":[{"type":"signedBaseLayer"}]}"#, d, "p").unwrap_err().to_string();
+        let e = Policy::parse(r#"{"default":[{"type":"signedBaseLayer"}]}"#, d, "p")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("signedBaseLayer"), "{e}");
-        let e = Policy::parse(r#"{"default":[{"type":"reject"}],"transports":{"oci":{}}}"#, d, "p").unwrap_err().to_string();
+        let e = Policy::parse(
+            r#"{"default":[{"type":"reject"}],"transports":{"oci":{}}}"#,
+            d,
+            "p",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("\"oci\""), "{e}");
-        let e = Policy::parse(r#"{"default":[]}"#, d, "p").unwrap_err().to_string();
+        let e = Policy::parse(r#"{"default":[]}"#, d, "p")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
     }
 }

@@ -61,13 +61,22 @@ impl Target for StoreTarget<'_> {
 
     fn blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
         if d.size > MAX_LAYER_BYTES {
-            return Err(SignError::invalid(format!("blob {}", d.digest), format!("{} bytes is over kiln's {MAX_LAYER_BYTES}-byte limit for signature payloads", d.size)));
+            return Err(SignError::invalid(
+                format!("blob {}", d.digest),
+                format!(
+                    "{} bytes is over kiln's {MAX_LAYER_BYTES}-byte limit for signature payloads",
+                    d.size
+                ),
+            ));
         }
         // The store verified the blob when it took it in; it is read back
         // and checked once more since a signature's meaning hangs on it.
         let bytes = self.store.blobs().read(&d.digest)?;
         if kiln_core::Digest::sha256(&bytes) != d.digest {
-            return Err(SignError::Verification(format!("blob {} in the store does not match its digest", d.digest)));
+            return Err(SignError::Verification(format!(
+                "blob {} in the store does not match its digest",
+                d.digest
+            )));
         }
         Ok(bytes)
     }
@@ -79,7 +88,9 @@ impl Target for StoreTarget<'_> {
 
     fn put_manifest(&self, m: &RawManifest, tag: Option<&str>) -> Result<()> {
         if let Some(tag) = tag {
-            return Err(SignError::Unsupported(format!("the kiln store keeps signatures as referrers, not under tag {tag}")));
+            return Err(SignError::Unsupported(format!(
+                "the kiln store keeps signatures as referrers, not under tag {tag}"
+            )));
         }
         self.store.blobs().put(&m.bytes, Some(&m.digest))?;
         let entry = m.descriptor();
@@ -108,7 +119,10 @@ impl<'a> RegistryTarget<'a> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| SignError::Io { what: "start the async runtime".into(), source: e })?;
+            .map_err(|e| SignError::Io {
+                what: "start the async runtime".into(),
+                source: e,
+            })?;
         Ok(RegistryTarget {
             client,
             repo: Repo::of(reference),
@@ -146,19 +160,33 @@ impl Target for RegistryTarget<'_> {
 
     fn put_blob(&self, bytes: &[u8]) -> Result<()> {
         let digest = kiln_core::Digest::sha256(bytes);
-        if self.run(self.client.blob_exists(&self.repo, &digest, true))?.is_some() {
+        if self
+            .run(self.client.blob_exists(&self.repo, &digest, true))?
+            .is_some()
+        {
             return Ok(());
         }
-        let io = |e: std::io::Error| SignError::Io { what: "write a temporary blob".into(), source: e };
+        let io = |e: std::io::Error| SignError::Io {
+            what: "write a temporary blob".into(),
+            source: e,
+        };
         let mut file = tempfile::NamedTempFile::new().map_err(io)?;
         std::io::Write::write_all(&mut file, bytes).map_err(io)?;
-        self.run(self.client.upload_blob(&self.repo, &digest, file.path(), None, &|_| {}))?;
+        self.run(
+            self.client
+                .upload_blob(&self.repo, &digest, file.path(), None, &|_| {}),
+        )?;
         Ok(())
     }
 
     fn put_manifest(&self, m: &RawManifest, tag: Option<&str>) -> Result<()> {
-        let reference = tag.map(str::to_string).unwrap_or_else(|| m.digest.to_string());
-        self.run(self.client.put_manifest(&self.repo, &reference, &m.media_type, &m.bytes))?;
+        let reference = tag
+            .map(str::to_string)
+            .unwrap_or_else(|| m.digest.to_string());
+        self.run(
+            self.client
+                .put_manifest(&self.repo, &reference, &m.media_type, &m.bytes),
+        )?;
         Ok(())
     }
 
@@ -171,6 +199,11 @@ impl Target for RegistryTarget<'_> {
 impl RegistryTarget<'_> {
     /// Where cosign's tags for `subject` live, for messages.
     pub fn describe_tags(&self, subject: &crate::Subject) -> String {
-        format!("{}:{}-{}.{{sig,att}}", self.repo, subject.digest().algorithm().as_str(), subject.digest().hex())
+        format!(
+            "{}:{}-{}.{{sig,att}}",
+            self.repo,
+            subject.digest().algorithm().as_str(),
+            subject.digest().hex()
+        )
     }
 }

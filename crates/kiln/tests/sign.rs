@@ -88,7 +88,10 @@ fn kiln_keys_and_store_signatures_check_out_in_python() {
     let (key, public) = kiln_keys(&kiln, "k");
     // cosign's key file: Python decrypts it and derives kiln's public key.
     let text = std::fs::read_to_string(&key).unwrap();
-    assert!(text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"), "{text}");
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+        "{text}"
+    );
     let derived = py_ok(&["decrypt", &key, PASSWORD]);
     assert_eq!(derived, std::fs::read_to_string(&public).unwrap());
     // Wrong password: refused, by name.
@@ -104,37 +107,70 @@ fn kiln_keys_and_store_signatures_check_out_in_python() {
     kiln.import_busybox("app:v1", &[], &[]);
     let (_, err) = ok_pw(&kiln, &["sign", "--key", &key, "-a", "env=test", "app:v1"]);
     assert!(err.contains("referrer of"), "{err}");
-    let (stdout, stderr) = ok_pw(&kiln, &["verify", "--key", &public, "-a", "env=test", "app:v1"]);
-    assert!(stderr.contains("The cosign claims were validated"), "{stderr}");
+    let (stdout, stderr) = ok_pw(
+        &kiln,
+        &["verify", "--key", &public, "-a", "env=test", "app:v1"],
+    );
+    assert!(
+        stderr.contains("The cosign claims were validated"),
+        "{stderr}"
+    );
     assert!(stderr.contains("No transparency log"), "{stderr}");
     let key_id = py_ok(&["keyid", &public]);
-    assert!(stderr.contains(key_id.trim()), "key id {key_id} not in {stderr}");
+    assert!(
+        stderr.contains(key_id.trim()),
+        "key id {key_id} not in {stderr}"
+    );
     let payloads = json(stdout.as_bytes());
     let claims = &payloads[0];
-    assert_eq!(claims["critical"]["identity"]["docker-reference"], "index.docker.io/library/app");
-    assert_eq!(claims["critical"]["type"], "cosign container image signature");
+    assert_eq!(
+        claims["critical"]["identity"]["docker-reference"],
+        "index.docker.io/library/app"
+    );
+    assert_eq!(
+        claims["critical"]["type"],
+        "cosign container image signature"
+    );
     assert_eq!(claims["optional"]["env"], "test");
 
     // The stored signature, read from the store's files, verifies in
     // Python over the exact payload bytes, and names the image it refers to.
     let refs = kiln.ok(&["image", "referrers", "app:v1", "--format", "json"]);
     let referrer = json(refs.lines().next().unwrap().as_bytes());
-    assert_eq!(referrer["artifactType"], "application/vnd.dev.cosign.artifact.sig.v1+json");
+    assert_eq!(
+        referrer["artifactType"],
+        "application/vnd.dev.cosign.artifact.sig.v1+json"
+    );
     let manifest = json(&store_blob(&kiln, referrer["digest"].as_str().unwrap()));
     let layer = &manifest["layers"][0];
-    assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
     let payload = store_blob(&kiln, layer["digest"].as_str().unwrap());
-    assert_eq!(json(&payload)["critical"]["image"]["docker-manifest-digest"], manifest["subject"]["digest"]);
+    assert_eq!(
+        json(&payload)["critical"]["image"]["docker-manifest-digest"],
+        manifest["subject"]["digest"]
+    );
     let payload_file = kiln.path("payload.json");
     std::fs::write(&payload_file, &payload).unwrap();
-    let sig = layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().unwrap();
+    let sig = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap();
     py_ok(&["verify", &public, payload_file.to_str().unwrap(), sig]);
     // Python refuses a changed payload with the same signature (the check
     // is real), and kiln's verify refuses what does not match.
     std::fs::write(&payload_file, [&payload[..], b" "].concat()).unwrap();
-    assert!(!py(&["verify", &public, payload_file.to_str().unwrap(), sig]).status.success());
+    assert!(
+        !py(&["verify", &public, payload_file.to_str().unwrap(), sig])
+            .status
+            .success()
+    );
     let err = kiln.fails(&["verify", "--key", &public, "-a", "env=prod", "app:v1"]);
-    assert!(err.contains("missing or incorrect annotation env=prod"), "{err}");
+    assert!(
+        err.contains("missing or incorrect annotation env=prod"),
+        "{err}"
+    );
     let other = kiln.path("other");
     py_ok(&["make-key", other.to_str().unwrap(), PASSWORD]);
     let other_pub = format!("{}.pub", other.display());
@@ -151,22 +187,68 @@ fn kiln_keys_and_store_signatures_check_out_in_python() {
 
     // Attestations: a DSSE envelope Python verifies over the PAE.
     let predicate = kiln.path("provenance.json");
-    std::fs::write(&predicate, br#"{"builder":{"id":"https://example.com/builder"},"buildType":"test"}"#).unwrap();
-    ok_pw(&kiln, &["attest", "--key", &key, "--predicate", predicate.to_str().unwrap(), "--type", "slsaprovenance", "app:v1"]);
-    let (out, _) = ok_pw(&kiln, &["verify-attestation", "--key", &public, "--type", "slsaprovenance", "app:v1"]);
+    std::fs::write(
+        &predicate,
+        br#"{"builder":{"id":"https://example.com/builder"},"buildType":"test"}"#,
+    )
+    .unwrap();
+    ok_pw(
+        &kiln,
+        &[
+            "attest",
+            "--key",
+            &key,
+            "--predicate",
+            predicate.to_str().unwrap(),
+            "--type",
+            "slsaprovenance",
+            "app:v1",
+        ],
+    );
+    let (out, _) = ok_pw(
+        &kiln,
+        &[
+            "verify-attestation",
+            "--key",
+            &public,
+            "--type",
+            "slsaprovenance",
+            "app:v1",
+        ],
+    );
     let envelope = kiln.path("envelope.json");
     std::fs::write(&envelope, out.lines().next().unwrap()).unwrap();
     py_ok(&["verify-dsse", &public, envelope.to_str().unwrap()]);
     let env = json(out.lines().next().unwrap().as_bytes());
     use base64::Engine;
-    let statement = json(&base64::engine::general_purpose::STANDARD.decode(env["payload"].as_str().unwrap()).unwrap());
+    let statement = json(
+        &base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap(),
+    );
     assert_eq!(statement["_type"], "https://in-toto.io/Statement/v0.1");
-    assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v0.2");
-    assert_eq!(statement["predicate"]["builder"]["id"], "https://example.com/builder");
-    let err = kiln.fails(&["verify-attestation", "--key", &public, "--type", "cyclonedx", "app:v1"]);
+    assert_eq!(
+        statement["predicateType"],
+        "https://slsa.dev/provenance/v0.2"
+    );
+    assert_eq!(
+        statement["predicate"]["builder"]["id"],
+        "https://example.com/builder"
+    );
+    let err = kiln.fails(&[
+        "verify-attestation",
+        "--key",
+        &public,
+        "--type",
+        "cyclonedx",
+        "app:v1",
+    ]);
     assert!(err.contains("is not https://cyclonedx.org/bom"), "{err}");
     let err = kiln.fails(&["verify-attestation", "--key", &other_pub, "app:v1"]);
-    assert!(err.contains("no signature of the envelope verifies"), "{err}");
+    assert!(
+        err.contains("no signature of the envelope verifies"),
+        "{err}"
+    );
 }
 
 /// `kiln serve` on a free loopback port, stopped on drop.
@@ -181,7 +263,11 @@ impl Serve {
         let kiln = Kiln::new();
         let (child, host) =
             common::serve::listening(kiln.cmd().args(["serve", "--addr", "127.0.0.1:0"]), None);
-        Serve { child, host, _kiln: kiln }
+        Serve {
+            child,
+            host,
+            _kiln: kiln,
+        }
     }
 }
 
@@ -215,29 +301,59 @@ fn registry_round(host: &str, has_referrers: bool) {
     // Legacy: cosign's tag, appended to by a second signature.
     let (_, err) = ok_pw(&kiln, &["sign", "--remote", "--key", &key, &name]);
     assert!(err.contains(".sig"), "{err}");
-    let (_, err) = ok_pw(&kiln, &["sign", "--remote", "--key", &key, "-a", "n=2", &name]);
+    let (_, err) = ok_pw(
+        &kiln,
+        &["sign", "--remote", "--key", &key, "-a", "n=2", &name],
+    );
     assert!(err.contains(".sig"), "{err}");
     let digest = manifest_digest(&kiln, &public, &name);
     let tag = format!("{}.sig", digest.replace(':', "-"));
     let sig = Command::new("curl")
-        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .arg(format!("http://{host}/v2/app/manifests/{tag}"))
         .output()
         .unwrap();
     assert!(sig.status.success(), "no {tag} on {host}");
     assert_eq!(json(&sig.stdout)["layers"].as_array().unwrap().len(), 2);
     // OCI 1.1: a referrer where the registry has the API, else the tag.
-    let (_, err) = ok_pw(&kiln, &["sign", "--remote", "--registry-referrers-mode", "oci-1-1", "--key", &key, "-a", "n=3", &name]);
+    let (_, err) = ok_pw(
+        &kiln,
+        &[
+            "sign",
+            "--remote",
+            "--registry-referrers-mode",
+            "oci-1-1",
+            "--key",
+            &key,
+            "-a",
+            "n=3",
+            &name,
+        ],
+    );
     if has_referrers {
         assert!(err.contains("referrer of"), "{err}");
-        let refs = Command::new("curl").arg("-sf").arg(format!("http://{host}/v2/app/referrers/{digest}")).output().unwrap();
+        let refs = Command::new("curl")
+            .arg("-sf")
+            .arg(format!("http://{host}/v2/app/referrers/{digest}"))
+            .output()
+            .unwrap();
         let idx = json(&refs.stdout);
-        assert_eq!(idx["manifests"][0]["artifactType"], "application/vnd.dev.cosign.artifact.sig.v1+json");
+        assert_eq!(
+            idx["manifests"][0]["artifactType"],
+            "application/vnd.dev.cosign.artifact.sig.v1+json"
+        );
     } else {
         assert!(err.contains("no referrers API"), "{err}");
         assert!(err.contains(".sig"), "{err}");
     }
-    let (out, err) = ok_pw(&kiln, &["verify", "--remote", "--key", &public, "-a", "n=3", &name]);
+    let (out, err) = ok_pw(
+        &kiln,
+        &["verify", "--remote", "--key", &public, "-a", "n=3", &name],
+    );
     assert_eq!(json(out.as_bytes()).as_array().unwrap().len(), 1, "{err}");
     let (out, _) = ok_pw(&kiln, &["verify", "--remote", "--key", &public, &name]);
     assert_eq!(json(out.as_bytes()).as_array().unwrap().len(), 3);
@@ -246,8 +362,15 @@ fn registry_round(host: &str, has_referrers: bool) {
     // the honest one and refuses tampered ones.
     let pyk = kiln.path("py");
     py_ok(&["make-key", pyk.to_str().unwrap(), PASSWORD]);
-    let (pykey, pypub) = (format!("{}.key", pyk.display()), format!("{}.pub", pyk.display()));
-    for (repo, tamper) in [("py-good", ""), ("py-payload", "payload"), ("py-sig", "signature")] {
+    let (pykey, pypub) = (
+        format!("{}.key", pyk.display()),
+        format!("{}.pub", pyk.display()),
+    );
+    for (repo, tamper) in [
+        ("py-good", ""),
+        ("py-payload", "payload"),
+        ("py-sig", "signature"),
+    ] {
         let name = push_image(&kiln, host, repo, repo.as_bytes());
         let digest = manifest_digest_unsigned(&kiln, &name);
         let mut args = vec!["sign-push", &pykey, PASSWORD, host, repo, &digest];
@@ -256,16 +379,49 @@ fn registry_round(host: &str, has_referrers: bool) {
         }
         py_ok(&args);
         let out = kiln.run(&["verify", "--remote", "--key", &pypub, &name]);
-        assert_eq!(out.status.success(), tamper.is_empty(), "{repo}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.success(),
+            tamper.is_empty(),
+            "{repo}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !tamper.is_empty() {
             assert_eq!(out.status.code(), Some(1));
         }
     }
     // Attestations in the registry.
     let predicate = kiln.path("sbom.json");
-    std::fs::write(&predicate, br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#).unwrap();
-    ok_pw(&kiln, &["attest", "--remote", "--key", &key, "--type", "cyclonedx", "--predicate", predicate.to_str().unwrap(), &name]);
-    let (out, _) = ok_pw(&kiln, &["verify-attestation", "--remote", "--key", &public, "--type", "cyclonedx", &name]);
+    std::fs::write(
+        &predicate,
+        br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#,
+    )
+    .unwrap();
+    ok_pw(
+        &kiln,
+        &[
+            "attest",
+            "--remote",
+            "--key",
+            &key,
+            "--type",
+            "cyclonedx",
+            "--predicate",
+            predicate.to_str().unwrap(),
+            &name,
+        ],
+    );
+    let (out, _) = ok_pw(
+        &kiln,
+        &[
+            "verify-attestation",
+            "--remote",
+            "--key",
+            &public,
+            "--type",
+            "cyclonedx",
+            &name,
+        ],
+    );
     let envelope = kiln.path("env.json");
     std::fs::write(&envelope, out.lines().next().unwrap()).unwrap();
     py_ok(&["verify-dsse", &public, envelope.to_str().unwrap()]);
@@ -276,7 +432,11 @@ fn manifest_digest_unsigned(kiln: &Kiln, name: &str) -> String {
     let (repo_host, tag) = name.rsplit_once(':').unwrap();
     let (host, repo) = repo_host.split_once('/').unwrap();
     let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .arg(format!("http://{host}/v2/{repo}/manifests/{tag}"))
         .output()
         .unwrap();
@@ -286,7 +446,8 @@ fn manifest_digest_unsigned(kiln: &Kiln, name: &str) -> String {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| v.trim().to_string())
         })
         .unwrap()
 }
@@ -319,7 +480,10 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
     ok_pw(&signer, &["sign", "--key", &key, &signed]);
     let out = kiln_pw(&signer, &["push", &signed]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("Pushed 1 signature"), "{err}");
+    assert!(
+        out.status.success() && err.contains("Pushed 1 signature"),
+        "{err}"
+    );
     ok_pw(&builder, &["verify", "--remote", "--key", &public, &signed]);
     // A built image's signature names the store's digest, which a push
     // that compresses layers changes: not pushed, and said so.
@@ -328,7 +492,12 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
     ok_pw(&builder, &["sign", "--key", &key, &local]);
     let out = kiln_pw(&builder, &["push", &local]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("WARNING: not pushed") && err.contains("kiln sign --key KEY"), "{err}");
+    assert!(
+        out.status.success()
+            && err.contains("WARNING: not pushed")
+            && err.contains("kiln sign --key KEY"),
+        "{err}"
+    );
 
     // pull --verify-key: unsigned refused before anything is stored.
     let user = Kiln::new();
@@ -347,16 +516,39 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
         ),
     )
     .unwrap();
-    user.ok(&["pull", "--signature-policy", policy.to_str().unwrap(), &unsigned]);
+    user.ok(&[
+        "pull",
+        "--signature-policy",
+        policy.to_str().unwrap(),
+        &unsigned,
+    ]);
     drop(reg);
 
     // run/create check the signatures kept in the store: offline now.
     user.import_busybox("plain:v1", &[], &[]);
-    let out = user.ok(&["run", "--rm", "--network", "none", "--verify-key", &public, &signed, "echo", "trusted"]);
+    let out = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--verify-key",
+        &public,
+        &signed,
+        "echo",
+        "trusted",
+    ]);
     assert_eq!(out, "trusted\n");
     for (image, flags, why) in [
-        ("plain:v1", vec!["--verify-key", &public], "no signatures found"),
-        ("plain:v1", vec!["--signature-policy", policy.to_str().unwrap()], "rejected by the signature policy"),
+        (
+            "plain:v1",
+            vec!["--verify-key", &public],
+            "no signatures found",
+        ),
+        (
+            "plain:v1",
+            vec!["--signature-policy", policy.to_str().unwrap()],
+            "rejected by the signature policy",
+        ),
     ] {
         for cmd in ["run", "create"] {
             let mut args = vec![cmd, "--rm", "--network", "none"];
@@ -368,6 +560,16 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
             assert!(err.contains(why), "{args:?}: {err}");
         }
     }
-    let out = user.ok(&["run", "--rm", "--network", "none", "--signature-policy", policy.to_str().unwrap(), &unsigned, "echo", "accepted"]);
+    let out = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--signature-policy",
+        policy.to_str().unwrap(),
+        &unsigned,
+        "echo",
+        "accepted",
+    ]);
     assert_eq!(out, "accepted\n");
 }

@@ -85,7 +85,11 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
 pub(crate) fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
     let what = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("read key {what}"))?;
-    Ok(PrivateKey::from_pem(&text, || password(false, &what), &what)?)
+    Ok(PrivateKey::from_pem(
+        &text,
+        || password(false, &what),
+        &what,
+    )?)
 }
 
 /// Reads a public key file.

@@ -33,7 +33,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.trust.policy()?;
     if args.all_tags {
         if policy.is_some() {
-            anyhow::bail!("--verify-key and --signature-policy take one image: pull the tags one by one");
+            anyhow::bail!(
+                "--verify-key and --signature-policy take one image: pull the tags one by one"
+            );
         }
         return all_tags(store, &args, &reference);
     }

@@ -133,12 +133,15 @@ fn carry_signatures(
         also: entry.pulled_digest().into_iter().collect(),
     };
     let from = StoreTarget { store };
-    let has_any = [kiln_sign::layout::Kind::Signature, kiln_sign::layout::Kind::Attestation]
-        .into_iter()
-        .map(|k| ops::find_layers(&from, &local, k).map(|l| !l.is_empty()))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .any(|b| b);
+    let has_any = [
+        kiln_sign::layout::Kind::Signature,
+        kiln_sign::layout::Kind::Attestation,
+    ]
+    .into_iter()
+    .map(|k| ops::find_layers(&from, &local, k).map(|l| !l.is_empty()))
+    .collect::<Result<Vec<_>, _>>()?
+    .into_iter()
+    .any(|b| b);
     if !has_any {
         return Ok(());
     }
@@ -150,7 +153,11 @@ fn carry_signatures(
     let to = RegistryTarget::new(client, name)?;
     let carried = ops::carry(&from, &local, &to, &remote)?;
     if !quiet && carried.copied > 0 {
-        eprintln!("Pushed {} signature(s)/attestation(s) to {}", carried.copied, to.describe_tags(&remote));
+        eprintln!(
+            "Pushed {} signature(s)/attestation(s) to {}",
+            carried.copied,
+            to.describe_tags(&remote)
+        );
     }
     for s in &carried.skipped {
         eprintln!("WARNING: not pushed: {s}");

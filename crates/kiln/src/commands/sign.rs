@@ -130,12 +130,19 @@ impl Located<'_> {
 /// registry knows it by.
 pub(crate) fn store_subject(store: &Store, input: &str) -> anyhow::Result<Subject> {
     let (record, _) = store.resolve(input)?;
-    let typed = input.parse::<ImageRef>().ok().filter(|r| record.names.contains(r) || r.digest().is_some());
+    let typed = input
+        .parse::<ImageRef>()
+        .ok()
+        .filter(|r| record.names.contains(r) || r.digest().is_some());
     let repository = typed
         .or_else(|| record.names.first().cloned())
         .with_context(|| format!("{input} has no name: a signature names the image's repository; tag it first (kiln tag {input} NAME)"))?;
     let e = &record.entry;
-    let also = e.pulled_digest().filter(|d| d != &e.digest).into_iter().collect();
+    let also = e
+        .pulled_digest()
+        .filter(|d| d != &e.digest)
+        .into_iter()
+        .collect();
     Ok(Subject {
         repository,
         descriptor: Descriptor::new(&e.media_type, e.digest.clone(), e.size),
@@ -145,15 +152,21 @@ pub(crate) fn store_subject(store: &Store, input: &str) -> anyhow::Result<Subjec
 
 /// The subject of an image in a registry: the manifest (or index) the
 /// reference names now.
-pub(crate) fn registry_subject(target: &RegistryTarget<'_>, reference: &ImageRef) -> anyhow::Result<Subject> {
+pub(crate) fn registry_subject(
+    target: &RegistryTarget<'_>,
+    reference: &ImageRef,
+) -> anyhow::Result<Subject> {
     let at = reference
         .digest()
         .map(|d| d.to_string())
         .or_else(|| reference.tag().map(str::to_string))
         .unwrap_or_else(|| "latest".into());
-    let raw = target
-        .manifest(&at)?
-        .with_context(|| format!("{}:{at}: no such manifest in the registry", reference.name()))?;
+    let raw = target.manifest(&at)?.with_context(|| {
+        format!(
+            "{}:{at}: no such manifest in the registry",
+            reference.name()
+        )
+    })?;
     Ok(Subject {
         repository: reference.clone(),
         descriptor: raw.descriptor(),
@@ -161,11 +174,16 @@ pub(crate) fn registry_subject(target: &RegistryTarget<'_>, reference: &ImageRef
     })
 }
 
-fn locate<'a>(store: &'a Store, client: &'a Option<Client>, args: &ImageArgs) -> anyhow::Result<Located<'a>> {
-    if !args.remote {
-        if store.resolve(&args.image).is_ok() {
-            return Ok(Located::Store(StoreTarget { store }, store_subject(store, &args.image)?));
-        }
+fn locate<'a>(
+    store: &'a Store,
+    client: &'a Option<Client>,
+    args: &ImageArgs,
+) -> anyhow::Result<Located<'a>> {
+    if !args.remote && store.resolve(&args.image).is_ok() {
+        return Ok(Located::Store(
+            StoreTarget { store },
+            store_subject(store, &args.image)?,
+        ));
     }
     let reference: ImageRef = args.image.parse()?;
     let client = client.as_ref().context("no registry client")?;
@@ -186,7 +204,11 @@ fn annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 fn client_for(store: &Store, args: &ImageArgs) -> anyhow::Result<Option<Client>> {
     let local = !args.remote && store.resolve(&args.image).is_ok();
-    Ok(if local { None } else { Some(args.registry.client()?) })
+    Ok(if local {
+        None
+    } else {
+        Some(args.registry.client()?)
+    })
 }
 
 pub(crate) fn sign(store: &Store, args: SignArgs) -> anyhow::Result<ExitCode> {
@@ -195,9 +217,18 @@ pub(crate) fn sign(store: &Store, args: SignArgs) -> anyhow::Result<ExitCode> {
     let client = client_for(store, &args.image)?;
     let located = locate(store, &client, &args.image)?;
     let (target, subject) = located.parts();
-    let stored = ops::sign(target, subject, &key, ann, args.registry_referrers_mode.into())?;
+    let stored = ops::sign(
+        target,
+        subject,
+        &key,
+        ann,
+        args.registry_referrers_mode.into(),
+    )?;
     if stored.fell_back {
-        eprintln!("WARNING: {} has no referrers API: the signature went to cosign's tag instead", target.describe());
+        eprintln!(
+            "WARNING: {} has no referrers API: the signature went to cosign's tag instead",
+            target.describe()
+        );
     }
     eprintln!("Pushing signature to: {}", stored.location);
     Ok(ExitCode::SUCCESS)
@@ -213,32 +244,63 @@ pub(crate) fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<ExitCode
     eprintln!("\nVerification for {} --", args.image.image);
     eprintln!("The following checks were performed on each of these signatures:");
     eprintln!("  - The cosign claims were validated");
-    eprintln!("  - The signatures were verified against the specified public key ({})", key.key_id());
+    eprintln!(
+        "  - The signatures were verified against the specified public key ({})",
+        key.key_id()
+    );
     eprintln!("  - No transparency log was consulted (offline, key-based verification)");
-    eprintln!("Verified {} signature(s) of {}@{} in {}", verified.len(), subject.repository.name(), subject.digest(), target.describe());
-    let payloads: Vec<String> = verified.iter().map(|v| String::from_utf8_lossy(&v.payload).into_owned()).collect();
+    eprintln!(
+        "Verified {} signature(s) of {}@{} in {}",
+        verified.len(),
+        subject.repository.name(),
+        subject.digest(),
+        target.describe()
+    );
+    let payloads: Vec<String> = verified
+        .iter()
+        .map(|v| String::from_utf8_lossy(&v.payload).into_owned())
+        .collect();
     println!("[{}]", payloads.join(","));
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode> {
     let uri = predicate_type(&args.kind)?;
-    let predicate = std::fs::read(&args.predicate).with_context(|| format!("read predicate {}", args.predicate.display()))?;
+    let predicate = std::fs::read(&args.predicate)
+        .with_context(|| format!("read predicate {}", args.predicate.display()))?;
     let key = super::keys::read_private_key(&args.key)?;
     let client = client_for(store, &args.image)?;
     let located = locate(store, &client, &args.image)?;
     let (target, subject) = located.parts();
     let now = kiln_core::rfc3339(std::time::SystemTime::now());
-    let statement = Statement::new(&subject.repository, subject.digest(), &uri, &predicate, &now)?;
-    let stored = ops::attest(target, subject, &key, &statement, args.registry_referrers_mode.into())?;
+    let statement = Statement::new(
+        &subject.repository,
+        subject.digest(),
+        &uri,
+        &predicate,
+        &now,
+    )?;
+    let stored = ops::attest(
+        target,
+        subject,
+        &key,
+        &statement,
+        args.registry_referrers_mode.into(),
+    )?;
     if stored.fell_back {
-        eprintln!("WARNING: {} has no referrers API: the attestation went to cosign's tag instead", target.describe());
+        eprintln!(
+            "WARNING: {} has no referrers API: the attestation went to cosign's tag instead",
+            target.describe()
+        );
     }
     eprintln!("Pushing attestation to: {}", stored.location);
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn verify_attestation(store: &Store, args: VerifyAttestationArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn verify_attestation(
+    store: &Store,
+    args: VerifyAttestationArgs,
+) -> anyhow::Result<ExitCode> {
     let want = args.kind.as_deref().map(predicate_type).transpose()?;
     let key = super::keys::read_public_key(&args.key)?;
     let client = client_for(store, &args.image)?;
@@ -248,7 +310,10 @@ pub(crate) fn verify_attestation(store: &Store, args: VerifyAttestationArgs) -> 
     eprintln!("\nVerification for {} --", args.image.image);
     eprintln!("The following checks were performed on each of these signatures:");
     eprintln!("  - The cosign claims were validated");
-    eprintln!("  - The signatures were verified against the specified public key ({})", key.key_id());
+    eprintln!(
+        "  - The signatures were verified against the specified public key ({})",
+        key.key_id()
+    );
     eprintln!("  - No transparency log was consulted (offline, key-based verification)");
     for v in &verified {
         println!("{}", serde_json::to_string(&v.envelope)?);

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use kiln_core::ImageRef;
 use kiln_registry_client::Client;
-use kiln_sign::{ops, Policy, RegistryTarget, Requirement, SignError, StoreTarget, Subject, Target};
+use kiln_sign::{
+    ops, Policy, RegistryTarget, Requirement, SignError, StoreTarget, Subject, Target,
+};
 use kiln_store::Store;
 
 /// The trust flags.
@@ -40,7 +42,12 @@ impl TrustArgs {
 
 /// Checks `subject` on `target` against the policy's requirements for
 /// `name`; the verified signatures' layers are returned for copying.
-pub(crate) fn enforce(policy: &Policy, name: &ImageRef, target: &dyn Target, subject: &Subject) -> anyhow::Result<()> {
+pub(crate) fn enforce(
+    policy: &Policy,
+    name: &ImageRef,
+    target: &dyn Target,
+    subject: &Subject,
+) -> anyhow::Result<()> {
     let (scope, reqs) = policy.requirements(name);
     for req in reqs {
         match req {
@@ -54,11 +61,13 @@ pub(crate) fn enforce(policy: &Policy, name: &ImageRef, target: &dyn Target, sub
             }
             Requirement::Signed(keys) => {
                 let mut why = Vec::new();
-                let ok = keys.iter().any(|(kname, key)| match ops::verify(target, subject, key, &Default::default()) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        why.push(format!("key {kname}: {e}"));
-                        false
+                let ok = keys.iter().any(|(kname, key)| {
+                    match ops::verify(target, subject, key, &Default::default()) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            why.push(format!("key {kname}: {e}"));
+                            false
+                        }
                     }
                 });
                 if !ok {
@@ -78,14 +87,20 @@ pub(crate) fn enforce(policy: &Policy, name: &ImageRef, target: &dyn Target, sub
 /// Enforces the policy on an image in the store (run/create).
 pub(crate) fn enforce_stored(store: &Store, policy: &Policy, input: &str) -> anyhow::Result<()> {
     let subject = super::sign::store_subject(store, input)?;
-    let name = input.parse::<ImageRef>().unwrap_or_else(|_| subject.repository.clone());
+    let name = input
+        .parse::<ImageRef>()
+        .unwrap_or_else(|_| subject.repository.clone());
     enforce(policy, &name, &StoreTarget { store }, &subject)
 }
 
 /// Enforces the policy on what `reference` names in the registry, before
 /// a pull; returns the accepted subject so the pull can be checked to get
 /// the same manifest, and its signatures copied into the store after.
-pub(crate) fn enforce_remote(client: &Client, policy: &Policy, reference: &ImageRef) -> anyhow::Result<Subject> {
+pub(crate) fn enforce_remote(
+    client: &Client,
+    policy: &Policy,
+    reference: &ImageRef,
+) -> anyhow::Result<Subject> {
     let target = RegistryTarget::new(client, reference)?;
     let subject = super::sign::registry_subject(&target, reference)?;
     enforce(policy, reference, &target, &subject)?;
@@ -95,7 +110,13 @@ pub(crate) fn enforce_remote(client: &Client, policy: &Policy, reference: &Image
 /// After a verified pull: the pulled digest must be the verified one (a
 /// tag moved in between is refused), and the registry's signatures and
 /// attestations of it are kept beside the image in the store.
-pub(crate) fn keep_signatures(store: &Store, client: &Client, reference: &ImageRef, verified: &Subject, pulled: &kiln_core::Digest) -> anyhow::Result<()> {
+pub(crate) fn keep_signatures(
+    store: &Store,
+    client: &Client,
+    reference: &ImageRef,
+    verified: &Subject,
+    pulled: &kiln_core::Digest,
+) -> anyhow::Result<()> {
     if pulled != verified.digest() {
         anyhow::bail!(
             "{} changed during the pull (verified {}, pulled {}): pull again",
