@@ -573,3 +573,109 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
     ]);
     assert_eq!(out, "accepted\n");
 }
+
+#[test]
+fn build_provenance_is_a_verifiable_slsa_attestation() {
+    let kiln = Kiln::new();
+    let (key, public) = kiln_keys(&kiln, "k");
+    kiln.import_busybox("base:v1", &[], &[]);
+    let ctx = kiln.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:v1\nARG FLAVOR\nCOPY f /f\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("f"), "hello").unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    ok_pw(
+        &kiln,
+        &[
+            "build",
+            "-q",
+            "--provenance",
+            "--provenance-key",
+            &key,
+            "--build-arg",
+            "FLAVOR=mint",
+            "-t",
+            "built:v1",
+            ctx_s,
+        ],
+    );
+    let (out, _) = ok_pw(
+        &kiln,
+        &[
+            "verify-attestation",
+            "--key",
+            &public,
+            "--type",
+            "slsaprovenance",
+            "built:v1",
+        ],
+    );
+    let env = json(out.lines().next().unwrap().as_bytes());
+    use base64::Engine;
+    let st = json(
+        &base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap(),
+    );
+    let p = &st["predicate"];
+    assert_eq!(p["invocation"]["parameters"]["args"]["FLAVOR"], "mint");
+    // The material is the base image at the digest the store holds it by.
+    let m = &p["materials"][0];
+    assert_eq!(m["uri"], "pkg:docker/base:v1");
+    let hex = m["digest"]["sha256"].as_str().unwrap();
+    assert!(
+        kiln.root.join("blobs/sha256").join(hex).exists(),
+        "material {hex} is no manifest in the store"
+    );
+    let ctx_digest = p["invocation"]["configSource"]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same context gives the same digest; a changed file another.
+    ok_pw(
+        &kiln,
+        &[
+            "build",
+            "-q",
+            "--provenance",
+            "--provenance-key",
+            &key,
+            "-t",
+            "built:v2",
+            ctx_s,
+        ],
+    );
+    std::fs::write(ctx.join("f"), "changed").unwrap();
+    ok_pw(
+        &kiln,
+        &[
+            "build",
+            "-q",
+            "--provenance",
+            "--provenance-key",
+            &key,
+            "-t",
+            "built:v3",
+            ctx_s,
+        ],
+    );
+    let digest_of = |image: &str| {
+        let (out, _) = ok_pw(&kiln, &["verify-attestation", "--key", &public, image]);
+        let env = json(out.lines().next().unwrap().as_bytes());
+        let st = json(
+            &base64::engine::general_purpose::STANDARD
+                .decode(env["payload"].as_str().unwrap())
+                .unwrap(),
+        );
+        st["predicate"]["invocation"]["configSource"]["digest"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(digest_of("built:v2"), ctx_digest);
+    assert_ne!(digest_of("built:v3"), ctx_digest);
+}

@@ -16,6 +16,7 @@ pub(crate) mod layer;
 pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod login;
+pub(crate) mod provenance;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;
