@@ -118,6 +118,14 @@ if ! node -e "require('$(npm root -g)/semver')" >/dev/null 2>&1; then
   npm install -g -s semver
 fi
 
+# PyPI `cryptography` and `pynacl`: the independent cosign key and
+# signature checker of kiln-sign's tests (crates/kiln/tests/sign.rs).
+if ! python3 -c 'import cryptography, nacl' >/dev/null 2>&1; then
+  echo "setup: installing the Python cryptography and pynacl packages"
+  python3 -m pip install -q cryptography pynacl 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages cryptography pynacl
+fi
+
 # dockerd: start it by hand (no init system here) and wait until it answers.
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd (log: /tmp/dockerd.log)"

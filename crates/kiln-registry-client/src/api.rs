@@ -4,6 +4,7 @@
 //! - `tags`: the tag list, following the registry's pagination;
 //! - `blob_fetch`: whether a blob exists, and fetching one into the store
 //!   with verification and resume;
+//! - `referrers`: the referrers API and small blobs read into memory;
 //! - `upload`: uploads (monolithic, streamed or chunked) and
 //!   cross-repository mounts.
 //!
@@ -12,6 +13,7 @@
 
 mod blob_fetch;
 mod manifests;
+mod referrers;
 mod tags;
 mod upload;
 

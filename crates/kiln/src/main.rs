@@ -81,6 +81,18 @@ enum Command {
     Pull(commands::pull::Args),
     /// Upload an image to a registry
     Push(commands::push::Args),
+    /// Sign an image with a key, as cosign does (stored beside it in the store, or in its registry)
+    Sign(commands::sign::SignArgs),
+    /// Verify an image's signatures with a public key (offline: no transparency log)
+    Verify(commands::sign::VerifyArgs),
+    /// Attest an image: an in-toto statement in a DSSE envelope, signed with a key
+    Attest(commands::sign::AttestArgs),
+    /// Verify an image's attestations with a public key (offline)
+    VerifyAttestation(commands::sign::VerifyAttestationArgs),
+    /// Make a key pair in cosign's formats (PREFIX.key encrypted, PREFIX.pub)
+    GenerateKeyPair(commands::keys::GenerateArgs),
+    /// Import a PEM private key (ECDSA P-256) into cosign's key formats
+    ImportKeyPair(commands::keys::ImportArgs),
     /// Log in to a registry (credentials go to docker's config.json)
     Login(commands::login::Args),
     /// Log out from a registry
@@ -342,6 +354,13 @@ fn main() -> ExitCode {
     if let Command::Scan(a) = cli.command {
         return report(commands::scan::run(&root, a));
     }
+    // Key files need no store.
+    if let Command::GenerateKeyPair(a) = cli.command {
+        return report(commands::keys::generate(a));
+    }
+    if let Command::ImportKeyPair(a) = cli.command {
+        return report(commands::keys::import(a));
+    }
     // `serve` keeps its own layout and needs no store.
     if let Command::Serve(a) = cli.command {
         return report(commands::serve::run(&root, a));
@@ -409,6 +428,12 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             analyze::run(store, *a, analyze::ci_from_env())
         }
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(store, a),
+        Command::Sign(a) => sign::sign(store, a),
+        Command::Verify(a) => sign::verify(store, a),
+        Command::Attest(a) => sign::attest(store, a),
+        Command::VerifyAttestation(a) => sign::verify_attestation(store, a),
+        Command::GenerateKeyPair(a) => keys::generate(a),
+        Command::ImportKeyPair(a) => keys::import(a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(store, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
             container::run::run(store, *a)

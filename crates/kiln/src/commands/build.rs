@@ -81,6 +81,12 @@ pub(crate) struct Args {
     /// every waste group (full), or nothing (off)
     #[arg(long, value_enum, default_value = "summary", value_name = "MODE")]
     analyze: super::analyze::AfterBuild,
+    /// Record a SLSA provenance (v0.2) attestation beside the image in the store: base image digests, context digest, build arguments
+    #[arg(long)]
+    provenance: bool,
+    /// Sign the provenance with this key (cosign's key file), so kiln verify-attestation checks it
+    #[arg(long, value_name = "FILE", requires = "provenance")]
+    provenance_key: Option<PathBuf>,
     /// The build context: a directory; "-" reads a tar archive (plain, gzip, bzip2, xz, zstd) or a lone Dockerfile from standard input
     context: String,
     /// How base images missing from the store are pulled
@@ -377,6 +383,28 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("#done naming to {}", t);
         }
         super::analyze::after_build(store, &result.entry, args.analyze);
+    }
+    if args.provenance {
+        let inputs = super::provenance::Inputs {
+            dockerfile_text: &req.dockerfile,
+            dockerfile_name: dockerfile_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "Dockerfile".into()),
+            context_dir: &req.context_dir,
+            build_args: &req.build_args,
+            target: req.target.as_deref(),
+        };
+        let at = super::provenance::record(
+            store,
+            &result.entry,
+            tags.first(),
+            &inputs,
+            args.provenance_key.as_deref(),
+        )?;
+        if !args.quiet {
+            eprintln!("#done recording provenance {at}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

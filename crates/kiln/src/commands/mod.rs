@@ -12,11 +12,13 @@ pub(crate) mod images;
 pub(crate) mod imagetools;
 pub(crate) mod import;
 pub(crate) mod inspect;
+pub(crate) mod keys;
 pub(crate) mod layer;
 pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod login;
 pub(crate) mod manifest;
+pub(crate) mod provenance;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;
@@ -26,8 +28,10 @@ pub(crate) mod rmi;
 pub(crate) mod save;
 pub(crate) mod scan;
 pub(crate) mod serve;
+pub(crate) mod sign;
 pub(crate) mod system;
 pub(crate) mod tag;
+pub(crate) mod trust;
 pub(crate) mod version;
 
 use kiln_core::ImageRef;
@@ -76,6 +80,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_analyze::AnalyzeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_sign::SignError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {

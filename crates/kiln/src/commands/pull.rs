@@ -23,12 +23,20 @@ pub(crate) struct Args {
     #[arg(short, long)]
     quiet: bool,
     #[command(flatten)]
+    trust: super::trust::TrustArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
+    let policy = args.trust.policy()?;
     if args.all_tags {
+        if policy.is_some() {
+            anyhow::bail!(
+                "--verify-key and --signature-policy take one image: pull the tags one by one"
+            );
+        }
         return all_tags(store, &args, &reference);
     }
     pull_one(
@@ -41,28 +49,33 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         },
         args.quiet,
         &args.registry,
+        policy.as_ref(),
     )?;
     println!("{reference}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `run`'s pull of a missing image: docker's lines on stderr, nothing on
-/// stdout (that is the container's).
+/// stdout (that is the container's); `policy` checked before the pull.
 pub(crate) fn pull_for_run(
     store: &Store,
     image: &str,
     platform: Option<Platform>,
     registry: &RegistryArgs,
+    policy: Option<&kiln_sign::Policy>,
 ) -> anyhow::Result<()> {
     let reference: ImageRef = image.parse()?;
     let opts = PullOptions {
         platform,
         all_platforms: false,
     };
-    pull_one(store, image, &reference, &opts, false, registry)
+    pull_one(store, image, &reference, &opts, false, registry, policy)
 }
 
-/// One image pulled, with docker's lines on stderr unless `quiet`.
+/// One image pulled, with docker's lines on stderr unless `quiet`. With a
+/// `policy`, the image's signatures are checked in the registry first, the
+/// pull must bring the verified manifest, and the signatures are kept
+/// beside it in the store.
 fn pull_one(
     store: &Store,
     image: &str,
@@ -70,6 +83,7 @@ fn pull_one(
     opts: &PullOptions,
     quiet: bool,
     registry: &RegistryArgs,
+    policy: Option<&kiln_sign::Policy>,
 ) -> anyhow::Result<()> {
     if !quiet {
         if !image.contains(':') && !image.contains('@') {
@@ -83,8 +97,14 @@ fn pull_one(
         eprintln!("{label}: Pulling from {}", reference.path());
     }
     let client = registry.client()?;
+    let verified = policy
+        .map(|p| super::trust::enforce_remote(&client, p, reference))
+        .transpose()?;
     let view = View::new(quiet);
     let pulled = block_on(pull(&client, store, reference, opts, &view))??;
+    if let Some(v) = &verified {
+        super::trust::keep_signatures(store, &client, reference, v, &pulled.repo_digest)?;
+    }
     if !quiet {
         eprintln!("Digest: {}", pulled.repo_digest);
         let status = if pulled.up_to_date {

@@ -100,6 +100,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let view = View::new(args.quiet);
     for (name, entry) in targets {
         let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
+        carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
         let label = name.tag().unwrap_or("");
         if args.quiet {
             println!("{}", pushed.digest);
@@ -108,4 +109,58 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes the signatures and attestations the store keeps beside the
+/// image (`kiln sign` on a stored image) to the registry, under cosign's
+/// tags. Those about another digest (the push compressed layers stored
+/// plain, so the registry's manifest is not the one signed) are named on
+/// stderr with the command that signs the pushed image.
+fn carry_signatures(
+    store: &Store,
+    client: &kiln_registry_client::Client,
+    entry: &kiln_store::IndexEntry,
+    name: &ImageRef,
+    pushed: &kiln_registry_client::Pushed,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use kiln_core::image::Descriptor;
+    use kiln_sign::{ops, RegistryTarget, StoreTarget, Subject};
+    use kiln_store::IndexEntryExt;
+    let local = Subject {
+        repository: name.clone(),
+        descriptor: Descriptor::new(&entry.media_type, entry.digest.clone(), entry.size),
+        also: entry.pulled_digest().into_iter().collect(),
+    };
+    let from = StoreTarget { store };
+    let has_any = [
+        kiln_sign::layout::Kind::Signature,
+        kiln_sign::layout::Kind::Attestation,
+    ]
+    .into_iter()
+    .map(|k| ops::find_layers(&from, &local, k).map(|l| !l.is_empty()))
+    .collect::<Result<Vec<_>, _>>()?
+    .into_iter()
+    .any(|b| b);
+    if !has_any {
+        return Ok(());
+    }
+    let remote = Subject {
+        repository: name.clone(),
+        descriptor: Descriptor::new(&entry.media_type, pushed.digest.clone(), pushed.size),
+        also: Vec::new(),
+    };
+    let to = RegistryTarget::new(client, name)?;
+    let carried = ops::carry(&from, &local, &to, &remote)?;
+    if !quiet && carried.copied > 0 {
+        eprintln!(
+            "Pushed {} signature(s)/attestation(s) to {}",
+            carried.copied,
+            to.describe_tags(&remote)
+        );
+    }
+    for s in &carried.skipped {
+        eprintln!("WARNING: not pushed: {s}");
+    }
+    Ok(())
 }

@@ -17,6 +17,7 @@ use kiln_store::{Image, Store};
 
 use super::flags::{CreateFlags, PullPolicy};
 use crate::commands::registry::RegistryArgs;
+use crate::commands::trust::TrustArgs;
 
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
@@ -27,6 +28,8 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     flags: CreateFlags,
     #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -35,6 +38,8 @@ pub(crate) struct RunArgs {
 pub(crate) struct CreateArgs {
     #[command(flatten)]
     flags: CreateFlags,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -48,7 +53,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 pub(crate) fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
-    match create_container(store, &args.flags, &args.registry) {
+    match create_container(store, &args.flags, &args.trust, &args.registry) {
         Ok((_, id)) => {
             println!("{id}");
             Ok(ExitCode::SUCCESS)
@@ -63,7 +68,7 @@ pub(crate) fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(fail(&e));
         }
     }
-    let (engine, id) = match create_container(store, &args.flags, &args.registry) {
+    let (engine, id) = match create_container(store, &args.flags, &args.trust, &args.registry) {
         Ok(made) => made,
         Err(e) => return Ok(fail(&e)),
     };
@@ -116,10 +121,22 @@ fn start_failed(engine: &Engine, id: &str, e: anyhow::Error) -> ExitCode {
 }
 
 /// The image `flags` names: from the store, pulled when `--pull` says;
-/// `--platform`'s image of a multi-platform one. Checked to run here
-/// (natively or through QEMU) before any container exists.
-fn image_for(store: &Store, flags: &CreateFlags, registry: &RegistryArgs) -> anyhow::Result<Image> {
-    let image = find_image(store, flags, registry)?;
+/// `--platform`'s image of a multi-platform one. With `--verify-key` or
+/// `--signature-policy` the image must pass the policy (a pull checks it in
+/// the registry first; the stored image is checked against the signatures
+/// kept beside it). Checked to run here (natively or through QEMU) before
+/// any container exists.
+fn image_for(
+    store: &Store,
+    flags: &CreateFlags,
+    trust: &TrustArgs,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Image> {
+    let policy = trust.policy()?;
+    let image = pulled_or_local(store, flags, policy.as_ref(), registry)?;
+    if let Some(p) = &policy {
+        crate::commands::trust::enforce_stored(store, p, &flags.image)?;
+    }
     check_platform(&image, flags.platform.as_ref())?;
     Ok(image)
 }
@@ -148,9 +165,10 @@ fn check_platform(image: &Image, requested: Option<&Platform>) -> anyhow::Result
     Ok(())
 }
 
-fn find_image(
+fn pulled_or_local(
     store: &Store,
     flags: &CreateFlags,
+    policy: Option<&kiln_sign::Policy>,
     registry: &RegistryArgs,
 ) -> anyhow::Result<Image> {
     let local = store.resolve(&flags.image).and_then(|(record, image)| {
@@ -175,7 +193,13 @@ fn find_image(
             eprintln!("Unable to find image '{}' locally", flags.image);
         }
     }
-    crate::commands::pull::pull_for_run(store, &flags.image, flags.platform.clone(), registry)?;
+    crate::commands::pull::pull_for_run(
+        store,
+        &flags.image,
+        flags.platform.clone(),
+        registry,
+        policy,
+    )?;
     Ok(store.resolve(&flags.image)?.1)
 }
 
@@ -183,6 +207,7 @@ fn find_image(
 fn create_container(
     store: &Store,
     flags: &CreateFlags,
+    trust: &TrustArgs,
     registry: &RegistryArgs,
 ) -> anyhow::Result<(Engine, String)> {
     if let Some(path) = &flags.cidfile {
@@ -193,7 +218,7 @@ fn create_container(
             );
         }
     }
-    let image = image_for(store, flags, registry)?;
+    let image = image_for(store, flags, trust, registry)?;
     let request = flags.request(&image)?;
     let engine = super::engine(store)?;
     let container = engine.create(store, &image, request)?;

@@ -1,0 +1,322 @@
+//! `kiln sign`, `kiln verify`, `kiln attest`, `kiln verify-attestation`:
+//! cosign's key-based commands over the kiln store and registries
+//! (`kiln_sign`). An image in the store is signed there (the signature is
+//! kept beside it and `kiln push` carries it); any other name, or
+//! `--remote`, is an image in a registry, signed where cosign would.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kiln_core::image::Descriptor;
+use kiln_core::ImageRef;
+use kiln_registry_client::Client;
+use kiln_sign::dsse::{predicate_type, Statement};
+use kiln_sign::ops;
+use kiln_sign::{ReferrersMode, RegistryTarget, StoreTarget, Subject, Target};
+use kiln_store::{IndexEntryExt, Store};
+
+use super::registry::RegistryArgs;
+
+/// The image and where to look for it.
+#[derive(clap::Args)]
+pub(crate) struct ImageArgs {
+    /// The image: a name or ID in the kiln store, else NAME[:TAG|@DIGEST] in a registry
+    image: String,
+    /// Use the registry even when the store holds an image of this name
+    #[arg(long)]
+    remote: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SignArgs {
+    /// Private key: cosign's encrypted key file (password from KILN_PASSWORD or a prompt) or a PEM key
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Extra key=value annotation to sign (the payload's "optional"); repeatable
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// How a registry gets the signature: legacy (cosign's sha256-<hex>.sig tag) or oci-1-1 (a referrer; the tag when the registry has no referrers API)
+    #[arg(long, value_enum, default_value = "legacy")]
+    registry_referrers_mode: Mode,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "Verify an image's signatures with a public key: the ECDSA signature over the payload, that the payload names this image's manifest digest and repository, and the -a annotations.\n\nOffline: no transparency log (Rekor) and no certificates are consulted; only key-based signatures are checked."
+)]
+pub(crate) struct VerifyArgs {
+    /// Public key (cosign.pub, PEM)
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// An annotation (key=value) every accepted signature must carry; repeatable
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct AttestArgs {
+    /// Private key (as for kiln sign)
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The predicate: a JSON file (any file for --type custom)
+    #[arg(long, value_name = "FILE")]
+    predicate: PathBuf,
+    /// Predicate type: slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, custom, or a URI
+    #[arg(long = "type", default_value = "custom", value_name = "TYPE")]
+    kind: String,
+    /// How a registry gets the attestation: legacy (sha256-<hex>.att tag) or oci-1-1
+    #[arg(long, value_enum, default_value = "legacy")]
+    registry_referrers_mode: Mode,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "Verify an image's attestations (in-toto statements in DSSE envelopes) with a public key: the signature over the PAE, that the statement is about this image, and its predicate type.\n\nOffline: no transparency log is consulted."
+)]
+pub(crate) struct VerifyAttestationArgs {
+    /// Public key (cosign.pub, PEM)
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Only attestations of this predicate type (as kiln attest --type takes)
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Mode {
+    Legacy,
+    #[value(name = "oci-1-1")]
+    Oci11,
+}
+
+impl From<Mode> for ReferrersMode {
+    fn from(m: Mode) -> ReferrersMode {
+        match m {
+            Mode::Legacy => ReferrersMode::Legacy,
+            Mode::Oci11 => ReferrersMode::Oci11,
+        }
+    }
+}
+
+/// Where the image was found, with its subject.
+pub(crate) enum Located<'a> {
+    Store(StoreTarget<'a>, Subject),
+    Registry(Box<RegistryTarget<'a>>, Subject),
+}
+
+impl Located<'_> {
+    pub(crate) fn parts(&self) -> (&dyn Target, &Subject) {
+        match self {
+            Located::Store(t, s) => (t, s),
+            Located::Registry(t, s) => (t.as_ref(), s),
+        }
+    }
+}
+
+/// The subject of a stored image: its manifest, the name signed (the one
+/// typed when it names the image, else its first name), and the digest a
+/// registry knows it by.
+pub(crate) fn store_subject(store: &Store, input: &str) -> anyhow::Result<Subject> {
+    let (record, _) = store.resolve(input)?;
+    let typed = input
+        .parse::<ImageRef>()
+        .ok()
+        .filter(|r| record.names.contains(r) || r.digest().is_some());
+    let repository = typed
+        .or_else(|| record.names.first().cloned())
+        .with_context(|| format!("{input} has no name: a signature names the image's repository; tag it first (kiln tag {input} NAME)"))?;
+    let e = &record.entry;
+    let also = e
+        .pulled_digest()
+        .filter(|d| d != &e.digest)
+        .into_iter()
+        .collect();
+    Ok(Subject {
+        repository,
+        descriptor: Descriptor::new(&e.media_type, e.digest.clone(), e.size),
+        also,
+    })
+}
+
+/// The subject of an image in a registry: the manifest (or index) the
+/// reference names now.
+pub(crate) fn registry_subject(
+    target: &RegistryTarget<'_>,
+    reference: &ImageRef,
+) -> anyhow::Result<Subject> {
+    let at = reference
+        .digest()
+        .map(|d| d.to_string())
+        .or_else(|| reference.tag().map(str::to_string))
+        .unwrap_or_else(|| "latest".into());
+    let raw = target.manifest(&at)?.with_context(|| {
+        format!(
+            "{}:{at}: no such manifest in the registry",
+            reference.name()
+        )
+    })?;
+    Ok(Subject {
+        repository: reference.clone(),
+        descriptor: raw.descriptor(),
+        also: Vec::new(),
+    })
+}
+
+fn locate<'a>(
+    store: &'a Store,
+    client: &'a Option<Client>,
+    args: &ImageArgs,
+) -> anyhow::Result<Located<'a>> {
+    if !args.remote && store.resolve(&args.image).is_ok() {
+        return Ok(Located::Store(
+            StoreTarget { store },
+            store_subject(store, &args.image)?,
+        ));
+    }
+    let reference: ImageRef = args.image.parse()?;
+    let client = client.as_ref().context("no registry client")?;
+    let target = RegistryTarget::new(client, &reference)?;
+    let subject = registry_subject(&target, &reference)?;
+    Ok(Located::Registry(Box::new(target), subject))
+}
+
+fn annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("-a {kv}: annotations are KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn client_for(store: &Store, args: &ImageArgs) -> anyhow::Result<Option<Client>> {
+    let local = !args.remote && store.resolve(&args.image).is_ok();
+    Ok(if local {
+        None
+    } else {
+        Some(args.registry.client()?)
+    })
+}
+
+pub(crate) fn sign(store: &Store, args: SignArgs) -> anyhow::Result<ExitCode> {
+    let ann = annotations(&args.annotations)?;
+    let key = super::keys::read_private_key(&args.key)?;
+    let client = client_for(store, &args.image)?;
+    let located = locate(store, &client, &args.image)?;
+    let (target, subject) = located.parts();
+    let stored = ops::sign(
+        target,
+        subject,
+        &key,
+        ann,
+        args.registry_referrers_mode.into(),
+    )?;
+    if stored.fell_back {
+        eprintln!(
+            "WARNING: {} has no referrers API: the signature went to cosign's tag instead",
+            target.describe()
+        );
+    }
+    eprintln!("Pushing signature to: {}", stored.location);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let ann = annotations(&args.annotations)?;
+    let key = super::keys::read_public_key(&args.key)?;
+    let client = client_for(store, &args.image)?;
+    let located = locate(store, &client, &args.image)?;
+    let (target, subject) = located.parts();
+    let verified = ops::verify(target, subject, &key, &ann)?;
+    eprintln!("\nVerification for {} --", args.image.image);
+    eprintln!("The following checks were performed on each of these signatures:");
+    eprintln!("  - The cosign claims were validated");
+    eprintln!(
+        "  - The signatures were verified against the specified public key ({})",
+        key.key_id()
+    );
+    eprintln!("  - No transparency log was consulted (offline, key-based verification)");
+    eprintln!(
+        "Verified {} signature(s) of {}@{} in {}",
+        verified.len(),
+        subject.repository.name(),
+        subject.digest(),
+        target.describe()
+    );
+    let payloads: Vec<String> = verified
+        .iter()
+        .map(|v| String::from_utf8_lossy(&v.payload).into_owned())
+        .collect();
+    println!("[{}]", payloads.join(","));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode> {
+    let uri = predicate_type(&args.kind)?;
+    let predicate = std::fs::read(&args.predicate)
+        .with_context(|| format!("read predicate {}", args.predicate.display()))?;
+    let key = super::keys::read_private_key(&args.key)?;
+    let client = client_for(store, &args.image)?;
+    let located = locate(store, &client, &args.image)?;
+    let (target, subject) = located.parts();
+    let now = kiln_core::rfc3339(std::time::SystemTime::now());
+    let statement = Statement::new(
+        &subject.repository,
+        subject.digest(),
+        &uri,
+        &predicate,
+        &now,
+    )?;
+    let stored = ops::attest(
+        target,
+        subject,
+        &key,
+        &statement,
+        args.registry_referrers_mode.into(),
+    )?;
+    if stored.fell_back {
+        eprintln!(
+            "WARNING: {} has no referrers API: the attestation went to cosign's tag instead",
+            target.describe()
+        );
+    }
+    eprintln!("Pushing attestation to: {}", stored.location);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn verify_attestation(
+    store: &Store,
+    args: VerifyAttestationArgs,
+) -> anyhow::Result<ExitCode> {
+    let want = args.kind.as_deref().map(predicate_type).transpose()?;
+    let key = super::keys::read_public_key(&args.key)?;
+    let client = client_for(store, &args.image)?;
+    let located = locate(store, &client, &args.image)?;
+    let (target, subject) = located.parts();
+    let verified = ops::verify_attestations(target, subject, &key, want.as_deref())?;
+    eprintln!("\nVerification for {} --", args.image.image);
+    eprintln!("The following checks were performed on each of these signatures:");
+    eprintln!("  - The cosign claims were validated");
+    eprintln!(
+        "  - The signatures were verified against the specified public key ({})",
+        key.key_id()
+    );
+    eprintln!("  - No transparency log was consulted (offline, key-based verification)");
+    for v in &verified {
+        println!("{}", serde_json::to_string(&v.envelope)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
