@@ -22,6 +22,7 @@ pub(crate) mod referrers;
 pub(crate) mod registry;
 pub(crate) mod rmi;
 pub(crate) mod save;
+pub(crate) mod sbom;
 pub(crate) mod serve;
 pub(crate) mod system;
 pub(crate) mod tag;
@@ -70,6 +71,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_analyze::AnalyzeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_sbom::SbomError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {
