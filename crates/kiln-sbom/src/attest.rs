@@ -47,10 +47,8 @@ pub fn attach(store: &Store, image: &IndexEntry, statement: &Value) -> Result<In
     let empty = blobs.put(b"{}", None)?;
     let layer_digest = blobs.put(&payload, None)?;
     let mut layer = Descriptor::new(IN_TOTO, layer_digest, payload.len() as u64);
-    layer.annotations = BTreeMap::from([(
-        PREDICATE_ANNOTATION.to_string(),
-        SPDX_PREDICATE.to_string(),
-    )]);
+    layer.annotations =
+        BTreeMap::from([(PREDICATE_ANNOTATION.to_string(), SPDX_PREDICATE.to_string())]);
     let mut manifest = Manifest::oci(Descriptor::new(EMPTY, empty, 2), vec![layer]);
     manifest.artifact_type = Some(IN_TOTO.to_string());
     manifest.subject = Some(Descriptor::new(
@@ -58,10 +56,8 @@ pub fn attach(store: &Store, image: &IndexEntry, statement: &Value) -> Result<In
         image.digest.clone(),
         image.size,
     ));
-    manifest.annotations = BTreeMap::from([(
-        PREDICATE_ANNOTATION.to_string(),
-        SPDX_PREDICATE.to_string(),
-    )]);
+    manifest.annotations =
+        BTreeMap::from([(PREDICATE_ANNOTATION.to_string(), SPDX_PREDICATE.to_string())]);
     let bytes = manifest.to_bytes();
     let digest = blobs.put(&bytes, None)?;
     let entry = IndexEntry::new(media_types::OCI_MANIFEST, digest, bytes.len() as u64);

@@ -298,9 +298,19 @@ mod tests {
         let p = s.packages(&layers(4));
         let got: Vec<(&str, &str, usize, &str)> = p
             .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str(), p.layer, p.step.as_str()))
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.layer,
+                    p.step.as_str(),
+                )
+            })
             .collect();
-        assert_eq!(got, [("curl", "7", 1, "step 1"), ("libc6", "2", 2, "step 2")]);
+        assert_eq!(
+            got,
+            [("curl", "7", 1, "step 1"), ("libc6", "2", 2, "step 2")]
+        );
     }
 
     #[test]

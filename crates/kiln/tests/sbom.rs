@@ -210,7 +210,14 @@ fn busybox_image(k: &Kiln) -> PathBuf {
         "FROM base:1\nCOPY hello /usr/bin/hello\nCOPY app /app\nCOPY site /usr/lib/python3.11/site-packages\nRUN chmod -R go-w /app\n",
     )
     .unwrap();
-    k.ok(&["build", "-q", "--analyze=off", "-t", "tree:1", ctx.to_str().unwrap()]);
+    k.ok(&[
+        "build",
+        "-q",
+        "--analyze=off",
+        "-t",
+        "tree:1",
+        ctx.to_str().unwrap(),
+    ]);
     let tar = k.path("tree.tar");
     k.ok(&["save", "-o", tar.to_str().unwrap(), "tree:1"]);
     tar
@@ -245,14 +252,23 @@ fn go_python_and_node_packages_agree_with_syft_with_their_layers() {
     assert_eq!(go["path"], "/usr/bin/hello");
     assert_eq!(go["purl"], "pkg:golang/example.com/greet@v1.2.3");
     let pad = package(&doc, "npm", "@scope/thing");
-    assert_eq!(pad["layer"], 2, "the chmod rewrote it, the COPY installed it");
+    assert_eq!(
+        pad["layer"], 2,
+        "the chmod rewrote it, the COPY installed it"
+    );
     assert!(pad["step"].as_str().unwrap().contains("COPY"), "{pad}");
     assert_eq!(pad["purl"], "pkg:npm/%40scope/thing@2.0.0");
     assert_eq!(package(&doc, "python", "six")["layer"], 3);
     // The table shows the layer and the step.
     let table = k.ok(&["sbom", &target]);
-    let line = table.lines().find(|l| l.starts_with("left-pad ") && l.contains("1.3.0")).unwrap();
-    assert!(line.contains("npm") && line.contains(" 2 ") && line.contains("COPY"), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("left-pad ") && l.contains("1.3.0"))
+        .unwrap();
+    assert!(
+        line.contains("npm") && line.contains(" 2 ") && line.contains("COPY"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -288,7 +304,10 @@ fn spdx_and_cyclonedx_validate_against_their_schemas() {
         .find(|p| p["name"] == "left-pad" && p["versionInfo"] == "1.3.0")
         .unwrap();
     let note = pad["annotations"][0]["comment"].as_str().unwrap();
-    assert!(note.starts_with("installed by layer 2 (sha256:") && note.contains("COPY app"), "{note}");
+    assert!(
+        note.starts_with("installed by layer 2 (sha256:") && note.contains("COPY app"),
+        "{note}"
+    );
     let c: Value = serde_json::from_str(&cdx).unwrap();
     assert_eq!(c["metadata"]["component"]["type"], "container");
     let thing = c["components"]
@@ -306,10 +325,21 @@ fn spdx_and_cyclonedx_validate_against_their_schemas() {
             .map(|p| p["value"].clone())
     };
     assert_eq!(prop("kiln:layer"), Some(Value::from("2")));
-    assert!(prop("kiln:layer:step").unwrap().as_str().unwrap().contains("COPY app"));
+    assert!(prop("kiln:layer:step")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("COPY app"));
     // --output-file writes the document there; a bad format is refused.
     let f = k.path("out.json");
-    k.ok(&["sbom", "-o", "cyclonedx-json", "--output-file", f.to_str().unwrap(), &target]);
+    k.ok(&[
+        "sbom",
+        "-o",
+        "cyclonedx-json",
+        "--output-file",
+        f.to_str().unwrap(),
+        &target,
+    ]);
     let written: Value = serde_json::from_slice(&fs::read(&f).unwrap()).unwrap();
     assert_eq!(written["bomFormat"], "CycloneDX");
     let err = k.usage_fails(&["sbom", "-o", "spdx-tag", &target]);
@@ -327,24 +357,55 @@ fn build_sbom_attaches_an_in_toto_spdx_statement_as_a_referrer() {
         &ctx.join("node_modules/left-pad/package.json"),
         r#"{"name":"left-pad","version":"1.3.0"}"#,
     );
-    fs::write(ctx.join("Dockerfile"), "FROM base:1\nCOPY node_modules /srv/node_modules\n").unwrap();
-    k.ok(&["build", "-q", "--sbom", "--analyze=off", "-t", "att:1", ctx.to_str().unwrap()]);
-    let refs = k.ok(&["image", "referrers", "att:1", "--format", "json"]);
-    let refs: Value = serde_json::from_str(&refs).unwrap();
-    let list = refs.as_array().unwrap();
-    assert_eq!(list.len(), 1, "{refs:#}");
-    assert_eq!(list[0]["ArtifactType"], "application/vnd.in-toto+json");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base:1\nCOPY node_modules /srv/node_modules\n",
+    )
+    .unwrap();
+    k.ok(&[
+        "build",
+        "-q",
+        "--sbom",
+        "--analyze=off",
+        "-t",
+        "att:1",
+        ctx.to_str().unwrap(),
+    ]);
+    let refs = k.ok(&[
+        "image",
+        "referrers",
+        "att:1",
+        "--format",
+        "{{.Digest}} {{.ArtifactType}}",
+    ]);
+    let list: Vec<&str> = refs.lines().collect();
+    assert_eq!(list.len(), 1, "{refs}");
+    let (digest, artifact_type) = list[0].split_once(' ').unwrap();
+    assert_eq!(artifact_type, "application/vnd.in-toto+json");
     // The statement, read from the store's blobs.
-    let digest = list[0]["Digest"].as_str().unwrap();
-    let blob = |d: &str| fs::read(k.root.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+    let blob = |d: &str| {
+        fs::read(
+            k.root
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
     let m: Value = serde_json::from_slice(&blob(digest)).unwrap();
-    assert_eq!(m["layers"][0]["annotations"]["in-toto.io/predicate-type"], "https://spdx.dev/Document");
-    let st: Value = serde_json::from_slice(&blob(m["layers"][0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        m["layers"][0]["annotations"]["in-toto.io/predicate-type"],
+        "https://spdx.dev/Document"
+    );
+    let st: Value =
+        serde_json::from_slice(&blob(m["layers"][0]["digest"].as_str().unwrap())).unwrap();
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v0.1");
     assert_eq!(st["predicateType"], "https://spdx.dev/Document");
     let subject = m["subject"]["digest"].as_str().unwrap();
     assert_eq!(
-        format!("sha256:{}", st["subject"][0]["digest"]["sha256"].as_str().unwrap()),
+        format!(
+            "sha256:{}",
+            st["subject"][0]["digest"]["sha256"].as_str().unwrap()
+        ),
         subject
     );
     validate(&k, "spdx", &st["predicate"].to_string());
@@ -403,15 +464,28 @@ fn debian_apt_packages_agree_with_syft_and_keep_the_layer_that_installed_them() 
          RUN apt-get update && apt-get install -y --no-install-recommends less && rm -rf /var/lib/apt/lists/*\n",
     )
     .unwrap();
-    k.ok(&["build", "-q", "--analyze=off", "-t", "py:1", ctx.to_str().unwrap()]);
+    k.ok(&[
+        "build",
+        "-q",
+        "--analyze=off",
+        "-t",
+        "py:1",
+        ctx.to_str().unwrap(),
+    ]);
     let tar = k.path("py.tar");
     k.ok(&["save", "-o", tar.to_str().unwrap(), "py:1"]);
     let target = format!("oci-archive:{}", tar.display());
     let doc = kiln_json(&k, &target);
     let kiln = set_of(&doc);
     assert_same(&kiln, &syft(&target));
-    assert!(kiln.iter().filter(|p| p.0 == "deb").count() > 80, "{kiln:#?}");
-    assert!(kiln.iter().any(|p| p.0 == "python" && p.1 == "requests"), "{kiln:#?}");
+    assert!(
+        kiln.iter().filter(|p| p.0 == "deb").count() > 80,
+        "{kiln:#?}"
+    );
+    assert!(
+        kiln.iter().any(|p| p.0 == "python" && p.1 == "requests"),
+        "{kiln:#?}"
+    );
     // Each package belongs to the layer that installed it, though the
     // last RUN rewrote the whole dpkg database (syft says layer 2 for all).
     let libc = package(&doc, "deb", "libc6");
@@ -420,13 +494,19 @@ fn debian_apt_packages_agree_with_syft_and_keep_the_layer_that_installed_them() 
         .as_str()
         .unwrap()
         .starts_with("pkg:deb/debian/libc6@2.36-9"));
-    assert!(libc["purl"].as_str().unwrap().ends_with("?arch=amd64&distro=debian-12&upstream=glibc"));
+    assert!(libc["purl"]
+        .as_str()
+        .unwrap()
+        .ends_with("?arch=amd64&distro=debian-12&upstream=glibc"));
     let py = package(&doc, "deb", "python3-requests");
     assert_eq!(py["layer"], 1);
     assert!(py["step"].as_str().unwrap().contains("python3-requests"));
     assert_eq!(package(&doc, "python", "requests")["layer"], 1);
     let less = package(&doc, "deb", "less");
     assert_eq!(less["layer"], 2);
-    assert!(less["step"].as_str().unwrap().contains("install -y --no-install-recommends less"));
+    assert!(less["step"]
+        .as_str()
+        .unwrap()
+        .contains("install -y --no-install-recommends less"));
     assert_eq!(doc["distro"]["id"], "debian");
 }

@@ -8,7 +8,10 @@ pub fn parse(text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     let mut cur: Option<Found> = None;
     let flush = |cur: &mut Option<Found>, out: &mut Vec<Found>| {
-        if let Some(f) = cur.take().filter(|f| !f.name.is_empty() && !f.version.is_empty()) {
+        if let Some(f) = cur
+            .take()
+            .filter(|f| !f.name.is_empty() && !f.version.is_empty())
+        {
             out.push(f);
         }
     };
@@ -43,7 +46,10 @@ mod tests {
         let db = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\no:musl\nL:MIT\n\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n";
         let p = parse(db);
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].name.as_str(), p[0].version.as_str()), ("musl", "1.2.4-r2"));
+        assert_eq!(
+            (p[0].name.as_str(), p[0].version.as_str()),
+            ("musl", "1.2.4-r2")
+        );
         assert_eq!(p[0].licenses, ["MIT"]);
         assert_eq!(p[1].source.as_deref(), Some("busybox"));
     }

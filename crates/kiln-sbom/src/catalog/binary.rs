@@ -181,7 +181,10 @@ mod tests {
             "path\texample.com/app\nmod\texample.com/app\t(devel)\t\ndep\tgolang.org/x/sys\tv0.1.0\th1:x=\ndep\tgithub.com/a/b\tv1.0.0\th1:y=\n=>\tgithub.com/fork/b\tv1.0.1\th1:z=\nbuild\t-compiler=gc",
         );
         let p = detect(&b);
-        let names: Vec<(&str, &str)> = p.iter().map(|f| (f.name.as_str(), f.version.as_str())).collect();
+        let names: Vec<(&str, &str)> = p
+            .iter()
+            .map(|f| (f.name.as_str(), f.version.as_str()))
+            .collect();
         assert_eq!(
             names,
             [

@@ -48,7 +48,9 @@ mod tests {
         assert_eq!(normalize("Friendly-Bard"), "friendly-bard");
         assert_eq!(normalize("FRIENDLY._-bard"), "friendly-bard");
         assert_eq!(normalize("zope.interface"), "zope-interface");
-        let f = parse("Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0\nLicense: MIT\n\nbody: x\n").unwrap();
+        let f =
+            parse("Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0\nLicense: MIT\n\nbody: x\n")
+                .unwrap();
         assert_eq!((f.name.as_str(), f.version.as_str()), ("pyyaml", "6.0"));
         assert_eq!(f.licenses, ["MIT"]);
         assert!(parse("Name: x\n").is_none());

@@ -73,7 +73,12 @@ pub fn header(blob: &[u8]) -> Option<Found> {
             _ => {}
         }
     }
-    let get = |t: i32| strings.iter().find(|(k, _)| *k == t).map(|(_, v)| v.clone());
+    let get = |t: i32| {
+        strings
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, v)| v.clone())
+    };
     let name = get(NAME)?;
     let version = get(VERSION).unwrap_or_default();
     let release = get(RELEASE).unwrap_or_default();
@@ -103,7 +108,7 @@ mod tests {
     pub(crate) fn blob(strs: &[(i32, &str)], epoch: Option<i32>) -> Vec<u8> {
         let mut index = Vec::new();
         let mut data = Vec::new();
-        let mut n = 0;
+        let mut n: i32 = 0;
         for (tag, s) in strs {
             for v in [*tag, TYPE_STRING, data.len() as i32, 1] {
                 index.extend_from_slice(&v.to_be_bytes());
@@ -123,7 +128,7 @@ mod tests {
             n += 1;
         }
         let mut out = Vec::new();
-        out.extend_from_slice(&(n as i32).to_be_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
         out.extend_from_slice(&(data.len() as i32).to_be_bytes());
         out.extend_from_slice(&index);
         out.extend_from_slice(&data);
@@ -135,20 +140,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rpmdb.sqlite");
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)", [])
-            .unwrap();
+        conn.execute(
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
+            [],
+        )
+        .unwrap();
         let a = blob(
-            &[(NAME, "openssl-libs"), (VERSION, "3.0.7"), (RELEASE, "27.el9"), (ARCH, "x86_64"), (SOURCERPM, "openssl-3.0.7-27.el9.src.rpm"), (LICENSE, "ASL 2.0")],
+            &[
+                (NAME, "openssl-libs"),
+                (VERSION, "3.0.7"),
+                (RELEASE, "27.el9"),
+                (ARCH, "x86_64"),
+                (SOURCERPM, "openssl-3.0.7-27.el9.src.rpm"),
+                (LICENSE, "ASL 2.0"),
+            ],
             Some(1),
         );
-        let b = blob(&[(NAME, "bash"), (VERSION, "5.1.8"), (RELEASE, "9.el9"), (ARCH, "x86_64")], None);
+        let b = blob(
+            &[
+                (NAME, "bash"),
+                (VERSION, "5.1.8"),
+                (RELEASE, "9.el9"),
+                (ARCH, "x86_64"),
+            ],
+            None,
+        );
         for x in [&a, &b] {
-            conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [x]).unwrap();
+            conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [x])
+                .unwrap();
         }
         drop(conn);
         let p = parse(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].name.as_str(), p[0].version.as_str()), ("openssl-libs", "1:3.0.7-27.el9"));
+        assert_eq!(
+            (p[0].name.as_str(), p[0].version.as_str()),
+            ("openssl-libs", "1:3.0.7-27.el9")
+        );
         assert_eq!(p[0].epoch.as_deref(), Some("1"));
         assert_eq!(p[1].version, "5.1.8-9.el9");
         // Truncated or lying headers are refused, not trusted.

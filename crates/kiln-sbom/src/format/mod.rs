@@ -82,13 +82,27 @@ pub(crate) fn uuid(seed: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
 
 /// A short stable id of a package (type, name, version, path).
 pub(crate) fn package_id(p: &crate::Package) -> String {
     let h = sha2::Sha256::digest(
-        format!("{}\0{}\0{}\0{}", p.ptype.as_str(), p.name, p.version, p.path).as_bytes(),
+        format!(
+            "{}\0{}\0{}\0{}",
+            p.ptype.as_str(),
+            p.name,
+            p.version,
+            p.path
+        )
+        .as_bytes(),
     );
     hex::encode(&h[..8])
 }

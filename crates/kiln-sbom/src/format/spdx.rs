@@ -54,7 +54,11 @@ pub fn root_id(sbom: &Sbom) -> String {
 pub fn document(sbom: &Sbom, meta: &Meta) -> Value {
     let tool = format!("Tool: kiln-{}", meta.tool_version);
     let root = root_id(sbom);
-    let image_version = sbom.image.id.clone().unwrap_or_else(|| "NOASSERTION".into());
+    let image_version = sbom
+        .image
+        .id
+        .clone()
+        .unwrap_or_else(|| "NOASSERTION".into());
     let mut root_pkg = json!({
         "name": sbom.image.name,
         "SPDXID": root,
@@ -68,7 +72,12 @@ pub fn document(sbom: &Sbom, meta: &Meta) -> Value {
         "primaryPackagePurpose": "CONTAINER",
     });
     if let Some(id) = &sbom.image.id {
-        let name = sbom.image.name.rsplit('/').next().unwrap_or(&sbom.image.name);
+        let name = sbom
+            .image
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&sbom.image.name);
         let name = name.split([':', '@']).next().unwrap_or(name);
         root_pkg["externalRefs"] = json!([{
             "referenceCategory": "PACKAGE-MANAGER",

@@ -366,7 +366,12 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             .first()
             .map(ToString::to_string)
             .unwrap_or_else(|| result.id.to_string());
-        Some(super::sbom::after_build(store, &result.entry, &name, result.epoch)?)
+        Some(super::sbom::after_build(
+            store,
+            &result.entry,
+            &name,
+            result.epoch,
+        )?)
     } else {
         None
     };

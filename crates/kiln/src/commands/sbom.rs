@@ -42,7 +42,13 @@ pub(crate) struct Args {
     /// oci:DIR[:REF] or docker://REF
     image: String,
     /// Output format
-    #[arg(short = 'o', long, value_enum, default_value = "table", value_name = "FORMAT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        value_name = "FORMAT"
+    )]
     output: OutputKind,
     /// Write the SBOM to this file instead of standard output
     #[arg(long, value_name = "FILE")]
@@ -91,9 +97,7 @@ pub(crate) fn after_build(
     let image = store.load_image(entry)?;
     let source = kiln_analyze::source::from_image(store, name, image)?;
     let sbom = kiln_sbom::catalog(&source, jobs())?;
-    let created = kiln_core::rfc3339(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
-    );
+    let created = kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch));
     let meta = Meta {
         created,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
