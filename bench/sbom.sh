@@ -84,7 +84,7 @@ km, sm = r["kiln"]["median"], r["syft"]["median"]
 krss, srss = int(krss), int(srss)
 print("## SBOM: kiln sbom vs syft")
 print()
-print(f"Workload: a {int(size)/1e9:.2f} GB OCI archive (`kiln save`) of a 6-layer image built by kiln on Debian bookworm minbase: apt-installed python3 and python3-requests, 2000 npm packages, 40 copies of a Go binary, 300 MB of random data and 8 copies of /usr/bin and /usr/lib/x86_64-linux-gnu. Both write SPDX JSON; the same (type, name, version) set is checked first. syft {sv}; kiln{kb}. Machine: {machine}; load average at the end {load}. Medians of {len(r['kiln']['times'])} runs after a warm-up; peak RSS from `/usr/bin/time -v`.")
+print(f"Workload: a {int(size)/1e9:.2f} GB OCI archive (`kiln save`) of a 7-layer image (the base and 6 steps) built by kiln on Debian bookworm minbase: apt-installed python3 and python3-requests, 2000 npm packages, 40 copies of a Go binary, 300 MB of random data and 8 copies of /usr/bin and /usr/lib/x86_64-linux-gnu. Both write SPDX JSON; the same (type, name, version) set is checked first. syft {sv}; kiln{kb}. Machine: {machine}; load average at the end {load}. Medians of {len(r['kiln']['times'])} runs after a warm-up; peak RSS from `/usr/bin/time -v`.")
 print()
 print("| | kiln | syft | kiln / syft |")
 print("|---|---|---|---|")
