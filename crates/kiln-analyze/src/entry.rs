@@ -238,6 +238,28 @@ pub fn read_entries(stream: LayerStream) -> Result<Vec<FileInfo>> {
     }
 }
 
+/// A layer's tar bytes, decompressed (plain, gzip or zstd), as one stream:
+/// for readers that need file contents, not only headers (`kiln sbom`).
+pub fn tar_stream(stream: LayerStream) -> Result<Box<dyn Read + Send>> {
+    let (c, r): (Compression, Box<dyn BufRead + Send>) = match stream {
+        LayerStream::File(w) => {
+            let mut r = BufReader::with_capacity(1 << 20, w);
+            let c = sniff(r.fill_buf().map_err(AnalyzeError::layer)?);
+            (c, Box::new(r))
+        }
+        LayerStream::Stream(s) => {
+            let mut r = BufReader::with_capacity(1 << 20, s);
+            let c = sniff(r.fill_buf().map_err(AnalyzeError::layer)?);
+            (c, Box::new(r))
+        }
+    };
+    Ok(match c {
+        Compression::None => r,
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(r).map_err(AnalyzeError::layer)?),
+    })
+}
+
 fn read_head(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     let mut n = 0;
     while n < buf.len() {

@@ -74,6 +74,8 @@ enum Command {
     Build(Box<commands::build::Args>),
     /// Explore an image's layers and wasted space (kiln image analyze)
     Dive(Box<commands::analyze::Args>),
+    /// List an image's packages (SBOM: SPDX, CycloneDX, table) with the layer and step that installed each
+    Sbom(commands::sbom::Args),
     /// Manage the build cache
     #[command(subcommand, arg_required_else_help = true)]
     Builder(commands::builder::Command),
@@ -424,6 +426,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Lint(a) => lint::run(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(store, *a),
         Command::Builder(c) => builder::run(store, c),
+        Command::Sbom(a) => sbom::run(store, a),
         Command::Dive(a) | Command::Image(ImageCommand::Analyze(a)) => {
             analyze::run(store, *a, analyze::ci_from_env())
         }

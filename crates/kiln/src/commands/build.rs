@@ -87,6 +87,10 @@ pub(crate) struct Args {
     /// Sign the provenance with this key (cosign's key file), so kiln verify-attestation checks it
     #[arg(long, value_name = "FILE", requires = "provenance")]
     provenance_key: Option<PathBuf>,
+    /// Attach an SBOM to the image (as BuildKit's --sbom): an in-toto SPDX
+    /// statement stored as an artifact referring to it
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    sbom: bool,
     /// The build context: a directory; "-" reads a tar archive (plain, gzip, bzip2, xz, zstd) or a lone Dockerfile from standard input
     context: String,
     /// How base images missing from the store are pulled
@@ -363,6 +367,20 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         let image = store.load_image(&result.entry)?;
         kiln_build::export::export(store, &image, &tags, output)?;
     }
+    let sbom = if args.sbom {
+        let name = tags
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| result.id.to_string());
+        Some(super::sbom::after_build(
+            store,
+            &result.entry,
+            &name,
+            result.epoch,
+        )?)
+    } else {
+        None
+    };
     if args.quiet {
         println!("{}", result.id);
     } else {
@@ -381,6 +399,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         );
         for t in &tags {
             eprintln!("#done naming to {}", t);
+        }
+        if let Some(a) = &sbom {
+            eprintln!("#done attaching SBOM attestation {}", a.digest);
         }
         super::analyze::after_build(store, &result.entry, args.analyze);
     }

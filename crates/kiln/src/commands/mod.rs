@@ -27,6 +27,7 @@ pub(crate) mod registry;
 pub(crate) mod rmi;
 pub(crate) mod save;
 pub(crate) mod scan;
+pub(crate) mod sbom;
 pub(crate) mod serve;
 pub(crate) mod sign;
 pub(crate) mod system;
@@ -83,6 +84,9 @@ pub(crate) fn error_kind(e: &anyhow::Error) -> Option<kiln_core::ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_sign::SignError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<kiln_sbom::SbomError>() {
             return Some(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<kiln_layer::LayerError>() {

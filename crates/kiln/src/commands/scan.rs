@@ -130,13 +130,29 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The packages of an image in the store, for matching. This is the seam
-/// for kiln's own cataloguers (`kiln sbom`, a separate change): they hand
-/// over one `Query` per package and everything after is shared.
-fn image_queries(_root: &Path, image: &str) -> anyhow::Result<Vec<Query>> {
-    anyhow::bail!(
-        "scanning an image needs kiln sbom (not merged): scan {image}'s SBOM instead, e.g. `syft {image} -o cyclonedx-json > sbom.json && kiln scan --sbom sbom.json`"
-    )
+/// The packages of an image (in the store, or an archive or layout as
+/// `kiln sbom` takes them), for matching: kiln's own catalogers, each
+/// package's purl turned into a query (distro packages carry their source
+/// package as `upstream`). A purl with no OSV ecosystem is left out.
+fn image_queries(root: &Path, image: &str) -> anyhow::Result<Vec<Query>> {
+    let source = kiln_analyze::Source::parse(image);
+    if let kiln_analyze::Source::Registry(r) = &source {
+        anyhow::bail!("kiln scan reads images in the store and archives; pull {r} first (kiln pull {r})");
+    }
+    let store = kiln_store::Store::open(root)?;
+    let opened = kiln_analyze::open(&source, Some(&store))?;
+    let sbom = kiln_sbom::catalog(&opened, super::sbom::jobs())?;
+    let distro = sbom
+        .distro
+        .as_ref()
+        .map(|d| format!("{}-{}", d.id, d.version_id));
+    Ok(sbom
+        .packages
+        .iter()
+        .filter_map(|p| {
+            kiln_vuln::query::Purl::parse(&p.purl)?.to_query(&p.purl, distro.as_deref())
+        })
+        .collect())
 }
 
 fn update_db(dir: &Path, args: &Args) -> anyhow::Result<ExitCode> {
