@@ -466,7 +466,7 @@ fn bad_input_says_what_to_do() {
     let err = s.kiln.fails(&["scan", "--db", &s.db]);
     assert!(err.contains("nothing to scan"), "{err}");
     let err = s.kiln.fails(&["scan", "busybox:latest", "--db", &s.db]);
-    assert!(err.contains("needs kiln sbom"), "{err}");
+    assert!(err.contains("No such image: busybox:latest"), "{err}");
     // An ecosystem the database lacks is named, with the fix.
     let partial = s.kiln.dir.path().join("partial");
     osv_zip(&partial, "PyPI", &[]);
@@ -562,4 +562,37 @@ fn update_db_downloads_from_a_mirror() {
         seen.lock().unwrap().as_slice(),
         ["/osv/PyPI/all.zip", "/osv/npm/all.zip", "/osv/Nope/all.zip"]
     );
+}
+
+/// `kiln scan IMAGE`: kiln's own catalogers (kiln sbom) feed the matcher;
+/// distro packages match through the source package dpkg names.
+#[test]
+fn an_image_in_the_store_is_scanned_through_its_own_sbom() {
+    let s = setup();
+    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.36-9+deb12u4\n\nPackage: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u2\n";
+    s.kiln.import_busybox(
+        "deb12:scan",
+        &[
+            ("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
+            ("var/lib/dpkg/status", status.as_bytes()),
+        ],
+        &[],
+    );
+    let out = s
+        .kiln
+        .ok(&["scan", "deb12:scan", "--db", &s.db, "--format", "json"]);
+    assert_eq!(
+        matches(&out),
+        set(&[
+            ("DSA-5673-1", "libc6", "critical", "2.36-9+deb12u7"),
+            ("DSA-5600-1", "libssl3", "low", "3.0.13-1~deb12u1"),
+        ]),
+        "{out}"
+    );
+    let fail = s
+        .kiln
+        .run(&["scan", "deb12:scan", "--db", &s.db, "--fail-on", "critical"]);
+    assert_eq!(fail.status.code(), Some(1));
+    let err = s.kiln.fails(&["scan", "no-such:image", "--db", &s.db]);
+    assert!(err.contains("no-such:image"), "{err}");
 }
