@@ -501,10 +501,13 @@ pub(crate) fn describe(plan: &[Planned]) -> String {
     s
 }
 
-/// Writes the planned entries as a tar stream.
-pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
+/// Writes the planned entries as a tar stream. With `local`, files are
+/// not in it: each is an empty entry marked with its index in `plan`
+/// (`kiln_layer::LOCAL_FILE_PAX`) for `kiln_layer::apply_local` to copy
+/// in the kernel through [`open_local`].
+pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W, local: bool) -> Result<W> {
     let mut tar = tar::Builder::new(out);
-    for p in plan {
+    for (i, p) in plan.iter().enumerate() {
         let mut h = tar::Header::new_gnu();
         h.set_mode(p.mode);
         h.set_uid(p.uid);
@@ -520,6 +523,15 @@ pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
                 tar.append_data(&mut h, format!("{}/", p.dest), std::io::empty())
+                    .map_err(err)?;
+            }
+            Content::File(_) if local => {
+                let id = i.to_string();
+                tar.append_pax_extensions([(kiln_layer::LOCAL_FILE_PAX, id.as_bytes())])
+                    .map_err(err)?;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(0);
+                tar.append_data(&mut h, &p.dest, std::io::empty())
                     .map_err(err)?;
             }
             Content::File(host) => {
@@ -542,6 +554,17 @@ pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W) -> Result<W> {
         }
     }
     tar.into_inner().map_err(io("finish copy stream", "/"))
+}
+
+/// Opens the file of `plan[id]`, for a stream [`write_tar`] wrote with
+/// `local`.
+pub(crate) fn open_local(plan: &[Planned], id: u64) -> std::io::Result<fs::File> {
+    let path = usize::try_from(id)
+        .ok()
+        .and_then(|i| plan.get(i))
+        .and_then(Planned::host_path)
+        .ok_or_else(|| std::io::Error::other(format!("no local file {id} in the copy")))?;
+    fs::File::open(path)
 }
 
 #[cfg(test)]

@@ -25,9 +25,12 @@
 //!   hard link, device, fifo) in place of whatever was there;
 //! - `whiteout`: OCI whiteouts and opaque directories, or their overlayfs
 //!   form;
-//! - `metadata`: owners, modes, times and extended attributes.
+//! - `metadata`: owners, modes, times and extended attributes;
+//! - `local`: file contents copied from local files in the kernel, for
+//!   streams kiln makes itself ([`apply_local`]).
 
 mod entry;
+mod local;
 mod metadata;
 mod root;
 mod whiteout;
@@ -42,6 +45,8 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 
 use crate::compression::{decompress, Compression};
 use crate::error::LayerError;
+
+pub use local::{LocalFiles, LOCAL_FILE_PAX};
 
 /// What apply may do beyond writing files.
 #[derive(Debug, Clone)]
@@ -96,6 +101,28 @@ pub fn apply<R: BufRead + Send>(
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, LayerError> {
+    apply_with(layer, root, opts, None)
+}
+
+/// [`apply`] of a stream kiln made itself, whose regular entries marked
+/// with a [`LOCAL_FILE_PAX`] record (and of size 0 in the stream) take
+/// their contents from `files`, copied in the kernel. Never for a layer
+/// from elsewhere: the marker names the caller's files.
+pub fn apply_local<R: BufRead + Send>(
+    layer: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    files: LocalFiles<'_>,
+) -> Result<ApplyReport, LayerError> {
+    apply_with(layer, root, opts, Some(files))
+}
+
+fn apply_with<R: BufRead + Send>(
+    layer: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    local: Option<LocalFiles<'_>>,
+) -> Result<ApplyReport, LayerError> {
     let (compression, mut plain) = decompress(layer)?;
     // A reader thread reads and decompresses while this one creates files.
     // The diff_id hash goes where there is room: on the reader for a plain
@@ -135,7 +162,7 @@ pub fn apply<R: BufRead + Send>(
             pos: 0,
             hasher: hash_here.then(|| Sha256Writer::new(io::sink())),
         };
-        let applied = apply_stream(&mut stream, root, opts);
+        let applied = apply_stream(&mut stream, root, opts, local);
         let hashed_here = stream.hasher.take();
         drop(stream);
         let read = reader
@@ -189,6 +216,7 @@ fn apply_stream<R: Read>(
     mut stream: R,
     root: &Path,
     opts: &ApplyOptions,
+    local: Option<LocalFiles<'_>>,
 ) -> Result<ApplyReport, LayerError> {
     let root_fd = rfs::open(
         root,
@@ -204,6 +232,12 @@ fn apply_stream<R: Read>(
         report: ApplyReport::default(),
         buf: vec![0u8; COPY_BUF],
         parent_cache: None,
+        local,
+        umask: current_umask(),
+        ids: (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        ),
     };
     {
         let mut archive = tar::Archive::new(&mut stream);
@@ -222,8 +256,17 @@ fn apply_stream<R: Read>(
     Ok(applier.report)
 }
 
+/// The process's umask, read without changing it (`umask(2)` can only
+/// set it, and other threads create files meanwhile); `None` when
+/// `/proc` does not say, and then every mode is set explicitly.
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
 /// One apply in progress; its methods live in the submodules, by job.
-struct Applier {
+struct Applier<'a> {
     root: OwnedFd,
     opts: ApplyOptions,
     /// Paths this layer created (joined with '/'): whiteouts spare them.
@@ -235,5 +278,12 @@ struct Applier {
     /// The parent directory of the previous entry: most entries share it,
     /// and resolving it again costs a path walk. Dropped whenever anything
     /// is removed, so it never names a directory that is gone.
-    parent_cache: Option<(Vec<u8>, OwnedFd)>,
+    /// (and whether it is setgid).
+    parent_cache: Option<(Vec<u8>, OwnedFd, bool)>,
+    /// Our effective uid and gid: what a new file is owned by.
+    ids: (u32, u32),
+    /// Where marked entries' contents come from ([`apply_local`] only).
+    local: Option<LocalFiles<'a>>,
+    /// See [`current_umask`].
+    umask: Option<u32>,
 }

@@ -322,3 +322,23 @@ fn garbage_and_truncated_layers_are_errors() {
     let r = apply(&full[..2000], &sb.root(), &ApplyOptions::for_current_user());
     assert!(r.is_err(), "{r:?}");
 }
+
+#[test]
+fn a_layer_cannot_name_a_host_file_with_the_local_marker() {
+    // kiln's COPY streams mark files whose contents come from the build's
+    // own table; a layer from elsewhere carrying the marker is refused,
+    // whatever id it names.
+    let sb = Sandbox::new();
+    let r = attempt(
+        &sb,
+        &[E::Pax(
+            "stolen",
+            b"",
+            vec![(kiln_layer::LOCAL_FILE_PAX, b"0".as_slice())],
+        )],
+    );
+    match r {
+        Err(LayerError::BadTar(m)) => assert!(m.contains(kiln_layer::LOCAL_FILE_PAX), "{m}"),
+        other => panic!("expected a refusal naming the marker, got {other:?}"),
+    }
+}

@@ -259,9 +259,16 @@ fn write_layer(
     let mut blob = store.blobs().ingest()?;
     // Overlap the blob's disk writes with writing it.
     blob.set_writeback(16 << 20);
-    let (_, blob) = kiln_layer::write_layer_tar(root, changes, opts, blob)
+    // The hash and the blob's writes on a thread of their own, while this
+    // one walks the tree (stat, open, read of every changed file).
+    let pipe = kiln_layer::PipeWriter::spawn(blob).map_err(io("start writing layer from", root))?;
+    let (_, pipe) = kiln_layer::write_layer_tar(root, changes, opts, pipe)
         .map_err(io("write layer from", root))?;
-    let (digest, size) = blob.commit(None, None)?;
+    let blob = pipe.finish().map_err(io("write layer from", root))?;
+    // Published in the background: the fsync leaves the step's critical
+    // path, and the store waits for it before anything makes the layer
+    // reachable (kiln-store's `publish` module has the crash argument).
+    let (digest, size) = blob.finish()?.publish()?;
     store.record_layer(
         &digest,
         &LayerInfo {

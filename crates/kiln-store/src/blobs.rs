@@ -13,12 +13,15 @@ use kiln_core::{Digest, Sha256Writer};
 use tempfile::NamedTempFile;
 
 use crate::error::{IoContext, Result, StoreError};
+use crate::publish::Publications;
 
 /// The blob half of the store.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     blobs_dir: PathBuf,
     ingest_dir: PathBuf,
+    /// Blobs being published in the background (see `publish`).
+    publishing: Publications,
 }
 
 impl BlobStore {
@@ -26,6 +29,7 @@ impl BlobStore {
         BlobStore {
             blobs_dir: root.join("blobs"),
             ingest_dir: root.join("ingest"),
+            publishing: Publications::default(),
         }
     }
 
@@ -53,11 +57,30 @@ impl BlobStore {
 
     pub fn exists(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
+            || (self.waited_for_publications() && self.path(digest).is_file())
+    }
+
+    /// Waits for the blobs this process is publishing in the background,
+    /// if any: whether there were any (a blob that was missing may be
+    /// there now).
+    fn waited_for_publications(&self) -> bool {
+        self.publishing.any() && self.publishing.wait().is_ok()
+    }
+
+    /// Waits for every blob this process is publishing in the background
+    /// ([`PendingBlob::publish`]) to be durable and in place; the first
+    /// failure. Anything that makes blobs reachable calls it first.
+    pub fn wait_published(&self) -> Result<()> {
+        self.publishing.wait()
     }
 
     /// Size in bytes of a stored blob.
     pub fn size(&self, digest: &Digest) -> Result<u64> {
-        match fs::metadata(self.path(digest)) {
+        let mut found = fs::metadata(self.path(digest));
+        if found.is_err() && self.waited_for_publications() {
+            found = fs::metadata(self.path(digest));
+        }
+        match found {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound(digest.clone()))
@@ -70,7 +93,11 @@ impl BlobStore {
     /// [`BlobStore::verify`] re-checks it.
     pub fn open(&self, digest: &Digest) -> Result<File> {
         let path = self.path(digest);
-        match File::open(&path) {
+        let mut found = File::open(&path);
+        if found.is_err() && self.waited_for_publications() {
+            found = File::open(&path);
+        }
+        match found {
             Ok(f) => Ok(f),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound(digest.clone()))
@@ -124,6 +151,7 @@ impl BlobStore {
             temp,
             blobs_dir: self.blobs_dir.clone(),
             writeback_every: None,
+            publishing: self.publishing.clone(),
         })
     }
 
@@ -218,6 +246,7 @@ pub struct BlobWriter {
     blobs_dir: PathBuf,
     /// See [`BlobWriter::set_writeback`].
     writeback_every: Option<u64>,
+    publishing: Publications,
 }
 
 impl BlobWriter {
@@ -287,6 +316,7 @@ impl BlobWriter {
             temp,
             blobs_dir,
             writeback_every: _,
+            publishing,
         } = self;
         let (digest, size, buf) = writer.finish();
         let file = buf
@@ -299,6 +329,7 @@ impl BlobWriter {
             file,
             temp,
             blobs_dir,
+            publishing,
         })
     }
 }
@@ -310,6 +341,7 @@ pub struct PendingBlob {
     file: File,
     temp: NamedTempFile,
     blobs_dir: PathBuf,
+    publishing: Publications,
 }
 
 impl PendingBlob {
@@ -333,25 +365,50 @@ impl PendingBlob {
 
     /// Makes the content durable and moves it into `blobs/` under its digest.
     pub fn commit(self) -> Result<(Digest, u64)> {
+        let (digest, size) = (self.digest.clone(), self.size);
+        if let Some(publish) = self.publication() {
+            publish()?;
+        }
+        Ok((digest, size))
+    }
+
+    /// [`PendingBlob::commit`] on a thread of its own (for large blobs on
+    /// a critical path: a build step's layer): returns at once with the
+    /// digest and size; the blob is in place when the fsync is done, and
+    /// before anything makes it reachable (see the `publish` module's
+    /// crash argument).
+    pub fn publish(self) -> Result<(Digest, u64)> {
+        let (digest, size) = (self.digest.clone(), self.size);
+        let publishing = self.publishing.clone();
+        if let Some(publish) = self.publication() {
+            publishing.spawn(publish)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// The fsync, rename and directory fsync that put the blob in place;
+    /// none when a blob of the same digest is there already.
+    fn publication(self) -> Option<impl FnOnce() -> Result<()> + Send + 'static> {
         let PendingBlob {
             digest,
-            size,
             file,
             temp,
             blobs_dir,
+            ..
         } = self;
         let dir = blobs_dir.join(digest.algorithm().as_str());
         let target = dir.join(digest.hex());
         if target.exists() {
             // Same digest, same content: keep the existing file.
-            return Ok((digest, size));
+            return None;
         }
-        file.sync_all().ctx("fsync", temp.path())?;
-        temp.persist(&target)
-            .map_err(|e| e.error)
-            .ctx("move blob into place at", &target)?;
-        sync_dir(&dir)?;
-        Ok((digest, size))
+        Some(move || {
+            file.sync_all().ctx("fsync", temp.path())?;
+            temp.persist(&target)
+                .map_err(|e| e.error)
+                .ctx("move blob into place at", &target)?;
+            sync_dir(&dir)
+        })
     }
 }
 

@@ -60,8 +60,9 @@ impl Store {
         if let Some(size) = info.as_ref().and_then(|i| i.content_size) {
             return Ok(size);
         }
-        let path = self.blobs().path(blob);
-        let measured = fs::File::open(&path)
+        let measured = self
+            .blobs()
+            .open(blob)
             .map_err(|e| e.to_string())
             .and_then(|f| {
                 let r = std::io::BufReader::with_capacity(1 << 20, f);

@@ -46,6 +46,7 @@ mod layers;
 pub mod lock;
 mod manifest_list;
 mod new_image;
+mod publish;
 mod pushed;
 mod remove;
 mod sources;
@@ -135,6 +136,9 @@ impl Store {
     /// Read-modify-write of the index under the index lock. The change is
     /// written only if `f` succeeds.
     pub fn update_index<R>(&self, f: impl FnOnce(&mut Index) -> Result<R>) -> Result<R> {
+        // Nothing reaches the index before the blobs it may name are
+        // durable and in place (see `publish`).
+        self.blobs.wait_published()?;
         let _lock = lock::lock(&self.root, "index.lock", Mode::Exclusive)?;
         let mut index = self.index()?;
         let out = f(&mut index)?;

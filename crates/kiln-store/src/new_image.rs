@@ -13,6 +13,8 @@ impl Store {
     /// an OCI manifest naming it and `layers`; returns the manifest's index
     /// entry. The layer blobs must already be in the store. Nothing is tagged.
     pub fn write_image(&self, config: &[u8], layers: &[Descriptor]) -> Result<IndexEntry> {
+        // The layers may still be publishing (see `publish`).
+        self.blobs().wait_published()?;
         let config_digest = self.blobs().put(config, None)?;
         let manifest = Manifest::oci(
             Descriptor::new(media_types::OCI_CONFIG, config_digest, config.len() as u64),

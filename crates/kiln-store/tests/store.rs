@@ -283,3 +283,51 @@ fn catalog_splits_images_from_artifacts_and_loads_without_rereading() {
         "resolve reuses the catalog"
     );
 }
+
+#[test]
+fn a_blob_published_in_the_background_is_in_place_before_anything_names_it() {
+    let (_d, s) = store();
+    let blob_dir = s.root().join("blobs/sha256");
+    let content = vec![7u8; 4 << 20];
+    let mut w = s.blobs().ingest().unwrap();
+    w.write_all(&content).unwrap();
+    let (d, n) = w.finish().unwrap().publish().unwrap();
+    assert_eq!(
+        (d.clone(), n),
+        (Digest::sha256(&content), content.len() as u64)
+    );
+    // A reader in this process finds it (waiting for it if need be).
+    assert!(s.blobs().exists(&d));
+    assert_eq!(s.blobs().read(&d).unwrap(), content);
+    // Another, published and then named in the index at once: the index
+    // update waits for it, so the tag never names a missing blob.
+    let mut w = s.blobs().ingest().unwrap();
+    w.write_all(b"second layer").unwrap();
+    let (layer, size) = w.finish().unwrap().publish().unwrap();
+    let entry = s
+        .write_image(
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+            &[Descriptor::new(
+                media_types::OCI_LAYER_TAR,
+                layer.clone(),
+                size,
+            )],
+        )
+        .unwrap();
+    assert!(blob_dir.join(layer.hex()).is_file());
+    s.name_image(
+        &entry,
+        &["example.com/published:1".parse::<ImageRef>().unwrap()],
+    )
+    .unwrap();
+    assert!(s.check().unwrap().problems.is_empty());
+    // Nothing is left in ingest, and a blob already there is kept.
+    let mut w = s.blobs().ingest().unwrap();
+    w.write_all(&content).unwrap();
+    w.finish().unwrap().publish().unwrap();
+    s.blobs().wait_published().unwrap();
+    assert_eq!(
+        std::fs::read_dir(s.root().join("ingest")).unwrap().count(),
+        0
+    );
+}

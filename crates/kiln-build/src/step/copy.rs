@@ -247,16 +247,24 @@ impl Engine<'_> {
                         crate::archive::retarget_archive(BufReader::new(f), &dest_dir)?;
                     kiln_layer::apply(&tar_stream[..], root, &opts)?;
                 }
-                let bytes = copy::write_tar(&plain, Vec::new())?;
-                kiln_layer::apply(&bytes[..], root, &opts)?;
+                let bytes = copy::write_tar(&plain, Vec::new(), true)?;
+                let open = |id| copy::open_local(&plain, id);
+                kiln_layer::apply_local(&bytes[..], root, &opts, &open)?;
                 return Ok(());
             }
+            // The stream carries paths and metadata only; file contents go
+            // from the sources into the root in the kernel (`apply_local`).
             let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;
             std::thread::scope(|s| {
                 let plan = &plan;
-                let writer_thread = s.spawn(move || copy::write_tar(plan, writer).map(drop));
-                let applied =
-                    kiln_layer::apply(BufReader::with_capacity(1 << 20, reader), root, &opts);
+                let writer_thread = s.spawn(move || copy::write_tar(plan, writer, true).map(drop));
+                let open = |id| copy::open_local(plan, id);
+                let applied = kiln_layer::apply_local(
+                    BufReader::with_capacity(1 << 20, reader),
+                    root,
+                    &opts,
+                    &open,
+                );
                 let written = writer_thread
                     .join()
                     .unwrap_or_else(|_| Err(BuildError::Internal("copy writer panicked".into())));

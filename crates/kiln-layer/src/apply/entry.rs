@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::local::{copy_file, local_id, LOCAL_FILE_PAX};
 use super::metadata::{gid_of, ts, uid_of, xattrs};
 use super::root::{errno_io, join, remove_all, show};
 use super::whiteout::WHITEOUT_PREFIX;
@@ -14,7 +15,7 @@ use super::Applier;
 use crate::check::clean_entry_path;
 use crate::error::LayerError;
 
-impl Applier {
+impl Applier<'_> {
     pub(super) fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), LayerError> {
         let raw = entry.path_bytes().into_owned();
         let comps =
@@ -28,9 +29,17 @@ impl Applier {
         }
         let kind = entry.header().entry_type();
         let parent_key = join(parent);
-        let parent_fd = match self.parent_cache.take() {
-            Some((key, fd)) if key == parent_key => fd,
-            _ => self.open_dir(parent, true)?,
+        let (parent_fd, parent_setgid) = match self.parent_cache.take() {
+            Some((key, fd, setgid)) if key == parent_key => (fd, setgid),
+            _ => {
+                let fd = self.open_dir(parent, true)?;
+                // Files made in a setgid directory take its group: known
+                // once per directory, it lets a new file skip its chown.
+                let setgid = rfs::fstat(&fd)
+                    .map(|st| st.st_mode & 0o2000 != 0)
+                    .unwrap_or(true);
+                (fd, setgid)
+            }
         };
         // Replace whatever is there, never following it; a directory stays
         // a directory (its lower contents merge).
@@ -72,20 +81,60 @@ impl Applier {
                     | OFlags::EXCL
                     | OFlags::NOFOLLOW
                     | OFlags::CLOEXEC;
-                let fd = rfs::openat(&parent_fd, *name, flags, Mode::from_raw_mode(0o600))
-                    .map_err(io_err("create"))?;
+                let local = local_id(entry)
+                    .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
+                // A new file is created with its final mode when the umask
+                // leaves that mode whole (and it has no setuid, setgid or
+                // sticky bit, which chown would clear), and is already
+                // owned by us unless a setgid directory gives it another
+                // group: then no fchmod or fchown is needed (two of the
+                // three metadata calls per file a COPY of thousands paid).
+                let mode_at_create = self
+                    .umask
+                    .is_some_and(|u| mode.as_raw_mode() & (0o7000 | u) == 0);
+                let owned_at_create = !self.opts.ownership
+                    || (!parent_setgid
+                        && (uid, gid) == (u64::from(self.ids.0), u64::from(self.ids.1)));
+                let create_mode = if mode_at_create {
+                    mode
+                } else {
+                    Mode::from_raw_mode(0o600)
+                };
+                let fd =
+                    rfs::openat(&parent_fd, *name, flags, create_mode).map_err(io_err("create"))?;
                 let mut file = File::from(fd);
-                loop {
-                    let n = entry
-                        .read(&mut self.buf)
-                        .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
-                    if n == 0 {
-                        break;
+                match (local, self.local) {
+                    (Some(id), Some(open)) => {
+                        let src = open(id)
+                            .map_err(LayerError::io(format!("open the source of {}", show(&path))))?;
+                        copy_file(&src, &mut file, &mut self.buf)
+                            .map_err(LayerError::io(format!("copy into {}", show(&path))))?;
                     }
-                    file.write_all(&self.buf[..n])
-                        .map_err(LayerError::io(format!("write {}", show(&path))))?;
+                    (Some(_), None) => {
+                        return Err(LayerError::BadTar(format!(
+                            "{}: carries kiln's local-file marker ({LOCAL_FILE_PAX}), which only kiln's own COPY streams may use",
+                            show(&path)
+                        )))
+                    }
+                    (None, _) => loop {
+                        let n = entry
+                            .read(&mut self.buf)
+                            .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
+                        if n == 0 {
+                            break;
+                        }
+                        file.write_all(&self.buf[..n])
+                            .map_err(LayerError::io(format!("write {}", show(&path))))?;
+                    },
                 }
-                self.owner_mode_xattrs(file.as_fd(), uid, gid, Some(mode), &xattrs, &path)?;
+                if mode_at_create && owned_at_create && xattrs.is_empty() {
+                    // Nothing to change.
+                } else {
+                    // chown clears only setuid/setgid, which a mode set at
+                    // creation never has.
+                    let set_mode = (!mode_at_create).then_some(mode);
+                    self.owner_mode_xattrs(file.as_fd(), uid, gid, set_mode, &xattrs, &path)?;
+                }
                 rfs::futimens(&file, &ts(mtime)).map_err(io_err("set times of"))?;
             }
             tar::EntryType::Directory => {
@@ -177,7 +226,7 @@ impl Applier {
         }
         self.created.insert(path);
         if !removed {
-            self.parent_cache = Some((parent_key, parent_fd));
+            self.parent_cache = Some((parent_key, parent_fd, parent_setgid));
         }
         Ok(())
     }

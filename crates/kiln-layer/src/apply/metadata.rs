@@ -20,7 +20,7 @@ pub(super) fn ts(secs: i64) -> Timestamps {
     }
 }
 
-impl Applier {
+impl Applier<'_> {
     pub(super) fn owner_mode_xattrs(
         &mut self,
         fd: std::os::fd::BorrowedFd<'_>,

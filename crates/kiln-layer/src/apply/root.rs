@@ -27,7 +27,7 @@ pub(super) fn errno_io(context: String) -> impl FnOnce(Errno) -> LayerError {
     }
 }
 
-impl Applier {
+impl Applier<'_> {
     /// Opens a directory inside the root, resolving symlinks and `..`
     /// scoped to the root. With `create`, missing directories are made.
     pub(super) fn open_dir(&self, comps: &[&[u8]], create: bool) -> Result<OwnedFd, LayerError> {

@@ -14,7 +14,7 @@ use crate::error::LayerError;
 const OPAQUE: &[u8] = b".wh..wh..opq";
 pub(super) const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
-impl Applier {
+impl Applier<'_> {
     pub(super) fn whiteout(&mut self, parent: &[&[u8]], name: &[u8]) -> Result<(), LayerError> {
         self.report.whiteouts += 1;
         self.parent_cache = None;
