@@ -573,7 +573,10 @@ fn an_image_in_the_store_is_scanned_through_its_own_sbom() {
     s.kiln.import_busybox(
         "deb12:scan",
         &[
-            ("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
+            (
+                "etc/os-release",
+                b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+            ),
             ("var/lib/dpkg/status", status.as_bytes()),
         ],
         &[],

@@ -137,7 +137,9 @@ pub(crate) fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
 fn image_queries(root: &Path, image: &str) -> anyhow::Result<Vec<Query>> {
     let source = kiln_analyze::Source::parse(image);
     if let kiln_analyze::Source::Registry(r) = &source {
-        anyhow::bail!("kiln scan reads images in the store and archives; pull {r} first (kiln pull {r})");
+        anyhow::bail!(
+            "kiln scan reads images in the store and archives; pull {r} first (kiln pull {r})"
+        );
     }
     let store = kiln_store::Store::open(root)?;
     let opened = kiln_analyze::open(&source, Some(&store))?;
