@@ -29,15 +29,56 @@ pub const PREDICATE_TYPES: &[(&str, &str)] = &[
     ("spdxjson", "https://spdx.dev/Document"),
     ("cyclonedx", "https://cyclonedx.org/bom"),
     ("vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"),
+    ("link", "https://in-toto.io/Link/v1"),
+    ("openvex", "https://openvex.dev/ns"),
     ("custom", "https://cosign.sigstore.dev/attestation/v1"),
 ];
+
+/// cosign's `custom` predicate type.
+pub const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// Whether Go's `url.ParseRequestURI` accepts `s` (cosign's
+/// `options.ParsePredicateType` takes any such value as a URI): an
+/// absolute URI (`scheme:…`) or an absolute path (`/…`), without
+/// control characters or bad `%` escapes.
+pub fn is_request_uri(s: &str) -> bool {
+    if s.is_empty() || s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    if s == "*" || s.starts_with('/') {
+        return true;
+    }
+    // Go's getScheme: a letter, then letters, digits, `+`, `-`, `.`, up to ':'.
+    for (i, c) in s.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
+            ':' => return i > 0,
+            _ => return false,
+        }
+    }
+    false
+}
 
 /// The predicate type URI of a `--type` value.
 pub fn predicate_type(kind: &str) -> Result<String> {
     if let Some((_, uri)) = PREDICATE_TYPES.iter().find(|(k, _)| *k == kind) {
         return Ok(uri.to_string());
     }
-    if kind.contains("://") {
+    if is_request_uri(kind) {
         return Ok(kind.to_string());
     }
     Err(SignError::invalid(
@@ -72,8 +113,11 @@ pub struct Subject {
 
 impl Statement {
     /// The statement cosign writes for `predicate` (the file's bytes) of
-    /// `predicate_type` about `repository@digest`. A `custom` predicate is
-    /// wrapped as cosign does: `{"Data": …, "Timestamp": …}`.
+    /// `predicate_type` about `repository@digest`, as cosign's
+    /// pkg/cosign/attestation/attestation.go builds it: a `custom`
+    /// predicate is `{"Data": <the file as a string>, "Timestamp": …}`
+    /// (even when the file is JSON); `--type spdx` (`spdx_as_text`) stores
+    /// the file as a string; every other type needs a JSON object.
     pub fn new(
         repository: &ImageRef,
         digest: &Digest,
@@ -81,19 +125,47 @@ impl Statement {
         predicate: &[u8],
         now_rfc3339: &str,
     ) -> Result<Statement> {
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(predicate).ok();
-        let predicate = if predicate_type == "https://cosign.sigstore.dev/attestation/v1" {
-            let data = parsed.unwrap_or_else(|| {
-                serde_json::Value::String(String::from_utf8_lossy(predicate).into_owned())
-            });
-            serde_json::json!({"Data": data, "Timestamp": now_rfc3339})
+        Statement::new_typed(
+            repository,
+            digest,
+            predicate_type,
+            false,
+            predicate,
+            now_rfc3339,
+        )
+    }
+
+    /// [`Statement::new`], with `spdx_as_text` set for `--type spdx`
+    /// (cosign's `generateSPDXStatement(…, parseJSON=false)`).
+    pub fn new_typed(
+        repository: &ImageRef,
+        digest: &Digest,
+        predicate_type: &str,
+        spdx_as_text: bool,
+        predicate: &[u8],
+        now_rfc3339: &str,
+    ) -> Result<Statement> {
+        let text = || serde_json::Value::String(String::from_utf8_lossy(predicate).into_owned());
+        let predicate = if predicate_type == CUSTOM {
+            serde_json::json!({"Data": text(), "Timestamp": now_rfc3339})
+        } else if spdx_as_text {
+            text()
         } else {
-            parsed.ok_or_else(|| {
-                SignError::invalid(
-                    "predicate",
-                    format!("a {predicate_type} predicate must be JSON"),
-                )
-            })?
+            match serde_json::from_slice::<serde_json::Value>(predicate) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                Ok(_) => {
+                    return Err(SignError::invalid(
+                        "predicate",
+                        format!("a {predicate_type} predicate must be a JSON object"),
+                    ))
+                }
+                Err(e) => {
+                    return Err(SignError::invalid(
+                        "predicate",
+                        format!("invalid JSON payload for predicate type {predicate_type}: {e}"),
+                    ))
+                }
+            }
         };
         Ok(Statement {
             kind: STATEMENT_V01.to_string(),
@@ -214,6 +286,70 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    #[test]
+    fn predicates_as_cosign_builds_them() {
+        let r: ImageRef = "127.0.0.1:5000/a".parse().unwrap();
+        let d = Digest::sha256(b"img");
+        let json = b"{\"k\":1}";
+        // custom: the raw file as a string, even when it is JSON.
+        let st = Statement::new(&r, &d, CUSTOM, json, "2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(
+            st.predicate,
+            serde_json::json!({"Data": "{\"k\":1}", "Timestamp": "2026-01-02T03:04:05Z"})
+        );
+        // spdx (not spdxjson): the raw text as a string predicate.
+        let spdx = predicate_type("spdx").unwrap();
+        let st = Statement::new_typed(&r, &d, &spdx, true, b"SPDXVersion: SPDX-2.3", "t").unwrap();
+        assert_eq!(st.predicate, serde_json::json!("SPDXVersion: SPDX-2.3"));
+        let st = Statement::new_typed(&r, &d, &spdx, false, json, "t").unwrap();
+        assert_eq!(st.predicate, serde_json::json!({"k": 1}));
+        // Other types need a JSON object.
+        for t in [
+            "slsaprovenance",
+            "cyclonedx",
+            "link",
+            "openvex",
+            "vuln",
+            "spdxjson",
+        ] {
+            let uri = predicate_type(t).unwrap();
+            assert!(Statement::new(&r, &d, &uri, b"[1]", "t").is_err(), "{t}");
+            assert!(
+                Statement::new(&r, &d, &uri, b"not json", "t").is_err(),
+                "{t}"
+            );
+            assert!(Statement::new(&r, &d, &uri, json, "t").is_ok(), "{t}");
+        }
+        assert_eq!(
+            predicate_type("link").unwrap(),
+            "https://in-toto.io/Link/v1"
+        );
+        assert_eq!(predicate_type("openvex").unwrap(), "https://openvex.dev/ns");
+    }
+
+    #[test]
+    fn predicate_type_uris_as_go_parse_request_uri() {
+        for ok in [
+            "https://example.com/p/v1",
+            "urn:example:pred",
+            "/abs/path",
+            "x-y+z.1:rest",
+        ] {
+            assert_eq!(predicate_type(ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "mytype",
+            "1http://x",
+            ":nope",
+            "a b:c\n",
+            "http://x/%zz",
+            "rel/path",
+        ] {
+            assert!(predicate_type(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -37,9 +37,12 @@ pub const COSIGN_PEM: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 const SCRYPT_LOG_N: u8 = 16;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
-/// Highest scrypt N kiln accepts in a key file (2^20: 1 GiB of memory);
-/// the file is input, and a huge N would be a denial of service.
-const MAX_LOG_N: u8 = 20;
+/// The scrypt parameter sets (N, r, p) a key file may use: exactly the
+/// ones go-securesystemslib's `encrypted` package accepts (its
+/// `scryptKDF.CheckParams`: legacy 2^15, standard 2^16, OWASP 2^17, each
+/// with r = 8, p = 1). The file is input; a large N or r would be a
+/// memory-exhaustion denial of service.
+const SCRYPT_ALLOWED: &[(u64, u32, u32)] = &[(32768, 8, 1), (65536, 8, 1), (131072, 8, 1)];
 
 /// A private signing key (ECDSA P-256).
 #[derive(Clone)]
@@ -164,14 +167,9 @@ impl PrivateKey {
                         ),
                     ));
                 }
-                let n = doc.kdf.params.n;
-                if !n.is_power_of_two() || n < 2 {
-                    return Err(SignError::bad_key(what, format!("scrypt N={n} is not a power of two")));
-                }
+                let (n, r, p) = (doc.kdf.params.n, doc.kdf.params.r, doc.kdf.params.p);
+                check_scrypt_params(n, r, p).map_err(|m| SignError::bad_key(what, m))?;
                 let log_n = n.trailing_zeros() as u8;
-                if log_n > MAX_LOG_N {
-                    return Err(SignError::bad_key(what, format!("scrypt N=2^{log_n} is above kiln's limit 2^{MAX_LOG_N}")));
-                }
                 if doc.cipher.nonce.len() != 24 {
                     return Err(SignError::bad_key(what, "the secretbox nonce is not 24 bytes"));
                 }
@@ -252,6 +250,17 @@ impl PublicKey {
             .map(|s| self.0.verify(message, &s).is_ok())
             .unwrap_or(false)
     }
+}
+
+/// go-securesystemslib `encrypted.scryptKDF.CheckParams`: only the known
+/// parameter sets.
+fn check_scrypt_params(n: u64, r: u32, p: u32) -> std::result::Result<(), String> {
+    if SCRYPT_ALLOWED.contains(&(n, r, p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "unexpected scrypt parameters N={n}, r={r}, p={p}: cosign (go-securesystemslib) accepts only N = 32768, 65536 or 131072 with r = 8, p = 1"
+    ))
 }
 
 fn derive(password: &[u8], salt: &[u8], log_n: u8, r: u32, p: u32) -> Result<Zeroizing<Vec<u8>>> {
@@ -344,5 +353,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cosign.pub"), "{err}");
+    }
+
+    #[test]
+    fn only_cosigns_scrypt_parameters_are_accepted() {
+        for (n, r, p) in [(32768, 8, 1), (65536, 8, 1), (131072, 8, 1)] {
+            assert!(check_scrypt_params(n, r, p).is_ok());
+        }
+        for (n, r, p) in [
+            (16384, 8, 1),
+            (1 << 20, 8, 1),
+            (65536, 1 << 20, 1),
+            (65536, 8, 2),
+            (65535, 8, 1),
+        ] {
+            assert!(check_scrypt_params(n, r, p).is_err(), "{n} {r} {p}");
+        }
+        // A key file with a huge r is refused before any scrypt work and
+        // before the password is asked for.
+        let k = PrivateKey::generate();
+        let pem = k.to_cosign_pem(b"pw").unwrap();
+        let (label, body) = pem_decode(&pem, "k").unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        doc["kdf"]["params"]["r"] = serde_json::json!(1u32 << 24);
+        let bad = pem_encode(&label, &serde_json::to_vec(&doc).unwrap());
+        let err = PrivateKey::from_pem(&bad, || panic!("password asked"), "k")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unexpected scrypt parameters"), "{err}");
     }
 }

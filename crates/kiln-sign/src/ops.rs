@@ -12,7 +12,7 @@ use crate::dsse::{Envelope, Statement};
 use crate::error::{Result, SignError};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::layout::{self, Kind, PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION};
-use crate::payload::{same_repository, SimpleSigning};
+use crate::payload::SimpleSigning;
 use crate::target::Target;
 
 /// The image a signature is about.
@@ -73,7 +73,9 @@ pub fn sign(
     layer
         .annotations
         .insert(SIGNATURE_ANNOTATION.into(), B64.encode(signature));
-    store_layer(target, subject, Kind::Signature, layer, payload, mode)
+    let public = key.public();
+    let dupe = Dupe::Cosign(&public);
+    store_layer(target, subject, Kind::Signature, layer, payload, mode, dupe)
 }
 
 /// Attests `statement` about `subject` with `key` (a DSSE envelope).
@@ -96,7 +98,19 @@ pub fn attest(
         PREDICATE_TYPE_ANNOTATION.into(),
         statement.predicate_type.clone(),
     );
-    store_layer(target, subject, Kind::Attestation, layer, bytes, mode)
+    let public = key.public();
+    let dupe = Dupe::Cosign(&public);
+    store_layer(target, subject, Kind::Attestation, layer, bytes, mode, dupe)
+}
+
+/// How [`store_layer`] tells that a layer is already stored.
+#[derive(Clone, Copy)]
+pub enum Dupe<'a> {
+    /// cosign's `DupeDetector` with the signer's key ([`layout::cosign_dupe`]).
+    Cosign(&'a PublicKey),
+    /// The very same layer (digest and annotations): copying a stored
+    /// layer elsewhere.
+    Identical,
 }
 
 /// Writes one signature/attestation layer the way `mode` and the target
@@ -108,6 +122,7 @@ pub fn store_layer(
     layer: Descriptor,
     bytes: Vec<u8>,
     mode: ReferrersMode,
+    dupe: Dupe<'_>,
 ) -> Result<Stored> {
     let as_referrer = !target.supports_tags() || mode == ReferrersMode::Oci11;
     let mut fell_back = false;
@@ -135,7 +150,11 @@ pub fn store_layer(
         ),
         None => None,
     };
-    let built = layout::tag_manifest(existing.as_ref(), layer, bytes);
+    let is_dupe = |e: &Descriptor| match dupe {
+        Dupe::Cosign(key) => layout::cosign_dupe(e, &layer, &|sig| key.verify(&bytes, sig)),
+        Dupe::Identical => e.digest == layer.digest && e.annotations == layer.annotations,
+    };
+    let built = layout::tag_manifest(existing.as_ref(), layer.clone(), bytes.clone(), &is_dupe);
     write(target, &built, Some(&tag))?;
     Ok(Stored {
         location: format!("{}:{tag}", target.describe()),
@@ -174,7 +193,11 @@ pub fn find_layers(target: &dyn Target, subject: &Subject, kind: Kind) -> Result
             }
         }
         for r in target.referrers(digest)?.unwrap_or_default() {
-            if r.artifact_type.as_deref() != Some(kind.artifact_type()) {
+            if !r
+                .artifact_type
+                .as_deref()
+                .is_some_and(|t| kind.accepts_artifact_type(t))
+            {
                 continue;
             }
             if let Some(raw) = target.manifest(&r.digest.to_string())? {
@@ -197,7 +220,7 @@ pub struct Verified {
 }
 
 /// Checks the subject's signatures against `key`: signature, payload
-/// digest, `docker-reference` and that each of `annotations` is in the
+/// digest and that each of `annotations` is in the
 /// payload. The ones that pass; an error saying why when none does.
 pub fn verify(
     target: &dyn Target,
@@ -267,13 +290,9 @@ fn check_signature(
             claims.manifest_digest
         ));
     }
-    if !same_repository(&claims.docker_reference, &subject.repository) {
-        return Err(format!(
-            "signed for {}, not {} (sign the image under this name)",
-            claims.docker_reference,
-            subject.repository.name()
-        ));
-    }
+    // cosign's SimpleClaimVerifier checks the digest and annotations only;
+    // a docker-reference for another repository is not an error (the CLI
+    // warns, see payload::same_repository).
     for (k, v) in annotations {
         if claims.annotations.get(k) != Some(v) {
             return Err(format!("missing or incorrect annotation {k}={v}"));
@@ -285,6 +304,8 @@ fn check_signature(
 /// An attestation that verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedAttestation {
+    /// The envelope's bytes as stored.
+    pub stored: Vec<u8>,
     pub envelope: Envelope,
     pub statement: Statement,
 }
@@ -326,6 +347,7 @@ pub fn verify_attestations(
                 }
             }
             Ok(VerifiedAttestation {
+                stored: bytes,
                 envelope,
                 statement,
             })
@@ -393,7 +415,15 @@ pub fn carry(
                 ));
                 continue;
             }
-            store_layer(to, to_subject, kind, l, bytes, ReferrersMode::Legacy)?;
+            store_layer(
+                to,
+                to_subject,
+                kind,
+                l,
+                bytes,
+                ReferrersMode::Legacy,
+                Dupe::Identical,
+            )?;
             out.copied += 1;
         }
     }

@@ -124,6 +124,17 @@ pub fn docker_reference(r: &ImageRef) -> String {
     }
 }
 
+/// A reference fully qualified as go-containerregistry's
+/// `Reference.Name()` spells it (what cosign prints in "Verification for
+/// … --"): `index.docker.io/library/busybox:latest`, `host/repo:tag`, or
+/// `host/repo@sha256:…` when a digest is given.
+pub fn qualified_name(r: &ImageRef) -> String {
+    match (r.digest(), r.tag()) {
+        (Some(d), _) => format!("{}@{d}", docker_reference(r)),
+        (None, t) => format!("{}:{}", docker_reference(r), t.unwrap_or("latest")),
+    }
+}
+
 /// Whether a payload's `docker-reference` names the repository of `r`
 /// (Docker Hub's spellings are one registry).
 pub fn same_repository(docker_ref: &str, r: &ImageRef) -> bool {
@@ -150,6 +161,9 @@ pub(crate) fn go_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            // Go ≥ 1.22 encoding/json writes these two as short escapes too.
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
@@ -192,10 +206,25 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_escape_as_go_1_22() {
+        let mut out = String::new();
+        go_string(&mut out, "a\u{8}b\u{c}c\u{1}\n\u{7f}");
+        assert_eq!(out, "\"a\\bb\\fc\\u0001\\n\u{7f}\"");
+    }
+
+    #[test]
     fn repositories_compare_across_hub_spellings() {
         let r: ImageRef = "busybox:1".parse().unwrap();
         assert!(same_repository("index.docker.io/library/busybox", &r));
         assert!(same_repository("docker.io/library/busybox", &r));
         assert!(!same_repository("index.docker.io/library/alpine", &r));
+        assert_eq!(
+            qualified_name(&"busybox".parse().unwrap()),
+            "index.docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            qualified_name(&"localhost:5000/a/b:v1".parse().unwrap()),
+            "localhost:5000/a/b:v1"
+        );
     }
 }

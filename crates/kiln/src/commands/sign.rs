@@ -5,6 +5,7 @@
 //! `--remote`, is an image in a registry, signed where cosign would.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ use kiln_core::ImageRef;
 use kiln_registry_client::Client;
 use kiln_sign::dsse::{predicate_type, Statement};
 use kiln_sign::ops;
+use kiln_sign::payload::{qualified_name, same_repository};
 use kiln_sign::{ReferrersMode, RegistryTarget, StoreTarget, Subject, Target};
 use kiln_store::{IndexEntryExt, Store};
 
@@ -48,7 +50,7 @@ pub(crate) struct SignArgs {
 
 #[derive(clap::Args)]
 #[command(
-    long_about = "Verify an image's signatures with a public key: the ECDSA signature over the payload, that the payload names this image's manifest digest and repository, and the -a annotations.\n\nOffline: no transparency log (Rekor) and no certificates are consulted; only key-based signatures are checked."
+    long_about = "Verify an image's signatures with a public key: the ECDSA signature over the payload, that the payload names this image's manifest digest, and the -a annotations (cosign's checks; a payload signed for another repository is accepted with a warning, as cosign accepts it).\n\nkiln is offline: no transparency log (Rekor) and no certificates are ever consulted, only key-based signatures are checked (as cosign verify --insecure-ignore-tlog; hence cosign's tlog warning on stderr). Output as cosign's: the checks on stderr, the JSON array of the verified payloads on stdout."
 )]
 pub(crate) struct VerifyArgs {
     /// Public key (cosign.pub, PEM)
@@ -66,10 +68,10 @@ pub(crate) struct AttestArgs {
     /// Private key (as for kiln sign)
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The predicate: a JSON file (any file for --type custom)
+    /// The predicate: a JSON object file (any file for --type custom or spdx, stored as a string)
     #[arg(long, value_name = "FILE")]
     predicate: PathBuf,
-    /// Predicate type: slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, custom, or a URI
+    /// Predicate type: slsaprovenance, slsaprovenance02, slsaprovenance1, link, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI
     #[arg(long = "type", default_value = "custom", value_name = "TYPE")]
     kind: String,
     /// How a registry gets the attestation: legacy (sha256-<hex>.att tag) or oci-1-1
@@ -81,15 +83,15 @@ pub(crate) struct AttestArgs {
 
 #[derive(clap::Args)]
 #[command(
-    long_about = "Verify an image's attestations (in-toto statements in DSSE envelopes) with a public key: the signature over the PAE, that the statement is about this image, and its predicate type.\n\nOffline: no transparency log is consulted."
+    long_about = "Verify an image's attestations (in-toto statements in DSSE envelopes) with a public key: the signature over the PAE, that the statement is about this image, and its predicate type (--type, custom unless given, as cosign).\n\nkiln is offline: no transparency log is ever consulted (as cosign verify-attestation --insecure-ignore-tlog). Prints each verified envelope as stored, one per line."
 )]
 pub(crate) struct VerifyAttestationArgs {
     /// Public key (cosign.pub, PEM)
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
     /// Only attestations of this predicate type (as kiln attest --type takes)
-    #[arg(long = "type", value_name = "TYPE")]
-    kind: Option<String>,
+    #[arg(long = "type", default_value = "custom", value_name = "TYPE")]
+    kind: String,
     #[command(flatten)]
     image: ImageArgs,
 }
@@ -241,27 +243,38 @@ pub(crate) fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<ExitCode
     let located = locate(store, &client, &args.image)?;
     let (target, subject) = located.parts();
     let verified = ops::verify(target, subject, &key, &ann)?;
-    eprintln!("\nVerification for {} --", args.image.image);
-    eprintln!("The following checks were performed on each of these signatures:");
-    eprintln!("  - The cosign claims were validated");
-    eprintln!(
-        "  - The signatures were verified against the specified public key ({})",
-        key.key_id()
-    );
-    eprintln!("  - No transparency log was consulted (offline, key-based verification)");
-    eprintln!(
-        "Verified {} signature(s) of {}@{} in {}",
-        verified.len(),
-        subject.repository.name(),
-        subject.digest(),
-        target.describe()
-    );
+    for v in &verified {
+        if !same_repository(&v.claims.docker_reference, &subject.repository) {
+            eprintln!(
+                "WARNING: a signature's payload names {}, not {} (cosign does not check docker-reference)",
+                v.claims.docker_reference,
+                subject.repository.name()
+            );
+        }
+    }
+    print_verification_header(&args.image, subject, !ann.is_empty());
     let payloads: Vec<String> = verified
         .iter()
         .map(|v| String::from_utf8_lossy(&v.payload).into_owned())
         .collect();
-    println!("[{}]", payloads.join(","));
+    // cosign's PrintVerification (text output): a blank line, the array.
+    println!("\n[{}]", payloads.join(","));
     Ok(ExitCode::SUCCESS)
+}
+
+/// cosign's tlog warning and PrintVerificationHeader
+/// (cmd/cosign/cli/verify.go, cmd/cosign/cli/verify/common.go) for a
+/// key-based verification without a transparency log.
+fn print_verification_header(image: &ImageArgs, subject: &Subject, annotations: bool) {
+    let reference = ImageRef::parse(&image.image).unwrap_or_else(|_| subject.repository.clone());
+    eprintln!("WARNING: Skipping tlog verification is an insecure practice that lacks transparency and auditability verification for the signature.");
+    eprintln!("\nVerification for {} --", qualified_name(&reference));
+    eprintln!("The following checks were performed on each of these signatures:");
+    if annotations {
+        eprintln!("  - The specified annotations were verified.");
+    }
+    eprintln!("  - The cosign claims were validated");
+    eprintln!("  - The signatures were verified against the specified public key");
 }
 
 pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode> {
@@ -272,11 +285,17 @@ pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode
     let client = client_for(store, &args.image)?;
     let located = locate(store, &client, &args.image)?;
     let (target, subject) = located.parts();
-    let now = kiln_core::rfc3339(std::time::SystemTime::now());
-    let statement = Statement::new(
+    // cosign: time.Now().UTC().Format(time.RFC3339), whole seconds.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let now = kiln_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let statement = Statement::new_typed(
         &subject.repository,
         subject.digest(),
         &uri,
+        args.kind == "spdx",
         &predicate,
         &now,
     )?;
@@ -301,22 +320,18 @@ pub(crate) fn verify_attestation(
     store: &Store,
     args: VerifyAttestationArgs,
 ) -> anyhow::Result<ExitCode> {
-    let want = args.kind.as_deref().map(predicate_type).transpose()?;
+    let want = predicate_type(&args.kind)?;
     let key = super::keys::read_public_key(&args.key)?;
     let client = client_for(store, &args.image)?;
     let located = locate(store, &client, &args.image)?;
     let (target, subject) = located.parts();
-    let verified = ops::verify_attestations(target, subject, &key, want.as_deref())?;
-    eprintln!("\nVerification for {} --", args.image.image);
-    eprintln!("The following checks were performed on each of these signatures:");
-    eprintln!("  - The cosign claims were validated");
-    eprintln!(
-        "  - The signatures were verified against the specified public key ({})",
-        key.key_id()
-    );
-    eprintln!("  - No transparency log was consulted (offline, key-based verification)");
+    let verified = ops::verify_attestations(target, subject, &key, Some(&want))?;
+    print_verification_header(&args.image, subject, false);
+    // cosign prints each attestation's payload (the stored envelope) as is.
+    let mut out = std::io::stdout().lock();
     for v in &verified {
-        println!("{}", serde_json::to_string(&v.envelope)?);
+        out.write_all(&v.stored)?;
+        out.write_all(b"\n")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use kiln_core::ImageRef;
 use kiln_registry_client::Client;
+use kiln_sign::payload::same_repository;
 use kiln_sign::{
     ops, Policy, RegistryTarget, Requirement, SignError, StoreTarget, Subject, Target,
 };
@@ -62,8 +63,24 @@ pub(crate) fn enforce(
             Requirement::Signed(keys) => {
                 let mut why = Vec::new();
                 let ok = keys.iter().any(|(kname, key)| {
+                    // containers/image's signedIdentity (matchRepository):
+                    // unlike cosign verify, the payload's docker-reference
+                    // must name the image's repository.
                     match ops::verify(target, subject, key, &Default::default()) {
-                        Ok(_) => true,
+                        Ok(v) if v.iter().any(|v| {
+                            same_repository(&v.claims.docker_reference, &subject.repository)
+                        }) =>
+                        {
+                            true
+                        }
+                        Ok(v) => {
+                            why.push(format!(
+                                "key {kname}: signed for {}, not {} (sign the image under this name)",
+                                v.first().map_or("", |v| v.claims.docker_reference.as_str()),
+                                subject.repository.name()
+                            ));
+                            false
+                        }
                         Err(e) => {
                             why.push(format!("key {kname}: {e}"));
                             false

@@ -77,7 +77,9 @@ def pae(kind, body):
 def go_json_string(s):
     # encoding/json's HTML-safe escaping, as cosign's payload has it.
     out = json.dumps(s, ensure_ascii=False)
-    for c, e in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+    # (Python, like Go >= 1.22, writes \b and \f as short escapes.)
+    for c, e in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                 ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         out = out.replace(c, e)
     return out
 
@@ -153,7 +155,8 @@ def main(argv):
                        "salt": base64.b64encode(salt).decode()},
                "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
                "ciphertext": base64.b64encode(ct).decode()}
-        b = base64.b64encode(json.dumps(doc).encode()).decode()
+        # Go's encoding/json writes no spaces.
+        b = base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
         lines = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
         label = LABELS[0]
         open(argv[2] + ".key", "w").write(f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n")
