@@ -572,11 +572,25 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
     );
     ok_pw(&builder, &["verify", "--remote", "--key", &public, &signed]);
     // A built image's signature names the store's digest, which a push
-    // that compresses layers changes: not pushed, and said so.
+    // that compresses layers stored plain would change: a signed image goes
+    // as stored, and its signature with it.
     let local = format!("{host}/local:v1");
     builder.import_busybox(&local, &[("l", b"l")], &[]);
     ok_pw(&builder, &["sign", "--key", &key, &local]);
     let out = kiln_pw(&builder, &["push", &local]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && err.contains("signed in the store: pushing its layers as stored")
+            && err.contains("Pushed 1 signature"),
+        "{err}"
+    );
+    let fresh = Kiln::new();
+    ok_pw(&fresh, &["verify", "--remote", "--key", &public, &local]);
+    // Asking for compression compresses, and says the signature stays behind.
+    let zipped = format!("{host}/local:gz");
+    builder.ok(&["tag", &local, &zipped]);
+    let out = kiln_pw(&builder, &["push", "--compression", "gzip", &zipped]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success()

@@ -17,14 +17,11 @@ pub(crate) struct Args {
     /// Print only the pushed digest
     #[arg(short, long)]
     quiet: bool,
-    /// Compression for layers stored uncompressed
-    #[arg(
-        long,
-        visible_alias = "compression-format",
-        value_enum,
-        default_value = "gzip"
-    )]
-    compression: PushCompression,
+    /// Compression for layers stored uncompressed [default: gzip; an image
+    /// signed in the store goes as stored, so the registry's manifest is
+    /// the one signed]
+    #[arg(long, visible_alias = "compression-format", value_enum)]
+    compression: Option<PushCompression>,
     /// Also recompress layers stored with another compression
     #[arg(long)]
     force_compression: bool,
@@ -55,7 +52,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         // docker's words: a digest names content, a push needs a tag.
         anyhow::bail!("cannot push a digest reference");
     }
-    let opts = push_options(args.compression, args.force_compression);
+    let opts = push_options(
+        args.compression.unwrap_or(PushCompression::Gzip),
+        args.force_compression,
+    );
     let targets: Vec<(ImageRef, kiln_store::IndexEntry)> = if args.all_tags {
         let last = args.image.rsplit('/').next().unwrap_or_default();
         if last.contains(':') || args.image.contains('@') {
@@ -99,6 +99,24 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.registry.client()?;
     let view = View::new(args.quiet);
     for (name, entry) in targets {
+        // A signature names a manifest digest, which compressing layers
+        // stored plain would change: an image signed in the store goes as
+        // stored (its layers uncompressed), unless a compression is asked
+        // for explicitly.
+        let opts = if args.compression.is_none() && signed_in_store(store, &entry, &name)? {
+            if !args.quiet {
+                eprintln!(
+                    "{}: signed in the store: pushing its layers as stored, so the registry's manifest is the one signed (--compression gzip compresses them and leaves the signatures behind)",
+                    name.familiar()
+                );
+            }
+            PushOptions {
+                compression: Compression::None,
+                force_compression: false,
+            }
+        } else {
+            opts
+        };
         let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
         carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
         let label = name.tag().unwrap_or("");
@@ -109,6 +127,37 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The image as kiln-sign names it in the store.
+fn store_subject(entry: &kiln_store::IndexEntry, name: &ImageRef) -> kiln_sign::Subject {
+    use kiln_store::IndexEntryExt;
+    kiln_sign::Subject {
+        repository: name.clone(),
+        descriptor: kiln_core::image::Descriptor::new(
+            &entry.media_type,
+            entry.digest.clone(),
+            entry.size,
+        ),
+        also: entry.pulled_digest().into_iter().collect(),
+    }
+}
+
+/// Whether the store keeps signatures or attestations beside the image.
+fn signed_in_store(
+    store: &Store,
+    entry: &kiln_store::IndexEntry,
+    name: &ImageRef,
+) -> anyhow::Result<bool> {
+    use kiln_sign::{layout::Kind, ops, StoreTarget};
+    let subject = store_subject(entry, name);
+    let from = StoreTarget { store };
+    for kind in [Kind::Signature, Kind::Attestation] {
+        if !ops::find_layers(&from, &subject, kind)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Pushes the signatures and attestations the store keeps beside the
@@ -126,23 +175,9 @@ fn carry_signatures(
 ) -> anyhow::Result<()> {
     use kiln_core::image::Descriptor;
     use kiln_sign::{ops, RegistryTarget, StoreTarget, Subject};
-    use kiln_store::IndexEntryExt;
-    let local = Subject {
-        repository: name.clone(),
-        descriptor: Descriptor::new(&entry.media_type, entry.digest.clone(), entry.size),
-        also: entry.pulled_digest().into_iter().collect(),
-    };
+    let local = store_subject(entry, name);
     let from = StoreTarget { store };
-    let has_any = [
-        kiln_sign::layout::Kind::Signature,
-        kiln_sign::layout::Kind::Attestation,
-    ]
-    .into_iter()
-    .map(|k| ops::find_layers(&from, &local, k).map(|l| !l.is_empty()))
-    .collect::<Result<Vec<_>, _>>()?
-    .into_iter()
-    .any(|b| b);
-    if !has_any {
+    if !signed_in_store(store, entry, name)? {
         return Ok(());
     }
     let remote = Subject {
