@@ -129,6 +129,7 @@ fn kiln_keys_and_store_signatures_check_out_in_python() {
         "{stderr}"
     );
     assert!(!stderr.contains("Verified "), "{stderr}");
+    assert!(stderr.contains("Signer key id: sha256:"), "{stderr}");
     assert!(stdout.starts_with("\n["), "{stdout:?}");
     let (_, plain) = ok_pw(&kiln, &["verify", "--key", &public, "app:v1"]);
     assert!(!plain.contains("annotations were verified"), "{plain}");

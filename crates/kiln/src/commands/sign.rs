@@ -253,6 +253,14 @@ pub(crate) fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<ExitCode
         }
     }
     print_verification_header(&args.image, subject, !ann.is_empty());
+    // Beyond cosign (which names no key): who signed. The payloads on
+    // stdout name the docker-reference and the digest.
+    eprintln!(
+        "Signer key id: {} ({} signature(s) of {})",
+        key.key_id(),
+        verified.len(),
+        subject.digest()
+    );
     let payloads: Vec<String> = verified
         .iter()
         .map(|v| String::from_utf8_lossy(&v.payload).into_owned())
