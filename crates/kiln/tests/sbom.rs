@@ -455,6 +455,30 @@ fn build_sbom_attaches_an_in_toto_spdx_statement_as_a_referrer() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"left-pad"), "{names:?}");
+    // `kiln push` takes the statement along: the image goes with its layers
+    // as stored (the statement names that manifest) and the artifact by its
+    // digest, so the registry serves the very bytes the store holds.
+    let reg = common::registry::Registry::start(common::registry::Auth::Anonymous);
+    let remote = format!("{}/att:1", reg.host());
+    k.ok(&["tag", "att:1", &remote]);
+    let out = k.run(&["push", &remote]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("pushing its layers as stored"), "{err}");
+    assert!(
+        err.contains(&format!("Pushed artifact {}/att@{digest}", reg.host())),
+        "{err}"
+    );
+    let raw = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/att@{digest}", reg.host()),
+        ],
+    );
+    assert_eq!(raw.as_bytes(), blob(digest).as_slice());
 }
 
 /// A Debian bookworm minbase root filesystem tarball, made with

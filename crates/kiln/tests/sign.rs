@@ -582,7 +582,7 @@ fn push_carries_store_signatures_and_pull_policy_keeps_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success()
-            && err.contains("signed in the store: pushing its layers as stored")
+            && err.contains("pushing its layers as stored")
             && err.contains("Pushed 1 signature"),
         "{err}"
     );

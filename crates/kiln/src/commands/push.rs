@@ -103,10 +103,12 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         // stored plain would change: an image signed in the store goes as
         // stored (its layers uncompressed), unless a compression is asked
         // for explicitly.
-        let opts = if args.compression.is_none() && signed_in_store(store, &entry, &name)? {
+        let attached =
+            signed_in_store(store, &entry, &name)? || !other_referrers(store, &entry)?.is_empty();
+        let opts = if args.compression.is_none() && attached {
             if !args.quiet {
                 eprintln!(
-                    "{}: signed in the store: pushing its layers as stored, so the registry's manifest is the one signed (--compression gzip compresses them and leaves the signatures behind)",
+                    "{}: signatures or attestations in the store name this manifest: pushing its layers as stored, so the registry's manifest is the one they name (--compression gzip compresses them and leaves those behind)",
                     name.familiar()
                 );
             }
@@ -119,6 +121,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         };
         let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
         carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
+        carry_referrers(store, &client, &entry, &name, &pushed, args.quiet)?;
         let label = name.tag().unwrap_or("");
         if args.quiet {
             println!("{}", pushed.digest);
@@ -158,6 +161,78 @@ fn signed_in_store(
         }
     }
     Ok(false)
+}
+
+/// Artifacts in the store whose subject is the image, other than
+/// kiln-sign's signatures and attestations (those go under cosign's tags):
+/// `build --sbom`'s in-toto statement, and artifacts pulled or made by
+/// other tools.
+fn other_referrers(
+    store: &Store,
+    entry: &kiln_store::IndexEntry,
+) -> anyhow::Result<Vec<kiln_core::image::Descriptor>> {
+    let mut out = Vec::new();
+    for d in store.referrers(&entry.digest, None)? {
+        let manifest = store.read_manifest(&d.digest)?;
+        let cosign = manifest.layers.iter().any(|l| {
+            [
+                kiln_sign::layout::Kind::Signature,
+                kiln_sign::layout::Kind::Attestation,
+            ]
+            .iter()
+            .any(|k| l.media_type == k.layer_type())
+        });
+        if !cosign {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Pushes [`other_referrers`] by digest, blobs first, when the registry's
+/// manifest is the one they name; otherwise says they stayed behind.
+fn carry_referrers(
+    store: &Store,
+    client: &kiln_registry_client::Client,
+    entry: &kiln_store::IndexEntry,
+    name: &ImageRef,
+    pushed: &kiln_registry_client::Pushed,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let referrers = other_referrers(store, entry)?;
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    if pushed.digest != entry.digest {
+        eprintln!(
+            "WARNING: not pushed: {} artifact(s) referring to {} (the pushed manifest is {}: layers were compressed on push; push without --compression to keep them)",
+            referrers.len(),
+            entry.digest,
+            pushed.digest
+        );
+        return Ok(());
+    }
+    let repo = kiln_registry_client::Repo::of(name);
+    for d in &referrers {
+        let manifest = store.read_manifest(&d.digest)?;
+        for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+            if block_on(client.blob_exists(&repo, &blob.digest, true))??.is_none() {
+                let path = store.blobs().path(&blob.digest);
+                block_on(client.upload_blob(&repo, &blob.digest, &path, None, &|_| {}))??;
+            }
+        }
+        let bytes = store.blobs().read(&d.digest)?;
+        block_on(client.put_manifest(&repo, &d.digest.to_string(), &d.media_type, &bytes))??;
+        if !quiet {
+            eprintln!(
+                "Pushed artifact {}@{} ({})",
+                name.name(),
+                d.digest,
+                d.artifact_type.as_deref().unwrap_or(&d.media_type)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Pushes the signatures and attestations the store keeps beside the
