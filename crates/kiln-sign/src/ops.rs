@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use kiln_core::image::{Descriptor, Manifest};
+use kiln_core::image::{Descriptor, Manifest, RawManifest};
 use kiln_core::{Digest, ImageRef};
 
 use crate::dsse::{Envelope, Statement};
@@ -125,22 +125,30 @@ pub fn store_layer(
     dupe: Dupe<'_>,
 ) -> Result<Stored> {
     let as_referrer = !target.supports_tags() || mode == ReferrersMode::Oci11;
-    let mut fell_back = false;
+    let fell_back = false;
     if as_referrer {
-        if target.referrers(subject.digest())?.is_some() || !target.supports_tags() {
-            let built = layout::referrer_manifest(&subject.descriptor, kind, layer, bytes);
-            write(target, &built, None)?;
-            return Ok(Stored {
-                location: format!(
-                    "{}@{} (referrer of {})",
-                    target.describe(),
-                    built.manifest.digest,
-                    subject.digest()
-                ),
-                fell_back,
-            });
+        let has_api = target.referrers(subject.digest())?.is_some() || !target.supports_tags();
+        let built = layout::referrer_manifest(&subject.descriptor, kind, layer, bytes);
+        write(target, &built, None)?;
+        let mut location = format!(
+            "{}@{} (referrer of {})",
+            target.describe(),
+            built.manifest.digest,
+            subject.digest()
+        );
+        if !has_api {
+            // The distribution spec's referrers tag schema: an index under
+            // `sha256-<hex>` lists the subject's referrers where the
+            // registry cannot (cosign does the same, through
+            // go-containerregistry).
+            let tag = fallback_tag(subject.digest());
+            add_to_fallback_index(target, &tag, &built.manifest, kind)?;
+            location = format!("{location}, listed in {}:{tag}", target.describe());
         }
-        fell_back = true;
+        return Ok(Stored {
+            location,
+            fell_back: !has_api,
+        });
     }
     let tag = layout::tag(subject.digest(), kind);
     let existing = match target.manifest(&tag)? {
@@ -159,6 +167,53 @@ pub fn store_layer(
     Ok(Stored {
         location: format!("{}:{tag}", target.describe()),
         fell_back,
+    })
+}
+
+/// The referrers tag schema's tag for `subject`: `<alg>-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    subject.to_string().replacen(':', "-", 1)
+}
+
+/// Adds `manifest` to the fallback index under `tag` (made when absent).
+fn add_to_fallback_index(
+    target: &dyn Target,
+    tag: &str,
+    manifest: &RawManifest,
+    kind: Kind,
+) -> Result<()> {
+    let mut index = match target.manifest(tag)? {
+        Some(raw) if raw.is_index() => raw
+            .index(tag)
+            .map_err(|e| SignError::invalid(tag.to_string(), e))?,
+        _ => kiln_core::image::Index::oci(Vec::new()),
+    };
+    if index.manifests.iter().any(|m| m.digest == manifest.digest) {
+        return Ok(());
+    }
+    let mut d = manifest.descriptor();
+    d.artifact_type = Some(kind.artifact_type().to_string());
+    index.manifests.push(d);
+    let bytes = index.to_bytes();
+    let raw = RawManifest::new(bytes, Some(kiln_core::media_types::OCI_INDEX), tag)
+        .map_err(|e| SignError::invalid(tag.to_string(), e))?;
+    target.put_manifest(&raw, Some(tag))
+}
+
+/// The subject's referrers: the registry's API, else the fallback tag's
+/// index.
+fn referrers_of(target: &dyn Target, digest: &Digest) -> Result<Vec<Descriptor>> {
+    if let Some(list) = target.referrers(digest)? {
+        return Ok(list);
+    }
+    let tag = fallback_tag(digest);
+    Ok(match target.manifest(&tag)? {
+        Some(raw) if raw.is_index() => {
+            raw.index(&tag)
+                .map_err(|e| SignError::invalid(tag.clone(), e))?
+                .manifests
+        }
+        _ => Vec::new(),
     })
 }
 
@@ -192,7 +247,12 @@ pub fn find_layers(target: &dyn Target, subject: &Subject, kind: Kind) -> Result
                     .map_err(|e| SignError::invalid(tag.clone(), e))?);
             }
         }
-        for r in target.referrers(digest)?.unwrap_or_default() {
+        let referrers = if target.supports_tags() {
+            referrers_of(target, digest)?
+        } else {
+            target.referrers(digest)?.unwrap_or_default()
+        };
+        for r in referrers {
             if !r
                 .artifact_type
                 .as_deref()

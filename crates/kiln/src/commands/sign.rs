@@ -41,7 +41,7 @@ pub(crate) struct SignArgs {
     /// Extra key=value annotation to sign (the payload's "optional"); repeatable
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
-    /// How a registry gets the signature: legacy (cosign's sha256-<hex>.sig tag) or oci-1-1 (a referrer; the tag when the registry has no referrers API)
+    /// How a registry gets the signature: legacy (cosign's sha256-<hex>.sig tag) or oci-1-1 (a referrer, listed in the spec's sha256-<hex> fallback tag when the registry has no referrers API)
     #[arg(long, value_enum, default_value = "legacy")]
     registry_referrers_mode: Mode,
     #[command(flatten)]
@@ -228,7 +228,7 @@ pub(crate) fn sign(store: &Store, args: SignArgs) -> anyhow::Result<ExitCode> {
     )?;
     if stored.fell_back {
         eprintln!(
-            "WARNING: {} has no referrers API: the signature went to cosign's tag instead",
+            "WARNING: {} has no referrers API: the signature's referrer is listed in the referrers fallback tag instead (the distribution spec's tag schema)",
             target.describe()
         );
     }
@@ -316,7 +316,7 @@ pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode
     )?;
     if stored.fell_back {
         eprintln!(
-            "WARNING: {} has no referrers API: the attestation went to cosign's tag instead",
+            "WARNING: {} has no referrers API: the attestation's referrer is listed in the referrers fallback tag instead (the distribution spec's tag schema)",
             target.describe()
         );
     }
