@@ -120,60 +120,6 @@ impl Read for PipeReader {
     }
 }
 
-/// Keeps everything in memory (manifests' configs).
-struct MemIngester(Arc<Mutex<Vec<u8>>>);
-
-struct MemWriter(Arc<Mutex<Vec<u8>>>, u64);
-
-impl Write for MemWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        self.1 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ContentWriter for MemWriter {
-    fn offset(&self) -> u64 {
-        self.1
-    }
-
-    fn commit(
-        self: Box<Self>,
-        expected: Option<&Digest>,
-        _size: Option<u64>,
-    ) -> std::result::Result<Digest, ContentError> {
-        let bytes = self.0.lock().map(|v| v.clone()).unwrap_or_default();
-        let actual = Digest::sha256(&bytes);
-        match expected {
-            Some(e) if *e != actual => Err(ContentError::DigestMismatch {
-                expected: e.clone(),
-                actual,
-                actual_size: bytes.len() as u64,
-            }),
-            _ => Ok(actual),
-        }
-    }
-}
-
-impl Ingester for MemIngester {
-    fn writer(
-        &self,
-        _name: Option<&str>,
-    ) -> std::result::Result<Box<dyn ContentWriter>, ContentError> {
-        if let Ok(mut v) = self.0.lock() {
-            v.clear();
-        }
-        Ok(Box::new(MemWriter(self.0.clone(), 0)))
-    }
-}
-
 fn registry_error(e: kiln_registry_client::RegistryError) -> AnalyzeError {
     AnalyzeError::Registry(Box::new(e))
 }
@@ -219,20 +165,15 @@ pub fn open_registry(client: Client, reference: &str) -> Result<ImageSource> {
         let manifest = raw
             .image(reference)
             .map_err(|e| AnalyzeError::Invalid(e.to_string()))?;
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let mem = MemIngester(buf.clone());
-        client
-            .fetch_blob(
+        // Configs are small: read into memory, capped and verified.
+        let bytes = client
+            .read_blob(
                 &repo,
                 &manifest.config.digest,
-                manifest.config.size,
-                &mem,
-                None,
-                &|_| {},
+                kiln_registry_client::manifest::MAX_CONFIG_BYTES,
             )
             .await
             .map_err(registry_error)?;
-        let bytes = buf.lock().map(|v| v.clone()).unwrap_or_default();
         Ok::<_, AnalyzeError>((manifest, bytes))
     })?;
     let config = ImageConfig::from_slice(&config_bytes)

@@ -27,6 +27,7 @@ mod error;
 pub mod gofmt;
 pub mod image;
 pub mod media_types;
+pub mod pep503;
 mod platform;
 mod reference;
 pub mod signal;

@@ -13,6 +13,10 @@ pub use kiln_core::image::{
     MAX_MANIFEST_BYTES,
 };
 
+/// An image config read into memory ([`crate::Client::read_blob`]) may be
+/// no larger: configs are kilobytes; a registry sending more is refused.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+
 /// Every manifest type kiln asks for, in the Accept header.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 

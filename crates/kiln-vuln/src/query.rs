@@ -53,20 +53,7 @@ pub fn normalize_name(ecosystem: &str, name: &str) -> String {
     if ecosystem != "PyPI" {
         return name.to_string();
     }
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+    kiln_core::pep503::normalize(name)
 }
 
 /// A parsed package URL (`pkg:type/namespace/name@version?qualifiers`).

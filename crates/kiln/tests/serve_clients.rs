@@ -8,35 +8,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use common::serve::Serve;
 use common::Kiln;
-
-struct Serve {
-    child: Child,
-    host: String,
-    _kiln: Kiln,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let kiln = Kiln::new();
-        let (child, host) =
-            common::serve::listening(kiln.cmd().args(["serve", "--addr", "127.0.0.1:0"]), None);
-        Serve {
-            child,
-            host,
-            _kiln: kiln,
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)

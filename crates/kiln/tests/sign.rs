@@ -12,9 +12,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::registry::{Auth, Registry};
+use common::serve::Serve;
 use common::Kiln;
 
 const PASSWORD: &str = "correct horse";
@@ -261,33 +262,6 @@ fn kiln_keys_and_store_signatures_check_out_in_python() {
         err.contains("no signature of the envelope verifies"),
         "{err}"
     );
-}
-
-/// `kiln serve` on a free loopback port, stopped on drop.
-struct Serve {
-    child: Child,
-    host: String,
-    _kiln: Kiln,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let kiln = Kiln::new();
-        let (child, host) =
-            common::serve::listening(kiln.cmd().args(["serve", "--addr", "127.0.0.1:0"]), None);
-        Serve {
-            child,
-            host,
-            _kiln: kiln,
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Imports a busybox image, pushes it as HOST/REPO:v1; returns the name.

@@ -6,23 +6,8 @@
 use super::{field, paragraphs};
 use crate::package::{Found, PkgType};
 
-/// PEP 503's normalised name.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
+/// PEP 503's normalised name (the one rule, shared with the matcher).
+pub use kiln_core::pep503::normalize;
 
 pub fn parse(text: &str) -> Option<Found> {
     // The headers end at the first blank line; the body is the description.

@@ -28,9 +28,6 @@ use kiln_template::{Template, Value};
 use super::manifest::print::platform_from_config;
 use super::registry::{block_on, RegistryArgs, View};
 
-/// Image configs are small; a registry sending more is refused.
-const MAX_CONFIG_BYTES: u64 = 64 << 20;
-
 #[derive(clap::Subcommand)]
 pub(crate) enum Command {
     /// Show details of an image in the registry
@@ -227,7 +224,11 @@ fn template_input(
 ) -> anyhow::Result<serde_json::Value> {
     let repo = Repo::of(r);
     let config_of = |manifest: &kiln_core::image::Manifest| -> anyhow::Result<serde_json::Value> {
-        let bytes = block_on(client.read_blob(&repo, &manifest.config.digest, MAX_CONFIG_BYTES))??;
+        let bytes = block_on(client.read_blob(
+            &repo,
+            &manifest.config.digest,
+            kiln_registry_client::manifest::MAX_CONFIG_BYTES,
+        ))??;
         Ok(serde_json::from_slice(&bytes)?)
     };
     let (manifest, image) = if top.is_index() {

@@ -26,3 +26,30 @@ pub(crate) fn listening(cmd: &mut Command, log: Option<&Path>) -> (Child, String
         }
     }
 }
+
+/// `kiln serve` with default options on a free loopback port, in a store
+/// of its own; killed on drop.
+pub(crate) struct Serve {
+    pub child: Child,
+    pub host: String,
+    _kiln: super::Kiln,
+}
+
+impl Serve {
+    pub(crate) fn start() -> Serve {
+        let kiln = super::Kiln::new();
+        let (child, host) = listening(kiln.cmd().args(["serve", "--addr", "127.0.0.1:0"]), None);
+        Serve {
+            child,
+            host,
+            _kiln: kiln,
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

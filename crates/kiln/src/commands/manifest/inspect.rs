@@ -11,9 +11,6 @@ use kiln_store::Store;
 use super::print::{self, Fetched};
 use crate::commands::registry::{block_on, RegistryArgs};
 
-/// Image configs are small; a registry sending more is refused.
-const MAX_CONFIG_BYTES: u64 = 64 << 20;
-
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// A manifest list in the store, then an image in it; or only an
@@ -59,7 +56,9 @@ fn one_of_local_list(
 ) -> anyhow::Result<String> {
     let list_ref: ImageRef = list.parse()?;
     let Some((_, index)) = store.read_list(&list_ref)? else {
-        anyhow::bail!("No such manifest list: {list}");
+        anyhow::bail!(
+            "No such manifest list: {list}; make one with `kiln manifest create {list} IMAGE...`"
+        );
     };
     let missing = || anyhow::anyhow!("No such manifest: {image} in {list}");
     let (_, wanted) = store.resolve(image).map_err(|_| missing())?;
@@ -125,7 +124,11 @@ async fn remote(client: &Client, r: &ImageRef, verbose: bool) -> anyhow::Result<
         }
         let manifest = top.manifest(&r.to_string())?;
         let config = client
-            .read_blob(&repo, &manifest.config.digest, MAX_CONFIG_BYTES)
+            .read_blob(
+                &repo,
+                &manifest.config.digest,
+                kiln_registry_client::manifest::MAX_CONFIG_BYTES,
+            )
             .await?;
         let mut descriptor = top.descriptor();
         descriptor.platform = Some(print::platform_from_config(&config));

@@ -181,7 +181,11 @@ fn child_entry(store: &Store, registry: &RegistryArgs, input: &str) -> anyhow::R
 fn annotate(store: &Store, args: AnnotateArgs) -> anyhow::Result<ExitCode> {
     let list_name = parse_list(&args.list).map_err(|e| anyhow::anyhow!("annotate: {e}"))?;
     let Some((_, mut list)) = store.read_list(&list_name)? else {
-        anyhow::bail!("No such manifest list: {}", args.list);
+        anyhow::bail!(
+            "No such manifest list: {}; make one with `kiln manifest create {} IMAGE...`",
+            args.list,
+            args.list
+        );
     };
     let missing = || {
         anyhow::anyhow!(
@@ -257,7 +261,9 @@ fn known_platform(p: &kiln_core::Platform) -> bool {
 fn push_list(store: &Store, args: PushArgs) -> anyhow::Result<ExitCode> {
     let list_name = parse_list(&args.list)?;
     let Some((entry, list)) = store.read_list(&list_name)? else {
-        anyhow::bail!("{list_name} not found");
+        anyhow::bail!(
+            "{list_name} not found: no manifest list by that name in the store; make one with `kiln manifest create {list_name} IMAGE...`"
+        );
     };
     for m in &list.manifests {
         let p = m.platform.as_ref();
