@@ -103,9 +103,10 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         // stored plain would change: an image signed in the store goes as
         // stored (its layers uncompressed), unless a compression is asked
         // for explicitly.
-        let attached =
-            signed_in_store(store, &entry, &name)? || !other_referrers(store, &entry)?.is_empty();
-        let opts = if args.compression.is_none() && attached {
+        // Looked up once per image: each lookup reads the store's catalog.
+        let signed = signed_in_store(store, &entry, &name)?;
+        let referrers = other_referrers(store, &entry)?;
+        let opts = if args.compression.is_none() && (signed || !referrers.is_empty()) {
             if !args.quiet {
                 eprintln!(
                     "{}: signatures or attestations in the store name this manifest: pushing its layers as stored, so the registry's manifest is the one they name (--compression gzip compresses them and leaves those behind)",
@@ -120,8 +121,12 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             opts
         };
         let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
-        carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
-        carry_referrers(store, &client, &entry, &name, &pushed, args.quiet)?;
+        if signed {
+            carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
+        }
+        carry_referrers(
+            store, &client, &referrers, &entry, &name, &pushed, args.quiet,
+        )?;
         let label = name.tag().unwrap_or("");
         if args.quiet {
             println!("{}", pushed.digest);
@@ -189,17 +194,18 @@ fn other_referrers(
     Ok(out)
 }
 
-/// Pushes [`other_referrers`] by digest, blobs first, when the registry's
-/// manifest is the one they name; otherwise says they stayed behind.
+/// Pushes `referrers` ([`other_referrers`]) by digest, blobs first, when
+/// the registry's manifest is the one they name; otherwise says they
+/// stayed behind.
 fn carry_referrers(
     store: &Store,
     client: &kiln_registry_client::Client,
+    referrers: &[kiln_core::image::Descriptor],
     entry: &kiln_store::IndexEntry,
     name: &ImageRef,
     pushed: &kiln_registry_client::Pushed,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let referrers = other_referrers(store, entry)?;
     if referrers.is_empty() {
         return Ok(());
     }
@@ -213,7 +219,7 @@ fn carry_referrers(
         return Ok(());
     }
     let repo = kiln_registry_client::Repo::of(name);
-    for d in &referrers {
+    for d in referrers {
         let manifest = store.read_manifest(&d.digest)?;
         for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
             if block_on(client.blob_exists(&repo, &blob.digest, true))??.is_none() {
@@ -236,8 +242,8 @@ fn carry_referrers(
 }
 
 /// Pushes the signatures and attestations the store keeps beside the
-/// image (`kiln sign` on a stored image) to the registry, under cosign's
-/// tags. Those about another digest (the push compressed layers stored
+/// image (`kiln sign` on a stored image; the caller checked there are
+/// some) to the registry, under cosign's tags. Those about another digest (the push compressed layers stored
 /// plain, so the registry's manifest is not the one signed) are named on
 /// stderr with the command that signs the pushed image.
 fn carry_signatures(
@@ -252,9 +258,6 @@ fn carry_signatures(
     use kiln_sign::{ops, RegistryTarget, StoreTarget, Subject};
     let local = store_subject(entry, name);
     let from = StoreTarget { store };
-    if !signed_in_store(store, entry, name)? {
-        return Ok(());
-    }
     let remote = Subject {
         repository: name.clone(),
         descriptor: Descriptor::new(&entry.media_type, pushed.digest.clone(), pushed.size),
