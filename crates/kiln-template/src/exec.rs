@@ -193,6 +193,25 @@ impl State<'_> {
         }
     }
 
+    /// The `json` function's indent, when the template asked for Go's
+    /// `MarshalIndent`.
+    pub(crate) fn json_indent(&self) -> Option<&str> {
+        self.tmpl.json_indent.as_deref()
+    }
+
+    /// Whether `key` is how Go's JSON tags name the field `field`
+    /// (`digest`/`Digest`, `diff_ids`/`DiffIDs`, `os.version`/`OSVersion`),
+    /// when the template asked for that lookup.
+    fn is_json_tag_of(&self, key: &str, field: &str) -> bool {
+        self.tmpl.json_tag_fields
+            && key.len() >= field.len()
+            && key
+                .chars()
+                .filter(|c| !matches!(c, '_' | '.'))
+                .map(|c| c.to_ascii_lowercase())
+                .eq(field.chars().map(|c| c.to_ascii_lowercase()))
+    }
+
     fn fields(&self, mut v: Value, fields: &[String], a: &Arg) -> Result<Value, Error> {
         for f in fields {
             v = match v {
@@ -201,7 +220,10 @@ impl State<'_> {
                     Some(x) => x,
                     None => {
                         let alias = self.tmpl.aliases.iter().find(|(field, _)| field == f);
-                        match alias.and_then(|(_, key)| m.remove(key)) {
+                        let key = alias
+                            .map(|(_, key)| key.clone())
+                            .or_else(|| m.keys().find(|k| self.is_json_tag_of(k, f)).cloned());
+                        match key.and_then(|key| m.remove(&key)) {
                             Some(x) => x,
                             None if self.header => Value::Nil,
                             None => {
@@ -220,8 +242,11 @@ impl State<'_> {
                     json,
                 } => {
                     let alias = self.tmpl.aliases.iter().find(|(field, _)| field == f);
-                    let wanted =
-                        |name: &String| name == f || alias.is_some_and(|(_, key)| name == key);
+                    let wanted = |name: &String| {
+                        name == f
+                            || alias.is_some_and(|(_, key)| name == key)
+                            || self.is_json_tag_of(name, f)
+                    };
                     match fields.into_iter().find(|(name, _)| wanted(name)) {
                         Some((_, x)) => x,
                         None => {

@@ -116,7 +116,15 @@ pub(crate) fn call(s: &State<'_>, name: &str, args: &[Value]) -> Result<Value, F
         }
         "json" => {
             want(name, args, 1)?;
-            Value::Str(args[0].to_json())
+            let compact = args[0].to_json();
+            match s.json_indent() {
+                None => Value::Str(compact),
+                Some(indent) => {
+                    let indented = kiln_core::gofmt::json_indent(compact.as_bytes(), "", indent)
+                        .unwrap_or(compact);
+                    Value::Str(crate::value::go_html_escape(&indented))
+                }
+            }
         }
         "join" => {
             want(name, args, 2)?;

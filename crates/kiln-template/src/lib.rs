@@ -61,6 +61,8 @@ impl Error {
 pub struct Template {
     nodes: Vec<parse::Node>,
     aliases: Vec<(String, String)>,
+    json_indent: Option<String>,
+    json_tag_fields: bool,
 }
 
 impl Template {
@@ -69,6 +71,8 @@ impl Template {
         Ok(Template {
             nodes: parse::parse(text)?,
             aliases: Vec::new(),
+            json_indent: None,
+            json_tag_fields: false,
         })
     }
 
@@ -77,6 +81,24 @@ impl Template {
     /// back to the JSON document (key `Id`); an alias gives both.
     pub fn alias(mut self, field: &str, key: &str) -> Template {
         self.aliases.push((field.to_string(), key.to_string()));
+        self
+    }
+
+    /// Makes the `json` function indent as Go's `json.MarshalIndent(v, "",
+    /// indent)` does (buildx's templates) instead of docker's one-line
+    /// `json.Marshal`. Both escape `<`, `>` and `&` as Go's encoder does.
+    pub fn json_indent(mut self, indent: &str) -> Template {
+        self.json_indent = Some(indent.to_string());
+        self
+    }
+
+    /// Finds a struct's or object's field by its Go name when the data
+    /// holds it under its JSON tag: `.Manifest.Digest` reads `digest`,
+    /// `.Image.RootFS.DiffIDs` reads `diff_ids`, `.OSVersion` reads
+    /// `os.version`. For templates that run on Go structs whose JSON form
+    /// is what kiln has (buildx's imagetools inputs are `ocispecs` types).
+    pub fn json_tag_fields(mut self) -> Template {
+        self.json_tag_fields = true;
         self
     }
 

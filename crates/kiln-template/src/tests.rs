@@ -154,6 +154,35 @@ fn aliases_and_headers() {
     assert_eq!(t.execute_header(&h).unwrap(), "IMAGE ID\tSIZE");
 }
 
+/// buildx's imagetools templates: Go field names find JSON tags, and
+/// `json` indents as `json.MarshalIndent(v, "", "  ")`, HTML escaped.
+#[test]
+fn go_struct_fields_by_json_tag_and_indented_json() {
+    let data = Value::from_json(&json!({
+        "manifest": {"digest": "sha256:ab", "mediaType": "m"},
+        "image": {"rootfs": {"diff_ids": ["d1"]}, "os.version": "10", "author": "<a&b>"}
+    }));
+    let t = Template::parse(
+        "{{.Manifest.Digest}} {{index .Image.RootFS.DiffIDs 0}} {{.Image.OSVersion}}",
+    )
+    .unwrap()
+    .json_tag_fields();
+    assert_eq!(t.execute(&data).unwrap(), "sha256:ab d1 10");
+    let plain = Template::parse("{{.Manifest.Digest}}").unwrap();
+    assert!(
+        plain.execute(&data).is_err(),
+        "only asked-for templates map Go names"
+    );
+    let t = Template::parse("{{json .Manifest}}|{{json .Image.Author}}")
+        .unwrap()
+        .json_tag_fields()
+        .json_indent("  ");
+    assert_eq!(
+        t.execute(&data).unwrap(),
+        "{\n  \"digest\": \"sha256:ab\",\n  \"mediaType\": \"m\"\n}|\"\\u003ca\\u0026b\\u003e\""
+    );
+}
+
 #[test]
 fn tabwriter_like_go() {
     assert_eq!(

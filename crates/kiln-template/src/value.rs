@@ -174,13 +174,7 @@ impl Value {
                 ..
             }
         ) {
-            // Those characters occur in JSON text only inside strings.
-            out = out
-                .replace('<', "\\u003c")
-                .replace('>', "\\u003e")
-                .replace('&', "\\u0026")
-                .replace('\u{2028}', "\\u2028")
-                .replace('\u{2029}', "\\u2029");
+            out = go_html_escape(&out);
         }
         out
     }
@@ -327,4 +321,14 @@ fn go_float(x: f64) -> String {
         return s;
     }
     format!("{x}")
+}
+
+/// Go's `encoding/json` escaping of `<`, `>`, `&`, U+2028 and U+2029 in
+/// JSON text (those characters occur in JSON text only inside strings).
+pub(crate) fn go_html_escape(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }

@@ -176,6 +176,51 @@ fn a_list_made_in_the_store_is_pushed_and_inspected_as_docker_sees_it() {
     assert_eq!(raw_out, raw);
     let name = k.ok(&["imagetools", "inspect", "--format", "{{.Name}}", &list]);
     assert_eq!(name, format!("{list}\n"));
+
+    // buildx's template input: Go field names, `json` as MarshalIndent in
+    // the Go types' field order, the index with its digest and size.
+    let fields = k.ok(&[
+        "imagetools",
+        "inspect",
+        "--format",
+        r#"{{.Manifest.Digest}} {{range .Manifest.Manifests}}{{.Platform.Architecture}} {{end}}{{(index .Image "linux/arm64/v8").Architecture}}"#,
+        &list,
+    ]);
+    assert_eq!(fields, format!("{digest} amd64 arm64 arm64\n"));
+    let child_entry = |m: &serde_json::Value| {
+        let p = &m["platform"];
+        let variant = p["variant"]
+            .as_str()
+            .map(|v| format!(",\n        \"variant\": \"{v}\""))
+            .unwrap_or_default();
+        format!(
+            "    {{\n      \"mediaType\": \"{}\",\n      \"digest\": \"{}\",\n      \"size\": {},\n      \"platform\": {{\n        \"architecture\": \"{}\",\n        \"os\": \"{}\"{variant}\n      }}\n    }}",
+            m["mediaType"].as_str().unwrap(),
+            m["digest"].as_str().unwrap(),
+            m["size"],
+            p["architecture"].as_str().unwrap(),
+            p["os"].as_str().unwrap(),
+        )
+    };
+    let children: Vec<String> = remote["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(child_entry)
+        .collect();
+    let want = format!(
+        "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n  \"digest\": \"{digest}\",\n  \"size\": {},\n  \"manifests\": [\n{}\n  ]\n}}\n",
+        raw.len(),
+        children.join(",\n")
+    );
+    let json = k.ok(&[
+        "imagetools",
+        "inspect",
+        "--format",
+        "{{json .Manifest}}",
+        &list,
+    ]);
+    assert_eq!(json, want);
 }
 
 #[test]

@@ -25,6 +25,10 @@ use kiln_registry_client::{pull, push, Client, PullOptions, Repo, Silent};
 use kiln_store::{list_media_type, IndexEntry, Store};
 use kiln_template::{Template, Value};
 
+mod go_structs;
+
+use go_structs::{go_value, Shape};
+
 use super::manifest::print::platform_from_config;
 use super::registry::{block_on, RegistryArgs, View};
 
@@ -110,7 +114,10 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let data = template_input(&client, &r, &top)?;
-    let out = Template::parse(&args.format)?.execute(&Value::from_json(&data))?;
+    let template = Template::parse(&args.format)?
+        .json_tag_fields()
+        .json_indent("  ");
+    let out = template.execute(&data)?;
     println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -216,12 +223,13 @@ fn align_owned(rows: &[(String, String)]) -> String {
 
 /// `.Name`, `.Manifest` (the manifest's descriptor, or the index with its
 /// digest and size) and `.Image` (the config; a map by platform for an
-/// index), as buildx hands them to a template.
+/// index with more than one), as buildx hands them to a template: Go
+/// structs, found by field name, marshalled in field order.
 fn template_input(
     client: &Client,
     r: &ImageRef,
     top: &kiln_core::image::RawManifest,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<Value> {
     let repo = Repo::of(r);
     let config_of = |manifest: &kiln_core::image::Manifest| -> anyhow::Result<serde_json::Value> {
         let bytes = block_on(client.read_blob(
@@ -248,20 +256,33 @@ fn template_input(
             o.insert("size".into(), top.bytes.len().into());
         }
         let image = if images.len() == 1 {
-            images
-                .into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or_default()
+            let only = images.into_iter().next().map(|(_, v)| v);
+            go_value(&only.unwrap_or_default(), Shape::Image)
         } else {
-            serde_json::Value::Object(images)
+            go_value(
+                &serde_json::Value::Object(images),
+                Shape::MapOf(&Shape::Image),
+            )
         };
-        (v, image)
+        (go_value(&v, Shape::Index), image)
     } else {
         let parsed = top.manifest(&r.to_string())?;
-        (serde_json::to_value(top.descriptor())?, config_of(&parsed)?)
+        let descriptor = serde_json::to_value(top.descriptor())?;
+        (
+            go_value(&descriptor, Shape::Descriptor),
+            go_value(&config_of(&parsed)?, Shape::Image),
+        )
     };
-    Ok(serde_json::json!({ "Name": r.to_string(), "Manifest": manifest, "Image": image }))
+    let fields = vec![
+        ("name".to_string(), Value::Str(r.to_string())),
+        ("manifest".to_string(), manifest),
+        ("image".to_string(), image),
+    ];
+    Ok(Value::typed(
+        "imagetools.tplInput",
+        fields,
+        &["name", "manifest", "image"],
+    ))
 }
 
 fn create(store: &Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
