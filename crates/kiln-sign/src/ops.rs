@@ -288,10 +288,29 @@ pub fn verify(
     key: &PublicKey,
     annotations: &BTreeMap<String, String>,
 ) -> Result<Vec<Verified>> {
-    let layers = find_layers(target, subject, Kind::Signature)?;
+    check_each(
+        target,
+        subject,
+        Kind::Signature,
+        ("signatures", "sign it with kiln sign --key KEY"),
+        |l| check_signature(target, subject, key, annotations, l),
+    )
+}
+
+/// Runs `check` on each of the subject's layers of `kind`: the ones that
+/// pass, or an error that says there are none (`what`: their name and how
+/// to make one) or why each failed.
+fn check_each<T>(
+    target: &dyn Target,
+    subject: &Subject,
+    kind: Kind,
+    (noun, how): (&str, &str),
+    check: impl Fn(&Descriptor) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
+    let layers = find_layers(target, subject, kind)?;
     if layers.is_empty() {
         return Err(SignError::Verification(format!(
-            "no signatures found for {}@{} in {} (sign it with kiln sign --key KEY)",
+            "no {noun} found for {}@{} in {} ({how})",
             subject.repository.name(),
             subject.digest(),
             target.describe()
@@ -299,8 +318,8 @@ pub fn verify(
     }
     let mut good = Vec::new();
     let mut reasons = Vec::new();
-    for l in layers {
-        match check_signature(target, subject, key, annotations, &l) {
+    for l in &layers {
+        match check(l) {
             Ok(v) => good.push(v),
             Err(why) => reasons.push(why),
         }
@@ -309,7 +328,7 @@ pub fn verify(
         reasons.sort();
         reasons.dedup();
         return Err(SignError::Verification(format!(
-            "no matching signatures for {}@{}: {}",
+            "no matching {noun} for {}@{}: {}",
             subject.repository.name(),
             subject.digest(),
             reasons.join("; ")
@@ -378,20 +397,16 @@ pub fn verify_attestations(
     key: &PublicKey,
     predicate_type: Option<&str>,
 ) -> Result<Vec<VerifiedAttestation>> {
-    let layers = find_layers(target, subject, Kind::Attestation)?;
-    if layers.is_empty() {
-        return Err(SignError::Verification(format!(
-            "no attestations found for {}@{} in {} (make one with kiln attest --key KEY --predicate FILE)",
-            subject.repository.name(),
-            subject.digest(),
-            target.describe()
-        )));
-    }
-    let mut good = Vec::new();
-    let mut reasons = Vec::new();
-    for l in layers {
-        let one = || -> std::result::Result<VerifiedAttestation, String> {
-            let bytes = target.blob(&l).map_err(|e| e.to_string())?;
+    check_each(
+        target,
+        subject,
+        Kind::Attestation,
+        (
+            "attestations",
+            "make one with kiln attest --key KEY --predicate FILE",
+        ),
+        |l| {
+            let bytes = target.blob(l).map_err(|e| e.to_string())?;
             let envelope: Envelope =
                 serde_json::from_slice(&bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
             let statement = envelope.verify(key).map_err(|e| e.to_string())?;
@@ -411,23 +426,8 @@ pub fn verify_attestations(
                 envelope,
                 statement,
             })
-        };
-        match one() {
-            Ok(v) => good.push(v),
-            Err(e) => reasons.push(e),
-        }
-    }
-    if good.is_empty() {
-        reasons.sort();
-        reasons.dedup();
-        return Err(SignError::Verification(format!(
-            "no matching attestations for {}@{}: {}",
-            subject.repository.name(),
-            subject.digest(),
-            reasons.join("; ")
-        )));
-    }
-    Ok(good)
+        },
+    )
 }
 
 /// What [`carry`] did.
