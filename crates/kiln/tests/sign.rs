@@ -83,6 +83,24 @@ fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
+/// GET `http://{host}/v2/{path}` as JSON, with `accept` if given; the
+/// request must succeed.
+fn registry_get(host: &str, path: &str, accept: Option<&str>) -> serde_json::Value {
+    let mut curl = Command::new("curl");
+    curl.arg("-sf");
+    if let Some(a) = accept {
+        curl.arg("-H").arg(format!("Accept: {a}"));
+    }
+    let out = curl
+        .arg(format!("http://{host}/v2/{path}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {host}/v2/{path} failed");
+    json(&out.stdout)
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
 #[test]
 fn kiln_keys_and_store_signatures_check_out_in_python() {
     let kiln = Kiln::new();
@@ -294,42 +312,20 @@ fn registry_round(host: &str, has_referrers: bool) {
     assert!(err.contains(".sig"), "{err}");
     let digest = manifest_digest(&kiln, &public, &name);
     let tag = format!("{}.sig", digest.replace(':', "-"));
-    let sig = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
-        ])
-        .arg(format!("http://{host}/v2/app/manifests/{tag}"))
-        .output()
-        .unwrap();
-    assert!(sig.status.success(), "no {tag} on {host}");
-    assert_eq!(json(&sig.stdout)["layers"].as_array().unwrap().len(), 2);
+    let sig = registry_get(host, &format!("app/manifests/{tag}"), Some(OCI_MANIFEST));
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2);
     // Signing again with the same key and annotations is a duplicate
     // (cosign's DupeDetector: the stored signature verifies), though
     // ECDSA gives another signature string.
     ok_pw(&kiln, &["sign", "--remote", "--key", &key, &name]);
-    let again = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
-        ])
-        .arg(format!("http://{host}/v2/app/manifests/{tag}"))
-        .output()
-        .unwrap();
-    let again = json(&again.stdout);
+    let again = registry_get(host, &format!("app/manifests/{tag}"), Some(OCI_MANIFEST));
     assert_eq!(again["layers"].as_array().unwrap().len(), 2);
-    let config = Command::new("curl")
-        .arg("-sf")
-        .arg(format!(
-            "http://{host}/v2/app/blobs/{}",
-            again["config"]["digest"].as_str().unwrap()
-        ))
-        .output()
-        .unwrap();
+    let config_path = format!("app/blobs/{}", again["config"]["digest"].as_str().unwrap());
     assert_eq!(
-        json(&config.stdout)["history"].as_array().unwrap().len(),
+        registry_get(host, &config_path, None)["history"]
+            .as_array()
+            .unwrap()
+            .len(),
         2,
         "one history entry per layer, as go-containerregistry's mutate.Append"
     );
@@ -350,12 +346,7 @@ fn registry_round(host: &str, has_referrers: bool) {
     );
     if has_referrers {
         assert!(err.contains("referrer of"), "{err}");
-        let refs = Command::new("curl")
-            .arg("-sf")
-            .arg(format!("http://{host}/v2/app/referrers/{digest}"))
-            .output()
-            .unwrap();
-        let idx = json(&refs.stdout);
+        let idx = registry_get(host, &format!("app/referrers/{digest}"), None);
         assert_eq!(
             idx["manifests"][0]["artifactType"],
             "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -368,14 +359,11 @@ fn registry_round(host: &str, has_referrers: bool) {
             err.contains(&format!("listed in {host}/app:{tag}")) || err.contains(&tag),
             "{err}"
         );
-        let idx = Command::new("curl")
-            .arg("-sf")
-            .arg("-H")
-            .arg("Accept: application/vnd.oci.image.index.v1+json")
-            .arg(format!("http://{host}/v2/app/manifests/{tag}"))
-            .output()
-            .unwrap();
-        let idx = json(&idx.stdout);
+        let idx = registry_get(
+            host,
+            &format!("app/manifests/{tag}"),
+            Some("application/vnd.oci.image.index.v1+json"),
+        );
         assert_eq!(
             idx["manifests"][0]["artifactType"],
             "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -475,12 +463,7 @@ fn registry_round(host: &str, has_referrers: bool) {
                 &name,
             ],
         );
-        let refs = Command::new("curl")
-            .arg("-sf")
-            .arg(format!("http://{host}/v2/app/referrers/{digest}"))
-            .output()
-            .unwrap();
-        let idx = json(&refs.stdout);
+        let idx = registry_get(host, &format!("app/referrers/{digest}"), None);
         assert!(
             idx["manifests"]
                 .as_array()
