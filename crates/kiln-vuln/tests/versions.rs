@@ -243,23 +243,34 @@ for line in sys.stdin:
         print("invalid"); continue
     print(-1 if x < y else (1 if x > y else 0))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
+    oracle(
+        Command::new("python3").args(["-c", script]),
+        pairs,
+        "python3 with packaging",
+    )
+}
+
+/// Runs a peer's comparator (`cmd`, reading `a<TAB>b` lines, printing one
+/// answer per line) over `pairs`: its answers, in order. `what` names the
+/// peer for the failure message.
+fn oracle(cmd: &mut Command, pairs: &[(String, String)], what: &str) -> Vec<String> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("run python3 (scripts/setup.sh installs it and packaging)");
+        .unwrap_or_else(|e| panic!("run {what} (scripts/setup.sh installs it): {e}"));
     let mut input = String::new();
     for (a, b) in pairs {
         input.push_str(&format!("{a}\t{b}\n"));
     }
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("python3");
+    let out = child.wait_with_output().expect(what);
     writer.join().expect("writer").expect("write pairs");
     assert!(
         out.status.success(),
-        "python3 with packaging failed (scripts/setup.sh installs packaging): {}",
+        "{what} failed (scripts/setup.sh installs it): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
@@ -369,30 +380,11 @@ for (const l of lines) {
   console.log(String(semver.compare(a, b)));
 }
 "#;
-    let mut child = Command::new("node")
-        .args(["-e", script, &root])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (scripts/setup.sh installs it)");
-    let mut input = String::new();
-    for (a, b) in pairs {
-        input.push_str(&format!("{a}\t{b}\n"));
-    }
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("node");
-    writer.join().expect("writer").expect("write pairs");
-    assert!(
-        out.status.success(),
-        "node with npm's semver failed (scripts/setup.sh installs it): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    oracle(
+        Command::new("node").args(["-e", script, &root]),
+        pairs,
+        "node with npm's semver",
+    )
 }
 
 #[test]
