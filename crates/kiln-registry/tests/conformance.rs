@@ -164,16 +164,21 @@ impl Target {
         self.results.insert(format!("{category}/{name}"), result);
     }
 
+    /// POST an empty upload request: the reply names the session
+    /// (`Location`).
+    async fn open_upload(&self, repo: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            vec![],
+        )
+        .await
+    }
+
     /// POST then PUT (the method every registry supports).
     async fn push_blob(&self, repo: &str, b: &[u8]) -> Check {
-        let r = self
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = self.open_upload(repo).await;
         want!(r.status == StatusCode::ACCEPTED, "POST {}", r.status);
         let loc = r.header("location");
         let r = self
@@ -300,14 +305,7 @@ async fn push(t: &mut Target) {
 
     let chunked = async {
         let b = bytes(3, 30_000);
-        let r = t
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = t.open_upload(repo).await;
         want!(r.status == StatusCode::ACCEPTED, "POST {}", r.status);
         let mut loc = r.header("location");
         for (i, part) in b.chunks(10_000).enumerate() {
@@ -354,14 +352,7 @@ async fn push(t: &mut Target) {
     t.record("push", "chunked PATCH with Content-Range", chunked);
 
     let out_of_order = async {
-        let r = t
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = t.open_upload(repo).await;
         let loc = r.header("location");
         let r = t
             .send(
@@ -393,14 +384,7 @@ async fn push(t: &mut Target) {
 
     let streamed = async {
         let b = bytes(4, 20_000);
-        let r = t
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = t.open_upload(repo).await;
         let loc = r.header("location");
         let r = t
             .send(
@@ -687,14 +671,7 @@ async fn bad_digests(t: &mut Target) {
         r,
     );
     let r = async {
-        let r = t
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = t.open_upload(repo).await;
         let loc = r.header("location");
         let r = t
             .send(
@@ -715,14 +692,7 @@ async fn bad_digests(t: &mut Target) {
         r,
     );
     let r = async {
-        let r = t
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                vec![],
-            )
-            .await;
+        let r = t.open_upload(repo).await;
         let loc = r.header("location");
         let r = t
             .send(
