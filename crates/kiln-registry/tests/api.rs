@@ -80,6 +80,11 @@ impl Server {
         self.client.request(method, url)
     }
 
+    /// A request with no headers or body, sent.
+    async fn call(&self, method: Method, path: &str) -> reqwest::Response {
+        self.req(method, path).send().await.unwrap()
+    }
+
     async fn push_blob(&self, name: &str, bytes: &[u8]) -> String {
         let d = sha256(bytes);
         let r = self
@@ -97,10 +102,8 @@ impl Server {
 
     async fn start_upload(&self, name: &str) -> String {
         let r = self
-            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert!(!header(&r, "docker-upload-uuid").is_empty());
         format!("{}{}", self.base, header(&r, "location"))
@@ -153,7 +156,7 @@ async fn ping_and_health() {
             "registry/2.0"
         );
     }
-    let r = s.req(Method::GET, "/v2/a/nonsense/x").send().await.unwrap();
+    let r = s.call(Method::GET, "/v2/a/nonsense/x").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -161,36 +164,20 @@ async fn ping_and_health() {
 async fn monolithic_push_then_get_head_and_other_repos_do_not_see_it() {
     let s = server().await;
     let d = s.push_blob("a/b", b"hello").await;
-    let r = s
-        .req(Method::GET, &format!("/v2/a/b/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/a/b/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "docker-content-digest"), d);
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"hello");
-    let r = s
-        .req(Method::HEAD, &format!("/v2/a/b/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::HEAD, &format!("/v2/a/b/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "content-length"), "5");
-    let r = s
-        .req(Method::GET, &format!("/v2/other/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/other/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(r).await, "BLOB_UNKNOWN");
     // Empty blobs and `{}` are blobs too.
     s.push_blob("a/b", b"").await;
     s.push_blob("a/b", b"{}").await;
-    let r = s
-        .req(Method::GET, "/v2/a/b/blobs/sha256:nothex")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/a/b/blobs/sha256:nothex").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "DIGEST_INVALID");
 }
@@ -221,17 +208,9 @@ async fn post_then_put_and_streamed_patch() {
     assert_eq!(header(&r, "range"), "0-299999");
     let loc = format!("{}{}", s.base, header(&r, "location"));
     let d = sha256(&body);
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::PUT, &format!("{loc}?digest={d}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = s
-        .req(Method::GET, &format!("/v2/r/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/r/blobs/{d}")).await;
     assert_eq!(r.bytes().await.unwrap().len(), 300_000);
 }
 
@@ -268,7 +247,7 @@ async fn chunked_upload_in_order_out_of_order_status_and_sha512() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = s.req(Method::GET, &loc).send().await.unwrap();
+    let r = s.call(Method::GET, &loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&r, "range"), "0-7");
     let r = s
@@ -280,21 +259,13 @@ async fn chunked_upload_in_order_out_of_order_status_and_sha512() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let d = sha512(&data);
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::PUT, &format!("{loc}?digest={d}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "docker-content-digest"), d);
-    let r = s
-        .req(Method::GET, &format!("/v2/r/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/r/blobs/{d}")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[..]);
     // Finished: the upload is gone.
-    let r = s.req(Method::GET, &loc).send().await.unwrap();
+    let r = s.call(Method::GET, &loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(r).await, "BLOB_UPLOAD_UNKNOWN");
 }
@@ -320,21 +291,13 @@ async fn wrong_digest_stores_nothing() {
         .send()
         .await
         .unwrap();
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={wrong}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::PUT, &format!("{loc}?digest={wrong}")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "DIGEST_INVALID");
-    let r = s.req(Method::GET, &loc).send().await.unwrap();
+    let r = s.call(Method::GET, &loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     for d in [wrong, sha256(b"content")] {
-        let r = s
-            .req(Method::HEAD, &format!("/v2/r/blobs/{d}"))
-            .send()
-            .await
-            .unwrap();
+        let r = s.call(Method::HEAD, &format!("/v2/r/blobs/{d}")).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
     let root = s.dir.path().join("registry");
@@ -344,7 +307,7 @@ async fn wrong_digest_stores_nothing() {
     }
     // PUT without a digest.
     let loc = s.start_upload("r").await;
-    let r = s.req(Method::PUT, &loc).send().await.unwrap();
+    let r = s.call(Method::PUT, &loc).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -368,20 +331,16 @@ fn walk(dir: &std::path::Path) -> usize {
 async fn cancel_upload() {
     let s = server().await;
     let loc = s.start_upload("r").await;
-    let r = s.req(Method::DELETE, &loc).send().await.unwrap();
+    let r = s.call(Method::DELETE, &loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s.req(Method::DELETE, &loc).send().await.unwrap();
+    let r = s.call(Method::DELETE, &loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Another repository's upload id is unknown here.
     let loc = s.start_upload("r").await;
     let other = loc.replace("/v2/r/", "/v2/q/");
-    let r = s.req(Method::GET, &other).send().await.unwrap();
+    let r = s.call(Method::GET, &other).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = s
-        .req(Method::GET, "/v2/r/blobs/uploads/../../x")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/r/blobs/uploads/../../x").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -417,7 +376,7 @@ async fn ranges_and_etags() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&r, "content-range"), "bytes */100");
-    let r = s.req(Method::GET, &url).send().await.unwrap();
+    let r = s.call(Method::GET, &url).await;
     let etag = header(&r, "etag");
     assert_eq!(etag, format!("\"{d}\""));
     let r = s
@@ -434,62 +393,36 @@ async fn mounts_and_blob_delete() {
     let s = server().await;
     let d = s.push_blob("src", b"shared").await;
     let r = s
-        .req(
+        .call(
             Method::POST,
             &format!("/v2/dst/blobs/uploads/?mount={d}&from=src"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/dst/blobs/{d}"));
     let r = s
-        .req(Method::POST, &format!("/v2/third/blobs/uploads/?mount={d}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/v2/third/blobs/uploads/?mount={d}"))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // Mounting what `from` does not hold starts an upload instead.
     let missing = sha256(b"missing");
     let r = s
-        .req(
+        .call(
             Method::POST,
             &format!("/v2/dst/blobs/uploads/?mount={missing}&from=src"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .req(Method::HEAD, &format!("/v2/dst/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::HEAD, &format!("/v2/dst/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = s
-        .req(Method::DELETE, &format!("/v2/dst/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::DELETE, &format!("/v2/dst/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .req(Method::HEAD, &format!("/v2/dst/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::HEAD, &format!("/v2/dst/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = s
-        .req(Method::DELETE, &format!("/v2/dst/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::DELETE, &format!("/v2/dst/blobs/{d}")).await;
     assert_eq!(code(r).await, "BLOB_UNKNOWN");
     // The other repositories still hold it.
-    let r = s
-        .req(Method::GET, &format!("/v2/src/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/src/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -504,20 +437,16 @@ async fn manifests_by_tag_and_digest() {
     assert_eq!(header(&r, "location"), format!("/v2/app/manifests/{d}"));
     for reference in ["v1", d.as_str()] {
         let r = s
-            .req(Method::GET, &format!("/v2/app/manifests/{reference}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/v2/app/manifests/{reference}"))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(header(&r, "content-type"), OCI_MANIFEST);
         assert_eq!(header(&r, "docker-content-digest"), d);
         let etag = header(&r, "etag");
         assert_eq!(r.bytes().await.unwrap().as_ref(), &m[..]);
         let r = s
-            .req(Method::HEAD, &format!("/v2/app/manifests/{reference}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::HEAD, &format!("/v2/app/manifests/{reference}"))
+            .await;
         assert_eq!(header(&r, "content-length"), m.len().to_string());
         let r = s
             .req(Method::GET, &format!("/v2/app/manifests/{reference}"))
@@ -541,11 +470,7 @@ async fn manifests_by_tag_and_digest() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = s
-        .req(Method::GET, "/v2/app/manifests/also")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/manifests/also").await;
     assert_eq!(header(&r, "docker-content-digest"), dd);
     assert_eq!(
         header(&r, "content-type"),
@@ -557,10 +482,8 @@ async fn manifests_by_tag_and_digest() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "docker-content-digest"), d512);
     let r = s
-        .req(Method::GET, &format!("/v2/app/manifests/{d512}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/v2/app/manifests/{d512}"))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     // An index of it, and an index naming a manifest the repository lacks.
     let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
@@ -572,38 +495,22 @@ async fn manifests_by_tag_and_digest() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "MANIFEST_BLOB_UNKNOWN");
     // Deletes: a tag, then the manifest by digest (its tags go with it).
-    let r = s
-        .req(Method::DELETE, "/v2/app/manifests/multi")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::DELETE, "/v2/app/manifests/multi").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .req(Method::GET, "/v2/app/manifests/multi")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/manifests/multi").await;
     assert_eq!(code(r).await, "MANIFEST_UNKNOWN");
     let r = s
-        .req(Method::DELETE, &format!("/v2/app/manifests/{d}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/v2/app/manifests/{d}"))
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     for reference in ["v1", d.as_str()] {
         let r = s
-            .req(Method::GET, &format!("/v2/app/manifests/{reference}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/v2/app/manifests/{reference}"))
+            .await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(code(r).await, "MANIFEST_UNKNOWN");
     }
-    let r = s
-        .req(Method::GET, "/v2/nothere/manifests/latest")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/nothere/manifests/latest").await;
     assert_eq!(code(r).await, "NAME_UNKNOWN");
 }
 
@@ -644,11 +551,7 @@ async fn hostile_manifests_are_refused() {
     let r = s.put_manifest("app", "-bad", &m, OCI_MANIFEST).await;
     assert_eq!(code(r).await, "TAG_INVALID");
     // Nothing of that was tagged.
-    let r = s
-        .req(Method::GET, "/v2/app/tags/list")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/tags/list").await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!([]));
 }
@@ -666,11 +569,7 @@ async fn bad_repository_names() {
             assert!(r.status().is_client_error(), "{m} {p}: {}", r.status());
         }
     }
-    let r = s
-        .req(Method::POST, "/v2/a%2F..%2Fb/blobs/uploads/")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::POST, "/v2/a%2F..%2Fb/blobs/uploads/").await;
     assert_eq!(code(r).await, "NAME_INVALID");
     // Dot segments as sent (reqwest would normalize them away).
     for path in [
@@ -722,7 +621,7 @@ async fn referrers_and_subjects() {
         .unwrap()
     };
     let url = format!("/v2/app/referrers/{subject}");
-    let r = s.req(Method::GET, &url).send().await.unwrap();
+    let r = s.call(Method::GET, &url).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "content-type"), OCI_INDEX);
     let v: Value = r.json().await.unwrap();
@@ -734,23 +633,14 @@ async fn referrers_and_subjects() {
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(header(&r, "oci-subject"), subject);
     }
-    let v: Value = s
-        .req(Method::GET, &url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s.call(Method::GET, &url).await.json().await.unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 2);
     let r = s
-        .req(
+        .call(
             Method::GET,
             &format!("{url}?artifactType=application/x-sbom"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
@@ -760,28 +650,15 @@ async fn referrers_and_subjects() {
     assert_eq!(v["manifests"][0]["size"], sbom.len());
     // A subject that does not exist is fine; deleting a referrer drops it.
     let r = s
-        .req(
+        .call(
             Method::DELETE,
             &format!("/v2/app/manifests/{}", sha256(&sig)),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let v: Value = s
-        .req(Method::GET, &url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s.call(Method::GET, &url).await.json().await.unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
-    let r = s
-        .req(Method::GET, "/v2/app/referrers/sha256:bad")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/referrers/sha256:bad").await;
     assert_eq!(code(r).await, "DIGEST_INVALID");
 }
 
@@ -796,66 +673,44 @@ async fn tag_lists_and_catalog_paginate() {
         );
     }
     let v: Value = s
-        .req(Method::GET, "/v2/app/tags/list")
-        .send()
+        .call(Method::GET, "/v2/app/tags/list")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(v, json!({"name": "app", "tags": ["a", "b", "c", "d"]}));
-    let r = s
-        .req(Method::GET, "/v2/app/tags/list?n=2")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/tags/list?n=2").await;
     assert_eq!(
         header(&r, "link"),
         "</v2/app/tags/list?n=2&last=b>; rel=\"next\""
     );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!(["a", "b"]));
-    let r = s
-        .req(Method::GET, "/v2/app/tags/list?n=2&last=b")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/app/tags/list?n=2&last=b").await;
     assert_eq!(header(&r, "link"), "");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!(["c", "d"]));
     let v: Value = s
-        .req(Method::GET, "/v2/app/tags/list?last=c")
-        .send()
+        .call(Method::GET, "/v2/app/tags/list?last=c")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(v["tags"], json!(["d"]));
-    let r = s
-        .req(Method::GET, "/v2/nope/tags/list")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/nope/tags/list").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(r).await, "NAME_UNKNOWN");
 
     s.push_blob("z/y", b"1").await;
     s.push_blob("b", b"1").await;
     let v: Value = s
-        .req(Method::GET, "/v2/_catalog")
-        .send()
+        .call(Method::GET, "/v2/_catalog")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(v["repositories"], json!(["app", "b", "z/y"]));
-    let r = s
-        .req(Method::GET, "/v2/_catalog?n=1&last=app")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/_catalog?n=1&last=app").await;
     assert_eq!(
         header(&r, "link"),
         "</v2/_catalog?n=1&last=b>; rel=\"next\""
@@ -893,11 +748,7 @@ async fn interleaved_chunks_on_one_upload_never_mix() {
         2
     };
     let d = sha256(&vec![winner; 100_000]);
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::PUT, &format!("{loc}?digest={d}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -943,27 +794,17 @@ async fn immutable_tags() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    let r = s
-        .req(Method::GET, "/v2/prod/app/manifests/v1")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, "/v2/prod/app/manifests/v1").await;
     assert_eq!(header(&r, "docker-content-digest"), sha256(&one));
     // Neither the tag nor the manifest it names can be deleted.
-    let r = s
-        .req(Method::DELETE, "/v2/prod/app/manifests/v1")
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::DELETE, "/v2/prod/app/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let r = s
-        .req(
+        .call(
             Method::DELETE,
             &format!("/v2/prod/app/manifests/{}", sha256(&one)),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // Other repositories keep mutable tags.
     let dev = s.image("dev/app", b"one").await;
@@ -987,7 +828,7 @@ async fn htpasswd_basic_auth() {
         ..Default::default()
     })
     .await;
-    let r = s.req(Method::GET, "/v2/").send().await.unwrap();
+    let r = s.call(Method::GET, "/v2/").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         header(&r, "www-authenticate"),
@@ -1017,7 +858,7 @@ async fn htpasswd_basic_auth() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let r = s.req(Method::GET, "/healthz").send().await.unwrap();
+    let r = s.call(Method::GET, "/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(walk(&s.dir.path().join("registry/uploads")), 0);
 }
@@ -1082,7 +923,7 @@ async fn an_upload_that_stops_halfway_keeps_only_what_came_before() {
         .unwrap();
     assert!(patch.await.unwrap().is_err());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let r = s.req(Method::GET, &loc).send().await.unwrap();
+    let r = s.call(Method::GET, &loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&r, "range"), "0-999");
     // The upload continues from there and finishes verified.
@@ -1097,16 +938,8 @@ async fn an_upload_that_stops_halfway_keeps_only_what_came_before() {
     let mut all = vec![1u8; 1000];
     all.extend(vec![3u8; 1000]);
     let d = sha256(&all);
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::PUT, &format!("{loc}?digest={d}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = s
-        .req(Method::GET, &format!("/v2/r/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.call(Method::GET, &format!("/v2/r/blobs/{d}")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), &all[..]);
 }
