@@ -45,3 +45,19 @@ impl Scheme {
         }
     }
 }
+
+/// Compares `a` and `b` by `parse`'s order; a string `parse` refuses
+/// sorts before every valid one, and among its kind by its text (as
+/// `packaging`'s old LegacyVersion did).
+fn invalid_first<'a, V: Ord>(
+    a: &'a str,
+    b: &'a str,
+    parse: impl Fn(&'a str) -> Option<V>,
+) -> Ordering {
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}

@@ -201,12 +201,7 @@ pub fn parse(v: &str) -> Option<Version> {
 /// before every valid version (as `packaging`'s old LegacyVersion did) and
 /// among its kind by its text.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
+    super::invalid_first(a, b, parse)
 }
 
 #[cfg(test)]

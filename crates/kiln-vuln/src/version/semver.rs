@@ -109,12 +109,7 @@ impl PartialOrd for Version<'_> {
 /// Compares two SemVer versions. A string that is not SemVer sorts before
 /// every valid one, and among its kind by its text.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
+    super::invalid_first(a, b, parse)
 }
 
 #[cfg(test)]
