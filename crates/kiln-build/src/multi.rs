@@ -49,6 +49,10 @@ pub fn build_platforms(
     parallel: usize,
     progress: &dyn Progress,
 ) -> Result<MultiResult> {
+    // No platform's build starts while another platform cannot be run.
+    for req in reqs {
+        crate::platform::check_emulation(req)?;
+    }
     let next_request = AtomicUsize::new(0);
     let step_ids = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<BuildResult>>>> =
