@@ -242,6 +242,42 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
         assert_eq!(cat(&fresh, platform, &tag, "/arch"), machine);
     }
 
+    // A build on the pushed index in an empty store pulls its base (every
+    // platform at once, which both platforms' builds share) and pushes
+    // with buildx's spelling, -o type=registry.
+    let fresh = Kiln::new();
+    let on_top = context(
+        &fresh,
+        "on-top",
+        &format!("FROM {tag}\nRUN busybox cp /arch /base-arch\n"),
+    );
+    let next = format!("{}/multi/next:1", reg.host());
+    build(
+        &fresh,
+        &[
+            "--platform",
+            "linux/arm64,linux/amd64",
+            "-t",
+            &next,
+            "-o",
+            "type=registry",
+            &on_top,
+        ],
+    );
+    assert_eq!(cat(&fresh, "linux/arm64", &next, "/base-arch"), "aarch64\n");
+    assert_eq!(cat(&fresh, "linux/amd64", &next, "/base-arch"), "x86_64\n");
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{next}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+
     // push --platform: one platform's image under the tag.
     let arm_tag = format!("{}/multi/app:arm", reg.host());
     k.ok(&["tag", &tag, &arm_tag]);
