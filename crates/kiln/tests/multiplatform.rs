@@ -278,6 +278,22 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
 
+    // kiln push of a tag naming an index pushes every platform, then it.
+    let again = format!("{}/multi/again:1", reg.host());
+    k.ok(&["tag", &tag, &again]);
+    k.ok(&["push", &again]);
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{again}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+
     // push --platform: one platform's image under the tag.
     let arm_tag = format!("{}/multi/app:arm", reg.host());
     k.ok(&["tag", &tag, &arm_tag]);
@@ -404,4 +420,55 @@ fn a_platform_without_an_emulator_fails_before_any_step_naming_the_package() {
     assert!(!stderr.contains("RUN busybox"), "{stderr}");
     let images = k.ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("never"), "{images}");
+
+    // The cross-compile pattern needs no emulator: only the build
+    // platform's stage runs anything, the target's stage only copies.
+    let cross = context(
+        &k,
+        "cross",
+        "FROM --platform=$BUILDPLATFORM bb:multi AS build\n\
+         ARG TARGETARCH\n\
+         RUN echo built for $TARGETARCH on $(busybox uname -m) > /note\n\
+         FROM scratch\n\
+         COPY --from=build /note /note\n",
+    );
+    build(
+        &k,
+        &[
+            "--platform",
+            &format!("linux/amd64,{platform}"),
+            "-t",
+            "cross:1",
+            &cross,
+        ],
+    );
+    let inspect = k.inspect("cross:1");
+    let archs: Vec<&str> = inspect["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["Descriptor"]["platform"]["architecture"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    let foreign = platform.strip_prefix("linux/").unwrap();
+    assert_eq!(archs, ["amd64", foreign]);
+    // What the target's image holds was made natively for it.
+    let out = k.dir.path().join("rootfs");
+    build(
+        &k,
+        &[
+            "--platform",
+            platform,
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            &cross,
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("note")).unwrap(),
+        format!("built for {foreign} on x86_64\n")
+    );
 }
