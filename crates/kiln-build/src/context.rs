@@ -119,7 +119,13 @@ impl Context {
             return;
         }
         if let Ok(bytes) = serde_json::to_vec(&*c) {
-            let tmp = self.cache_path.with_extension("tmp");
+            // One temporary name per writer: a multi-platform build saves
+            // from several threads, and kiln processes may run side by side.
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = self
+                .cache_path
+                .with_extension(format!("tmp.{}.{n}", std::process::id()));
             if fs::write(&tmp, bytes).is_ok() {
                 let _ = fs::rename(&tmp, &self.cache_path);
             }

@@ -43,7 +43,14 @@ pub struct BuildRequest {
     pub network: Network,
     pub tags: Vec<ImageRef>,
     pub runtime: Runtime,
+    /// The target platform (`TARGETPLATFORM`): what bases are resolved
+    /// for and what the image's config says. One build makes one
+    /// platform's image; a multi-platform build is one build per platform.
     pub platform: Platform,
+    /// The platform the build runs on (`BUILDPLATFORM`, the host's): a
+    /// stage `FROM --platform=$BUILDPLATFORM` runs natively, and steps of
+    /// other platforms go through QEMU.
+    pub build_platform: Platform,
     /// Overrides the snapshotter choice (default: overlay when usable;
     /// the CLI fills it from `KILN_SNAPSHOTTER`).
     pub backend: Option<Backend>,
@@ -65,8 +72,9 @@ pub struct BuildRequest {
     pub always_pull: bool,
 }
 
-/// See [`BuildRequest::fetch_base`].
-pub type FetchBase = Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>;
+/// See [`BuildRequest::fetch_base`]: the image name and the platform the
+/// stage wants.
+pub type FetchBase = Box<dyn Fn(&str, &Platform) -> std::result::Result<(), String> + Send + Sync>;
 
 pub struct BuildResult {
     /// The image ID (config digest).
@@ -111,9 +119,10 @@ pub(crate) struct Engine<'a> {
     pub done: Mutex<HashMap<usize, StageState>>,
     pub step_ids: Mutex<usize>,
     /// Held while a base is pulled (parallel stages pull it once); the
-    /// names `--pull` has pulled.
+    /// names (and platforms) `--pull` has pulled.
     pub pull_lock: Mutex<BTreeSet<String>>,
-    /// Base and `--from` images as first resolved (see `image_state`).
+    /// Base and `--from` images as first resolved, by name and platform
+    /// (see `image_state`).
     pub images: Mutex<HashMap<String, (StageState, Vec<String>)>>,
     /// The stages whose new layers stay snapshots only (set once the
     /// target is known; see `snapshot_only_stages`).
@@ -130,7 +139,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let df = kiln_dockerfile::parse(&req.dockerfile)?;
     let opts = kiln_dockerfile::BuildOptions {
         build_args: req.build_args.clone(),
-        build_platform: req.platform.clone(),
+        build_platform: req.build_platform.clone(),
         target_platform: req.platform.clone(),
     };
     for name in df.unused_build_args(&opts) {
@@ -192,6 +201,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     let target = engine.target()?;
     let needed = engine.needed(target)?;
     engine.validate(&needed)?;
+    engine.check_emulation(&needed)?;
     let _ = engine
         .snapshot_only
         .set(engine.snapshot_only_stages(target, &needed)?);

@@ -12,6 +12,10 @@
 //!   skipped), every instruction of them checked before any step runs;
 //! - `schedule`: each stage on its own thread as soon as the stages it
 //!   needs are done;
+//! - `platform`: each stage's platform (`FROM --platform`, else the
+//!   target's) and the QEMU check for foreign RUN steps, before any step;
+//!   `once`: a step key runs once at a time in the process, so parallel
+//!   builds of several platforms share a platform-independent stage;
 //! - `source`: where a stage starts (FROM scratch, a stage, or an image
 //!   from the store, fetched through [`BuildRequest::fetch_base`] when
 //!   missing or on `--pull`) and what `--from` names; layers unpacked into
@@ -32,7 +36,9 @@
 //!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0, see
 //!   [`epoch`]), so builds are reproducible by default;
 //! - `finish`: labels and the image's timestamp, then the image into the
-//!   store under its tags.
+//!   store under its tags;
+//! - [`multi`]: several target platforms, one build each in parallel,
+//!   joined in an image index under the tags.
 
 pub mod archive;
 mod cache;
@@ -46,7 +52,10 @@ pub mod export;
 mod finish;
 mod graph;
 mod meta;
+pub mod multi;
+mod once;
 mod paths;
+mod platform;
 pub mod prune;
 mod run;
 mod schedule;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use kiln_core::image::Descriptor;
-use kiln_core::Digest;
+use kiln_core::{Digest, Platform};
 use kiln_dockerfile::Stage;
 
 use crate::engine::Engine;
@@ -19,8 +19,9 @@ impl Engine<'_> {
     /// The state a FROM starts with.
     pub(crate) fn base(&self, stage: &Stage) -> Result<(StageState, Vec<String>)> {
         let from = self.df.resolve_from(stage, &self.global)?;
+        let platform = self.stage_platform(stage)?;
         if from.base.eq_ignore_ascii_case("scratch") {
-            let p = &self.req.platform;
+            let p = &platform;
             return Ok((
                 StageState::scratch(&p.os, &p.architecture, p.variant.as_deref()),
                 Vec::new(),
@@ -30,39 +31,42 @@ impl Engine<'_> {
             return Ok((self.finished_stage(s.index)?, Vec::new()));
         }
         // A base that cannot be had is the FROM line's fault.
-        self.image_state(&from.base).map_err(|e| match e {
-            BuildError::BaseImage(message) => BuildError::Step {
-                line: stage.span.line,
-                instruction: format!("FROM {}", stage.base),
-                message,
-            },
-            e => e,
-        })
+        self.image_state(&from.base, &platform)
+            .map_err(|e| match e {
+                BuildError::BaseImage(message) => BuildError::Step {
+                    line: stage.span.line,
+                    instruction: format!("FROM {}", stage.base),
+                    message,
+                },
+                e => e,
+            })
     }
 
-    /// An image from the store as a starting state, with its ONBUILD
-    /// triggers (to run now and drop from the config).
+    /// An image from the store as a starting state for `platform` (its
+    /// manifest of a multi-platform image), with its ONBUILD triggers (to
+    /// run now and drop from the config).
     /// Errors are `BaseImage`: the caller names the line (FROM, or the COPY
     /// or RUN whose `--from` names the image). Resolved once per build:
     /// a tag moved or removed while the build runs (an `image prune -a`
     /// beside it) does not change what the build started from.
-    fn image_state(&self, name: &str) -> Result<(StageState, Vec<String>)> {
-        if let Some(found) = self.images.lock().ok().and_then(|m| m.get(name).cloned()) {
+    fn image_state(&self, name: &str, platform: &Platform) -> Result<(StageState, Vec<String>)> {
+        let key = format!("{name}\0{platform}");
+        if let Some(found) = self.images.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(found);
         }
-        let found = self.resolve_image(name)?;
+        let found = self.resolve_image(name, platform)?;
         if let Ok(mut m) = self.images.lock() {
-            m.insert(name.to_string(), found.clone());
+            m.insert(key, found.clone());
         }
         Ok(found)
     }
 
-    fn resolve_image(&self, name: &str) -> Result<(StageState, Vec<String>)> {
+    fn resolve_image(&self, name: &str, platform: &Platform) -> Result<(StageState, Vec<String>)> {
         let step_error = BuildError::BaseImage;
         if let (true, Some(fetch)) = (self.req.always_pull, &self.req.fetch_base) {
             let mut pulled = self.pull_lock.lock().unwrap_or_else(|p| p.into_inner());
-            if pulled.insert(name.to_string()) {
-                fetch(name)
+            if pulled.insert(format!("{name}\0{platform}")) {
+                fetch(name, platform)
                     .map_err(|m| step_error(format!("--pull: pulling {name} failed: {m}")))?;
             }
         }
@@ -74,7 +78,7 @@ impl Engine<'_> {
                 match self.store.resolve(name) {
                     Ok(found) => Ok(found),
                     Err(_) => {
-                        fetch(name).map_err(|m| {
+                        fetch(name, platform).map_err(|m| {
                             step_error(format!(
                                 "{name} is not in the store and pulling it failed: {m}; or kiln load or kiln import it"
                             ))
@@ -89,7 +93,27 @@ impl Engine<'_> {
                 "{e}: the base image must be in the store: kiln pull, load or import it"
             ))),
         };
-        let (_, image) = resolved?;
+        let (record, image) = resolved?;
+        let image = if kiln_core::media_types::is_index(&record.entry.media_type) {
+            self.store
+                .load_image_for(&record.entry, platform)
+                .map_err(|e| step_error(format!("{name}: {e}")))?
+        } else {
+            let have = kiln_store::platform_of(&image);
+            // A single-platform image of another architecture cannot be
+            // the base of a build for this one (its binaries and config
+            // say the wrong CPU); the native case keeps working with
+            // images whose config says little.
+            if platform != &self.req.build_platform
+                && !have.architecture.is_empty()
+                && !platform.matches(&have)
+            {
+                return Err(step_error(format!(
+                    "{name} in the store is a {have} image, not {platform}: make it a multi-platform image (kiln pull --platform {platform}, or kiln manifest create joining an image of each platform)"
+                )));
+            }
+            image
+        };
         let mut config: serde_json::Value = serde_json::from_slice(&image.config_bytes)
             .map_err(|e| BuildError::BaseImage(format!("config of {name}: {e}")))?;
         let diff_ids: Vec<Digest> = crate::state::strings(&config["rootfs"]["diff_ids"])
@@ -187,11 +211,13 @@ impl Engine<'_> {
                 {
                     continue;
                 }
-                self.image_state(&name).map_err(|e| BuildError::Step {
-                    line: instruction.span.line,
-                    instruction: instruction.original.clone(),
-                    message: format!("--from={name}: {}", kiln_core::error_chain(&e)),
-                })?;
+                let platform = self.stage_platform(stage)?;
+                self.image_state(&name, &platform)
+                    .map_err(|e| BuildError::Step {
+                        line: instruction.span.line,
+                        instruction: instruction.original.clone(),
+                        message: format!("--from={name}: {}", kiln_core::error_chain(&e)),
+                    })?;
             }
         }
         Ok(())
@@ -219,7 +245,7 @@ impl Engine<'_> {
         match self.df.stage_named(from, stage.index) {
             Some(s) => self.finished_stage(s.index),
             None => self
-                .image_state(from)
+                .image_state(from, &self.stage_platform(stage)?)
                 .map(|(state, _)| state)
                 .map_err(|e| match e {
                     BuildError::BaseImage(m) => BuildError::NotFound(format!(

@@ -282,38 +282,11 @@ fn imagetools_create_joins_images_of_two_repositories_into_one_index() {
     );
 }
 
-/// Debian's arm64 busybox-static, unpacked by scripts/setup.sh (the
-/// issue's recipe: `apt-get download busybox-static:arm64`, `dpkg-deb -x`).
-const ARM64_BUSYBOX: &str = "/var/cache/kiln-ci/arm64-busybox/bin/busybox";
-
-/// An arm64 busybox image imported as `name`.
-fn import_arm64_busybox(k: &Kiln, name: &str) {
-    assert!(
-        std::path::Path::new(ARM64_BUSYBOX).exists(),
-        "{ARM64_BUSYBOX} is missing: run scripts/setup.sh (it downloads busybox-static:arm64)"
-    );
-    let root = k.dir.path().join("arm64-rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy(ARM64_BUSYBOX, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "uname", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    let tar = k.dir.path().join("arm64.tar");
-    common::tar_dir(&root, &tar);
-    k.ok(&[
-        "import",
-        "--platform",
-        "linux/arm64",
-        tar.to_str().unwrap(),
-        name,
-    ]);
-}
-
 #[test]
 fn a_foreign_image_runs_through_qemu_and_a_list_runs_the_platform_asked_for() {
     let k = Kiln::new();
     k.import_busybox("bb:amd64", &[], &["--platform", "linux/amd64"]);
-    import_arm64_busybox(&k, "bb:arm64");
+    k.import_arm64_busybox("bb:arm64");
     k.ok(&["manifest", "create", "bb:multi", "bb:amd64", "bb:arm64"]);
 
     // The list: the host's image by default, arm64 when asked.

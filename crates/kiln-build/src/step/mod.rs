@@ -95,6 +95,10 @@ impl Engine<'_> {
         } = plan;
         let key = crate::cache::clamped_key(key, self.clamp.then_some(self.epoch));
         let lazy = self.snapshot_only(step.stage);
+        // Held until the record is written: a build of another platform
+        // running the same step waits, then hits (see `once`).
+        let lock = crate::once::key_lock(&key);
+        let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let cached = if step.no_cache {
             None
         } else {

@@ -47,12 +47,18 @@ pub(crate) struct Args {
     /// Write the image ID to this file
     #[arg(long)]
     iidfile: Option<PathBuf>,
-    /// Target platform (only the native platform can be built for now)
+    /// Target platforms, comma-separated (linux/amd64,linux/arm64): one image
+    /// each (foreign ones' RUN steps through QEMU), joined in an image index
+    /// under the tags
     #[arg(long)]
     platform: Option<String>,
-    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR
+    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR | type=registry (as --push)
     #[arg(short = 'o', long = "output")]
     output: Option<String>,
+    /// Push the image (a multi-platform index with all its images) to the
+    /// registry of each tag after the build
+    #[arg(long)]
+    push: bool,
     /// Progress output: auto, plain or tty
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -104,32 +110,33 @@ pub(crate) struct Args {
     lint: super::lint::OutputArgs,
 }
 
-/// Pulls a FROM image that is not in the store, for the build engine.
-fn fetch_base(
-    store: &Store,
-    args: &Args,
-    platform: kiln_core::Platform,
-) -> anyhow::Result<kiln_build::FetchBase> {
+/// Pulls a FROM image that is not in the store, for the build engine: the
+/// stage's platform, or (`whole`: a build of several platforms, whose
+/// builds would otherwise each move the tag to their own platform's image)
+/// every platform of the index.
+fn fetch_base(store: &Store, args: &Args, whole: bool) -> anyhow::Result<kiln_build::FetchBase> {
     let client = args.registry.client()?;
     let store = store.clone();
     let quiet = args.quiet;
-    Ok(Box::new(move |name: &str| {
-        let reference: ImageRef = name.parse().map_err(|e| format!("{e}"))?;
-        if !quiet {
-            eprintln!("pulling {} (not in the store)", reference.familiar());
-        }
-        let opts = kiln_registry_client::PullOptions {
-            platform: Some(platform.clone()),
-            all_platforms: false,
-        };
-        let view = super::registry::View::new(quiet);
-        super::registry::block_on(kiln_registry_client::pull(
-            &client, &store, &reference, &opts, &view,
-        ))
-        .map_err(|e| e.to_string())?
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-    }))
+    Ok(Box::new(
+        move |name: &str, platform: &kiln_core::Platform| {
+            let reference: ImageRef = name.parse().map_err(|e| format!("{e}"))?;
+            if !quiet {
+                eprintln!("pulling {} (not in the store)", reference.familiar());
+            }
+            let opts = kiln_registry_client::PullOptions {
+                platform: Some(platform.clone()),
+                all_platforms: whole,
+            };
+            let view = super::registry::View::new(quiet);
+            super::registry::block_on(kiln_registry_client::pull(
+                &client, &store, &reference, &opts, &view,
+            ))
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    ))
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -178,19 +185,9 @@ fn snapshotter() -> anyhow::Result<Option<kiln_build::Backend>> {
     }
 }
 
-fn host_platform() -> kiln_core::Platform {
-    kiln_core::Platform::host()
-}
-
 pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
-    let platform = host_platform();
-    if let Some(p) = &args.platform {
-        let want = p.trim_end_matches("/v8");
-        let have = format!("{}/{}", platform.os, platform.architecture);
-        if want != have {
-            bail!("--platform {p}: kiln builds for the native platform ({have}) only for now");
-        }
-    }
+    let platforms = super::build_multi::platforms(args.platform.as_deref())?;
+    let platform = platforms[0].clone();
     let network = match args.network.as_str() {
         "default" | "host" => Network::Host,
         "none" => Network::None,
@@ -214,8 +211,16 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         .map(|h| add_host(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let _ = (args.rm, args.force_rm); // no intermediate containers to keep
-    let output: Option<kiln_build::export::Output> =
-        args.output.as_deref().map(str::parse).transpose()?;
+    let push = args.push || super::build_multi::is_registry_output(args.output.as_deref());
+    let output: Option<kiln_build::export::Output> = args
+        .output
+        .as_deref()
+        .filter(|o| !super::build_multi::is_registry_output(Some(o)))
+        .map(str::parse)
+        .transpose()?;
+    if push && args.tags.is_empty() {
+        bail!("--push (or -o type=registry) needs a name to push to: add -t REGISTRY/NAME[:TAG]");
+    }
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
@@ -321,7 +326,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let (source_date_epoch, epoch_source) = epoch(&args, &context_dir, stdin_context.is_some())?;
-    let req = BuildRequest {
+    let mut req = BuildRequest {
         dockerfile,
         context_dir,
         ignore,
@@ -335,8 +340,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         tags: tags.clone(),
         runtime,
         platform: platform.clone(),
+        build_platform: kiln_core::Platform::host(),
         backend: snapshotter()?,
-        fetch_base: Some(fetch_base(store, &args, platform.clone())?),
+        fetch_base: Some(fetch_base(store, &args, platforms.len() > 1)?),
         source_date_epoch,
         add_hosts,
         allow_insecure,
@@ -354,6 +360,23 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     // it to the export, so a prune beside the build cannot collect the
     // image's blobs before they are exported.
     let _lease = store.lease()?;
+    if platforms.len() > 1 {
+        req.tags.clear();
+        let mut reqs = vec![req];
+        for p in &platforms[1..] {
+            let mut r = super::build_multi::request_like(&reqs[0], p.clone());
+            r.fetch_base = Some(fetch_base(store, &args, true)?);
+            reqs.push(r);
+        }
+        let multi = super::build_multi::Multi {
+            tags: &tags,
+            iidfile: args.iidfile.as_deref(),
+            quiet: args.quiet,
+            push: push.then_some(&args.registry),
+            exporting: output.is_some() || args.sbom || args.provenance,
+        };
+        return multi.run(store, &reqs, progress, t0);
+    }
     let result = build(store, &req, progress.as_ref());
     drop(progress);
     let result = result?;
@@ -426,6 +449,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         if !args.quiet {
             eprintln!("#done recording provenance {at}");
         }
+    }
+    if push {
+        super::push::push_tags(store, &args.registry, &result.entry, &tags, args.quiet)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,8 @@ pub(crate) struct Row {
     /// The digest a registry knows this image by in the name's
     /// repository (pushed there, or pulled from there); docker's DIGEST.
     pub registry_digest: Option<Digest>,
+    /// The platforms of a multi-platform image (empty for one image).
+    pub platforms: Vec<String>,
 }
 
 impl Row {
@@ -87,6 +89,14 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
         // A local manifest's digest is not what a registry serves (push
         // compresses layers): only a push or a pull gives a DIGEST.
         let pulled = record.entry.pulled_digest();
+        let platforms = if kiln_core::media_types::is_index(&record.entry.media_type) {
+            store
+                .read_index_blob(&record.entry.digest)
+                .map(|i| i.platforms())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if record.names.is_empty() {
             rows.push(Row {
                 name: None,
@@ -94,6 +104,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
                 size,
                 named: record.entry.named_at(),
                 registry_digest: pulled.clone(),
+                platforms: platforms.clone(),
             });
         }
         for name in record.names {
@@ -108,6 +119,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
                 image: image.clone(),
                 size,
                 registry_digest,
+                platforms: platforms.clone(),
             });
         }
     }
@@ -313,6 +325,11 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             json!(created.clone().unwrap_or_default()),
         );
         doc.insert("VirtualSize".into(), json!(human_size(r.size)));
+        // A multi-platform image is one row; its platforms are in kiln's
+        // JSON (docker's template fields stay docker's).
+        if !r.platforms.is_empty() {
+            doc.insert("Platforms".into(), json!(r.platforms));
+        }
         json.push(serde_json::Value::Object(doc));
         items.push(Value::strings("*formatter.imageContext", &fields));
     }

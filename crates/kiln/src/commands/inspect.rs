@@ -57,6 +57,10 @@ struct Inspect {
     root_fs: Value,
     history: Value,
     descriptor: Value,
+    /// A multi-platform image's manifests (docker 28 with the containerd
+    /// store: `ManifestSummary`s); absent for a single image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifests: Option<Value>,
     metadata: Value,
 }
 
@@ -64,6 +68,7 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
     // Fields come from the raw config so nothing kiln does not model is lost.
     let raw: Value = serde_json::from_slice(&image.config_bytes)?;
     let size = image_size(store, image)?;
+    let is_index = kiln_core::media_types::is_index(&record.entry.media_type);
     let text = |k: &str| {
         raw.get(k)
             .and_then(Value::as_str)
@@ -110,17 +115,52 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
             "Layers": raw.pointer("/rootfs/diff_ids").cloned().unwrap_or(json!([])),
         }),
         history: raw.get("history").cloned().unwrap_or(json!([])),
-        descriptor: json!({
-            "mediaType": image.manifest_media_type,
-            "digest": image.manifest_digest.to_string(),
-            "size": store.blobs().size(&image.manifest_digest)?,
-        }),
+        // An index's own descriptor (as docker 28 shows it), else the
+        // manifest's; the fields above are the host platform's image.
+        descriptor: if is_index {
+            json!({
+                "mediaType": record.entry.media_type,
+                "digest": record.entry.digest.to_string(),
+                "size": record.entry.size,
+            })
+        } else {
+            json!({
+                "mediaType": image.manifest_media_type,
+                "digest": image.manifest_digest.to_string(),
+                "size": store.blobs().size(&image.manifest_digest)?,
+            })
+        },
+        manifests: is_index
+            .then(|| manifest_summaries(store, &record.entry))
+            .transpose()?,
         // When the image was last named here (docker's LastTagTime).
         metadata: json!({"LastTagTime": record
             .entry
             .named_at()
             .map_or("0001-01-01T00:00:00Z".to_string(), kiln_core::rfc3339)}),
     })
+}
+
+/// docker's `ManifestSummary` of each manifest of an index: its ID and
+/// descriptor (with the platform), whether the store holds it, and the
+/// platform again under `ImageData`, as docker 28 writes them.
+fn manifest_summaries(store: &Store, entry: &kiln_store::IndexEntry) -> anyhow::Result<Value> {
+    let index = store.read_index_blob(&entry.digest)?;
+    Ok(Value::Array(
+        index
+            .manifests
+            .iter()
+            .map(|m| {
+                json!({
+                    "ID": m.digest.to_string(),
+                    "Descriptor": m,
+                    "Available": store.blobs().exists(&m.digest),
+                    "Kind": "image",
+                    "ImageData": {"Platform": m.platform},
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// docker's `container.Config` fields. docker runs inspect templates on its

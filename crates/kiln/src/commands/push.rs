@@ -25,6 +25,10 @@ pub(crate) struct Args {
     /// Also recompress layers stored with another compression
     #[arg(long)]
     force_compression: bool,
+    /// Of a multi-platform image, push only this platform's image (under
+    /// the tag, as docker does)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -52,10 +56,6 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         // docker's words: a digest names content, a push needs a tag.
         anyhow::bail!("cannot push a digest reference");
     }
-    let opts = push_options(
-        args.compression.unwrap_or(PushCompression::Gzip),
-        args.force_compression,
-    );
     let targets: Vec<(ImageRef, kiln_store::IndexEntry)> = if args.all_tags {
         let last = args.image.rsplit('/').next().unwrap_or_default();
         if last.contains(':') || args.image.contains('@') {
@@ -91,14 +91,103 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                 args.image
             )
         })?;
-        vec![(reference.clone(), record.entry)]
+        let entry = match &args.platform {
+            Some(p) => one_platform(store, &record.entry, p, &args.image)?,
+            None => record.entry,
+        };
+        vec![(reference.clone(), entry)]
     };
+    if args.platform.is_some() && args.all_tags {
+        anyhow::bail!("--platform and --all-tags: push one tag's platform at a time");
+    }
     if !args.quiet {
         eprintln!("The push refers to repository [{}]", reference.name());
     }
     let client = args.registry.client()?;
     let view = View::new(args.quiet);
     for (name, entry) in targets {
+        push_one(store, &client, &view, &name, &entry, &args)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes a built image or index (all its platforms, then the index) under
+/// each of `names`, with `kiln push`'s defaults (`kiln build --push`).
+pub(crate) fn push_tags(
+    store: &Store,
+    registry: &RegistryArgs,
+    entry: &kiln_store::IndexEntry,
+    names: &[ImageRef],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let client = registry.client()?;
+    let view = View::new(quiet);
+    let args = Args {
+        image: String::new(),
+        all_tags: false,
+        quiet,
+        compression: None,
+        force_compression: false,
+        platform: None,
+        registry: RegistryArgs::default(),
+    };
+    for name in names {
+        if !quiet {
+            eprintln!("The push refers to repository [{}]", name.name());
+        }
+        push_one(store, &client, &view, name, entry, &args)?;
+    }
+    Ok(())
+}
+
+/// The entry of `platform`'s image in the index `entry` (a single image
+/// must be of that platform).
+fn one_platform(
+    store: &Store,
+    entry: &kiln_store::IndexEntry,
+    platform: &str,
+    shown: &str,
+) -> anyhow::Result<kiln_store::IndexEntry> {
+    let want: kiln_core::Platform = platform
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--platform {platform}: {e}"))?;
+    if !kiln_core::media_types::is_index(&entry.media_type) {
+        let image = store.load_image(entry)?;
+        let have = kiln_store::platform_of(&image);
+        if !want.matches(&have) {
+            anyhow::bail!("{shown} is a single {have} image, not a multi-platform one: it has no {want} image to push");
+        }
+        return Ok(entry.clone());
+    }
+    let index = store.read_index_blob(&entry.digest)?;
+    let child = want.select(&index.manifests).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{shown} has no image for {want} (it has: {}); build or pull that platform first",
+            index.platforms().join(", ")
+        )
+    })?;
+    Ok(kiln_store::IndexEntry::new(
+        &child.media_type,
+        child.digest.clone(),
+        child.size,
+    ))
+}
+
+/// One push of `entry` as `name`, then its signatures and other referrers.
+fn push_one(
+    store: &Store,
+    client: &kiln_registry_client::Client,
+    view: &View,
+    name: &ImageRef,
+    entry: &kiln_store::IndexEntry,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let opts = push_options(
+        args.compression.unwrap_or(PushCompression::Gzip),
+        args.force_compression,
+    );
+    {
+        let (name, entry) = (name.clone(), entry.clone());
         // A signature names a manifest digest, which compressing layers
         // stored plain would change: an image signed in the store goes as
         // stored (its layers uncompressed), unless a compression is asked
@@ -120,12 +209,12 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         } else {
             opts
         };
-        let pushed = block_on(push(&client, store, &entry, &name, &opts, &view))??;
+        let pushed = block_on(push(client, store, &entry, &name, &opts, view))??;
         if signed {
-            carry_signatures(store, &client, &entry, &name, &pushed, args.quiet)?;
+            carry_signatures(store, client, &entry, &name, &pushed, args.quiet)?;
         }
         carry_referrers(
-            store, &client, &referrers, &entry, &name, &pushed, args.quiet,
+            store, client, &referrers, &entry, &name, &pushed, args.quiet,
         )?;
         let label = name.tag().unwrap_or("");
         if args.quiet {
@@ -134,7 +223,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             println!("{label}: digest: {} size: {}", pushed.digest, pushed.size);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The image as kiln-sign names it in the store.

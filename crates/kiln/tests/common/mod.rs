@@ -145,12 +145,41 @@ impl Kiln {
         tar
     }
 
+    /// Debian's arm64 busybox-static (unpacked by scripts/setup.sh: the
+    /// issue's recipe, `apt-get download busybox-static:arm64`, `dpkg-deb
+    /// -x`) imported as `name`, a linux/arm64 image.
+    pub(crate) fn import_arm64_busybox(&self, name: &str) {
+        assert!(
+            Path::new(ARM64_BUSYBOX).exists(),
+            "{ARM64_BUSYBOX} is missing: run scripts/setup.sh (it downloads busybox-static:arm64)"
+        );
+        let label = name.replace([':', '/'], "_");
+        let root = self.dir.path().join(format!("{label}-arm64-rootfs"));
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::copy(ARM64_BUSYBOX, root.join("bin/busybox")).unwrap();
+        for applet in ["sh", "uname", "cat"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tar = self.dir.path().join(format!("{label}-arm64.tar"));
+        tar_dir(&root, &tar);
+        self.ok(&[
+            "import",
+            "--platform",
+            "linux/arm64",
+            tar.to_str().unwrap(),
+            name,
+        ]);
+    }
+
     pub(crate) fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["inspect", image]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         v[0].clone()
     }
 }
+
+/// Debian's arm64 busybox-static binary, unpacked by scripts/setup.sh.
+pub(crate) const ARM64_BUSYBOX: &str = "/var/cache/kiln-ci/arm64-busybox/bin/busybox";
 
 /// The busybox-static binary (Debian package busybox-static).
 pub(crate) fn busybox_binary() -> PathBuf {

@@ -1,0 +1,128 @@
+//! `kiln build --platform A,B,…`: the platform list, one request per
+//! platform, and what happens after the builds (the index's ID, `--push`).
+//! The builds themselves and the index are `kiln_build::multi`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use kiln_build::{BuildRequest, Progress};
+use kiln_core::{ImageRef, Platform};
+use kiln_store::Store;
+
+use super::registry::RegistryArgs;
+
+/// `--platform`'s list (the host's when not given), in the order given,
+/// each once.
+pub(crate) fn platforms(arg: Option<&str>) -> anyhow::Result<Vec<Platform>> {
+    let Some(arg) = arg else {
+        return Ok(vec![Platform::host()]);
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for p in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let platform: Platform = p
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--platform {p}: {e}"))?;
+        if !out.contains(&platform) {
+            out.push(platform);
+        }
+    }
+    if out.is_empty() {
+        bail!("--platform {arg:?}: name at least one platform, e.g. linux/amd64,linux/arm64");
+    }
+    Ok(out)
+}
+
+/// Whether `-o` asks for a push (`type=registry`, buildx's spelling).
+pub(crate) fn is_registry_output(spec: Option<&str>) -> bool {
+    spec.is_some_and(|s| s.split(',').any(|f| f == "type=registry"))
+}
+
+/// A request like `first` for another target platform (no base fetcher:
+/// the caller gives each its own).
+pub(crate) fn request_like(first: &BuildRequest, platform: Platform) -> BuildRequest {
+    BuildRequest {
+        dockerfile: first.dockerfile.clone(),
+        context_dir: first.context_dir.clone(),
+        ignore: first.ignore.clone(),
+        build_args: first.build_args.clone(),
+        target: first.target.clone(),
+        no_cache: first.no_cache,
+        no_cache_filter: first.no_cache_filter.clone(),
+        labels: first.labels.clone(),
+        secrets: first.secrets.clone(),
+        network: first.network.clone(),
+        tags: first.tags.clone(),
+        runtime: first.runtime.clone(),
+        platform,
+        build_platform: first.build_platform.clone(),
+        backend: first.backend,
+        fetch_base: None,
+        source_date_epoch: first.source_date_epoch,
+        add_hosts: first.add_hosts.clone(),
+        allow_insecure: first.allow_insecure,
+        always_pull: first.always_pull,
+    }
+}
+
+/// What a multi-platform build does besides building.
+pub(crate) struct Multi<'a> {
+    pub tags: &'a [ImageRef],
+    pub iidfile: Option<&'a Path>,
+    pub quiet: bool,
+    /// `--push`: the registry flags to push with.
+    pub push: Option<&'a RegistryArgs>,
+    /// `-o type=oci|docker|local`, `--sbom` or `--provenance` were asked
+    /// for: single-platform only so far.
+    pub exporting: bool,
+}
+
+impl Multi<'_> {
+    pub(crate) fn run(
+        &self,
+        store: &Store,
+        reqs: &[BuildRequest],
+        progress: Box<dyn Progress>,
+        t0: Instant,
+    ) -> anyhow::Result<ExitCode> {
+        if self.exporting {
+            bail!("-o type=oci|docker|local, --sbom and --provenance build one platform's image: with several platforms, use --push (or -o type=registry), or build each platform on its own");
+        }
+        // The machine's cores, not the platforms: each build runs its own
+        // stages in parallel too.
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let result =
+            kiln_build::multi::build_platforms(store, reqs, self.tags, parallel, progress.as_ref());
+        drop(progress);
+        let result = result?;
+        let id = &result.entry.digest;
+        if let Some(f) = self.iidfile {
+            std::fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
+        }
+        if self.quiet {
+            println!("{id}");
+        } else {
+            for i in &result.images {
+                eprintln!("#done writing image {} for {}", i.result.id, i.platform);
+            }
+            let shown: Vec<String> = result
+                .images
+                .iter()
+                .map(|i| i.platform.to_string())
+                .collect();
+            eprintln!(
+                "#done writing image index {id} ({}) in {:.1}s",
+                shown.join(", "),
+                t0.elapsed().as_secs_f64()
+            );
+            for t in self.tags {
+                eprintln!("#done naming to {t}");
+            }
+        }
+        if let Some(registry) = self.push {
+            super::push::push_tags(store, registry, &result.entry, self.tags, self.quiet)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

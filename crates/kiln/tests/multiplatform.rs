@@ -1,0 +1,474 @@
+//! Multi-platform builds: `kiln build --platform linux/amd64,linux/arm64`
+//! on a two-platform base (the amd64 busybox and Debian's arm64
+//! busybox-static joined by `kiln manifest create`), arm64 steps through
+//! QEMU; the index pushed with `--push` and read back by skopeo, docker
+//! and kiln; the cross-compile pattern (`FROM --platform=$BUILDPLATFORM`)
+//! run once; a platform without an emulator refused before any step. All
+//! registry traffic stays on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::registry::{Auth, Registry};
+use common::{run_tool, tool, Kiln};
+
+/// A store with `bb:multi`: busybox for linux/amd64 and linux/arm64.
+fn two_platform_base() -> Kiln {
+    let k = Kiln::new();
+    k.import_busybox("bb:amd64", &[], &["--platform", "linux/amd64"]);
+    k.import_arm64_busybox("bb:arm64");
+    k.ok(&["manifest", "create", "bb:multi", "bb:amd64", "bb:arm64"]);
+    k
+}
+
+/// Writes `dockerfile` into a fresh context directory of `k`'s.
+fn context(k: &Kiln, name: &str, dockerfile: &str) -> String {
+    let dir = k.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// `kiln build` that must succeed; returns its progress (stderr).
+fn build(k: &Kiln, args: &[&str]) -> String {
+    let mut all = vec!["build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    let out = k.run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kiln {all:?} failed:\n{stderr}");
+    stderr
+}
+
+/// `cat FILE` in `image` run for `platform`.
+fn cat(k: &Kiln, platform: &str, image: &str, file: &str) -> String {
+    k.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        platform,
+        image,
+        "busybox",
+        "cat",
+        file,
+    ])
+}
+
+fn platforms_of(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A docker image name removed when dropped.
+struct DockerImage(String);
+
+impl Drop for DockerImage {
+    fn drop(&mut self) {
+        let _ = run_tool("docker", &["rmi", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() {
+    let reg = Registry::start(Auth::Anonymous);
+    let k = two_platform_base();
+    let ctx = context(
+        &k,
+        "ctx",
+        "FROM bb:multi\nARG TARGETPLATFORM\nARG TARGETARCH\nARG BUILDPLATFORM\n\
+         RUN busybox uname -m > /arch && echo $TARGETPLATFORM $TARGETARCH $BUILDPLATFORM > /args\n",
+    );
+    let tag = format!("{}/multi/app:1", reg.host());
+    let progress = build(
+        &k,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--push",
+            &ctx,
+        ],
+    );
+    // Each step says which platform it is for, as BuildKit does.
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            progress.contains(&format!("[{p} stage-0] RUN busybox uname -m")),
+            "{progress}"
+        );
+    }
+
+    // One image in the store, an index of both platforms.
+    let rows = k.ok(&["images", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["Repository"].as_str().unwrap().ends_with("multi/app"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["Platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    let inspect = k.inspect(&tag);
+    assert_eq!(
+        inspect["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let archs: Vec<&str> = inspect["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["Descriptor"]["platform"]["architecture"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+
+    // Each platform's image ran its RUN on its own CPU (arm64 through
+    // QEMU) with its own TARGET* arguments; configs say their platform.
+    assert_eq!(cat(&k, "linux/amd64", &tag, "/arch"), "x86_64\n");
+    assert_eq!(cat(&k, "linux/arm64", &tag, "/arch"), "aarch64\n");
+    assert_eq!(
+        cat(&k, "linux/arm64", &tag, "/args"),
+        "linux/arm64 arm64 linux/amd64\n"
+    );
+    assert_eq!(
+        cat(&k, "linux/amd64", &tag, "/args"),
+        "linux/amd64 amd64 linux/amd64\n"
+    );
+    // kiln run --platform on the tag prints the emulated machine.
+    assert_eq!(
+        k.ok(&[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            &tag,
+            "busybox",
+            "uname",
+            "-m"
+        ]),
+        "aarch64\n"
+    );
+
+    // The registry holds the index and both images.
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{tag}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+    for (arch, skopeo_arch) in [("amd64", "amd64"), ("arm64", "arm64")] {
+        let config = tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch",
+                arch,
+                &format!("docker://{tag}"),
+            ],
+        );
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["Architecture"], skopeo_arch);
+    }
+
+    // docker pulls the host's image of the index.
+    let docker_name = DockerImage(tag.clone());
+    let pull = run_tool("docker", &["pull", &docker_name.0]);
+    assert!(
+        pull.status.success(),
+        "docker pull {tag}: {}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    assert_eq!(
+        tool(
+            "docker",
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Architecture}}",
+                &docker_name.0
+            ]
+        ),
+        "amd64\n"
+    );
+    assert_eq!(
+        tool(
+            "docker",
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &docker_name.0,
+                "busybox",
+                "cat",
+                "/arch"
+            ]
+        ),
+        "x86_64\n"
+    );
+
+    // kiln pulls either platform into an empty store.
+    for (platform, machine) in [("linux/arm64", "aarch64\n"), ("linux/amd64", "x86_64\n")] {
+        let fresh = Kiln::new();
+        fresh.ok(&["pull", "--platform", platform, &tag]);
+        assert_eq!(cat(&fresh, platform, &tag, "/arch"), machine);
+    }
+
+    // A build on the pushed index in an empty store pulls its base (every
+    // platform at once, which both platforms' builds share) and pushes
+    // with buildx's spelling, -o type=registry.
+    let fresh = Kiln::new();
+    let on_top = context(
+        &fresh,
+        "on-top",
+        &format!("FROM {tag}\nRUN busybox cp /arch /base-arch\n"),
+    );
+    let next = format!("{}/multi/next:1", reg.host());
+    build(
+        &fresh,
+        &[
+            "--platform",
+            "linux/arm64,linux/amd64",
+            "-t",
+            &next,
+            "-o",
+            "type=registry",
+            &on_top,
+        ],
+    );
+    assert_eq!(cat(&fresh, "linux/arm64", &next, "/base-arch"), "aarch64\n");
+    assert_eq!(cat(&fresh, "linux/amd64", &next, "/base-arch"), "x86_64\n");
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{next}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+
+    // kiln push of a tag naming an index pushes every platform, then it.
+    let again = format!("{}/multi/again:1", reg.host());
+    k.ok(&["tag", &tag, &again]);
+    k.ok(&["push", &again]);
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{again}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+
+    // push --platform: one platform's image under the tag.
+    let arm_tag = format!("{}/multi/app:arm", reg.host());
+    k.ok(&["tag", &tag, &arm_tag]);
+    k.ok(&["push", "--platform", "linux/arm64", &arm_tag]);
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{arm_tag}"),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let config = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{arm_tag}"),
+        ],
+    );
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["Architecture"], "arm64");
+
+    // Every platform's image survives a prune: the index holds them.
+    k.ok(&["image", "prune", "-f"]);
+    k.ok(&["system", "check"]);
+    assert_eq!(cat(&k, "linux/arm64", &tag, "/arch"), "aarch64\n");
+}
+
+#[test]
+fn a_build_platform_stage_runs_once_natively_for_both_targets() {
+    let k = two_platform_base();
+    // The cross-compile pattern: the build stage runs on the build
+    // platform and makes something per target (here a note naming it);
+    // a random token shows whether it ran once or once per target.
+    let ctx = context(
+        &k,
+        "cross",
+        "FROM --platform=$BUILDPLATFORM bb:multi AS build\n\
+         RUN busybox uname -m > /built-on && busybox cat /proc/sys/kernel/random/uuid > /token\n\
+         FROM bb:multi\n\
+         COPY --from=build /built-on /token /out/\n\
+         RUN busybox uname -m > /out/runs-on\n",
+    );
+    let progress = build(
+        &k,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cross:1",
+            &ctx,
+        ],
+    );
+    for (platform, machine) in [("linux/amd64", "x86_64\n"), ("linux/arm64", "aarch64\n")] {
+        assert_eq!(cat(&k, platform, "cross:1", "/out/built-on"), "x86_64\n");
+        assert_eq!(cat(&k, platform, "cross:1", "/out/runs-on"), machine);
+    }
+    assert_eq!(
+        cat(&k, "linux/amd64", "cross:1", "/out/token"),
+        cat(&k, "linux/arm64", "cross:1", "/out/token"),
+        "the build stage ran once, shared by both targets:\n{progress}"
+    );
+    // Its RUN step is shown for both platforms; one of them is a cache hit.
+    let runs: Vec<&str> = progress
+        .lines()
+        .filter(|l| l.contains(" build] RUN busybox uname -m > /built-on"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{progress}");
+    assert!(progress.contains(" CACHED"), "{progress}");
+
+    // A single foreign platform builds one arm64 image, not an index.
+    build(&k, &["--platform", "linux/arm64", "-t", "cross:arm", &ctx]);
+    let inspect = k.inspect("cross:arm");
+    assert_eq!(inspect["Architecture"], "arm64");
+    assert!(inspect.get("Manifests").is_none(), "{inspect}");
+}
+
+/// A platform with no binfmt_misc handler registered on this host.
+fn unemulated_platform() -> &'static str {
+    for (platform, handler) in [
+        ("linux/s390x", "qemu-s390x"),
+        ("linux/riscv64", "qemu-riscv64"),
+        ("linux/ppc64le", "qemu-ppc64le"),
+        ("linux/mips64le", "qemu-mips64el"),
+    ] {
+        if !std::path::Path::new("/proc/sys/fs/binfmt_misc")
+            .join(handler)
+            .exists()
+        {
+            return platform;
+        }
+    }
+    panic!("every candidate platform has a binfmt handler here; add another to the list");
+}
+
+#[test]
+fn a_platform_without_an_emulator_fails_before_any_step_naming_the_package() {
+    let k = two_platform_base();
+    let platform = unemulated_platform();
+    let ctx = context(&k, "ctx", "FROM bb:multi\nRUN busybox uname -m > /arch\n");
+    let out = k.run(&[
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        &format!("linux/amd64,{platform}"),
+        "-t",
+        "never:1",
+        &ctx,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("qemu-user-static"), "{stderr}");
+    assert!(stderr.contains(platform), "{stderr}");
+    // Not even the amd64 build started a step.
+    assert!(!stderr.contains("RUN busybox"), "{stderr}");
+    let images = k.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("never"), "{images}");
+
+    // The cross-compile pattern needs no emulator: only the build
+    // platform's stage runs anything, the target's stage only copies.
+    let cross = context(
+        &k,
+        "cross",
+        "FROM --platform=$BUILDPLATFORM bb:multi AS build\n\
+         ARG TARGETARCH\n\
+         RUN echo built for $TARGETARCH on $(busybox uname -m) > /note\n\
+         FROM scratch\n\
+         COPY --from=build /note /note\n",
+    );
+    build(
+        &k,
+        &[
+            "--platform",
+            &format!("linux/amd64,{platform}"),
+            "-t",
+            "cross:1",
+            &cross,
+        ],
+    );
+    let inspect = k.inspect("cross:1");
+    let archs: Vec<&str> = inspect["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["Descriptor"]["platform"]["architecture"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    let foreign = platform.strip_prefix("linux/").unwrap();
+    assert_eq!(archs, ["amd64", foreign]);
+    // What the target's image holds was made natively for it.
+    let out = k.dir.path().join("rootfs");
+    build(
+        &k,
+        &[
+            "--platform",
+            platform,
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            &cross,
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("note")).unwrap(),
+        format!("built for {foreign} on x86_64\n")
+    );
+}
