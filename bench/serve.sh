@@ -7,6 +7,11 @@
 # Usage: bash bench/serve.sh   (KILN=path skips the setup and release build)
 # Writes bench/results/serve.md and regenerates bench/RESULTS.md; deletes
 # its registries' data at the end.
+# RSS_ONLY=1 measures only the idle RSS (what a loaded machine can still
+# measure: it does not depend on CPU time): five fresh `kiln serve`
+# starts, each after one request, split into anonymous and file-backed
+# pages (BEFORE=path: a baseline binary too, interleaved), and
+# distribution's; writes bench/results/serve-rss.md.
 source "$(dirname "$0")/common.sh"
 if [ -z "${KILN:-}" ]; then bench_setup; fi
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -43,6 +48,66 @@ sleep 1
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 rss() { awk '/VmRSS/{printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 KRSS=$(rss $KPID); DRSS=$(rss $DPID)
+
+if [ -n "${RSS_ONLY:-}" ]; then
+  # The same measure as below (after startup and one request, idle for a
+  # second), on fresh processes; the file-backed part is the binary's
+  # pages, the anonymous part the heap, stacks and relocated data.
+  # BEFORE=path measures a baseline binary in the same run, interleaved.
+  # How many pages of the executable one fault maps depends on how its
+  # file sits in the page cache (fault-around, large folios), so each
+  # binary is measured from a copy of our own whose cache is dropped and
+  # read back sequentially first: the state of a binary installed long
+  # ago, read in by readahead.
+  kill $KPID; wait $KPID 2>/dev/null || true
+  bins=(after)
+  cp "$KILN" "$W/kiln-after"
+  if [ -n "${BEFORE:-}" ]; then cp "$BEFORE" "$W/kiln-before"; bins=(before after); fi
+  : > "$W/rss.txt"
+  for i in 1 2 3 4 5; do
+    for b in "${bins[@]}"; do
+      python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+while os.read(fd, 1 << 20):
+    pass' "$W/kiln-$b"
+      "$W/kiln-$b" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" --log-format off > "$W/kiln.log" 2>&1 &
+      KPID=$!
+      for _ in $(seq 100); do curl -sf "http://127.0.0.1:$KPORT/v2/" >/dev/null && break; sleep 0.1; done
+      sleep 1
+      echo "$b $(awk '/^Rss:/{r=$2} /^Anonymous:/{a=$2} END{print r, a, r-a}' "/proc/$KPID/smaps_rollup")" >> "$W/rss.txt"
+      kill $KPID; wait $KPID 2>/dev/null || true
+    done
+  done
+  python3 - "$W/rss.txt" "$(machine)" "$DRSS" "$LOAD" > "$BENCH_DIR/results/serve-rss.md" <<'PY'
+import statistics, sys
+path, machine, drss, load = sys.argv[1:]
+runs = {}
+for l in open(path):
+    if l.strip():
+        b, *v = l.split()
+        runs.setdefault(b, []).append(list(map(int, v)))
+med = lambda b, i: statistics.median(r[i] for r in runs[b]) / 1024
+print("## Registry server: idle RSS (kiln serve)")
+print()
+print(f"`RSS_ONLY=1 [BEFORE=old-kiln] bash bench/serve.sh`: {len(runs['after'])} fresh `kiln serve` processes per binary (filesystem storage, access log off), each measured from /proc/PID/smaps_rollup one second after its first request (`GET /v2/`), as the full run measures it; each binary's page cache dropped and read back sequentially before each start (the file-backed part depends on it). Machine: {machine}.")
+print()
+print("| binary | RSS (median) | anonymous | file-backed | runs |")
+print("|---|---|---|---|---|")
+for b in runs:
+    each = ", ".join(f"{r[0] / 1024:.1f}" for r in runs[b])
+    print(f"| {b} | **{med(b, 0):.1f} MB** | {med(b, 1):.1f} MB | {med(b, 2):.1f} MB | {each} |")
+print(f"| distribution (VmRSS, as the full run) | {drss} | | | |")
+print()
+print(f"Goal (issue 15): idle RSS ≤ 10 MB — {'met' if med('after', 0) <= 10 else 'NOT met'} ({med('after', 0):.1f} MB, median). MB here is MiB, as in serve.md.")
+print(f"Load average when the run started (RSS does not depend on CPU time, so a loaded machine measures it too): {load}.")
+PY
+  bash "$BENCH_DIR/collect.sh"
+  cat "$BENCH_DIR/results/serve-rss.md"
+  exit 0
+fi
 
 # The same content in both: a 1 MiB and a 100 MiB blob, a manifest naming
 # them, tagged; then the timed pushes.

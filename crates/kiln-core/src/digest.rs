@@ -6,9 +6,11 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-/// A digest algorithm kiln can parse. Only sha256 is computed: it is what
-/// every registry and tool writes; the others are accepted so references
-/// that name them parse (and then fail with a clear "unsupported" later).
+/// A digest algorithm kiln can parse. kiln writes sha256, what every
+/// registry and tool writes; content named by a sha384 or sha512 digest
+/// is verified under that algorithm ([`Digest::compute`]) where kiln can
+/// keep it (the registry server, its pull-through cache), and fails with a
+/// clear "unsupported" elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
     Sha256,
@@ -55,6 +57,17 @@ impl Digest {
     /// The sha256 digest of `bytes`.
     pub fn sha256(bytes: &[u8]) -> Digest {
         Digest::from_sha256_bytes(&Sha256::digest(bytes))
+    }
+
+    /// The digest of `bytes` under `algorithm`: how content that names a
+    /// sha384 or sha512 digest is checked.
+    pub fn compute(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+        let hex = match algorithm {
+            Algorithm::Sha256 => return Digest::sha256(bytes),
+            Algorithm::Sha384 => hex::encode(sha2::Sha384::digest(bytes)),
+            Algorithm::Sha512 => hex::encode(sha2::Sha512::digest(bytes)),
+        };
+        Digest { algorithm, hex }
     }
 
     fn from_sha256_bytes(bytes: &[u8]) -> Digest {
@@ -231,6 +244,22 @@ mod tests {
         let d: Digest = format!("sha256:{hex}").parse().unwrap();
         assert_eq!(d.to_string(), format!("sha256:{hex}"));
         assert_eq!(d.short(), &hex[..12]);
+    }
+
+    #[test]
+    fn computes_each_algorithm() {
+        assert_eq!(
+            Digest::compute(Algorithm::Sha512, b"abc").to_string(),
+            "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        assert_eq!(
+            Digest::compute(Algorithm::Sha384, b"abc").to_string(),
+            "sha384:cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert_eq!(
+            Digest::compute(Algorithm::Sha256, b"abc"),
+            Digest::sha256(b"abc")
+        );
     }
 
     #[test]

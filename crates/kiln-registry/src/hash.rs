@@ -51,9 +51,7 @@ impl Hasher {
 }
 
 pub(crate) fn digest_of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
-    let mut h = Hasher::new(algorithm);
-    h.update(bytes);
-    h.finish()
+    Digest::compute(algorithm, bytes)
 }
 
 /// The digest of everything `reader` gives.

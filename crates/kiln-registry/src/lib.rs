@@ -192,7 +192,9 @@ async fn metrics(State(app): State<App>) -> Response {
     let uploads = app.uploads.lock().unwrap_or_else(|e| e.into_inner()).len();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.options.metrics.render(uploads),
+        app.options
+            .metrics
+            .render(uploads, app.options.proxy.is_some()),
     )
         .into_response()
 }

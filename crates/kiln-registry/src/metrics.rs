@@ -3,9 +3,11 @@
 //! Requests by route template (`/v2/{name}/manifests/{reference}`, never
 //! the raw path, so the label set stays small), method and status; bytes
 //! received and sent; uploads in progress (a gauge read when scraped);
-//! garbage-collection runs. [`Metrics`] is a cheap handle: the server
-//! counts requests through it, and whoever runs GC calls
-//! [`Metrics::gc_run`] on the handle in [`Options`](crate::Options).
+//! garbage-collection runs; for a pull-through cache, its hits and misses
+//! by kind (manifest, blob) and the bytes it fetched from upstream.
+//! [`Metrics`] is a cheap handle: the server counts requests through it,
+//! and whoever runs GC calls [`Metrics::gc_run`] on the handle in
+//! [`Options`](crate::Options).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,12 +26,36 @@ struct Inner {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     gc_runs: AtomicU64,
+    /// Pull-through cache lookups: [manifest, blob] × [hit, miss].
+    proxy_lookups: [[AtomicU64; 2]; 2],
+    proxy_upstream_bytes: AtomicU64,
+}
+
+/// What a pull-through cache looked up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CacheKind {
+    Manifest = 0,
+    Blob = 1,
 }
 
 impl Metrics {
     /// A garbage-collection run finished.
     pub fn gc_run(&self) {
         self.0.gc_runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pull-through cache lookup: a hit when the cache held the content
+    /// as the request came (nothing had to come from upstream but, for a
+    /// tag past its TTL, a HEAD), a miss when it did not.
+    pub(crate) fn proxy_lookup(&self, kind: CacheKind, hit: bool) {
+        self.0.proxy_lookups[kind as usize][usize::from(!hit)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Manifest or blob bytes fetched from upstream and verified.
+    pub(crate) fn proxy_fetched(&self, bytes: u64) {
+        self.0
+            .proxy_upstream_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn request(&self, route: &'static str, method: &str, status: u16) {
@@ -42,8 +68,9 @@ impl Metrics {
         self.0.bytes_out.fetch_add(sent, Ordering::Relaxed);
     }
 
-    /// The exposition text, with `uploads` in progress now.
-    pub fn render(&self, uploads: usize) -> String {
+    /// The exposition text, with `uploads` in progress now; with the
+    /// pull-through cache's counters when `proxy`.
+    pub fn render(&self, uploads: usize, proxy: bool) -> String {
         let mut out = String::new();
         out.push_str("# HELP kiln_registry_requests_total HTTP requests by route template, method and status.\n");
         out.push_str("# TYPE kiln_registry_requests_total counter\n");
@@ -91,7 +118,30 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        if proxy {
+            self.render_proxy(&mut out);
+        }
         out
+    }
+
+    fn render_proxy(&self, out: &mut String) {
+        out.push_str("# HELP kiln_registry_proxy_requests_total Pull-through cache lookups by kind and result (hit: the cache held it as the request came).\n");
+        out.push_str("# TYPE kiln_registry_proxy_requests_total counter\n");
+        for (k, kind) in ["manifest", "blob"].into_iter().enumerate() {
+            for (r, result) in ["hit", "miss"].into_iter().enumerate() {
+                let n = self.0.proxy_lookups[k][r].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "kiln_registry_proxy_requests_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        let name = "kiln_registry_proxy_upstream_bytes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Manifest and blob bytes fetched from upstream and verified.\n# TYPE {name} counter\n{name} {}",
+            self.0.proxy_upstream_bytes.load(Ordering::Relaxed)
+        );
     }
 }
 
@@ -129,7 +179,7 @@ mod tests {
         m.request("/v2/{name}/blobs/{digest}", "HEAD", 404);
         m.bytes(10, 20);
         m.clone().gc_run();
-        let text = m.render(3);
+        let text = m.render(3, false);
         assert!(
             text.contains(
                 "kiln_registry_requests_total{route=\"/v2/\",method=\"GET\",status=\"200\"} 2\n"
@@ -142,6 +192,27 @@ mod tests {
         assert!(text.contains("kiln_registry_sent_bytes_total 20\n"));
         assert!(text.contains("kiln_registry_uploads_in_progress 3\n"));
         assert!(text.contains("kiln_registry_gc_runs_total 1\n"));
+        assert!(!text.contains("proxy"), "no cache, no cache counters");
+    }
+
+    #[test]
+    fn cache_counters_render_when_proxying() {
+        let m = Metrics::default();
+        m.proxy_lookup(CacheKind::Blob, true);
+        m.proxy_lookup(CacheKind::Blob, false);
+        m.proxy_lookup(CacheKind::Blob, false);
+        m.proxy_lookup(CacheKind::Manifest, true);
+        m.proxy_fetched(1234);
+        let text = m.render(0, true);
+        for line in [
+            "kiln_registry_proxy_requests_total{kind=\"manifest\",result=\"hit\"} 1\n",
+            "kiln_registry_proxy_requests_total{kind=\"manifest\",result=\"miss\"} 0\n",
+            "kiln_registry_proxy_requests_total{kind=\"blob\",result=\"hit\"} 1\n",
+            "kiln_registry_proxy_requests_total{kind=\"blob\",result=\"miss\"} 2\n",
+            "# TYPE kiln_registry_proxy_upstream_bytes_total counter\nkiln_registry_proxy_upstream_bytes_total 1234\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 
     #[test]

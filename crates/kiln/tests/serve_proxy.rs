@@ -347,3 +347,151 @@ fn a_hostile_upstream_stores_nothing_and_a_blob_is_fetched_once() {
         );
     }
 }
+
+fn sha512(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha512:{:x}", sha2::Sha512::digest(b))
+}
+
+/// The value of the sample `line` (name and labels) in `/metrics`.
+fn metric(cache: &Cache, line: &str) -> u64 {
+    let (code, _, body) = cache.raw("GET /metrics");
+    assert_eq!(code, 200);
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+fn lookups(cache: &Cache, kind: &str, result: &str) -> u64 {
+    metric(
+        cache,
+        &format!("kiln_registry_proxy_requests_total{{kind=\"{kind}\",result=\"{result}\"}}"),
+    )
+}
+
+/// A sha512-addressed manifest (its layer a sha512 blob) pulled through the
+/// cache is verified under sha512 and stored under its sha512 digest;
+/// tampered sha512 content stores nothing. `/metrics` counts every lookup
+/// a hit or a miss and exactly the verified bytes fetched from upstream.
+#[test]
+fn sha512_content_is_verified_and_kept_under_sha512_and_the_cache_is_counted() {
+    let layer = b"a layer addressed by sha512".repeat(500);
+    let layer_digest = sha512(&layer);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        sha512(config),
+        config.len(),
+        layer.len()
+    )
+    .into_bytes();
+    let manifest_digest = sha512(&manifest);
+    // Digests upstream names whose bytes are something else.
+    let forged_manifest = sha512(b"a manifest upstream does not have");
+    let forged_blob = sha512(b"a blob upstream does not have");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, m, md, lb, ld) = (
+        log.clone(),
+        manifest.clone(),
+        manifest_digest.clone(),
+        layer.clone(),
+        layer_digest.clone(),
+    );
+    let (fm, fb) = (forged_manifest.clone(), forged_blob.clone());
+    let port = http::serve(Arc::new(move |req| {
+        let path = req.path().to_string();
+        l.lock().unwrap().push(format!("{} {path}", req.method));
+        let man = |digest: &str| {
+            Reply::new(200, m.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .header("Docker-Content-Digest", digest)
+        };
+        let blob = |b: &[u8]| {
+            Reply::new(200, b.to_vec()).header("Content-Type", "application/octet-stream")
+        };
+        match path.as_str() {
+            "/v2/" => Reply::new(200, "{}"),
+            "/v2/r/manifests/t512" => man(&md),
+            p if p == format!("/v2/r/manifests/{md}") => man(&md),
+            p if p == format!("/v2/r/manifests/{fm}") => man(&fm),
+            p if p == format!("/v2/r/blobs/{ld}") => blob(&lb),
+            // Right length, wrong bytes.
+            p if p == format!("/v2/r/blobs/{fb}") => blob(&vec![b'x'; lb.len()]),
+            _ => Reply::new(404, r#"{"errors":[{"code":"NOT_FOUND","message":"no"}]}"#),
+        }
+    }));
+    let count = |what: &str| log.lock().unwrap().iter().filter(|l| *l == what).count();
+    let cache = Cache::start(&format!("http://127.0.0.1:{port}"), "tag_ttl = 300");
+    let data = cache.data();
+    let kept = |digest: &str| {
+        let (alg, hex) = digest.split_once(':').unwrap();
+        data.join("blobs").join(alg).join(hex).exists()
+    };
+    let upstream_bytes = || metric(&cache, "kiln_registry_proxy_upstream_bytes_total");
+    assert_eq!(upstream_bytes(), 0);
+    assert_eq!(lookups(&cache, "manifest", "miss"), 0);
+
+    // By digest: fetched once, verified under sha512, kept under sha512.
+    let by_digest = format!("GET /v2/r/manifests/{manifest_digest}");
+    let (code, head, body) = cache.raw(&by_digest);
+    assert_eq!(code, 200, "{head}{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, manifest);
+    assert_eq!(header(&head, "docker-content-digest"), manifest_digest);
+    assert!(kept(&manifest_digest), "stored under its sha512 digest");
+    let (alg, hex) = manifest_digest.split_once(':').unwrap();
+    assert!(data
+        .join("repositories/r/_manifests")
+        .join(alg)
+        .join(hex)
+        .exists());
+    assert!(!kept(&sha256(&manifest)), "not under sha256");
+    assert_eq!(lookups(&cache, "manifest", "miss"), 1);
+    assert_eq!(upstream_bytes(), manifest.len() as u64);
+    // Again: a hit, nothing asked upstream.
+    let (code, _, body) = cache.raw(&by_digest);
+    assert_eq!((code, body), (200, manifest.clone()));
+    assert_eq!(count(&by_digest), 1);
+    assert_eq!(lookups(&cache, "manifest", "hit"), 1);
+
+    // A tag upstream names by its sha512 digest: the cached manifest
+    // serves it (a hit: upstream was asked by HEAD only).
+    let (code, head, body) = cache.raw("GET /v2/r/manifests/t512");
+    assert_eq!((code, body), (200, manifest.clone()), "{head}");
+    assert_eq!(header(&head, "docker-content-digest"), manifest_digest);
+    assert_eq!(count("HEAD /v2/r/manifests/t512"), 1);
+    assert_eq!(count("GET /v2/r/manifests/t512"), 0);
+    assert_eq!(lookups(&cache, "manifest", "hit"), 2);
+
+    // The sha512 layer: a miss that fetches it, verified and kept under
+    // sha512; then hits for GET and HEAD.
+    let get_layer = format!("GET /v2/r/blobs/{layer_digest}");
+    let (code, head, body) = cache.raw(&get_layer);
+    assert_eq!(code, 200, "{head}");
+    assert!(body == layer, "wrong bytes served");
+    assert_eq!(header(&head, "docker-content-digest"), layer_digest);
+    assert!(kept(&layer_digest));
+    assert_eq!(lookups(&cache, "blob", "miss"), 1);
+    assert_eq!(upstream_bytes(), (manifest.len() + layer.len()) as u64);
+    let (code, _, body) = cache.raw(&get_layer);
+    assert!(code == 200 && body == layer);
+    let (code, _, _) = cache.raw(&format!("HEAD /v2/r/blobs/{layer_digest}"));
+    assert_eq!(code, 200);
+    assert_eq!(count(&get_layer), 1);
+    assert_eq!(lookups(&cache, "blob", "hit"), 2);
+
+    // Forged sha512 content: 502, nothing kept, no bytes counted.
+    let (code, _, body) = cache.raw(&format!("GET /v2/r/manifests/{forged_manifest}"));
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains(&forged_manifest), "{body}");
+    let (code, _, body) = cache.raw(&format!("GET /v2/r/blobs/{forged_blob}"));
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 502, "{body}");
+    assert!(!kept(&forged_manifest) && !kept(&forged_blob));
+    assert_eq!(lookups(&cache, "manifest", "miss"), 2);
+    assert_eq!(lookups(&cache, "blob", "miss"), 2);
+    assert_eq!(upstream_bytes(), (manifest.len() + layer.len()) as u64);
+}

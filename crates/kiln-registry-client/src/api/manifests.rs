@@ -33,16 +33,23 @@ impl Client {
             .map(str::to_string);
         let claimed = claimed_digest(&resp);
         let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what, &repo.registry).await?;
-        let m = RawManifest::new(bytes, header_type.as_deref(), &what)?;
+        let mut m = RawManifest::new(bytes, header_type.as_deref(), &what)?;
         let expected = reference.parse::<Digest>().ok().or(claimed);
         if let Some(expected) = expected {
-            if expected != m.digest {
+            // Checked under the algorithm the digest names (sha512 content
+            // too), and then named by it.
+            let actual = match expected.algorithm() == m.digest.algorithm() {
+                true => m.digest.clone(),
+                false => Digest::compute(expected.algorithm(), &m.bytes),
+            };
+            if expected != actual {
                 return Err(RegistryError::DigestMismatch {
                     what,
                     expected,
-                    actual: m.digest,
+                    actual,
                 });
             }
+            m.digest = actual;
         }
         Ok(m)
     }

@@ -23,6 +23,9 @@
 //!   one blob wait for a single download.
 //! - Pushes and deletes answer 405 `UNSUPPORTED`, as distribution's proxy
 //!   does (the route guard is in `crate::route`).
+//! - `/metrics` counts each manifest and blob request a hit (the cache
+//!   held the content as it came; a tag past its TTL still costs a HEAD)
+//!   or a miss, and the bytes fetched from upstream once verified.
 
 mod staging;
 
@@ -38,6 +41,7 @@ use kiln_registry_client::{Client, ClientOptions, Credentials, RegistryError, Re
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::{CacheKind, Metrics};
 use crate::names::{Reference, Route};
 use crate::storage::Storage;
 
@@ -197,27 +201,30 @@ impl Proxy {
 
     /// Makes the cache's `name:tag` what upstream says (within the TTL,
     /// what it said last); a cached tag stays when upstream cannot answer.
+    /// `Ok(true)`: a hit, no manifest had to be fetched.
     pub(crate) async fn sync_tag(
         &self,
         storage: &dyn Storage,
+        metrics: &Metrics,
         name: &str,
         tag: &str,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<bool> {
         let cached = storage.resolve_tag(name, tag)?;
         if cached.is_some() && self.fresh(name, tag) {
-            return Ok(());
+            return Ok(true);
         }
         let repo = self.repo(name);
         match self.client.manifest_digest(&repo, tag).await {
             Ok(Some(digest)) => {
-                if storage.manifest(name, &digest)?.is_none() {
-                    self.fetch_manifest(storage, name, &digest).await?;
+                let hit = storage.manifest(name, &digest)?.is_some();
+                if !hit {
+                    self.fetch_manifest(storage, metrics, name, &digest).await?;
                 }
                 if cached.as_ref() != Some(&digest) {
                     storage.tag(name, tag, &digest)?;
                 }
                 self.confirm(name, tag);
-                Ok(())
+                Ok(hit)
             }
             Ok(None) => {
                 // Gone upstream: gone here (GC may then reclaim it).
@@ -231,28 +238,34 @@ impl Proxy {
                     "upstream {}: {e}; serving the cached {name}:{tag}",
                     self.url
                 );
-                Ok(())
+                Ok(true)
             }
             Err(e) => Err(self.upstream_error(e)),
         }
     }
 
-    /// Caches the manifest `digest` of `name` unless it is cached.
+    /// Caches the manifest `digest` of `name` unless it is cached
+    /// (`Ok(true)`: it was, a hit).
     pub(crate) async fn sync_manifest(
         &self,
         storage: &dyn Storage,
+        metrics: &Metrics,
         name: &str,
         digest: &Digest,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<bool> {
         if storage.manifest(name, digest)?.is_some() {
-            return Ok(());
+            return Ok(true);
         }
-        self.fetch_manifest(storage, name, digest).await
+        self.fetch_manifest(storage, metrics, name, digest).await?;
+        Ok(false)
     }
 
+    /// Fetches, verifies and stores the manifest `digest` (sha256 or
+    /// sha512: it is verified and stored under the digest asked for).
     async fn fetch_manifest(
         &self,
         storage: &dyn Storage,
+        metrics: &Metrics,
         name: &str,
         digest: &Digest,
     ) -> ApiResult<()> {
@@ -273,6 +286,7 @@ impl Proxy {
         })?;
         let info = crate::manifests::info(digest.clone(), m.media_type, &doc, m.bytes.len())?;
         storage.put_manifest(name, &info, &m.bytes)?;
+        metrics.proxy_fetched(m.bytes.len() as u64);
         Ok(())
     }
 
@@ -318,6 +332,7 @@ impl Proxy {
     pub(crate) async fn sync_blob(
         &self,
         storage: &dyn Storage,
+        metrics: &Metrics,
         name: &str,
         digest: &Digest,
     ) -> ApiResult<bool> {
@@ -325,8 +340,12 @@ impl Proxy {
             Ok(s.has_link(name, digest)? && s.blob_size(digest)?.is_some())
         };
         if cached(storage)? {
+            metrics.proxy_lookup(CacheKind::Blob, true);
             return Ok(true);
         }
+        // A miss even for those who wait on another's download: they
+        // waited for upstream.
+        metrics.proxy_lookup(CacheKind::Blob, false);
         let lock = self
             .fetching
             .lock()
@@ -335,7 +354,9 @@ impl Proxy {
             .or_default()
             .clone();
         let _turn = lock.lock().await;
-        let result = self.fetch_blob(storage, name, digest, cached).await;
+        let result = self
+            .fetch_blob(storage, metrics, name, digest, cached)
+            .await;
         // Whoever waited on this lock finds the blob cached; later callers
         // see it cached before they look for a lock.
         self.fetching
@@ -348,6 +369,7 @@ impl Proxy {
     async fn fetch_blob(
         &self,
         storage: &dyn Storage,
+        metrics: &Metrics,
         name: &str,
         digest: &Digest,
         cached: impl Fn(&dyn Storage) -> ApiResult<bool>,
@@ -380,6 +402,7 @@ impl Proxy {
         let stored = store_staged(storage, name, digest, &path).await;
         let _ = tokio::fs::remove_file(&path).await;
         stored?;
+        metrics.proxy_fetched(size);
         Ok(true)
     }
 }
@@ -397,17 +420,21 @@ pub(crate) async fn route(
     query: &[(String, String)],
 ) -> ApiResult<Option<Response>> {
     let storage = &*app.storage;
+    let metrics = &app.options.metrics;
     let read = *method == Method::GET || *method == Method::HEAD;
     match route {
         Route::UploadStart { .. } | Route::Upload { .. } => Err(read_only(proxy)),
         Route::Manifest { .. } | Route::Blob { .. } if !read => Err(read_only(proxy)),
         Route::Manifest { reference, .. } => {
-            match Reference::parse(reference) {
-                Some(Reference::Tag(t)) => proxy.sync_tag(storage, name, &t).await?,
-                Some(Reference::Digest(d)) => proxy.sync_manifest(storage, name, &d).await?,
+            let looked_up = match Reference::parse(reference) {
+                Some(Reference::Tag(t)) => proxy.sync_tag(storage, metrics, name, &t).await,
+                Some(Reference::Digest(d)) => proxy.sync_manifest(storage, metrics, name, &d).await,
                 // The ordinary handler names what is wrong with it.
-                None => {}
-            }
+                None => return Ok(None),
+            };
+            // Whatever failed, the cache did not have it to serve.
+            metrics.proxy_lookup(CacheKind::Manifest, *looked_up.as_ref().unwrap_or(&false));
+            looked_up?;
             Ok(None)
         }
         Route::Blob { digest, .. } => {
@@ -415,10 +442,12 @@ pub(crate) async fn route(
                 return Ok(None);
             };
             if *method == Method::GET {
-                proxy.sync_blob(storage, name, &digest).await?;
+                proxy.sync_blob(storage, metrics, name, &digest).await?;
                 return Ok(None);
             }
-            if storage.has_link(name, &digest)? && storage.blob_size(&digest)?.is_some() {
+            let cached = storage.has_link(name, &digest)? && storage.blob_size(&digest)?.is_some();
+            metrics.proxy_lookup(CacheKind::Blob, cached);
+            if cached {
                 return Ok(None);
             }
             // HEAD of a blob not cached: upstream's answer, nothing fetched.

@@ -12,6 +12,8 @@ pub(crate) struct Cluster {
     /// The nodes' configs, data and logs; removed on drop.
     _dir: tempfile::TempDir,
     nodes: Vec<Option<Child>>,
+    /// Node 0's config, for `garage` commands.
+    config: std::path::PathBuf,
     /// Each node's S3 endpoint, `http://127.0.0.1:PORT`.
     pub(crate) endpoints: Vec<String>,
     pub(crate) bucket: String,
@@ -124,6 +126,7 @@ root_domain = ".s3.garage.localhost"
         let mut cluster = Cluster {
             _dir: dir,
             nodes,
+            config: configs[0].clone(),
             endpoints,
             bucket: "kiln".into(),
             key_id: String::new(),
@@ -187,6 +190,22 @@ root_domain = ".s3.garage.localhost"
             std::thread::sleep(Duration::from_millis(200));
         }
         storage
+    }
+
+    /// Multipart uploads in the bucket neither completed nor aborted, as
+    /// Garage counts them (`garage bucket info`, which leaves the line
+    /// out at zero; its counters settle a moment after a change).
+    #[allow(dead_code)] // garage.rs has no use for it, serve_garage.rs has
+    pub(crate) fn unfinished_multipart_uploads(&self) -> u64 {
+        let info = garage(&self.config, &["bucket", "info", &self.bucket]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("Unfinished uploads:"))
+            .map(|v| {
+                let n = v.split_whitespace().next().unwrap_or_default();
+                n.parse()
+                    .unwrap_or_else(|_| panic!("garage bucket info: {l:?}", l = v))
+            })
+            .unwrap_or(0)
     }
 
     /// Kills node `n` (SIGKILL).

@@ -275,6 +275,7 @@ pub(crate) fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Command::Gc(gc_args)) = args.command.take() {
         return gc(root, gc_args);
     }
+    crate::memory::limit_arenas();
     let config = args.config()?;
     let dir = config.data.clone().unwrap_or_else(|| root.join("registry"));
     let addr = config
