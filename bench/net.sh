@@ -55,50 +55,70 @@ first_200() {
 declare -A PORT=([kiln]=18101 [docker]=18102 [podman]=18103)
 for tool in kiln docker podman; do
   first_200 "$tool" "${PORT[$tool]}" >/dev/null  # warm-up
-  for _ in $(seq "$RUNS"); do
-    first_200 "$tool" "${PORT[$tool]}"
-  done > "$W/first-$tool.txt"
+  : > "$W/first-$tool.txt"
+done
+# Interleaved, one run of each tool per round, so a change in the
+# machine's load falls on all of them alike.
+for _ in $(seq "$RUNS"); do
+  for tool in kiln docker podman; do
+    first_200 "$tool" "${PORT[$tool]}" >> "$W/first-$tool.txt"
+  done
 done
 
 # Requests/s through the port: one container each, wrk with 2 threads
-# and 32 keep-alive connections for $DURATION s.
+# and 32 keep-alive connections for $DURATION s, $ROUNDS interleaved
+# rounds (one run of each tool per round; the median round is kept), as
+# one 10 s run each swung with the machine's load.
+ROUNDS=${ROUNDS:-3}
 for tool in kiln docker podman; do
-  "${tool}_run" "nbw$$" "${PORT[$tool]}" >/dev/null
+  "${tool}_run" "nbw$$-$tool" "${PORT[$tool]}" >/dev/null
   until curl -s -o /dev/null "http://127.0.0.1:${PORT[$tool]}/index.html"; do sleep 0.01; done
-  wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:${PORT[$tool]}/index.html" > "$W/wrk-$tool.txt"
-  "${tool}_rm" "nbw$$" >/dev/null
+done
+for r in $(seq "$ROUNDS"); do
+  for tool in kiln docker podman; do
+    wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:${PORT[$tool]}/index.html" > "$W/wrk-$tool-$r.txt"
+  done
+done
+for tool in kiln docker podman; do
+  "${tool}_rm" "nbw$$-$tool" >/dev/null
 done
 
 LOAD="$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-python3 - "$W" "$RUNS" "$DURATION" "$(machine)" "$LOAD" \
+python3 - "$W" "$RUNS" "$DURATION" "$(machine)" "$LOAD" "$ROUNDS" \
   "$(docker info --format '{{.ServerVersion}}')" "$(podman --version | awk '{print $3}')" > "$BENCH_DIR/results/net.md" <<'PY'
 import re, statistics, sys
-w, runs, duration, machine, load, dver, pver = sys.argv[1:]
+w, runs, duration, machine, load, rounds, dver, pver = sys.argv[1:]
 tools = ["kiln", "docker", "podman"]
 first = {t: statistics.median(int(x) for x in open(f"{w}/first-{t}.txt").read().split()) / 1000 for t in tools}
 rps = {}
+rps_all = {}
 for t in tools:
-    text = open(f"{w}/wrk-{t}.txt").read()
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
-    rps[t] = (float(m.group(1)) if m else 0.0, errors.group(0) if errors else "none")
+    runs_t = []
+    for r in range(1, int(rounds) + 1):
+        text = open(f"{w}/wrk-{t}-{r}.txt").read()
+        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
+        runs_t.append((float(m.group(1)) if m else 0.0, errors.group(0) if errors else "none"))
+    runs_t.sort()
+    rps[t] = runs_t[len(runs_t) // 2]
+    rps_all[t] = [round(x[0]) for x in runs_t]
 print("## Networking: published ports, kiln vs docker and podman")
 print()
 print(f"Workload: `run -d -p 127.0.0.1:PORT:80 IMG busybox httpd -f -p 80 -h /www` (busybox-static, a 4 KB page). Machine: {machine}; load average {load}. docker {dver} (bridge, docker-proxy for loopback), podman {pver} (CNI bridge, portmap). kiln: the kiln0 bridge, its host socket and userland proxy in the monitor (loopback clients go through the proxy; remote clients are DNATed).")
 print()
-print(f"Time from `run -d` to the first HTTP 200 through the port (curl polled every 2 ms), median of {runs} runs after a warm-up, container removed after each:")
+print(f"Time from `run -d` to the first HTTP 200 through the port (curl polled every 2 ms), median of {runs} runs after a warm-up, interleaved (kiln, docker, podman in each round), container removed after each:")
 print()
 print("| tool | median | / docker |")
 print("|---|---|---|")
 for t in tools:
     print(f"| {t} | {first[t]:.0f} ms | {first[t]/first['docker']:.2f}× |")
 print()
-print(f"Throughput through the published port: wrk, 2 threads, 32 keep-alive connections, {duration} s, from the host's loopback:")
+print(f"Throughput through the published port: wrk, 2 threads, 32 keep-alive connections, {duration} s, from the host's loopback; {rounds} interleaved rounds, the median round shown (all rounds in the last column):")
 print()
-print("| tool | requests/s | / docker | errors |")
-print("|---|---|---|---|")
+print("| tool | requests/s | / docker | errors | rounds |")
+print("|---|---|---|---|---|")
 for t in tools:
-    print(f"| {t} | {rps[t][0]:.0f} | {rps[t][0]/rps['docker'][0]:.2f}× | {rps[t][1]} |")
+    print(f"| {t} | {rps[t][0]:.0f} | {rps[t][0]/rps['docker'][0]:.2f}× | {rps[t][1]} | {', '.join(map(str, rps_all[t]))} |")
 print()
 def met(ok):
     return "yes" if ok else "NO"

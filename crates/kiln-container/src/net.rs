@@ -17,7 +17,7 @@ use std::path::Path;
 use kiln_exec::{JoinedNetwork, Network};
 use kiln_network::ipam::Lease;
 use kiln_network::proxy::{self, HostSocket};
-use kiln_network::{IpCommands, Join, Networks, Owner, PortMapping, DEFAULT_STATE_DIR};
+use kiln_network::{HostNet, Join, Networks, Owner, PortMapping, DEFAULT_STATE_DIR};
 
 use crate::containers::Container;
 use crate::error::{io, ContainerError, Result};
@@ -27,8 +27,8 @@ use crate::record::{Connection, ContainerConfig, Status};
 /// (`kiln __kiln-dns NETWORK`), started by [`attach`] and [`connect`].
 pub const DNS_ARG: &str = "__kiln-dns";
 
-fn networks() -> Networks<IpCommands> {
-    Networks::new(IpCommands, DEFAULT_STATE_DIR)
+fn networks() -> Networks<HostNet> {
+    Networks::new(HostNet, DEFAULT_STATE_DIR)
 }
 
 /// On the default bridge or a user network: a namespace of its own.

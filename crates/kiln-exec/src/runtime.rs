@@ -132,6 +132,12 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Sends `signal` to the container's init.
     fn kill(&self, id: &str, signal: i32) -> Result<()>;
     fn state(&self, id: &str) -> Result<State>;
+    /// The init's pid as `create` reported it (its pid file), without
+    /// asking the runtime again: `start` runs the user's program in that
+    /// same process. `None` when this runtime kept none.
+    fn created_pid(&self, _id: &str) -> Option<i32> {
+        None
+    }
     /// Waits until the init has ended: its exit code (128 + signal when
     /// killed) when this process could collect it, `None` when the
     /// container stopped but its exit status belonged to another process

@@ -267,8 +267,19 @@ impl<H: NetHost> Networks<H> {
     pub fn wire(&self, p: Pending) -> Result<()> {
         let made = self.host.create_endpoint(&p.ep).and_then(|()| {
             let mut l = ipam::lock(&self.dir)?;
-            // Swept meanwhile (its owner died): nothing to add rules for.
+            // Swept or detached meanwhile (its owner died, or `rm -f`
+            // ran while the veth was being made): nothing to add rules
+            // for, and the remover may have looked for the veth before
+            // it existed, so it is removed here, with the namespace if
+            // the container has no other lease. Nothing else could
+            // remove them: no lease names them any more.
             if l.state.leases.get(&p.key).map(|x| x.ip) != Some(p.ep.ip) {
+                if !l.state.leases.contains_key(&p.key) {
+                    let _ = self.host.delete_link(&p.ep.veth);
+                    if l.state.leases_of(ipam::key_container(&p.key)).is_empty() {
+                        let _ = self.host.delete_netns(&p.ep.netns);
+                    }
+                }
                 return Ok(());
             }
             let synced = self.sync_rules(&mut l);

@@ -44,6 +44,14 @@ pub enum NetworkError {
         args: String,
         message: String,
     },
+    /// A netlink request the kernel refused (`what` says which, as the
+    /// `ip` command doing the same would be written).
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -75,6 +83,7 @@ impl NetworkError {
             NetworkError::NoSubnet { .. } | NetworkError::NoAddress { .. } => ErrorKind::Conflict,
             NetworkError::Bind { .. }
             | NetworkError::Command { .. }
+            | NetworkError::Netlink { .. }
             | NetworkError::Io { .. }
             | NetworkError::State { .. } => ErrorKind::Io,
         }

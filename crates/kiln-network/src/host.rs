@@ -1,6 +1,8 @@
 //! The host's side of networking behind a small trait: links, network
-//! namespaces, routes and kiln's nftables table. [`IpCommands`] runs
-//! iproute2's `ip` and nftables' `nft` (see the crate doc for why);
+//! namespaces, routes and kiln's nftables table. [`HostNet`] changes
+//! links, addresses, routes and namespaces through rtnetlink itself
+//! ([`crate::netlink`], no process run) and the rules through `nft` and
+//! `iptables` (see the crate doc for why);
 //! [`testing::FakeHost`](crate::testing::FakeHost) keeps links in memory
 //! so the bookkeeping is tested without root.
 
@@ -10,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use crate::error::{NetworkError, Result};
 use crate::ipam::Subnet;
+use crate::netlink::Socket;
 
 /// A container's end of the bridge, to be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +59,11 @@ pub trait NetHost {
     fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()>;
 }
 
-/// iproute2 and nftables through their command-line tools.
+/// The real host: rtnetlink for links, addresses, routes and namespaces;
+/// `ip route` (only when a bridge is made), `nft` and `iptables` for the
+/// rest.
 #[derive(Debug, Default, Clone)]
-pub struct IpCommands;
+pub struct HostNet;
 
 fn run(program: &'static str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let fail = |message: String| NetworkError::Command {
@@ -96,12 +101,13 @@ fn run(program: &'static str, args: &[&str], stdin: Option<&str>) -> Result<Stri
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn gone(e: &NetworkError) -> bool {
-    matches!(e, NetworkError::Command { message, .. }
-        if message.contains("Cannot find device") || message.contains("No such file"))
+/// A netlink (or namespace) failure, named by the `ip` command that
+/// would do the same, so the message says what was attempted.
+fn netlink(what: String) -> impl FnOnce(std::io::Error) -> NetworkError {
+    move |source| NetworkError::Netlink { what, source }
 }
 
-impl NetHost for IpCommands {
+impl NetHost for HostNet {
     fn routes(&self) -> Result<Vec<Subnet>> {
         let out = run("ip", &["-4", "route", "show", "table", "all"], None)?;
         Ok(out
@@ -125,23 +131,29 @@ impl NetHost for IpCommands {
     }
 
     fn create_bridge(&self, name: &str, subnet: &Subnet) -> Result<()> {
+        let what = || format!("ip link add {name} type bridge");
+        let mut nl = Socket::open().map_err(netlink(what()))?;
         // A fixed MAC: a bridge without one takes its lowest port's, and
         // changes it as containers come and go, which strands the
         // containers' ARP entries for the gateway.
-        let script = format!(
-            "link add {name} address {} type bridge\naddr add {}/{} dev {name}\nlink set {name} up\n",
-            crate::bridge::mac_for(subnet.gateway()),
-            subnet.gateway(),
-            subnet.prefix
-        );
-        run("ip", &["-batch", "-"], Some(&script)).map(drop)
+        nl.add_bridge(name, &crate::bridge::mac_for(subnet.gateway()))
+            .map_err(netlink(what()))?;
+        let index = nl
+            .link_index(name)
+            .map_err(netlink(what()))?
+            .ok_or_else(|| netlink(what())(std::io::ErrorKind::NotFound.into()))?;
+        let (gw, prefix) = (subnet.gateway(), subnet.prefix);
+        nl.add_address(index, gw, prefix)
+            .map_err(netlink(format!("ip addr add {gw}/{prefix} dev {name}")))?;
+        nl.set_up(index)
+            .map_err(netlink(format!("ip link set {name} up")))
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
-        match run("ip", &["link", "del", name], None) {
-            Err(e) if !gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        Socket::open()
+            .and_then(|mut nl| nl.delete_link(name))
+            .map(drop)
+            .map_err(netlink(format!("ip link del {name}")))
     }
 
     fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
@@ -152,42 +164,56 @@ impl NetHost for IpCommands {
             bridge,
             ..
         } = ep;
-        let host = format!(
-            "link add {veth} type veth peer name {ifname} netns {netns}\nlink set {veth} master {bridge} up\n"
-        );
-        run("ip", &["-batch", "-"], Some(&host))?;
-        let mut inside = format!(
-            "link set lo up\nlink set {ifname} address {}\naddr add {}/{} dev {ifname}\nlink set {ifname} up\n",
-            ep.mac, ep.ip, ep.subnet.prefix,
-        );
-        if ep.default_route {
-            inside.push_str(&format!("route add default via {}\n", ep.subnet.gateway()));
+        let path = netns_path(netns);
+        let add = || format!("ip link add {veth} type veth peer name {ifname} netns {netns}");
+        let missing = |what: &str| std::io::Error::other(format!("no link {what}"));
+        let mut nl = Socket::open().map_err(netlink(add()))?;
+        let master = nl
+            .link_index(bridge)
+            .map_err(netlink(add()))?
+            .ok_or_else(|| netlink(add())(missing(bridge)))?;
+        let ns = std::fs::File::open(&path).map_err(netlink(add()))?;
+        nl.add_veth(veth, master, ifname, &ep.mac, &ns)
+            .map_err(netlink(add()))?;
+        // The container's side, from a socket in its namespace.
+        let up = |name: &str| format!("ip -n {netns} link set {name} up");
+        let mut nl = Socket::open_in(&path).map_err(netlink(up(ifname)))?;
+        for name in ["lo", ifname.as_str()] {
+            let index = nl
+                .link_index(name)
+                .map_err(netlink(up(name)))?
+                .ok_or_else(|| netlink(up(name))(missing(name)))?;
+            if name != "lo" {
+                let (ip, prefix) = (ep.ip, ep.subnet.prefix);
+                nl.add_address(index, ip, prefix).map_err(netlink(format!(
+                    "ip -n {netns} addr add {ip}/{prefix} dev {ifname}"
+                )))?;
+            }
+            nl.set_up(index).map_err(netlink(up(name)))?;
         }
-        run("ip", &["-n", netns, "-batch", "-"], Some(&inside)).map(drop)
+        if ep.default_route {
+            let via = ep.subnet.gateway();
+            nl.default_route(via, false).map_err(netlink(format!(
+                "ip -n {netns} route add default via {via}"
+            )))?;
+        }
+        Ok(())
     }
 
     fn set_default_route(&self, netns: &str, via: Ipv4Addr) -> Result<()> {
-        let via = via.to_string();
-        run(
-            "ip",
-            &["-n", netns, "route", "replace", "default", "via", &via],
-            None,
-        )
-        .map(drop)
+        Socket::open_in(&netns_path(netns))
+            .and_then(|mut nl| nl.default_route(via, true))
+            .map_err(netlink(format!(
+                "ip -n {netns} route replace default via {via}"
+            )))
     }
 
     fn create_netns(&self, name: &str) -> Result<()> {
-        run("ip", &["netns", "add", name], None).map(drop)
+        crate::netns::create(name).map_err(netlink(format!("ip netns add {name}")))
     }
 
     fn delete_netns(&self, name: &str) -> Result<()> {
-        if !netns_path(name).exists() {
-            return Ok(());
-        }
-        match run("ip", &["netns", "del", name], None) {
-            Err(e) if !gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::netns::delete(name).map_err(netlink(format!("ip netns del {name}")))
     }
 
     fn apply_rules(&self, ruleset: Option<&str>) -> Result<()> {
@@ -218,7 +244,7 @@ fn iptables_missing(e: &NetworkError) -> bool {
     matches!(e, NetworkError::Command { message, .. } if message.contains("is not installed"))
 }
 
-impl IpCommands {
+impl HostNet {
     fn forward_rules(bridges: &[(String, bool)]) -> String {
         let mut s = format!("*filter\n:{FORWARD_CHAIN} - [0:0]\n");
         for (b, internal) in bridges {
@@ -251,7 +277,7 @@ fn allow_forward(bridges: &[(String, bool)]) -> Result<()> {
     run(
         "iptables-restore",
         &["-w", "--noflush"],
-        Some(&IpCommands::forward_rules(bridges)),
+        Some(&HostNet::forward_rules(bridges)),
     )?;
     if run("iptables", &jump, None).is_err() {
         run(

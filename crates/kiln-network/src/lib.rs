@@ -8,16 +8,19 @@
 //! [`PortSpec`]/[`PortMapping`] (`-p` parsed and bound), [`Subnet`],
 //! [`ipam::State`].
 //!
-//! How the host is changed: iproute2's `ip` and nftables' `nft`, run as
-//! commands behind the [`NetHost`] trait ([`IpCommands`]; a fake in
-//! [`testing`]), rather than a netlink crate. `rtnetlink` brings tokio,
-//! futures and a stack of `netlink-*` crates into every kiln build for
-//! about ten messages per container; nftables has no maintained pure-Rust
-//! netlink writer (the `nftnl`/`rustables` crates bind libnftnl), while
-//! `nft -f -` applies a whole table in one atomic transaction, which is
-//! what lets kiln rewrite its table from the IPAM state instead of
-//! tracking rule handles. Two `ip -batch` runs make a container's end
-//! (about 5 ms); both tools are in Debian's `iproute2` and `nftables`.
+//! How the host is changed, behind the [`NetHost`] trait ([`HostNet`];
+//! a fake in [`testing`]): links, addresses, routes and namespaces
+//! through rtnetlink, written by kiln itself (`netlink.rs`, `netns.rs`):
+//! about ten fixed messages per container, sent without a process run
+//! (three runs of `ip` were most of a `run`'s network cost, one of them
+//! before the runtime could start; see `netlink.rs` for why no crate).
+//! Rules through `nft -f -`: nftables has no maintained pure-Rust netlink
+//! writer (the `nftnl`/`rustables` crates bind libnftnl), while `nft -f -`
+//! applies a whole table in one atomic transaction, which is what lets
+//! kiln rewrite its table from the IPAM state instead of tracking rule
+//! handles; it runs only when the table changes (a published port that
+//! needs DNAT), once per change. `ip route` is read only when a bridge
+//! is made.
 //!
 //! NAT: one table, `ip kiln`, rewritten whole under the IPAM lock from
 //! the leases (see [`nat`]), so docker's and podman's tables are never
@@ -45,6 +48,8 @@ pub mod files;
 mod host;
 pub mod ipam;
 pub mod nat;
+mod netlink;
+mod netns;
 mod pool;
 pub mod ports;
 pub mod proxy;
@@ -53,6 +58,6 @@ mod user;
 
 pub use bridge::{mac_for, Attachment, Join, Networks, Pending, DEFAULT_BRIDGE, DEFAULT_STATE_DIR};
 pub use error::{NetworkError, Result};
-pub use host::{netns_path, Endpoint, IpCommands, NetHost};
+pub use host::{netns_path, Endpoint, HostNet, NetHost};
 pub use ipam::{Owner, Subnet, UserNetwork};
 pub use ports::{parse_publish, publish_all, PortMapping, PortSpec, Proto};

@@ -19,6 +19,32 @@ pub struct FakeHost {
     pub default_routes: Mutex<Vec<(String, std::net::Ipv4Addr)>>,
     /// Endpoint creation fails (a host without `ip`).
     pub fail_endpoints: bool,
+    /// Run once inside the next endpoint creation, after its namespace
+    /// was found and before its link exists: another kiln process acting
+    /// in that window.
+    pub during_endpoint: Hook,
+}
+
+/// A closure run once at a chosen point of the fake.
+#[derive(Default)]
+pub struct Hook(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Hook {
+    pub fn set(&self, f: impl FnOnce() + Send + 'static) {
+        *lock(&self.0) = Some(Box::new(f));
+    }
+    fn run(&self) {
+        let f = lock(&self.0).take();
+        if let Some(f) = f {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,6 +93,7 @@ impl NetHost for FakeHost {
                 message: format!("no namespace {}", ep.netns),
             });
         }
+        self.during_endpoint.run();
         lock(&self.links).insert(ep.veth.clone());
         Ok(())
     }

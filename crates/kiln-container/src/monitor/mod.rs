@@ -204,6 +204,21 @@ impl Monitor {
         unmount_rootfs(&dir);
         let snaps = open_snapshotter(&self.engine.root)?;
         let mounted = kiln_snapshot::mount(&snaps.mounts(&c.config.snapshot)?, &target)?;
+        // An `rm -f` since the record was read marks it removing before it
+        // unmounts, so one of the two sees the other: if it unmounted
+        // before this mount, this mount is undone here (else it would
+        // stay mounted under a record that is gone).
+        let removing = match self.engine.containers.load(&id) {
+            Ok(now) => now.state.status == Status::Removing,
+            Err(_) => true,
+        };
+        if removing {
+            drop(mounted);
+            return Err(ContainerError::InvalidConfig(format!(
+                "container {} is being removed: it cannot be started",
+                &id[..id.len().min(12)]
+            )));
+        }
         let rootfs = mounted.path().to_path_buf();
         let code = self.supervise(&rootfs, None, Duration::from_millis(100));
         self.finish(c, code, Some(mounted))
@@ -380,7 +395,9 @@ impl Monitor {
             || network.as_mut().map_or(Ok(()), |n| n.ready()),
         )
         .map_err(fail)?;
-        let pid = container.state().ok().and_then(|s| s.pid);
+        // From create's pid file: a `state` run of the runtime here was
+        // one more exec of kiln before `run -d` could return.
+        let pid = container.started_pid();
         self.engine
             .containers
             .update_state(&id, |s| {

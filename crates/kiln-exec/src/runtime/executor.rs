@@ -354,6 +354,14 @@ impl Container {
         self.runtime.state(&self.id)
     }
 
+    /// The init's pid right after `start`: the one `create` reported if
+    /// the runtime kept it (no run of the runtime), else from `state`.
+    pub fn started_pid(&self) -> Option<i32> {
+        self.runtime
+            .created_pid(&self.id)
+            .or_else(|| self.state().ok().and_then(|s| s.pid))
+    }
+
     /// The init's pid on the host, while it exists.
     pub fn pid(&self) -> Result<Option<i32>> {
         Ok(self.state()?.pid)

@@ -233,6 +233,10 @@ impl ContainerRuntime for OciCli {
         self.call("start", &[], id, &[]).map(|_| ())
     }
 
+    fn created_pid(&self, id: &str) -> Option<i32> {
+        self.inits().get(id).copied()
+    }
+
     fn kill(&self, id: &str, signal: i32) -> Result<()> {
         self.call("kill", &[], id, &[&signal.to_string()])
             .map(|_| ())

@@ -368,3 +368,35 @@ fn one_dns_responder_per_network_while_it_is_used() {
     .expect("replaced");
     assert_eq!(started, 2);
 }
+
+#[test]
+fn a_detach_while_the_veth_is_made_leaves_nothing() {
+    // `rm -f` (another kiln process) takes the container off after its
+    // reservation, while the wiring is making the veth: the remover
+    // found no veth to delete, so the wiring must not leave its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = nets(dir.path());
+    let id = "cccccccccccccccc";
+    let (_, pending) = n
+        .reserve(
+            id,
+            Owner::me(),
+            Join {
+                network: "bridge".into(),
+                ..Join::default()
+            },
+        )
+        .expect("reserve");
+    let other = nets(dir.path());
+    n.host()
+        .during_endpoint
+        .set(move || other.detach(id).expect("detach"));
+    n.wire(pending).expect("wire");
+    assert!(n.leases(id).is_empty());
+    assert_eq!(n.host().links(), ["kiln0"]);
+    assert!(
+        n.host().namespaces().is_empty(),
+        "{:?}",
+        n.host().namespaces()
+    );
+}
