@@ -96,6 +96,13 @@ pub(crate) struct Args {
     /// How base images missing from the store are pulled
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+    /// Export the build cache: type=registry,ref=NAME[,mode=min|max],
+    /// type=local,dest=DIR[,mode=min|max] or type=inline (see docs/build-cache.md)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Reuse a build cache: type=registry,ref=NAME or type=local,src=DIR; repeatable
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
     /// Only check the Dockerfile (as docker build --check) and exit: build nothing
     #[arg(long)]
     check: bool,
@@ -216,6 +223,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     let _ = (args.rm, args.force_rm); // no intermediate containers to keep
     let output: Option<kiln_build::export::Output> =
         args.output.as_deref().map(str::parse).transpose()?;
+    let cache = super::build_cache::Specs::parse(&args.cache_to, &args.cache_from)?;
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
@@ -341,6 +349,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         add_hosts,
         allow_insecure,
         always_pull: args.pull,
+        cache_from: super::build_cache::import(&cache.from, &args.registry, args.quiet)?,
+        cache_export: cache.export_mode(),
+        inline_cache: cache.inline(),
     };
     // The live view needs a terminal; without one, tty falls back to plain.
     let tty = args.progress != "plain" && std::io::stderr().is_terminal();
@@ -360,6 +371,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(f) = &args.iidfile {
         std::fs::write(f, result.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;
+    }
+    if let (Some(to), Some(meta)) = (cache.export(), &result.cache) {
+        super::build_cache::export(store, to, meta, &args.registry, args.quiet)?;
     }
     if let Some(output) = &output {
         // From the build's own manifest, not by name: a prune beside the
