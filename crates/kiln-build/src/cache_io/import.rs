@@ -192,3 +192,53 @@ impl Engine<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Nowhere;
+
+    impl CacheSource for Nowhere {
+        fn name(&self) -> String {
+            "nowhere".into()
+        }
+        fn fetch(&self, _: &Descriptor, _: &Store) -> std::result::Result<(), String> {
+            Err("no layers here".into())
+        }
+    }
+
+    fn imported(key: &str, layer: Option<u8>) -> ImportedCache {
+        let layer = layer.map(|b| Descriptor::of(kiln_core::media_types::OCI_LAYER_TAR, &[b; 4]));
+        ImportedCache {
+            metadata: CacheMetadata {
+                version: 1,
+                mode: "max".into(),
+                records: vec![StepRecord {
+                    key: key.into(),
+                    parent: String::new(),
+                    diff_id: layer.as_ref().map(|l| l.digest.clone()),
+                    layer,
+                    history: json!({"created_by": "RUN x"}),
+                    left_out: vec![],
+                }],
+            },
+            source: Box::new(Nowhere),
+        }
+    }
+
+    #[test]
+    fn the_first_source_listing_a_key_wins() {
+        let r = Remote::new(&[
+            imported("k", Some(1)),
+            imported("k", None),
+            imported("j", None),
+        ]);
+        let (source, rec) = r.records_get("k").unwrap();
+        assert_eq!(*source, 0);
+        assert!(rec.layer.is_some());
+        assert_eq!(r.records_get("j").unwrap().0, 2);
+        assert!(r.records_get("other").is_none());
+    }
+}
