@@ -14,8 +14,9 @@ W=$CACHE/build-cache
 RUNS=${RUNS:-5}
 PORT=${PORT:-5103}
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-rm -rf "$W"; mkdir -p "$W"
-CTX=$CACHE/build/ctx
+# Its own copy of the context: bench/build.sh changes a file in its own.
+CTX=$W/ctx
+rm -rf "$W/a" "$W/b" "$W/base-root" "$W/dist"; mkdir -p "$W"
 build_workload "$CTX"
 echo ".complete" > "$CTX/.dockerignore"
 $KILN --root "$W/base-root" import "$ROOTFS" kiln-bench/deb:1 >/dev/null
@@ -46,7 +47,7 @@ T1=$(date +%s.%N)
 CACHE_MB=$(du -sm "$W/dist" | cut -f1)
 
 FRESH="rm -rf $W/b && cp -a $W/base-root $W/b && sync"
-hyperfine --style basic --runs "$RUNS" --prepare "$FRESH" --export-json "$W/cache.json" \
+hyperfine --show-output --runs "$RUNS" --prepare "$FRESH" --export-json "$W/cache.json" \
   -n "cold build (fresh root)" "$KILN --root $W/b build -q -t kiln-bench/app:1 $CTX" \
   -n "cache import from the registry (fresh root)" "$KILN --root $W/b build -q -t kiln-bench/app:1 --cache-from type=registry,ref=$REF $CTX"
 # The last run imported: the same image as machine A's.

@@ -153,6 +153,19 @@ fn from_registry(
             .collect();
         (m, map)
     };
+    // One runtime for every fetch of this source, so the client's pooled
+    // connections stay alive between layers. main resets SIGPIPE to its
+    // default; a handler in this runtime makes a write to a connection the
+    // registry closed fail with EPIPE (and be retried) instead of killing
+    // the build, as `kiln serve` does.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let sigpipe = runtime
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe()) })
+        .context("handle SIGPIPE")?;
     Ok(Some(ImportedCache {
         metadata,
         source: Box::new(RegistrySource {
@@ -160,6 +173,8 @@ fn from_registry(
             repo,
             name: reference.to_string(),
             inline,
+            runtime,
+            _sigpipe: sigpipe,
         }),
     }))
 }
@@ -172,6 +187,9 @@ struct RegistrySource {
     /// For an inline cache: diff_id → the image's layer in the registry
     /// (compressed by the push).
     inline: HashMap<Digest, Descriptor>,
+    /// Before the runtime: dropped while it still runs.
+    _sigpipe: tokio::signal::unix::Signal,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl CacheSource for RegistrySource {
@@ -181,16 +199,16 @@ impl CacheSource for RegistrySource {
 
     fn fetch(&self, layer: &Descriptor, store: &Store) -> Result<(), String> {
         let remote = self.inline.get(&layer.digest).unwrap_or(layer);
-        let got = block_on(self.client.fetch_blob(
-            &self.repo,
-            &remote.digest,
-            remote.size,
-            store.blobs(),
-            None,
-            &|_| {},
-        ))
-        .map_err(|e| e.to_string())?;
-        got.map_err(|e| kiln_core::error_chain(&e))?;
+        self.runtime
+            .block_on(self.client.fetch_blob(
+                &self.repo,
+                &remote.digest,
+                remote.size,
+                store.blobs(),
+                None,
+                &|_| {},
+            ))
+            .map_err(|e| kiln_core::error_chain(&e))?;
         if remote.digest != layer.digest {
             store_plain_layer(store, &remote.digest, &layer.digest)
                 .map_err(|e| kiln_core::error_chain(&e))?;
