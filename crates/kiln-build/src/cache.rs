@@ -134,6 +134,15 @@ pub(crate) enum SnapshotOnly {
 }
 
 impl CacheRecord {
+    /// A step that changed no file.
+    pub(crate) fn empty() -> CacheRecord {
+        CacheRecord {
+            layer: None,
+            snapshot: None,
+            left_out: Vec::new(),
+        }
+    }
+
     /// The record in a file; `None` for anything unreadable, including a
     /// record of another format: a cache miss, never an error.
     pub(crate) fn read(path: &Path) -> Option<CacheRecord> {

@@ -70,6 +70,15 @@ pub struct BuildRequest {
     /// `--pull`: fetch every FROM image through `fetch_base` even when the
     /// store has it (once per build).
     pub always_pull: bool,
+    /// `--cache-from`: imported caches, their metadata read; a local miss
+    /// looks here, in order.
+    pub cache_from: Vec<crate::cache_io::ImportedCache>,
+    /// `--cache-to type=registry|local`: collect the records of this mode
+    /// into [`BuildResult::cache`].
+    pub cache_export: Option<crate::cache_io::Mode>,
+    /// `--cache-to type=inline`: the records of the image's steps in its
+    /// config, under [`crate::cache_io::INLINE_KEY`].
+    pub inline_cache: bool,
 }
 
 /// See [`BuildRequest::fetch_base`]: the image name and the platform the
@@ -84,6 +93,8 @@ pub struct BuildResult {
     pub entry: IndexEntry,
     pub config: Vec<u8>,
     pub layers: Vec<Descriptor>,
+    /// The records `cache_export` asked for, their layers in the store.
+    pub cache: Option<crate::cache_io::CacheMetadata>,
 }
 
 /// Where a build reports what it does (the CLI draws it).
@@ -127,6 +138,8 @@ pub(crate) struct Engine<'a> {
     /// The stages whose new layers stay snapshots only (set once the
     /// target is known; see `snapshot_only_stages`).
     pub snapshot_only: OnceLock<BTreeSet<usize>>,
+    /// Imported cache records, and the steps this build resolved.
+    pub remote: crate::cache_io::Remote,
 }
 
 /// A time as the config and history write it.
@@ -193,6 +206,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         pull_lock: Mutex::new(BTreeSet::new()),
         images: Mutex::new(HashMap::new()),
         snapshot_only: OnceLock::new(),
+        remote: crate::cache_io::Remote::new(&req.cache_from),
         df,
     };
     // Blobs written by this build are not referenced by any tag until the
@@ -214,7 +228,11 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         .map_err(|_| BuildError::Internal("a stage panicked".into()))?
         .remove(&target)
         .ok_or_else(|| BuildError::Internal("the target stage did not finish".into()))?;
-    engine.finish(state)
+    let mut result = engine.finish(state)?;
+    if let Some(mode) = req.cache_export {
+        result.cache = Some(engine.cache_metadata(mode)?);
+    }
+    Ok(result)
 }
 
 impl StageRunner for Engine<'_> {

@@ -59,6 +59,13 @@ pub enum BuildError {
     /// `ADD URL` could not fetch or check the file.
     #[error("ADD {url}: {problem}")]
     Download { url: String, problem: String },
+    /// An imported build cache (`--cache-from`) could not give a layer
+    /// it lists, or could not be read.
+    #[error("build cache {source_name}: {problem}")]
+    Cache {
+        source_name: String,
+        problem: String,
+    },
     /// What the build was not allowed to do (`--security=insecure`
     /// without `--allow`) or kiln cannot do yet (ssh mounts, ADD of git).
     #[error("{0}")]
@@ -89,7 +96,9 @@ impl BuildError {
             BuildError::Archive(e) => e.kind(),
             BuildError::NotFound(_) => ErrorKind::NotFound,
             BuildError::Unsupported(_) => ErrorKind::Unsupported,
-            BuildError::Download { .. } | BuildError::Internal(_) => ErrorKind::Io,
+            BuildError::Download { .. } | BuildError::Cache { .. } | BuildError::Internal(_) => {
+                ErrorKind::Io
+            }
             BuildError::Context(_)
             | BuildError::Step { .. }
             | BuildError::BadOption(_)

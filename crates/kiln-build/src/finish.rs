@@ -27,6 +27,10 @@ impl Engine<'_> {
                 labels[k] = json!(v);
             }
         }
+        if self.req.inline_cache {
+            let meta = self.cache_metadata(crate::cache_io::Mode::Min)?;
+            state.config[crate::cache_io::INLINE_KEY] = json!(meta);
+        }
         state.config["created"] = json!(rfc3339(self.epoch));
         state
             .config
@@ -35,6 +39,7 @@ impl Engine<'_> {
         state.config.as_object_mut().map(|m| m.remove("container"));
         let bytes =
             serde_json::to_vec(&state.config).map_err(|e| BuildError::Internal(e.to_string()))?;
+        self.fetch_imported(&state.layers)?;
         let entry = self.store.write_image(&bytes, &state.layers)?;
         self.store.name_image(&entry, &self.req.tags)?;
         Ok(BuildResult {
@@ -43,6 +48,7 @@ impl Engine<'_> {
             entry,
             config: bytes,
             layers: state.layers,
+            cache: None,
         })
     }
 }

@@ -32,6 +32,9 @@
 //!   what the step reads: the expanded instruction, the environment and
 //!   ARGs it sees, the checksums of the files it copies) and the record a
 //!   key names; a hit reuses the layer. [`prune`] reads the same records;
+//! - [`cache_io`]: the step cache shared between machines (`--cache-to`,
+//!   `--cache-from`): an OCI artifact of step records, imported records
+//!   used on a local miss with their layers fetched only when needed;
 //! - `state`: the image config being built, with history as BuildKit
 //!   writes it; timestamps kiln writes are `SOURCE_DATE_EPOCH` (or 0, see
 //!   [`epoch`]), so builds are reproducible by default;
@@ -42,6 +45,7 @@
 
 pub mod archive;
 mod cache;
+pub mod cache_io;
 mod context;
 mod copy;
 mod download;

@@ -271,6 +271,7 @@ impl Engine<'_> {
         if let Some(top) = &state.snapshot_top {
             return Ok(Some(top.clone()));
         }
+        self.fetch_imported(&state.layers)?;
         Ok(kiln_snapshot::unpack_layers(
             &self.snaps,
             self.store,

@@ -99,14 +99,21 @@ impl Engine<'_> {
         // running the same step waits, then hits (see `once`).
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let parent = state.key.clone();
         let cached = if step.no_cache {
             None
         } else {
-            self.cache
+            match self
+                .cache
                 .get(&key)
                 .map(|rec| self.use_record(state, &key, rec, lazy))
                 .transpose()?
                 .flatten()
+            {
+                Some(made) => Some(made),
+                // Then the imported caches (`--cache-from`).
+                None => self.remote_hit(state, &key, &history)?,
+            }
         };
         let hit = cached.is_some();
         let made = match cached {
@@ -114,6 +121,15 @@ impl Engine<'_> {
             None => self.make_layer(state, &key, mountpoints, lazy, work)?,
         };
         state.history(&step.created, history, made);
+        self.remote.note(crate::cache_io::UsedStep {
+            stage: step.stage.index,
+            key: key.clone(),
+            parent,
+            history: state.config["history"]
+                .as_array()
+                .and_then(|h| h.last().cloned())
+                .unwrap_or_default(),
+        });
         state.key = key;
         self.progress.done(step.id, hit, step.t0.elapsed());
         Ok(())
@@ -155,30 +171,39 @@ impl Engine<'_> {
                 };
                 if lazy || state.snapshot_top.is_some() {
                     state.snapshot_top = Some(s);
-                } else {
-                    let blob = kiln_snapshot::layer_of_committed(
-                        &self.snaps,
-                        self.store,
-                        &s,
-                        &self.tar_options(),
-                        |changes| filter_mountpoints(changes, &rec.left_out),
-                    )?;
-                    self.cache.put(
-                        key,
-                        &CacheRecord {
-                            layer: Some(Made::Blob(
-                                Box::new(blob.descriptor.clone()),
-                                blob.diff_id.clone(),
-                            )),
-                            snapshot: Some(s),
-                            left_out: rec.left_out,
-                        },
-                    )?;
-                    state.push_layer(blob.descriptor, blob.diff_id);
+                } else if let Some(Made::Blob(l, diff_id)) =
+                    self.write_snapshot_layer(key, rec, &s)?.layer
+                {
+                    state.push_layer(*l, diff_id);
                 }
                 Some(true)
             }
         })
+    }
+
+    /// Writes the layer of a snapshot-only record from its committed
+    /// snapshot `s` (held by the caller); the record keeps the blob from
+    /// then on. Returns the new record.
+    pub(crate) fn write_snapshot_layer(
+        &self,
+        key: &str,
+        rec: CacheRecord,
+        s: &str,
+    ) -> Result<CacheRecord> {
+        let blob = kiln_snapshot::layer_of_committed(
+            &self.snaps,
+            self.store,
+            s,
+            &self.tar_options(),
+            |changes| filter_mountpoints(changes, &rec.left_out),
+        )?;
+        let made = CacheRecord {
+            layer: Some(Made::Blob(Box::new(blob.descriptor), blob.diff_id)),
+            snapshot: Some(s.to_string()),
+            left_out: rec.left_out,
+        };
+        self.cache.put(key, &made)?;
+        Ok(made)
     }
 
     fn tar_options(&self) -> TarOptions {

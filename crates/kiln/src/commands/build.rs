@@ -102,6 +102,13 @@ pub(crate) struct Args {
     /// How base images missing from the store are pulled
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+    /// Export the build cache: type=registry,ref=NAME[,mode=min|max],
+    /// type=local,dest=DIR[,mode=min|max] or type=inline (see docs/build-cache.md)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Reuse a build cache: type=registry,ref=NAME or type=local,src=DIR; repeatable
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
     /// Only check the Dockerfile (as docker build --check) and exit: build nothing
     #[arg(long)]
     check: bool,
@@ -220,6 +227,13 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     if push && args.tags.is_empty() {
         bail!("--push (or -o type=registry) needs a name to push to: add -t REGISTRY/NAME[:TAG]");
+    }
+    let cache = super::build_cache::Specs::parse(&args.cache_to, &args.cache_from)?;
+    if platforms.len() > 1 && !(args.cache_to.is_empty() && args.cache_from.is_empty()) {
+        bail!(
+            "--cache-to and --cache-from work with one platform so far: build each platform \
+             with its own --platform and cache, or drop the cache flags"
+        );
     }
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
@@ -347,6 +361,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         add_hosts,
         allow_insecure,
         always_pull: args.pull,
+        cache_from: super::build_cache::import(&cache.from, &args.registry, args.quiet)?,
+        cache_export: cache.export_mode(),
+        inline_cache: cache.inline(),
     };
     // The live view needs a terminal; without one, tty falls back to plain.
     let tty = args.progress != "plain" && std::io::stderr().is_terminal();
@@ -383,6 +400,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(f) = &args.iidfile {
         std::fs::write(f, result.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;
+    }
+    if let (Some(to), Some(meta)) = (cache.export(), &result.cache) {
+        super::build_cache::export(store, to, meta, &args.registry, args.quiet)?;
     }
     if let Some(output) = &output {
         // From the build's own manifest, not by name: a prune beside the

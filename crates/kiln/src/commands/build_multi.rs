@@ -63,6 +63,10 @@ pub(crate) fn request_like(first: &BuildRequest, platform: Platform) -> BuildReq
         add_hosts: first.add_hosts.clone(),
         allow_insecure: first.allow_insecure,
         always_pull: first.always_pull,
+        // The cache flags are refused with several platforms (build.rs).
+        cache_from: Vec::new(),
+        cache_export: None,
+        inline_cache: false,
     }
 }
 

@@ -1,0 +1,200 @@
+//! The cache as data: the metadata document (one record per step) and the
+//! OCI artifact that carries it (see `docs/build-cache.md`).
+//!
+//! The artifact is an image manifest whose `artifactType` and config media
+//! type are [`CACHE_MEDIA_TYPE`]; the config blob is the metadata, the
+//! layers are every layer a record names, so registries keep them and
+//! `skopeo copy` moves the whole cache.
+
+use kiln_core::image::{Descriptor, Manifest};
+use kiln_core::Digest;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `artifactType` of the manifest and media type of its config blob.
+pub const CACHE_MEDIA_TYPE: &str = "application/vnd.kiln.build.cache.v1+json";
+
+/// The image config key an inline cache is kept under (BuildKit uses
+/// `moby.buildkit.cache.v0` for its own format; kiln's records differ, so
+/// its key does too).
+pub const INLINE_KEY: &str = "kiln.build.cache.v1";
+
+/// Largest metadata document read (a record is a few hundred bytes).
+pub const MAX_METADATA_BYTES: u64 = 16 << 20;
+
+/// The metadata document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheMetadata {
+    /// 1.
+    pub version: u32,
+    /// `min` or `max`: what the exporter was asked for.
+    pub mode: String,
+    pub records: Vec<StepRecord>,
+}
+
+/// One step: its key, what it made, and how it sits in the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's cache key (hex sha256: the parent's key, the expanded
+    /// instruction and what it reads).
+    pub key: String,
+    /// The key of the state the step ran on (the previous step, or the
+    /// stage's base).
+    pub parent: String,
+    /// The layer as the image has it (uncompressed tar); `null` for a step
+    /// that changed no file.
+    pub layer: Option<Descriptor>,
+    /// The layer's diff_id (equal to its digest for a plain tar).
+    #[serde(rename = "diffID", default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+    /// The history entry the step adds to the config (`created`,
+    /// `created_by`, `comment`, `empty_layer`); an importer checks the
+    /// `created_by` it would write is the same before it reuses the step.
+    pub history: Value,
+    /// Paths the layer leaves out (RUN --mount targets).
+    #[serde(rename = "leftOut", default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+}
+
+impl CacheMetadata {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A metadata document, refusing other versions.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<CacheMetadata, String> {
+        let m: CacheMetadata = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not kiln build cache metadata: {e}"))?;
+        if m.version != 1 {
+            return Err(format!(
+                "build cache metadata version {} (this kiln reads version 1)",
+                m.version
+            ));
+        }
+        Ok(m)
+    }
+
+    /// The metadata an image config carries inline, if any.
+    pub fn inline(config: &[u8]) -> Option<CacheMetadata> {
+        let v: Value = serde_json::from_slice(config).ok()?;
+        serde_json::from_value(v.get(INLINE_KEY)?.clone())
+            .ok()
+            .filter(|m: &CacheMetadata| m.version == 1)
+    }
+
+    /// The distinct layers the records name, in record order.
+    pub fn layers(&self) -> Vec<Descriptor> {
+        let mut out: Vec<Descriptor> = Vec::new();
+        for l in self.records.iter().filter_map(|r| r.layer.as_ref()) {
+            if !out.iter().any(|d| d.digest == l.digest) {
+                out.push(l.clone());
+            }
+        }
+        out
+    }
+
+    /// The artifact: its manifest (config = this document, layers = every
+    /// layer) and the config bytes.
+    pub fn artifact(&self) -> (Manifest, Vec<u8>) {
+        let config = self.to_bytes();
+        let mut m = Manifest::oci(Descriptor::of(CACHE_MEDIA_TYPE, &config), self.layers());
+        m.artifact_type = Some(CACHE_MEDIA_TYPE.to_string());
+        (m, config)
+    }
+}
+
+/// Whether a manifest is a kiln build cache (by its artifact type, or its
+/// config's media type when a registry dropped the field).
+pub fn is_cache_manifest(m: &Manifest) -> bool {
+    m.artifact_type.as_deref() == Some(CACHE_MEDIA_TYPE) || m.config.media_type == CACHE_MEDIA_TYPE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_core::media_types::OCI_LAYER_TAR;
+    use serde_json::json;
+
+    fn digest(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    fn sample() -> CacheMetadata {
+        let layer = Descriptor::new(OCI_LAYER_TAR, digest('a'), 1024);
+        CacheMetadata {
+            version: 1,
+            mode: "max".into(),
+            records: vec![
+                StepRecord {
+                    key: "1".repeat(64),
+                    parent: "0".repeat(64),
+                    layer: Some(layer.clone()),
+                    diff_id: Some(digest('a')),
+                    history: json!({"created": "1970-01-01T00:00:00Z",
+                        "created_by": "RUN /bin/sh -c make # buildkit",
+                        "comment": "buildkit.dockerfile.v0"}),
+                    left_out: vec![],
+                },
+                StepRecord {
+                    key: "2".repeat(64),
+                    parent: "1".repeat(64),
+                    layer: None,
+                    diff_id: None,
+                    history: json!({"created_by": "RUN /bin/sh -c true # buildkit", "empty_layer": true}),
+                    left_out: vec![],
+                },
+                StepRecord {
+                    key: "3".repeat(64),
+                    parent: "0".repeat(64),
+                    layer: Some(layer),
+                    diff_id: Some(digest('a')),
+                    history: json!({}),
+                    left_out: vec!["/run/cache".into()],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_document_round_trips_with_the_documented_names() {
+        let m = sample();
+        let v: Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["records"][0]["diffID"], json!(digest('a').to_string()));
+        assert_eq!(v["records"][0]["layer"]["mediaType"], OCI_LAYER_TAR);
+        assert_eq!(v["records"][1]["layer"], Value::Null);
+        assert!(v["records"][1].get("diffID").is_none());
+        assert_eq!(v["records"][2]["leftOut"], json!(["/run/cache"]));
+        assert_eq!(CacheMetadata::parse(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn the_artifact_names_each_layer_once_and_its_type() {
+        let (manifest, config) = sample().artifact();
+        assert_eq!(manifest.layers.len(), 1);
+        assert_eq!(manifest.artifact_type.as_deref(), Some(CACHE_MEDIA_TYPE));
+        assert_eq!(manifest.config.media_type, CACHE_MEDIA_TYPE);
+        assert_eq!(manifest.config.digest, Digest::sha256(&config));
+        assert!(is_cache_manifest(&manifest));
+        let v: Value = serde_json::from_slice(&manifest.to_bytes()).unwrap();
+        assert_eq!(v["artifactType"], CACHE_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn other_versions_and_documents_are_refused() {
+        let mut m = sample();
+        m.version = 2;
+        assert!(CacheMetadata::parse(&m.to_bytes())
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(CacheMetadata::parse(b"{}").is_err());
+        let config = json!({"architecture": "amd64", INLINE_KEY: sample()});
+        assert_eq!(
+            CacheMetadata::inline(config.to_string().as_bytes()),
+            Some(sample())
+        );
+        assert_eq!(CacheMetadata::inline(b"{\"architecture\":\"amd64\"}"), None);
+    }
+}

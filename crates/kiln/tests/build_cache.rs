@@ -1,0 +1,440 @@
+//! `kiln build --cache-to/--cache-from` end to end: two kiln roots (two
+//! machines) sharing a build cache through the distribution registry, an
+//! OCI layout, or the image itself (inline).
+//!
+//! Whether a RUN step ran is seen outside kiln: each RUN fetches a URL
+//! from an HTTP server the test runs, which records every request.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::http::{self, Reply};
+use common::registry::{Auth, Registry};
+use common::Kiln;
+
+/// An HTTP server on 127.0.0.1 that records the paths RUN steps fetch.
+struct Witness {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Witness {
+    fn start() -> Witness {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let port = http::serve(Arc::new(move |req: &http::Request| {
+            log.lock().unwrap().push(req.path().to_string());
+            Reply::new(200, "ran\n")
+        }));
+        Witness { port, seen }
+    }
+
+    /// The paths fetched since the last call, sorted.
+    fn take(&self) -> Vec<String> {
+        let mut v = std::mem::take(&mut *self.seen.lock().unwrap());
+        v.sort();
+        v
+    }
+}
+
+/// A root with `base:1`, byte for byte the same in every root (pinned
+/// time), as two machines pulling one base would have.
+fn machine() -> Kiln {
+    let k = Kiln::new();
+    let tar = common::busybox_tar(k.dir.path(), "base", &[]);
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    k
+}
+
+/// A context whose Dockerfile has an intermediate stage (read by `COPY
+/// --from`), a RUN before a COPY of `app.txt` and a RUN after it.
+fn context(dir: &Path, w: &Witness, app: &str) -> PathBuf {
+    let ctx = dir.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let get = |name: &str| {
+        format!(
+            "busybox wget -q -O /{name}.out http://127.0.0.1:{}/{name}",
+            w.port
+        )
+    };
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM base:1 AS builder\n\
+             RUN {}\n\
+             FROM base:1\n\
+             COPY --from=builder /builder.out /from-builder\n\
+             RUN {}\n\
+             COPY app.txt /app.txt\n\
+             RUN {} && cat /app.txt > /app.copy\n\
+             CMD [\"cat\", \"/app.copy\"]\n",
+            get("builder"),
+            get("before-copy"),
+            get("after-copy")
+        ),
+    )
+    .unwrap();
+    fs::write(ctx.join("app.txt"), app).unwrap();
+    ctx
+}
+
+/// Builds; returns stderr (the plain progress).
+fn build(k: &Kiln, args: &[&str]) -> String {
+    let mut all = vec!["build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    let out = k.run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "kiln build {args:?} failed:\n{stderr}"
+    );
+    stderr
+}
+
+fn image_id(k: &Kiln, name: &str) -> String {
+    k.ok(&["inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+const ALL_RUNS: [&str; 3] = ["/after-copy", "/before-copy", "/builder"];
+
+#[test]
+fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let cache = format!("{}/cache:x", reg.host());
+    let (a, b) = (machine(), machine());
+    let ctx_a = context(a.dir.path(), &w, "one\n");
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ALL_RUNS);
+
+    // The artifact as a registry client sees it.
+    let raw = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ],
+    );
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        m["artifactType"],
+        "application/vnd.kiln.build.cache.v1+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.kiln.build.cache.v1+json"
+    );
+    // mode=max: the three RUN layers and the two COPY layers.
+    assert_eq!(m["layers"].as_array().unwrap().len(), 5, "{raw}");
+
+    // Machine B: an empty cache, the same context.
+    let ctx_b = context(b.dir.path(), &w, "one\n");
+    let progress = build(
+        &b,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        w.take(),
+        Vec::<String>::new(),
+        "no RUN step may run:\n{progress}"
+    );
+    assert_eq!(progress.matches(" CACHED").count(), 5, "{progress}");
+    assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+    let (ia, ib) = (a.inspect("app"), b.inspect("app"));
+    assert_eq!(ia["RootFS"], ib["RootFS"]);
+    assert_eq!(
+        a.ok(&["history", "--no-trunc", "app"]),
+        b.ok(&["history", "--no-trunc", "app"])
+    );
+    assert_eq!(b.ok(&["run", "--rm", "app"]), "one\n");
+
+    // Layers are fetched when a step needs them, not with the metadata:
+    // building only the intermediate stage fetches its layer alone.
+    let c = machine();
+    let ctx_c = context(c.dir.path(), &w, "one\n");
+    build(
+        &c,
+        &[
+            "-t",
+            "builder",
+            "--target",
+            "builder",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_c.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    let final_layers = ia["RootFS"]["Layers"].as_array().unwrap();
+    let builder_layers = c.inspect("builder")["RootFS"]["Layers"].clone();
+    assert_eq!(builder_layers.as_array().unwrap().len(), 2);
+    for l in &final_layers[1..] {
+        let hex = l.as_str().unwrap().trim_start_matches("sha256:");
+        assert!(
+            !c.root.join("blobs/sha256").join(hex).exists(),
+            "layer {hex} of the final stage was downloaded for --target builder"
+        );
+    }
+
+    // A changed file reruns the COPY of it and the RUN after it only.
+    fs::write(ctx_b.join("app.txt"), "two\n").unwrap();
+    build(
+        &b,
+        &[
+            "-t",
+            "app2",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ["/after-copy"]);
+    assert_eq!(b.ok(&["run", "--rm", "app2"]), "two\n");
+}
+
+#[test]
+fn mode_min_leaves_the_intermediate_stage_out() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let cache = format!("{}/cache:min", reg.host());
+    let (a, b) = (machine(), machine());
+    let ctx_a = context(a.dir.path(), &w, "one\n");
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={cache}"),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ALL_RUNS);
+    let raw = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ],
+    );
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    // The final image's COPY, RUN, COPY, RUN: no builder layer.
+    assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{raw}");
+
+    let ctx_b = context(b.dir.path(), &w, "one\n");
+    build(
+        &b,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    // The builder stage runs again; what it made is the same, so the
+    // final stage's steps all hit.
+    assert_eq!(w.take(), ["/builder"]);
+    assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+}
+
+#[test]
+fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let (a, b) = (machine(), machine());
+    let dest = a.dir.path().join("cache-dir");
+    let ctx_a = context(a.dir.path(), &w, "one\n");
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dest.display()),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ALL_RUNS);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dest.join("index.json")).unwrap()).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    assert!(dest.join("oci-layout").is_file());
+
+    let ctx_b = context(b.dir.path(), &w, "one\n");
+    build(
+        &b,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=local,src={}", dest.display()),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+
+    // skopeo copies the layout to a registry as any OCI artifact, and a
+    // third machine builds from it there.
+    let cache = format!("{}/moved:1", reg.host());
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:latest", dest.display()),
+            &format!("docker://{cache}"),
+        ],
+    );
+    let c = machine();
+    let ctx_c = context(c.dir.path(), &w, "one\n");
+    build(
+        &c,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_c.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert_eq!(image_id(&a, "app"), image_id(&c, "app"));
+}
+
+#[test]
+fn inline_cache_travels_with_the_pushed_image() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let image = format!("{}/app:inline", reg.host());
+    let (a, b) = (machine(), machine());
+    let ctx_a = context(a.dir.path(), &w, "one\n");
+    build(
+        &a,
+        &[
+            "-t",
+            &image,
+            "--cache-to",
+            "type=inline",
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ALL_RUNS);
+    let config = a.inspect(&image);
+    assert!(config.get("Id").is_some());
+    a.ok(&["push", &image]);
+
+    let ctx_b = context(b.dir.path(), &w, "one\n");
+    build(
+        &b,
+        &[
+            "-t",
+            &image,
+            "--cache-to",
+            "type=inline",
+            "--cache-from",
+            &format!("type=registry,ref={image}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    // Inline is mode=min: the intermediate stage runs again.
+    assert_eq!(w.take(), ["/builder"]);
+    assert_eq!(image_id(&a, &image), image_id(&b, &image));
+    assert_eq!(b.ok(&["run", "--rm", &image]), "one\n");
+}
+
+#[test]
+fn bad_specs_fail_before_anything_runs_and_a_missing_cache_is_a_warning() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let a = machine();
+    let ctx = context(a.dir.path(), &w, "one\n");
+    let ctx = ctx.to_str().unwrap();
+    for (flag, spec, says) in [
+        (
+            "--cache-to",
+            "type=registry,mode=max",
+            "type=registry needs ref=",
+        ),
+        (
+            "--cache-to",
+            "type=registry,ref=r,compression=zstd",
+            "unknown key \"compression\" for type=registry (accepted: ref, mode)",
+        ),
+        (
+            "--cache-to",
+            "type=local,dest=/tmp/x,mode=all",
+            "mode=all (use mode=min or mode=max)",
+        ),
+        (
+            "--cache-to",
+            "type=gha",
+            "type=gha is not supported (use type=registry|local|inline)",
+        ),
+        (
+            "--cache-from",
+            "type=local,dest=/x",
+            "unknown key \"dest\" for type=local (accepted: src)",
+        ),
+        (
+            "--cache-from",
+            "type=registry,ref",
+            "field \"ref\" is not KEY=VALUE",
+        ),
+    ] {
+        let err = a.fails(&["build", flag, spec, ctx]);
+        assert!(err.contains(says), "{flag} {spec}: {err}");
+    }
+    assert_eq!(w.take(), Vec::<String>::new());
+    // Nothing at the reference yet: the first build goes on without it.
+    let progress = build(
+        &a,
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={}/cache:none", reg.host()),
+            ctx,
+        ],
+    );
+    assert!(progress.contains("not found in the registry"), "{progress}");
+    assert_eq!(w.take(), ALL_RUNS);
+}
