@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two kiln binaries and BuildKit on bench/build.sh's workloads, interleaved
-# (old, new, BuildKit, old, new, BuildKit, …) so that a shared machine's
+# (old, new, BuildKit; then new, old, BuildKit; …) so that a shared machine's
 # load falls on all three alike; hyperfine would run each series in one
 # block. For a busy machine: ratios are what to read, and the load is in
 # the output. bench/build.sh on a quiet machine gives the table of record.
@@ -52,9 +52,13 @@ timed() {
 
 : > "$W/times"
 : > "$W/load"
-for _ in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 "$ROUNDS"); do
+  # Alternate which kiln goes first: a run's background work (its
+  # snapshot trash emptier, blob writeback) lands on the run after it.
+  order="old new bk"
+  [ $((round % 2)) = 0 ] && order="new old bk"
   for wl in $WORKLOADS; do
-    for v in old new bk; do
+    for v in $order; do
       bin=$OLD; [ "$v" = new ] && bin=$NEW
       case $wl in
         cold)
@@ -85,7 +89,7 @@ names = {"cold": "cold (--no-cache)", "onefile": "one file changed", "apt": "RUN
 print("## Build: two kiln binaries and BuildKit, interleaved")
 print()
 print(f"old: `{old}`, new: `{new}`, BuildKit: `DOCKER_BUILDKIT=1 /usr/bin/docker build`. Machine: {machine}.")
-print(f"{len(loads)} rounds of old, new, BuildKit per workload, each run after `sync` and a pause; medians. Load average (1 min) after each round: {', '.join(f'{l:.1f}' for l in loads)} — a shared machine, so read the ratios. System and user time are the client process tree's (BuildKit's work is in dockerd: not counted).")
+print(f"{len(loads)} rounds of old, new, BuildKit per workload (the two kilns' order alternating), each run after `sync` and a pause; medians. Load average (1 min) after each round: {', '.join(f'{l:.1f}' for l in loads)} — a shared machine, so read the ratios. System and user time are the client process tree's (BuildKit's work is in dockerd: not counted).")
 print()
 print("| workload | old | new | BuildKit | new / old | new / BuildKit | system old → new |")
 print("|---|---|---|---|---|---|---|")
