@@ -43,6 +43,9 @@ pub(crate) struct Planned {
     digest: Option<String>,
     /// Fetched by ADD from a URL: never extracted.
     downloaded: bool,
+    /// The source file's `st_dev`, from the stat the plan was made with
+    /// (for `kiln_layer::LocalFile`).
+    dev: Option<u64>,
 }
 
 /// How ownership and modes are set.
@@ -183,6 +186,7 @@ pub(crate) fn plan(
                 inline.data.as_bytes(),
             ))),
             downloaded: false,
+            dev: None,
         });
     }
     for d in downloads {
@@ -210,6 +214,7 @@ pub(crate) fn plan(
             mtime: d.mtime,
             digest: Some(d.digest.clone()),
             downloaded: true,
+            dev: None,
         });
     }
     for src in &files.sources {
@@ -346,6 +351,7 @@ pub(crate) fn plan(
                     mtime: meta.mtime().max(0) as u64,
                     digest,
                     downloaded: false,
+                    dev: Some(meta.dev()),
                 });
             }
         }
@@ -391,6 +397,7 @@ fn created_dirs(
             mtime: attrs.epoch,
             digest: None,
             downloaded: false,
+            dev: None,
         });
     }
     out
@@ -558,13 +565,15 @@ pub(crate) fn write_tar<W: Write>(plan: &[Planned], out: W, local: bool) -> Resu
 
 /// Opens the file of `plan[id]`, for a stream [`write_tar`] wrote with
 /// `local`.
-pub(crate) fn open_local(plan: &[Planned], id: u64) -> std::io::Result<fs::File> {
-    let path = usize::try_from(id)
-        .ok()
-        .and_then(|i| plan.get(i))
+pub(crate) fn open_local(plan: &[Planned], id: u64) -> std::io::Result<kiln_layer::LocalFile> {
+    let planned = usize::try_from(id).ok().and_then(|i| plan.get(i));
+    let path = planned
         .and_then(Planned::host_path)
         .ok_or_else(|| std::io::Error::other(format!("no local file {id} in the copy")))?;
-    fs::File::open(path)
+    Ok(kiln_layer::LocalFile {
+        file: fs::File::open(path)?,
+        dev: planned.and_then(|p| p.dev),
+    })
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use crate::compression::{decompress, Compression};
 use crate::error::LayerError;
 
-pub use local::{LocalFiles, LOCAL_FILE_PAX};
+pub use local::{LocalFile, LocalFiles, LOCAL_FILE_PAX};
 
 /// What apply may do beyond writing files.
 #[derive(Debug, Clone)]
@@ -91,6 +91,10 @@ pub struct ApplyReport {
     pub diff_id: Option<Digest>,
     pub uncompressed_size: u64,
     pub compression: Option<Compression>,
+    /// [`apply_local`]: `copy_file_range` calls refused (at most one per
+    /// pair of file systems whose source dev the caller gave; the rest of
+    /// that pair's files went straight to `sendfile`).
+    pub copy_range_refused: u64,
 }
 
 const COPY_BUF: usize = 256 * 1024;
@@ -224,7 +228,16 @@ fn apply_stream<R: Read>(
         Mode::empty(),
     )
     .map_err(|e| LayerError::io(format!("open {}", root.display()))(e.into()))?;
+    // The root's file system, for remembering which pairs refuse
+    // copy_file_range (local files only).
+    let route = local::CopyRoute::new(
+        local
+            .is_some()
+            .then(|| rfs::fstat(&root_fd).ok().map(|st| st.st_dev))
+            .flatten(),
+    );
     let mut applier = Applier {
+        route,
         root: root_fd,
         opts: opts.clone(),
         created: HashSet::new(),
@@ -253,6 +266,7 @@ fn apply_stream<R: Read>(
     // The end-of-archive padding is part of the diff_id.
     io::copy(&mut stream, &mut io::sink()).map_err(LayerError::io("read layer"))?;
     applier.finish_dirs()?;
+    applier.report.copy_range_refused = applier.route.refusals;
     Ok(applier.report)
 }
 
@@ -284,6 +298,8 @@ struct Applier<'a> {
     ids: (u32, u32),
     /// Where marked entries' contents come from ([`apply_local`] only).
     local: Option<LocalFiles<'a>>,
+    /// Pairs of file systems that refused `copy_file_range` so far.
+    route: local::CopyRoute,
     /// See [`current_umask`].
     umask: Option<u32>,
 }

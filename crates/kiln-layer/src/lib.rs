@@ -34,7 +34,9 @@ mod pipe;
 mod tar_writer;
 mod writer;
 
-pub use apply::{apply, apply_local, ApplyOptions, ApplyReport, LocalFiles, LOCAL_FILE_PAX};
+pub use apply::{
+    apply, apply_local, ApplyOptions, ApplyReport, LocalFile, LocalFiles, LOCAL_FILE_PAX,
+};
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
 pub use compression::{decompress, Compression, FinishWrite};
 pub use diff::{diff_overlay, diff_trees, Change, ChangeKind};

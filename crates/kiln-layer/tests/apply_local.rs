@@ -9,7 +9,7 @@ mod support;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use kiln_layer::{apply, apply_local, ApplyOptions, LOCAL_FILE_PAX};
+use kiln_layer::{apply, apply_local, ApplyOptions, LocalFile, LOCAL_FILE_PAX};
 use support::Sandbox;
 
 fn header(name: &str, kind: tar::EntryType, mode: u32, ids: (u64, u64), size: u64) -> tar::Header {
@@ -60,7 +60,7 @@ fn marked_entries_take_their_contents_from_the_callers_files() {
     )
     .unwrap();
     let stream = b.into_inner().unwrap();
-    let open = |id: u64| fs::File::open(&files[id as usize]);
+    let open = |id: u64| fs::File::open(&files[id as usize]).map(Into::into);
     let opts = ApplyOptions {
         diff_id: false,
         ..ApplyOptions::for_current_user()
@@ -90,6 +90,88 @@ fn marked_entries_take_their_contents_from_the_callers_files() {
     })
     .unwrap_err();
     assert!(err.to_string().contains('x'), "{err}");
+}
+
+/// `n` marked files `f0`… whose contents `open` gives.
+fn marked_stream(n: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for i in 0..n {
+        b.append_pax_extensions([(LOCAL_FILE_PAX, i.to_string().as_bytes())])
+            .unwrap();
+        b.append(
+            &header(&format!("f{i}"), tar::EntryType::Regular, 0o644, (0, 0), 0),
+            &b""[..],
+        )
+        .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_pair_of_file_systems_that_refuses_copy_file_range_is_asked_once() {
+    // The sources on tmpfs, the root on the disk's file system: the
+    // kernel refuses copy_file_range between them (EXDEV), and after the
+    // first file the rest go to sendfile without asking again.
+    let shm = std::path::Path::new("/dev/shm");
+    let src = tempfile::tempdir_in(shm).unwrap();
+    let sb = Sandbox::new();
+    let src_dev = fs::metadata(src.path()).unwrap().dev();
+    assert_ne!(
+        src_dev,
+        fs::metadata(sb.root()).unwrap().dev(),
+        "the test needs the sandbox off tmpfs"
+    );
+    let n = 20;
+    let paths: Vec<_> = (0..n)
+        .map(|i| {
+            let p = src.path().join(format!("s{i}"));
+            fs::write(&p, format!("file {i} ").repeat(1000)).unwrap();
+            p
+        })
+        .collect();
+    let opts = ApplyOptions {
+        diff_id: false,
+        ..ApplyOptions::for_current_user()
+    };
+    let open = |id: u64| {
+        Ok(LocalFile {
+            file: fs::File::open(&paths[id as usize])?,
+            dev: Some(src_dev),
+        })
+    };
+    let r = apply_local(&marked_stream(n)[..], &sb.root(), &opts, &open).unwrap();
+    assert_eq!(r.copy_range_refused, 1);
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(
+            fs::read(sb.root().join(format!("f{i}"))).unwrap(),
+            fs::read(p).unwrap()
+        );
+    }
+    // Without the source's dev nothing is remembered: every file asks.
+    let sb = Sandbox::new();
+    let open = |id: u64| fs::File::open(&paths[id as usize]).map(Into::into);
+    let r = apply_local(&marked_stream(n)[..], &sb.root(), &opts, &open).unwrap();
+    assert_eq!(r.copy_range_refused, n as u64);
+    // On one file system copy_file_range is never refused.
+    let same = tempfile::tempdir_in(sb.root()).unwrap();
+    let paths: Vec<_> = (0..n)
+        .map(|i| {
+            let p = same.path().join(format!("s{i}"));
+            fs::write(&p, format!("same {i}")).unwrap();
+            p
+        })
+        .collect();
+    let dev = fs::metadata(same.path()).unwrap().dev();
+    let open = |id: u64| {
+        Ok(LocalFile {
+            file: fs::File::open(&paths[id as usize])?,
+            dev: Some(dev),
+        })
+    };
+    let dst = Sandbox::new();
+    let r = apply_local(&marked_stream(n)[..], &dst.root(), &opts, &open).unwrap();
+    assert_eq!(r.copy_range_refused, 0);
+    assert_eq!(fs::read(dst.root().join("f3")).unwrap(), b"same 3");
 }
 
 #[test]

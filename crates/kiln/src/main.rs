@@ -421,7 +421,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(store, a),
         Command::System(SystemCommand::Check(a)) => system::check(store, a),
         Command::System(SystemCommand::Df(a)) => system::df(store, a),
-        Command::Layer(c) => layer::run(c),
+        Command::Layer(c) => layer::run(store, c),
         Command::Dockerfile(c) => dockerfile::run(c),
         Command::Lint(a) => lint::run(a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(store, *a),

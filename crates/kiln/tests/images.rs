@@ -417,3 +417,39 @@ fn two_processes_on_one_root() {
     }
     k.ok(&["system", "check"]);
 }
+
+#[test]
+fn layer_apply_of_a_store_blob_takes_its_digest_as_the_diff_id() {
+    // An uncompressed layer in the store was verified when it came in, so
+    // `layer apply sha256:…` reports its digest as the diff_id unhashed,
+    // and lays the same tree as applying the file.
+    let k = Kiln::new();
+    k.import_busybox("base", &[("etc/motd", b"hello\n")], &[]);
+    let layers = k.inspect("base")["RootFS"]["Layers"].clone();
+    let diff_id = layers[0].as_str().unwrap().to_string();
+    let from_store = k.path("from-store");
+    let out = k.ok(&["layer", "apply", &diff_id, from_store.to_str().unwrap()]);
+    assert!(out.contains(&format!("diff_id {diff_id}")), "{out}");
+    assert_eq!(
+        std::fs::read(from_store.join("etc/motd")).unwrap(),
+        b"hello\n"
+    );
+    // The same blob as a file: hashed, with the same answer.
+    let blob = k
+        .dir
+        .path()
+        .join("root/blobs/sha256")
+        .join(diff_id.trim_start_matches("sha256:"));
+    let from_file = k.path("from-file");
+    let out = k.ok(&[
+        "layer",
+        "apply",
+        blob.to_str().unwrap(),
+        from_file.to_str().unwrap(),
+    ]);
+    assert!(out.contains(&format!("diff_id {diff_id}")), "{out}");
+    // A digest the store lacks is an error that says so.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let err = k.fails(&["layer", "apply", &missing, from_file.to_str().unwrap()]);
+    assert!(err.contains("no such blob in the store"), "{err}");
+}

@@ -107,7 +107,7 @@ impl Applier<'_> {
                     (Some(id), Some(open)) => {
                         let src = open(id)
                             .map_err(LayerError::io(format!("open the source of {}", show(&path))))?;
-                        copy_file(&src, &mut file, &mut self.buf)
+                        copy_file(&src, &mut file, &mut self.buf, &mut self.route)
                             .map_err(LayerError::io(format!("copy into {}", show(&path))))?;
                     }
                     (Some(_), None) => {

@@ -5,14 +5,15 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kiln_core::Sha256Writer;
+use kiln_core::{Digest, Sha256Writer};
 use kiln_layer::{
     apply, diff_overlay, diff_trees, write_layer, ApplyOptions, Compression, TarOptions,
 };
+use kiln_store::Store;
 
 #[derive(clap::Subcommand)]
 pub(crate) enum Command {
@@ -44,7 +45,7 @@ pub(crate) struct CreateArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct ApplyArgs {
-    /// Layer tarball to apply (plain, gzip or zstd)
+    /// Layer tarball to apply (plain, gzip or zstd), or the digest (sha256:…) of a layer blob in the store
     layer: PathBuf,
     /// Directory to apply it onto (created if missing; nothing is written outside it)
     dir: PathBuf,
@@ -61,20 +62,22 @@ pub(crate) struct DiffArgs {
     overlay: bool,
 }
 
-pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: &Store, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Create(a) => create(a),
         Command::Apply(a) => {
-            let file =
-                File::open(&a.layer).with_context(|| format!("open {}", a.layer.display()))?;
+            let (file, known_diff_id) = open_layer(store, &a.layer)?;
             std::fs::create_dir_all(&a.dir)?;
-            let r = apply(
-                BufReader::with_capacity(1 << 20, file),
-                &a.dir,
-                &ApplyOptions::for_current_user(),
-            )
-            .with_context(|| format!("apply {} to {}", a.layer.display(), a.dir.display()))?;
-            let diff_id = r.diff_id.map(|d| d.to_string()).unwrap_or_default();
+            let opts = ApplyOptions {
+                diff_id: known_diff_id.is_none(),
+                ..ApplyOptions::for_current_user()
+            };
+            let r = apply(BufReader::with_capacity(1 << 20, file), &a.dir, &opts)
+                .with_context(|| format!("apply {} to {}", a.layer.display(), a.dir.display()))?;
+            let diff_id = known_diff_id
+                .or(r.diff_id)
+                .map(|d| d.to_string())
+                .unwrap_or_default();
             println!(
                 "applied {} entries ({} whiteouts); diff_id {diff_id}",
                 r.entries, r.whiteouts
@@ -97,6 +100,29 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The layer file `arg` names, and its diff_id when it is known without
+/// reading it: an uncompressed blob in the store, whose digest the store
+/// verified as it took it in, is its own diff_id (so apply hashes nothing,
+/// as an image unpack does not).
+fn open_layer(store: &Store, arg: &Path) -> anyhow::Result<(File, Option<Digest>)> {
+    let Some(digest) = arg
+        .to_str()
+        .filter(|s| s.starts_with("sha256:"))
+        .map(str::parse::<Digest>)
+        .transpose()?
+    else {
+        let file = File::open(arg).with_context(|| format!("open {}", arg.display()))?;
+        return Ok((file, None));
+    };
+    let file = store.blobs().open(&digest).with_context(|| {
+        format!("{digest}: no such blob in the store (see `kiln inspect` for an image's layers)")
+    })?;
+    let verified = store
+        .layer_info(&digest)
+        .is_some_and(|info| info.diff_id == digest);
+    Ok((file, verified.then_some(digest)))
 }
 
 fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
