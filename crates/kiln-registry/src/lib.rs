@@ -32,6 +32,7 @@ mod access;
 mod access_log;
 mod auth;
 mod blobs;
+pub mod cli;
 mod config;
 mod error;
 mod fs;
