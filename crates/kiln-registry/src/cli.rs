@@ -47,6 +47,9 @@ Configuration file (--config FILE, TOML; every key optional; flags override it):
   username = \"me\"                  # with password or password_file,
   password_file = \"/etc/kiln/hub\"  # or credentials_file (config.json)
   tag_ttl = 300                    # seconds before a tag is re-checked
+  [limits]                         # per client address; beyond: 429
+  requests_per_second = 20         # with burst = 100 (default: the rate)
+  max_concurrent_uploads = 4       # upload requests in flight at once
 Endpoints besides /v2/: /token, /metrics (Prometheus), /healthz, /readyz.
 See docs/serve.md for the whole format.";
 

@@ -38,6 +38,7 @@ mod error;
 mod fs;
 pub mod gc;
 mod hash;
+mod limits;
 mod listing;
 mod manifests;
 mod metrics;
@@ -75,6 +76,7 @@ pub use config::{
 pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
+pub use limits::{Limits, LimitsConfig};
 pub use metrics::Metrics;
 pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
@@ -141,6 +143,10 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            limits::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             access_log::access,
         ))
         .with_state(app)
@@ -158,11 +164,12 @@ pub async fn serve<L, F>(
     shutdown: F,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(slow::Listener { inner: listener }, router(storage, options))
+    // The peer's address: `[limits]` counts per client.
+    let app = router(storage, options).into_make_service_with_connect_info::<limits::ClientAddr>();
+    axum::serve(slow::Listener { inner: listener }, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
