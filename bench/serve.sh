@@ -62,17 +62,25 @@ if [ -n "${RSS_ONLY:-}" ]; then
   kill $KPID; wait $KPID 2>/dev/null || true
   bins=(after)
   cp "$KILN" "$W/kiln-after"
+  # `kiln serve` execs the lean kiln-serve next to kiln (the same process,
+  # so the PID measured is the server's); a baseline from before it ran
+  # the server in kiln itself.
+  files_after="$W/kiln-after"
+  if [ -x "$(dirname "$KILN")/kiln-serve" ]; then
+    cp "$(dirname "$KILN")/kiln-serve" "$W/kiln-serve"; files_after="$W/kiln-after $W/kiln-serve"
+  fi
   if [ -n "${BEFORE:-}" ]; then cp "$BEFORE" "$W/kiln-before"; bins=(before after); fi
   : > "$W/rss.txt"
   for i in 1 2 3 4 5; do
     for b in "${bins[@]}"; do
-      python3 -c '
+      files="$W/kiln-$b"; [ "$b" = after ] && files=$files_after
+      for f in $files; do python3 -c '
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 os.fsync(fd)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 while os.read(fd, 1 << 20):
-    pass' "$W/kiln-$b"
+    pass' "$f"; done
       "$W/kiln-$b" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" --log-format off > "$W/kiln.log" 2>&1 &
       KPID=$!
       for _ in $(seq 100); do curl -sf "http://127.0.0.1:$KPORT/v2/" >/dev/null && break; sleep 0.1; done

@@ -1,4 +1,4 @@
-//! Link options for the `kiln` binary.
+//! Link options for the `kiln` and `kiln-serve` binaries.
 //!
 //! `-z pack-relative-relocs` (DT_RELR, binutils ≥ 2.38, glibc ≥ 2.36)
 //! stores the position-independent executable's ~47,000 relative
@@ -11,6 +11,8 @@
 //! option with a warning.
 
 fn main() {
-    println!("cargo:rustc-link-arg-bin=kiln=-Wl,-z,pack-relative-relocs");
+    for bin in ["kiln", "kiln-serve"] {
+        println!("cargo:rustc-link-arg-bin={bin}=-Wl,-z,pack-relative-relocs");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -78,6 +78,9 @@ pub struct Config {
     /// Online garbage collection; the `--gc-*` flags override it.
     #[serde(default)]
     pub gc: GcConfig,
+    /// Per-client request limits (429 `TOO_MANY_REQUESTS` beyond them).
+    #[serde(default)]
+    pub limits: crate::LimitsConfig,
 }
 
 /// `[storage]`.
@@ -302,6 +305,7 @@ impl Config {
                 ));
             }
         }
+        self.limits.check()?;
         if self.gc.interval == Some(0) {
             return Err(
                 "[gc] interval = 0: give seconds between collections, or leave it out for none"
@@ -384,6 +388,7 @@ impl Config {
             access: self.access.clone(),
             delete_disabled: !self.policy.delete,
             retention: self.policy.retention.clone(),
+            limits: crate::Limits::new(&self.limits),
             ..Options::default()
         })
     }

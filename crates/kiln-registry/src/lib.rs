@@ -32,11 +32,13 @@ mod access;
 mod access_log;
 mod auth;
 mod blobs;
+pub mod cli;
 mod config;
 mod error;
 mod fs;
 pub mod gc;
 mod hash;
+mod limits;
 mod listing;
 mod manifests;
 mod metrics;
@@ -74,6 +76,7 @@ pub use config::{
 pub use error::StorageError;
 pub use fs::FsStorage;
 pub use gc::{Garbage, GcOptions, GcReport};
+pub use limits::{Limits, LimitsConfig};
 pub use metrics::Metrics;
 pub use object::{ObjectStorage, S3Config, StorageUrlError, DEFAULT_PART_SIZE};
 pub use policy::{Htpasswd, HtpasswdError, Options};
@@ -140,6 +143,10 @@ pub fn router(storage: Arc<dyn Storage>, options: Options) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            limits::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             access_log::access,
         ))
         .with_state(app)
@@ -157,11 +164,12 @@ pub async fn serve<L, F>(
     shutdown: F,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(slow::Listener { inner: listener }, router(storage, options))
+    // The peer's address: `[limits]` counts per client.
+    let app = router(storage, options).into_make_service_with_connect_info::<limits::ClientAddr>();
+    axum::serve(slow::Listener { inner: listener }, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -47,6 +47,8 @@ pub struct Options {
     /// Serve as a pull-through cache of this upstream (pushes and deletes
     /// answer 405 UNSUPPORTED).
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// Per-client request limits (`[limits]`); default none.
+    pub limits: crate::Limits,
 }
 
 impl Options {

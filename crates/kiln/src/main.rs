@@ -7,6 +7,7 @@ mod commands;
 mod format;
 mod memory;
 mod output;
+mod startup;
 mod trash;
 
 use std::path::PathBuf;
@@ -259,40 +260,6 @@ enum SystemCommand {
     Df(commands::system::DfArgs),
 }
 
-fn default_root() -> PathBuf {
-    // Root's store is system-wide; anyone else's lives in their data dir.
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    if is_root {
-        return PathBuf::from("/var/lib/kiln");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("kiln")
-}
-
-fn init_logging(verbose: u8, level: Option<&str>) {
-    let level = level.map(str::to_string).unwrap_or_else(|| {
-        match verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        }
-        .to_string()
-    });
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
-}
-
 fn main() -> ExitCode {
     // `kiln images | head` should end quietly, as other CLI tools do,
     // instead of panicking on a closed stdout.
@@ -331,7 +298,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    init_logging(cli.verbose, cli.log_level.as_deref());
+    startup::init_logging(cli.verbose, cli.log_level.as_deref());
     let root = cli
         .root
         .or_else(|| {
@@ -339,7 +306,7 @@ fn main() -> ExitCode {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         })
-        .unwrap_or_else(default_root);
+        .unwrap_or_else(startup::default_root);
     // Absolute: container monitors, runtimes and bundles use the store's
     // paths from other working directories.
     let root = std::path::absolute(&root).unwrap_or(root);
@@ -365,7 +332,7 @@ fn main() -> ExitCode {
     }
     // `serve` keeps its own layout and needs no store.
     if let Command::Serve(a) = cli.command {
-        return report(commands::serve::run(&root, a));
+        return report(commands::serve::run(&root, &argv, a));
     }
     let result = Store::open(&root)
         .map_err(anyhow::Error::from)
@@ -503,7 +470,7 @@ fn run(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Copy(a) => copy::run(store, a),
         // Normally answered before the store opens (see main).
         Command::Version(a) => version::run(store.root(), std::env::var_os("PATH").as_deref(), a),
-        Command::Serve(a) => serve::run(store.root(), a),
+        Command::Serve(_) => unreachable!("serve is run before the store opens"),
         Command::Scan(a) => scan::run(store.root(), a),
     }
 }

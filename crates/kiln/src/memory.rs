@@ -119,6 +119,8 @@ fn trim_heap() {
 /// keeping its freed memory, so an idle server after a burst holds one
 /// heap per blocking-pool thread that ran. Two arenas serve a registry's
 /// short allocations with little lock contention.
+// Only `kiln-serve` (which includes this file) calls it.
+#[allow(dead_code)]
 pub(crate) fn limit_arenas() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt changes an allocator parameter; called before the

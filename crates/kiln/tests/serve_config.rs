@@ -1,6 +1,7 @@
 //! `kiln serve`'s `[gc]` and `[storage]` sections: garbage collection
 //! applies `[[policy.retention]]` (not only a manifest PUT does), flags
-//! override the file, and unknown keys are refused with their name. Servers
+//! override the file, unknown keys are refused with their name, and `kiln
+//! serve` runs as `kiln-serve` (a clear error without it). Servers
 //! listen on 127.0.0.1 and are stopped when a test ends.
 #![allow(clippy::unwrap_used)]
 
@@ -147,4 +148,42 @@ fn unknown_keys_and_bad_sections_are_refused() {
     bad("[storage]\nurl = \"gs://b\"\n", "s3://");
     bad("[gc]\ninterval = 0\n", "interval");
     bad("[proxy]\nurl = \"registry.example\"\n", "https://HOST");
+}
+
+/// `kiln serve` runs as the lean `kiln-serve` next to kiln (the same
+/// process, exec'd); without that file it says which file is missing.
+#[test]
+fn serve_execs_kiln_serve_and_names_it_when_missing() {
+    let kiln = Kiln::new();
+    let (child, _host) = common::serve::listening(
+        kiln.cmd()
+            .args(["serve", "--log-format", "off", "--addr", "127.0.0.1:0"]),
+        None,
+    );
+    let server = Server(child);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", server.0.id())).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "kiln-serve", "{}", exe.display());
+    drop(server);
+
+    // A kiln alone in a directory.
+    let lone = kiln.dir.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_kiln"), lone.join("kiln")).unwrap();
+    let out = std::process::Command::new(lone.join("kiln"))
+        .args(["--root", kiln.root.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let missing = lone.join("kiln-serve");
+    assert!(
+        stderr.contains(&format!("{} is missing", missing.display())),
+        "{stderr}"
+    );
+    // Usage errors are still kiln's own (125), before anything is exec'd.
+    let out = std::process::Command::new(lone.join("kiln"))
+        .args(["serve", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
 }
