@@ -361,10 +361,14 @@ impl Storage for FsStorage {
     }
 
     fn cancel_upload(&self, repo: &str, id: &str, _: &str) -> Result<bool> {
-        if self.upload_data(repo, id)?.is_none() {
+        let dir = self.upload_dir(id);
+        // A crash between `new_upload`'s mkdir and its `repo` file leaves an
+        // upload owned by no repository: GC lists it with the empty name
+        // (no API request names one), and it goes too.
+        let ownerless = repo.is_empty() && dir.is_dir() && !dir.join("repo").exists();
+        if !ownerless && self.upload_data(repo, id)?.is_none() {
             return Ok(false);
         }
-        let dir = self.upload_dir(id);
         fs::remove_dir_all(&dir).map_err(|e| StorageError::io(dir.display(), e))?;
         Ok(true)
     }

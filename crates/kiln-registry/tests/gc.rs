@@ -290,3 +290,28 @@ async fn a_put_racing_a_collection_never_names_a_deleted_blob() {
     assert!(common::violations(&*s.storage, &s.dir.path().join("registry")).is_empty());
     eprintln!("race: {created} PUTs won, {refused} were refused after the sweep");
 }
+
+/// A `kill -9` between an upload's directory and its `repo` file leaves an
+/// upload of no repository: the dry run lists it, the real run deletes it
+/// and says so (they once disagreed, and the upload stayed).
+#[tokio::test]
+async fn an_upload_a_crash_left_without_its_repository_is_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = kiln_registry::FsStorage::open(dir.path()).unwrap();
+    let (id, _) = storage.new_upload("app").unwrap();
+    std::fs::remove_file(dir.path().join("uploads").join(&id).join("repo")).unwrap();
+    settle().await;
+    let dry = collect(&storage, &now_gc(false, true)).unwrap();
+    assert!(
+        matches!(&dry.garbage[..], [Garbage::Upload { repo, id: i, .. }] if repo.is_empty() && *i == id),
+        "{:?}",
+        dry.garbage
+    );
+    let wet = collect(&storage, &now_gc(false, false)).unwrap();
+    assert_eq!(wet.garbage, dry.garbage);
+    assert!(storage.list_uploads().unwrap().is_empty());
+    // An API cancel for a named repository still needs the owner.
+    let (other, _) = storage.new_upload("app").unwrap();
+    assert!(!storage.cancel_upload("", &other, "").unwrap());
+    assert!(storage.cancel_upload("app", &other, "").unwrap());
+}

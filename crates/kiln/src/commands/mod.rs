@@ -2,8 +2,8 @@
 
 pub(crate) mod analyze;
 pub(crate) mod build;
-pub(crate) mod build_multi;
 pub(crate) mod build_cache;
+pub(crate) mod build_multi;
 pub(crate) mod build_progress;
 pub(crate) mod builder;
 pub(crate) mod container;
