@@ -510,4 +510,12 @@ fn copy_from_hits_by_the_source_stage_then_by_the_files() {
     build(&k, &["--no-cache", "-t", "app", dir]);
     assert_eq!(w.take(), ["/after", "/builder"]);
     assert_eq!(k.ok(&["run", "--rm", "app"]), "abc\n");
+
+    // `builder prune -a` drops the input keys with the records.
+    let inputs = k.root.join("buildcache/inputs");
+    assert!(fs::read_dir(&inputs).unwrap().count() > 0);
+    k.ok(&["builder", "prune", "-a", "-f"]);
+    assert_eq!(fs::read_dir(&inputs).unwrap().count(), 0);
+    build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), ["/after", "/builder"]);
 }
