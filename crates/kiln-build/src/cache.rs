@@ -69,11 +69,36 @@ pub(crate) fn run_key(parent: &str, r: &RunInputs<'_>) -> String {
     key_of(&[parent, &descriptor])
 }
 
-/// COPY and ADD: the history line (sources, destination), the `--from`
-/// source's key (empty for the context) and the planned writes
+/// COPY and ADD: the history line (sources, destination), whether the
+/// files come from a `--from` (`"--from"`; empty for the context) and the
+/// planned writes
 /// (`copy::describe`: paths, modes, owners, content checksums).
 pub(crate) fn copy_key(parent: &str, history: &str, source_key: &str, plan: &str) -> String {
     key_of(&[parent, &format!("{history}\n{source_key}\n{plan}")])
+}
+
+/// `COPY --from`'s first key, made without the source's files (as
+/// BuildKit's solver matches on its inputs' keys before it computes
+/// content checksums): the expanded instruction with its options, the
+/// source's key (a stage's last step, or an image's manifest) and the
+/// build's epoch. A hit on it needs no byte of the source, so an imported
+/// builder stage is never downloaded; the content key
+/// ([`copy_key`]) stays the step's own key and the second chance, for a
+/// source that ran again and made the same files.
+pub(crate) fn copy_input_key(
+    parent: &str,
+    copy: &kiln_dockerfile::Copy,
+    source_key: &str,
+    epoch: u64,
+) -> String {
+    let instruction = serde_json::to_string(copy).unwrap_or_default();
+    key_of(&[
+        parent,
+        "COPY --from",
+        &instruction,
+        source_key,
+        &epoch.to_string(),
+    ])
 }
 
 /// WORKDIR makes directories owned by the USER.
@@ -220,6 +245,36 @@ impl<'a> StepCache<'a> {
             }
         }
         Ok(())
+    }
+
+    /// `buildcache/inputs/<input key>`: the step key a
+    /// [`copy_input_key`] led to.
+    fn input_path(&self, input_key: &str) -> Option<PathBuf> {
+        Some(self.dir.parent()?.join("inputs").join(input_key))
+    }
+
+    /// The step key recorded for `input_key`, if any.
+    pub(crate) fn key_of_input(&self, input_key: &str) -> Option<String> {
+        let key = fs::read_to_string(self.input_path(input_key)?).ok()?;
+        let key = key.trim();
+        (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
+    }
+
+    /// Records that `input_key` led to step `key`. Like a record, one that
+    /// cannot be written only costs the content key's work next time.
+    pub(crate) fn put_input(&self, input_key: &str, key: &str) {
+        let Some(path) = self.input_path(input_key) else {
+            return;
+        };
+        let Some(dir) = path.parent() else { return };
+        if fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        if let Ok(mut tmp) = tempfile::Builder::new().prefix(".input").tempfile_in(dir) {
+            if std::io::Write::write_all(&mut tmp, key.as_bytes()).is_ok() {
+                let _ = tmp.persist(&path);
+            }
+        }
     }
 
     /// Removes a record and the GC root of its layer.

@@ -92,6 +92,17 @@ pub fn prune(store: &Store, all: bool) -> Result<PruneReport> {
             }
         }
     }
+    // `COPY --from` input keys whose step record went lead nowhere.
+    let inputs = store.root().join("buildcache/inputs");
+    if let Ok(rd) = fs::read_dir(&inputs) {
+        for e in rd.flatten() {
+            let leads = fs::read_to_string(e.path())
+                .is_ok_and(|k| cache.dir.join(format!("{}.json", k.trim())).exists());
+            if all || !leads {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
     if all {
         for d in ["buildcache/mounts", "buildcache/files.json"] {
             let p = store.root().join(d);

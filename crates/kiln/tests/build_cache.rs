@@ -209,6 +209,20 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
         );
     }
 
+    // The full hit on B keyed `COPY --from=builder` by the builder
+    // stage's key: the builder's own layer (not in the image) was never
+    // downloaded.
+    let builder_only = builder_layers[1].as_str().unwrap();
+    assert!(
+        !final_layers.iter().any(|l| l == builder_only),
+        "{builder_only} is in the final image too"
+    );
+    let hex = builder_only.trim_start_matches("sha256:");
+    assert!(
+        !b.root.join("blobs/sha256").join(hex).exists(),
+        "the builder stage's layer {hex} was downloaded for a full cache hit"
+    );
+
     // A changed file reruns the COPY of it and the RUN after it only.
     fs::write(ctx_b.join("app.txt"), "two\n").unwrap();
     build(
@@ -437,4 +451,71 @@ fn bad_specs_fail_before_anything_runs_and_a_missing_cache_is_a_warning() {
     );
     assert!(progress.contains("not found in the registry"), "{progress}");
     assert_eq!(w.take(), ALL_RUNS);
+}
+
+/// `COPY --from=<stage>` is keyed by the source stage's key first, by the
+/// copied files second: a source stage that runs again and makes the same
+/// files leaves the steps after the copy cached; other files rerun them.
+#[test]
+fn copy_from_hits_by_the_source_stage_then_by_the_files() {
+    let w = Witness::start();
+    let k = machine();
+    let ctx = k.dir.path().join("ctx-from");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM base:1 AS builder\n\
+             COPY src.txt /src.txt\n\
+             RUN busybox wget -q -O /dev/null http://127.0.0.1:{port}/builder && cut -c1-3 /src.txt > /out\n\
+             FROM base:1\n\
+             COPY --from=builder /out /out\n\
+             RUN busybox wget -q -O /dev/null http://127.0.0.1:{port}/after && cat /out > /after\n\
+             CMD [\"cat\", \"/after\"]\n",
+            port = w.port
+        ),
+    )
+    .unwrap();
+    let src = ctx.join("src.txt");
+    let dir = ctx.to_str().unwrap();
+    fs::write(&src, "abc-1\n").unwrap();
+    build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), ["/after", "/builder"]);
+    let first = image_id(&k, "app");
+
+    let progress = build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), Vec::<String>::new(), "{progress}");
+    assert_eq!(image_id(&k, "app"), first);
+
+    // The builder's input changed but its output did not: the copy's
+    // stage key misses, its content key hits, the RUN after it is cached.
+    fs::write(&src, "abc-2\n").unwrap();
+    let progress = build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), ["/builder"], "{progress}");
+    assert_eq!(image_id(&k, "app"), first);
+
+    // Another output: the copy and the RUN after it run.
+    fs::write(&src, "xyz\n").unwrap();
+    build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), ["/after", "/builder"]);
+    assert_eq!(k.ok(&["run", "--rm", "app"]), "xyz\n");
+
+    // Back to the first input: every key is known, nothing runs.
+    fs::write(&src, "abc-1\n").unwrap();
+    build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert_eq!(image_id(&k, "app"), first);
+
+    // --no-cache runs everything.
+    build(&k, &["--no-cache", "-t", "app", dir]);
+    assert_eq!(w.take(), ["/after", "/builder"]);
+    assert_eq!(k.ok(&["run", "--rm", "app"]), "abc\n");
+
+    // `builder prune -a` drops the input keys with the records.
+    let inputs = k.root.join("buildcache/inputs");
+    assert!(fs::read_dir(&inputs).unwrap().count() > 0);
+    k.ok(&["builder", "prune", "-a", "-f"]);
+    assert_eq!(fs::read_dir(&inputs).unwrap().count(), 0);
+    build(&k, &["-t", "app", dir]);
+    assert_eq!(w.take(), ["/after", "/builder"]);
 }

@@ -37,6 +37,7 @@ impl Engine<'_> {
             };
             records.push(StepRecord {
                 key: u.key,
+                input_key: u.input_key,
                 parent: u.parent,
                 layer,
                 diff_id,

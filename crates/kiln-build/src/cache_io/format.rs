@@ -38,6 +38,11 @@ pub struct StepRecord {
     /// The step's cache key (hex sha256: the parent's key, the expanded
     /// instruction and what it reads).
     pub key: String,
+    /// `COPY --from`'s input key (its parent, the instruction, the
+    /// source's key): an importer that computes it takes this record
+    /// without reading the source's files.
+    #[serde(rename = "inputKey", default, skip_serializing_if = "Option::is_none")]
+    pub input_key: Option<String>,
     /// The key of the state the step ran on (the previous step, or the
     /// stage's base).
     pub parent: String,
@@ -129,6 +134,7 @@ mod tests {
             records: vec![
                 StepRecord {
                     key: "1".repeat(64),
+                    input_key: None,
                     parent: "0".repeat(64),
                     layer: Some(layer.clone()),
                     diff_id: Some(digest('a')),
@@ -139,6 +145,7 @@ mod tests {
                 },
                 StepRecord {
                     key: "2".repeat(64),
+                    input_key: None,
                     parent: "1".repeat(64),
                     layer: None,
                     diff_id: None,
@@ -147,6 +154,7 @@ mod tests {
                 },
                 StepRecord {
                     key: "3".repeat(64),
+                    input_key: None,
                     parent: "0".repeat(64),
                     layer: Some(layer),
                     diff_id: Some(digest('a')),

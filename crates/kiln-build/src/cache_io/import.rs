@@ -39,6 +39,8 @@ pub struct ImportedCache {
 pub(crate) struct UsedStep {
     pub stage: usize,
     pub key: String,
+    /// `COPY --from`'s input key that led to `key`.
+    pub input_key: Option<String>,
     pub parent: String,
     pub history: Value,
 }
@@ -58,6 +60,8 @@ pub(crate) struct Remote {
     /// Key → (index of the source in the request, record); the first
     /// source listing a key wins, as with repeated `--cache-from`.
     records: HashMap<String, (usize, StepRecord)>,
+    /// `COPY --from` input key → step key, from the records' `inputKey`.
+    inputs: HashMap<String, String>,
     pending: Mutex<HashMap<Digest, Pending>>,
     pub used: Mutex<Vec<UsedStep>>,
 }
@@ -65,8 +69,12 @@ pub(crate) struct Remote {
 impl Remote {
     pub(crate) fn new(imported: &[ImportedCache]) -> Remote {
         let mut records = HashMap::new();
+        let mut inputs = HashMap::new();
         for (i, c) in imported.iter().enumerate() {
             for r in &c.metadata.records {
+                if let Some(input) = &r.input_key {
+                    inputs.entry(input.clone()).or_insert_with(|| r.key.clone());
+                }
                 records
                     .entry(r.key.clone())
                     .or_insert_with(|| (i, r.clone()));
@@ -74,12 +82,19 @@ impl Remote {
         }
         Remote {
             records,
+            inputs,
             ..Remote::default()
         }
     }
 
     pub(crate) fn records_get(&self, key: &str) -> Option<&(usize, StepRecord)> {
         self.records.get(key)
+    }
+
+    /// The step key an imported record gives for `COPY --from`'s input
+    /// key.
+    pub(crate) fn key_of_input(&self, input_key: &str) -> Option<String> {
+        self.inputs.get(input_key).cloned()
     }
 
     pub(crate) fn note(&self, step: UsedStep) {
@@ -217,6 +232,7 @@ mod tests {
                 mode: "max".into(),
                 records: vec![StepRecord {
                     key: key.into(),
+                    input_key: None,
                     parent: String::new(),
                     diff_id: layer.as_ref().map(|l| l.digest.clone()),
                     layer,

@@ -11,7 +11,7 @@ use std::io::BufReader;
 use kiln_exec::resolve_user;
 
 use super::{LayerPlan, Step};
-use crate::cache::copy_key;
+use crate::cache::{clamped_key, copy_input_key, copy_key};
 use crate::copy::{self, Attrs, Source};
 use crate::download;
 use crate::engine::Engine;
@@ -51,16 +51,29 @@ fn chown_ids(spec: Option<&str>, root: &std::path::Path) -> Result<Option<(u32, 
     }))
 }
 
+/// The sha256 of each file a copy from a tree writes, in plan order.
+fn tree_file_digests(plan: &[copy::Planned]) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut out = String::new();
+    for p in plan.iter().filter_map(|p| p.host_path()) {
+        let mut f = fs::File::open(p).map_err(io("read", p))?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h).map_err(io("read", p))?;
+        out.push_str(&format!("{}\n", hex::encode(h.finalize())));
+    }
+    Ok(out)
+}
+
 /// What COPY and ADD hand to the part they share.
 struct CopyInput<'a> {
     files: &'a kiln_dockerfile::Files,
     /// `COPY --parents`.
     parents: bool,
-    /// The `--from` source's cache key; empty for the context.
-    source_key: String,
     /// The `--from` source's top snapshot: `None` for the context,
     /// `Some(None)` for a stage with no layers.
     tree: Option<Option<String>>,
+    /// `COPY --from`'s input key (`cache::copy_input_key`).
+    input_key: Option<String>,
     history: String,
     /// ADD unpacks local archives.
     extract_archives: bool,
@@ -75,19 +88,42 @@ impl Engine<'_> {
         state: &mut StageState,
         c: &kiln_dockerfile::Copy,
     ) -> Result<()> {
-        let (source_key, tree) = match &c.from {
-            None => (String::new(), None),
+        let history = copy_history("COPY", &c.files);
+        let (tree, input_key) = match &c.from {
+            None => (None, None),
             Some(f) => {
-                let (k, chain) = self.source_of(step.stage, f).map_err(|e| step.in_step(e))?;
-                (k, Some(chain))
+                // The source's key first: a hit on the input key needs
+                // none of its files (not fetched, not unpacked).
+                let source = self
+                    .source_state(step.stage, f)
+                    .map_err(|e| step.in_step(e))?;
+                let input_key = clamped_key(
+                    copy_input_key(&state.key, c, &source.key, self.epoch),
+                    self.clamp.then_some(self.epoch),
+                );
+                if !step.no_cache {
+                    let known = self
+                        .cache
+                        .key_of_input(&input_key)
+                        .or_else(|| self.remote.key_of_input(&input_key));
+                    if let Some(key) = known {
+                        if self.try_hit(state, step, &key, &history, Some(&input_key))? {
+                            return Ok(());
+                        }
+                    }
+                }
+                let top = self
+                    .ensure_snapshots(&source)
+                    .map_err(|e| step.in_step(e))?;
+                (Some(top), Some(input_key))
             }
         };
         let input = CopyInput {
             files: &c.files,
             parents: c.parents,
-            source_key,
             tree,
-            history: copy_history("COPY", &c.files),
+            input_key,
+            history,
             extract_archives: false,
             downloads: &[],
         };
@@ -134,8 +170,8 @@ impl Engine<'_> {
         let input = CopyInput {
             files: &files,
             parents: false,
-            source_key: String::new(),
             tree: None,
+            input_key: None,
             history: copy_history("ADD", &a.files),
             extract_archives: true,
             downloads: &downloads,
@@ -155,8 +191,8 @@ impl Engine<'_> {
         let CopyInput {
             files,
             parents,
-            source_key,
             tree,
+            input_key,
             history,
             extract_archives,
             downloads,
@@ -199,11 +235,19 @@ impl Engine<'_> {
             .chown
             .as_deref()
             .map_or(String::new(), |c| format!("chown {c}\n"));
+        // A `--from` copy's content key is its files (the planner
+        // checksums only the context's; a tree's are hashed here), not
+        // the source's key, which is the input key's part: a source that
+        // ran again and made the same files hits on it.
+        let (from, tree_files) = match tree {
+            Some(_) => ("--from", tree_file_digests(&key_plan)?),
+            None => ("", String::new()),
+        };
         let key = copy_key(
             &state.key,
             &history,
-            &source_key,
-            &format!("{chown_line}{}", copy::describe(&key_plan)),
+            from,
+            &format!("{chown_line}{}{tree_files}", copy::describe(&key_plan)),
         );
         drop(key_plan);
         let dest_dir = if files.dest.starts_with('/') {
@@ -215,6 +259,7 @@ impl Engine<'_> {
             key,
             history,
             mountpoints: &[],
+            input_key,
         };
         self.layer_step(state, step, plan_layer, |root| {
             // The step's root before the copy is the destination as it is:

@@ -68,6 +68,18 @@ pub(crate) struct LayerPlan<'m> {
     /// Paths mounted over during the step (RUN --mount targets): not
     /// content of the layer.
     pub mountpoints: &'m [String],
+    /// `COPY --from`'s input key ([`crate::cache::copy_input_key`]),
+    /// recorded as leading to `key`.
+    pub input_key: Option<String>,
+}
+
+/// A step's keys and history line once it is resolved (hit or run).
+struct Resolved {
+    /// The key of the state it ran on.
+    parent: String,
+    key: String,
+    history: String,
+    input_key: Option<String>,
 }
 
 impl Engine<'_> {
@@ -92,38 +104,90 @@ impl Engine<'_> {
             key,
             history,
             mountpoints,
+            input_key,
         } = plan;
         let key = crate::cache::clamped_key(key, self.clamp.then_some(self.epoch));
+        if !step.no_cache && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
+            return Ok(());
+        }
         let lazy = self.snapshot_only(step.stage);
         // Held until the record is written: a build of another platform
         // running the same step waits, then hits (see `once`).
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let parent = state.key.clone();
-        let cached = if step.no_cache {
-            None
-        } else {
-            match self
-                .cache
-                .get(&key)
-                .map(|rec| self.use_record(state, &key, rec, lazy))
-                .transpose()?
-                .flatten()
-            {
-                Some(made) => Some(made),
-                // Then the imported caches (`--cache-from`).
-                None => self.remote_hit(state, &key, &history)?,
-            }
+        let made = self.make_layer(state, &key, mountpoints, lazy, work)?;
+        let done = Resolved {
+            parent,
+            key,
+            history,
+            input_key,
         };
-        let hit = cached.is_some();
-        let made = match cached {
-            Some(made) => made,
-            None => self.make_layer(state, &key, mountpoints, lazy, work)?,
+        self.finish_step(state, step, done, made, false);
+        Ok(())
+    }
+
+    /// The step of `key` from the local cache, else from the imported
+    /// ones, onto `state`; whether it hit. `input_key` is the input key
+    /// that led here (`COPY --from`), recorded with the hit.
+    pub(crate) fn try_hit(
+        &self,
+        state: &mut StageState,
+        step: &Step<'_>,
+        key: &str,
+        history: &str,
+        input_key: Option<&str>,
+    ) -> Result<bool> {
+        let lazy = self.snapshot_only(step.stage);
+        let parent = state.key.clone();
+        let cached = match self
+            .cache
+            .get(key)
+            .map(|rec| self.use_record(state, key, rec, lazy))
+            .transpose()?
+            .flatten()
+        {
+            Some(made) => Some(made),
+            // Then the imported caches (`--cache-from`).
+            None => self.remote_hit(state, key, history)?,
         };
+        let Some(made) = cached else {
+            return Ok(false);
+        };
+        let done = Resolved {
+            parent,
+            key: key.to_string(),
+            history: history.to_string(),
+            input_key: input_key.map(str::to_string),
+        };
+        self.finish_step(state, step, done, made, true);
+        Ok(true)
+    }
+
+    /// A resolved step onto `state`: its history line, its record for
+    /// export, its key as the state's; progress.
+    fn finish_step(
+        &self,
+        state: &mut StageState,
+        step: &Step<'_>,
+        done: Resolved,
+        made: bool,
+        hit: bool,
+    ) {
+        let Resolved {
+            parent,
+            key,
+            history,
+            input_key,
+        } = done;
+        if let Some(i) = &input_key {
+            self.cache.put_input(i, &key);
+        }
         state.history(&step.created, history, made);
         self.remote.note(crate::cache_io::UsedStep {
             stage: step.stage.index,
             key: key.clone(),
+            input_key,
             parent,
             history: state.config["history"]
                 .as_array()
@@ -132,7 +196,6 @@ impl Engine<'_> {
         });
         state.key = key;
         self.progress.done(step.id, hit, step.t0.elapsed());
-        Ok(())
     }
 
     /// A cache hit onto `state`: whether it made a layer, or `None` when

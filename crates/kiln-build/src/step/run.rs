@@ -99,6 +99,7 @@ impl Engine<'_> {
             key,
             history,
             mountpoints: &targets,
+            input_key: None,
         };
         let process = Process {
             argv,

@@ -35,6 +35,7 @@ impl Engine<'_> {
             key: workdir_key(&state.key, &dir, &user),
             history: format!("WORKDIR {dir}"),
             mountpoints: &[],
+            input_key: None,
         };
         let epoch = self.epoch;
         self.layer_step(state, step, plan, |root| {
