@@ -258,6 +258,15 @@ impl HostNet {
 fn allow_forward(bridges: &[(String, bool)]) -> Result<()> {
     let jump = ["-w", "-C", "FORWARD", "-j", FORWARD_CHAIN];
     if bridges.is_empty() {
+        // The jump and the chain in one transaction (one run instead of
+        // four: this is on the `rm -f` of the bridge's last container);
+        // it fails whole if either is missing, and then each goes alone.
+        let gone = format!(
+            "*filter\n-D FORWARD -j {FORWARD_CHAIN}\n-F {FORWARD_CHAIN}\n-X {FORWARD_CHAIN}\nCOMMIT\n"
+        );
+        if run("iptables-restore", &["-w", "--noflush"], Some(&gone)).is_ok() {
+            return Ok(());
+        }
         if run("iptables", &jump, None).is_ok() {
             run(
                 "iptables",
