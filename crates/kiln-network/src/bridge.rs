@@ -322,6 +322,9 @@ impl<H: NetHost> Networks<H> {
         for k in keys {
             self.remove_locked(&mut l, &k);
         }
+        // A dead monitor's lease (another root's container, SIGKILLed)
+        // would keep the bridge up for no one.
+        self.sweep_locked(&mut l);
         self.finish(&mut l)
     }
 
@@ -334,6 +337,7 @@ impl<H: NetHost> Networks<H> {
             return Ok(false);
         }
         self.remove_locked(&mut l, &key);
+        self.sweep_locked(&mut l);
         self.finish(&mut l).map(|()| true)
     }
 

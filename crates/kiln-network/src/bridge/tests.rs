@@ -97,6 +97,17 @@ fn a_dead_owners_lease_is_swept() {
     };
     n.attach("deaddeaddeaddead", dead, vec![port(8080)])
         .expect("attach");
+    // A live container leaving last takes the dead one's lease, and so
+    // the bridge, with it.
+    n.attach("eeeeeeeeeeeeeeee", Owner::me(), vec![])
+        .expect("attach");
+    n.attach("deaddeaddeaddead", dead, vec![port(8080)])
+        .expect("attach");
+    n.detach("eeeeeeeeeeeeeeee").expect("detach");
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
+    assert!(ipam::read(dir.path()).leases.is_empty());
+    n.attach("deaddeaddeaddead", dead, vec![port(8080)])
+        .expect("attach");
     n.sweep().expect("sweep");
     // It was the bridge's last container: the bridge and rules went too.
     assert!(n.host().links().is_empty());
