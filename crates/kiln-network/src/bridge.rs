@@ -1,8 +1,11 @@
 //! The default bridge `kiln0` and the containers on it: attach (address
 //! from the IPAM file, namespace, veth, rules), detach, and the sweep of
-//! what dead monitors left. Everything happens under the IPAM lock, so
+//! what dead monitors left. The bridge is made by the first attach and
+//! removed, with its rules, when its last lease goes (detach, sweep,
+//! `network disconnect`). Everything happens under the IPAM lock, so
 //! two kiln processes never make the bridge twice or remove it under a
-//! container that is joining it.
+//! container that is joining it: a lease is written in the same locked
+//! section that makes (or finds) the bridge.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -80,6 +83,12 @@ fn forwarded(state: &ipam::State) -> Vec<(String, bool)> {
         .collect();
     out.extend(state.bridge.as_ref().map(|b| (b.name.clone(), false)));
     out
+}
+
+/// The default bridge's name when it is recorded but no lease is on it.
+fn idle_bridge(state: &ipam::State) -> Option<String> {
+    let b = state.bridge.as_ref()?;
+    (!state.leases.values().any(|x| x.network == "bridge")).then(|| b.name.clone())
 }
 
 /// docker's MAC for an address: `02:42` and the address's bytes.
@@ -297,7 +306,8 @@ impl<H: NetHost> Networks<H> {
     }
 
     /// Takes container `id` off every network it is on (nothing if none);
-    /// its rules go with it, the bridges stay (see [`finish`](Self::finish)).
+    /// its rules go with it, and the default bridge if it was its last
+    /// container (see [`finish`](Self::finish)).
     pub fn detach(&self, id: &str) -> Result<()> {
         let mut l = ipam::lock(&self.dir)?;
         let keys: Vec<String> = l
@@ -312,6 +322,9 @@ impl<H: NetHost> Networks<H> {
         for k in keys {
             self.remove_locked(&mut l, &k);
         }
+        // A dead monitor's lease (another root's container, SIGKILLed)
+        // would keep the bridge up for no one.
+        self.sweep_locked(&mut l);
         self.finish(&mut l)
     }
 
@@ -324,32 +337,30 @@ impl<H: NetHost> Networks<H> {
             return Ok(false);
         }
         self.remove_locked(&mut l, &key);
+        self.sweep_locked(&mut l);
         self.finish(&mut l).map(|()| true)
     }
 
     /// Removes what monitors that died left: their namespaces, veths,
-    /// leases and rules.
+    /// leases and rules, and the default bridge if no container is left
+    /// on it (also one an older kiln left lingering).
     pub fn sweep(&self) -> Result<()> {
         let mut l = ipam::lock(&self.dir)?;
-        if self.sweep_locked(&mut l) {
+        if self.sweep_locked(&mut l) || idle_bridge(&l.state).is_some() {
             self.finish(&mut l)?;
         }
         Ok(())
     }
 
     /// Removes the default bridge when no container is on it (`network
-    /// prune`); whether it did.
+    /// prune`: normally there is none, as the last detach removes it);
+    /// whether it did.
     pub fn remove_idle_bridge(&self) -> Result<bool> {
         let mut l = ipam::lock(&self.dir)?;
         self.sweep_locked(&mut l);
-        if l.state.leases.values().any(|x| x.network == "bridge") {
-            return self.finish(&mut l).map(|()| false);
-        }
-        let Some(b) = l.state.bridge.take() else {
-            return self.finish(&mut l).map(|()| false);
-        };
-        self.host.delete_link(&b.name)?;
-        self.finish(&mut l).map(|()| true)
+        let idle = idle_bridge(&l.state).is_some();
+        self.finish(&mut l)?;
+        Ok(idle && l.state.bridge.is_none())
     }
 
     /// Container `id`'s leases, its first network first, read without
@@ -363,12 +374,22 @@ impl<H: NetHost> Networks<H> {
             .collect()
     }
 
-    /// Brings the rules in line with the state and saves it. The default
-    /// bridge lingers after its last container, as docker's does: making
-    /// it again (bridge, FORWARD chain, masquerade) was most of a
-    /// container's network set-up. `network prune` removes it
-    /// ([`remove_idle_bridge`](Self::remove_idle_bridge)).
+    /// Removes the default bridge if no lease is on it any more, brings
+    /// the rules in line with the state (its masquerade and FORWARD
+    /// accepts go with it; kiln's table and chain too when no kiln
+    /// network is left) and saves it. Called under the lock by whatever
+    /// removed a lease, so the next attach finds either a whole bridge or
+    /// none (and makes it). User networks keep theirs until `network rm`,
+    /// as docker keeps `br-…` while the network exists.
     pub(crate) fn finish(&self, l: &mut Locked) -> Result<()> {
+        if let Some(name) = idle_bridge(&l.state) {
+            // Kept in the state if the link cannot go, so that the next
+            // finish tries again.
+            match self.host.delete_link(&name) {
+                Ok(()) => l.state.bridge = None,
+                Err(e) => tracing::warn!("removing the idle bridge {name}: {e}"),
+            }
+        }
         let synced = self.sync_rules(l);
         l.save()?;
         synced

@@ -59,9 +59,9 @@ pub trait NetHost {
     fn allow_forward(&self, bridges: &[(String, bool)]) -> Result<()>;
 }
 
-/// The real host: rtnetlink for links, addresses, routes and namespaces;
-/// `ip route` (only when a bridge is made), `nft` and `iptables` for the
-/// rest.
+/// The real host: rtnetlink for links, addresses, routes (and the route
+/// dump when a bridge is made) and namespaces; `nft` and `iptables` for
+/// the rest.
 #[derive(Debug, Default, Clone)]
 pub struct HostNet;
 
@@ -109,20 +109,15 @@ fn netlink(what: String) -> impl FnOnce(std::io::Error) -> NetworkError {
 
 impl NetHost for HostNet {
     fn routes(&self) -> Result<Vec<Subnet>> {
-        let out = run("ip", &["-4", "route", "show", "table", "all"], None)?;
-        Ok(out
-            .lines()
-            .filter_map(|l| {
-                let mut words = l.split_whitespace();
-                let mut dst = words.next()?;
-                if matches!(dst, "local" | "broadcast" | "unicast") {
-                    dst = words.next()?;
-                }
-                dst.parse::<Subnet>().ok()
-            })
+        let routes = Socket::open()
+            .and_then(|mut nl| nl.ipv4_routes())
+            .map_err(netlink("ip -4 route show table all".into()))?;
+        Ok(routes
+            .into_iter()
             // Host routes of the host's own addresses (table local) say
             // nothing about whole subnets; default routes overlap all.
-            .filter(|s| s.prefix > 0 && s.prefix < 32)
+            .filter(|(_, prefix)| (1..32).contains(prefix))
+            .filter_map(|(addr, prefix)| format!("{addr}/{prefix}").parse().ok())
             .collect())
     }
 
@@ -263,6 +258,15 @@ impl HostNet {
 fn allow_forward(bridges: &[(String, bool)]) -> Result<()> {
     let jump = ["-w", "-C", "FORWARD", "-j", FORWARD_CHAIN];
     if bridges.is_empty() {
+        // The jump and the chain in one transaction (one run instead of
+        // four: this is on the `rm -f` of the bridge's last container);
+        // it fails whole if either is missing, and then each goes alone.
+        let gone = format!(
+            "*filter\n-D FORWARD -j {FORWARD_CHAIN}\n-F {FORWARD_CHAIN}\n-X {FORWARD_CHAIN}\nCOMMIT\n"
+        );
+        if run("iptables-restore", &["-w", "--noflush"], Some(&gone)).is_ok() {
+            return Ok(());
+        }
         if run("iptables", &jump, None).is_ok() {
             run(
                 "iptables",

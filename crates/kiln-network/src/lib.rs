@@ -19,8 +19,8 @@
 //! applies a whole table in one atomic transaction, which is what lets
 //! kiln rewrite its table from the IPAM state instead of tracking rule
 //! handles; it runs only when the table changes (a published port that
-//! needs DNAT), once per change. `ip route` is read only when a bridge
-//! is made.
+//! needs DNAT, a bridge made or removed), once per change. The host's routes are read (a
+//! netlink dump, no `ip route` run) only when a bridge is made.
 //!
 //! NAT: one table, `ip kiln`, rewritten whole under the IPAM lock from
 //! the leases (see [`nat`]), so docker's and podman's tables are never

@@ -25,8 +25,9 @@ pub fn ruleset(state: &State) -> Option<String> {
         .values()
         .map(|n| (n.bridge.as_str(), n.subnet.to_string(), n.internal))
         .collect();
-    // The default bridge's masquerade lingers with the bridge, so a
-    // container without published ports changes no rule.
+    // The default bridge's masquerade lives as long as the bridge (its
+    // first container to its last), so a container without published
+    // ports joining a bridge that is there changes no rule.
     if let Some(b) = &state.bridge {
         nets.push((b.name.as_str(), b.subnet.to_string(), false));
     }

@@ -61,6 +61,10 @@ impl FakeHost {
     pub fn rules(&self) -> Option<String> {
         lock(&self.rules).clone()
     }
+    /// The bridges FORWARD lets through, as last applied.
+    pub fn forwarded(&self) -> Vec<(String, bool)> {
+        lock(&self.forward).clone()
+    }
 }
 
 impl NetHost for FakeHost {

@@ -102,9 +102,9 @@ impl<H: NetHost> Networks<H> {
     }
 
     /// `network prune`: every user network without containers; their
-    /// names. The default bridge goes too when it is idle (it lingers
-    /// otherwise, see `Networks::finish`), unlisted, as docker lists only
-    /// user networks.
+    /// names. An idle default bridge goes too (normally there is none:
+    /// it goes with its last container, see `Networks::finish`),
+    /// unlisted, as docker lists only user networks.
     pub fn prune_networks(&self) -> Result<Vec<String>> {
         self.remove_idle_bridge()?;
         let state = ipam::read(self.state_dir());

@@ -37,6 +37,26 @@ fn a_bridge_and_an_endpoint_as_ip_would_make_them_and_nothing_after() {
     let link = ip(&["link", "show", bridge]);
     assert!(link.contains("02:42:0a:e7:07:01"), "{link}");
     assert!(h.link_exists(bridge));
+    // The route dump sees the bridge's connected route, as `ip` does.
+    let routes = h.routes().unwrap();
+    assert!(routes.contains(&subnet), "{routes:?}");
+    assert!(ip(&["-4", "route", "show", "table", "all"]).contains("10.231.7.0/24"));
+    // The same set as `ip` lists (prefixes 1-31: what a subnet can
+    // overlap).
+    let listed: std::collections::BTreeSet<String> = ip(&["-4", "route", "show", "table", "all"])
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let mut dst = words.next()?;
+            if matches!(dst, "local" | "broadcast" | "unicast") {
+                dst = words.next()?;
+            }
+            let s: Subnet = dst.parse().ok()?;
+            (dst.contains('/') && (1..32).contains(&s.prefix)).then(|| s.to_string())
+        })
+        .collect();
+    let dumped: std::collections::BTreeSet<String> = routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(dumped, listed);
 
     h.create_netns(ns).unwrap();
     assert!(netns_path(ns).exists());

@@ -113,6 +113,79 @@ fn links() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Tests of this binary run in parallel and share the host's `kiln0`;
+/// those that check it is gone after their last container take this
+/// lock alone, the others share it. (Declared first in a test, the
+/// guard is dropped last, after its containers are removed.)
+static BRIDGE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    BRIDGE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    BRIDGE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a link of that name exists (`ip link show NAME` succeeds).
+fn link_exists(name: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["link", "show", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Whether kiln's nft table exists at all.
+fn nft_table_exists() -> bool {
+    std::process::Command::new("nft")
+        .args(["list", "table", "ip", "kiln"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// iptables' FORWARD chain as `iptables -S` prints it.
+fn forward_chain() -> String {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of the default bridge is left: no `kiln0` link, no rule of
+/// it in kiln's table (no table at all when `alone` is the only network
+/// user left) and no bridge or lease in the IPAM file.
+fn bridge_gone(table_too: bool) {
+    assert!(!link_exists("kiln0"), "{}", links());
+    assert!(!nft_table().contains("kiln0"), "{}", nft_table());
+    let state = net_state();
+    assert!(state["bridge"].is_null(), "{state}");
+    assert_eq!(
+        state["leases"].as_object().map(|m| m.len()),
+        Some(0),
+        "{state}"
+    );
+    if table_too {
+        assert!(!nft_table_exists(), "{}", nft_table());
+        assert!(
+            !forward_chain().contains("KILN-FORWARD"),
+            "{}",
+            forward_chain()
+        );
+        assert_eq!(
+            state["networks"].as_object().map(|m| m.len()),
+            Some(0),
+            "{state}"
+        );
+    }
+}
+
 fn nft_table() -> String {
     let out = std::process::Command::new("nft")
         .args(["list", "table", "ip", "kiln"])
@@ -123,6 +196,7 @@ fn nft_table() -> String {
 
 #[test]
 fn a_published_port_serves_until_the_container_goes() {
+    let _bridge = shared();
     let (k, www) = setup();
     let id = httpd(&k, &www, &["--name", "web", "-p", "127.0.0.1:18080:80"]);
     let body = wait_for("the published port", || {
@@ -200,6 +274,7 @@ fn a_published_port_serves_until_the_container_goes() {
 
 #[test]
 fn random_host_ports_for_p_and_publish_all() {
+    let _bridge = shared();
     let (k, www) = setup();
     let (lo, hi) = {
         let r = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
@@ -234,6 +309,7 @@ fn random_host_ports_for_p_and_publish_all() {
 
 #[test]
 fn a_container_on_the_bridge_reaches_the_host_and_gets_dockers_files() {
+    let _bridge = shared();
     let (k, _) = setup();
     // A server on every host address; the container asks the host's
     // global address (routed to the host itself: nothing leaves it).
@@ -298,6 +374,7 @@ fn a_container_on_the_bridge_reaches_the_host_and_gets_dockers_files() {
 
 #[test]
 fn a_killed_monitor_leaves_nothing_after_the_next_command() {
+    let _bridge = alone();
     let (k, www) = setup();
     let nets = Nets(&k, vec!["killnet"]);
     let net_id = k.ok(&["network", "create", "--subnet", "10.123.45.0/24", "killnet"]);
@@ -390,6 +467,11 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
         .then_some(())
     });
     assert!(TcpListener::bind("127.0.0.1:18081").is_ok());
+    // It was the default bridge's last container: the sweep `ps` ran
+    // took the bridge and its rules too; killnet keeps its bridge, as a
+    // docker network does until removed.
+    bridge_gone(false);
+    assert!(link_exists(&format!("kb-{}", &net_id[..12])), "{}", links());
     // Nothing holds the network any more.
     k.ok(&["network", "rm", "killnet"]);
     drop(nets);
@@ -398,10 +480,28 @@ fn a_killed_monitor_leaves_nothing_after_the_next_command() {
         "{}",
         links()
     );
+    bridge_gone(true);
+
+    // The next `run -p` makes the bridge again and serves; `rm -f` of
+    // every container on it (one with a port, one without) takes it away.
+    let web = httpd(&k, &www, &["-p", "127.0.0.1:18081:80"]);
+    let idle = k.ok(&["run", "-d", "bb", "busybox", "sleep", "60"]);
+    assert!(link_exists("kiln0"), "{}", links());
+    assert!(nft_table().contains("\"kiln0\""), "{}", nft_table());
+    let body = wait_for("the published port", || {
+        get("127.0.0.1:18081", "/index.html")
+    });
+    assert_eq!(body, "hello from kiln\n");
+    k.ok(&["rm", "-f", &web]);
+    assert!(link_exists("kiln0"), "still used: {}", links());
+    k.ok(&["rm", "-f", idle.trim()]);
+    bridge_gone(true);
+    assert!(TcpListener::bind("127.0.0.1:18081").is_ok());
 }
 
 #[test]
 fn parallel_containers_get_distinct_addresses() {
+    let _bridge = shared();
     let k = std::sync::Arc::new(setup().0);
     // Named: generated names can collide under parallel creates (a
     // known race of name generation, not of networking).
@@ -471,6 +571,7 @@ impl Drop for Nets<'_> {
 
 #[test]
 fn user_networks_resolve_names_and_internal_ones_have_no_way_out() {
+    let _bridge = shared();
     let (k, www) = setup();
     let _nets = Nets(&k, vec!["appnet", "innernet"]);
     let id = k.ok(&["network", "create", "appnet"]).trim().to_string();
@@ -577,6 +678,7 @@ fn user_networks_resolve_names_and_internal_ones_have_no_way_out() {
 
 #[test]
 fn remote_clients_are_dnated_with_their_address_kept() {
+    let _bridge = shared();
     let (k, www) = setup();
     let _nets = Nets(&k, vec!["clients"]);
     // The server on the default bridge publishes on every address; a
@@ -629,6 +731,7 @@ fn remote_clients_are_dnated_with_their_address_kept() {
 
 #[test]
 fn network_container_shares_the_namespace() {
+    let _bridge = shared();
     let (k, www) = setup();
     httpd(&k, &www, &["--name", "host-of-ns"]);
     let out = k.ok(&[
@@ -667,6 +770,7 @@ fn sh(k: &Kiln, name: &str, script: &str) -> String {
 
 #[test]
 fn network_connect_and_disconnect_as_docker_does() {
+    let _bridge = shared();
     let (k, www) = setup();
     let _nets = Nets(&k, vec!["frontnet", "backnet"]);
     k.ok(&[

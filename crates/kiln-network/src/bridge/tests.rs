@@ -50,20 +50,40 @@ fn the_bridge_lives_while_containers_are_on_it() {
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
     assert!(!n.host().rules().expect("rules").contains("dport 8080"));
     n.detach("bbbbbbbbbbbbbbbb").expect("detach");
-    n.detach("bbbbbbbbbbbbbbbb").expect("twice is fine");
-    // The bridge and its masquerade linger, as docker's do.
-    assert_eq!(n.host().links(), ["kiln0"]);
+    // The last one out takes the bridge, its masquerade, kiln's table and
+    // FORWARD chain with it: nothing is left.
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
     assert!(n.host().namespaces().is_empty());
-    let rules = n.host().rules().expect("rules");
-    assert!(
-        rules.contains("masquerade") && !rules.contains("dnat"),
-        "{rules}"
-    );
-    assert!(ipam::read(dir.path()).leases.is_empty());
-    // Until pruned.
-    assert!(n.prune_networks().expect("prune").is_empty());
+    assert_eq!(n.host().rules(), None);
+    assert!(n.host().forwarded().is_empty());
+    assert_eq!(ipam::read(dir.path()), ipam::State::default());
+    n.detach("bbbbbbbbbbbbbbbb").expect("twice is fine");
+    // The next container makes it again, on the same subnet.
+    let c = n
+        .attach("cccccccccccccccc", Owner::me(), vec![])
+        .expect("attach");
+    assert_eq!(c.ip, Ipv4Addr::new(172, 18, 0, 2));
+    assert_eq!(n.host().links(), ["kiln0", "kvcccccccccccc"]);
+    assert!(n.host().rules().expect("rules").contains("masquerade"));
+    // `network disconnect` of the last one takes it too.
+    assert!(n.detach_from("cccccccccccccccc", "bridge").expect("detach"));
     assert!(n.host().links().is_empty());
     assert_eq!(n.host().rules(), None);
+    // An idle bridge an older kiln left lingering goes with the next
+    // sweep; `network prune` finds nothing left to do.
+    n.attach("dddddddddddddddd", Owner::me(), vec![])
+        .expect("attach");
+    let mut l = ipam::lock(dir.path()).expect("lock");
+    l.state.leases.clear();
+    l.save().expect("save");
+    drop(l);
+    let _ = n.host().delete_link("kvdddddddddddd");
+    let _ = n.host().delete_netns("kiln-dddddddddddd");
+    assert_eq!(n.host().links(), ["kiln0"]);
+    n.sweep().expect("sweep");
+    assert!(n.host().links().is_empty());
+    assert_eq!(n.host().rules(), None);
+    assert!(n.prune_networks().expect("prune").is_empty());
     assert_eq!(ipam::read(dir.path()), ipam::State::default());
 }
 
@@ -77,9 +97,21 @@ fn a_dead_owners_lease_is_swept() {
     };
     n.attach("deaddeaddeaddead", dead, vec![port(8080)])
         .expect("attach");
+    // A live container leaving last takes the dead one's lease, and so
+    // the bridge, with it.
+    n.attach("eeeeeeeeeeeeeeee", Owner::me(), vec![])
+        .expect("attach");
+    n.attach("deaddeaddeaddead", dead, vec![port(8080)])
+        .expect("attach");
+    n.detach("eeeeeeeeeeeeeeee").expect("detach");
+    assert!(n.host().links().is_empty(), "{:?}", n.host().links());
+    assert!(ipam::read(dir.path()).leases.is_empty());
+    n.attach("deaddeaddeaddead", dead, vec![port(8080)])
+        .expect("attach");
     n.sweep().expect("sweep");
-    assert_eq!(n.host().links(), ["kiln0"]);
-    assert!(!n.host().rules().expect("rules").contains("dport"));
+    // It was the bridge's last container: the bridge and rules went too.
+    assert!(n.host().links().is_empty());
+    assert_eq!(n.host().rules(), None);
     // A sweep also runs when the next container attaches.
     n.attach("deaddeaddeaddead", dead, vec![]).expect("attach");
     let a = n
@@ -206,7 +238,11 @@ fn user_networks_keep_their_bridge_until_removed() {
     n.detach("bbbbbbbbbbbbbbbb").expect("detach");
     assert!(n.host().links().contains(&"kb-0123456789ab".to_string()));
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
-    assert!(n.host().links().contains(&"kiln0".to_string()), "lingers");
+    // The default bridge went with its last container; the user
+    // networks' bridges stay while the networks exist, as docker's do.
+    assert!(!n.host().links().contains(&"kiln0".to_string()));
+    assert!(n.host().links().contains(&"kb-0123456789ab".to_string()));
+    assert!(n.host().links().contains(&"kb-ffffffffffff".to_string()));
     assert_eq!(n.prune_networks().expect("prune"), ["appnet", "inner"]);
     assert!(n.host().links().is_empty(), "{:?}", n.host().links());
     assert_eq!(n.host().rules(), None);
@@ -223,13 +259,8 @@ fn forwarding_follows_the_bridges() {
         [("kiln0".to_string(), false)]
     );
     n.detach("aaaaaaaaaaaaaaaa").expect("detach");
-    assert_eq!(
-        *n.host().forward.lock().expect("lock"),
-        [("kiln0".to_string(), false)],
-        "lingers with the bridge"
-    );
-    n.prune_networks().expect("prune");
-    assert!(n.host().forward.lock().expect("lock").is_empty());
+    // Gone with the bridge: no kiln bridge is left.
+    assert!(n.host().forwarded().is_empty());
 }
 
 #[test]
