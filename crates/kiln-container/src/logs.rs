@@ -136,40 +136,9 @@ pub fn parse_time(s: &str, now: SystemTime) -> Result<SystemTime, String> {
             return Ok(UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
         }
     }
-    parse_duration(s)
+    kiln_core::parse_go_duration(s)
         .and_then(|d| now.checked_sub(d))
         .ok_or_else(|| format!("invalid time {s:?}: use an RFC 3339 time, a Unix timestamp or a duration such as 10m"))
-}
-
-/// Go's duration syntax (`1h2m3.5s`, `300ms`).
-pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[u..];
-    }
-    Some(std::time::Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
@@ -299,6 +268,9 @@ mod tests {
             UNIX_EPOCH + Duration::from_secs(100)
         );
         assert!(parse_time("yesterday", now).is_err());
-        assert_eq!(parse_duration("300ms"), Some(Duration::from_millis(300)));
+        assert_eq!(
+            parse_time("300ms", now).unwrap(),
+            now - Duration::from_millis(300)
+        );
     }
 }

@@ -40,4 +40,4 @@ pub use platform::Platform;
 pub use reference::{
     valid_repository_name, ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG,
 };
-pub use time::{parse_rfc3339, rfc3339};
+pub use time::{parse_go_duration, parse_rfc3339, rfc3339};

@@ -219,39 +219,8 @@ pub struct GcArgs {
 }
 
 pub fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
+    kiln_core::parse_go_duration(s)
         .ok_or_else(|| format!("invalid duration {s:?}: write it as 30s, 10m, 1h or 1h30m"))
-}
-
-/// A duration as docker writes them: `1h30m`, `10m`, `30s`, `1.5h`, `500ms`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[u..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -260,10 +229,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration(""), None);
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(duration("10").unwrap_err().contains("write it as 30s"));
     }
 }

@@ -174,7 +174,7 @@ pub(crate) struct CreateFlags {
 fn nanos(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     v.as_deref()
         .map(|s| {
-            kiln_container::logs::parse_duration(s)
+            kiln_core::parse_go_duration(s)
                 .map(|d| d.as_nanos() as i64)
                 .ok_or_else(|| {
                     anyhow!("invalid argument {s:?} for --{flag}: use a duration such as 30s or 1m")
