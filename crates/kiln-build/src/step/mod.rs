@@ -112,9 +112,13 @@ impl Engine<'_> {
         }
         let lazy = self.snapshot_only(step.stage);
         // Held until the record is written: a build of another platform
-        // running the same step waits, then hits (see `once`).
+        // running the same step waits, then hits (see `once`). So look
+        // again once it is ours: the miss above may predate that record.
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !step.no_cache && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
+            return Ok(());
+        }
         let parent = state.key.clone();
         let made = self.make_layer(state, &key, mountpoints, lazy, work)?;
         let done = Resolved {
