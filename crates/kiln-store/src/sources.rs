@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use kiln_core::Digest;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::Store;
 
 /// At most this many repositories are remembered per blob.
@@ -39,13 +39,12 @@ impl Store {
         list.retain(|r| r != repository);
         list.insert(0, repository.to_string());
         list.truncate(MAX_SOURCES);
-        let path = self.sources_path(blob);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).ctx("create directory", dir)?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        fs::write(&tmp, list.join("\n") + "\n").ctx("write", &tmp)?;
-        fs::rename(&tmp, &path).ctx("rename", &path)
+        // A temporary name per process was not enough: the parallel
+        // platform builds of one `kiln build` pull the same base at once.
+        crate::pushed::write_atomically(
+            self.sources_path(blob),
+            (list.join("\n") + "\n").as_bytes(),
+        )
     }
 
     pub(crate) fn forget_sources(&self, blob: &Digest) {
