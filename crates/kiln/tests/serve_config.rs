@@ -150,6 +150,22 @@ fn unknown_keys_and_bad_sections_are_refused() {
     bad("[proxy]\nurl = \"registry.example\"\n", "https://HOST");
 }
 
+/// Runs a binary this test has just copied. Another test's thread may
+/// fork while the copy's file is still open for writing; the child holds
+/// that descriptor until it execs, and until then running the copy fails
+/// with ETXTBSY ("Text file busy"). So try again for a moment.
+fn run_copied(cmd: &mut std::process::Command) -> std::process::Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(26) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the copied binary stayed busy (ETXTBSY) for 2 s")
+}
+
 /// `kiln serve` runs as the lean `kiln-serve` next to kiln (the same
 /// process, exec'd); without that file it says which file is missing.
 #[test]
@@ -169,10 +185,11 @@ fn serve_execs_kiln_serve_and_names_it_when_missing() {
     let lone = kiln.dir.path().join("lone");
     std::fs::create_dir(&lone).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_kiln"), lone.join("kiln")).unwrap();
-    let out = std::process::Command::new(lone.join("kiln"))
-        .args(["--root", kiln.root.to_str().unwrap(), "serve"])
-        .output()
-        .unwrap();
+    let out = run_copied(std::process::Command::new(lone.join("kiln")).args([
+        "--root",
+        kiln.root.to_str().unwrap(),
+        "serve",
+    ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let missing = lone.join("kiln-serve");
@@ -181,9 +198,7 @@ fn serve_execs_kiln_serve_and_names_it_when_missing() {
         "{stderr}"
     );
     // Usage errors are still kiln's own (125), before anything is exec'd.
-    let out = std::process::Command::new(lone.join("kiln"))
-        .args(["serve", "--no-such-flag"])
-        .output()
-        .unwrap();
+    let out =
+        run_copied(std::process::Command::new(lone.join("kiln")).args(["serve", "--no-such-flag"]));
     assert_eq!(out.status.code(), Some(125));
 }
