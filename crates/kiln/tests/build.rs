@@ -43,23 +43,6 @@ fn export(k: &Kiln, ctx: &Path, extra: &[&str]) -> PathBuf {
     dest
 }
 
-/// `base:1` from busybox with a fixed timestamp and message, so two stores
-/// hold byte-identical base images.
-fn import_pinned_base(k: &Kiln) {
-    let tar = common::busybox_tar(k.dir.path(), "base", &[]);
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1600000000")
-        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -465,7 +448,7 @@ fn builds_are_reproducible_across_directories_and_times() {
     for round in 0..2 {
         let k = Kiln::new();
         // The same base each round: its import timestamp is pinned too.
-        import_pinned_base(&k);
+        common::import_pinned_base(&k);
         let ctx = context(
             &k,
             &format!("ctx-{round}"),
@@ -656,7 +639,7 @@ fn both_snapshotters_build_the_same_image() {
     let mut ids = Vec::new();
     for backend in ["overlay", "native"] {
         let k = Kiln::new();
-        import_pinned_base(&k);
+        common::import_pinned_base(&k);
         let ctx = context(
             &k,
             "ctx",
@@ -811,7 +794,7 @@ fn add_downloads_urls_with_checksums_and_never_extracts_them() {
     use std::sync::Arc;
 
     let k = Kiln::new();
-    import_pinned_base(&k);
+    common::import_pinned_base(&k);
     // A gzip "archive" ADD must not unpack when it comes from a URL.
     let gz: Vec<u8> = vec![
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -1071,7 +1054,7 @@ fn a_layer_written_late_is_the_layer_written_at_once() {
     let mut exported = Vec::new();
     for late in [true, false] {
         let k = Kiln::new();
-        import_pinned_base(&k);
+        common::import_pinned_base(&k);
         let ctx = context(&k, "ctx", &files);
         let c = ctx.to_str().unwrap();
         let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
@@ -1165,7 +1148,7 @@ fn copied_files_land_whole_with_both_snapshotters() {
     let mut ids = Vec::new();
     for backend in ["overlay", "native"] {
         let k = Kiln::new();
-        import_pinned_base(&k);
+        common::import_pinned_base(&k);
         let ctx = context(
             &k,
             "ctx",

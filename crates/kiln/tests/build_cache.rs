@@ -45,18 +45,7 @@ impl Witness {
 /// time), as two machines pulling one base would have.
 fn machine() -> Kiln {
     let k = Kiln::new();
-    let tar = common::busybox_tar(k.dir.path(), "base", &[]);
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1600000000")
-        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::import_pinned_base(&k);
     k
 }
 
@@ -133,15 +122,7 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
     assert_eq!(w.take(), ALL_RUNS);
 
     // The artifact as a registry client sees it.
-    let raw = common::tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{cache}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&cache);
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         m["artifactType"],
@@ -257,15 +238,7 @@ fn mode_min_leaves_the_intermediate_stage_out() {
         ],
     );
     assert_eq!(w.take(), ALL_RUNS);
-    let raw = common::tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{cache}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&cache);
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     // The final image's COPY, RUN, COPY, RUN: no builder layer.
     assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{raw}");

@@ -38,15 +38,7 @@ fn two_platforms() -> Kiln {
 }
 
 fn raw_index(reference: &str) -> serde_json::Value {
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ],
-    );
+    let raw = common::skopeo_raw(reference);
     serde_json::from_str(&raw).unwrap()
 }
 
@@ -129,15 +121,7 @@ fn a_list_made_in_the_store_is_pushed_and_inspected_as_docker_sees_it() {
     // digest the push printed.
     let remote = raw_index(&list);
     assert_eq!(platforms(&remote), ["linux/amd64", "linux/arm64/v8"]);
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{list}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&list);
     assert_eq!(common::sha256_digest(raw.as_bytes()), digest);
 
     // docker's `manifest inspect` and kiln's print the same bytes: the

@@ -167,15 +167,7 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
     );
 
     // The registry holds the index and both images.
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{tag}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&tag);
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         index["mediaType"],
@@ -266,15 +258,7 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
     );
     assert_eq!(cat(&fresh, "linux/arm64", &next, "/base-arch"), "aarch64\n");
     assert_eq!(cat(&fresh, "linux/amd64", &next, "/base-arch"), "x86_64\n");
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{next}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&next);
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
 
@@ -282,15 +266,7 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
     let again = format!("{}/multi/again:1", reg.host());
     k.ok(&["tag", &tag, &again]);
     k.ok(&["push", &again]);
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{again}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&again);
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
 
@@ -298,15 +274,7 @@ fn a_two_platform_build_makes_one_index_pushed_whole_and_read_back_everywhere() 
     let arm_tag = format!("{}/multi/app:arm", reg.host());
     k.ok(&["tag", &tag, &arm_tag]);
     k.ok(&["push", "--platform", "linux/arm64", &arm_tag]);
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{arm_tag}"),
-        ],
-    );
+    let raw = common::skopeo_raw(&arm_tag);
     let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],

@@ -249,6 +249,37 @@ pub(crate) fn tool(program: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The manifest or index a registry on loopback serves for `reference`,
+/// byte for byte, as skopeo reads it (`inspect --raw`).
+pub(crate) fn skopeo_raw(reference: &str) -> String {
+    tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ],
+    )
+}
+
+/// `base:1` from busybox with a fixed timestamp and message, so two stores
+/// hold byte-identical base images (as two machines pulling one base).
+pub(crate) fn import_pinned_base(k: &Kiln) {
+    let tar = busybox_tar(k.dir.path(), "base", &[]);
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub(crate) fn run_tool(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
