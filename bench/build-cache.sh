@@ -21,22 +21,9 @@ build_workload "$CTX"
 echo ".complete" > "$CTX/.dockerignore"
 $KILN --root "$W/base-root" import "$ROOTFS" kiln-bench/deb:1 >/dev/null
 
-cat > "$W/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/dist
-http:
-  addr: 127.0.0.1:$PORT
-YML
-docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
-DPID=$!
-trap 'kill $DPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/a" "$W/b"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+DPID=
+trap 'kill ${DPID:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/a" "$W/b"' EXIT
+start_distribution "$W" "$PORT"
 
 REF=127.0.0.1:$PORT/kiln-bench/cache:max
 # Machine A: a cold build that exports its cache.

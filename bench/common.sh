@@ -108,3 +108,27 @@ r = json.load(open(sys.argv[1]))["results"]
 print(" ".join(f"{x['median']:.4f}" for x in r))
 PY
 }
+
+# The distribution registry (Debian's docker-registry) on 127.0.0.1:PORT,
+# storing under DIR/dist, logging to DIR/dist.log; sets DPID and returns
+# once it answers. The caller's trap stops it.
+start_distribution() {
+  local dir=$1 port=$2
+  cat > "$dir/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/dist
+http:
+  addr: 127.0.0.1:$port
+YML
+  docker-registry serve "$dir/dist.yml" > "$dir/dist.log" 2>&1 &
+  DPID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0; sleep 0.1; done
+  echo "bench: the distribution registry did not answer on 127.0.0.1:$port (see $dir/dist.log)" >&2
+  return 1
+}

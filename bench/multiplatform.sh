@@ -25,22 +25,9 @@ rm -rf "$W"; mkdir -p "$W"
 # buildah keeps its images in a storage of its own under $W (the
 # system's driver), removed at the end with everything else.
 BUILDAH="buildah --root $W/buildah-root --runroot $W/buildah-run"
-cat > "$W/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/dist
-http:
-  addr: 127.0.0.1:$PORT
-YML
-docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
-DPID=$!
-trap 'kill $DPID 2>/dev/null; wait 2>/dev/null; $BUILDAH rmi -a -f >/dev/null 2>&1; rm -rf "$W"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+DPID=
+trap 'kill ${DPID:-} 2>/dev/null; wait 2>/dev/null; $BUILDAH rmi -a -f >/dev/null 2>&1; rm -rf "$W"' EXIT
+start_distribution "$W" "$PORT"
 
 # The base: one busybox root per platform, joined in an index and pushed.
 K="$KILN --root $W/kiln-root"
