@@ -27,19 +27,8 @@ use commands::container;
     about = "Build, store, move and run container images. No daemon."
 )]
 struct Cli {
-    /// Store root [env: KILN_ROOT] [default: /var/lib/kiln as root, else
-    /// $XDG_DATA_HOME/kiln]
-    // KILN_ROOT is read in `main`, not by clap's `env`: clap counts an
-    // argument set from the environment as given and prints
-    // `--root <DIR>` in every usage line of an error.
-    #[arg(long, global = true, value_name = "DIR")]
-    root: Option<PathBuf>,
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG also works
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Log level: error, warn, info, debug, trace
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<String>,
+    #[command(flatten)]
+    global: startup::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -298,18 +287,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    startup::init_logging(cli.verbose, cli.log_level.as_deref());
-    let root = cli
-        .root
-        .or_else(|| {
-            std::env::var_os("KILN_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(startup::default_root);
-    // Absolute: container monitors, runtimes and bundles use the store's
-    // paths from other working directories.
-    let root = std::path::absolute(&root).unwrap_or(root);
+    let root = cli.global.init();
     // `version` works without a store (and must not create one).
     if let Command::Version(a) = cli.command {
         let path = std::env::var_os("PATH");

@@ -13,7 +13,6 @@ mod serve;
 #[path = "../../startup.rs"]
 mod startup;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,16 +22,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "kiln", version)]
 struct Cli {
-    /// Store root [env: KILN_ROOT] [default: /var/lib/kiln as root, else
-    /// $XDG_DATA_HOME/kiln]
-    #[arg(long, global = true, value_name = "DIR")]
-    root: Option<PathBuf>,
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG also works
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Log level: error, warn, info, debug, trace
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<String>,
+    #[command(flatten)]
+    global: startup::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,16 +46,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    startup::init_logging(cli.verbose, cli.log_level.as_deref());
-    let root = cli
-        .root
-        .or_else(|| {
-            std::env::var_os("KILN_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(startup::default_root);
-    let root = std::path::absolute(&root).unwrap_or(root);
+    let root = cli.global.init();
     let Command::Serve(args) = cli.command;
     match serve::run(&root, args) {
         Ok(code) => code,
