@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::pty::under_pty;
 use common::registry::{Auth, Registry, PASSWORD, USER};
-use common::{busybox_tar, run_tool, tool, Kiln};
+use common::{busybox_tar, run_tool, skopeo_copy_to_registry, skopeo_raw, tool, Kiln};
 use sha2::Digest as _;
 
 fn sha(bytes: &[u8]) -> String {
@@ -50,16 +50,7 @@ fn image_with_data(k: &Kiln, name: &str, extra_mb: usize) {
 
 /// `skopeo inspect --raw` of a registry image: its manifest bytes.
 fn raw_manifest(name: &str) -> Vec<u8> {
-    tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{name}"),
-        ],
-    )
-    .into_bytes()
+    skopeo_raw(name).into_bytes()
 }
 
 /// A blob of a registry repository, fetched over plain HTTP.
@@ -377,14 +368,9 @@ fn a_docker_manifest_pushed_with_zstd_layers_becomes_oci() {
     // skopeo pushes a docker archive with Docker schema 2 types; kiln
     // pulls it as is.
     let docker_typed = format!("{}/dist/docker:1", reg.host());
-    tool(
-        "skopeo",
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("docker-archive:{}", archive.display()),
-            &format!("docker://{docker_typed}"),
-        ],
+    skopeo_copy_to_registry(
+        &format!("docker-archive:{}", archive.display()),
+        &docker_typed,
     );
     let p = Kiln::new();
     p.ok(&["pull", &docker_typed]);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::http::{self, Reply, Request};
 use common::registry::{fault_proxy, Auth, Fault, Registry, PASSWORD, USER};
-use common::{run_tool, tool, Kiln};
+use common::{run_tool, skopeo_copy_to_registry, skopeo_raw, tool, Kiln};
 
 fn sha(bytes: &[u8]) -> String {
     common::sha256_digest(bytes)
@@ -320,15 +320,7 @@ fn multi_platform_index_push_and_pull_by_platform() {
         &format!("oci:{}:multi", layout.display()),
         &format!("docker://{name}"),
     ]);
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{name}"),
-        ],
-    );
+    let raw = skopeo_raw(&name);
     assert!(
         raw.contains("image.index.v1") && raw.contains("arm64"),
         "{raw}"
@@ -367,15 +359,7 @@ fn multi_platform_index_push_and_pull_by_platform() {
     let again = format!("{}/multi/copy:1", reg.host());
     all.ok(&["tag", &name, &again]);
     all.ok(&["push", &again]);
-    let raw2 = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{again}"),
-        ],
-    );
+    let raw2 = skopeo_raw(&again);
     assert_eq!(raw, raw2);
 }
 
@@ -432,24 +416,11 @@ fn skopeo_reads_what_kiln_pushes_and_kiln_pulls_what_skopeo_pushes() {
     let archive = k.path("bb.tar");
     k.ok(&["save", "-o", archive.to_str().unwrap(), "bb"]);
     let from_skopeo = format!("{}/interop/skopeo:1", reg.host());
-    tool(
-        "skopeo",
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("docker-archive:{}", archive.display()),
-            &format!("docker://{from_skopeo}"),
-        ],
+    skopeo_copy_to_registry(
+        &format!("docker-archive:{}", archive.display()),
+        &from_skopeo,
     );
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{from_skopeo}"),
-        ],
-    );
+    let raw = skopeo_raw(&from_skopeo);
     assert!(
         raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
         "{raw}"

@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::process::Child;
 
-use common::{run_tool, tool, Kiln};
+use common::{run_tool, skopeo_copy_to_registry, skopeo_raw, tool, Kiln};
 
 const DOCKER: &str = "/usr/bin/docker";
 
@@ -130,15 +130,7 @@ fn skopeo_copies_both_ways() {
     let archive = k.path("bb.tar");
     k.ok(&["save", "-o", archive.to_str().unwrap(), "bb"]);
     let name = format!("{}/interop/skopeo:1", s.host());
-    tool(
-        "skopeo",
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("docker-archive:{}", archive.display()),
-            &format!("docker://{name}"),
-        ],
-    );
+    skopeo_copy_to_registry(&format!("docker-archive:{}", archive.display()), &name);
     let layout = k.path("layout");
     tool(
         "skopeo",
@@ -166,15 +158,7 @@ fn skopeo_copies_both_ways() {
             &format!("docker://{copy}"),
         ],
     );
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{copy}"),
-        ],
-    );
+    let raw = skopeo_raw(&copy);
     assert!(raw.contains("schemaVersion"), "{raw}");
 }
 

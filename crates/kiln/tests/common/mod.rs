@@ -263,6 +263,20 @@ pub(crate) fn skopeo_raw(reference: &str) -> String {
     )
 }
 
+/// `skopeo copy SOURCE docker://NAME` to a plain-HTTP registry on loopback
+/// (SOURCE in skopeo's transport syntax, e.g. `docker-archive:PATH`).
+pub(crate) fn skopeo_copy_to_registry(source: &str, name: &str) {
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            source,
+            &format!("docker://{name}"),
+        ],
+    );
+}
+
 /// `base:1` from busybox with a fixed timestamp and message, so two stores
 /// hold byte-identical base images (as two machines pulling one base).
 pub(crate) fn import_pinned_base(k: &Kiln) {
