@@ -213,6 +213,12 @@ impl<'a> StepCache<'a> {
         self.dir.join(format!("{key}.json"))
     }
 
+    /// `buildcache/locks`: the step locks of the builds running in this
+    /// store ([`crate::once::file_lock`]).
+    pub(crate) fn locks_dir(&self) -> PathBuf {
+        self.dir.with_file_name("locks")
+    }
+
     /// A usable record: its layer blob must still be in the store.
     pub(crate) fn get(&self, key: &str) -> Option<CacheRecord> {
         let rec = CacheRecord::read(&self.path(key))?;

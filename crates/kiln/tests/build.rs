@@ -1248,3 +1248,43 @@ fn copied_files_land_whole_with_both_snapshotters() {
         "overlay (sendfile) and native (copy_file_range) COPYs made different images"
     );
 }
+
+#[test]
+fn two_builds_of_one_store_run_a_shared_step_once() {
+    let k = Kiln::new();
+    k.import_busybox("base:1", &[], &[]);
+    // A random token and a pause: without the step lock across processes
+    // both builds miss the cache together and each runs the step.
+    let ctx = context(
+        &k,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base:1\nRUN busybox cat /proc/sys/kernel/random/uuid > /token && busybox sleep 1\n",
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let builds: Vec<_> = ["x:1", "y:1"]
+        .iter()
+        .map(|tag| {
+            k.cmd()
+                .args(["build", "-q", "-t", tag, c])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for b in builds {
+        let out = b.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = |tag| k.ok(&["run", "--rm", tag, "busybox", "cat", "/token"]);
+    let x = token("x:1");
+    assert_eq!(x.trim().len(), 36, "{x}");
+    assert_eq!(x, token("y:1"), "the step ran in both builds");
+}

@@ -116,6 +116,7 @@ impl Engine<'_> {
         // again once it is ours: the miss above may predate that record.
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_of_all = crate::once::file_lock(&self.cache.locks_dir(), &key);
         if !step.no_cache && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
             return Ok(());
         }
