@@ -6,8 +6,9 @@
 //!
 //! Who does what: [`publish`] (in `Engine::start`, before the monitor is
 //! spawned) binds the host sockets, so a taken port fails the start with
-//! docker's message; the monitor's [`attach`] takes them over, puts the
-//! container on the bridge and proxies them; dropping the [`OnBridge`]
+//! docker's message; the monitor's [`attach`] takes them over and puts
+//! the container on the bridge, and the monitor relays them (itself, or
+//! the lean monitor it hands them to); dropping the [`OnBridge`]
 //! it returns (the container is done) takes the container off. A
 //! monitor killed leaves a lease whose owner is dead: [`sweep`] (run when
 //! a dead monitor is noticed, and by every attach) removes it.
@@ -61,6 +62,9 @@ pub fn publish(c: &ContainerConfig, name: &str) -> Result<Published> {
 /// The container is on its networks while this lives.
 pub struct OnBridge {
     id: String,
+    /// The published ports' host sockets and where each goes, for the
+    /// monitor to relay ([`take_relays`](Self::take_relays)).
+    relays: Vec<(HostSocket, std::net::SocketAddr)>,
     /// The wiring of the namespace (veths, addresses, rules), made on a
     /// thread while the runtime creates the container; joined by
     /// [`ready`](Self::ready) before its process starts.
@@ -68,6 +72,11 @@ pub struct OnBridge {
 }
 
 impl OnBridge {
+    /// The published ports' sockets and their container addresses, once.
+    pub(crate) fn take_relays(&mut self) -> Vec<(HostSocket, std::net::SocketAddr)> {
+        std::mem::take(&mut self.relays)
+    }
+
     /// Waits for the namespace's wiring: the container's process must not
     /// start before its network is up.
     pub(crate) fn ready(&mut self) -> Result<()> {
@@ -93,20 +102,13 @@ impl Drop for OnBridge {
     }
 }
 
-/// Whether the container's monitor must stay kiln while it runs: the
-/// userland proxy of its published ports is a thread of the monitor,
-/// which the lean `kiln-monitor` (exec'd over it) does not have. (DNS is
-/// a process of its own per network, see `kiln_network::dns`.)
-pub(crate) fn needs_full_monitor(c: &ContainerConfig) -> bool {
-    on_bridge(c) && !c.host.publish.is_empty()
-}
-
 /// In a monitor the lean one handed back to (the container ended): the
 /// attachment made before the hand-over still stands; this guard takes the
 /// container off its networks when the monitor is done with it.
 pub(crate) fn still_attached(c: &ContainerConfig) -> Option<OnBridge> {
     on_bridge(c).then(|| OnBridge {
         id: c.id.clone(),
+        relays: Vec::new(),
         wiring: None,
     })
 }
@@ -138,8 +140,9 @@ fn connections(c: &ContainerConfig) -> Vec<Connection> {
         .collect()
 }
 
-/// In the monitor: the container's namespace on its networks, its ports
-/// proxied; `None` for `host` and `none`. The namespace exists on return;
+/// In the monitor: the container's namespace on its networks, its ports'
+/// sockets ready to relay ([`OnBridge::take_relays`]); `None` for `host`
+/// and `none`. The namespace exists on return;
 /// its wiring goes on while the runtime creates the container (call
 /// [`OnBridge::ready`] before starting it). `kiln` is the kiln binary
 /// (for the networks' DNS responders).
@@ -153,6 +156,7 @@ pub fn attach(c: &ContainerConfig, kiln: &Path) -> Result<Option<OnBridge>> {
     let mut first = None;
     let mut guard = OnBridge {
         id: c.id.clone(),
+        relays: Vec::new(),
         wiring: None,
     };
     for (i, conn) in connections(c).iter().enumerate() {
@@ -172,7 +176,10 @@ pub fn attach(c: &ContainerConfig, kiln: &Path) -> Result<Option<OnBridge>> {
         .map_err(|e| io("start a thread for", "the network")(e))?;
     guard.wiring = Some(wiring);
     if let Some(a) = first {
-        proxy::serve(sockets, a.ip.into());
+        guard.relays = sockets
+            .into_iter()
+            .map(|(m, s)| (s, std::net::SocketAddr::new(a.ip.into(), m.container_port)))
+            .collect();
     }
     Ok(Some(guard))
 }

@@ -3,13 +3,44 @@
 //! kiln back ([`Back`]).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+
+/// A published port's host socket, held for the container's life and
+/// relayed to the container: `tcp:FD:ADDR` or `udp:FD:ADDR` on the
+/// command lines (`ADDR` the container's `IP:PORT`, `[IPv6]:PORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub udp: bool,
+    pub fd: RawFd,
+    pub to: SocketAddr,
+}
+
+impl Relay {
+    fn to_arg(self) -> OsString {
+        let proto = if self.udp { "udp" } else { "tcp" };
+        format!("{proto}:{}:{}", self.fd, self.to).into()
+    }
+
+    fn parse(arg: &str) -> Result<Relay, String> {
+        let bad = || format!("--relay: bad value {arg:?} (PROTO:FD:ADDR)");
+        let mut parts = arg.splitn(3, ':');
+        let udp = match parts.next() {
+            Some("tcp") => false,
+            Some("udp") => true,
+            _ => return Err(bad()),
+        };
+        let fd = parts.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        let to = parts.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+        Ok(Relay { udp, fd, to })
+    }
+}
 
 /// What kiln hands over when it execs this program, as its command line:
 /// `ROOT ID --kiln PATH --dir DIR --rootfs PATH --pid PID [--attach]
 /// [--out FD --err FD | --pty FD [--copy-stdin] [--winch]] [--keep FD]…
-/// [--hold FD]… --delay-ms N [--probe-ms N]`.
+/// [--relay PROTO:FD:ADDR]… --delay-ms N [--probe-ms N]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handover {
     /// The store root and the container's ID (passed back to kiln).
@@ -37,10 +68,10 @@ pub struct Handover {
     /// Held while this process runs, closed when it ends (a `-i` stdin's
     /// write end nobody attached to).
     pub keep: Vec<RawFd>,
-    /// Held for the container's life, across restarts: handed back to
-    /// kiln at the end, which hands them here again (published ports'
-    /// listeners).
-    pub hold: Vec<RawFd>,
+    /// Published ports' host sockets, relayed to the container while this
+    /// program runs and held for the container's life, across restarts:
+    /// handed back to kiln at the end, which hands them here again.
+    pub relays: Vec<Relay>,
     /// The restart back-off kiln is at, passed back unread.
     pub delay_ms: u64,
     /// The healthcheck's interval (0: none): every interval after the
@@ -77,8 +108,8 @@ impl Handover {
         for fd in &self.keep {
             flag("--keep", fd.to_string().into());
         }
-        for fd in &self.hold {
-            flag("--hold", fd.to_string().into());
+        for r in &self.relays {
+            flag("--relay", r.to_arg());
         }
         for (name, on) in [
             ("--attach", self.attached),
@@ -129,7 +160,7 @@ impl Handover {
                         "--err" => h.err = Some(number()? as RawFd),
                         "--pty" => h.pty = Some(number()? as RawFd),
                         "--keep" => h.keep.push(number()? as RawFd),
-                        "--hold" => h.hold.push(number()? as RawFd),
+                        "--relay" => h.relays.push(Relay::parse(&value.to_string_lossy())?),
                         _ => return Err(format!("unknown flag {flag}")),
                     }
                 }
@@ -144,13 +175,13 @@ impl Handover {
 
 /// What this program execs kiln with when the process ended: `kiln
 /// __kiln-monitor ROOT ID --exited CODE --rootfs PATH --delay-ms N
-/// [--hold FD]… [--attach]`.
+/// [--relay PROTO:FD:ADDR]… [--attach]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Back {
     pub code: i32,
     pub rootfs: PathBuf,
     pub delay_ms: u64,
-    pub hold: Vec<RawFd>,
+    pub relays: Vec<Relay>,
     pub attached: bool,
 }
 
@@ -165,9 +196,9 @@ impl Back {
             "--delay-ms".into(),
             self.delay_ms.to_string().into(),
         ];
-        for fd in &self.hold {
-            a.push("--hold".into());
-            a.push(fd.to_string().into());
+        for r in &self.relays {
+            a.push("--relay".into());
+            a.push(r.to_arg());
         }
         if self.attached {
             a.push("--attach".into());
@@ -194,7 +225,7 @@ impl Back {
                 "--exited" => b.code = value.parse().map_err(|_| bad())?,
                 "--rootfs" => b.rootfs = value.into(),
                 "--delay-ms" => b.delay_ms = value.parse().map_err(|_| bad())?,
-                "--hold" => b.hold.push(value.parse().map_err(|_| bad())?),
+                "--relay" => b.relays.push(Relay::parse(value)?),
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }

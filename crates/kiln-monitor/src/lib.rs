@@ -27,14 +27,19 @@
 //! kiln-container's state writes) and the root unmounted, so the exit
 //! code is never lost.
 //!
-//! No tokio, serde_json or tracing, and no threads: the JSON written is a
-//! log line and a few state fields ([`json`]), and the idle resident set
-//! stays near that of a bare std program (bench/results/run.md).
+//! Published ports are relayed here too ([`Relay`], `kiln_relay`): the
+//! host sockets kiln bound are handed over with the rest and back at the
+//! end, and their relay threads (the only threads, and only with `-p`)
+//! go with the `execve` back into kiln.
+//!
+//! No tokio, serde_json or tracing: the JSON written is a log line and a
+//! few state fields ([`json`]), and the idle resident set stays near that
+//! of a bare std program (bench/results/run.md).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -45,7 +50,7 @@ pub mod json;
 mod sys;
 mod time;
 
-pub use args::{Back, Handover};
+pub use args::{Back, Handover, Relay};
 
 pub use json::{LineSplitter, Stream};
 pub use time::fixed_nanos;
@@ -73,16 +78,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 125;
         }
     };
-    let hold: Vec<OwnedFd> = h.hold.iter().filter_map(|&n| sys::adopt(n)).collect();
+    let held = relay(&h.relays);
     let code = watch(&h);
     let back = Back {
         code,
         rootfs: h.rootfs.clone(),
         delay_ms: h.delay_ms,
-        hold: hold.iter().map(|f| f.as_raw_fd()).collect(),
+        relays: held.iter().map(|(r, _)| *r).collect(),
         attached: h.attached,
     };
-    for fd in &hold {
+    for (_, fd) in &held {
         if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
             eprintln!("kiln-monitor: keeping a held descriptor across exec: {e}");
         }
@@ -112,6 +117,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
     let _ = rustix::mount::unmount(h.dir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
     code
+}
+
+impl Back {
+    /// The published ports' sockets this program handed back, taken over
+    /// by number (call once: each number gets one owner), close-on-exec
+    /// again; those not open are left out.
+    pub fn take_relays(&self) -> Vec<(Relay, OwnedFd)> {
+        self.relays
+            .iter()
+            .filter_map(|r| sys::adopt(r.fd).map(|fd| (*r, fd)))
+            .collect()
+    }
+}
+
+/// Starts relaying each published port's socket to the container
+/// ([`kiln_relay::serve`], on a descriptor of its own that `execve`
+/// closes) and returns the sockets held to hand back to kiln.
+fn relay(relays: &[Relay]) -> Vec<(Relay, OwnedFd)> {
+    let mut held = Vec::new();
+    for r in relays {
+        let Some(fd) = sys::adopt(r.fd) else { continue };
+        match fd.try_clone() {
+            Ok(copy) => {
+                let name = format!("proxy-{}", r.to.port());
+                kiln_relay::serve(kiln_relay::HostSocket::from_fd(copy, r.udp), r.to, &name);
+            }
+            Err(e) => eprintln!("kiln-monitor: relaying to {}: {e}", r.to),
+        }
+        held.push((*r, fd));
+    }
+    held
 }
 
 /// Sets top-level `fields` (raw JSON values) of `dir`'s `state.json`

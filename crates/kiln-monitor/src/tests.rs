@@ -130,7 +130,18 @@ fn handover_and_back_round_trip() {
         copy_stdin: true,
         winch: true,
         keep: vec![7],
-        hold: vec![8, 9],
+        relays: vec![
+            Relay {
+                udp: false,
+                fd: 8,
+                to: "10.88.0.2:80".parse().unwrap(),
+            },
+            Relay {
+                udp: true,
+                fd: 9,
+                to: "[fd00::2]:53".parse().unwrap(),
+            },
+        ],
         delay_ms: 400,
         probe_ms: 30_000,
     };
@@ -140,7 +151,11 @@ fn handover_and_back_round_trip() {
         code: 137,
         rootfs: "/r".into(),
         delay_ms: 100,
-        hold: vec![8],
+        relays: vec![Relay {
+            udp: false,
+            fd: 8,
+            to: "10.88.0.2:8080".parse().unwrap(),
+        }],
         attached: true,
     };
     let flags: Vec<String> = b
@@ -150,4 +165,8 @@ fn handover_and_back_round_trip() {
         .collect();
     assert_eq!(Back::parse(&flags).unwrap(), Some(b));
     assert_eq!(Back::parse(&["--attach".to_string()]).unwrap(), None);
+    for bad in ["sctp:8:10.0.0.1:80", "tcp:x:10.0.0.1:80", "tcp:8:10.0.0.1"] {
+        let flags = ["--exited", "0", "--relay", bad].map(String::from);
+        assert!(Back::parse(&flags).is_err(), "{bad} was read");
+    }
 }

@@ -50,7 +50,6 @@ pub mod ipam;
 pub mod nat;
 mod netlink;
 mod netns;
-mod pool;
 pub mod ports;
 pub mod proxy;
 pub mod testing;

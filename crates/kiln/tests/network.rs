@@ -194,6 +194,60 @@ fn nft_table() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The program name of container `name`'s monitor (its init's parent),
+/// once it runs.
+fn monitor_of(k: &Kiln, name: &str) -> String {
+    wait_for("the container to run", || {
+        let pid = k.inspect(name)["State"]["Pid"]
+            .as_i64()
+            .filter(|p| *p > 0)?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:"))?.trim();
+        let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()?;
+        Some(comm.trim().to_string())
+    })
+}
+
+#[test]
+fn a_published_port_serves_across_restarts_of_its_process() {
+    let _bridge = shared();
+    let (k, www) = setup();
+    // The server lives two seconds; the restart policy starts it again.
+    // The lean monitor hands the port back to kiln at each end and gets
+    // it again with the restart.
+    let vol = format!("{www}:/www:ro");
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "blinking",
+        "--restart",
+        "always",
+        "-p",
+        "127.0.0.1:18082:80",
+        "-v",
+        &vol,
+        "bb",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox httpd -p 80 -h /www; busybox sleep 2",
+    ]);
+    let restarted = || k.inspect("blinking")["RestartCount"].as_i64().unwrap_or(0);
+    for round in 0..2 {
+        wait_for("a restart", || (restarted() > round).then_some(()));
+        let body = wait_for("the port after a restart", || {
+            get("127.0.0.1:18082", "/index.html")
+        });
+        assert_eq!(body, "hello from kiln\n");
+        assert_eq!(monitor_of(&k, "blinking"), "kiln-monitor");
+    }
+    k.ok(&["rm", "-f", "blinking"]);
+    wait_for("the port to be free", || {
+        TcpListener::bind("127.0.0.1:18082").ok()
+    });
+}
+
 #[test]
 fn a_published_port_serves_until_the_container_goes() {
     let _bridge = shared();
@@ -217,6 +271,9 @@ fn a_published_port_serves_until_the_container_goes() {
             "request {i}"
         );
     }
+
+    // Relayed by the lean monitor, not by kiln's full one.
+    assert_eq!(monitor_of(&k, "web"), "kiln-monitor");
 
     // The same port again: docker's message, exit 125, nothing started.
     let vol = format!("{www}:/www:ro");

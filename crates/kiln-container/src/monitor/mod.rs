@@ -18,8 +18,8 @@
 //! the process has run [`HAND_OVER_AFTER`] (the caller was told at its
 //! start), kiln `execve`s the lean
 //! monitor, `kiln-monitor` next to it (the `kiln-monitor` crate), handing
-//! over the output descriptors and those held for the container's life
-//! ([`Monitor::hold`]); the pid stays, so the recorded monitor stays true,
+//! over the output descriptors and the published ports' sockets, which
+//! it relays from then on ([`Monitor::relays`]); the pid stays, so the recorded monitor stays true,
 //! and so does the subreaper attribute. When the process ends the lean
 //! monitor execs back into kiln (`kiln __kiln-monitor ROOT ID --exited
 //! CODE …`), which carries on here after the wait: OOM flag, runtime
@@ -30,7 +30,7 @@
 //! is monitored in kiln throughout.
 
 use std::io::Write;
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -108,9 +108,12 @@ struct Monitor {
     attached: bool,
     /// Told `ok` when the process first runs (detached only).
     told: bool,
-    /// Descriptors held for the container's life (across restarts and
-    /// hand-overs to the lean monitor), as numbers: see [`Monitor::hold`].
-    held: Vec<RawFd>,
+    /// The published ports' host sockets, held for the container's life
+    /// (across restarts and hand-overs to the lean monitor, which relays
+    /// them): see [`Monitor::hold_relays`].
+    relays: Vec<(kiln_monitor::Relay, OwnedFd)>,
+    /// Whether this process relays them already (monitoring in kiln).
+    relaying: bool,
     /// The lean monitor to hand over to, when there is one.
     lean: Option<PathBuf>,
     /// The container's json-file log, opened by its first start here.
@@ -141,21 +144,46 @@ impl Monitor {
             id: id.to_string(),
             attached,
             told: false,
-            held: Vec::new(),
+            relays: Vec::new(),
+            relaying: false,
             lean,
             log: None,
         })
     }
 
-    /// Keeps `fd` open for as long as the container lives (this process
-    /// and the lean monitor it hands over to): published ports' listeners
-    /// and the like. It stays open across `execve`, named on the lean
-    /// monitor's command line and handed back.
-    #[allow(dead_code)] // The first holder comes with published ports.
-    pub(crate) fn hold(&mut self, fd: OwnedFd) -> std::io::Result<()> {
-        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
-        self.held.push(fd.into_raw_fd());
-        Ok(())
+    /// Keeps the published ports' sockets open for as long as the
+    /// container lives (this process and the lean monitor it hands over
+    /// to, across `execve`: see [`Monitor::hand_over`]).
+    fn hold_relays(&mut self, sockets: Vec<(kiln_relay::HostSocket, std::net::SocketAddr)>) {
+        for (socket, to) in sockets {
+            let udp = socket.is_udp();
+            let fd = OwnedFd::from(socket);
+            let relay = kiln_monitor::Relay {
+                udp,
+                fd: fd.as_raw_fd(),
+                to,
+            };
+            self.relays.push((relay, fd));
+        }
+    }
+
+    /// Relays the published ports from this process (the container is
+    /// monitored here, not in the lean monitor), once: on threads that
+    /// an `execve` ends, each on a descriptor of its own.
+    fn relay_here(&mut self) {
+        if std::mem::replace(&mut self.relaying, true) {
+            return;
+        }
+        for (r, fd) in &self.relays {
+            match fd.try_clone() {
+                Ok(copy) => kiln_relay::serve(
+                    kiln_relay::HostSocket::from_fd(copy, r.udp),
+                    r.to,
+                    &format!("proxy-{}", r.to.port()),
+                ),
+                Err(e) => tracing::warn!("relaying to {}: {e}", r.to),
+            }
+        }
     }
 
     /// Runs one health probe of the running container (the lean
@@ -180,7 +208,7 @@ impl Monitor {
     /// `back.code`: the root is still mounted and the caller was told.
     fn resume(mut self, back: kiln_monitor::Back) -> Result<i32> {
         self.told = true;
-        self.held = back.hold.clone();
+        self.relays = back.take_relays();
         let c = self.engine.containers.load(&self.id)?;
         let delay = Duration::from_millis(back.delay_ms);
         let code = self.supervise(&back.rootfs, Some(back.code), delay);
@@ -299,6 +327,10 @@ impl Monitor {
         } else {
             crate::net::attach(&c.config, &self.engine.helper).map_err(fail)?
         };
+        if let Some(n) = network.as_mut() {
+            let relays = n.take_relays();
+            self.hold_relays(relays);
+        }
         let exec = self.engine.executor(&c.config.host).map_err(fail)?;
         let mut restarts = c.state.restart_count;
         loop {
@@ -412,9 +444,17 @@ impl Monitor {
             })
             .map_err(fail)?;
         self.tell_ok();
-        let lean = (self.lean.clone().zip(pid))
-            .filter(|_| !crate::net::needs_full_monitor(&c.config))
-            .filter(|(_, pid)| !ends_within(*pid, HAND_OVER_AFTER));
+        // A server's published ports are relayed by whichever monitor
+        // watches it, and this one's relay threads would end with its
+        // `execve` (cutting what they carry): with ports, hand over at
+        // once, so connections wait in the listener's backlog only for
+        // the exec.
+        let wait = if self.relays.is_empty() {
+            HAND_OVER_AFTER
+        } else {
+            Duration::ZERO
+        };
+        let lean = (self.lean.clone().zip(pid)).filter(|(_, pid)| !ends_within(*pid, wait));
         if let Some((lean, pid)) = lean {
             let probe_every = crate::health::interval(p.healthcheck.as_ref());
             let e = self.hand_over(&lean, &streams, rootfs, pid, delay, probe_every);
@@ -423,6 +463,7 @@ impl Monitor {
                 lean.display()
             );
         }
+        self.relay_here();
         let log = match &self.log {
             Some(log) => log.clone(),
             None => {
@@ -461,7 +502,7 @@ impl Monitor {
             dir: self.engine.containers.dir_of(&self.id),
             rootfs: rootfs.to_path_buf(),
             pid,
-            hold: self.held.clone(),
+            relays: self.relays.iter().map(|(r, _)| *r).collect(),
             delay_ms: delay.as_millis() as u64,
             probe_ms: probe_every.map_or(0, |d| d.as_millis().max(1) as u64),
             ..Default::default()
@@ -469,8 +510,14 @@ impl Monitor {
         if let Err(e) = streams.hand_over(&mut h) {
             return e;
         }
-        // Every other descriptor of this process is close-on-exec (std
-        // and rustix open them so): the log, the store's, the locks'.
+        // The published ports' sockets stay open across the exec; every
+        // other descriptor of this process is close-on-exec (std and
+        // rustix open them so): the log, the store's, the locks'.
+        for (r, fd) in &self.relays {
+            if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
+                tracing::warn!("keeping the published port to {} across exec: {e}", r.to);
+            }
+        }
         std::process::Command::new(lean).args(h.to_args()).exec()
     }
 
