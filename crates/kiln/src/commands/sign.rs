@@ -226,14 +226,20 @@ pub(crate) fn sign(store: &Store, args: SignArgs) -> anyhow::Result<ExitCode> {
         ann,
         args.registry_referrers_mode.into(),
     )?;
+    report_stored(target, &stored, "signature");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// cosign's line for a stored signature or attestation (`what`), after
+/// the warning when the registry had no referrers API.
+fn report_stored(target: &dyn Target, stored: &ops::Stored, what: &str) {
     if stored.fell_back {
         eprintln!(
-            "WARNING: {} has no referrers API: the signature's referrer is listed in the referrers fallback tag instead (the distribution spec's tag schema)",
+            "WARNING: {} has no referrers API: the {what}'s referrer is listed in the referrers fallback tag instead (the distribution spec's tag schema)",
             target.describe()
         );
     }
-    eprintln!("Pushing signature to: {}", stored.location);
-    Ok(ExitCode::SUCCESS)
+    eprintln!("Pushing {what} to: {}", stored.location);
 }
 
 pub(crate) fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -314,13 +320,7 @@ pub(crate) fn attest(store: &Store, args: AttestArgs) -> anyhow::Result<ExitCode
         &statement,
         args.registry_referrers_mode.into(),
     )?;
-    if stored.fell_back {
-        eprintln!(
-            "WARNING: {} has no referrers API: the attestation's referrer is listed in the referrers fallback tag instead (the distribution spec's tag schema)",
-            target.describe()
-        );
-    }
-    eprintln!("Pushing attestation to: {}", stored.location);
+    report_stored(target, &stored, "attestation");
     Ok(ExitCode::SUCCESS)
 }
 
