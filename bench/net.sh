@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Networking: `run -d -p 127.0.0.1:PORT:80 IMG busybox httpd` to the first
 # HTTP 200 through the published port, and requests/s through that port
-# (wrk, keep-alive, loopback), for kiln (its host socket and userland
-# proxy in the monitor), docker (bridge + docker-proxy) and podman (CNI
+# (wrk, keep-alive, loopback), and the resident memory of what serves
+# the port, for kiln (its host socket and userland proxy in the lean
+# monitor), docker (bridge + docker-proxy) and podman (CNI
 # bridge + portmap), in one run. kiln twice: as a first container (its
 # run makes the kiln0 bridge, which goes with its last container) and
 # with another kiln container holding the bridge. Writes bench/results/net.md and
@@ -97,6 +98,24 @@ for r in $(seq "$ROUNDS"); do
     wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:${PORT[$tool]}/index.html" > "$W/wrk-$tool-$r.txt"
   done
 done
+# What stays resident for a container with a published port, outside
+# the container: kiln's monitor (which relays the port); docker's shim
+# and its docker-proxy for the port; podman's conmon (as root its ports
+# are kernel DNAT and a socket conmon holds). VmRSS in KiB.
+rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+parent() { awk '/^PPid/{print $2}' "/proc/$1/status"; }
+kpid=$($KILN --root "$K" inspect -f '{{.State.Pid}}' "nbw$$-kiln")
+kmon=$(parent "$kpid")
+dpid=$(docker inspect -f '{{.State.Pid}}' "nbw$$-docker")
+dproxy=$(pgrep -f "docker-proxy .*-host-port ${PORT[docker]}( |$)" | head -1)
+ppid_=$(podman inspect -f '{{.State.Pid}}' "nbw$$-podman")
+{
+  echo "kiln $(rss "$kmon") $(tr -d '\0' < "/proc/$kmon/comm")"
+  proxy_rss=0
+  [ -n "$dproxy" ] && proxy_rss=$(rss "$dproxy")
+  echo "docker $(( $(rss "$(parent "$dpid")") + proxy_rss )) $(tr -d '\0' < "/proc/$(parent "$dpid")/comm")+docker-proxy"
+  echo "podman $(rss "$(parent "$ppid_")") $(tr -d '\0' < "/proc/$(parent "$ppid_")/comm")"
+} > "$W/mem.txt"
 for tool in kiln docker podman; do
   "${tool}_rm" "nbw$$-$tool" >/dev/null
 done
@@ -149,6 +168,14 @@ print("|---|---|---|")
 print(f"| time to first response ≤ 0.3× docker's (first container, bridge made) | {first['kiln']/first['docker']:.2f}× | {met(first['kiln']/first['docker'] <= 0.3)} |")
 print(f"| time to first response ≤ 0.3× docker's (bridge there) | {first['kiln_warm']/first['docker']:.2f}× | {met(first['kiln_warm']/first['docker'] <= 0.3)} |")
 print(f"| throughput through the port ≥ docker's | {rps['kiln'][0]/rps['docker'][0]:.2f}× | {met(rps['kiln'][0] >= rps['docker'][0])} |")
+print()
+print("Resident memory outside the container for one container with a published port, after the wrk rounds (VmRSS; kiln: its monitor, which relays the port; docker: the containerd shim plus the port's docker-proxy; podman: conmon, its loopback port being kernel DNAT):")
+print()
+print("| tool | processes | RSS |")
+print("|---|---|---|")
+for line in open(f"{w}/mem.txt"):
+    tool, kib, procs = line.split()
+    print(f"| {tool} | {procs} | {int(kib)/1024:.1f} MB |")
 PY
 cat "$BENCH_DIR/results/net.md"
 bash "$BENCH_DIR/collect.sh"
