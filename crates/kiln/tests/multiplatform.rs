@@ -312,6 +312,7 @@ fn a_build_platform_stage_runs_once_natively_for_both_targets() {
          COPY --from=build /built-on /token /out/\n\
          RUN busybox uname -m > /out/runs-on\n",
     );
+    let iidfile = k.dir.path().join("cross.iid");
     let progress = build(
         &k,
         &[
@@ -319,8 +320,29 @@ fn a_build_platform_stage_runs_once_natively_for_both_targets() {
             "linux/amd64,linux/arm64",
             "-t",
             "cross:1",
+            "--iidfile",
+            iidfile.to_str().unwrap(),
             &ctx,
         ],
+    );
+    // The index's ID is its digest (docker 28, containerd store): in the
+    // iidfile, `images` (short and --no-trunc), `inspect`, and as a name.
+    let id = std::fs::read_to_string(&iidfile).unwrap();
+    let descriptor = k.inspect("cross:1")["Descriptor"]["digest"].clone();
+    assert_eq!(descriptor, id.as_str());
+    assert_eq!(
+        k.ok(&["inspect", "--format", "{{.Id}}", "cross:1"]).trim(),
+        id
+    );
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(
+        k.ok(&["images", "--format", "{{.ID}}", "cross"]).trim(),
+        short
+    );
+    assert_eq!(k.ok(&["images", "--no-trunc", "-q", "cross"]).trim(), id);
+    assert_eq!(
+        k.inspect(short)["Descriptor"]["digest"].as_str(),
+        Some(id.as_str())
     );
     for (platform, machine) in [("linux/amd64", "x86_64\n"), ("linux/arm64", "aarch64\n")] {
         assert_eq!(cat(&k, platform, "cross:1", "/out/built-on"), "x86_64\n");
