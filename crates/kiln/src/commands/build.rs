@@ -229,12 +229,6 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         bail!("--push (or -o type=registry) needs a name to push to: add -t REGISTRY/NAME[:TAG]");
     }
     let cache = super::build_cache::Specs::parse(&args.cache_to, &args.cache_from)?;
-    if platforms.len() > 1 && !(args.cache_to.is_empty() && args.cache_from.is_empty()) {
-        bail!(
-            "--cache-to and --cache-from work with one platform so far: build each platform \
-             with its own --platform and cache, or drop the cache flags"
-        );
-    }
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
@@ -390,6 +384,8 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             iidfile: args.iidfile.as_deref(),
             quiet: args.quiet,
             push: push.then_some(&args.registry),
+            cache_to: cache.export(),
+            registry: &args.registry,
             exporting: output.is_some() || args.sbom || args.provenance,
         };
         return multi.run(store, &reqs, progress, t0);

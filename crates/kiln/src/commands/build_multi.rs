@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use kiln_build::cache_io::{CacheMetadata, CacheTo};
 use kiln_build::{BuildRequest, Progress};
 use kiln_core::{ImageRef, Platform};
 use kiln_store::Store;
@@ -63,10 +64,12 @@ pub(crate) fn request_like(first: &BuildRequest, platform: Platform) -> BuildReq
         add_hosts: first.add_hosts.clone(),
         allow_insecure: first.allow_insecure,
         always_pull: first.always_pull,
-        // The cache flags are refused with several platforms (build.rs).
-        cache_from: Vec::new(),
-        cache_export: None,
-        inline_cache: false,
+        // Every platform reads the same imported caches (their step keys
+        // name the platform, so each finds its own records) and collects
+        // its records for the one export `Multi::run` merges.
+        cache_from: first.cache_from.clone(),
+        cache_export: first.cache_export,
+        inline_cache: first.inline_cache,
     }
 }
 
@@ -77,6 +80,10 @@ pub(crate) struct Multi<'a> {
     pub quiet: bool,
     /// `--push`: the registry flags to push with.
     pub push: Option<&'a RegistryArgs>,
+    /// `--cache-to type=registry|local`: one artifact of every platform's
+    /// records (registry flags from `registry`).
+    pub cache_to: Option<&'a CacheTo>,
+    pub registry: &'a RegistryArgs,
     /// `-o type=oci|docker|local`, `--sbom` or `--provenance` were asked
     /// for: single-platform only so far.
     pub exporting: bool,
@@ -122,6 +129,14 @@ impl Multi<'_> {
             );
             for t in self.tags {
                 eprintln!("#done naming to {t}");
+            }
+        }
+        if let Some(to) = self.cache_to {
+            // One artifact for all platforms, as buildx exports one cache
+            // manifest list for a multi-platform build.
+            let parts = result.images.iter().filter_map(|i| i.result.cache.clone());
+            if let Some(meta) = CacheMetadata::merge(parts) {
+                super::build_cache::export(store, to, &meta, self.registry, self.quiet)?;
             }
         }
         if let Some(registry) = self.push {
