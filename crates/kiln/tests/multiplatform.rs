@@ -462,3 +462,122 @@ fn a_platform_without_an_emulator_fails_before_any_step_naming_the_package() {
         format!("built for {foreign} on x86_64\n")
     );
 }
+
+#[test]
+fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
+    let k = two_platform_base();
+    let ctx = context(&k, "ctx", "FROM bb:multi\nRUN busybox uname -m > /arch\n");
+    let both = "linux/amd64,linux/arm64";
+    let dir = k.dir.path();
+
+    // type=oci: an OCI layout tar whose index.json names the index.
+    let oci = dir.join("multi-oci.tar");
+    let iidfile = dir.join("iid");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-t",
+            "out:1",
+            "--iidfile",
+            iidfile.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            &ctx,
+        ],
+    );
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", oci.display()),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        common::sha256_digest(raw.as_bytes()),
+        std::fs::read_to_string(&iidfile).unwrap()
+    );
+    // kiln load gives the index back, under its name, every platform.
+    let fresh = Kiln::new();
+    fresh.ok(&["load", "-i", oci.to_str().unwrap()]);
+    let inspect = fresh.inspect("out:1");
+    assert_eq!(
+        inspect["Descriptor"]["digest"].as_str().unwrap(),
+        std::fs::read_to_string(&iidfile).unwrap()
+    );
+    assert_eq!(inspect["Manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(cat(&fresh, "linux/arm64", "out:1", "/arch"), "aarch64\n");
+    assert_eq!(cat(&fresh, "linux/amd64", "out:1", "/arch"), "x86_64\n");
+    fresh.ok(&["system", "check"]);
+
+    // type=local: a directory per platform, as buildx names them.
+    let local = dir.join("local-out");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+            &ctx,
+        ],
+    );
+    for (p, machine) in [("linux_amd64", "x86_64\n"), ("linux_arm64", "aarch64\n")] {
+        assert_eq!(
+            std::fs::read_to_string(local.join(p).join("arch")).unwrap(),
+            machine
+        );
+        assert!(local.join(p).join("bin/busybox").exists());
+    }
+
+    // type=tar: the same tree in one tar file.
+    let rootfs = dir.join("rootfs.tar");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-o",
+            &format!("type=tar,dest={}", rootfs.display()),
+            &ctx,
+        ],
+    );
+    for (p, machine) in [("linux_amd64", "x86_64\n"), ("linux_arm64", "aarch64\n")] {
+        let got = tool(
+            "tar",
+            &["-xOf", rootfs.to_str().unwrap(), &format!("{p}/arch")],
+        );
+        assert_eq!(got, machine);
+    }
+
+    // type=docker cannot hold an index: refused before any step, as
+    // buildx words it, naming the fix.
+    let docker = dir.join("docker.tar");
+    let out = k.run(&[
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        both,
+        "-o",
+        &format!("type=docker,dest={}", docker.display()),
+        &ctx,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("docker exporter does not currently support exporting manifest lists"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("type=oci"), "{stderr}");
+    assert!(!stderr.contains("RUN busybox"), "{stderr}");
+    assert!(!docker.exists());
+}

@@ -52,7 +52,9 @@ pub(crate) struct Args {
     /// under the tags
     #[arg(long)]
     platform: Option<String>,
-    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR | type=registry (as --push)
+    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR |
+    /// type=tar,dest=FILE | type=registry (as --push); with several platforms,
+    /// oci holds the index, local and tar a directory per platform (linux_amd64/)
     #[arg(short = 'o', long = "output")]
     output: Option<String>,
     /// Push the image (a multi-platform index with all its images) to the
@@ -386,7 +388,8 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             push: push.then_some(&args.registry),
             cache_to: cache.export(),
             registry: &args.registry,
-            exporting: output.is_some() || args.sbom || args.provenance,
+            output: output.as_ref(),
+            exporting: args.sbom || args.provenance,
         };
         return multi.run(store, &reqs, progress, t0);
     }

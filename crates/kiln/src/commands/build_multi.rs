@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use kiln_build::cache_io::{CacheMetadata, CacheTo};
+use kiln_build::export::Output;
 use kiln_build::{BuildRequest, Progress};
+use kiln_core::image::Descriptor;
 use kiln_core::{ImageRef, Platform};
 use kiln_store::Store;
 
@@ -84,8 +86,11 @@ pub(crate) struct Multi<'a> {
     /// records (registry flags from `registry`).
     pub cache_to: Option<&'a CacheTo>,
     pub registry: &'a RegistryArgs,
-    /// `-o type=oci|docker|local`, `--sbom` or `--provenance` were asked
-    /// for: single-platform only so far.
+    /// `-o type=oci|local|tar` (`type=docker` is refused: it cannot hold
+    /// an index).
+    pub output: Option<&'a Output>,
+    /// `--sbom` or `--provenance` were asked for: single-platform only so
+    /// far.
     pub exporting: bool,
 }
 
@@ -98,7 +103,10 @@ impl Multi<'_> {
         t0: Instant,
     ) -> anyhow::Result<ExitCode> {
         if self.exporting {
-            bail!("-o type=oci|docker|local, --sbom and --provenance build one platform's image: with several platforms, use --push (or -o type=registry), or build each platform on its own");
+            bail!("--sbom and --provenance build one platform's image: with several platforms, build each platform on its own");
+        }
+        if let Some(o) = self.output {
+            kiln_build::export::check_index_output(o)?;
         }
         // The machine's cores, not the platforms: each build runs its own
         // stages in parallel too.
@@ -130,6 +138,16 @@ impl Multi<'_> {
             for t in self.tags {
                 eprintln!("#done naming to {t}");
             }
+        }
+        if let Some(output) = self.output {
+            let images = result
+                .images
+                .iter()
+                .map(|i| Ok((i.platform.clone(), store.load_image(&i.result.entry)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let e = &result.entry;
+            let index = Descriptor::new(&e.media_type, e.digest.clone(), e.size);
+            kiln_build::export::export_index(store, &index, &images, self.tags, output)?;
         }
         if let Some(to) = self.cache_to {
             // One artifact for all platforms, as buildx exports one cache
