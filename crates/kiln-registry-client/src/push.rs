@@ -226,6 +226,18 @@ fn with_replaced(
     let mut changed = false;
     if let Some(items) = v.get_mut(list).and_then(Value::as_array_mut) {
         for d in items {
+            // An attestation manifest of an index names the image it is
+            // about (BuildKit's annotation): that image's pushed digest.
+            let about = d
+                .pointer("/annotations/vnd.docker.reference.digest")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Digest>().ok())
+                .and_then(|s| sent.get(&s).filter(|o| o.digest != s));
+            if let Some(out) = about {
+                d["annotations"]["vnd.docker.reference.digest"] =
+                    Value::from(out.digest.to_string());
+                changed = true;
+            }
             let stored = d.get("digest").and_then(Value::as_str);
             let Some(out) = stored
                 .and_then(|s| s.parse::<Digest>().ok())

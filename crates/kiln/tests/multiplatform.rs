@@ -581,3 +581,115 @@ fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
     assert!(!stderr.contains("RUN busybox"), "{stderr}");
     assert!(!docker.exists());
 }
+
+#[test]
+fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_them() {
+    let reg = Registry::start(Auth::Anonymous);
+    let k = two_platform_base();
+    let ctx = context(&k, "ctx", "FROM bb:multi\nRUN busybox uname -m > /arch\n");
+    let tag = format!("{}/multi/att:1", reg.host());
+    build(
+        &k,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--sbom",
+            "--provenance",
+            "--push",
+            &ctx,
+        ],
+    );
+    // Pushed: the two images, then an attestation manifest for each.
+    let raw = common::skopeo_raw(&tag);
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 4, "{raw}");
+    let images: Vec<&serde_json::Value> = manifests
+        .iter()
+        .filter(|m| m["platform"]["os"] == "linux")
+        .collect();
+    assert_eq!(images.len(), 2, "{raw}");
+    let attestations: Vec<&serde_json::Value> = manifests
+        .iter()
+        .filter(|m| m["platform"]["os"] == "unknown")
+        .collect();
+    assert_eq!(attestations.len(), 2, "{raw}");
+    let repo = format!("http://{}/v2/multi/att", reg.host());
+    for (image, att) in images.iter().zip(&attestations) {
+        assert_eq!(att["platform"]["architecture"], "unknown", "{raw}");
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
+        // It names the image as the registry has it (pushed digest).
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"], image["digest"],
+            "{raw}"
+        );
+        let m = common::skopeo_raw(&format!(
+            "{}/multi/att@{}",
+            reg.host(),
+            att["digest"].as_str().unwrap()
+        ));
+        let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+        let layers = m["layers"].as_array().unwrap();
+        let types: Vec<&str> = layers
+            .iter()
+            .map(|l| {
+                assert_eq!(l["mediaType"], "application/vnd.in-toto+json");
+                l["annotations"]["in-toto.io/predicate-type"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "https://spdx.dev/Document",
+                "https://slsa.dev/provenance/v0.2"
+            ],
+            "{m}"
+        );
+        // The SBOM statement lists the image's busybox.
+        let sbom = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", layers[0]["digest"].as_str().unwrap()),
+            ],
+        );
+        let sbom: serde_json::Value = serde_json::from_str(&sbom).unwrap();
+        assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+        assert!(sbom["predicate"]["spdxVersion"].is_string(), "{sbom}");
+    }
+
+    // The stored index holds them too; the image is still two platforms.
+    let inspect = k.inspect(&tag);
+    let kinds: Vec<&str> = inspect["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["image", "image", "attestation", "attestation"]);
+    let rows = k.ok(&["images", "--format", "json"]);
+    let row: serde_json::Value = rows
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["Repository"].as_str().unwrap().ends_with("multi/att"))
+        .unwrap();
+    assert_eq!(
+        row["Platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_eq!(cat(&k, "linux/arm64", &tag, "/arch"), "aarch64\n");
+    k.ok(&["image", "prune", "-f"]);
+    k.ok(&["system", "check"]);
+
+    // An empty store pulls the platform it asks for, attestations aside.
+    let fresh = Kiln::new();
+    fresh.ok(&["pull", "--platform", "linux/arm64", &tag]);
+    assert_eq!(cat(&fresh, "linux/arm64", &tag, "/arch"), "aarch64\n");
+}

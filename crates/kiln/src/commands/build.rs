@@ -374,6 +374,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     // image's blobs before they are exported.
     let _lease = store.lease()?;
     if platforms.len() > 1 {
+        if args.provenance_key.is_some() {
+            bail!("--provenance-key signs one image's provenance: with several platforms the provenance goes unsigned into the index, as BuildKit puts it; drop --provenance-key, or build each platform on its own");
+        }
         req.tags.clear();
         let mut reqs = vec![req];
         for p in &platforms[1..] {
@@ -389,7 +392,14 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             cache_to: cache.export(),
             registry: &args.registry,
             output: output.as_ref(),
-            exporting: args.sbom || args.provenance,
+            sbom: args.sbom,
+            provenance: args.provenance.then(|| super::provenance::Inputs {
+                dockerfile_text: &reqs[0].dockerfile,
+                dockerfile_name: dockerfile_name(&dockerfile_path),
+                context_dir: &reqs[0].context_dir,
+                build_args: &reqs[0].build_args,
+                target: reqs[0].target.as_deref(),
+            }),
         };
         return multi.run(store, &reqs, progress, t0);
     }
@@ -450,10 +460,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if args.provenance {
         let inputs = super::provenance::Inputs {
             dockerfile_text: &req.dockerfile,
-            dockerfile_name: dockerfile_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "Dockerfile".into()),
+            dockerfile_name: dockerfile_name(&dockerfile_path),
             context_dir: &req.context_dir,
             build_args: &req.build_args,
             target: req.target.as_deref(),
@@ -497,6 +504,13 @@ fn epoch(
         Some(t) => Ok((Some(t), EpochSource::GitCommit)),
         None => Ok((None, EpochSource::Zero)),
     }
+}
+
+/// The Dockerfile's name, as provenance records its entry point.
+fn dockerfile_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into())
 }
 
 /// `--add-host HOST:IP` (or `HOST=IP`, as newer docker also takes).

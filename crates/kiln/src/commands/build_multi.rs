@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use kiln_build::attestation::Statement;
 use kiln_build::cache_io::{CacheMetadata, CacheTo};
 use kiln_build::export::Output;
+use kiln_build::multi::PlatformImage;
 use kiln_build::{BuildRequest, Progress};
 use kiln_core::image::Descriptor;
 use kiln_core::{ImageRef, Platform};
@@ -89,9 +91,11 @@ pub(crate) struct Multi<'a> {
     /// `-o type=oci|local|tar` (`type=docker` is refused: it cannot hold
     /// an index).
     pub output: Option<&'a Output>,
-    /// `--sbom` or `--provenance` were asked for: single-platform only so
-    /// far.
-    pub exporting: bool,
+    /// `--sbom`: an SPDX statement per platform image, in the index.
+    pub sbom: bool,
+    /// `--provenance`: a SLSA provenance statement per platform image, in
+    /// the index.
+    pub provenance: Option<super::provenance::Inputs<'a>>,
 }
 
 impl Multi<'_> {
@@ -102,17 +106,44 @@ impl Multi<'_> {
         progress: Box<dyn Progress>,
         t0: Instant,
     ) -> anyhow::Result<ExitCode> {
-        if self.exporting {
-            bail!("--sbom and --provenance build one platform's image: with several platforms, build each platform on its own");
-        }
         if let Some(o) = self.output {
             kiln_build::export::check_index_output(o)?;
         }
         // The machine's cores, not the platforms: each build runs its own
         // stages in parallel too.
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let result =
-            kiln_build::multi::build_platforms(store, reqs, self.tags, parallel, progress.as_ref());
+        let name = self.tags.first();
+        let attest = |i: &PlatformImage| -> Result<Vec<Statement>, String> {
+            let mut out = Vec::new();
+            if self.sbom {
+                let shown = name.map_or_else(|| i.result.id.to_string(), ToString::to_string);
+                let s = super::sbom::statement(store, &i.result.entry, &shown, i.result.epoch)
+                    .map_err(|e| format!("SBOM: {e:#}"))?;
+                out.push(Statement {
+                    predicate_type: kiln_sbom::attest::SPDX_PREDICATE.to_string(),
+                    bytes: serde_json::to_vec(&s).map_err(|e| e.to_string())?,
+                });
+            }
+            if let Some(inputs) = &self.provenance {
+                let (_, uri, s) =
+                    super::provenance::statement(store, &i.result.entry, name, inputs)
+                        .map_err(|e| format!("provenance: {e:#}"))?;
+                out.push(Statement {
+                    predicate_type: uri,
+                    bytes: serde_json::to_vec(&s).map_err(|e| e.to_string())?,
+                });
+            }
+            Ok(out)
+        };
+        let attesting = self.sbom || self.provenance.is_some();
+        let result = kiln_build::multi::build_platforms(
+            store,
+            reqs,
+            self.tags,
+            parallel,
+            progress.as_ref(),
+            attesting.then_some(&attest as &kiln_build::multi::Attest<'_>),
+        );
         drop(progress);
         let result = result?;
         let id = &result.entry.digest;

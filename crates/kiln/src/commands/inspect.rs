@@ -157,6 +157,17 @@ fn manifest_summaries(store: &Store, entry: &kiln_store::IndexEntry) -> anyhow::
             .manifests
             .iter()
             .map(|m| {
+                // BuildKit's attestation manifests (`--sbom`, `--provenance`
+                // with several platforms): docker 28 names the image each is for.
+                if let Some(about) = m.annotations.get("vnd.docker.reference.digest") {
+                    return json!({
+                        "ID": m.digest.to_string(),
+                        "Descriptor": m,
+                        "Available": store.blobs().exists(&m.digest),
+                        "Kind": "attestation",
+                        "AttestationData": {"For": about},
+                    });
+                }
                 json!({
                     "ID": m.digest.to_string(),
                     "Descriptor": m,
