@@ -558,6 +558,23 @@ fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
         assert_eq!(got, machine);
     }
 
+    // One platform: the root filesystem at the top of the tar.
+    let one = dir.join("one.tar");
+    build(
+        &k,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=tar,dest={}", one.display()),
+            &ctx,
+        ],
+    );
+    assert_eq!(
+        tool("tar", &["-xOf", one.to_str().unwrap(), "arch"]),
+        "aarch64\n"
+    );
+
     // type=docker cannot hold an index: refused before any step, as
     // buildx words it, naming the fix.
     let docker = dir.join("docker.tar");
