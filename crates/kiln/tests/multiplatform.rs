@@ -482,6 +482,7 @@ fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
             "out:1",
             "--iidfile",
             iidfile.to_str().unwrap(),
+            "--sbom",
             "-o",
             &format!("type=oci,dest={}", oci.display()),
             &ctx,
@@ -500,7 +501,16 @@ fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
         index["mediaType"], "application/vnd.oci.image.index.v1+json",
         "{raw}"
     );
-    assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"]);
+    // The images, then (--sbom) an attestation manifest for each.
+    assert_eq!(
+        platforms_of(&index),
+        [
+            "linux/amd64",
+            "linux/arm64",
+            "unknown/unknown",
+            "unknown/unknown"
+        ]
+    );
     assert_eq!(
         common::sha256_digest(raw.as_bytes()),
         std::fs::read_to_string(&iidfile).unwrap()
@@ -513,7 +523,8 @@ fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
         inspect["Descriptor"]["digest"].as_str().unwrap(),
         std::fs::read_to_string(&iidfile).unwrap()
     );
-    assert_eq!(inspect["Manifests"].as_array().unwrap().len(), 2);
+    // Attestations included: their blobs came along (system check).
+    assert_eq!(inspect["Manifests"].as_array().unwrap().len(), 4);
     assert_eq!(cat(&fresh, "linux/arm64", "out:1", "/arch"), "aarch64\n");
     assert_eq!(cat(&fresh, "linux/amd64", "out:1", "/arch"), "x86_64\n");
     fresh.ok(&["system", "check"]);

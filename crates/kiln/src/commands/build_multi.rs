@@ -169,6 +169,12 @@ impl Multi<'_> {
             for t in self.tags {
                 eprintln!("#done naming to {t}");
             }
+            if attesting {
+                eprintln!(
+                    "#done attaching attestation manifests for {} images to the index",
+                    result.images.len()
+                );
+            }
         }
         if let Some(output) = self.output {
             let images = result
