@@ -715,6 +715,13 @@ fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_
     assert_eq!(cat(&k, "linux/arm64", &tag, "/arch"), "aarch64\n");
     k.ok(&["image", "prune", "-f"]);
     k.ok(&["system", "check"]);
+    // Reading one platform's packages keeps working, in the store and
+    // straight from the registry (the attestations are no platform's).
+    for source in [tag.clone(), format!("docker://{tag}")] {
+        let spdx = k.ok(&["sbom", "-o", "spdx-json", &source]);
+        let spdx: serde_json::Value = serde_json::from_str(&spdx).unwrap();
+        assert!(spdx["spdxVersion"].is_string(), "{source}: {spdx}");
+    }
 
     // An empty store pulls the platform it asks for, attestations aside.
     let fresh = Kiln::new();
