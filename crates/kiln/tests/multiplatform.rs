@@ -693,6 +693,14 @@ fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_
         assert!(sbom["predicate"]["spdxVersion"].is_string(), "{sbom}");
     }
 
+    // buildx's imagetools inspect lists them with their annotations.
+    let summary = k.ok(&["imagetools", "inspect", &tag]);
+    assert!(summary.contains("Platform:    unknown/unknown"), "{summary}");
+    assert!(
+        summary.contains("vnd.docker.reference.type:   attestation-manifest"),
+        "{summary}"
+    );
+
     // The stored index holds them too; the image is still two platforms.
     let inspect = k.inspect(&tag);
     let kinds: Vec<&str> = inspect["Manifests"]
