@@ -17,6 +17,7 @@ use kiln_core::{media_types as mt, Digest, ImageRef};
 use kiln_store::{CompressedLayer, IndexEntry, Store};
 use serde_json::Value;
 
+use crate::attest_push;
 use crate::client::{Client, Repo};
 use crate::compress::{compress_layer, media_type, PushOptions};
 use crate::error::{RegistryError, Result};
@@ -118,14 +119,39 @@ pub async fn push(
         .await?;
     let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
 
-    // The manifests as the registry gets them: layers as sent.
+    // The manifests as the registry gets them: layers as sent. The
+    // images' first, so an attestation manifest's statements can name the
+    // images' pushed digests.
     let mut renamed: HashMap<Digest, Descriptor> = HashMap::new();
     let mut pushed_children = Vec::new();
-    for m in &children {
-        let pushed = match with_sent_layers(&m.bytes, &sent, &m.digest)? {
+    let (attestations, images): (Vec<&RawManifest>, Vec<&RawManifest>) = children
+        .iter()
+        .partition(|m| top.is_index() && attest_push::is_attestation(m));
+    for m in images.into_iter().chain(attestations) {
+        let resubjected = if attest_push::is_attestation(m) {
+            attest_push::resubject(store, m, &renamed)?
+        } else {
+            None
+        };
+        let pushed = match (resubjected, with_sent_layers(&m.bytes, &sent, &m.digest)?) {
+            (Some((rewritten, blobs)), _) => {
+                for d in &blobs {
+                    push_blob(
+                        client,
+                        store,
+                        &repo,
+                        d,
+                        opts,
+                        &crate::progress::Silent,
+                        &counts,
+                    )
+                    .await?;
+                }
+                rewritten
+            }
             // The body's mediaType wins (it changes for zstd layers).
-            Some(bytes) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
-            None => m.clone(),
+            (None, Some(bytes)) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
+            (None, None) => m.clone(),
         };
         renamed.insert(
             m.digest.clone(),

@@ -645,6 +645,12 @@ fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_
         .collect();
     assert_eq!(attestations.len(), 2, "{raw}");
     let repo = format!("http://{}/v2/multi/att", reg.host());
+    let stored: Vec<String> = k.inspect(&tag)["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ID"].as_str().unwrap().to_string())
+        .collect();
     for (image, att) in images.iter().zip(&attestations) {
         assert_eq!(att["platform"]["architecture"], "unknown", "{raw}");
         assert_eq!(
@@ -691,11 +697,44 @@ fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_
         let sbom: serde_json::Value = serde_json::from_str(&sbom).unwrap();
         assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
         assert!(sbom["predicate"]["spdxVersion"].is_string(), "{sbom}");
+        // Both statements are about the image the registry holds (the
+        // push compressed its layers: a digest the store never had).
+        assert!(!stored.contains(&image["digest"].as_str().unwrap().to_string()));
+        let pushed = image["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        assert_eq!(sbom["subject"][0]["digest"]["sha256"], pushed, "{sbom}");
+        let provenance = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", layers[1]["digest"].as_str().unwrap()),
+            ],
+        );
+        let provenance: serde_json::Value = serde_json::from_str(&provenance).unwrap();
+        assert_eq!(
+            provenance["subject"][0]["digest"]["sha256"], pushed,
+            "{provenance}"
+        );
+        // The attestation config lists the statements it holds.
+        let config = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", m["config"]["digest"].as_str().unwrap()),
+            ],
+        );
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], layers[0]["digest"]);
     }
 
     // buildx's imagetools inspect lists them with their annotations.
     let summary = k.ok(&["imagetools", "inspect", &tag]);
-    assert!(summary.contains("Platform:    unknown/unknown"), "{summary}");
+    assert!(
+        summary.contains("Platform:    unknown/unknown"),
+        "{summary}"
+    );
     assert!(
         summary.contains("vnd.docker.reference.type:   attestation-manifest"),
         "{summary}"
