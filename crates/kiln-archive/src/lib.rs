@@ -7,6 +7,8 @@
 //! - [`save`]: images to one tar archive that is at once an OCI image layout
 //!   (for skopeo `oci-archive:`) and a docker archive (`manifest.json` and
 //!   `repositories`, for `docker load` and skopeo `docker-archive:`).
+//! - [`save_index`]: a multi-platform image (an index) as an OCI layout
+//!   tar whose `index.json` names the index (buildx's `type=oci` output).
 //! - [`load`]: the reverse, accepting archives from `docker save` (legacy
 //!   and OCI layouts), skopeo and kiln itself.
 //!
@@ -20,6 +22,7 @@ mod error;
 mod import;
 mod load;
 mod save;
+mod save_index;
 mod tar_out;
 
 pub use changes::apply_changes;
@@ -27,6 +30,7 @@ pub use error::ArchiveError;
 pub use import::{import, ImportOptions, Imported};
 pub use load::{load, Loaded};
 pub use save::{save, SaveItem};
+pub use save_index::save_index;
 
 /// Timestamps kiln writes into images: `epoch` (the caller's
 /// `SOURCE_DATE_EPOCH`, for reproducible output) when given, else now;

@@ -210,6 +210,26 @@ struct Planned {
     config_digest: Digest,
     layers: Vec<(String, Descriptor)>,
     names: Vec<ImageRef>,
+    /// One of the images of an index loaded whole: named through it.
+    in_index: bool,
+}
+
+/// A multi-platform image loaded whole (`kiln build -o type=oci` with
+/// several platforms, buildx's OCI tar): the index, named; its images are
+/// planned as [`Planned`] items, its other manifests (attestations) as
+/// plain blobs.
+struct PlannedIndex {
+    path: String,
+    media_type: String,
+    names: Vec<ImageRef>,
+    /// Attestation manifests and their blobs, committed as they are.
+    blobs: Vec<String>,
+}
+
+/// The archive's images and whole indexes.
+struct Plan {
+    images: Vec<Planned>,
+    indexes: Vec<PlannedIndex>,
 }
 
 #[derive(Deserialize)]
@@ -324,13 +344,99 @@ fn check_layers(
     Ok(out)
 }
 
+/// The names an `index.json` entry gives.
+fn entry_names(annotations: &BTreeMap<String, String>) -> Result<Option<Vec<ImageRef>>> {
+    Ok(match annotations.get("io.containerd.image.name") {
+        Some(full) => Some(parse_names(std::slice::from_ref(full))?),
+        None => match annotations.get("org.opencontainers.image.ref.name") {
+            // A bare tag ("latest") names no repository: docker's
+            // manifest.json, when present, has the full names.
+            Some(r) if r.contains([':', '/']) => Some(parse_names(std::slice::from_ref(r))?),
+            _ => None,
+        },
+    })
+}
+
+/// A nested index whose every manifest is in the archive, planned whole;
+/// `None` when some are missing (docker's `save` of a multi-platform
+/// image holds the host's image only: that one is loaded).
+fn plan_whole_index(
+    files: &Files,
+    diff: &mut DiffIds,
+    top: &Descriptor,
+    nested: &Index,
+) -> Result<Option<(PlannedIndex, Vec<Planned>)>> {
+    if nested
+        .manifests
+        .iter()
+        .any(|m| m.is_index() || files.blob(&m.digest, Some(m.size)).is_err())
+    {
+        return Ok(None);
+    }
+    let mut images = Vec::new();
+    let mut blobs = Vec::new();
+    for m in &nested.manifests {
+        let (content, manifest_path) = files.blob(&m.digest, Some(m.size))?;
+        let Content::Memory(bytes, _) = content else {
+            return Err(ArchiveError::Invalid(format!(
+                "{manifest_path} is too large for a manifest"
+            )));
+        };
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            ArchiveError::Invalid(format!("{manifest_path}: not a valid manifest: {e}"))
+        })?;
+        let (_, config_path) = files.blob(&manifest.config.digest, Some(manifest.config.size))?;
+        // An attestation (BuildKit's unknown/unknown manifests) is data,
+        // not an image: its blobs go in as they are, verified by digest.
+        let attestation = m.platform.as_ref().is_some_and(|p| p.os == "unknown")
+            || ![
+                kiln_core::media_types::OCI_CONFIG,
+                kiln_core::media_types::DOCKER_CONFIG,
+            ]
+            .contains(&manifest.config.media_type.as_str());
+        if attestation {
+            blobs.push(manifest_path);
+            blobs.push(config_path);
+            for l in &manifest.layers {
+                blobs.push(files.blob(&l.digest, Some(l.size))?.1);
+            }
+            continue;
+        }
+        let mut layers = Vec::new();
+        for l in &manifest.layers {
+            let (_, path) = files.blob(&l.digest, Some(l.size))?;
+            layers.push((path, Some(l.media_type.clone())));
+        }
+        let layers = check_layers(diff, files, &config_path, layers)?;
+        images.push(Planned {
+            manifest: Some((manifest_path, m.media_type.clone())),
+            config_path,
+            config_digest: manifest.config.digest.clone(),
+            layers,
+            names: Vec::new(),
+            in_index: true,
+        });
+    }
+    let (_, path) = files.blob(&top.digest, Some(top.size))?;
+    Ok(Some((
+        PlannedIndex {
+            path,
+            media_type: top.media_type.clone(),
+            names: entry_names(&top.annotations)?.unwrap_or_default(),
+            blobs,
+        },
+        images,
+    )))
+}
+
 fn plan_oci(
     files: &Files,
     diff: &mut DiffIds,
     tags_by_config: &HashMap<Digest, Vec<ImageRef>>,
-) -> Result<Vec<Planned>> {
+) -> Result<Plan> {
     let index: Index = files.json("index.json")?;
     let mut planned = Vec::new();
+    let mut indexes = Vec::new();
     for top in &index.manifests {
         let annotations = &top.annotations;
         let mut desc = top.clone();
@@ -343,6 +449,11 @@ fn plan_oci(
             };
             let nested: Index = serde_json::from_slice(bytes)
                 .map_err(|e| ArchiveError::Invalid(format!("{path}: {e}")))?;
+            if let Some((list, images)) = plan_whole_index(files, diff, top, &nested)? {
+                indexes.push(list);
+                planned.extend(images);
+                continue;
+            }
             let host = Platform::host();
             desc = nested
                 .select(&host)
@@ -367,17 +478,12 @@ fn plan_oci(
         }
         let layers = check_layers(diff, files, &config_path, layers)?;
 
-        let names = match annotations.get("io.containerd.image.name") {
-            Some(full) => parse_names(std::slice::from_ref(full))?,
-            None => match annotations.get("org.opencontainers.image.ref.name") {
-                // A bare tag ("latest") names no repository: docker's
-                // manifest.json, when present, has the full names.
-                Some(r) if r.contains([':', '/']) => parse_names(std::slice::from_ref(r))?,
-                _ => tags_by_config
-                    .get(&config_digest)
-                    .cloned()
-                    .unwrap_or_default(),
-            },
+        let names = match entry_names(annotations)? {
+            Some(names) => names,
+            None => tags_by_config
+                .get(&config_digest)
+                .cloned()
+                .unwrap_or_default(),
         };
         planned.push(Planned {
             manifest: Some((manifest_path, desc.media_type.clone())),
@@ -385,9 +491,13 @@ fn plan_oci(
             config_digest,
             layers,
             names,
+            in_index: false,
         });
     }
-    Ok(planned)
+    Ok(Plan {
+        images: planned,
+        indexes,
+    })
 }
 
 fn plan_docker(
@@ -416,6 +526,7 @@ fn plan_docker(
             config_digest: config.digest().clone(),
             layers,
             names: parse_names(item.repo_tags.as_deref().unwrap_or_default())?,
+            in_index: false,
         });
     }
     Ok(planned)
@@ -432,7 +543,10 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
     let mut diff = DiffIds {
         known: HashMap::new(),
     };
-    let planned = if files.get_opt("index.json").is_some() {
+    let Plan {
+        images: planned,
+        indexes,
+    } = if files.get_opt("index.json").is_some() {
         let mut tags_by_config: HashMap<Digest, Vec<ImageRef>> = HashMap::new();
         for item in docker_items.iter().flatten() {
             if let Ok(c) = files.get(&item.config) {
@@ -444,7 +558,10 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
         }
         plan_oci(&files, &mut diff, &tags_by_config)?
     } else if let Some(items) = &docker_items {
-        plan_docker(&files, &mut diff, items)?
+        Plan {
+            images: plan_docker(&files, &mut diff, items)?,
+            indexes: Vec::new(),
+        }
     } else {
         return Err(ArchiveError::Invalid(
             "no index.json or manifest.json: not an image archive (make one with kiln save, docker save or skopeo copy)".into(),
@@ -468,6 +585,12 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
         }
         for (path, _) in &p.layers {
             needed.insert(path.clone(), ());
+        }
+    }
+    for i in &indexes {
+        needed.insert(i.path.clone(), ());
+        for b in &i.blobs {
+            needed.insert(b.clone(), ());
         }
     }
     for path in needed.keys() {
@@ -503,7 +626,22 @@ pub fn load<R: Read + Send>(store: &Store, input: R) -> Result<Loaded> {
                 store.write_image(&config, &layers)?
             }
         };
-        named.push((entry, p.names.clone(), p.config_digest.clone()));
+        if !p.in_index {
+            named.push((entry, p.names.clone(), p.config_digest.clone()));
+        }
+    }
+    // A whole index is named itself (its ID is its digest, as docker 28
+    // shows a multi-platform image); it holds its images.
+    for i in &indexes {
+        let digest: Digest = format!("sha256:{}", i.path.rsplit('/').next().unwrap_or_default())
+            .parse()
+            .map_err(|e: kiln_core::DigestError| ArchiveError::Invalid(e.to_string()))?;
+        let size = store.blobs().size(&digest)?;
+        named.push((
+            IndexEntry::new(&i.media_type, digest.clone(), size),
+            i.names.clone(),
+            digest,
+        ));
     }
     let moved = store.update_index(|index| {
         let mut moved = Vec::new();

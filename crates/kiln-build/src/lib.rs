@@ -41,9 +41,11 @@
 //! - `finish`: labels and the image's timestamp, then the image into the
 //!   store under its tags;
 //! - [`multi`]: several target platforms, one build each in parallel,
-//!   joined in an image index under the tags.
+//!   joined in an image index under the tags, with each platform's
+//!   [`attestation`]s (SBOM, provenance) in it as BuildKit lists them.
 
 pub mod archive;
+pub mod attestation;
 mod cache;
 pub mod cache_io;
 mod context;

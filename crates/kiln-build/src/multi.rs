@@ -21,6 +21,7 @@ use kiln_core::image::Index;
 use kiln_core::{Digest, ImageRef, Platform};
 use kiln_store::{IndexEntry, IndexEntryExt, Store};
 
+use crate::attestation::Statement;
 use crate::engine::{build, BuildRequest, BuildResult, Progress};
 use crate::error::{BuildError, Result};
 
@@ -39,8 +40,14 @@ pub struct MultiResult {
     pub images: Vec<PlatformImage>,
 }
 
+/// The statements to attest about one platform's image (`--sbom`,
+/// `--provenance`); an error fails the build.
+pub type Attest<'a> =
+    dyn Fn(&PlatformImage) -> std::result::Result<Vec<Statement>, String> + Sync + 'a;
+
 /// Builds every request (one per platform, none tagged) with at most
-/// `parallel` at once, then tags an index over their images with `tags`.
+/// `parallel` at once, then tags an index over their images with `tags`
+/// (and, with `attest`, an attestation manifest per image).
 /// The first failure is returned once the builds under way have ended.
 pub fn build_platforms(
     store: &Store,
@@ -48,6 +55,7 @@ pub fn build_platforms(
     tags: &[ImageRef],
     parallel: usize,
     progress: &dyn Progress,
+    attest: Option<&Attest<'_>>,
 ) -> Result<MultiResult> {
     // No platform's build starts while another platform cannot be run.
     for req in reqs {
@@ -100,18 +108,41 @@ pub fn build_platforms(
             result,
         });
     }
-    let entry = write_index(store, &images, tags)?;
+    let mut attestations = Vec::new();
+    for i in images.iter().filter(|_| attest.is_some()) {
+        let statements = attest.map_or(Ok(Vec::new()), |a| a(i)).map_err(|e| {
+            BuildError::Internal(format!("attesting the {} image: {e}", i.platform))
+        })?;
+        if statements.is_empty() {
+            continue;
+        }
+        let e = &i.result.entry;
+        let image = kiln_core::image::Descriptor::new(&e.media_type, e.digest.clone(), e.size);
+        attestations.push(crate::attestation::attestation_manifest(
+            store,
+            &image,
+            &statements,
+        )?);
+    }
+    let entry = write_index(store, &images, attestations, tags)?;
     Ok(MultiResult { entry, images })
 }
 
 /// The index over `images` into the store, tagged `tags`; the platform
 /// images' own untagged entries are dropped (the index holds them).
-fn write_index(store: &Store, images: &[PlatformImage], tags: &[ImageRef]) -> Result<IndexEntry> {
+fn write_index(
+    store: &Store,
+    images: &[PlatformImage],
+    attestations: Vec<kiln_core::image::Descriptor>,
+    tags: &[ImageRef],
+) -> Result<IndexEntry> {
     let mut children = Vec::new();
     for i in images {
         let image = store.load_image(&i.result.entry)?;
         children.push(store.list_entry(&image)?);
     }
+    // After the images, as BuildKit orders them.
+    children.extend(attestations);
     let digests: Vec<Digest> = children.iter().map(|c| c.digest.clone()).collect();
     let index = Index::oci(children);
     let entry = match tags.split_first() {

@@ -139,6 +139,7 @@ impl Engine<'_> {
                 top.remove(key);
             }
         }
+        crate::state::set_target_variant(&mut config, platform);
         let triggers = crate::state::strings(&config["config"]["OnBuild"]);
         if !triggers.is_empty() {
             config["config"]["OnBuild"] = serde_json::Value::Null;

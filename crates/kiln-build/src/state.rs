@@ -140,3 +140,74 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Makes a base image's config say the variant of the platform the stage
+/// is built for. The config comes from the base, whose `variant` may be
+/// missing (Debian's arm images, an `import`) or another one (an armv6
+/// image chosen for a `linux/arm/v7` target by a variant-less manifest):
+/// the image being built is for the target, so a target that names a
+/// variant sets it and drops the inherited one. A target without a
+/// variant keeps what the base says (`linux/arm64` matches `v8`), and
+/// arm64/v8 is no variant to impose.
+pub(crate) fn set_target_variant(config: &mut Value, platform: &kiln_core::Platform) {
+    let Some(variant) = &platform.variant else {
+        return;
+    };
+    // arm64's v8 is the default containerd normalises away (the host
+    // platform of an arm64 machine says it): no variant to impose.
+    if platform.architecture == "arm64" && variant == "v8" {
+        return;
+    }
+    // Only for a config of the target's CPU: a `--platform=$BUILDPLATFORM`
+    // stage's base is the host's, and its own platform is the host's too.
+    if config["architecture"].as_str() != Some(platform.architecture.as_str()) {
+        return;
+    }
+    if let Some(top) = config.as_object_mut() {
+        top.insert("variant".into(), json!(variant));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_core::Platform;
+
+    fn arm(variant: Option<&str>) -> Value {
+        let mut c = json!({"architecture": "arm", "os": "linux", "config": {}});
+        if let Some(v) = variant {
+            c["variant"] = json!(v);
+        }
+        c
+    }
+
+    #[test]
+    fn a_target_variant_is_set_and_replaces_a_wrong_inherited_one() {
+        let v7: Platform = "linux/arm/v7".parse().unwrap();
+        for inherited in [None, Some("v6"), Some("v7")] {
+            let mut c = arm(inherited);
+            set_target_variant(&mut c, &v7);
+            assert_eq!(c["variant"], "v7", "inherited {inherited:?}");
+            // The rest of the config is the base's.
+            assert_eq!(c["architecture"], "arm");
+            assert_eq!(c["os"], "linux");
+        }
+    }
+
+    #[test]
+    fn a_target_without_variant_or_of_another_cpu_leaves_the_config() {
+        let mut c = arm(Some("v6"));
+        set_target_variant(&mut c, &"linux/arm".parse().unwrap());
+        assert_eq!(c["variant"], "v6");
+        let mut c = json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
+        set_target_variant(&mut c, &"linux/arm64".parse().unwrap());
+        assert_eq!(c["variant"], "v8");
+        let mut c = json!({"architecture": "arm64", "os": "linux"});
+        set_target_variant(&mut c, &"linux/arm64/v8".parse().unwrap());
+        assert!(c.get("variant").is_none(), "{c}");
+        // A host-platform stage's config is not the target's to change.
+        let mut c = json!({"architecture": "amd64", "os": "linux"});
+        set_target_variant(&mut c, &"linux/arm/v7".parse().unwrap());
+        assert!(c.get("variant").is_none(), "{c}");
+    }
+}

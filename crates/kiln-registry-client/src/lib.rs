@@ -29,6 +29,7 @@
 //! multi-threaded runtime.
 
 pub mod api;
+mod attest_push;
 pub mod auth;
 mod client;
 mod compress;

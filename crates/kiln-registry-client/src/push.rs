@@ -17,6 +17,7 @@ use kiln_core::{media_types as mt, Digest, ImageRef};
 use kiln_store::{CompressedLayer, IndexEntry, Store};
 use serde_json::Value;
 
+use crate::attest_push;
 use crate::client::{Client, Repo};
 use crate::compress::{compress_layer, media_type, PushOptions};
 use crate::error::{RegistryError, Result};
@@ -118,14 +119,39 @@ pub async fn push(
         .await?;
     let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
 
-    // The manifests as the registry gets them: layers as sent.
+    // The manifests as the registry gets them: layers as sent. The
+    // images' first, so an attestation manifest's statements can name the
+    // images' pushed digests.
     let mut renamed: HashMap<Digest, Descriptor> = HashMap::new();
     let mut pushed_children = Vec::new();
-    for m in &children {
-        let pushed = match with_sent_layers(&m.bytes, &sent, &m.digest)? {
+    let (attestations, images): (Vec<&RawManifest>, Vec<&RawManifest>) = children
+        .iter()
+        .partition(|m| top.is_index() && attest_push::is_attestation(m));
+    for m in images.into_iter().chain(attestations) {
+        let resubjected = if attest_push::is_attestation(m) {
+            attest_push::resubject(store, m, &renamed)?
+        } else {
+            None
+        };
+        let pushed = match (resubjected, with_sent_layers(&m.bytes, &sent, &m.digest)?) {
+            (Some((rewritten, blobs)), _) => {
+                for d in &blobs {
+                    push_blob(
+                        client,
+                        store,
+                        &repo,
+                        d,
+                        opts,
+                        &crate::progress::Silent,
+                        &counts,
+                    )
+                    .await?;
+                }
+                rewritten
+            }
             // The body's mediaType wins (it changes for zstd layers).
-            Some(bytes) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
-            None => m.clone(),
+            (None, Some(bytes)) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
+            (None, None) => m.clone(),
         };
         renamed.insert(
             m.digest.clone(),
@@ -226,6 +252,18 @@ fn with_replaced(
     let mut changed = false;
     if let Some(items) = v.get_mut(list).and_then(Value::as_array_mut) {
         for d in items {
+            // An attestation manifest of an index names the image it is
+            // about (BuildKit's annotation): that image's pushed digest.
+            let about = d
+                .pointer("/annotations/vnd.docker.reference.digest")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Digest>().ok())
+                .and_then(|s| sent.get(&s).filter(|o| o.digest != s));
+            if let Some(out) = about {
+                d["annotations"]["vnd.docker.reference.digest"] =
+                    Value::from(out.digest.to_string());
+                changed = true;
+            }
             let stored = d.get("digest").and_then(Value::as_str);
             let Some(out) = stored
                 .and_then(|s| s.parse::<Digest>().ok())

@@ -98,6 +98,15 @@ impl Catalog {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if is_hex {
+            // A multi-platform image's ID is its index's digest (docker 28
+            // with the containerd store; `kiln images` shows it).
+            let mut indexes = self.images.iter().filter(|r| {
+                kiln_core::media_types::is_index(&r.entry.media_type)
+                    && r.entry.digest.hex().starts_with(prefix)
+            });
+            if let (Some(r), None) = (indexes.next(), indexes.next()) {
+                return Ok((r.clone(), store.load_record(r)?));
+            }
             let mut found: Option<(&ImageRecord, Image)> = None;
             for r in &self.images {
                 let image = store.load_record(r)?;

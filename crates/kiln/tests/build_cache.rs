@@ -100,6 +100,56 @@ fn image_id(k: &Kiln, name: &str) -> String {
         .to_string()
 }
 
+/// A root with `base:multi` (busybox for linux/amd64 and Debian's arm64
+/// busybox-static, joined by `kiln manifest create`), byte for byte the
+/// same in every root.
+fn two_platform_machine() -> Kiln {
+    let k = Kiln::new();
+    let pinned = [("SOURCE_DATE_EPOCH", "1600000000")];
+    let tar = common::busybox_tar(k.dir.path(), "amd64", &[]);
+    k.ok_with_env(
+        &[
+            "import",
+            "--platform",
+            "linux/amd64",
+            tar.to_str().unwrap(),
+            "base:amd64",
+        ],
+        &pinned,
+    );
+    k.import_arm64_busybox_with("base:arm64", &pinned);
+    k.ok(&[
+        "manifest",
+        "create",
+        "base:multi",
+        "base:amd64",
+        "base:arm64",
+    ]);
+    k
+}
+
+/// A two-platform context: a `$BUILDPLATFORM` stage (run once, natively)
+/// copied into a stage per target whose RUN fetches a path naming the
+/// target's architecture.
+fn two_platform_context(dir: &Path, w: &Witness) -> PathBuf {
+    let ctx = dir.join("ctx2");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM base:multi AS tool\n\
+             RUN busybox wget -q -O /tool.out http://127.0.0.1:{port}/tool\n\
+             FROM base:multi\n\
+             ARG TARGETARCH\n\
+             COPY --from=tool /tool.out /tool.out\n\
+             RUN busybox wget -q -O /run.out http://127.0.0.1:{port}/run-$TARGETARCH && busybox uname -m > /arch\n",
+            port = w.port
+        ),
+    )
+    .unwrap();
+    ctx
+}
+
 const ALL_RUNS: [&str; 3] = ["/after-copy", "/before-copy", "/builder"];
 
 #[test]
@@ -491,4 +541,139 @@ fn copy_from_hits_by_the_source_stage_then_by_the_files() {
     assert_eq!(fs::read_dir(&inputs).unwrap().count(), 0);
     build(&k, &["-t", "app", dir]);
     assert_eq!(w.take(), ["/after", "/builder"]);
+}
+
+#[test]
+fn a_two_platform_build_exports_one_cache_that_a_fresh_root_hits_for_both() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let cache = format!("{}/cache:multi", reg.host());
+    let (a, b) = (two_platform_machine(), two_platform_machine());
+    let iid = |k: &Kiln| fs::read_to_string(k.dir.path().join("iid")).unwrap();
+    let ctx_a = two_platform_context(a.dir.path(), &w);
+    let iid_a = a.dir.path().join("iid");
+    build(
+        &a,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "app:multi",
+            "--iidfile",
+            iid_a.to_str().unwrap(),
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    // The tool stage ran once (natively), each target's RUN once.
+    assert_eq!(w.take(), ["/run-amd64", "/run-arm64", "/tool"]);
+
+    // ONE artifact: every platform's records, each layer once.
+    let raw = common::skopeo_raw(&cache);
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        m["artifactType"], "application/vnd.kiln.build.cache.v1+json",
+        "{raw}"
+    );
+    let layers: Vec<&str> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&&str> = layers.iter().collect();
+    assert_eq!(unique.len(), layers.len(), "{raw}");
+    // The tool layer, and a RUN layer per platform at least.
+    assert!(layers.len() >= 3, "{raw}");
+
+    // A fresh root imports it for both platforms: nothing runs, the same
+    // index comes out.
+    let ctx_b = two_platform_context(b.dir.path(), &w);
+    let iid_b = b.dir.path().join("iid");
+    let progress = build(
+        &b,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "app:multi",
+            "--iidfile",
+            iid_b.to_str().unwrap(),
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        w.take(),
+        Vec::<String>::new(),
+        "no RUN step may run on either platform:\n{progress}"
+    );
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            progress.contains(&format!("[{p} stage-1] RUN busybox wget")),
+            "{progress}"
+        );
+    }
+    assert_eq!(iid(&a), iid(&b));
+    assert!(iid(&b).starts_with("sha256:"), "{}", iid(&b));
+    let arch = b.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        "app:multi",
+        "busybox",
+        "cat",
+        "/arch",
+    ]);
+    assert_eq!(arch, "aarch64\n");
+
+    // type=inline with several platforms: each platform's image config
+    // carries its records (as buildx does); the pushed index is a cache
+    // source for all of them. Inline is mode=min: the tool stage (not in
+    // the image) runs again, both targets' steps hit.
+    let image = format!("{}/app:inline-multi", reg.host());
+    build(
+        &b,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &image,
+            "--cache-to",
+            "type=inline",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            "--iidfile",
+            iid_b.to_str().unwrap(),
+            "--push",
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    // (B's store never needed the tool stage's files: its record came
+    // from the registry cache, still listed here.)
+    assert_eq!(w.take(), Vec::<String>::new());
+    let c = two_platform_machine();
+    let ctx_c = two_platform_context(c.dir.path(), &w);
+    let iid_c = c.dir.path().join("iid");
+    build(
+        &c,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &image,
+            "--cache-to",
+            "type=inline",
+            "--iidfile",
+            iid_c.to_str().unwrap(),
+            "--cache-from",
+            &format!("type=registry,ref={image}"),
+            ctx_c.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), ["/tool"]);
+    assert_eq!(iid(&b), iid(&c));
 }

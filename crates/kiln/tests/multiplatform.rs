@@ -312,6 +312,7 @@ fn a_build_platform_stage_runs_once_natively_for_both_targets() {
          COPY --from=build /built-on /token /out/\n\
          RUN busybox uname -m > /out/runs-on\n",
     );
+    let iidfile = k.dir.path().join("cross.iid");
     let progress = build(
         &k,
         &[
@@ -319,8 +320,29 @@ fn a_build_platform_stage_runs_once_natively_for_both_targets() {
             "linux/amd64,linux/arm64",
             "-t",
             "cross:1",
+            "--iidfile",
+            iidfile.to_str().unwrap(),
             &ctx,
         ],
+    );
+    // The index's ID is its digest (docker 28, containerd store): in the
+    // iidfile, `images` (short and --no-trunc), `inspect`, and as a name.
+    let id = std::fs::read_to_string(&iidfile).unwrap();
+    let descriptor = k.inspect("cross:1")["Descriptor"]["digest"].clone();
+    assert_eq!(descriptor, id.as_str());
+    assert_eq!(
+        k.ok(&["inspect", "--format", "{{.Id}}", "cross:1"]).trim(),
+        id
+    );
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(
+        k.ok(&["images", "--format", "{{.ID}}", "cross"]).trim(),
+        short
+    );
+    assert_eq!(k.ok(&["images", "--no-trunc", "-q", "cross"]).trim(), id);
+    assert_eq!(
+        k.inspect(short)["Descriptor"]["digest"].as_str(),
+        Some(id.as_str())
     );
     for (platform, machine) in [("linux/amd64", "x86_64\n"), ("linux/arm64", "aarch64\n")] {
         assert_eq!(cat(&k, platform, "cross:1", "/out/built-on"), "x86_64\n");
@@ -439,4 +461,317 @@ fn a_platform_without_an_emulator_fails_before_any_step_naming_the_package() {
         std::fs::read_to_string(out.join("note")).unwrap(),
         format!("built for {foreign} on x86_64\n")
     );
+}
+
+#[test]
+fn several_platforms_export_an_oci_index_tar_and_a_directory_per_platform() {
+    let k = two_platform_base();
+    let ctx = context(&k, "ctx", "FROM bb:multi\nRUN busybox uname -m > /arch\n");
+    let both = "linux/amd64,linux/arm64";
+    let dir = k.dir.path();
+
+    // type=oci: an OCI layout tar whose index.json names the index.
+    let oci = dir.join("multi-oci.tar");
+    let iidfile = dir.join("iid");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-t",
+            "out:1",
+            "--iidfile",
+            iidfile.to_str().unwrap(),
+            "--sbom",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            &ctx,
+        ],
+    );
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", oci.display()),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    // The images, then (--sbom) an attestation manifest for each.
+    assert_eq!(
+        platforms_of(&index),
+        [
+            "linux/amd64",
+            "linux/arm64",
+            "unknown/unknown",
+            "unknown/unknown"
+        ]
+    );
+    assert_eq!(
+        common::sha256_digest(raw.as_bytes()),
+        std::fs::read_to_string(&iidfile).unwrap()
+    );
+    // kiln load gives the index back, under its name, every platform.
+    let fresh = Kiln::new();
+    fresh.ok(&["load", "-i", oci.to_str().unwrap()]);
+    let inspect = fresh.inspect("out:1");
+    assert_eq!(
+        inspect["Descriptor"]["digest"].as_str().unwrap(),
+        std::fs::read_to_string(&iidfile).unwrap()
+    );
+    // Attestations included: their blobs came along (system check).
+    assert_eq!(inspect["Manifests"].as_array().unwrap().len(), 4);
+    assert_eq!(cat(&fresh, "linux/arm64", "out:1", "/arch"), "aarch64\n");
+    assert_eq!(cat(&fresh, "linux/amd64", "out:1", "/arch"), "x86_64\n");
+    fresh.ok(&["system", "check"]);
+
+    // type=local: a directory per platform, as buildx names them.
+    let local = dir.join("local-out");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+            &ctx,
+        ],
+    );
+    for (p, machine) in [("linux_amd64", "x86_64\n"), ("linux_arm64", "aarch64\n")] {
+        assert_eq!(
+            std::fs::read_to_string(local.join(p).join("arch")).unwrap(),
+            machine
+        );
+        assert!(local.join(p).join("bin/busybox").exists());
+    }
+
+    // type=tar: the same tree in one tar file.
+    let rootfs = dir.join("rootfs.tar");
+    build(
+        &k,
+        &[
+            "--platform",
+            both,
+            "-o",
+            &format!("type=tar,dest={}", rootfs.display()),
+            &ctx,
+        ],
+    );
+    for (p, machine) in [("linux_amd64", "x86_64\n"), ("linux_arm64", "aarch64\n")] {
+        let got = tool(
+            "tar",
+            &["-xOf", rootfs.to_str().unwrap(), &format!("{p}/arch")],
+        );
+        assert_eq!(got, machine);
+    }
+
+    // One platform: the root filesystem at the top of the tar.
+    let one = dir.join("one.tar");
+    build(
+        &k,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=tar,dest={}", one.display()),
+            &ctx,
+        ],
+    );
+    assert_eq!(
+        tool("tar", &["-xOf", one.to_str().unwrap(), "arch"]),
+        "aarch64\n"
+    );
+
+    // type=docker cannot hold an index: refused before any step, as
+    // buildx words it, naming the fix.
+    let docker = dir.join("docker.tar");
+    let out = k.run(&[
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        both,
+        "-o",
+        &format!("type=docker,dest={}", docker.display()),
+        &ctx,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("docker exporter does not currently support exporting manifest lists"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("type=oci"), "{stderr}");
+    assert!(!stderr.contains("RUN busybox"), "{stderr}");
+    assert!(!docker.exists());
+}
+
+#[test]
+fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_them() {
+    let reg = Registry::start(Auth::Anonymous);
+    let k = two_platform_base();
+    let ctx = context(&k, "ctx", "FROM bb:multi\nRUN busybox uname -m > /arch\n");
+    let tag = format!("{}/multi/att:1", reg.host());
+    build(
+        &k,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--sbom",
+            "--provenance",
+            "--push",
+            &ctx,
+        ],
+    );
+    // Pushed: the two images, then an attestation manifest for each.
+    let raw = common::skopeo_raw(&tag);
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 4, "{raw}");
+    let images: Vec<&serde_json::Value> = manifests
+        .iter()
+        .filter(|m| m["platform"]["os"] == "linux")
+        .collect();
+    assert_eq!(images.len(), 2, "{raw}");
+    let attestations: Vec<&serde_json::Value> = manifests
+        .iter()
+        .filter(|m| m["platform"]["os"] == "unknown")
+        .collect();
+    assert_eq!(attestations.len(), 2, "{raw}");
+    let repo = format!("http://{}/v2/multi/att", reg.host());
+    let stored: Vec<String> = k.inspect(&tag)["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ID"].as_str().unwrap().to_string())
+        .collect();
+    for (image, att) in images.iter().zip(&attestations) {
+        assert_eq!(att["platform"]["architecture"], "unknown", "{raw}");
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
+        // It names the image as the registry has it (pushed digest).
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"], image["digest"],
+            "{raw}"
+        );
+        let m = common::skopeo_raw(&format!(
+            "{}/multi/att@{}",
+            reg.host(),
+            att["digest"].as_str().unwrap()
+        ));
+        let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+        let layers = m["layers"].as_array().unwrap();
+        let types: Vec<&str> = layers
+            .iter()
+            .map(|l| {
+                assert_eq!(l["mediaType"], "application/vnd.in-toto+json");
+                l["annotations"]["in-toto.io/predicate-type"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "https://spdx.dev/Document",
+                "https://slsa.dev/provenance/v0.2"
+            ],
+            "{m}"
+        );
+        // The SBOM statement lists the image's busybox.
+        let sbom = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", layers[0]["digest"].as_str().unwrap()),
+            ],
+        );
+        let sbom: serde_json::Value = serde_json::from_str(&sbom).unwrap();
+        assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+        assert!(sbom["predicate"]["spdxVersion"].is_string(), "{sbom}");
+        // Both statements are about the image the registry holds (the
+        // push compressed its layers: a digest the store never had).
+        assert!(!stored.contains(&image["digest"].as_str().unwrap().to_string()));
+        let pushed = image["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        assert_eq!(sbom["subject"][0]["digest"]["sha256"], pushed, "{sbom}");
+        let provenance = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", layers[1]["digest"].as_str().unwrap()),
+            ],
+        );
+        let provenance: serde_json::Value = serde_json::from_str(&provenance).unwrap();
+        assert_eq!(
+            provenance["subject"][0]["digest"]["sha256"], pushed,
+            "{provenance}"
+        );
+        // The attestation config lists the statements it holds.
+        let config = tool(
+            "curl",
+            &[
+                "-sf",
+                &format!("{repo}/blobs/{}", m["config"]["digest"].as_str().unwrap()),
+            ],
+        );
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], layers[0]["digest"]);
+    }
+
+    // buildx's imagetools inspect lists them with their annotations.
+    let summary = k.ok(&["imagetools", "inspect", &tag]);
+    assert!(
+        summary.contains("Platform:    unknown/unknown"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("vnd.docker.reference.type:   attestation-manifest"),
+        "{summary}"
+    );
+
+    // The stored index holds them too; the image is still two platforms.
+    let inspect = k.inspect(&tag);
+    let kinds: Vec<&str> = inspect["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["image", "image", "attestation", "attestation"]);
+    let rows = k.ok(&["images", "--format", "json"]);
+    let row: serde_json::Value = rows
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["Repository"].as_str().unwrap().ends_with("multi/att"))
+        .unwrap();
+    assert_eq!(
+        row["Platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_eq!(cat(&k, "linux/arm64", &tag, "/arch"), "aarch64\n");
+    k.ok(&["image", "prune", "-f"]);
+    k.ok(&["system", "check"]);
+    // Reading one platform's packages keeps working, in the store and
+    // straight from the registry (the attestations are no platform's).
+    for source in [tag.clone(), format!("docker://{tag}")] {
+        let spdx = k.ok(&["sbom", "-o", "spdx-json", &source]);
+        let spdx: serde_json::Value = serde_json::from_str(&spdx).unwrap();
+        assert!(spdx["spdxVersion"].is_string(), "{source}: {spdx}");
+    }
+
+    // An empty store pulls the platform it asks for, attestations aside.
+    let fresh = Kiln::new();
+    fresh.ok(&["pull", "--platform", "linux/arm64", &tag]);
+    assert_eq!(cat(&fresh, "linux/arm64", &tag, "/arch"), "aarch64\n");
 }

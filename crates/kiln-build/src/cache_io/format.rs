@@ -87,6 +87,28 @@ impl CacheMetadata {
             .filter(|m: &CacheMetadata| m.version == 1)
     }
 
+    /// One document of several builds' records (the platforms of one
+    /// multi-platform build): every record once, by key, in order; the
+    /// keys include each step's platform, so the platforms' records sit
+    /// side by side, and a step they share (a `$BUILDPLATFORM` stage) is
+    /// one record. The layers are then each listed once by [`layers`].
+    ///
+    /// [`layers`]: CacheMetadata::layers
+    pub fn merge(parts: impl IntoIterator<Item = CacheMetadata>) -> Option<CacheMetadata> {
+        let mut parts = parts.into_iter();
+        let mut out = parts.next()?;
+        let mut seen: std::collections::HashSet<String> =
+            out.records.iter().map(|r| r.key.clone()).collect();
+        for p in parts {
+            for r in p.records {
+                if seen.insert(r.key.clone()) {
+                    out.records.push(r);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The distinct layers the records name, in record order.
     pub fn layers(&self) -> Vec<Descriptor> {
         let mut out: Vec<Descriptor> = Vec::new();
@@ -188,6 +210,25 @@ mod tests {
         assert!(is_cache_manifest(&manifest));
         let v: Value = serde_json::from_slice(&manifest.to_bytes()).unwrap();
         assert_eq!(v["artifactType"], CACHE_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn merging_keeps_every_key_once_and_each_layer_once() {
+        let all = sample();
+        let first = CacheMetadata {
+            records: all.records[..2].to_vec(),
+            ..all.clone()
+        };
+        // The second platform shares the first record (a build-platform
+        // step) and has its own.
+        let second = CacheMetadata {
+            records: vec![all.records[0].clone(), all.records[2].clone()],
+            ..all.clone()
+        };
+        let merged = CacheMetadata::merge([first, second]).unwrap();
+        assert_eq!(merged, all);
+        assert_eq!(merged.layers().len(), 1);
+        assert!(CacheMetadata::merge([]).is_none());
     }
 
     #[test]

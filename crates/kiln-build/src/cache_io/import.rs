@@ -28,10 +28,12 @@ pub trait CacheSource: Send + Sync {
 }
 
 /// A cache read for `--cache-from`: its metadata (read before the build)
-/// and where its layers are.
+/// and where its layers are. Cloned into every platform's request of a
+/// multi-platform build: the source is shared, read once.
+#[derive(Clone)]
 pub struct ImportedCache {
     pub metadata: CacheMetadata,
-    pub source: Box<dyn CacheSource>,
+    pub source: std::sync::Arc<dyn CacheSource>,
 }
 
 /// A step the build resolved (hit or run), for export.
@@ -240,7 +242,7 @@ mod tests {
                     left_out: vec![],
                 }],
             },
-            source: Box::new(Nowhere),
+            source: std::sync::Arc::new(Nowhere),
         }
     }
 

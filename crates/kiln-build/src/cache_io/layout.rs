@@ -103,7 +103,7 @@ pub fn open_layout(dir: &Path) -> Result<ImportedCache> {
     let metadata = CacheMetadata::parse(&config).map_err(|e| cache_err(dir, e))?;
     Ok(ImportedCache {
         metadata,
-        source: Box::new(LayoutSource { layout }),
+        source: std::sync::Arc::new(LayoutSource { layout }),
     })
 }
 

@@ -52,7 +52,9 @@ pub(crate) struct Args {
     /// under the tags
     #[arg(long)]
     platform: Option<String>,
-    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR | type=registry (as --push)
+    /// Also export: type=oci,dest=FILE | type=docker,dest=FILE | type=local,dest=DIR |
+    /// type=tar,dest=FILE | type=registry (as --push); with several platforms,
+    /// oci holds the index, local and tar a directory per platform (linux_amd64/)
     #[arg(short = 'o', long = "output")]
     output: Option<String>,
     /// Push the image (a multi-platform index with all its images) to the
@@ -229,12 +231,6 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
         bail!("--push (or -o type=registry) needs a name to push to: add -t REGISTRY/NAME[:TAG]");
     }
     let cache = super::build_cache::Specs::parse(&args.cache_to, &args.cache_from)?;
-    if platforms.len() > 1 && !(args.cache_to.is_empty() && args.cache_from.is_empty()) {
-        bail!(
-            "--cache-to and --cache-from work with one platform so far: build each platform \
-             with its own --platform and cache, or drop the cache flags"
-        );
-    }
     let (stdin_context, stdin_dockerfile) = if args.context == "-" {
         if args.file.as_deref() == Some(Path::new("-")) {
             bail!("the context and the Dockerfile cannot both come from standard input");
@@ -378,6 +374,9 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     // image's blobs before they are exported.
     let _lease = store.lease()?;
     if platforms.len() > 1 {
+        if args.provenance_key.is_some() {
+            bail!("--provenance-key signs one image's provenance: with several platforms the provenance goes unsigned into the index, as BuildKit puts it; drop --provenance-key, or build each platform on its own");
+        }
         req.tags.clear();
         let mut reqs = vec![req];
         for p in &platforms[1..] {
@@ -390,7 +389,17 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
             iidfile: args.iidfile.as_deref(),
             quiet: args.quiet,
             push: push.then_some(&args.registry),
-            exporting: output.is_some() || args.sbom || args.provenance,
+            cache_to: cache.export(),
+            registry: &args.registry,
+            output: output.as_ref(),
+            sbom: args.sbom,
+            provenance: args.provenance.then(|| super::provenance::Inputs {
+                dockerfile_text: &reqs[0].dockerfile,
+                dockerfile_name: dockerfile_name(&dockerfile_path),
+                context_dir: &reqs[0].context_dir,
+                build_args: &reqs[0].build_args,
+                target: reqs[0].target.as_deref(),
+            }),
         };
         return multi.run(store, &reqs, progress, t0);
     }
@@ -451,10 +460,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if args.provenance {
         let inputs = super::provenance::Inputs {
             dockerfile_text: &req.dockerfile,
-            dockerfile_name: dockerfile_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "Dockerfile".into()),
+            dockerfile_name: dockerfile_name(&dockerfile_path),
             context_dir: &req.context_dir,
             build_args: &req.build_args,
             target: req.target.as_deref(),
@@ -498,6 +504,13 @@ fn epoch(
         Some(t) => Ok((Some(t), EpochSource::GitCommit)),
         None => Ok((None, EpochSource::Zero)),
     }
+}
+
+/// The Dockerfile's name, as provenance records its entry point.
+fn dockerfile_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into())
 }
 
 /// `--add-host HOST:IP` (or `HOST=IP`, as newer docker also takes).

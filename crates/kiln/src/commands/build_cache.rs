@@ -122,23 +122,46 @@ fn from_registry(
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("read build cache {reference}")),
     };
-    let manifest = top.manifest(reference).with_context(|| {
-        format!(
-            "--cache-from {reference}: not a manifest kiln can read as a build cache (an index?)"
-        )
-    })?;
-    let config = block_on(client.read_blob(&repo, &manifest.config.digest, MAX_METADATA_BYTES))?
-        .with_context(|| format!("read the build cache metadata of {reference}"))?;
-    let (metadata, inline) = if is_cache_manifest(&manifest) {
-        let m = CacheMetadata::parse(&config)
-            .map_err(|e| anyhow::anyhow!("--cache-from {reference}: {e}"))?;
-        (m, HashMap::new())
+    // A multi-platform image pushed with `--cache-to type=inline`: each
+    // platform's config carries that platform's records (as buildx puts
+    // them), all of them imported (their keys name the platform).
+    let manifests: Vec<kiln_core::image::Manifest> = if top.is_index() {
+        let index = top
+            .index(reference)
+            .with_context(|| format!("--cache-from {reference}"))?;
+        let mut out = Vec::new();
+        for d in index.manifests.iter().filter(|d| {
+            kiln_core::media_types::is_manifest(&d.media_type)
+                && d.platform.as_ref().is_some_and(|p| p.os != "unknown")
+        }) {
+            let m = block_on(client.get_manifest(&repo, &d.digest.to_string()))?
+                .with_context(|| format!("read {reference}'s manifest {}", d.digest))?;
+            out.push(m.manifest(reference)?);
+        }
+        out
     } else {
+        vec![top.manifest(reference).with_context(|| {
+            format!("--cache-from {reference}: not a manifest kiln can read as a build cache")
+        })?]
+    };
+    let mut parts = Vec::new();
+    let mut inline = HashMap::new();
+    for manifest in &manifests {
+        let config =
+            block_on(client.read_blob(&repo, &manifest.config.digest, MAX_METADATA_BYTES))?
+                .with_context(|| format!("read the build cache metadata of {reference}"))?;
+        if is_cache_manifest(manifest) && manifests.len() == 1 {
+            let m = CacheMetadata::parse(&config)
+                .map_err(|e| anyhow::anyhow!("--cache-from {reference}: {e}"))?;
+            parts.push(m);
+            continue;
+        }
         let Some(m) = CacheMetadata::inline(&config) else {
             anyhow::bail!(
                 "--cache-from {reference}: neither a kiln build cache nor an image with an inline cache (build it with --cache-to type=inline)"
             );
         };
+        parts.push(m);
         // The image's layers as the registry has them, by diff_id.
         let v: serde_json::Value = serde_json::from_slice(&config)?;
         let diff_ids: Vec<Digest> = v["rootfs"]["diff_ids"]
@@ -147,11 +170,10 @@ fn from_registry(
             .flatten()
             .filter_map(|d| d.as_str()?.parse().ok())
             .collect();
-        let map = diff_ids
-            .into_iter()
-            .zip(manifest.layers.iter().cloned())
-            .collect();
-        (m, map)
+        inline.extend(diff_ids.into_iter().zip(manifest.layers.iter().cloned()));
+    }
+    let Some(metadata) = CacheMetadata::merge(parts) else {
+        anyhow::bail!("--cache-from {reference}: an index with no image in it");
     };
     // One runtime for every fetch of this source, so the client's pooled
     // connections stay alive between layers. main resets SIGPIPE to its
@@ -168,7 +190,7 @@ fn from_registry(
         .context("handle SIGPIPE")?;
     Ok(Some(ImportedCache {
         metadata,
-        source: Box::new(RegistrySource {
+        source: std::sync::Arc::new(RegistrySource {
             client,
             repo,
             name: reference.to_string(),

@@ -7,7 +7,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use kiln_build::attestation::Statement;
+use kiln_build::cache_io::{CacheMetadata, CacheTo};
+use kiln_build::export::Output;
+use kiln_build::multi::PlatformImage;
 use kiln_build::{BuildRequest, Progress};
+use kiln_core::image::Descriptor;
 use kiln_core::{ImageRef, Platform};
 use kiln_store::Store;
 
@@ -63,10 +68,12 @@ pub(crate) fn request_like(first: &BuildRequest, platform: Platform) -> BuildReq
         add_hosts: first.add_hosts.clone(),
         allow_insecure: first.allow_insecure,
         always_pull: first.always_pull,
-        // The cache flags are refused with several platforms (build.rs).
-        cache_from: Vec::new(),
-        cache_export: None,
-        inline_cache: false,
+        // Every platform reads the same imported caches (their step keys
+        // name the platform, so each finds its own records) and collects
+        // its records for the one export `Multi::run` merges.
+        cache_from: first.cache_from.clone(),
+        cache_export: first.cache_export,
+        inline_cache: first.inline_cache,
     }
 }
 
@@ -77,9 +84,18 @@ pub(crate) struct Multi<'a> {
     pub quiet: bool,
     /// `--push`: the registry flags to push with.
     pub push: Option<&'a RegistryArgs>,
-    /// `-o type=oci|docker|local`, `--sbom` or `--provenance` were asked
-    /// for: single-platform only so far.
-    pub exporting: bool,
+    /// `--cache-to type=registry|local`: one artifact of every platform's
+    /// records (registry flags from `registry`).
+    pub cache_to: Option<&'a CacheTo>,
+    pub registry: &'a RegistryArgs,
+    /// `-o type=oci|local|tar` (`type=docker` is refused: it cannot hold
+    /// an index).
+    pub output: Option<&'a Output>,
+    /// `--sbom`: an SPDX statement per platform image, in the index.
+    pub sbom: bool,
+    /// `--provenance`: a SLSA provenance statement per platform image, in
+    /// the index.
+    pub provenance: Option<super::provenance::Inputs<'a>>,
 }
 
 impl Multi<'_> {
@@ -90,14 +106,44 @@ impl Multi<'_> {
         progress: Box<dyn Progress>,
         t0: Instant,
     ) -> anyhow::Result<ExitCode> {
-        if self.exporting {
-            bail!("-o type=oci|docker|local, --sbom and --provenance build one platform's image: with several platforms, use --push (or -o type=registry), or build each platform on its own");
+        if let Some(o) = self.output {
+            kiln_build::export::check_index_output(o)?;
         }
         // The machine's cores, not the platforms: each build runs its own
         // stages in parallel too.
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let result =
-            kiln_build::multi::build_platforms(store, reqs, self.tags, parallel, progress.as_ref());
+        let name = self.tags.first();
+        let attest = |i: &PlatformImage| -> Result<Vec<Statement>, String> {
+            let mut out = Vec::new();
+            if self.sbom {
+                let shown = name.map_or_else(|| i.result.id.to_string(), ToString::to_string);
+                let s = super::sbom::statement(store, &i.result.entry, &shown, i.result.epoch)
+                    .map_err(|e| format!("SBOM: {e:#}"))?;
+                out.push(Statement {
+                    predicate_type: kiln_sbom::attest::SPDX_PREDICATE.to_string(),
+                    bytes: serde_json::to_vec(&s).map_err(|e| e.to_string())?,
+                });
+            }
+            if let Some(inputs) = &self.provenance {
+                let (_, uri, s) =
+                    super::provenance::statement(store, &i.result.entry, name, inputs)
+                        .map_err(|e| format!("provenance: {e:#}"))?;
+                out.push(Statement {
+                    predicate_type: uri,
+                    bytes: serde_json::to_vec(&s).map_err(|e| e.to_string())?,
+                });
+            }
+            Ok(out)
+        };
+        let attesting = self.sbom || self.provenance.is_some();
+        let result = kiln_build::multi::build_platforms(
+            store,
+            reqs,
+            self.tags,
+            parallel,
+            progress.as_ref(),
+            attesting.then_some(&attest as &kiln_build::multi::Attest<'_>),
+        );
         drop(progress);
         let result = result?;
         let id = &result.entry.digest;
@@ -122,6 +168,30 @@ impl Multi<'_> {
             );
             for t in self.tags {
                 eprintln!("#done naming to {t}");
+            }
+            if attesting {
+                eprintln!(
+                    "#done attaching attestation manifests for {} images to the index",
+                    result.images.len()
+                );
+            }
+        }
+        if let Some(output) = self.output {
+            let images = result
+                .images
+                .iter()
+                .map(|i| Ok((i.platform.clone(), store.load_image(&i.result.entry)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let e = &result.entry;
+            let index = Descriptor::new(&e.media_type, e.digest.clone(), e.size);
+            kiln_build::export::export_index(store, &index, &images, self.tags, output)?;
+        }
+        if let Some(to) = self.cache_to {
+            // One artifact for all platforms, as buildx exports one cache
+            // manifest list for a multi-platform build.
+            let parts = result.images.iter().filter_map(|i| i.result.cache.clone());
+            if let Some(meta) = CacheMetadata::merge(parts) {
+                super::build_cache::export(store, to, &meta, self.registry, self.quiet)?;
             }
         }
         if let Some(registry) = self.push {

@@ -41,6 +41,10 @@ pub(crate) struct Args {
 /// One row of `kiln images`.
 pub(crate) struct Row {
     pub name: Option<ImageRef>,
+    /// docker's IMAGE ID: the config's digest, or for a multi-platform
+    /// image its index's digest (docker 28, containerd store).
+    pub id: Digest,
+    /// The image (of an index, the host platform's).
     pub image: Image,
     pub size: u64,
     /// When the name (or the untagged entry) was written to the store.
@@ -89,7 +93,13 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
         // A local manifest's digest is not what a registry serves (push
         // compresses layers): only a push or a pull gives a DIGEST.
         let pulled = record.entry.pulled_digest();
-        let platforms = if kiln_core::media_types::is_index(&record.entry.media_type) {
+        let is_index = kiln_core::media_types::is_index(&record.entry.media_type);
+        let id = if is_index {
+            record.entry.digest.clone()
+        } else {
+            image.id().clone()
+        };
+        let platforms = if is_index {
             store
                 .read_index_blob(&record.entry.digest)
                 .map(|i| i.platforms())
@@ -100,6 +110,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
         if record.names.is_empty() {
             rows.push(Row {
                 name: None,
+                id: id.clone(),
                 image: image.clone(),
                 size,
                 named: record.entry.named_at(),
@@ -116,6 +127,7 @@ pub(crate) fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
             rows.push(Row {
                 named: index.find(&name).and_then(|e| e.named_at()),
                 name: Some(name),
+                id: id.clone(),
                 image: image.clone(),
                 size,
                 registry_digest,
@@ -277,8 +289,8 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
-            if seen.insert(r.image.id().clone()) {
-                println!("{}", id(r.image.id()));
+            if seen.insert(r.id.clone()) {
+                println!("{}", id(&r.id));
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -307,7 +319,7 @@ pub(crate) fn run(store: &Store, args: Args) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .map_or("<none>".to_string(), Digest::to_string),
             ),
-            ("ID", id(r.image.id())),
+            ("ID", id(&r.id)),
             ("Repository", repo),
             ("SharedSize", "N/A".to_string()),
             ("Size", human_size(r.size)),

@@ -76,7 +76,13 @@ fn inspect(store: &Store, record: &ImageRecord, image: &Image) -> anyhow::Result
             .to_string()
     };
     Ok(Inspect {
-        id: image.id().to_string(),
+        // A multi-platform image's ID is its index's digest (docker 28,
+        // as `kiln images` shows it); the fields below are the host's image.
+        id: if is_index {
+            record.entry.digest.to_string()
+        } else {
+            image.id().to_string()
+        },
         repo_tags: super::familiar_tags(&record.names),
         repo_digests: store.repo_digests(record),
         parent: String::new(),
@@ -151,6 +157,17 @@ fn manifest_summaries(store: &Store, entry: &kiln_store::IndexEntry) -> anyhow::
             .manifests
             .iter()
             .map(|m| {
+                // BuildKit's attestation manifests (`--sbom`, `--provenance`
+                // with several platforms): docker 28 names the image each is for.
+                if let Some(about) = m.annotations.get("vnd.docker.reference.digest") {
+                    return json!({
+                        "ID": m.digest.to_string(),
+                        "Descriptor": m,
+                        "Available": store.blobs().exists(&m.digest),
+                        "Kind": "attestation",
+                        "AttestationData": {"For": about},
+                    });
+                }
                 json!({
                     "ID": m.digest.to_string(),
                     "Descriptor": m,

@@ -36,25 +36,12 @@ pub(crate) fn record(
     inputs: &Inputs<'_>,
     key: Option<&Path>,
 ) -> anyhow::Result<String> {
-    let predicate = predicate(store, inputs)?;
-    let repository = match name {
-        Some(n) => n.clone(),
-        None => "localhost/unnamed".parse()?,
-    };
+    let (repository, uri, statement) = statement(store, entry, name, inputs)?;
     let subject = Subject {
         repository: repository.clone(),
         descriptor: Descriptor::new(&entry.media_type, entry.digest.clone(), entry.size),
         also: Vec::new(),
     };
-    let uri = predicate_type("slsaprovenance")?;
-    let now = kiln_core::rfc3339(std::time::SystemTime::now());
-    let statement = Statement::new(
-        &repository,
-        &entry.digest,
-        &uri,
-        &serde_json::to_vec(&predicate)?,
-        &now,
-    )?;
     let target = StoreTarget { store };
     let stored = match key {
         Some(k) => {
@@ -80,6 +67,33 @@ pub(crate) fn record(
         }
     };
     Ok(stored.location)
+}
+
+/// The provenance statement about `entry` (named `name`): the name it
+/// is made for, the predicate type, the statement. Kept beside the image
+/// for one platform ([`record`]), put into the index for several
+/// (`kiln_build::attestation`).
+pub(crate) fn statement(
+    store: &Store,
+    entry: &IndexEntry,
+    name: Option<&ImageRef>,
+    inputs: &Inputs<'_>,
+) -> anyhow::Result<(ImageRef, String, Statement)> {
+    let predicate = predicate(store, inputs)?;
+    let repository = match name {
+        Some(n) => n.clone(),
+        None => "localhost/unnamed".parse()?,
+    };
+    let uri = predicate_type("slsaprovenance")?;
+    let now = kiln_core::rfc3339(std::time::SystemTime::now());
+    let statement = Statement::new(
+        &repository,
+        &entry.digest,
+        &uri,
+        &serde_json::to_vec(&predicate)?,
+        &now,
+    )?;
+    Ok((repository, uri, statement))
 }
 
 fn predicate(store: &Store, inputs: &Inputs<'_>) -> anyhow::Result<serde_json::Value> {

@@ -94,6 +94,19 @@ pub(crate) fn after_build(
     name: &str,
     epoch: u64,
 ) -> anyhow::Result<kiln_store::IndexEntry> {
+    let statement = statement(store, entry, name, epoch)?;
+    Ok(kiln_sbom::attest::attach(store, entry, &statement)?)
+}
+
+/// The in-toto SPDX statement about the image `entry` (named `name`),
+/// dated `epoch`: attached as a referrer for one platform, put into the
+/// index for several (`kiln_build::attestation`).
+pub(crate) fn statement(
+    store: &Store,
+    entry: &kiln_store::IndexEntry,
+    name: &str,
+    epoch: u64,
+) -> anyhow::Result<serde_json::Value> {
     let image = store.load_image(entry)?;
     let source = kiln_analyze::source::from_image(store, name, image)?;
     let sbom = kiln_sbom::catalog(&source, jobs())?;
@@ -103,6 +116,5 @@ pub(crate) fn after_build(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let spdx = format::spdx::document(&sbom, &meta);
-    let statement = kiln_sbom::attest::statement(name, entry, spdx);
-    Ok(kiln_sbom::attest::attach(store, entry, &statement)?)
+    Ok(kiln_sbom::attest::statement(name, entry, spdx))
 }

@@ -149,6 +149,12 @@ impl Kiln {
     /// issue's recipe, `apt-get download busybox-static:arm64`, `dpkg-deb
     /// -x`) imported as `name`, a linux/arm64 image.
     pub(crate) fn import_arm64_busybox(&self, name: &str) {
+        self.import_arm64_busybox_with(name, &[]);
+    }
+
+    /// [`Kiln::import_arm64_busybox`] with `env` set for the import (e.g.
+    /// `SOURCE_DATE_EPOCH`, for the same image in every root).
+    pub(crate) fn import_arm64_busybox_with(&self, name: &str, env: &[(&str, &str)]) {
         assert!(
             Path::new(ARM64_BUSYBOX).exists(),
             "{ARM64_BUSYBOX} is missing: run scripts/setup.sh (it downloads busybox-static:arm64)"
@@ -162,13 +168,16 @@ impl Kiln {
         }
         let tar = self.dir.path().join(format!("{label}-arm64.tar"));
         tar_dir(&root, &tar);
-        self.ok(&[
-            "import",
-            "--platform",
-            "linux/arm64",
-            tar.to_str().unwrap(),
-            name,
-        ]);
+        self.ok_with_env(
+            &[
+                "import",
+                "--platform",
+                "linux/arm64",
+                tar.to_str().unwrap(),
+                name,
+            ],
+            env,
+        );
     }
 
     pub(crate) fn inspect(&self, image: &str) -> serde_json::Value {
