@@ -223,3 +223,29 @@ fn copy_links_from_earlier_snapshots_and_layers_stay_the_same() {
     build(&k, LINKED, &ctx, &[]);
     assert_eq!(diff_ids(&k), before);
 }
+
+#[test]
+fn copy_never_links_from_its_own_parent_chain() {
+    if !rustix::process::geteuid().is_root() {
+        panic!("this test needs root (overlay snapshots; links are made as root only)");
+    }
+    // Two COPYs of the same files in one stage: the second must not link
+    // the first's (one image would hold one inode at two paths, which an
+    // overlay with index=on keeps together on copy-up).
+    let (k, ctx) = store("alpha\n");
+    build(
+        &k,
+        "FROM base:1\nCOPY src/ /a/\nCOPY src/ /b/\nRUN echo more >> /b/a.txt\n",
+        &ctx,
+        &[],
+    );
+    let b = snapshot_files(&k, "b/sub/b.bin");
+    assert_eq!(b.len(), 1);
+    assert_eq!(fs::metadata(&b[0]).unwrap().nlink(), 1);
+    let out = export(&k, &ctx, &[]);
+    assert_eq!(fs::read_to_string(out.join("a/a.txt")).unwrap(), "alpha\n");
+    assert_eq!(
+        fs::read_to_string(out.join("b/a.txt")).unwrap(),
+        "alpha\nmore\n"
+    );
+}

@@ -312,7 +312,7 @@ impl Engine<'_> {
                 .then(|| self.snaps.link_upper(snap))
                 .flatten();
             let known = match &upper {
-                Some(_) => self.snaps.copied_files(LINK_SOURCES)?,
+                Some(_) => self.snaps.link_sources(snap, LINK_SOURCES)?,
                 None => Default::default(),
             };
             let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;

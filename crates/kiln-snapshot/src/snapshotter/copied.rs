@@ -61,11 +61,24 @@ impl Snapshotter {
         }
     }
 
-    /// The files the `limit` most recently committed COPY snapshots hold,
-    /// by link key: absolute paths, newest snapshot first wins.
-    pub fn copied_files(&self, limit: usize) -> Result<HashMap<String, PathBuf>> {
+    /// What a COPY into active snapshot `key` may link from: the files the
+    /// `limit` most recently committed COPY snapshots hold, by link key
+    /// (absolute paths, newest snapshot first wins). Never from `key`'s
+    /// own parent chain: then no stack of layers holds one inode twice,
+    /// and an overlay with `index=on` (which keeps hard links together on
+    /// copy-up) cannot tie two paths of one container together.
+    pub fn link_sources(&self, key: &str, limit: usize) -> Result<HashMap<String, PathBuf>> {
+        let mut chain = std::collections::HashSet::new();
+        let mut cur = self.active_info(key)?.parent;
+        while let Some(p) = cur {
+            cur = self.parent_of(&p)?;
+            chain.insert(p);
+        }
         let mut records = Vec::new();
         for name in self.committed()? {
+            if chain.contains(&name) {
+                continue;
+            }
             let p = self.path(&name).join(RECORD);
             if let Ok(m) = fs::metadata(&p) {
                 records.push((m.modified().ok(), name));
