@@ -312,7 +312,13 @@ impl Engine<'_> {
                 .then(|| self.snaps.link_upper(snap))
                 .flatten();
             let known = match &upper {
-                Some(_) => self.snaps.link_sources(snap, LINK_SOURCES)?,
+                // Linking is only a shortcut: a store it cannot read
+                // copies as before.
+                Some(_) => self
+                    .snaps
+                    .link_sources(snap, LINK_SOURCES)
+                    .inspect_err(|e| tracing::warn!("copy: not linking: {e}"))
+                    .unwrap_or_default(),
                 None => Default::default(),
             };
             let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;
@@ -343,7 +349,9 @@ impl Engine<'_> {
                     written = report.written.len(),
                     "copy"
                 );
-                self.snaps.record_copied(snap, &report.written)?;
+                if let Err(e) = self.snaps.record_copied(snap, &report.written) {
+                    tracing::warn!("copy: later copies will not link from this one: {e}");
+                }
             }
             Ok(())
         })

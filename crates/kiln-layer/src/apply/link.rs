@@ -126,7 +126,12 @@ impl<'a> LinkState<'a> {
         comps: &[&[u8]],
         existed: bool,
     ) -> Result<(), LayerError> {
-        for n in 1..=comps.len() {
+        let depth = if self.linked.is_empty() {
+            0
+        } else {
+            comps.len()
+        };
+        for n in 1..=depth {
             let p = join(&comps[..n]);
             if self.linked.remove(&p) {
                 rfs::unlinkat(&self.upper, p.as_slice(), AtFlags::empty()).map_err(|e| {
