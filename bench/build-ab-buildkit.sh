@@ -28,6 +28,14 @@ CMD ["python3", "--version"]
 DOCKERFILE
 rm -rf "$W"
 mkdir -p "$W"
+# The stores grow by ~2 GB a round (a cold build's snapshots and blobs):
+# they are pruned between rounds and removed at exit (the disk filled
+# once). BuildKit's build cache is dockerd's, shared with whoever else
+# uses it on the machine: left alone.
+cleanup() {
+  rm -rf "$W/old" "$W/new" "$W/base.tar"
+}
+trap cleanup EXIT
 for v in old new; do
   bin=$OLD; [ "$v" = new ] && bin=$NEW
   "$bin" --root "$W/$v" import "$ROOTFS" kiln-bench/deb:1 >/dev/null
@@ -75,6 +83,15 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
   cut -d' ' -f1 /proc/loadavg >> "$W/load"
+  # What the next round's builds do not need: dangling images (the
+  # previous apt image) and the snapshots and blobs no image or cache
+  # record keeps (the previous cold build's); the cache stays, so one
+  # file changed still hits for the rest. (`builder prune` would drop
+  # the records of stages no image contains.)
+  for v in old new; do
+    bin=$OLD; [ "$v" = new ] && bin=$NEW
+    "$bin" --root "$W/$v" image prune -f >/dev/null
+  done
 done
 python3 - "$W" "$(machine)" "$OLD" "$NEW" "$WORKLOADS" \
   > "$BENCH_DIR/results/build-ab-buildkit.md" <<'PY'

@@ -27,9 +27,12 @@
 //!   form;
 //! - `metadata`: owners, modes, times and extended attributes;
 //! - `local`: file contents copied from local files in the kernel, for
-//!   streams kiln makes itself ([`apply_local`]).
+//!   streams kiln makes itself ([`apply_local`]);
+//! - `link`: such files hard-linked from committed snapshots instead
+//!   ([`apply_local_linked`]).
 
 mod entry;
+mod link;
 mod local;
 mod metadata;
 mod root;
@@ -46,6 +49,7 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use crate::compression::{decompress, Compression};
 use crate::error::LayerError;
 
+pub use link::Links;
 pub use local::{LocalFile, LocalFiles, LOCAL_FILE_PAX};
 
 /// What apply may do beyond writing files.
@@ -95,6 +99,12 @@ pub struct ApplyReport {
     /// pair of file systems whose source dev the caller gave; the rest of
     /// that pair's files went straight to `sendfile`).
     pub copy_range_refused: u64,
+    /// [`apply_local_linked`]: local files hard-linked from a committed
+    /// snapshot instead of copied.
+    pub linked: u64,
+    /// [`apply_local_linked`]: the local files written (copied or linked)
+    /// at a path of the upper directory, as (path, link key), path order.
+    pub written: Vec<(Vec<u8>, String)>,
 }
 
 const COPY_BUF: usize = 256 * 1024;
@@ -105,7 +115,7 @@ pub fn apply<R: BufRead + Send>(
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, LayerError> {
-    apply_with(layer, root, opts, None)
+    apply_with(layer, root, opts, None, None)
 }
 
 /// [`apply`] of a stream kiln made itself, whose regular entries marked
@@ -118,7 +128,23 @@ pub fn apply_local<R: BufRead + Send>(
     opts: &ApplyOptions,
     files: LocalFiles<'_>,
 ) -> Result<ApplyReport, LayerError> {
-    apply_with(layer, root, opts, Some(files))
+    apply_with(layer, root, opts, Some(files), None)
+}
+
+/// [`apply_local`] onto an overlay mount whose upper directory is
+/// `links.upper`, hard-linking a local file from `links.known` (files
+/// earlier applies wrote into committed snapshots) where one matches, and
+/// reporting what it wrote ([`ApplyReport::written`]) for later applies.
+/// Needs ownership (root): a candidate's owner is compared with the
+/// entry's. See `link` for why the layer stays the same.
+pub fn apply_local_linked<R: BufRead + Send>(
+    layer: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    files: LocalFiles<'_>,
+    links: Links<'_>,
+) -> Result<ApplyReport, LayerError> {
+    apply_with(layer, root, opts, Some(files), Some(links))
 }
 
 fn apply_with<R: BufRead + Send>(
@@ -126,6 +152,7 @@ fn apply_with<R: BufRead + Send>(
     root: &Path,
     opts: &ApplyOptions,
     local: Option<LocalFiles<'_>>,
+    links: Option<Links<'_>>,
 ) -> Result<ApplyReport, LayerError> {
     let (compression, mut plain) = decompress(layer)?;
     // A reader thread reads and decompresses while this one creates files.
@@ -166,7 +193,7 @@ fn apply_with<R: BufRead + Send>(
             pos: 0,
             hasher: hash_here.then(|| Sha256Writer::new(io::sink())),
         };
-        let applied = apply_stream(&mut stream, root, opts, local);
+        let applied = apply_stream(&mut stream, root, opts, local, links);
         let hashed_here = stream.hasher.take();
         drop(stream);
         let read = reader
@@ -221,7 +248,12 @@ fn apply_stream<R: Read>(
     root: &Path,
     opts: &ApplyOptions,
     local: Option<LocalFiles<'_>>,
+    links: Option<Links<'_>>,
 ) -> Result<ApplyReport, LayerError> {
+    let link = match links {
+        Some(l) if opts.ownership && local.is_some() => Some(link::LinkState::new(l)?),
+        _ => None,
+    };
     let root_fd = rfs::open(
         root,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -246,6 +278,7 @@ fn apply_stream<R: Read>(
         buf: vec![0u8; COPY_BUF],
         parent_cache: None,
         local,
+        link,
         umask: current_umask(),
         ids: (
             rustix::process::geteuid().as_raw(),
@@ -267,6 +300,10 @@ fn apply_stream<R: Read>(
     io::copy(&mut stream, &mut io::sink()).map_err(LayerError::io("read layer"))?;
     applier.finish_dirs()?;
     applier.report.copy_range_refused = applier.route.refusals;
+    if let Some(l) = applier.link.take() {
+        applier.report.linked = l.count;
+        applier.report.written = l.written.into_iter().collect();
+    }
     Ok(applier.report)
 }
 
@@ -298,6 +335,8 @@ struct Applier<'a> {
     ids: (u32, u32),
     /// Where marked entries' contents come from ([`apply_local`] only).
     local: Option<LocalFiles<'a>>,
+    /// Linking from committed snapshots ([`apply_local_linked`] only).
+    link: Option<link::LinkState<'a>>,
     /// Pairs of file systems that refused `copy_file_range` so far.
     route: local::CopyRoute,
     /// See [`current_umask`].

@@ -35,7 +35,8 @@ mod tar_writer;
 mod writer;
 
 pub use apply::{
-    apply, apply_local, ApplyOptions, ApplyReport, LocalFile, LocalFiles, LOCAL_FILE_PAX,
+    apply, apply_local, apply_local_linked, ApplyOptions, ApplyReport, Links, LocalFile,
+    LocalFiles, LOCAL_FILE_PAX,
 };
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
 pub use compression::{decompress, Compression, FinishWrite};

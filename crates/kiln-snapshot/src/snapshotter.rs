@@ -12,9 +12,11 @@
 //! - [`lease`]: references, leases and the lock;
 //! - [`prune`]: snapshot GC;
 //! - [`inspect`]: stat, walk, list, usage;
-//! - [`trees`]: copying trees (native backend) and the trash.
+//! - [`trees`]: copying trees (native backend) and the trash;
+//! - [`copied`]: what a COPY wrote into a snapshot, for linking from it.
 
 mod active;
+mod copied;
 mod inspect;
 mod lease;
 mod prune;

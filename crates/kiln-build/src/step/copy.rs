@@ -64,6 +64,11 @@ fn tree_file_digests(plan: &[copy::Planned]) -> Result<String> {
     Ok(out)
 }
 
+/// How many of the most recent COPY snapshots a COPY may link files
+/// from: the previous build's snapshots of the same COPYs are among them,
+/// and reading their records stays a few milliseconds.
+const LINK_SOURCES: usize = 8;
+
 /// What COPY and ADD hand to the part they share.
 struct CopyInput<'a> {
     files: &'a kiln_dockerfile::Files,
@@ -261,7 +266,7 @@ impl Engine<'_> {
             mountpoints: &[],
             input_key,
         };
-        self.layer_step(state, step, plan_layer, |root| {
+        self.layer_step(state, step, plan_layer, |root, snap| {
             // The step's root before the copy is the destination as it is:
             // `--chown` names resolve in its passwd/group, and what exists
             // there decides where files land.
@@ -298,25 +303,57 @@ impl Engine<'_> {
                 return Ok(());
             }
             // The stream carries paths and metadata only; file contents go
-            // from the sources into the root in the kernel (`apply_local`).
+            // from the sources into the root in the kernel (`apply_local`),
+            // or, where a committed snapshot already holds the same file
+            // from an earlier COPY, are hard-linked from it
+            // (`apply_local_linked`; overlay snapshots, as root).
+            let upper = opts
+                .ownership
+                .then(|| self.snaps.link_upper(snap))
+                .flatten();
+            let known = match &upper {
+                // Linking is only a shortcut: a store it cannot read
+                // copies as before.
+                Some(_) => self
+                    .snaps
+                    .link_sources(snap, LINK_SOURCES)
+                    .inspect_err(|e| tracing::warn!("copy: not linking: {e}"))
+                    .unwrap_or_default(),
+                None => Default::default(),
+            };
             let (reader, writer) = std::io::pipe().map_err(io("create pipe for", root))?;
-            std::thread::scope(|s| {
+            let report = std::thread::scope(|s| {
                 let plan = &plan;
                 let writer_thread = s.spawn(move || copy::write_tar(plan, writer, true).map(drop));
                 let open = |id| copy::open_local(plan, id);
-                let applied = kiln_layer::apply_local(
-                    BufReader::with_capacity(1 << 20, reader),
-                    root,
-                    &opts,
-                    &open,
-                );
+                let stream = BufReader::with_capacity(1 << 20, reader);
+                let applied = match &upper {
+                    Some(upper) => {
+                        let links = kiln_layer::Links {
+                            upper,
+                            known: &known,
+                        };
+                        kiln_layer::apply_local_linked(stream, root, &opts, &open, links)
+                    }
+                    None => kiln_layer::apply_local(stream, root, &opts, &open),
+                };
                 let written = writer_thread
                     .join()
                     .unwrap_or_else(|_| Err(BuildError::Internal("copy writer panicked".into())));
                 written?;
-                applied?;
-                Ok(())
-            })
+                Ok::<_, BuildError>(applied?)
+            })?;
+            if upper.is_some() {
+                tracing::debug!(
+                    linked = report.linked,
+                    written = report.written.len(),
+                    "copy"
+                );
+                if let Err(e) = self.snaps.record_copied(snap, &report.written) {
+                    tracing::warn!("copy: later copies will not link from this one: {e}");
+                }
+            }
+            Ok(())
         })
     }
 }

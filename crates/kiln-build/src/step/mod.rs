@@ -91,14 +91,14 @@ impl Engine<'_> {
     }
 
     /// A step that may make a layer: from the cache, or by running `work`
-    /// on a writable snapshot (mounted at the path it gets) of the
-    /// current state.
+    /// on a writable snapshot (mounted at the path it gets, with the
+    /// active snapshot's key) of the current state.
     pub(crate) fn layer_step(
         &self,
         state: &mut StageState,
         step: &Step<'_>,
         plan: LayerPlan<'_>,
-        work: impl FnOnce(&Path) -> Result<()>,
+        work: impl FnOnce(&Path, &str) -> Result<()>,
     ) -> Result<()> {
         let LayerPlan {
             key,
@@ -289,7 +289,7 @@ impl Engine<'_> {
         key: &str,
         mountpoints: &[String],
         lazy: bool,
-        work: impl FnOnce(&Path) -> Result<()>,
+        work: impl FnOnce(&Path, &str) -> Result<()>,
     ) -> Result<bool> {
         let parent = self.ensure_snapshots(state)?;
         let snap = self.snaps.new_key("step");
@@ -302,7 +302,7 @@ impl Engine<'_> {
                     .tempdir_in(&self.tmp)
                     .map_err(io("create", &self.tmp))?;
                 let mounted = kiln_snapshot::mount(&mounts, at.path())?;
-                work(mounted.path())?;
+                work(mounted.path(), &snap)?;
             }
             let lazy = lazy || state.snapshot_top.is_some();
             if lazy {

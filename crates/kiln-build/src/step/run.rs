@@ -108,7 +108,7 @@ impl Engine<'_> {
             user,
             network,
         };
-        self.layer_step(state, step, plan, |root| {
+        self.layer_step(state, step, plan, |root, _snap| {
             self.run_in(step, run, process, root)
                 .map_err(|e| step.in_step(e))
         })

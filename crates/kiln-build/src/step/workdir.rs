@@ -38,7 +38,7 @@ impl Engine<'_> {
             input_key: None,
         };
         let epoch = self.epoch;
-        self.layer_step(state, step, plan, |root| {
+        self.layer_step(state, step, plan, |root, _snap| {
             let owner = resolve_user(&user, root)?;
             let mut tar = tar::Builder::new(Vec::new());
             let mut path = String::new();

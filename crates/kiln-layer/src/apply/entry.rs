@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::link::LinkState;
 use super::local::{copy_file, local_id, LOCAL_FILE_PAX};
 use super::metadata::{gid_of, ts, uid_of, xattrs};
 use super::root::{errno_io, join, remove_all, show};
@@ -25,7 +26,15 @@ impl Applier<'_> {
         };
         let path = join(&comps);
         if name.starts_with(WHITEOUT_PREFIX) {
+            if let Some(l) = &mut self.link {
+                l.forget_all();
+            }
             return self.whiteout(parent, name);
+        }
+        if let Some(l) = &mut self.link {
+            // A link at this path (or a parent) is invisible to the
+            // overlay: it goes before anything else happens there.
+            l.before_entry(&comps, false)?;
         }
         let kind = entry.header().entry_type();
         let parent_key = join(parent);
@@ -46,6 +55,9 @@ impl Applier<'_> {
         let mut removed = false;
         match rfs::statat(&parent_fd, *name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
+                if let Some(l) = &mut self.link {
+                    l.forget(&path);
+                }
                 let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 if !(is_dir && kind.is_dir()) {
                     remove_all(&parent_fd, name)?;
@@ -83,6 +95,35 @@ impl Applier<'_> {
                     | OFlags::CLOEXEC;
                 let local = local_id(entry)
                     .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
+                let src = match (local, self.local) {
+                    (Some(id), Some(open)) => Some(open(id).map_err(LayerError::io(format!(
+                        "open the source of {}",
+                        show(&path)
+                    )))?),
+                    (Some(_), None) => {
+                        return Err(LayerError::BadTar(format!(
+                            "{}: carries kiln's local-file marker ({LOCAL_FILE_PAX}), which only kiln's own COPY streams may use",
+                            show(&path)
+                        )))
+                    }
+                    (None, _) => None,
+                };
+                // A local file with a twin in a committed snapshot is
+                // linked from there (`link`); else copied, and recorded.
+                let link_key = match (&src, &self.link) {
+                    (Some(src), Some(_)) if xattrs.is_empty() => {
+                        LinkState::key(src, mode.as_raw_mode(), uid, gid, mtime)
+                    }
+                    _ => None,
+                };
+                if let (Some((key, size)), Some(l)) = (&link_key, &mut self.link) {
+                    let meta = (mode.as_raw_mode(), uid, gid, mtime);
+                    if !removed && l.try_link(parent, name, key, *size, meta) {
+                        self.created.insert(path);
+                        self.parent_cache = Some((parent_key, parent_fd, parent_setgid));
+                        return Ok(());
+                    }
+                }
                 // A new file is created with its final mode when the umask
                 // leaves that mode whole (and it has no setuid, setgid or
                 // sticky bit, which chown would clear), and is already
@@ -103,20 +144,12 @@ impl Applier<'_> {
                 let fd =
                     rfs::openat(&parent_fd, *name, flags, create_mode).map_err(io_err("create"))?;
                 let mut file = File::from(fd);
-                match (local, self.local) {
-                    (Some(id), Some(open)) => {
-                        let src = open(id)
-                            .map_err(LayerError::io(format!("open the source of {}", show(&path))))?;
+                match src {
+                    Some(src) => {
                         copy_file(&src, &mut file, &mut self.buf, &mut self.route)
                             .map_err(LayerError::io(format!("copy into {}", show(&path))))?;
                     }
-                    (Some(_), None) => {
-                        return Err(LayerError::BadTar(format!(
-                            "{}: carries kiln's local-file marker ({LOCAL_FILE_PAX}), which only kiln's own COPY streams may use",
-                            show(&path)
-                        )))
-                    }
-                    (None, _) => loop {
+                    None => loop {
                         let n = entry
                             .read(&mut self.buf)
                             .map_err(|e| LayerError::BadTar(format!("{}: {e}", show(&path))))?;
@@ -136,6 +169,9 @@ impl Applier<'_> {
                     self.owner_mode_xattrs(file.as_fd(), uid, gid, set_mode, &xattrs, &path)?;
                 }
                 rfs::futimens(&file, &ts(mtime)).map_err(io_err("set times of"))?;
+                if let (Some((key, _)), Some(l)) = (link_key, &mut self.link) {
+                    l.copied(parent, name, key);
+                }
             }
             tar::EntryType::Directory => {
                 match rfs::mkdirat(&parent_fd, *name, Mode::from_raw_mode(0o700)) {

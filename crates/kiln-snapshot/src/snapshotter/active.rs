@@ -122,6 +122,7 @@ impl Snapshotter {
         let staged = self.staging()?;
         let to = staged.path().join("fs");
         fs::rename(&from, &to).map_err(io("move", &from))?;
+        self.carry_copied(key, staged.path())?;
         self.publish(staged, name, info.parent.as_deref())?;
         self.reference(name)?;
         // What is left (overlay's work dir) is small.
