@@ -7,8 +7,13 @@
 //! the cache at the same moment and run the step twice. With it, the
 //! second waits for the first, then finds its cache record: the stage runs
 //! once and is shared. Steps of different keys never wait for each other.
+//!
+//! With `--no-cache` the second build may not take a record from the
+//! cache, yet it should still share the step the first has just made (as
+//! BuildKit does): [`MadeHere`] is what the platforms of one build have
+//! made, which `--no-cache` does not refuse.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// The lock of `key`, shared by every step of that key running now (the
@@ -26,6 +31,26 @@ pub(crate) fn key_lock(key: &str) -> Arc<Mutex<()>> {
     let lock = Arc::new(Mutex::new(()));
     locks.insert(key.to_string(), Arc::downgrade(&lock));
     lock
+}
+
+/// The step keys the platforms of one multi-platform build have made.
+#[derive(Default)]
+pub(crate) struct MadeHere(Mutex<HashSet<String>>);
+
+impl MadeHere {
+    pub(crate) fn note(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string());
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
 }
 
 #[cfg(test)]
