@@ -140,6 +140,9 @@ pub(crate) struct Engine<'a> {
     pub snapshot_only: OnceLock<BTreeSet<usize>>,
     /// Imported cache records, and the steps this build resolved.
     pub remote: crate::cache_io::Remote,
+    /// The steps the platforms of one multi-platform build have made so
+    /// far (`None` for a build of one platform).
+    pub made_here: Option<&'a crate::once::MadeHere>,
 }
 
 /// A time as the config and history write it.
@@ -149,6 +152,17 @@ pub(crate) fn rfc3339(secs: u64) -> String {
 
 /// Builds the request into the store.
 pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildResult> {
+    build_in(store, req, progress, None)
+}
+
+/// [`build`] as one platform's build of a multi-platform build, whose
+/// platforms share the steps they make in `made_here` (see `once`).
+pub(crate) fn build_in<'a>(
+    store: &'a Store,
+    req: &'a BuildRequest,
+    progress: &'a dyn Progress,
+    made_here: Option<&'a crate::once::MadeHere>,
+) -> Result<BuildResult> {
     let df = kiln_dockerfile::parse(&req.dockerfile)?;
     let opts = kiln_dockerfile::BuildOptions {
         build_args: req.build_args.clone(),
@@ -160,7 +174,13 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
     }
     let global = df.global_scope(&opts)?;
     let root = store.root().to_path_buf();
-    let backend = req.backend.unwrap_or_else(|| Backend::detect(&root));
+    // The backend the store's snapshots were made with, as `kiln run`
+    // does: probing overlayfs mounts and unmounts one (an unmount waits
+    // for an RCU grace period), once per platform of a build.
+    let backend = req
+        .backend
+        .or_else(|| Backend::recorded(&root))
+        .unwrap_or_else(|| Backend::detect(&root));
     // The build's own lease: it owns the build's active snapshots and
     // holds what the build unpacks and commits, so a prune running beside
     // the build never takes a lower directory from under a step.
@@ -207,6 +227,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         images: Mutex::new(HashMap::new()),
         snapshot_only: OnceLock::new(),
         remote: crate::cache_io::Remote::new(&req.cache_from),
+        made_here,
         df,
     };
     // Blobs written by this build are not referenced by any tag until the

@@ -22,7 +22,7 @@ use kiln_core::{Digest, ImageRef, Platform};
 use kiln_store::{IndexEntry, IndexEntryExt, Store};
 
 use crate::attestation::Statement;
-use crate::engine::{build, BuildRequest, BuildResult, Progress};
+use crate::engine::{build_in, BuildRequest, BuildResult, Progress};
 use crate::error::{BuildError, Result};
 
 /// One platform's image of a multi-platform build.
@@ -66,6 +66,7 @@ pub fn build_platforms(
     let results: Mutex<Vec<Option<Result<BuildResult>>>> =
         Mutex::new(reqs.iter().map(|_| None).collect());
     let failed = std::sync::atomic::AtomicBool::new(false);
+    let made_here = crate::once::MadeHere::default();
     std::thread::scope(|s| {
         for _ in 0..parallel.clamp(1, reqs.len().max(1)) {
             s.spawn(|| loop {
@@ -80,7 +81,7 @@ pub fn build_platforms(
                     ids: Mutex::new(HashMap::new()),
                     next: &step_ids,
                 };
-                let r = build(store, req, &shown);
+                let r = build_in(store, req, &shown, Some(&made_here));
                 if r.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }

@@ -12,8 +12,13 @@
 //! Two `kiln build`s of one store (two CI jobs on one machine) meet the
 //! same way through [`file_lock`]: a `flock` on `buildcache/locks/<key>`,
 //! as BuildKit's one daemon shares a step between its clients.
+//!
+//! With `--no-cache` the second build may not take a record from the
+//! cache, yet it should still share the step the first has just made (as
+//! BuildKit does): [`MadeHere`] is what the platforms of one build have
+//! made, which `--no-cache` does not refuse.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -78,6 +83,26 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Removed while still locked: see `file_lock`.
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The step keys the platforms of one multi-platform build have made.
+#[derive(Default)]
+pub(crate) struct MadeHere(Mutex<HashSet<String>>);
+
+impl MadeHere {
+    pub(crate) fn note(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string());
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
     }
 }
 

@@ -361,6 +361,34 @@ fn a_build_platform_stage_runs_once_natively_for_both_targets() {
     assert_eq!(runs.len(), 2, "{progress}");
     assert!(progress.contains(" CACHED"), "{progress}");
 
+    // --no-cache runs the stage again, but still once for both targets
+    // (BuildKit's one graph): it refuses the earlier build's record, not
+    // what the other platform has just made.
+    let first = cat(&k, "linux/amd64", "cross:1", "/out/token");
+    let progress = build(
+        &k,
+        &[
+            "--no-cache",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cross:1",
+            &ctx,
+        ],
+    );
+    let token = cat(&k, "linux/amd64", "cross:1", "/out/token");
+    assert_ne!(token, first, "--no-cache ran the stage again:\n{progress}");
+    assert_eq!(
+        token,
+        cat(&k, "linux/arm64", "cross:1", "/out/token"),
+        "--no-cache ran the build stage once for both targets:\n{progress}"
+    );
+    assert_eq!(
+        progress.lines().filter(|l| l.ends_with(" CACHED")).count(),
+        1,
+        "only the other platform's run of the shared step is a hit:\n{progress}"
+    );
+
     // A single foreign platform builds one arm64 image, not an index.
     build(&k, &["--platform", "linux/arm64", "-t", "cross:arm", &ctx]);
     let inspect = k.inspect("cross:arm");

@@ -107,7 +107,11 @@ impl Engine<'_> {
             input_key,
         } = plan;
         let key = crate::cache::clamped_key(key, self.clamp.then_some(self.epoch));
-        if !step.no_cache && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
+        // `--no-cache` refuses what earlier builds made, not what another
+        // platform of this build has just made (BuildKit solves the
+        // platforms as one graph: a shared step runs once).
+        let may_hit = || !step.no_cache || self.made_here.is_some_and(|m| m.contains(&key));
+        if may_hit() && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
             return Ok(());
         }
         let lazy = self.snapshot_only(step.stage);
@@ -117,11 +121,14 @@ impl Engine<'_> {
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let _one_of_all = crate::once::file_lock(&self.cache.locks_dir(), &key);
-        if !step.no_cache && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
+        if may_hit() && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
             return Ok(());
         }
         let parent = state.key.clone();
         let made = self.make_layer(state, &key, mountpoints, lazy, work)?;
+        if let Some(m) = self.made_here {
+            m.note(&key);
+        }
         let done = Resolved {
             parent,
             key,
