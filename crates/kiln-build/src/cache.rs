@@ -194,6 +194,9 @@ pub(crate) fn gc_root_name(key: &str) -> String {
     format!("buildcache-{key}")
 }
 
+/// How long a step waits for another process's layer to be published.
+const BLOB_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The records of one store.
 pub(crate) struct StepCache<'a> {
     pub store: &'a Store,
@@ -225,6 +228,27 @@ impl<'a> StepCache<'a> {
         match rec.layer_digest() {
             Some(d) if !self.store.blobs().exists(d) => None,
             _ => Some(rec),
+        }
+    }
+
+    /// Waits (at most [`BLOB_WAIT`]) for the layer of `key`'s record to
+    /// be in place when the record names a blob not there yet while an
+    /// ingest is under way: another process that made the step has
+    /// written its record and is still making its blob durable (the
+    /// publication is off its critical path, `kiln_store::publish`).
+    /// Without this, a build that waited for that step's lock would find
+    /// the record unusable and run the step again.
+    pub(crate) fn wait_for_layer(&self, key: &str) {
+        let Some(rec) = CacheRecord::read(&self.path(key)) else {
+            return;
+        };
+        let Some(d) = rec.layer_digest() else { return };
+        let until = std::time::Instant::now() + BLOB_WAIT;
+        while !self.store.blobs().exists(d)
+            && self.store.blobs().ingest_under_way()
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 

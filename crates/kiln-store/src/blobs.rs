@@ -212,6 +212,18 @@ impl BlobStore {
         Ok(out)
     }
 
+    /// Whether some writer (of any process) has an ingest under way: a
+    /// live writer holds its file's lock until the blob is in place.
+    pub fn ingest_under_way(&self) -> bool {
+        let Ok(entries) = fs::read_dir(&self.ingest_dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            File::open(e.path())
+                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        })
+    }
+
     /// Ingest files left behind by writers that died; removes them when
     /// `remove` is set. A live writer holds a lock on its file, so only
     /// abandoned ones are touched.
