@@ -680,6 +680,21 @@ fn both_snapshotters_build_the_same_image() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Left to choose, a build goes on with the backend the store
+        // recorded (native too, where overlayfs would mount).
+        let out = k
+            .cmd()
+            .env_remove("KILN_SNAPSHOTTER")
+            .args(["build", "--no-cache", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recorded = fs::read_to_string(k.root.join("snapshots/backend")).unwrap();
+        assert_eq!(recorded.trim(), backend);
     }
     assert_eq!(
         ids[0], ids[1],
