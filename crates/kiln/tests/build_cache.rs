@@ -182,8 +182,45 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
         m["config"]["mediaType"],
         "application/vnd.kiln.build.cache.v1+json"
     );
-    // mode=max: the three RUN layers and the two COPY layers.
-    assert_eq!(m["layers"].as_array().unwrap().len(), 5, "{raw}");
+    // mode=max: the three RUN layers and the two COPY layers, gzipped
+    // (buildx's default).
+    let types = |m: &serde_json::Value| -> Vec<String> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        types(&m),
+        vec!["application/vnd.oci.image.layer.v1.tar+gzip"; 5],
+        "{raw}"
+    );
+
+    // compression=zstd: the same steps (A hits them all), zstd layers.
+    let zstd_cache = format!("{}/cache:zstd", reg.host());
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={zstd_cache},mode=max,compression=zstd"),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    let raw_zstd = common::skopeo_raw(&zstd_cache);
+    let mz: serde_json::Value = serde_json::from_str(&raw_zstd).unwrap();
+    assert_eq!(
+        types(&mz),
+        vec!["application/vnd.oci.image.layer.v1.tar+zstd"; 5],
+        "{raw_zstd}"
+    );
+    // The metadata is the same document either way: records name the
+    // layers as the image has them (plain tar, by diff_id).
+    assert_eq!(m["config"], mz["config"]);
 
     // Machine B: an empty cache, the same context.
     let ctx_b = context(b.dir.path(), &w, "one\n");
@@ -253,6 +290,23 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
         !b.root.join("blobs/sha256").join(hex).exists(),
         "the builder stage's layer {hex} was downloaded for a full cache hit"
     );
+
+    // A fresh root from the zstd cache: no RUN, the same image.
+    let d = machine();
+    let ctx_d = context(d.dir.path(), &w, "one\n");
+    let progress = build(
+        &d,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={zstd_cache}"),
+            ctx_d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new(), "{progress}");
+    assert_eq!(image_id(&a, "app"), image_id(&d, "app"));
+    d.ok(&["system", "check"]);
 
     // A changed file reruns the COPY of it and the RUN after it only.
     fs::write(ctx_b.join("app.txt"), "two\n").unwrap();
@@ -336,6 +390,19 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
         "latest"
     );
     assert!(dest.join("oci-layout").is_file());
+    // Its layers gzipped, as a registry export sends them.
+    let hex = entry["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dest.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{manifest}"
+        );
+    }
 
     let ctx_b = context(b.dir.path(), &w, "one\n");
     build(
@@ -435,8 +502,8 @@ fn bad_specs_fail_before_anything_runs_and_a_missing_cache_is_a_warning() {
         ),
         (
             "--cache-to",
-            "type=registry,ref=r,compression=zstd",
-            "unknown key \"compression\" for type=registry (accepted: ref, mode)",
+            "type=registry,ref=r,compression-level=3",
+            "unknown key \"compression-level\" for type=registry (accepted: ref, mode, compression)",
         ),
         (
             "--cache-to",
