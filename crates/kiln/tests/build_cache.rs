@@ -744,3 +744,90 @@ fn a_two_platform_build_exports_one_cache_that_a_fresh_root_hits_for_both() {
     assert_eq!(w.take(), ["/tool"]);
     assert_eq!(iid(&b), iid(&c));
 }
+
+/// `RUN --mount=type=bind|cache,from=STAGE` hits on the source stage's
+/// key: a fresh root with the cache runs nothing and never downloads the
+/// source stage's layer (it is in no image; only a miss would mount it).
+#[test]
+fn run_mount_from_a_stage_hits_without_fetching_the_stage() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let cache = format!("{}/cache:mount", reg.host());
+    let (a, b) = (machine(), machine());
+    let dockerfile = format!(
+        "FROM base:1 AS builder\n\
+         RUN busybox wget -q -O /builder.out http://127.0.0.1:{port}/builder\n\
+         FROM base:1\n\
+         RUN --mount=type=bind,from=builder,source=/builder.out,target=/b.out busybox wget -q -O /dev/null http://127.0.0.1:{port}/bind && cat /b.out > /bound\n\
+         RUN --mount=type=cache,from=builder,source=/,target=/seed busybox wget -q -O /dev/null http://127.0.0.1:{port}/cache && cat /seed/builder.out > /seeded\n\
+         CMD [\"cat\", \"/bound\", \"/seeded\"]\n",
+        port = w.port
+    );
+    let ctx = |k: &Kiln| {
+        let ctx = k.dir.path().join("ctx-mount");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
+        ctx
+    };
+    let ctx_a = ctx(&a);
+    let ctx_a = ctx_a.to_str().unwrap();
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            ctx_a,
+        ],
+    );
+    assert_eq!(w.take(), ["/bind", "/builder", "/cache"]);
+    assert_eq!(a.ok(&["run", "--rm", "app"]), "ran\nran\n");
+    // The builder stage's own layer (A hits it locally).
+    build(&a, &["-t", "builder", "--target", "builder", ctx_a]);
+    let builder_layer = a.inspect("builder")["RootFS"]["Layers"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_layers = a.inspect("app")["RootFS"]["Layers"].clone();
+    assert!(!app_layers
+        .as_array()
+        .unwrap()
+        .contains(&builder_layer.clone().into()));
+
+    let ctx_b = ctx(&b);
+    let progress = build(
+        &b,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new(), "{progress}");
+    assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+    let hex = builder_layer.trim_start_matches("sha256:");
+    assert!(
+        !b.root.join("blobs/sha256").join(hex).exists(),
+        "the builder stage's layer {hex} was downloaded for a full cache hit:\n{progress}"
+    );
+    assert_eq!(b.ok(&["run", "--rm", "app"]), "ran\nran\n");
+    // The check looks in the right place: asking for the builder stage
+    // itself downloads that layer (and still runs nothing).
+    build(
+        &b,
+        &[
+            "-t",
+            "builder",
+            "--target",
+            "builder",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert!(b.root.join("blobs/sha256").join(hex).exists());
+}
