@@ -418,6 +418,48 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
     assert_eq!(w.take(), Vec::<String>::new());
     assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
 
+    // compression=uncompressed: plain layers (as kiln wrote before it
+    // compressed), read the same way.
+    let plain = a.dir.path().join("cache-plain");
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!(
+                "type=local,dest={},mode=max,compression=uncompressed",
+                plain.display()
+            ),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(plain.join("index.json")).unwrap()).unwrap();
+    let hex = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(plain.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    }
+    let b2 = machine();
+    let ctx_b2 = context(b2.dir.path(), &w, "one\n");
+    build(
+        &b2,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=local,src={}", plain.display()),
+            ctx_b2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert_eq!(image_id(&a, "app"), image_id(&b2, "app"));
+
     // skopeo copies the layout to a registry as any OCI artifact, and a
     // third machine builds from it there.
     let cache = format!("{}/moved:1", reg.host());

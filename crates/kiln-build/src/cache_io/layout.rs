@@ -102,7 +102,9 @@ fn write_layer(
     if found != Compression::None {
         return Err(format!("stored layer {} is not a plain tar", l.digest));
     }
-    let digest = w.commit(None, None).map_err(|e| e.to_string())?;
+    // Uncompressed, the copy must be the stored layer itself.
+    let expected = (c == Compression::None).then_some(&l.digest);
+    let digest = w.commit(expected, None).map_err(|e| e.to_string())?;
     let size = std::fs::metadata(layout.blob_path(&digest))
         .map_err(|e| e.to_string())?
         .len();
