@@ -13,6 +13,9 @@ ROOTFS=$(debian_rootfs_tar)
 W=$CACHE/build-cache
 RUNS=${RUNS:-5}
 PORT=${PORT:-5103}
+# The cache's layer compression (buildx's compression=): gzip, zstd or
+# uncompressed.
+COMPRESSION=${COMPRESSION:-gzip}
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 # Its own copy of the context: bench/build.sh changes a file in its own.
 CTX=$W/ctx
@@ -29,9 +32,14 @@ REF=127.0.0.1:$PORT/kiln-bench/cache:max
 # Machine A: a cold build that exports its cache.
 cp -a "$W/base-root" "$W/a"
 T0=$(date +%s.%N)
-$KILN --root "$W/a" build -q -t kiln-bench/app:1 --cache-to "type=registry,ref=$REF,mode=max" "$CTX" > "$W/a.id"
+$KILN --root "$W/a" build -q -t kiln-bench/app:1 --cache-to "type=registry,ref=$REF,mode=max,compression=$COMPRESSION" "$CTX" > "$W/a.id"
 T1=$(date +%s.%N)
 CACHE_MB=$(du -sm "$W/dist" | cut -f1)
+# The bytes the cache push sent: the artifact's config and layers.
+CACHE_BYTES=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://127.0.0.1:$PORT/v2/kiln-bench/cache/manifests/max" |
+  python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["config"]["size"] + sum(l["size"] for l in m["layers"]))')
+echo "cache artifact ($COMPRESSION): $CACHE_BYTES bytes"
 
 FRESH="rm -rf $W/b && cp -a $W/base-root $W/b && sync"
 hyperfine --show-output --runs "$RUNS" --prepare "$FRESH" --export-json "$W/cache.json" \
@@ -44,7 +52,7 @@ SAME=no; [ "$A_ID" = "$B_ID" ] && SAME=yes
 FETCHED_MB=$(du -sm "$W/b/blobs" | cut -f1)
 BASE_MB=$(du -sm "$W/base-root/blobs" | cut -f1)
 
-python3 - "$W/cache.json" "$(machine)" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$RUNS" "$CACHE_MB" "$SAME" "$A_ID" "$((FETCHED_MB - BASE_MB))" "$(echo "$T1 - $T0" | bc)" > "$BENCH_DIR/results/build-cache.md" <<'PY'
+python3 - "$W/cache.json" "$(machine)" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$RUNS" "$CACHE_MB ($CACHE_BYTES bytes of $COMPRESSION cache blobs)" "$SAME" "$A_ID" "$((FETCHED_MB - BASE_MB))" "$(echo "$T1 - $T0" | bc)" > "$BENCH_DIR/results/build-cache.md" <<'PY'
 import json, sys
 res, machine, load0, load1, runs, cache_mb, same, image, fetched, export_s = sys.argv[1:]
 r = {x["command"]: x for x in json.load(open(res))["results"]}

@@ -205,6 +205,25 @@ pub fn decompress<'a, R: BufRead + Send + 'a>(
     Ok((compression, reader))
 }
 
+/// A layer stream `r` (of any compression, detected) compressed with
+/// `to` into `w`: returns the compression `r` had and `w`. The one way
+/// kiln compresses a stored layer (a push, a build cache export), so one
+/// layer always compresses to the same bytes and digest, on every core
+/// count.
+pub fn recompress<'a, R: BufRead + Send + 'a, W: Write + Send + 'a>(
+    r: R,
+    to: Compression,
+    w: W,
+) -> io::Result<(Compression, W)> {
+    let (found, mut plain) = decompress(r).map_err(|e| io::Error::other(e.to_string()))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut enc = to.encoder(w, threads)?;
+    io::copy(&mut plain, &mut enc)?;
+    let mut w = enc.finish_into()?;
+    w.flush()?;
+    Ok((found, w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ pub use apply::{
     LocalFiles, LOCAL_FILE_PAX,
 };
 pub use check::{clean_entry_path, copy_checked_tar, TarSummary};
-pub use compression::{decompress, Compression, FinishWrite};
+pub use compression::{decompress, recompress, Compression, FinishWrite};
 pub use diff::{diff_overlay, diff_trees, Change, ChangeKind};
 pub use error::LayerError;
 pub use measure::content_size;

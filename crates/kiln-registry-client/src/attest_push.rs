@@ -61,17 +61,30 @@ fn renamed_statement(bytes: &[u8], renamed: &HashMap<Digest, Descriptor>) -> Opt
     changed.then(|| serde_json::to_vec(&v).ok()).flatten()
 }
 
+/// The blobs (config, then statements) the attestation manifest `m`
+/// names: what a push sends for it, once it is in its final form.
+pub(crate) fn blobs_of(m: &RawManifest) -> Result<Vec<Descriptor>> {
+    let v: Value = serde_json::from_slice(&m.bytes).map_err(|e| invalid(&m.digest, e))?;
+    let mut out = Vec::new();
+    for d in std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten()) {
+        let d: Descriptor = serde_json::from_value(d.clone()).map_err(|e| invalid(&m.digest, e))?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
 /// The attestation manifest `m` with its statements about renamed images
-/// rewritten: the new manifest and the new blobs (statements, config) it
-/// names, already in the store, for the push to send first. `None` when
-/// no statement names a renamed image.
+/// rewritten, its new blobs (statements, config) put in the store for the
+/// push to send with it (see [`blobs_of`]); the push sends no blob before
+/// this, so the registry never gets statements the index does not name.
+/// `None` when no statement names a renamed image.
 pub(crate) fn resubject(
     store: &Store,
     m: &RawManifest,
     renamed: &HashMap<Digest, Descriptor>,
-) -> Result<Option<(RawManifest, Vec<Descriptor>)>> {
+) -> Result<Option<RawManifest>> {
     let mut v: Value = serde_json::from_slice(&m.bytes).map_err(|e| invalid(&m.digest, e))?;
-    let mut new_blobs = Vec::new();
+    let mut new_blobs = 0;
     // Old layer digest → new, for the config's diff_ids.
     let mut moved: HashMap<String, String> = HashMap::new();
     if let Some(layers) = v.get_mut("layers").and_then(Value::as_array_mut) {
@@ -84,20 +97,13 @@ pub(crate) fn resubject(
                 continue;
             };
             let digest = store.blobs().put(&rewritten, None)?;
-            let mut d = Descriptor::new(IN_TOTO, digest.clone(), rewritten.len() as u64);
-            if let Some(a) = l
-                .get("annotations")
-                .and_then(|a| serde_json::from_value(a.clone()).ok())
-            {
-                d.annotations = a;
-            }
             moved.insert(old.to_string(), digest.to_string());
             l["digest"] = Value::from(digest.to_string());
             l["size"] = Value::from(rewritten.len() as u64);
-            new_blobs.push(d);
+            new_blobs += 1;
         }
     }
-    if new_blobs.is_empty() {
+    if new_blobs == 0 {
         return Ok(None);
     }
     // BuildKit's config lists the statements as its diff_ids.
@@ -119,16 +125,11 @@ pub(crate) fn resubject(
     }
     let config = serde_json::to_vec(&config).map_err(|e| invalid(&m.digest, e))?;
     let digest = store.blobs().put(&config, None)?;
-    let media_type = v["config"]["mediaType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     v["config"]["digest"] = Value::from(digest.to_string());
     v["config"]["size"] = Value::from(config.len() as u64);
-    new_blobs.push(Descriptor::new(&media_type, digest, config.len() as u64));
     let bytes = serde_json::to_vec(&v).map_err(|e| invalid(&m.digest, e))?;
     let manifest = RawManifest::new(bytes, Some(&m.media_type), "pushed attestation manifest")?;
-    Ok(Some((manifest, new_blobs)))
+    Ok(Some(manifest))
 }
 
 #[cfg(test)]

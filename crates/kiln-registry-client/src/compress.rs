@@ -5,10 +5,10 @@
 //! depend on the thread count), so a layer always compresses to the same
 //! digest; the store records that digest so a second push is a HEAD.
 
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 
 use kiln_core::{media_types as mt, Digest};
-use kiln_layer::{decompress, Compression};
+use kiln_layer::{recompress, Compression};
 use kiln_store::{PendingBlob, Store};
 
 use crate::error::{RegistryError, Result};
@@ -70,8 +70,12 @@ pub(crate) fn compress_layer(
         source,
     };
     let file = store.blobs().open(blob)?;
-    let (found, mut plain) = decompress(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let (found, out) = recompress(
+        BufReader::with_capacity(1 << 20, file),
+        to,
+        store.blobs().ingest()?,
+    )
+    .map_err(io)?;
     if found != from {
         return Err(RegistryError::Config(format!(
             "stored layer {blob} is {} but its manifest says {}: run `kiln system check`",
@@ -79,10 +83,5 @@ pub(crate) fn compress_layer(
             from.name()
         )));
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let mut enc = to.encoder(store.blobs().ingest()?, threads).map_err(io)?;
-    std::io::copy(&mut plain, &mut enc).map_err(io)?;
-    let mut out = enc.finish_into().map_err(io)?;
-    out.flush().map_err(io)?;
     Ok(out.finish()?)
 }

@@ -95,6 +95,23 @@ pub async fn push(
         &mut |_, e| Err(e),
     )?;
 
+    // An index's attestation manifests go after its images: their blobs
+    // are sent then, as the statements end up (rewritten when the images
+    // were renamed), so the originals never reach the registry.
+    let attestation_blobs: HashSet<Digest> = children
+        .iter()
+        .filter(|m| top.is_index() && attest_push::is_attestation(m))
+        .flat_map(|m| attest_push::blobs_of(m).unwrap_or_default())
+        .map(|d| d.digest)
+        .collect();
+    let image_blobs: HashSet<Digest> = children
+        .iter()
+        .filter(|m| !(top.is_index() && attest_push::is_attestation(m)))
+        .flat_map(|m| attest_push::blobs_of(m).unwrap_or_default())
+        .map(|d| d.digest)
+        .collect();
+    blobs.retain(|d| !attestation_blobs.contains(&d.digest) || image_blobs.contains(&d.digest));
+
     let counts = Counts::default();
     // Stored digest → the descriptor the registry has.
     let sent: Mutex<HashMap<Digest, Descriptor>> = Mutex::new(HashMap::new());
@@ -128,31 +145,33 @@ pub async fn push(
         .iter()
         .partition(|m| top.is_index() && attest_push::is_attestation(m));
     for m in images.into_iter().chain(attestations) {
-        let resubjected = if attest_push::is_attestation(m) {
+        let attestation = top.is_index() && attest_push::is_attestation(m);
+        let resubjected = if attestation {
             attest_push::resubject(store, m, &renamed)?
         } else {
             None
         };
         let pushed = match (resubjected, with_sent_layers(&m.bytes, &sent, &m.digest)?) {
-            (Some((rewritten, blobs)), _) => {
-                for d in &blobs {
-                    push_blob(
-                        client,
-                        store,
-                        &repo,
-                        d,
-                        opts,
-                        &crate::progress::Silent,
-                        &counts,
-                    )
-                    .await?;
-                }
-                rewritten
-            }
+            (Some(rewritten), _) => rewritten,
             // The body's mediaType wins (it changes for zstd layers).
             (None, Some(bytes)) => RawManifest::new(bytes, Some(&m.media_type), "pushed manifest")?,
             (None, None) => m.clone(),
         };
+        if attestation {
+            // The statements and config as this manifest names them now.
+            for d in attest_push::blobs_of(&pushed)? {
+                push_blob(
+                    client,
+                    store,
+                    &repo,
+                    &d,
+                    opts,
+                    &crate::progress::Silent,
+                    &counts,
+                )
+                .await?;
+            }
+        }
         renamed.insert(
             m.digest.clone(),
             Descriptor::new(

@@ -182,8 +182,45 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
         m["config"]["mediaType"],
         "application/vnd.kiln.build.cache.v1+json"
     );
-    // mode=max: the three RUN layers and the two COPY layers.
-    assert_eq!(m["layers"].as_array().unwrap().len(), 5, "{raw}");
+    // mode=max: the three RUN layers and the two COPY layers, gzipped
+    // (buildx's default).
+    let types = |m: &serde_json::Value| -> Vec<String> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        types(&m),
+        vec!["application/vnd.oci.image.layer.v1.tar+gzip"; 5],
+        "{raw}"
+    );
+
+    // compression=zstd: the same steps (A hits them all), zstd layers.
+    let zstd_cache = format!("{}/cache:zstd", reg.host());
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={zstd_cache},mode=max,compression=zstd"),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    let raw_zstd = common::skopeo_raw(&zstd_cache);
+    let mz: serde_json::Value = serde_json::from_str(&raw_zstd).unwrap();
+    assert_eq!(
+        types(&mz),
+        vec!["application/vnd.oci.image.layer.v1.tar+zstd"; 5],
+        "{raw_zstd}"
+    );
+    // The metadata is the same document either way: records name the
+    // layers as the image has them (plain tar, by diff_id).
+    assert_eq!(m["config"], mz["config"]);
 
     // Machine B: an empty cache, the same context.
     let ctx_b = context(b.dir.path(), &w, "one\n");
@@ -253,6 +290,23 @@ fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image()
         !b.root.join("blobs/sha256").join(hex).exists(),
         "the builder stage's layer {hex} was downloaded for a full cache hit"
     );
+
+    // A fresh root from the zstd cache: no RUN, the same image.
+    let d = machine();
+    let ctx_d = context(d.dir.path(), &w, "one\n");
+    let progress = build(
+        &d,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={zstd_cache}"),
+            ctx_d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new(), "{progress}");
+    assert_eq!(image_id(&a, "app"), image_id(&d, "app"));
+    d.ok(&["system", "check"]);
 
     // A changed file reruns the COPY of it and the RUN after it only.
     fs::write(ctx_b.join("app.txt"), "two\n").unwrap();
@@ -336,6 +390,19 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
         "latest"
     );
     assert!(dest.join("oci-layout").is_file());
+    // Its layers gzipped, as a registry export sends them.
+    let hex = entry["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dest.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{manifest}"
+        );
+    }
 
     let ctx_b = context(b.dir.path(), &w, "one\n");
     build(
@@ -350,6 +417,48 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
     );
     assert_eq!(w.take(), Vec::<String>::new());
     assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+
+    // compression=uncompressed: plain layers (as kiln wrote before it
+    // compressed), read the same way.
+    let plain = a.dir.path().join("cache-plain");
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!(
+                "type=local,dest={},mode=max,compression=uncompressed",
+                plain.display()
+            ),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(plain.join("index.json")).unwrap()).unwrap();
+    let hex = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(plain.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    }
+    let b2 = machine();
+    let ctx_b2 = context(b2.dir.path(), &w, "one\n");
+    build(
+        &b2,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=local,src={}", plain.display()),
+            ctx_b2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert_eq!(image_id(&a, "app"), image_id(&b2, "app"));
 
     // skopeo copies the layout to a registry as any OCI artifact, and a
     // third machine builds from it there.
@@ -435,8 +544,8 @@ fn bad_specs_fail_before_anything_runs_and_a_missing_cache_is_a_warning() {
         ),
         (
             "--cache-to",
-            "type=registry,ref=r,compression=zstd",
-            "unknown key \"compression\" for type=registry (accepted: ref, mode)",
+            "type=registry,ref=r,compression-level=3",
+            "unknown key \"compression-level\" for type=registry (accepted: ref, mode, compression)",
         ),
         (
             "--cache-to",
@@ -676,4 +785,91 @@ fn a_two_platform_build_exports_one_cache_that_a_fresh_root_hits_for_both() {
     );
     assert_eq!(w.take(), ["/tool"]);
     assert_eq!(iid(&b), iid(&c));
+}
+
+/// `RUN --mount=type=bind|cache,from=STAGE` hits on the source stage's
+/// key: a fresh root with the cache runs nothing and never downloads the
+/// source stage's layer (it is in no image; only a miss would mount it).
+#[test]
+fn run_mount_from_a_stage_hits_without_fetching_the_stage() {
+    let reg = Registry::start(Auth::Anonymous);
+    let w = Witness::start();
+    let cache = format!("{}/cache:mount", reg.host());
+    let (a, b) = (machine(), machine());
+    let dockerfile = format!(
+        "FROM base:1 AS builder\n\
+         RUN busybox wget -q -O /builder.out http://127.0.0.1:{port}/builder\n\
+         FROM base:1\n\
+         RUN --mount=type=bind,from=builder,source=/builder.out,target=/b.out busybox wget -q -O /dev/null http://127.0.0.1:{port}/bind && cat /b.out > /bound\n\
+         RUN --mount=type=cache,from=builder,source=/,target=/seed busybox wget -q -O /dev/null http://127.0.0.1:{port}/cache && cat /seed/builder.out > /seeded\n\
+         CMD [\"cat\", \"/bound\", \"/seeded\"]\n",
+        port = w.port
+    );
+    let ctx = |k: &Kiln| {
+        let ctx = k.dir.path().join("ctx-mount");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
+        ctx
+    };
+    let ctx_a = ctx(&a);
+    let ctx_a = ctx_a.to_str().unwrap();
+    build(
+        &a,
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            ctx_a,
+        ],
+    );
+    assert_eq!(w.take(), ["/bind", "/builder", "/cache"]);
+    assert_eq!(a.ok(&["run", "--rm", "app"]), "ran\nran\n");
+    // The builder stage's own layer (A hits it locally).
+    build(&a, &["-t", "builder", "--target", "builder", ctx_a]);
+    let builder_layer = a.inspect("builder")["RootFS"]["Layers"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_layers = a.inspect("app")["RootFS"]["Layers"].clone();
+    assert!(!app_layers
+        .as_array()
+        .unwrap()
+        .contains(&builder_layer.clone().into()));
+
+    let ctx_b = ctx(&b);
+    let progress = build(
+        &b,
+        &[
+            "-t",
+            "app",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new(), "{progress}");
+    assert_eq!(image_id(&a, "app"), image_id(&b, "app"));
+    let hex = builder_layer.trim_start_matches("sha256:");
+    assert!(
+        !b.root.join("blobs/sha256").join(hex).exists(),
+        "the builder stage's layer {hex} was downloaded for a full cache hit:\n{progress}"
+    );
+    assert_eq!(b.ok(&["run", "--rm", "app"]), "ran\nran\n");
+    // The check looks in the right place: asking for the builder stage
+    // itself downloads that layer (and still runs nothing).
+    build(
+        &b,
+        &[
+            "-t",
+            "builder",
+            "--target",
+            "builder",
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(w.take(), Vec::<String>::new());
+    assert!(b.root.join("blobs/sha256").join(hex).exists());
 }

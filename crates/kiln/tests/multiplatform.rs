@@ -756,6 +756,20 @@ fn sbom_and_provenance_of_several_platforms_go_into_the_index_as_buildkit_lists_
         let config: serde_json::Value = serde_json::from_str(&config).unwrap();
         assert_eq!(config["rootfs"]["diff_ids"][0], layers[0]["digest"]);
     }
+    // The registry holds exactly what the pushed index names: the
+    // statements the push rewrote were never uploaded in their stored
+    // form (no orphan blobs).
+    let mut named = std::collections::BTreeSet::from([common::sha256_digest(raw.as_bytes())]);
+    for m in manifests {
+        let digest = m["digest"].as_str().unwrap();
+        named.insert(digest.to_string());
+        let body = common::skopeo_raw(&format!("{}/multi/att@{digest}", reg.host()));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for d in std::iter::once(&body["config"]).chain(body["layers"].as_array().unwrap()) {
+            named.insert(d["digest"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(reg.stored_blobs(), named);
 
     // buildx's imagetools inspect lists them with their annotations.
     let summary = k.ok(&["imagetools", "inspect", &tag]);

@@ -3,11 +3,15 @@
 //!
 //! The artifact is an image manifest whose `artifactType` and config media
 //! type are [`CACHE_MEDIA_TYPE`]; the config blob is the metadata, the
-//! layers are every layer a record names, so registries keep them and
-//! `skopeo copy` moves the whole cache.
+//! layers are every layer a record names (in record order, compressed by
+//! the export: [`carried_layers`] pairs them back), so registries keep them
+//! and `skopeo copy` moves the whole cache.
+
+use std::collections::HashMap;
 
 use kiln_core::image::{Descriptor, Manifest};
 use kiln_core::Digest;
+use kiln_layer::Compression;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,7 +51,8 @@ pub struct StepRecord {
     /// stage's base).
     pub parent: String,
     /// The layer as the image has it (uncompressed tar); `null` for a step
-    /// that changed no file.
+    /// that changed no file. The artifact carries it compressed (see
+    /// [`carried_layers`]).
     pub layer: Option<Descriptor>,
     /// The layer's diff_id (equal to its digest for a plain tar).
     #[serde(rename = "diffID", default, skip_serializing_if = "Option::is_none")]
@@ -121,13 +126,52 @@ impl CacheMetadata {
     }
 
     /// The artifact: its manifest (config = this document, layers = every
-    /// layer) and the config bytes.
+    /// layer, as stored: the export compresses them) and the config bytes.
     pub fn artifact(&self) -> (Manifest, Vec<u8>) {
         let config = self.to_bytes();
         let mut m = Manifest::oci(Descriptor::of(CACHE_MEDIA_TYPE, &config), self.layers());
         m.artifact_type = Some(CACHE_MEDIA_TYPE.to_string());
         (m, config)
     }
+}
+
+/// Each record layer (plain tar, by digest) → the blob the artifact
+/// `manifest` carries it as: the manifest lists [`CacheMetadata::layers`]
+/// in the same order, compressed by the export (gzip, zstd) or not. A
+/// compressed blob's type must say so; an uncompressed one must be the
+/// layer itself.
+pub fn carried_layers(
+    meta: &CacheMetadata,
+    manifest: &Manifest,
+) -> std::result::Result<HashMap<Digest, Descriptor>, String> {
+    let layers = meta.layers();
+    if layers.len() != manifest.layers.len() {
+        return Err(format!(
+            "the cache manifest lists {} layers but its metadata names {}",
+            manifest.layers.len(),
+            layers.len()
+        ));
+    }
+    let mut out = HashMap::new();
+    for (plain, carried) in layers.into_iter().zip(&manifest.layers) {
+        match Compression::of_media_type(&carried.media_type) {
+            Some(Compression::None) if carried.digest != plain.digest => {
+                return Err(format!(
+                    "the cache manifest's layer {} is not the metadata's {}",
+                    carried.digest, plain.digest
+                ))
+            }
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "the cache manifest's layer {} has media type {:?}, not a tar layer's",
+                    carried.digest, carried.media_type
+                ))
+            }
+        }
+        out.insert(plain.digest, carried.clone());
+    }
+    Ok(out)
 }
 
 /// Whether a manifest is a kiln build cache (by its artifact type, or its
@@ -210,6 +254,31 @@ mod tests {
         assert!(is_cache_manifest(&manifest));
         let v: Value = serde_json::from_slice(&manifest.to_bytes()).unwrap();
         assert_eq!(v["artifactType"], CACHE_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn the_manifest_s_compressed_layers_pair_with_the_records_by_position() {
+        let meta = sample();
+        let (mut manifest, _) = meta.artifact();
+        // As stored (uncompressed): each layer is itself.
+        let same = carried_layers(&meta, &manifest).unwrap();
+        assert_eq!(same[&digest('a')], manifest.layers[0]);
+        // Compressed by the export.
+        let gz = Descriptor::new(kiln_core::media_types::OCI_LAYER_GZIP, digest('c'), 100);
+        manifest.layers[0] = gz.clone();
+        assert_eq!(carried_layers(&meta, &manifest).unwrap()[&digest('a')], gz);
+        // A plain layer that is not the record's, another type, a count
+        // that differs: refused.
+        manifest.layers[0] = Descriptor::new(OCI_LAYER_TAR, digest('b'), 1);
+        assert!(carried_layers(&meta, &manifest).is_err());
+        manifest.layers[0] = Descriptor::new("application/json", digest('b'), 1);
+        assert!(carried_layers(&meta, &manifest)
+            .unwrap_err()
+            .contains("application/json"));
+        manifest.layers.push(gz);
+        assert!(carried_layers(&meta, &manifest)
+            .unwrap_err()
+            .contains("lists 2 layers"));
     }
 
     #[test]

@@ -20,7 +20,8 @@ mod layout;
 mod spec;
 
 pub use format::{
-    is_cache_manifest, CacheMetadata, StepRecord, CACHE_MEDIA_TYPE, INLINE_KEY, MAX_METADATA_BYTES,
+    carried_layers, is_cache_manifest, CacheMetadata, StepRecord, CACHE_MEDIA_TYPE, INLINE_KEY,
+    MAX_METADATA_BYTES,
 };
 pub use import::{CacheSource, ImportedCache};
 pub(crate) use import::{Remote, UsedStep};

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use kiln_layer::Compression;
+
 use crate::error::{BuildError, Result};
 
 /// Which steps an exported cache holds (buildx's `mode=`).
@@ -29,10 +31,20 @@ impl Mode {
 /// `--cache-to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheTo {
-    /// `type=registry,ref=R[,mode=…]`: an OCI artifact pushed to `R`.
-    Registry { reference: String, mode: Mode },
-    /// `type=local,dest=DIR[,mode=…]`: the artifact in an OCI layout at `DIR`.
-    Local { dest: PathBuf, mode: Mode },
+    /// `type=registry,ref=R[,mode=…][,compression=…]`: an OCI artifact
+    /// pushed to `R`, its layers compressed (gzip unless said otherwise).
+    Registry {
+        reference: String,
+        mode: Mode,
+        compression: Compression,
+    },
+    /// `type=local,dest=DIR[,mode=…][,compression=…]`: the artifact in an
+    /// OCI layout at `DIR`.
+    Local {
+        dest: PathBuf,
+        mode: Mode,
+        compression: Compression,
+    },
     /// `type=inline`: the records in the image's own config (mode min).
     Inline,
 }
@@ -138,6 +150,20 @@ impl<'a> Fields<'a> {
             ))),
         }
     }
+
+    /// buildx's `compression=`: the cache's layers travel gzip-compressed
+    /// unless it says zstd or uncompressed.
+    fn compression(&self) -> Result<Compression> {
+        match self.get("compression") {
+            None | Some("gzip") => Ok(Compression::Gzip),
+            Some("zstd") => Ok(Compression::Zstd),
+            Some("uncompressed") => Ok(Compression::None),
+            Some(other) => Err(BuildError::BadOption(format!(
+                "{} {:?}: compression={other} (use compression=gzip, zstd or uncompressed)",
+                self.flag, self.spec
+            ))),
+        }
+    }
 }
 
 impl FromStr for CacheTo {
@@ -148,8 +174,8 @@ impl FromStr for CacheTo {
             "--cache-to",
             spec,
             &[
-                ("registry", &["ref", "mode"]),
-                ("local", &["dest", "mode"]),
+                ("registry", &["ref", "mode", "compression"]),
+                ("local", &["dest", "mode", "compression"]),
                 ("inline", &[]),
             ],
         )?;
@@ -157,10 +183,12 @@ impl FromStr for CacheTo {
             "registry" => CacheTo::Registry {
                 reference: f.required("ref")?.to_string(),
                 mode: f.mode()?,
+                compression: f.compression()?,
             },
             "local" => CacheTo::Local {
                 dest: PathBuf::from(f.required("dest")?),
                 mode: f.mode()?,
+                compression: f.compression()?,
             },
             _ => CacheTo::Inline,
         })
@@ -208,16 +236,29 @@ mod tests {
                 .unwrap(),
             CacheTo::Registry {
                 reference: "127.0.0.1:5000/cache:x".into(),
-                mode: Mode::Max
+                mode: Mode::Max,
+                compression: Compression::Gzip,
             }
         );
         assert_eq!(
             "dest=/tmp/c,type=local".parse::<CacheTo>().unwrap(),
             CacheTo::Local {
                 dest: "/tmp/c".into(),
-                mode: Mode::Min
+                mode: Mode::Min,
+                compression: Compression::Gzip,
             }
         );
+        for (word, c) in [
+            ("zstd", Compression::Zstd),
+            ("uncompressed", Compression::None),
+            ("gzip", Compression::Gzip),
+        ] {
+            let spec = format!("type=local,dest=d,compression={word}");
+            assert!(matches!(
+                spec.parse::<CacheTo>().unwrap(),
+                CacheTo::Local { compression, .. } if compression == c
+            ));
+        }
         assert_eq!("type=inline".parse::<CacheTo>().unwrap(), CacheTo::Inline);
         assert_eq!(
             "type=local,src=/c".parse::<CacheFrom>().unwrap(),
@@ -233,11 +274,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_key_and_the_accepted_ones() {
-        let e = err::<CacheTo>("type=registry,ref=r,compression=zstd");
+        let e = err::<CacheTo>("type=registry,ref=r,compression-level=3");
         assert!(
-            e.contains("\"compression\"") && e.contains("accepted: ref, mode"),
+            e.contains("\"compression-level\"") && e.contains("accepted: ref, mode, compression"),
             "{e}"
         );
+        let e = err::<CacheTo>("type=registry,ref=r,compression=xz");
+        assert!(e.contains("compression=xz") && e.contains("zstd"), "{e}");
         let e = err::<CacheTo>("type=s3,bucket=b");
         assert!(
             e.contains("type=s3") && e.contains("registry|local|inline"),

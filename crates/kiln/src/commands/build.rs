@@ -104,8 +104,8 @@ pub(crate) struct Args {
     /// How base images missing from the store are pulled
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
-    /// Export the build cache: type=registry,ref=NAME[,mode=min|max],
-    /// type=local,dest=DIR[,mode=min|max] or type=inline (see docs/build-cache.md)
+    /// Export the build cache: type=registry,ref=NAME[,mode=min|max][,compression=gzip|zstd|uncompressed],
+    /// type=local,dest=DIR[,mode=…][,compression=…] or type=inline (see docs/build-cache.md)
     #[arg(long = "cache-to", value_name = "SPEC")]
     cache_to: Vec<String>,
     /// Reuse a build cache: type=registry,ref=NAME or type=local,src=DIR; repeatable

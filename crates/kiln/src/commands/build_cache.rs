@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 use kiln_build::cache_io::{
-    is_cache_manifest, open_layout, store_artifact, store_plain_layer, write_layout, CacheFrom,
-    CacheMetadata, CacheSource, CacheTo, ImportedCache, Mode, MAX_METADATA_BYTES,
+    carried_layers, is_cache_manifest, open_layout, store_artifact, store_plain_layer,
+    write_layout, CacheFrom, CacheMetadata, CacheSource, CacheTo, ImportedCache, Mode,
+    MAX_METADATA_BYTES,
 };
 use kiln_core::image::Descriptor;
 use kiln_core::{Digest, ErrorKind, ImageRef};
@@ -145,13 +146,16 @@ fn from_registry(
         })?]
     };
     let mut parts = Vec::new();
-    let mut inline = HashMap::new();
+    let mut carried = HashMap::new();
     for manifest in &manifests {
         let config =
             block_on(client.read_blob(&repo, &manifest.config.digest, MAX_METADATA_BYTES))?
                 .with_context(|| format!("read the build cache metadata of {reference}"))?;
         if is_cache_manifest(manifest) && manifests.len() == 1 {
             let m = CacheMetadata::parse(&config)
+                .map_err(|e| anyhow::anyhow!("--cache-from {reference}: {e}"))?;
+            // The artifact's layers as the export compressed them.
+            carried = carried_layers(&m, manifest)
                 .map_err(|e| anyhow::anyhow!("--cache-from {reference}: {e}"))?;
             parts.push(m);
             continue;
@@ -170,7 +174,7 @@ fn from_registry(
             .flatten()
             .filter_map(|d| d.as_str()?.parse().ok())
             .collect();
-        inline.extend(diff_ids.into_iter().zip(manifest.layers.iter().cloned()));
+        carried.extend(diff_ids.into_iter().zip(manifest.layers.iter().cloned()));
     }
     let Some(metadata) = CacheMetadata::merge(parts) else {
         anyhow::bail!("--cache-from {reference}: an index with no image in it");
@@ -194,7 +198,7 @@ fn from_registry(
             client,
             repo,
             name: reference.to_string(),
-            inline,
+            carried,
             runtime,
             _sigpipe: sigpipe,
         }),
@@ -206,9 +210,10 @@ struct RegistrySource {
     client: Client,
     repo: Repo,
     name: String,
-    /// For an inline cache: diff_id → the image's layer in the registry
-    /// (compressed by the push).
-    inline: HashMap<Digest, Descriptor>,
+    /// A record's plain layer (digest = diff_id) → the blob the registry
+    /// holds it as: the artifact's layer compressed by the export, or for
+    /// an inline cache the image's layer compressed by the push.
+    carried: HashMap<Digest, Descriptor>,
     /// Before the runtime: dropped while it still runs.
     _sigpipe: tokio::signal::unix::Signal,
     runtime: tokio::runtime::Runtime,
@@ -220,7 +225,7 @@ impl CacheSource for RegistrySource {
     }
 
     fn fetch(&self, layer: &Descriptor, store: &Store) -> Result<(), String> {
-        let remote = self.inline.get(&layer.digest).unwrap_or(layer);
+        let remote = self.carried.get(&layer.digest).unwrap_or(layer);
         self.runtime
             .block_on(self.client.fetch_blob(
                 &self.repo,
@@ -231,9 +236,25 @@ impl CacheSource for RegistrySource {
                 &|_| {},
             ))
             .map_err(|e| kiln_core::error_chain(&e))?;
+        // Downloaded and verified as carried (compressed); stored plain,
+        // verified against the record's diff_id.
         if remote.digest != layer.digest {
             store_plain_layer(store, &remote.digest, &layer.digest)
                 .map_err(|e| kiln_core::error_chain(&e))?;
+            // A later push of an image with this layer finds it compressed
+            // in this repository (a HEAD or a mount, no compressing).
+            if let Some(c) = kiln_layer::Compression::of_media_type(&remote.media_type)
+                .filter(|c| *c != kiln_layer::Compression::None)
+            {
+                let known = kiln_store::CompressedLayer {
+                    digest: remote.digest.clone(),
+                    size: remote.size,
+                };
+                store
+                    .record_compressed_layer(&layer.digest, c.name(), &known)
+                    .and_then(|()| store.record_blob_source(&remote.digest, &self.repo.to_string()))
+                    .map_err(|e| kiln_core::error_chain(&e))?;
+            }
         }
         Ok(())
     }
@@ -250,20 +271,30 @@ pub(crate) fn export(
 ) -> anyhow::Result<()> {
     let (what, digest) = match to {
         CacheTo::Inline => return Ok(()),
-        CacheTo::Local { dest, .. } => {
-            let d = write_layout(store, meta, dest)?;
+        CacheTo::Local {
+            dest, compression, ..
+        } => {
+            let d = write_layout(store, meta, dest, *compression)?;
             (dest.display().to_string(), d.digest)
         }
-        CacheTo::Registry { reference, .. } => {
+        CacheTo::Registry {
+            reference,
+            compression,
+            ..
+        } => {
             let r: ImageRef = reference
                 .parse()
                 .with_context(|| format!("--cache-to ref={reference}"))?;
             let entry = store_artifact(store, meta)?;
             let client = registry.client()?;
-            // Layers go as the build stored them (plain tar): the image an
-            // importer assembles names them so, and gets the same digest.
+            // Layers are stored plain (the records name them so, and an
+            // importer's image names them so: the same digest); the push
+            // compresses them as it does an image's, reusing a compressed
+            // form an image push already made (HEAD, or a mount from the
+            // image's repository). The manifest lists them in record order,
+            // which is how an importer pairs them back.
             let opts = PushOptions {
-                compression: kiln_layer::Compression::None,
+                compression: *compression,
                 force_compression: false,
             };
             let pushed = block_on(kiln_registry_client::push(

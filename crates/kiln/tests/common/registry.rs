@@ -183,6 +183,29 @@ impl Registry {
     }
 
     /// `IP:PORT`
+    /// Every blob the registry stores (manifests too), as digests: read
+    /// from its storage directory, so a test sees exactly what was
+    /// uploaded, referenced or not.
+    pub(crate) fn stored_blobs(&self) -> std::collections::BTreeSet<String> {
+        let root = self
+            ._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256");
+        let mut out = std::collections::BTreeSet::new();
+        for prefix in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for blob in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if blob.path().join("data").is_file() {
+                    out.insert(format!("sha256:{}", blob.file_name().to_string_lossy()));
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn host(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
