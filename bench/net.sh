@@ -93,8 +93,14 @@ for tool in kiln docker podman; do
   "${tool}_run" "nbw$$-$tool" "${PORT[$tool]}" >/dev/null
   until curl -s -o /dev/null "http://127.0.0.1:${PORT[$tool]}/index.html"; do sleep 0.01; done
 done
+# A pause before each wrk run: ~30k connections a run leave as many
+# TIME_WAIT sockets for 60 s, and a run right after another slows down
+# for every tool (docker 3,773 → 2,677 → 1,266 req/s back to back), so
+# without it the order of the runs decides the figures.
+PAUSE=${PAUSE:-62}
 for r in $(seq "$ROUNDS"); do
   for tool in kiln docker podman; do
+    sleep "$PAUSE"
     wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:${PORT[$tool]}/index.html" > "$W/wrk-$tool-$r.txt"
   done
 done
