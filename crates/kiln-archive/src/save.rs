@@ -29,6 +29,19 @@ pub struct SaveItem {
     pub names: Vec<ImageRef>,
 }
 
+/// `d` as an `index.json` entry of image `name`: containerd's full name
+/// and the OCI ref name (its tag), which docker and skopeo read.
+pub(crate) fn named(d: &Descriptor, name: &ImageRef) -> Descriptor {
+    let mut d = d.clone();
+    d.annotations
+        .insert("io.containerd.image.name".into(), name.to_string());
+    d.annotations.insert(
+        kiln_store::REF_NAME.into(),
+        name.tag().unwrap_or("latest").to_string(),
+    );
+    d
+}
+
 fn blob_path(d: &Digest) -> String {
     format!("blobs/{}/{}", d.algorithm().as_str(), d.hex())
 }
@@ -53,14 +66,7 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
             index_entries.push(manifest.clone());
         }
         for name in names {
-            let mut d = manifest.clone();
-            d.annotations
-                .insert("io.containerd.image.name".into(), name.to_string());
-            d.annotations.insert(
-                kiln_store::REF_NAME.into(),
-                name.tag().unwrap_or("latest").to_string(),
-            );
-            index_entries.push(d);
+            index_entries.push(named(&manifest, name));
             if let (Some(tag), Some(top)) = (name.tag(), layers.last()) {
                 repositories
                     .entry(name.familiar_name())

@@ -30,14 +30,7 @@ pub fn save_index<W: Write>(
     let top = Descriptor::new(&index.media_type, index.digest.clone(), index.size);
     let mut entries = Vec::new();
     for name in names {
-        let mut d = top.clone();
-        d.annotations
-            .insert("io.containerd.image.name".into(), name.to_string());
-        d.annotations.insert(
-            kiln_store::REF_NAME.into(),
-            name.tag().unwrap_or("latest").to_string(),
-        );
-        entries.push(d);
+        entries.push(crate::save::named(&top, name));
     }
     if entries.is_empty() {
         entries.push(top);

@@ -152,6 +152,21 @@ fn two_platform_context(dir: &Path, w: &Witness) -> PathBuf {
 
 const ALL_RUNS: [&str; 3] = ["/after-copy", "/before-copy", "/builder"];
 
+/// An OCI layout's first `index.json` entry and the manifest it names.
+fn layout_manifest(dir: &Path) -> (serde_json::Value, serde_json::Value) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"][0].clone();
+    let hex = entry["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest =
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    (entry, manifest)
+}
+
 #[test]
 fn registry_cache_mode_max_second_machine_runs_nothing_and_gets_the_same_image() {
     let reg = Registry::start(Auth::Anonymous);
@@ -382,21 +397,13 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
         ],
     );
     assert_eq!(w.take(), ALL_RUNS);
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(dest.join("index.json")).unwrap()).unwrap();
-    let entry = &index["manifests"][0];
+    let (entry, manifest) = layout_manifest(&dest);
     assert_eq!(
         entry["annotations"]["org.opencontainers.image.ref.name"],
         "latest"
     );
     assert!(dest.join("oci-layout").is_file());
     // Its layers gzipped, as a registry export sends them.
-    let hex = entry["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(dest.join("blobs/sha256").join(hex)).unwrap()).unwrap();
     for l in manifest["layers"].as_array().unwrap() {
         assert_eq!(
             l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -434,14 +441,7 @@ fn local_layout_round_trip_and_skopeo_moves_the_registry_artifact() {
             ctx_a.to_str().unwrap(),
         ],
     );
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(plain.join("index.json")).unwrap()).unwrap();
-    let hex = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(plain.join("blobs/sha256").join(hex)).unwrap()).unwrap();
+    let (_, manifest) = layout_manifest(&plain);
     for l in manifest["layers"].as_array().unwrap() {
         assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar");
     }
