@@ -123,6 +123,8 @@ log:
 storage:
   filesystem:
     rootdirectory: $dir/dist
+  delete:
+    enabled: true
 http:
   addr: 127.0.0.1:$port
 YML

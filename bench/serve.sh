@@ -21,29 +21,13 @@ CONN=${CONN:-16}
 rm -rf "$W"; mkdir -p "$W"
 KPORT=${KPORT:-5101}
 DPORT=${DPORT:-5102}
-cat > "$W/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/dist
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$DPORT
-YML
-docker-registry serve "$W/dist.yml" > "$W/dist.log" 2>&1 &
-DPID=$!
-# Access logs off on both sides (distribution's accesslog is disabled above).
+KPID=
+trap 'kill ${KPID:-} ${DPID:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/kiln-root"' EXIT
+start_distribution "$W" "$DPORT"
+# Access logs off on both sides (distribution's accesslog is disabled too).
 "$KILN" --root "$W/kiln-root" serve --addr "127.0.0.1:$KPORT" --log-format off > "$W/kiln.log" 2>&1 &
 KPID=$!
-trap 'kill $KPID $DPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W/dist" "$W/kiln-root"' EXIT
-for p in $KPORT $DPORT; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/v2/" >/dev/null && break; sleep 0.1; done
-done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$KPORT/v2/" >/dev/null && break; sleep 0.1; done
 sleep 1
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 rss() { awk '/VmRSS/{printf "%.1f MB", $2/1024}' "/proc/$1/status"; }

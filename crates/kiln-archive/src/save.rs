@@ -42,6 +42,24 @@ pub(crate) fn named(d: &Descriptor, name: &ImageRef) -> Descriptor {
     d
 }
 
+/// An OCI layout's `blobs/` in `tar`: each of `blobs` from the store.
+pub(crate) fn write_blobs<W: Write>(
+    tar: &mut TarOut<W>,
+    store: &Store,
+    blobs: &BTreeSet<Digest>,
+) -> Result<()> {
+    let io = |what: &str| ArchiveError::io(format!("write archive ({what})"));
+    tar.dir("blobs/").map_err(io("blobs/"))?;
+    tar.dir("blobs/sha256/").map_err(io("blobs/sha256/"))?;
+    for digest in blobs {
+        let mut file = store.blobs().open(digest)?;
+        let size = store.blobs().size(digest)?;
+        let path = blob_path(digest);
+        tar.file(&path, &mut file, size).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
 fn blob_path(d: &Digest) -> String {
     format!("blobs/{}/{}", d.algorithm().as_str(), d.hex())
 }
@@ -92,14 +110,7 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W> {
     let io = |what: &str| ArchiveError::io(format!("write archive ({what})"));
 
     let mut tar = TarOut::new(out);
-    tar.dir("blobs/").map_err(io("blobs/"))?;
-    tar.dir("blobs/sha256/").map_err(io("blobs/sha256/"))?;
-    for digest in &blobs {
-        let mut file = store.blobs().open(digest)?;
-        let size = store.blobs().size(digest)?;
-        let path = blob_path(digest);
-        tar.file(&path, &mut file, size).map_err(io(&path))?;
-    }
+    write_blobs(&mut tar, store, &blobs)?;
     tar.bytes("index.json", &index).map_err(io("index.json"))?;
     tar.bytes("manifest.json", &json_bytes(&Value::from(docker_manifest))?)
         .map_err(io("manifest.json"))?;

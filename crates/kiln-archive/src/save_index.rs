@@ -40,14 +40,7 @@ pub fn save_index<W: Write>(
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let io = |what: &str| ArchiveError::io(format!("write archive ({what})"));
     let mut tar = TarOut::new(out);
-    tar.dir("blobs/").map_err(io("blobs/"))?;
-    tar.dir("blobs/sha256/").map_err(io("blobs/sha256/"))?;
-    for digest in &blobs {
-        let mut file = store.blobs().open(digest)?;
-        let size = store.blobs().size(digest)?;
-        let path = format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex());
-        tar.file(&path, &mut file, size).map_err(io(&path))?;
-    }
+    crate::save::write_blobs(&mut tar, store, &blobs)?;
     tar.bytes("index.json", &index_json)
         .map_err(io("index.json"))?;
     tar.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)

@@ -18,32 +18,30 @@ use support::Sandbox;
 
 const MTIME: u64 = 1_234_567_890;
 
-/// A stream of `app/` and marked entries (path, local id, mode).
-fn stream(entries: &[(&str, u64, u32)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
+/// A root-owned, empty header of `path` (`kind`, `mode`).
+fn header(path: &str, kind: tar::EntryType, mode: u32) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    h.set_path("app/").unwrap();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
+    h.set_path(path).unwrap();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(MTIME);
     h.set_size(0);
     h.set_cksum();
-    b.append(&h, &b""[..]).unwrap();
+    h
+}
+
+/// A stream of `app/` and marked entries (path, local id, mode).
+fn stream(entries: &[(&str, u64, u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let dir = header("app/", tar::EntryType::Directory, 0o755);
+    b.append(&dir, &b""[..]).unwrap();
     for (name, id, mode) in entries {
         b.append_pax_extensions([(LOCAL_FILE_PAX, id.to_string().as_bytes())])
             .unwrap();
-        let mut h = tar::Header::new_ustar();
-        h.set_path(name).unwrap();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(*mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(MTIME);
-        h.set_size(0);
-        h.set_cksum();
-        b.append(&h, &b""[..]).unwrap();
+        let file = header(name, tar::EntryType::Regular, *mode);
+        b.append(&file, &b""[..]).unwrap();
     }
     b.into_inner().unwrap()
 }

@@ -1202,18 +1202,17 @@ fn copied_files_land_whole_with_both_snapshotters() {
                 "{backend}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let out = k
-                .cmd()
-                .env("KILN_SNAPSHOTTER", backend)
-                .args(["build", "-q", "--output", spec.as_str()])
-                .args(["--build-arg", "SOURCE_DATE_EPOCH=1700000000"])
-                .arg(ctx.to_str().unwrap())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            k.ok_with_env(
+                &[
+                    "build",
+                    "-q",
+                    "--output",
+                    spec.as_str(),
+                    "--build-arg",
+                    "SOURCE_DATE_EPOCH=1700000000",
+                    ctx.to_str().unwrap(),
+                ],
+                &[("KILN_SNAPSHOTTER", backend)],
             );
             let id = k.ok(&["images", "-q", "--no-trunc", "copied:1"]);
             (id, dest)

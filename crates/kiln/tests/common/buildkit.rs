@@ -79,16 +79,9 @@ impl Peers {
         let prefix = format!("kiln-parity-{}-{n}", std::process::id());
         let base = format!("{prefix}-base:1");
         let tar = full_busybox_tar(kiln.dir.path());
-        let out = kiln
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1600000000")
-            .args(["import", tar.to_str().unwrap(), &base, "-m", "parity base"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        kiln.ok_with_env(
+            &["import", tar.to_str().unwrap(), &base, "-m", "parity base"],
+            &[("SOURCE_DATE_EPOCH", "1600000000")],
         );
         let peers = Peers {
             kiln,

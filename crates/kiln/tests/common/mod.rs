@@ -290,16 +290,9 @@ pub(crate) fn skopeo_copy_to_registry(source: &str, name: &str) {
 /// hold byte-identical base images (as two machines pulling one base).
 pub(crate) fn import_pinned_base(k: &Kiln) {
     let tar = busybox_tar(k.dir.path(), "base", &[]);
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1600000000")
-        .args(["import", tar.to_str().unwrap(), "base:1", "-m", "base"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    k.ok_with_env(
+        &["import", tar.to_str().unwrap(), "base:1", "-m", "base"],
+        &[("SOURCE_DATE_EPOCH", "1600000000")],
     );
 }
 
