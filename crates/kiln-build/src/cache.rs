@@ -195,7 +195,7 @@ pub(crate) fn gc_root_name(key: &str) -> String {
 }
 
 /// How long a step waits for another process's layer to be published.
-const BLOB_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const BLOB_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The records of one store.
 pub(crate) struct StepCache<'a> {
@@ -222,32 +222,33 @@ impl<'a> StepCache<'a> {
         self.dir.with_file_name("locks")
     }
 
-    /// A usable record: its layer blob must still be in the store.
+    /// A usable record: its layer blob must be in the store. A blob not
+    /// there yet while an ingest is under way is waited for (at most
+    /// [`BLOB_WAIT`]): another build (in this process or another) has
+    /// written the record and is still making the blob durable, its
+    /// publication being off its critical path (`kiln_store::publish`).
+    /// Without the wait, a build that waited for that step's lock would
+    /// find the record unusable and run the step again. (A record whose
+    /// publication a crash cut off stays unusable: at worst it costs this
+    /// wait while unrelated ingests run, then a rebuild of the step.)
     pub(crate) fn get(&self, key: &str) -> Option<CacheRecord> {
         let rec = CacheRecord::read(&self.path(key))?;
         match rec.layer_digest() {
-            Some(d) if !self.store.blobs().exists(d) => None,
+            Some(d) if !self.layer_in_place(d) => None,
             _ => Some(rec),
         }
     }
 
-    /// Waits (at most [`BLOB_WAIT`]) for the layer of `key`'s record to
-    /// be in place when the record names a blob not there yet while an
-    /// ingest is under way: another process that made the step has
-    /// written its record and is still making its blob durable (the
-    /// publication is off its critical path, `kiln_store::publish`).
-    /// Without this, a build that waited for that step's lock would find
-    /// the record unusable and run the step again.
-    pub(crate) fn wait_for_layer(&self, key: &str) {
-        let Some(rec) = CacheRecord::read(&self.path(key)) else {
-            return;
-        };
-        let Some(d) = rec.layer_digest() else { return };
+    fn layer_in_place(&self, d: &Digest) -> bool {
+        let blobs = self.store.blobs();
         let until = std::time::Instant::now() + BLOB_WAIT;
-        while !self.store.blobs().exists(d)
-            && self.store.blobs().ingest_under_way()
-            && std::time::Instant::now() < until
-        {
+        loop {
+            if blobs.exists(d) {
+                return true;
+            }
+            if !blobs.ingest_under_way() || std::time::Instant::now() >= until {
+                return false;
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }

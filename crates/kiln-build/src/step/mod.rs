@@ -121,9 +121,6 @@ impl Engine<'_> {
         let lock = crate::once::key_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let _one_of_all = crate::once::file_lock(&self.cache.locks_dir(), &key);
-        if may_hit() {
-            self.cache.wait_for_layer(&key);
-        }
         if may_hit() && self.try_hit(state, step, &key, &history, input_key.as_deref())? {
             return Ok(());
         }
